@@ -1,0 +1,1 @@
+"""Simulator backends shipped with hqf; each registers through the ``hqf`` entry-point group."""

@@ -1,0 +1,50 @@
+"""The hooks a plugin implements. Each receives a ``register`` callback and calls it once per class.
+
+A plugin is a module named by an entry point in the ``hqf`` group::
+
+    [project.entry-points.hqf]
+    mybackend = "my_package.backend"
+
+and decorates its hook functions with :data:`hqf.hookimpl`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("hqf")
+hookimpl = pluggy.HookimplMarker("hqf")
+
+Register = Callable[[type], None]
+
+
+@hookspec
+def register_backends(register: Register) -> None:
+    """Register :class:`hqf.interfaces.Backend` subclasses: ``register(MyBackend)``."""
+
+
+@hookspec
+def register_encoders(register: Register) -> None:
+    """Register :class:`hqf.interfaces.Encoder` subclasses."""
+
+
+@hookspec
+def register_ansatze(register: Register) -> None:
+    """Register :class:`hqf.interfaces.Ansatz` subclasses (one per family name, e.g. ``hea``)."""
+
+
+@hookspec
+def register_fusions(register: Register) -> None:
+    """Register :class:`hqf.interfaces.Fusion` subclasses."""
+
+
+@hookspec
+def register_regularizers(register: Register) -> None:
+    """Register :class:`hqf.interfaces.Regularizer` subclasses."""
+
+
+@hookspec
+def register_baselines(register: Register) -> None:
+    """Register :class:`hqf.baselines.Baseline` subclasses: whole classical models to compare against."""

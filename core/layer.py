@@ -1,0 +1,50 @@
+"""``QuantumLayer``: encoder → ansatz → backend as one ``torch.nn.Module`` producing ``H_q``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from hqf.circuit import Circuit, PauliWord, compose
+from hqf.gradients import expval
+from hqf.interfaces import Ansatz, Backend, Encoder
+
+
+class QuantumLayer(torch.nn.Module):
+    """Expectation values ``H_q[B, R]`` of an encoded, trainable circuit on any backend.
+
+    The angle matrix is ``[encoder(x), weights]``: data angles first, then the ansatz weights
+    (broadcast over the batch). ``gradient`` is passed to :func:`hqf.gradients.expval`.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        ansatz: Ansatz,
+        backend: Backend,
+        observables: Sequence[PauliWord] | None = None,
+        gradient: str = "auto",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if encoder.n_qubits != ansatz.n_qubits:
+            raise ValueError(
+                f"encoder acts on {encoder.n_qubits} qubits but ansatz {ansatz.spec} on {ansatz.n_qubits}"
+            )
+        self.encoder, self.ansatz, self.backend, self.gradient = encoder, ansatz, backend, gradient
+        self.circuit: Circuit = compose(ansatz.n_qubits, [encoder.operations(), ansatz.operations()], observables)
+        self.weights = torch.nn.Parameter(ansatz.init_weights(generator))
+
+    @property
+    def out_features(self) -> int:
+        return self.circuit.n_outputs
+
+    def angles(self, x: torch.Tensor) -> torch.Tensor:
+        """The angle matrix ``[B, P]`` the backend sees for inputs ``x``."""
+        data = self.encoder(x).to(self.backend.real_dtype)
+        weights = self.weights.to(self.backend.real_dtype).reshape(1, -1).expand(data.shape[0], -1)
+        return torch.cat([data, weights], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return expval(self.backend, self.circuit, self.angles(x), self.gradient)

@@ -1,0 +1,38 @@
+"""Build registered plugins by name: the one way the model, the CLI and the tests construct them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hqf.errors import BackendUnavailableError
+from hqf.interfaces import Ansatz, Backend, Encoder, Fusion, Regularizer
+from hqf.registry import registry
+from hqf.specs import parse_ansatz_spec
+
+
+def make_backend(name: str, **options: Any) -> Backend:
+    """An instance of the backend registered as ``name``; raises if it cannot run here."""
+    entry = registry().get("backend", name)
+    availability = entry.availability()
+    if not availability.ok:
+        raise BackendUnavailableError(name, availability.reason)
+    return entry.cls(**options)
+
+
+def make_ansatz(spec: str) -> Ansatz:
+    """The ansatz a spec such as ``hea8x6`` names."""
+    parsed = parse_ansatz_spec(spec)
+    cls = registry().get("ansatz", parsed.family).cls
+    return cls(parsed.n_qubits, parsed.n_layers)
+
+
+def make_encoder(name: str, in_features: int, n_qubits: int, **options: Any) -> Encoder:
+    return registry().get("encoder", name).cls(in_features, n_qubits, **options)
+
+
+def make_fusion(name: str, classical_features: int, quantum_features: int, **options: Any) -> Fusion:
+    return registry().get("fusion", name).cls(classical_features, quantum_features, **options)
+
+
+def make_regularizer(name: str, **options: Any) -> Regularizer:
+    return registry().get("regularizer", name).cls(**options)

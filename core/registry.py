@@ -1,0 +1,189 @@
+"""The plugin registry: one pluggy manager, plugins found through the ``hqf`` entry-point group.
+
+Plugins load lazily (never at import time), once. A plugin whose import or hook fails is recorded in
+:attr:`Registry.broken` with its error and does not affect the others.
+
+Environment:
+  ``HQF_PLUGINS``      comma-separated allowlist of entry-point names to load (set but empty: none)
+  ``HQF_TRACE_HOOKS``  ``1`` prints every hook call to stderr
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+from collections.abc import Iterable
+from types import ModuleType
+
+import attrs
+import pluggy
+
+from hqf import hookspecs
+from hqf.errors import PluginRegistrationError, UnknownPluginError
+from hqf.interfaces import Ansatz, Availability, Backend, Encoder, Fusion, Regularizer
+
+GROUP = "hqf"
+
+
+def _baseline_base() -> type:
+    from hqf.baselines import Baseline
+
+    return Baseline
+
+
+#: kind -> (hook name, base class getter)
+KINDS: dict[str, tuple[str, object]] = {
+    "backend": ("register_backends", lambda: Backend),
+    "encoder": ("register_encoders", lambda: Encoder),
+    "ansatz": ("register_ansatze", lambda: Ansatz),
+    "fusion": ("register_fusions", lambda: Fusion),
+    "regularizer": ("register_regularizers", lambda: Regularizer),
+    "baseline": ("register_baselines", _baseline_base),
+}
+
+
+@attrs.frozen
+class Entry:
+    """One registered class, with the plugin and distribution it came from."""
+
+    kind: str
+    name: str
+    cls: type
+    plugin: str
+    package: str
+
+    def availability(self) -> Availability:
+        check = getattr(self.cls, "availability", None)
+        if check is None:
+            return Availability(True)
+        try:
+            return check()
+        except Exception as exc:  # an availability probe must not take the registry down
+            return Availability(False, f"availability check failed: {type(exc).__name__}: {exc}")
+
+
+@attrs.frozen
+class BrokenPlugin:
+    """A plugin that failed to import or whose hook raised."""
+
+    plugin: str
+    package: str
+    error: str
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class Registry:
+    """Registered plugin classes by kind and name."""
+
+    def __init__(self, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None) -> None:
+        self._entry_points = entry_points
+        self._pm = pluggy.PluginManager(GROUP)
+        self._pm.add_hookspecs(hookspecs)
+        self._packages: dict[str, str] = {}
+        self._entries: dict[str, dict[str, Entry]] = {}
+        self.broken: list[BrokenPlugin] = []
+        self._loaded = False
+        if os.environ.get("HQF_TRACE_HOOKS") == "1":
+            self._pm.trace.root.setwriter(lambda msg: sys.stderr.write(str(msg)))
+            self._pm.enable_tracing()
+
+    # -- loading ---------------------------------------------------------------------------
+    def load(self) -> Registry:
+        """Import every entry point of the ``hqf`` group (honouring ``HQF_PLUGINS``), once."""
+        if self._loaded:
+            return self
+        self._loaded = True
+        points = self._entry_points
+        if points is None:
+            points = importlib.metadata.entry_points(group=GROUP)
+        allow = os.environ.get("HQF_PLUGINS")
+        allowed = None if allow is None else {n.strip() for n in allow.split(",") if n.strip()}
+        seen: set[str] = set()
+        for ep in points:
+            if (allowed is not None and ep.name not in allowed) or ep.name in seen:
+                continue
+            seen.add(ep.name)
+            package = ep.dist.name if getattr(ep, "dist", None) is not None else "?"
+            try:
+                module = ep.load()
+            except Exception as exc:
+                self.broken.append(BrokenPlugin(ep.name, package, _one_line(exc)))
+                continue
+            self.add(module, ep.name, package)
+        return self
+
+    def add(self, plugin: ModuleType | object, name: str, package: str = "(local)") -> None:
+        """Register a plugin object directly (tests, notebooks); entry points do this for packages."""
+        try:
+            self._pm.register(plugin, name=name)
+        except Exception as exc:  # pluggy.PluginValidationError, duplicate names
+            self.broken.append(BrokenPlugin(name, package, _one_line(exc)))
+            return
+        self._packages[name] = package
+        self._entries.clear()  # re-collect on next look-up
+
+    # -- look-up ---------------------------------------------------------------------------
+    def entries(self, kind: str) -> list[Entry]:
+        """Every registered class of ``kind``, sorted by name."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown plugin kind {kind!r}; kinds: {', '.join(KINDS)}")
+        self.load()
+        if kind not in self._entries:
+            self._entries[kind] = self._collect(kind)
+        return sorted(self._entries[kind].values(), key=lambda e: e.name)
+
+    def names(self, kind: str) -> list[str]:
+        return [e.name for e in self.entries(kind)]
+
+    def get(self, kind: str, name: str) -> Entry:
+        """The entry registered as ``name``; :class:`UnknownPluginError` lists the others."""
+        for entry in self.entries(kind):
+            if entry.name == name:
+                return entry
+        raise UnknownPluginError(kind, name, self.names(kind))
+
+    def _collect(self, kind: str) -> dict[str, Entry]:
+        hook_name, base_of = KINDS[kind]
+        base = base_of()
+        found: dict[str, Entry] = {}
+        caller = getattr(self._pm.hook, hook_name)
+        for impl in caller.get_hookimpls():  # in registration order
+            plugin = impl.plugin_name
+            package = self._packages.get(plugin, "?")
+            batch: list[Entry] = []
+
+            def register(cls: type, _batch=batch, _plugin=plugin, _package=package) -> None:
+                if not (isinstance(cls, type) and issubclass(cls, base)):
+                    raise PluginRegistrationError(
+                        f"plugin {_plugin!r}: {cls!r} must subclass {base.__module__}.{base.__name__}"
+                    )
+                name = getattr(cls, "name", None)
+                if not isinstance(name, str) or not name:
+                    raise PluginRegistrationError(f"plugin {_plugin!r}: {cls.__name__} has no 'name'")
+                if name in found or any(e.name == name for e in _batch):
+                    raise PluginRegistrationError(f"plugin {_plugin!r}: {kind} name {name!r} is taken")
+                _batch.append(Entry(kind, name, cls, _plugin, _package))
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                self.broken.append(BrokenPlugin(plugin, package, f"{hook_name}: {_one_line(exc)}"))
+                continue
+            found.update((e.name, e) for e in batch)
+        return found
+
+
+_REGISTRY: Registry | None = None
+
+
+def registry() -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = Registry()
+    return _REGISTRY.load()

@@ -1,0 +1,1 @@
+"""Encoders, ansätze, fusions, regularizers and baselines shipped with hqf (entry-point plugins)."""

@@ -1,0 +1,1 @@
+"""Classical baseline models shipped with hqf."""

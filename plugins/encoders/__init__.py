@@ -1,0 +1,1 @@
+"""Data encoders shipped with hqf."""

@@ -1,0 +1,1 @@
+"""Fusions of the classical and quantum branches shipped with hqf."""

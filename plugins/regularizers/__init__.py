@@ -1,0 +1,1 @@
+"""Loss regularizers shipped with hqf."""

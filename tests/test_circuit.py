@@ -1,0 +1,58 @@
+import pytest
+
+from hqf.circuit import Circuit, Operation, PauliWord, compose
+from hqf.errors import InvalidCircuitError
+
+
+def test_operation_validation_messages():
+    with pytest.raises(InvalidCircuitError, match="needs a parameter column"):
+        Operation("RX", 0)
+    with pytest.raises(InvalidCircuitError, match="takes no parameter"):
+        Operation("H", 0, 3)
+    with pytest.raises(InvalidCircuitError, match="distinct wires"):
+        Operation("CNOT", (1, 1))
+    with pytest.raises(InvalidCircuitError, match="acts on 2 wire"):
+        Operation("CZ", 0)
+    with pytest.raises(ValueError):
+        Operation("TOFFOLI", (0, 1, 2))
+
+
+def test_circuit_checks_wires_and_columns():
+    z0 = [PauliWord.z(0)]
+    with pytest.raises(InvalidCircuitError, match="outside"):
+        Circuit(2, [Operation("RX", 2, 0)], z0)
+    with pytest.raises(InvalidCircuitError, match="exactly one gate"):
+        Circuit(2, [Operation("RX", 0, 0), Operation("RY", 1, 0)], z0)
+    with pytest.raises(InvalidCircuitError, match="exactly one gate"):
+        Circuit(2, [Operation("RX", 0, 1)], z0)
+    with pytest.raises(InvalidCircuitError, match="observable"):
+        Circuit(2, [], [])
+    with pytest.raises(ValueError, match="n_qubits"):
+        Circuit(0, [], z0)
+
+
+def test_circuit_is_hashable_value():
+    a = Circuit(2, [Operation("RY", 0, 0), Operation("CNOT", (0, 1))], [PauliWord.z(1)])
+    b = Circuit(2, (Operation("RY", 0, 0), Operation("CNOT", [0, 1])), (PauliWord.z(1),))
+    assert a == b and hash(a) == hash(b) and {a: 1}[b] == 1
+    assert a.n_params == 1 and a.n_outputs == 1
+    assert "RY(θ0) q0" in a.diagram() and "<Z1>" in a.diagram()
+
+
+def test_compose_renumbers_blocks_and_defaults_to_z_everywhere():
+    enc = [Operation("RY", 0, 0), Operation("RY", 1, 1)]
+    ans = [Operation("RZ", 1, 0), Operation("CNOT", (1, 0)), Operation("RX", 0, 1)]
+    c = compose(2, [enc, ans])
+    assert [op.param for op in c.operations] == [0, 1, 2, None, 3]
+    assert c.observables == (PauliWord.z(0), PauliWord.z(1))
+
+
+def test_pauli_word_parse_and_errors():
+    w = PauliWord.parse("X3 z0")
+    assert w.terms == ((0, "Z"), (3, "X")) and str(w) == "Z0 X3"
+    with pytest.raises(InvalidCircuitError):
+        PauliWord.parse("Q1")
+    with pytest.raises(InvalidCircuitError):
+        PauliWord.parse("Z0 X0")
+    with pytest.raises(InvalidCircuitError):
+        PauliWord.parse("")

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hqf.backends.torch_sv import TorchBackend
+from hqf.circuit import Circuit, Operation, PauliWord
+from hqf.errors import InvalidCircuitError
+from hqf.gradients import default_gradient, expval, shift_jacobian
+from strategies import angle_batches, circuits
+
+
+def _angles_from_data_and_weights(circuit, seed):
+    """Angles whose first columns come from data through a linear map and the rest are weights."""
+    gen = torch.Generator().manual_seed(seed)
+    n_data = circuit.n_params // 2
+    x = torch.randn(3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    proj = torch.randn(4, n_data, dtype=torch.float64, generator=gen)
+    w = torch.randn(circuit.n_params - n_data, dtype=torch.float64, generator=gen, requires_grad=True)
+    angles = torch.cat([x @ proj, w.expand(3, -1)], dim=1)
+    return x, w, angles
+
+
+@given(circuit=circuits(max_qubits=6, max_ops=16).filter(lambda c: c.n_params >= 2), seed=st.integers(0, 2**16))
+def test_parameter_shift_equals_autograd_for_data_and_weights(circuit, seed):
+    backend = TorchBackend()
+    cotangent = torch.randn(3, circuit.n_outputs, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    grads = {}
+    for method in ("backprop", "parameter-shift"):
+        x, w, angles = _angles_from_data_and_weights(circuit, seed)
+        out = expval(backend, circuit, angles, gradient=method)
+        gx, gw = torch.autograd.grad((out * cotangent).sum(), [x, w], allow_unused=True)
+        grads[method] = [torch.zeros_like(t) if g is None else g for g, t in ((gx, x), (gw, w))]
+    for a, b in zip(grads["backprop"], grads["parameter-shift"]):
+        assert torch.max(torch.abs(a - b)).item() <= 1e-8, circuit.diagram()
+
+
+@given(data=st.data())
+def test_shift_jacobian_equals_autograd_jacobian(data):
+    circuit = data.draw(circuits(max_qubits=5, max_ops=12))
+    angles = torch.from_numpy(data.draw(angle_batches(circuit, max_batch=2)))
+    backend = TorchBackend()
+    jac_shift = shift_jacobian(lambda a: backend.expval(circuit, a), angles)
+    jac_auto = torch.autograd.functional.jacobian(lambda a: backend.expval(circuit, a), angles)  # [B,R,B,P]
+    diag = torch.stack([jac_auto[b, :, b, :] for b in range(angles.shape[0])])
+    assert jac_shift.shape == diag.shape == (angles.shape[0], circuit.n_outputs, circuit.n_params)
+    assert torch.allclose(jac_shift, diag, atol=1e-10, rtol=0), circuit.diagram()
+
+
+def test_shift_rule_second_derivatives_are_exact():
+    circuit = Circuit(
+        2,
+        [Operation("RY", 0, 0), Operation("RX", 1, 1), Operation("CNOT", (0, 1)), Operation("RZ", 1, 2), Operation("RY", 1, 3)],
+        [PauliWord.parse("Z0 Z1"), PauliWord.parse("X1")],
+    )
+    backend = TorchBackend()
+    a0 = torch.tensor([[0.3, -1.2, 0.7, 2.0]], dtype=torch.float64)
+
+    def loss(method):
+        return lambda a: (expval(backend, circuit, a, gradient=method) * torch.tensor([1.0, -0.5], dtype=torch.float64)).sum()
+
+    h_shift = torch.autograd.functional.hessian(loss("parameter-shift"), a0)
+    h_auto = torch.autograd.functional.hessian(loss("backprop"), a0)
+    assert torch.max(torch.abs(h_shift - h_auto)).item() <= 1e-10
+
+
+def test_chunked_shift_equals_single_call():
+    circuit = Circuit(3, [Operation("RY", q, q) for q in range(3)] + [Operation("CZ", (0, 2))], [PauliWord.parse("X0 Z2")])
+    angles = torch.rand(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    backend = TorchBackend()
+    one = shift_jacobian(lambda a: backend.expval(circuit, a), angles)
+    chunked = shift_jacobian(lambda a: backend.expval(circuit, a), angles, chunk=5)
+    torch.testing.assert_close(one, chunked, atol=0, rtol=0)
+
+
+def test_angle_validation_happens_before_simulation():
+    circuit = Circuit(1, [Operation("RX", 0, 0)], [PauliWord.z(0)])
+    backend = TorchBackend()
+    with pytest.raises(InvalidCircuitError, match=r"shape \[B, 1\]"):
+        expval(backend, circuit, torch.zeros(2, 3))
+    with pytest.raises(InvalidCircuitError, match="NaN"):
+        expval(backend, circuit, torch.tensor([[float("nan")]]))
+    with pytest.raises(InvalidCircuitError, match="real"):
+        expval(backend, circuit, torch.zeros(1, 1, dtype=torch.complex128))
+    with pytest.raises(ValueError, match="no native 'adjoint'"):
+        expval(backend, circuit, torch.zeros(1, 1), gradient="adjoint")
+
+
+def test_default_gradient_prefers_backprop_on_torch():
+    assert default_gradient(TorchBackend()) == "backprop"
+
+
+def test_quantum_layer_trains_with_shift_gradients():
+    from hqf.interfaces import Encoder
+    from hqf.layer import QuantumLayer
+    from hqf.make import make_ansatz
+
+    class Linear(Encoder):
+        name = "test-linear"
+
+        def __init__(self, in_features, n_qubits):
+            super().__init__(in_features, n_qubits)
+            self.proj = torch.nn.Linear(in_features, n_qubits, dtype=torch.float64)
+
+        def operations(self):
+            return tuple(Operation("RY", q, q) for q in range(self.n_qubits))
+
+        def forward(self, x):
+            return self.proj(x)
+
+    torch.manual_seed(0)
+    layers = {m: QuantumLayer(Linear(5, 3), make_ansatz("hea3x2"), TorchBackend(), gradient=m, generator=torch.Generator().manual_seed(0)) for m in ("backprop", "parameter-shift")}
+    layers["parameter-shift"].load_state_dict(layers["backprop"].state_dict())
+    x = torch.randn(7, 5, dtype=torch.float64)
+    grads = {}
+    for m, layer in layers.items():
+        layer(x).square().sum().backward()
+        grads[m] = [p.grad.clone() for p in layer.parameters()]
+    for a, b in zip(*grads.values()):
+        assert torch.max(torch.abs(a - b)).item() <= 1e-10
+    assert layers["backprop"].weights.shape == (2, 3, 2)
