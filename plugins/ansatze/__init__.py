@@ -1,9 +1,13 @@
 """Ansatz families shipped with hqf."""
 
 from hqf.hookspecs import hookimpl
+from hqf.plugins.ansatze.basic import BasicEntangler
 from hqf.plugins.ansatze.hea import HardwareEfficient
+from hqf.plugins.ansatze.sel import StronglyEntangling
 
 
 @hookimpl
 def register_ansatze(register) -> None:
     register(HardwareEfficient)
+    register(BasicEntangler)
+    register(StronglyEntangling)
