@@ -1,0 +1,219 @@
+"""``qiskit-aer``: runs hqf circuits on Qiskit Aer, exactly (state vector) or from shots.
+
+Each :class:`~hqf.circuit.Circuit` is compiled once (cached on the hashable circuit) to a parameterized
+``QuantumCircuit`` whose gate for column ``k`` reads ``θ[k]`` of a ``ParameterVector``. A whole angle batch
+is bound through an explicit ``{θ: values[B, P]}`` mapping (never by the position of
+``QuantumCircuit.parameters``, which Qiskit sorts by name) and runs in one primitive call:
+
+- exact (default): Aer's ``EstimatorV2`` with precision 0, which saves exact expectation values of the
+  final state (``method="statevector"``, or ``"density_matrix"``);
+- ``shots=N``: basis-rotated, measured circuits (one per group of qubit-wise compatible observables) run
+  in one ``AerSimulator.run`` call; each expectation value is the mean parity of N shots.
+
+Qubit order: hqf wire ``w`` is Qiskit qubit ``w``. Qiskit writes labels and basis indices little-endian,
+but an expectation value of a Pauli word on named qubits does not depend on how indices are written, so
+observables are built with ``SparsePauliOp.from_sparse_list`` on the same qubit indices and no
+reversal is needed (tests/test_backend_qiskit.py checks it on wire-asymmetric circuits).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+
+from hqf.circuit import Circuit, PauliWord
+from hqf.errors import ConfigError
+from hqf.hookspecs import hookimpl
+from hqf.interfaces import Availability, Backend, Capabilities
+
+METHODS = ("statevector", "density_matrix")
+
+
+@attrs.frozen(eq=False)
+class Compiled:
+    """A circuit compiled for Aer: the parameterized circuit, its parameters by column, the observables."""
+
+    circuit: Any  # qiskit.QuantumCircuit without measurements
+    params: tuple  # params[k] is the Parameter that column k binds
+    observables: tuple  # SparsePauliOp per observable
+
+
+@functools.lru_cache(maxsize=128)
+def compile_circuit(circuit: Circuit) -> Compiled:
+    """The Qiskit form of ``circuit`` (cached: compiled once per distinct circuit)."""
+    from qiskit import QuantumCircuit
+    from qiskit.circuit import ParameterVector
+
+    theta = ParameterVector("θ", circuit.n_params)
+    qc = QuantumCircuit(circuit.n_qubits)
+    for op in circuit.operations:
+        if op.gate == "RX":
+            qc.rx(theta[op.param], op.wires[0])
+        elif op.gate == "RY":
+            qc.ry(theta[op.param], op.wires[0])
+        elif op.gate == "RZ":
+            qc.rz(theta[op.param], op.wires[0])
+        elif op.gate == "H":
+            qc.h(op.wires[0])
+        elif op.gate == "X":
+            qc.x(op.wires[0])
+        elif op.gate == "CNOT":
+            qc.cx(op.wires[0], op.wires[1])
+        elif op.gate == "CZ":
+            qc.cz(op.wires[0], op.wires[1])
+        else:
+            raise NotImplementedError(f"gate {op.gate}")
+    observables = tuple(pauli_operator(word, circuit.n_qubits) for word in circuit.observables)
+    return Compiled(qc, tuple(theta), observables)
+
+
+def pauli_operator(word: PauliWord, n_qubits: int):
+    """``SparsePauliOp`` of a Pauli word: factor ``P`` on hqf wire ``w`` acts on Qiskit qubit ``w``."""
+    from qiskit.quantum_info import SparsePauliOp
+
+    label = "".join(p for _, p in word.terms)
+    return SparsePauliOp.from_sparse_list([(label, list(word.wires), 1.0)], num_qubits=n_qubits)
+
+
+def measurement_groups(observables: tuple[PauliWord, ...]) -> list[tuple[dict[int, str], list[int]]]:
+    """Greedy groups of qubit-wise compatible words: ``(basis per wire, indices of the words)``."""
+    groups: list[tuple[dict[int, str], list[int]]] = []
+    for index, word in enumerate(observables):
+        for basis, members in groups:
+            if all(basis.get(w, p) == p for w, p in word.terms):
+                basis.update(word.terms)
+                members.append(index)
+                break
+        else:
+            groups.append((dict(word.terms), [index]))
+    return groups
+
+
+@functools.lru_cache(maxsize=128)
+def measured_circuits(circuit: Circuit) -> tuple[tuple[Any, tuple[int, ...]], ...]:
+    """Per measurement group: the circuit rotated into the group's basis and measured, and its words."""
+    compiled = compile_circuit(circuit)
+    out = []
+    for basis, members in measurement_groups(circuit.observables):
+        qc = compiled.circuit.copy()
+        for wire, pauli in sorted(basis.items()):
+            if pauli == "X":
+                qc.h(wire)
+            elif pauli == "Y":
+                qc.sdg(wire)
+                qc.h(wire)
+        qc.measure_all()  # qubit q -> classical bit q
+        out.append((qc, tuple(members)))
+    return tuple(out)
+
+
+def parity_expectation(counts: dict[str, int], wires: tuple[int, ...]) -> float:
+    """Mean of ``(-1)^(sum of the bits on wires)`` over measured bitstrings (bit q is ``key[-1 - q]``)."""
+    total = signed = 0
+    for key, count in counts.items():
+        bits = key.replace(" ", "")
+        parity = sum(bits[-1 - w] == "1" for w in wires) % 2
+        signed += -count if parity else count
+        total += count
+    return signed / total
+
+
+class QiskitAerBackend(Backend):
+    """Qiskit Aer: exact expectation values by default, ``shots=N`` for sampled ones.
+
+    Options: ``method`` (``statevector`` or ``density_matrix``), ``shots`` (None: exact), ``seed``
+    (seeds the shot sampler; each call draws a fresh simulator seed from it).
+    """
+
+    name = "qiskit-aer"
+    description = "Qiskit Aer (EstimatorV2 exact state vector; shots option)"
+    capabilities = Capabilities(dtypes={"complex128"}, max_qubits=28)
+
+    @classmethod
+    def availability(cls) -> Availability:
+        for module in ("qiskit", "qiskit_aer"):
+            if importlib.util.find_spec(module) is None:
+                return Availability.missing_package(module, "qiskit")
+        return Availability(True)
+
+    def __init__(
+        self,
+        *,
+        dtype: str = "complex128",
+        device: str = "cpu",
+        method: str = "statevector",
+        shots: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(dtype=dtype, device=device)
+        if method not in METHODS:
+            raise ConfigError(f"'method' must be one of {METHODS} (got {method!r})")
+        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+            raise ConfigError(f"'shots' must be None or an integer >= 1 (got {shots!r})")
+        self.method, self.shots = method, shots
+        self._seeds = np.random.default_rng(seed)
+        if shots is not None:  # declared per instance: sampled values are estimates
+            self.capabilities = attrs.evolve(type(self).capabilities, exact=False)
+        self._estimator = None
+        self._simulator = None
+
+    def simulator_options(self) -> dict[str, Any]:
+        """Options for ``AerSimulator`` (a subclass may add e.g. a noise model here)."""
+        return {"method": self.method}
+
+    def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        values = angles.detach().to(device="cpu", dtype=torch.float64).numpy()
+        rows = self._sampled(circuit, values) if self.shots is not None else self._exact(circuit, values)
+        return torch.as_tensor(rows, dtype=self.real_dtype, device=angles.device)
+
+    def _exact(self, circuit: Circuit, values: np.ndarray) -> np.ndarray:
+        from qiskit.primitives.containers import BindingsArray
+        from qiskit_aer.primitives import EstimatorV2
+
+        if self._estimator is None:
+            options = {"default_precision": 0.0, "backend_options": self.simulator_options()}
+            self._estimator = EstimatorV2(options=options)
+        compiled = compile_circuit(circuit)
+        observables = [[obs] for obs in compiled.observables]  # shape (R, 1): broadcasts against (B,)
+        bindings = BindingsArray({compiled.params: values}) if circuit.n_params else None
+        (result,) = self._estimator.run([(compiled.circuit, observables, bindings)], precision=0.0).result()
+        evs = np.asarray(result.data.evs, dtype=np.float64)  # (R, B), or (R, 1) with no parameters
+        return np.broadcast_to(evs, (circuit.n_outputs, values.shape[0])).T.copy()
+
+    def _sampled(self, circuit: Circuit, values: np.ndarray) -> np.ndarray:
+        from qiskit_aer import AerSimulator
+
+        if self._simulator is None:
+            self._simulator = AerSimulator(**self.simulator_options())
+        batch = values.shape[0]
+        groups = measured_circuits(circuit)
+        if circuit.n_params:
+            compiled = compile_circuit(circuit)
+            binds = {p: values[:, k].tolist() for k, p in enumerate(compiled.params)}
+            run = [qc for qc, _ in groups], [binds] * len(groups)
+        else:  # nothing to bind: one experiment per row, so rows are independent estimates
+            run = [qc for qc, _ in groups for _ in range(batch)], None
+        seed = int(self._seeds.integers(2**31 - 1))
+        job = self._simulator.run(run[0], shots=self.shots, seed_simulator=seed, parameter_binds=run[1])
+        result = job.result()
+        out = np.empty((batch, circuit.n_outputs))
+        for g, (_, members) in enumerate(groups):  # experiments are ordered circuit-major, then row
+            for b in range(batch):
+                counts = result.get_counts(g * batch + b)
+                for r in members:
+                    out[b, r] = parity_expectation(counts, circuit.observables[r].wires)
+        return out
+
+    def __repr__(self) -> str:
+        mode = "exact" if self.shots is None else f"shots={self.shots}"
+        return f"<{type(self).__name__} {self.name!r} method={self.method} {mode} dtype={self.dtype}>"
+
+
+@hookimpl
+def register_backends(register) -> None:
+    register(QiskitAerBackend)
