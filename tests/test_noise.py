@@ -14,7 +14,7 @@ from hqf.circuit import Circuit, Operation, PauliWord
 from hqf.gradients import expval
 from hqf.make import make_backend
 from hqf.noise import check_probability, count_channels, qiskit_lambda
-from strategies import angle_batches, circuits
+from hqf.testing.strategies import angle_batches, circuits
 
 NOISY = ("torch-dm", "pennylane-mixed", "qiskit-aer-dm")
 LEVELS = (0.0, 0.01, 0.05, 0.3)
