@@ -1,0 +1,387 @@
+"""``cuquantum``: NVIDIA cuStateVec (through cuquantum-python) on a CUDA GPU, batched over the angles.
+
+A batch of ``B`` states is one torch CUDA tensor ``[B, 2**n]`` (one allocation, stride ``2**n``); its
+pointer goes to cuStateVec as ``tensor.data_ptr()``, so CuPy is not needed. cuStateVec numbers index
+bits little-endian (bit ``k`` is worth ``2**k``) and hqf's wire 0 is the most significant bit, so
+wire ``w`` is cuStateVec index bit ``n-1-w``; with that mapping a state has the same memory layout in
+both conventions.
+
+Two ways to run a batch (option ``batching``), kept so that they can be measured against each other:
+
+- ``batched`` (default): per gate one ``apply_matrix_batched`` call for all states (rotations: one
+  2×2 matrix per state, built on the GPU by torch, ``MATRIX_INDEXED``; fixed gates: one matrix,
+  ``BROADCAST``), then per set of measured wires one ``compute_expectation_batched`` call.
+- ``loop``: per gate and state one ``apply_matrix`` call, then ``compute_expectations_on_pauli_basis``
+  per state.
+
+CNOT and CZ are X and Z on the target with one control bit. Gradients come from the core's
+parameter-shift rule (no native gradient is declared). Importing this module imports neither
+cuquantum nor CuPy: the binding is loaded when a backend is probed or built.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.machinery
+import importlib.util
+import os
+import weakref
+
+import attrs
+import numpy as np
+import torch
+
+from hqf.backends.torch_sv import rotation_matrices
+from hqf.circuit import Circuit
+from hqf.errors import BackendUnavailableError, InvalidCircuitError
+from hqf.hookspecs import hookimpl
+from hqf.interfaces import Availability, Backend, Capabilities
+
+#: where the cuStateVec binding lives: cuquantum-python >= 25.09, then the older location
+BINDINGS = ("cuquantum.bindings.custatevec", "cuquantum.custatevec")
+EXTRA = "cuquantum"
+#: what hqf calls; the batched functions arrived with cuquantum-python 24.03
+REQUIRED = (
+    "create",
+    "destroy",
+    "set_stream",
+    "apply_matrix",
+    "apply_matrix_get_workspace_size",
+    "apply_matrix_batched",
+    "apply_matrix_batched_get_workspace_size",
+    "compute_expectation_batched",
+    "compute_expectation_batched_get_workspace_size",
+    "compute_expectations_on_pauli_basis",
+)
+
+# C enum values (library_types.h, custatevec.h); plain ints work with every binding version.
+CUDA_C_32F, CUDA_C_64F = 4, 5
+COMPUTE_32F, COMPUTE_64F = 1 << 2, 1 << 4
+LAYOUT_ROW = 1
+MAP_BROADCAST, MAP_MATRIX_INDEXED = 0, 1
+PAULI_CODE = {"X": 1, "Y": 2, "Z": 3}
+
+PAULI_MATRIX = {
+    "X": np.array([[0, 1], [1, 0]], dtype=np.complex128),
+    "Y": np.array([[0, -1j], [1j, 0]], dtype=np.complex128),
+    "Z": np.array([[1, 0], [0, -1]], dtype=np.complex128),
+}
+FIXED_MATRIX = {"H": np.array([[1, 1], [1, -1]], dtype=np.complex128) / np.sqrt(2), **PAULI_MATRIX}
+BATCHING = ("batched", "loop")
+
+
+# -- the circuit as cuStateVec calls (pure Python, testable without a GPU) -------------------------
+def index_bit(n_qubits: int, wire: int) -> int:
+    """The cuStateVec index bit of hqf wire ``wire`` (wire 0 is the most significant bit)."""
+    if not 0 <= wire < n_qubits:
+        raise ValueError(f"'wire' must be in 0..{n_qubits - 1} (got {wire})")
+    return n_qubits - 1 - wire
+
+
+@attrs.frozen
+class GateCall:
+    """One 2×2 matrix on one index bit, applied where every control bit is 1.
+
+    ``matrix`` is a rotation (``RX``/``RY``/``RZ``, one matrix per state from angle column ``param``)
+    or a fixed gate (``H``, ``X``, ``Y``, ``Z``).
+    """
+
+    matrix: str
+    target: int
+    controls: tuple[int, ...] = ()
+    param: int | None = None
+
+
+@attrs.frozen
+class ObservableGroup:
+    """Observables on the same index bits, measured together.
+
+    ``bits`` is ascending; ``paulis[j][i]`` is the Pauli letter of observable ``columns[j]`` on
+    ``bits[i]``.
+    """
+
+    bits: tuple[int, ...]
+    columns: tuple[int, ...]
+    paulis: tuple[tuple[str, ...], ...]
+
+
+@attrs.frozen
+class Plan:
+    gates: tuple[GateCall, ...]
+    groups: tuple[ObservableGroup, ...]
+    n_outputs: int
+
+
+@functools.lru_cache(maxsize=256)
+def compile_circuit(circuit: Circuit) -> Plan:
+    """The cuStateVec calls that simulate ``circuit`` and measure its observables."""
+    n = circuit.n_qubits
+    gates = []
+    for op in circuit.operations:
+        bits = [index_bit(n, w) for w in op.wires]
+        if op.gate in ("RX", "RY", "RZ"):
+            gates.append(GateCall(op.gate, bits[0], (), op.param))
+        elif op.gate in ("H", "X"):
+            gates.append(GateCall(op.gate, bits[0]))
+        elif op.gate in ("CNOT", "CZ"):
+            gates.append(GateCall("X" if op.gate == "CNOT" else "Z", bits[1], (bits[0],)))
+        else:
+            raise InvalidCircuitError(f"backend 'cuquantum' has no rule for gate {op.gate}")
+    by_bits: dict[tuple[int, ...], list[tuple[int, tuple[str, ...]]]] = {}
+    for column, word in enumerate(circuit.observables):
+        letters = {index_bit(n, w): p for w, p in word.terms}
+        bits = tuple(sorted(letters))
+        by_bits.setdefault(bits, []).append((column, tuple(letters[b] for b in bits)))
+    groups = tuple(
+        ObservableGroup(bits, tuple(c for c, _ in members), tuple(p for _, p in members))
+        for bits, members in by_bits.items()
+    )
+    return Plan(tuple(gates), groups, circuit.n_outputs)
+
+
+def pauli_matrix(letters: tuple[str, ...]) -> np.ndarray:
+    """The dense matrix of a Pauli word whose ``letters[i]`` acts on the ``i``-th basis bit.
+
+    cuStateVec reads ``basis_bits[0]`` as the least significant bit of the matrix index, so the
+    first letter is the rightmost Kronecker factor.
+    """
+    out = np.ones((1, 1), dtype=np.complex128)
+    for letter in reversed(letters):
+        out = np.kron(out, PAULI_MATRIX[letter])
+    return out
+
+
+# -- availability ---------------------------------------------------------------------------------
+def binding_name() -> str | None:
+    """The cuStateVec binding module that is installed, found without importing cuquantum."""
+    top = importlib.util.find_spec("cuquantum")
+    if top is None or not top.submodule_search_locations:
+        return None
+    for name in BINDINGS:
+        parts = name.split(".")[1:]
+        paths = [os.path.join(p, *parts[:-1]) for p in top.submodule_search_locations]
+        if importlib.machinery.PathFinder.find_spec(parts[-1], paths) is not None:
+            return name
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def _load_binding():
+    name = binding_name()
+    if name is None:
+        raise ModuleNotFoundError("no cuStateVec binding found in package 'cuquantum'")
+    module = importlib.import_module(name)
+    missing = [f for f in REQUIRED if not hasattr(module, f)]
+    if missing:
+        raise ImportError(f"{name} lacks {', '.join(missing)}; cuquantum-python >= 24.03 is needed")
+    return module
+
+
+@functools.cache
+def probe() -> Availability:
+    """Whether cuStateVec can run here: package, then a CUDA GPU, then a handle made and destroyed."""
+    if binding_name() is None:
+        return Availability.missing_package("cuquantum", EXTRA)
+    if not torch.cuda.is_available():
+        return Availability(False, "no CUDA GPU visible to torch")
+    try:  # an import error, a missing CUDA library or a driver problem all land here
+        cusv = _load_binding()
+        with torch.cuda.device(0):
+            cusv.destroy(cusv.create())
+    except Exception as exc:
+        return Availability(False, f"cuStateVec could not start: {_one_line(exc)}")
+    return Availability(True)
+
+
+# -- the backend ----------------------------------------------------------------------------------
+class CuQuantumBackend(Backend):
+    """cuStateVec state vectors on a CUDA GPU; complex128 or complex64; parameter-shift gradients.
+
+    Options: ``batching`` (``batched`` or ``loop``, see the module docstring) and ``max_rows``, the
+    most states simulated at once (default: what fits in half the free GPU memory).
+    """
+
+    name = "cuquantum"
+    description = "NVIDIA cuStateVec on a CUDA GPU, batched (extra hqf[cuquantum])"
+    capabilities = Capabilities(dtypes={"complex128", "complex64"}, devices={"cuda"}, max_qubits=30)
+
+    @classmethod
+    def availability(cls) -> Availability:
+        return probe()
+
+    def __init__(
+        self,
+        *,
+        dtype: str = "complex128",
+        device: str = "cuda",
+        batching: str = "batched",
+        max_rows: int | None = None,
+    ) -> None:
+        super().__init__(dtype=dtype, device=device)
+        if batching not in BATCHING:
+            raise ValueError(f"'batching' must be one of {list(BATCHING)} (got {batching!r})")
+        if max_rows is not None and max_rows < 1:
+            raise ValueError(f"'max_rows' must be >= 1 (got {max_rows})")
+        availability = probe()
+        if not availability.ok:
+            raise BackendUnavailableError(self.name, availability.reason)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.batching, self.max_rows = batching, max_rows
+        self._cusv = _load_binding()
+        self._sv_type = CUDA_C_64F if dtype == "complex128" else CUDA_C_32F
+        self._compute = COMPUTE_64F if dtype == "complex128" else COMPUTE_32F
+        with self._device_context():
+            self._handle = self._cusv.create()
+        weakref.finalize(self, self._cusv.destroy, self._handle)
+        self._workspace = torch.empty(0, dtype=torch.uint8, device=self.device)
+        self._matrices: dict[tuple, torch.Tensor] = {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} dtype={self.dtype} device={self.device} batching={self.batching}>"
+
+    # -- public ---------------------------------------------------------------------------------
+    def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        if circuit.n_qubits > self.capabilities.max_qubits:
+            raise InvalidCircuitError(
+                f"backend 'cuquantum' simulates at most {self.capabilities.max_qubits} qubits (got {circuit.n_qubits})"
+            )
+        out_device = angles.device
+        angles = angles.to(device=self.device, dtype=self.real_dtype)
+        plan = compile_circuit(circuit)
+        if angles.shape[0] == 0:
+            return torch.zeros(0, plan.n_outputs, dtype=self.real_dtype, device=out_device)
+        rows = self.rows_per_pass(circuit.n_qubits)
+        with self._device_context():
+            self._cusv.set_stream(self._handle, self._stream())
+            out = torch.cat([self._run(plan, circuit.n_qubits, part) for part in angles.split(rows)])
+        return out.to(device=out_device, dtype=self.real_dtype)
+
+    def rows_per_pass(self, n_qubits: int) -> int:
+        """How many states one pass simulates: ``max_rows``, or what fits in half the free memory."""
+        if self.max_rows is not None:
+            return self.max_rows
+        state_bytes = (2**n_qubits) * torch.empty(0, dtype=self.complex_dtype).element_size()
+        return max(1, int(self._free_memory() // 2 // state_bytes))
+
+    # -- the CUDA side, in three small methods (a CPU test double replaces them) -----------------
+    def _device_context(self):
+        return torch.cuda.device(self.device)
+
+    def _stream(self) -> int:
+        """torch's current stream, so that cuStateVec's kernels are ordered with torch's."""
+        return torch.cuda.current_stream(self.device).cuda_stream
+
+    def _free_memory(self) -> int:
+        return torch.cuda.mem_get_info(self.device)[0]
+
+    # -- one pass -------------------------------------------------------------------------------
+    def _run(self, plan: Plan, n: int, angles: torch.Tensor) -> torch.Tensor:
+        states = torch.zeros(angles.shape[0], 2**n, dtype=self.complex_dtype, device=self.device)
+        states[:, 0] = 1
+        if self.batching == "batched":
+            self._gates_batched(plan, n, states, angles)
+            return self._measure_batched(plan, n, states)
+        self._gates_loop(plan, n, states, angles)
+        return self._measure_loop(plan, n, states)
+
+    def _gate_matrices(self, call: GateCall, angles: torch.Tensor) -> torch.Tensor:
+        """``[B, 2, 2]`` (rotations) or ``[1, 2, 2]`` (fixed gates), row-major, on the GPU."""
+        if call.param is not None:
+            return rotation_matrices(call.matrix, angles[:, call.param], self.complex_dtype).contiguous()
+        return self._constant(("gate", call.matrix), lambda: FIXED_MATRIX[call.matrix][None])
+
+    def _constant(self, key: tuple, build) -> torch.Tensor:
+        if key not in self._matrices:
+            self._matrices[key] = torch.as_tensor(build(), dtype=self.complex_dtype, device=self.device).contiguous()
+        return self._matrices[key]
+
+    def _workspace_ptr(self, size: int) -> int:
+        if size == 0:
+            return 0
+        if self._workspace.numel() < size:
+            self._workspace = torch.empty(size, dtype=torch.uint8, device=self.device)
+        return self._workspace.data_ptr()
+
+    def _gates_batched(self, plan: Plan, n: int, states: torch.Tensor, angles: torch.Tensor) -> None:
+        cusv, handle, sv_type, compute = self._cusv, self._handle, self._sv_type, self._compute
+        batch, stride = states.shape[0], 2**n
+        indices = torch.arange(batch, dtype=torch.int32, device=self.device)
+        for call in plan.gates:
+            matrices = self._gate_matrices(call, angles)
+            indexed = call.param is not None
+            map_type = MAP_MATRIX_INDEXED if indexed else MAP_BROADCAST
+            n_matrices = batch if indexed else 1
+            n_controls = len(call.controls)
+            size = cusv.apply_matrix_batched_get_workspace_size(
+                handle, sv_type, n, batch, stride, map_type, indices.data_ptr(), matrices.data_ptr(),
+                sv_type, LAYOUT_ROW, 0, n_matrices, 1, n_controls, compute,
+            )  # fmt: skip
+            cusv.apply_matrix_batched(
+                handle, states.data_ptr(), sv_type, n, batch, stride, map_type, indices.data_ptr(),
+                matrices.data_ptr(), sv_type, LAYOUT_ROW, 0, n_matrices, [call.target], 1,
+                list(call.controls), 0, n_controls, compute, self._workspace_ptr(size), size,
+            )  # fmt: skip
+
+    def _measure_batched(self, plan: Plan, n: int, states: torch.Tensor) -> torch.Tensor:
+        cusv, handle, sv_type, compute = self._cusv, self._handle, self._sv_type, self._compute
+        batch, stride = states.shape[0], 2**n
+        out = torch.empty(batch, plan.n_outputs, dtype=self.real_dtype, device=self.device)
+        for group in plan.groups:
+            matrices = self._constant(("obs", group.paulis), lambda g=group: np.stack([pauli_matrix(p) for p in g.paulis]))
+            n_matrices, n_bits = len(group.columns), len(group.bits)
+            values = torch.empty(batch, n_matrices, dtype=torch.complex128, device=self.device)
+            size = cusv.compute_expectation_batched_get_workspace_size(
+                handle, sv_type, n, batch, stride, matrices.data_ptr(), sv_type, LAYOUT_ROW, n_matrices,
+                n_bits, compute,
+            )  # fmt: skip
+            cusv.compute_expectation_batched(
+                handle, states.data_ptr(), sv_type, n, batch, stride, values.data_ptr(), matrices.data_ptr(),
+                sv_type, LAYOUT_ROW, n_matrices, list(group.bits), n_bits, compute, self._workspace_ptr(size), size,
+            )  # fmt: skip
+            out[:, list(group.columns)] = values.real.to(self.real_dtype)
+        return out
+
+    def _gates_loop(self, plan: Plan, n: int, states: torch.Tensor, angles: torch.Tensor) -> None:
+        cusv, handle, sv_type, compute = self._cusv, self._handle, self._sv_type, self._compute
+        item = states.element_size()
+        for call in plan.gates:
+            matrices = self._gate_matrices(call, angles)
+            step = 4 * item if call.param is not None else 0
+            n_controls = len(call.controls)
+            size = cusv.apply_matrix_get_workspace_size(
+                handle, sv_type, n, matrices.data_ptr(), sv_type, LAYOUT_ROW, 0, 1, n_controls, compute
+            )
+            workspace = self._workspace_ptr(size)
+            for b in range(states.shape[0]):
+                cusv.apply_matrix(
+                    handle, states[b].data_ptr(), sv_type, n, matrices.data_ptr() + b * step, sv_type,
+                    LAYOUT_ROW, 0, [call.target], 1, list(call.controls), 0, n_controls, compute, workspace, size,
+                )  # fmt: skip
+
+    def _measure_loop(self, plan: Plan, n: int, states: torch.Tensor) -> torch.Tensor:
+        paulis, bits, columns = [], [], []
+        for group in plan.groups:
+            for column, letters in zip(group.columns, group.paulis):
+                paulis.append([PAULI_CODE[p] for p in letters])
+                bits.append(list(group.bits))
+                columns.append(column)
+        host = np.empty((states.shape[0], len(paulis)), dtype=np.float64)
+        for b in range(states.shape[0]):
+            self._cusv.compute_expectations_on_pauli_basis(
+                self._handle, states[b].data_ptr(), self._sv_type, n, host[b].ctypes.data, paulis, len(paulis),
+                bits, [len(x) for x in bits],
+            )  # fmt: skip
+        out = torch.empty_like(torch.from_numpy(host))
+        out[:, columns] = torch.from_numpy(host)
+        return out.to(device=self.device, dtype=self.real_dtype)
+
+
+@hookimpl
+def register_backends(register) -> None:
+    register(CuQuantumBackend)
