@@ -13,6 +13,7 @@ from hqf.errors import HqfError
 COMMANDS: dict[str, str] = {
     "list": "hqf.cli.list_cmd:list_command",
     "scale": "hqf.cli.scale_cmd:scale_command",
+    "sweep": "hqf.cli.sweep_cmd:sweep_command",
 }
 
 

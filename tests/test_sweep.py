@@ -1,0 +1,100 @@
+"""Sweeps: grid expansion, parallel runs, and resuming runs each configuration exactly once."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from hqf.errors import ConfigError
+from hqf.sweep import ABLATIONS, expand, is_finished, run_sweep
+
+GRID = {
+    "sweep": {"seeds": [0, 1, 2]},
+    "base": {"epochs": 1, "samples": 50},
+    "variants": {"adam": {"optimizer": "adam"}, "full": "full"},
+    "axes": {"label_noise": [0.0, 0.02]},
+}
+
+
+def fake_runner(config: dict, directory: pathlib.Path) -> dict:
+    """Logs the call (append-only, safe across processes) and writes a run directory."""
+    log = pathlib.Path(config["log"])
+    with open(log, "a") as fh:
+        fh.write(json.dumps({k: v for k, v in config.items() if k != "log"}, sort_keys=True) + "\n")
+    if config.get("fail"):
+        raise RuntimeError("boom")
+    directory.mkdir(parents=True, exist_ok=True)
+    metrics = {"accuracy": 0.5 + 0.01 * config["seed"]}
+    (directory / "metrics.json").write_text(json.dumps(metrics))
+    return metrics
+
+
+def _calls(log: pathlib.Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_expand_is_the_product_of_variants_axes_and_seeds(tmp_path):
+    runs = expand(GRID, tmp_path)
+    assert len(runs) == 2 * 2 * 3
+    full = [r for r in runs if r.variant == "full"]
+    assert all(r.config["fusion"] == ABLATIONS["full"]["fusion"] for r in full)
+    assert runs[0].directory == tmp_path / "adam" / "label_noise=0.0" / "seed0"
+    assert runs[0].config == {"epochs": 1, "samples": 50, "optimizer": "adam", "label_noise": 0.0, "seed": 0}
+    assert runs[0].labels() == {"variant": "adam", "seed": 0, "label_noise": 0.0}
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ({"sweep": {"seeds": []}}, "seeds"),
+        ({"variants": {"x": "nonexistent"}}, "unknown built-in"),
+        ({"axes": {"lr": 0.1}}, "non-empty list"),
+        ({"extra": {}}, "unknown sweep section"),
+    ],
+)
+def test_bad_grids_are_clear_errors(tmp_path, grid, message):
+    with pytest.raises(ConfigError, match=message):
+        expand(grid, tmp_path)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_interrupted_sweep_resumes_each_configuration_exactly_once(tmp_path, jobs):
+    log = tmp_path / "calls.log"
+    grid = {**GRID, "base": {**GRID["base"], "log": str(log)}}
+    out = tmp_path / "out"
+    runs = expand(grid, out)
+    # the state a killed sweep leaves: one finished run, one half-written run directory
+    finished, half = runs[0], runs[1]
+    finished.directory.mkdir(parents=True)
+    (finished.directory / "metrics.json").write_text('{"accuracy": 0.9}')
+    half.directory.mkdir(parents=True)
+    (half.directory / "metrics.json").write_text('{"accur')  # cut off mid-write
+    (half.directory / "curves.csv").write_text("step,loss\n")
+
+    result = run_sweep(runs, out, jobs=jobs, runner=fake_runner)
+    calls = _calls(log)
+    key = lambda c: json.dumps({k: v for k, v in c.items() if k != "log"}, sort_keys=True)  # noqa: E731
+    assert sorted(map(key, calls)) == sorted(key(r.config) for r in runs[1:])  # each exactly once
+    assert result.skipped == (finished.directory,) and len(result.ran) == len(runs) - 1 and not result.failed
+    assert json.loads((finished.directory / "metrics.json").read_text()) == {"accuracy": 0.9}  # untouched
+    assert not (half.directory / "curves.csv").exists()  # the half-written run was redone from scratch
+    assert all(is_finished(r.directory) for r in runs)
+    manifest = json.loads((out / "sweep.json").read_text())["runs"]
+    assert len(manifest) == len(runs) and manifest[0]["variant"] == "adam"
+
+    # resuming a complete sweep runs nothing
+    again = run_sweep(runs, out, jobs=jobs, runner=fake_runner)
+    assert again.ran == () and len(_calls(log)) == len(runs) - 1
+
+
+def test_a_failed_run_is_reported_and_retried_on_resume(tmp_path):
+    log = tmp_path / "calls.log"
+    grid = {"sweep": {"seeds": [0, 1]}, "base": {"log": str(log)}, "variants": {"ok": {}, "bad": {"fail": True}}}
+    runs = expand(grid, tmp_path / "out")
+    result = run_sweep(runs, tmp_path / "out", runner=fake_runner)
+    assert len(result.failed) == 2 and all("boom" in error for _, error in result.failed)
+    assert (runs[2].directory / "error.txt").exists()
+    again = run_sweep(runs, tmp_path / "out", runner=fake_runner)
+    assert again.skipped == (runs[0].directory, runs[1].directory) and len(again.ran) == 2
