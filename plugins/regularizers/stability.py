@@ -1,0 +1,33 @@
+"""``stability``: the spread of the fused representation over the mini-batch (eq. 10, ``L_stab``)."""
+
+from __future__ import annotations
+
+import torch
+
+from hqf.interfaces import Regularizer, RegularizerInputs
+
+
+class StabilityRegularizer(Regularizer):
+    """``L_stab = (1/n) Σ_i ‖F_i − F̄‖²`` with ``F̄`` the batch mean of the fused features ``F[n, k]``.
+
+    The mean squared Euclidean distance to the batch mean (the trace of the biased batch covariance);
+    0 for a batch of one. No options.
+
+    Example::
+
+        >>> F = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+        >>> StabilityRegularizer().penalty(RegularizerInputs(F, F, F.sum(), ())).item()
+        1.0
+    """
+
+    name = "stability"
+
+    def penalty(self, inputs: RegularizerInputs) -> torch.Tensor:
+        features = inputs.features
+        if features.ndim != 2 or features.shape[0] < 1:
+            raise ValueError(f"'features' must have shape [B >= 1, k] (got {list(features.shape)})")
+        centred = features - features.mean(dim=0, keepdim=True)
+        return (centred * centred).sum(dim=1).mean()
+
+    def __repr__(self) -> str:
+        return "StabilityRegularizer()"
