@@ -141,3 +141,28 @@ def test_curvature_errors():
         make_regularizer("curvature", seed=1, generator=torch.Generator())
     with pytest.raises(ValueError, match="not attached to a graph"):
         make_regularizer("curvature").penalty(_inputs(torch.tensor(1.0), []))
+
+
+def test_curvature_through_a_quantum_layer_is_the_same_with_backprop_and_parameter_shift():
+    from hqf.layer import QuantumLayer
+    from hqf.make import make_ansatz, make_backend, make_encoder
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 4, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (5,), generator=gen)
+    results = []
+    for gradient in ("backprop", "parameter-shift"):
+        torch.manual_seed(0)
+        encoder = make_encoder("amplitude", 4, 2)
+        layer = QuantumLayer(encoder, make_ansatz("sel2x1"), make_backend("torch"), gradient=gradient)
+        head = torch.nn.Linear(2, 3).double()
+        params = (*layer.parameters(), *head.parameters())
+        logits = head(layer(x))
+        inputs = RegularizerInputs(logits, logits, torch.nn.functional.cross_entropy(logits, y), params)
+        value = make_regularizer("curvature", probes=2, seed=0).penalty(inputs)
+        results.append((value, torch.autograd.grad(value, params)))
+    (v_bp, g_bp), (v_ps, g_ps) = results
+    assert v_bp.item() > 0
+    torch.testing.assert_close(v_ps, v_bp, rtol=1e-12, atol=1e-14)
+    for a, b in zip(g_ps, g_bp):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
