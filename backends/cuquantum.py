@@ -262,6 +262,13 @@ class CuQuantumBackend(Backend):
             out = torch.cat([self._run(plan, circuit.n_qubits, part) for part in angles.split(rows)])
         return out.to(device=out_device, dtype=self.real_dtype)
 
+    def final_states(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        """The states ``[B, 2**n]`` after the gates, indexed in hqf's wire order, on the backend's device."""
+        angles = angles.to(device=self.device, dtype=self.real_dtype)
+        with self._device_context():
+            self._cusv.set_stream(self._handle, self._stream())
+            return self._simulate(compile_circuit(circuit), circuit.n_qubits, angles)
+
     def rows_per_pass(self, n_qubits: int) -> int:
         """How many states one pass simulates: ``max_rows``, or what fits in half the free memory."""
         if self.max_rows is not None:
@@ -282,13 +289,19 @@ class CuQuantumBackend(Backend):
 
     # -- one pass -------------------------------------------------------------------------------
     def _run(self, plan: Plan, n: int, angles: torch.Tensor) -> torch.Tensor:
+        states = self._simulate(plan, n, angles)
+        if self.batching == "batched":
+            return self._measure_batched(plan, n, states)
+        return self._measure_loop(plan, n, states)
+
+    def _simulate(self, plan: Plan, n: int, angles: torch.Tensor) -> torch.Tensor:
         states = torch.zeros(angles.shape[0], 2**n, dtype=self.complex_dtype, device=self.device)
         states[:, 0] = 1
         if self.batching == "batched":
             self._gates_batched(plan, n, states, angles)
-            return self._measure_batched(plan, n, states)
-        self._gates_loop(plan, n, states, angles)
-        return self._measure_loop(plan, n, states)
+        else:
+            self._gates_loop(plan, n, states, angles)
+        return states
 
     def _gate_matrices(self, call: GateCall, angles: torch.Tensor) -> torch.Tensor:
         """``[B, 2, 2]`` (rotations) or ``[1, 2, 2]`` (fixed gates), row-major, on the GPU."""

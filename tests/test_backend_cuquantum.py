@@ -236,6 +236,34 @@ def test_matches_dense_reference_through_the_double(batching, data):
     np.testing.assert_allclose(got.numpy(), reference_expval(circuit, angles), atol=1e-10, err_msg=circuit.diagram())
 
 
+@pytest.mark.parametrize("batching", cq.BATCHING)
+def test_final_states_have_the_torch_backends_memory_layout(fake, batching):
+    # asymmetric in the wires: RY(0.4) on wire 0, RX(1.3) on wire 2, CNOT 0→1, H on wire 3
+    ops = [Operation("RY", 0, 0), Operation("RX", 2, 1), Operation("CNOT", (0, 1)), Operation("H", 3)]
+    circuit = Circuit(4, ops, [PauliWord.z(0)])
+    angles = torch.tensor([[0.4, 1.3], [-2.0, 0.2]], dtype=torch.float64)
+    torch_backend = TorchBackend()
+    want = torch_backend.initial_state(4, 2)
+    for op in ops:
+        want = torch_backend.apply(want, 4, op, angles)
+    got = CpuDouble(device="cpu", batching=batching).final_states(circuit, angles)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", ["complex128", "complex64"])
+@pytest.mark.parametrize("batching", cq.BATCHING)
+def test_conformance_suite_through_the_double(fake, dtype, batching):
+    from hqf.testing import Limits, check_backend
+
+    results = check_backend(
+        lambda: CpuDouble(device="cpu", dtype=dtype, batching=batching),
+        examples=6,
+        limits=Limits(max_qubits=4, max_ops=12),
+    )
+    assert all(r.ok for r in results), "\n".join(r.report() for r in results)
+    assert [r.status for r in results] == ["pass", "pass", "pass", "pass", "skip"]  # no native gradient
+
+
 def test_complex64_and_chunked_passes(fake):
     circuit = Circuit(3, [Operation("RX", 0, 0), Operation("CNOT", (0, 2)), Operation("RY", 1, 1)],
                       [PauliWord.z(2), PauliWord.parse("Z0 Z2"), PauliWord.parse("X1")])  # fmt: skip
