@@ -18,6 +18,9 @@ A sweep file (TOML) has four parts::
     [axes]                           # optional: config key -> list of values, crossed with everything
     label_noise = [0.0, 0.02]
 
+    [report]                         # optional: read by `hqf report` (see hqf.report)
+    baseline = "adam"
+
 The runs are the Cartesian product variants × axes × seeds. A variant may set ``search = "bo"`` or
 ``search = "es"`` (see :mod:`hqf.search`) instead of training once. Each run gets its own directory
 ``OUT/<variant>[/<key>=<value>...]/seed<k>``, written by the run itself (``hqf run``'s layout), and
@@ -96,9 +99,9 @@ def read_grid(path: str | pathlib.Path) -> dict:
 
 def expand(grid: Mapping[str, Any], out: str | pathlib.Path) -> list[RunSpec]:
     """Every run of the grid, in a fixed order (variant, axes, seed)."""
-    unknown = set(grid) - {"sweep", "base", "variants", "axes"}
+    unknown = set(grid) - {"sweep", "base", "variants", "axes", "report"}
     if unknown:
-        raise ConfigError(f"unknown sweep section(s) {sorted(unknown)}; sections: sweep, base, variants, axes")
+        raise ConfigError(f"unknown sweep section(s) {sorted(unknown)}; sections: sweep, base, variants, axes, report")
     settings = grid.get("sweep", {})
     seeds = settings.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
@@ -141,10 +144,11 @@ def is_finished(directory: pathlib.Path) -> bool:
         return False
 
 
-def write_manifest(runs: Iterable[RunSpec], out: pathlib.Path) -> None:
+def write_manifest(runs: Iterable[RunSpec], out: pathlib.Path, report: Mapping | None = None) -> None:
+    """``OUT/sweep.json``: every run's directory and labels, and the sweep file's ``[report]`` section."""
     rows = [{"dir": str(r.directory.relative_to(out)), **r.labels()} for r in runs]
     tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"runs": rows}, indent=1))
+    tmp.write_text(json.dumps({"runs": rows, "report": dict(report or {})}, indent=1))
     os.replace(tmp, out / MANIFEST)
 
 
@@ -198,17 +202,19 @@ def run_sweep(
     jobs: int = 1,
     runner: Runner | str = default_runner,
     progress: Callable[[RunSpec, str | None], None] | None = None,
+    report: Mapping | None = None,
 ) -> SweepResult:
     """Run every unfinished run of ``runs``, ``jobs`` at a time in separate processes.
 
     Finished runs are skipped; half-written run directories are removed first. ``progress`` is called
-    once per run that ran, with its error text (None when it succeeded).
+    once per run that ran, with its error text (None when it succeeded). ``report`` (the sweep file's
+    ``[report]`` section) is stored in the manifest for ``hqf report``.
     """
     if jobs < 1:
         raise ConfigError(f"'jobs' must be >= 1 (got {jobs})")
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_manifest(runs, out)
+    write_manifest(runs, out, report)
     todo, skipped = [], []
     for spec in runs:
         if is_finished(spec.directory):

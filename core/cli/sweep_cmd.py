@@ -40,7 +40,7 @@ def sweep_command(grid, out, jobs, dry_run) -> None:
         status = "ok" if error is None else f"FAILED: {error}"
         click.echo(f"[{done[0]}/{len(runs)}] {run.directory}  {status}")
 
-    result = run_sweep(runs, folder, jobs=jobs, progress=progress)
+    result = run_sweep(runs, folder, jobs=jobs, progress=progress, report=spec.get("report"))
     click.echo(f"ran {len(result.ran)}, skipped {len(result.skipped)} finished, {len(result.failed)} failed")
     if result.failed:
         for directory, error in result.failed:

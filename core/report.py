@@ -1,0 +1,352 @@
+"""Aggregate run directories into the seed paper's tables (Markdown + CSV) and figures (PNG).
+
+Runs are grouped by variant and axis values (everything but the seed). Each metric of a group is
+summarized over its seeds (:func:`hqf.stats.summarize`: mean ± sample std, 95% t-interval) and
+compared with the *baseline* group — the baseline variant at the same axis values — by paired tests
+matched by seed (:func:`hqf.stats.paired`: ``ttest_rel`` and ``wilcoxon``).
+
+Where the labels come from: a sweep folder's ``sweep.json`` (written by ``hqf sweep``), which also
+carries the sweep file's optional ``[report]`` section::
+
+    [report]
+    baseline = "adam"                       # default for --baseline
+    table1 = ["sgd", "rmsprop", "adam", "bo", "es", "full"]   # variants per table (default: all)
+    table3 = ["adam", "rmsprop", "bo", "full"]
+    table4 = ["backbone-only", "+quantum-no-gating", "+gated-no-stability", "full"]
+    noise_axis = "depolarizing"             # the axis whose levels are Table III's columns
+    imbalance_axis = "imbalance"            # Figure 3's x axis
+    features_axis = "features"              # Figure 5's x axis
+
+A run directory given alone (no manifest) is labelled by its folder name, seed from its config.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import pathlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from hqf.errors import ConfigError
+from hqf.stats import PairedTest, Summary, paired, summarize
+
+#: metric keys of metrics.json (written by hqf.experiment) that the tables use
+KEYS = {
+    "iterations": "iterations_to_eps",
+    "accuracy": "accuracy",
+    "macro_f1": "macro_f1",
+    "ece": "ece",
+    "vai": "variance_amplification_index",
+    "wall": "wall_time_s",
+    "epoch": "time_per_epoch_s",
+    "latency": "latency_ms_batch1",
+}
+
+#: table id -> (title, [(column title, KEYS role, scale)])
+TABLES: dict[str, tuple[str, list[tuple[str, str, float]]]] = {
+    "table1": (
+        "Table I analogue: convergence and accuracy across optimizers",
+        [("Iterations to ε", "iterations", 1), ("Accuracy (%)", "accuracy", 100), ("Macro-F1", "macro_f1", 1), ("ECE", "ece", 1)],
+    ),
+    "table2": (
+        "Table II analogue: training time and latency",
+        [("Training time (s)", "wall", 1), ("Time per epoch (s)", "epoch", 1), ("Inference latency (ms)", "latency", 1)],
+    ),
+    "table3": ("Table III analogue: stability and noise sensitivity", [("Variance amplification index", "vai", 1)]),
+    "table4": (
+        "Table IV analogue: ablation",
+        [("Iterations to ε", "iterations", 1), ("Macro-F1", "macro_f1", 1), ("ECE", "ece", 1), ("Stability variance (VAI)", "vai", 1)],
+    ),
+}
+
+
+@attrs.frozen
+class Run:
+    """One finished run directory with its labels."""
+
+    directory: pathlib.Path
+    variant: str
+    seed: int
+    axes: tuple[tuple[str, Any], ...]
+    metrics: dict = attrs.field(eq=False)
+
+    def value(self, role: str) -> float:
+        v = self.metrics.get(KEYS[role])
+        try:
+            return math.nan if v is None else float(v)
+        except (TypeError, ValueError):
+            return math.nan
+
+
+def _metrics(directory: pathlib.Path) -> dict | None:
+    try:
+        data = json.loads((directory / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _config_seed(directory: pathlib.Path) -> int:
+    try:
+        import tomllib
+    except ImportError:
+        import tomli as tomllib
+    try:
+        return int(tomllib.loads((directory / "config.toml").read_text()).get("seed", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def load(paths: Iterable[str | pathlib.Path]) -> tuple[list[Run], dict]:
+    """Finished runs under ``paths`` (sweep folders or run folders) and the merged ``[report]`` settings."""
+    runs: list[Run] = []
+    settings: dict = {}
+    for path in map(pathlib.Path, paths):
+        if not path.exists():
+            raise ConfigError(f"no such run or sweep folder: {path}")
+        manifest = path / "sweep.json"
+        if manifest.exists():
+            data = json.loads(manifest.read_text())
+            settings = {**data.get("report", {}), **settings}
+            for row in data["runs"]:
+                directory = path / row["dir"]
+                metrics = _metrics(directory)
+                if metrics is None:
+                    continue
+                axes = tuple((k, v) for k, v in row.items() if k not in ("dir", "variant", "seed"))
+                runs.append(Run(directory, row["variant"], int(row["seed"]), axes, metrics))
+        elif (metrics := _metrics(path)) is not None:
+            runs.append(Run(path, path.name, _config_seed(path), (), metrics))
+        else:
+            raise ConfigError(f"{path} holds neither sweep.json nor a finished run (metrics.json)")
+    if not runs:
+        raise ConfigError("no finished runs found")
+    return runs, settings
+
+
+@attrs.frozen
+class Group:
+    variant: str
+    axes: tuple[tuple[str, Any], ...]
+    runs: tuple[Run, ...]
+
+    @property
+    def label(self) -> str:
+        if not self.axes:
+            return self.variant
+        return f"{self.variant} [" + ", ".join(f"{k}={v}" for k, v in self.axes) + "]"
+
+    def by_seed(self, role: str) -> dict[int, float]:
+        return {r.seed: r.value(role) for r in self.runs}
+
+
+
+def group(runs: Sequence[Run]) -> list[Group]:
+    """Runs grouped by (variant, axes), in first-seen order."""
+    buckets: dict[tuple, list[Run]] = defaultdict(list)
+    for run in runs:
+        buckets[(run.variant, run.axes)].append(run)
+    return [Group(v, a, tuple(sorted(rs, key=lambda r: r.seed))) for (v, a), rs in buckets.items()]
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def _pfmt(p: float) -> str:
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _cell(s: Summary, total: int) -> str:
+    if s.n == 0:
+        return f"n/a (0/{total})"
+    text = f"{_fmt(s.mean)} ± {_fmt(s.std)}" if s.n > 1 else _fmt(s.mean)
+    if s.n > 1:
+        text += f" [{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]"
+    if s.n < total:
+        text += f" ({s.n}/{total} seeds)"
+    return text
+
+
+@attrs.frozen
+class Row:
+    """One line of a table: a label, its variant and axes, and per column the metric by seed."""
+
+    label: str
+    variant: str
+    axes: tuple[tuple[str, Any], ...]
+    values: dict  # column title -> {seed: value}
+
+
+@attrs.frozen
+class Column:
+    title: str
+    role: str  # a key of KEYS
+    scale: float = 1.0
+    level: Any = None  # for Table III: the noise-axis level the value is read at (None: the row's own)
+
+
+def _rows(groups: Sequence[Group], columns: Sequence[Column], axis: str) -> list[Row]:
+    """Rows for the groups at noise level 0 (or without the axis); level columns read sibling groups."""
+    rows = []
+    for g in groups:
+        axes = dict(g.axes)
+        if axes.get(axis, 0) not in (0, 0.0):
+            continue
+        others = tuple((k, v) for k, v in g.axes if k != axis)
+        values = {}
+        for col in columns:
+            source = g
+            if col.level is not None:
+                source = next(
+                    (h for h in groups if h.variant == g.variant and dict(h.axes).get(axis) == col.level
+                     and tuple((k, v) for k, v in h.axes if k != axis) == others),
+                    None,
+                )
+            values[col.title] = {} if source is None else {s: v * col.scale for s, v in source.by_seed(col.role).items()}
+        label = Group(g.variant, others, ()).label
+        rows.append(Row(label, g.variant, others, values))
+    return rows
+
+
+def _baseline_row(row: Row, rows: Sequence[Row], baseline: str | None) -> Row | None:
+    if baseline is None:
+        return None
+    candidates = [r for r in rows if r.variant == baseline]
+    same = [r for r in candidates if r.axes == row.axes]
+    return same[0] if same else (candidates[0] if len(candidates) == 1 else None)
+
+
+@attrs.frozen
+class Cell:
+    summary: Summary
+    total: int
+    test: PairedTest | None
+
+
+def evaluate(rows: Sequence[Row], baseline: str | None) -> list[tuple[Row, dict]]:
+    """Per row, per column: the seed summary and the paired test against the baseline row."""
+    out = []
+    for row in rows:
+        base = _baseline_row(row, rows, baseline)
+        cells = {}
+        for title, by_seed in row.values.items():
+            test = None if base is None or base is row else paired(by_seed, base.values[title])
+            cells[title] = Cell(summarize(by_seed.values()), len(by_seed), test)
+        out.append((row, cells))
+    return out
+
+
+def markdown(title: str, table: Sequence[tuple[Row, dict]], baseline: str | None) -> str:
+    """``mean ± std [95% CI]`` per metric, then the paired-test p-values against the baseline."""
+    if not table:
+        return ""
+    titles = list(table[0][1])
+    has_tests = baseline is not None and any(c.test is not None for _, cells in table for c in cells.values())
+    header = ["Model"] + titles + ([f"p vs {baseline}: {t} (t / W)" for t in titles] if has_tests else [])
+    lines = [f"**{title}** — mean ± std [95% CI] over seeds"
+             + ("; p: paired t-test / Wilcoxon signed-rank, paired by seed" if has_tests else ""), ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row, cells in table:
+        line = [row.label] + [_cell(c.summary, c.total) for c in cells.values()]
+        if has_tests:
+            line += ["—" if c.test is None else f"{_pfmt(c.test.t_pvalue)} / {_pfmt(c.test.wilcoxon_pvalue)}" for c in cells.values()]
+        lines.append("| " + " | ".join(line) + " |")
+    return "\n".join(lines) + "\n"
+
+
+CSV_FIELDS = ["model", "variant", "axes", "metric", "n", "mean", "std", "ci_low", "ci_high", "baseline", "n_pairs",
+              "mean_difference", "t_statistic", "t_pvalue", "wilcoxon_statistic", "wilcoxon_pvalue"]
+
+
+def write_csv(path: pathlib.Path, table: Sequence[tuple[Row, dict]], baseline: str | None) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for row, cells in table:
+            for metric, c in cells.items():
+                s = c.summary
+                record = {"model": row.label, "variant": row.variant, "axes": json.dumps(dict(row.axes)), "metric": metric,
+                          "n": s.n, "mean": s.mean, "std": s.std, "ci_low": s.ci_low, "ci_high": s.ci_high,
+                          "baseline": baseline or ""}
+                if c.test is not None:
+                    t = c.test
+                    record |= {"n_pairs": t.n, "mean_difference": t.mean_difference, "t_statistic": t.t_statistic,
+                               "t_pvalue": t.t_pvalue, "wilcoxon_statistic": t.wilcoxon_statistic,
+                               "wilcoxon_pvalue": t.wilcoxon_pvalue}
+                writer.writerow(record)
+
+
+def table_columns(table: str, groups: Sequence[Group], axis: str) -> list[Column]:
+    """The columns of a table; Table III adds accuracy at every non-zero level of the noise axis."""
+    columns = [Column(title, role, scale) for title, role, scale in TABLES[table][1]]
+    if table == "table3":
+        levels = sorted({dict(g.axes)[axis] for g in groups if axis in dict(g.axes)} - {0, 0.0})
+        columns.append(Column("Accuracy (%), no gate noise", "accuracy", 100))
+        columns += [Column(f"Accuracy (%) at {axis}={level:g}", "accuracy", 100, level) for level in levels]
+    return columns
+
+
+@attrs.frozen
+class Report:
+    tables: dict  # table id -> (title, [(Row, {column: Cell})])
+    figures: tuple[pathlib.Path, ...]
+    markdown: str
+
+
+def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, baseline: str | None = None) -> Report:
+    """Write ``report.md``, ``tableN.md``/``tableN.csv`` and ``fig*.png`` under ``out``."""
+    from hqf import report_figures as figs
+
+    runs, settings = load(paths)
+    baseline = baseline or settings.get("baseline")
+    groups = group(runs)
+    if baseline is not None and not any(g.variant == baseline for g in groups):
+        raise ConfigError(f"baseline {baseline!r} is not among the variants: {', '.join(sorted({g.variant for g in groups}))}")
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    axis = settings.get("noise_axis", "depolarizing")
+    tables = {}
+    parts = ["# hqf report", "", f"{len(runs)} finished runs in {len(groups)} groups; baseline: {baseline or 'none'}.", ""]
+    for table, (title, _) in TABLES.items():
+        names = settings.get(table)
+        if names is None and any(k.startswith("table") for k in settings) and table != "table1":
+            continue  # the sweep names its tables: show only those
+        chosen = list(groups) if names is None else [g for n in names for g in groups if g.variant == n]
+        rows = _rows(chosen, table_columns(table, chosen, axis), axis)
+        if not rows:
+            continue
+        evaluated = evaluate(rows, baseline)
+        tables[table] = (title, evaluated)
+        text = markdown(title, evaluated, baseline)
+        (out / f"{table}.md").write_text(text)
+        write_csv(out / f"{table}.csv", evaluated, baseline)
+        parts += [text, ""]
+    named = settings.get("table1")
+    fig_groups = [g for g in groups if named is None or g.variant in named]
+    fig_groups = [g for g in fig_groups if dict(g.axes).get(axis, 0) in (0, 0.0)]
+    figures = []
+    for name, draw in (
+        ("fig2_convergence.png", lambda p: figs.convergence(fig_groups, p)),
+        ("fig3_imbalance.png", lambda p: figs.imbalance(groups, settings.get("imbalance_axis", "imbalance"), p)),
+        ("fig4_reliability.png", lambda p: figs.reliability(fig_groups, p)),
+        ("fig5_latency.png", lambda p: figs.latency(groups, settings.get("features_axis", "features"), p)),
+    ):
+        if draw(out / name):
+            figures.append(out / name)
+            parts += [f"![{name}]({name})", ""]
+    text = "\n".join(parts)
+    (out / "report.md").write_text(text)
+    return Report(tables, tuple(figures), text)

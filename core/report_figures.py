@@ -1,0 +1,168 @@
+"""The report's figures (PNG), each readable on its own: title, labelled axes, legend.
+
+Each function returns False (and draws nothing) when the runs hold no data for it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+
+#: columns of a run's curves.csv (one row per optimizer step) that Figure 2 reads
+CURVE_STEP, CURVE_LOSS, CURVE_GRAD = "step", "loss", "grad_norm"
+#: metrics.json entry with the reliability-diagram bins: {"confidence": [...], "accuracy": [...], "count": [...]}
+RELIABILITY = "reliability"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: pathlib.Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    _pyplot().close(fig)
+
+
+def read_curve(directory: pathlib.Path, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values)`` of one column of ``curves.csv`` (empty arrays when absent)."""
+    try:
+        with open(directory / "curves.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError:
+        return np.array([]), np.array([])
+    pairs = [(float(r[CURVE_STEP]), float(r[column])) for r in rows if r.get(column) not in (None, "", "nan")]
+    if not pairs:
+        return np.array([]), np.array([])
+    steps, values = map(np.asarray, zip(*pairs))
+    return steps, values
+
+
+def seed_band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std over seeds at the steps all seeds reached (steps, mean, std)."""
+    curves = [c for c in curves if c[0].size]
+    if not curves:
+        return np.array([]), np.array([]), np.array([])
+    length = min(c[0].size for c in curves)
+    steps = curves[0][0][:length]
+    stack = np.stack([c[1][:length] for c in curves])
+    return steps, stack.mean(axis=0), stack.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(length)
+
+
+def convergence(groups, path: pathlib.Path) -> bool:
+    """Figure 2: training loss and gradient norm against iteration, mean ± std band over seeds."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    drawn = False
+    for g in groups:
+        for ax, column in zip(axes, (CURVE_LOSS, CURVE_GRAD)):
+            steps, mean, std = seed_band([read_curve(r.directory, column) for r in g.runs])
+            if not steps.size:
+                continue
+            drawn = True
+            line, = ax.plot(steps, mean, label=f"{g.label} (n={len(g.runs)})", lw=1.4)
+            ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.18)
+    if not drawn:
+        plt.close(fig)
+        return False
+    axes[0].set(title="Fig. 2a: training loss (mean ± std over seeds)", xlabel="iteration (optimizer step)", ylabel="L_total")
+    axes[1].set(title="Fig. 2b: gradient norm ‖∇L_total‖₂", xlabel="iteration (optimizer step)", ylabel="gradient norm", yscale="log")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _save(fig, path)
+    return True
+
+
+def _by_axis(groups, axis: str, role: str, scale: float = 1.0):
+    """variant -> sorted [(axis value, mean, std)]."""
+    from hqf.stats import summarize
+
+    lines: dict[str, list] = {}
+    for g in groups:
+        axes = dict(g.axes)
+        if axis not in axes:
+            continue
+        s = summarize([r.value(role) * scale for r in g.runs])
+        if s.n:
+            lines.setdefault(g.variant, []).append((float(axes[axis]), s.mean, 0.0 if s.n < 2 else s.std))
+    return {k: sorted(v) for k, v in lines.items()}
+
+
+def imbalance(groups, axis: str, path: pathlib.Path) -> bool:
+    """Figure 3: macro-F1 against the majority:minority ratio (mean ± std over seeds)."""
+    lines = _by_axis(groups, axis, "macro_f1")
+    if not lines:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.4))
+    for variant, pts in lines.items():
+        x, m, s = map(np.asarray, zip(*pts))
+        ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=variant)
+    ax.set(title="Fig. 3: macro-F1 vs class imbalance", xlabel="majority : minority ratio (1:k, k shown)", ylabel="macro-F1 (test)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return True
+
+
+def reliability(groups, path: pathlib.Path) -> bool:
+    """Figure 4: reliability diagram — accuracy against confidence per bin, pooled over seeds."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.8, 5.4))
+    drawn = False
+    for g in groups:
+        conf_sum, acc_sum, count = None, None, None
+        for r in g.runs:
+            bins = r.metrics.get(RELIABILITY)
+            if not bins:
+                continue
+            n = np.asarray(bins["count"], dtype=float)
+            c = np.nan_to_num(np.asarray(bins["confidence"], dtype=float)) * n
+            a = np.nan_to_num(np.asarray(bins["accuracy"], dtype=float)) * n
+            conf_sum, acc_sum, count = (c, a, n) if count is None else (conf_sum + c, acc_sum + a, count + n)
+        if count is None:
+            continue
+        keep = count > 0
+        drawn = True
+        ax.plot(conf_sum[keep] / count[keep], acc_sum[keep] / count[keep], "o-", ms=4, label=f"{g.label} (n={len(g.runs)})")
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set(title="Fig. 4: reliability diagram (test set, seeds pooled)", xlabel="mean predicted confidence (bin)",
+           ylabel="accuracy (bin)", xlim=(0, 1), ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+    return True
+
+
+def latency(groups, axis: str, path: pathlib.Path) -> bool:
+    """Figure 5: inference latency per instance against the input feature dimension."""
+    lines = _by_axis(groups, axis, "latency")
+    if not lines:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.4))
+    for variant, pts in lines.items():
+        x, m, s = map(np.asarray, zip(*pts))
+        ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=variant)
+    ax.set(title="Fig. 5: inference latency vs feature dimension", xlabel="input features", ylabel="latency per instance (ms, batch 1)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return True
+
+
+def finite(values) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]

@@ -1,0 +1,132 @@
+"""``hqf report`` on constructed runs: statistics against scipy, pairing by seed, tables and figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+import random
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import stats as sps
+
+from hqf.cli import main
+from hqf.errors import ConfigError
+from hqf.report import KEYS, make_report
+from hqf.report_figures import CURVE_GRAD, CURVE_LOSS, CURVE_STEP, RELIABILITY
+
+SEEDS = [0, 1, 2, 3, 4]
+RNG = np.random.default_rng(7)
+#: variant -> seed -> accuracy; strongly seed-dependent so that a wrong pairing shows
+ACC = {
+    v: {s: 0.70 + 0.03 * s + shift + float(RNG.normal(0, 0.004)) for s in SEEDS}
+    for v, shift in (("adam", 0.0), ("sgd", -0.02), ("full", 0.01))
+}
+
+
+def _write_run(directory: pathlib.Path, variant: str, seed: int, extra: dict | None = None) -> None:
+    directory.mkdir(parents=True)
+    acc = ACC[variant][seed]
+    metrics = {
+        KEYS["accuracy"]: acc,
+        KEYS["macro_f1"]: acc - 0.05,
+        KEYS["ece"]: 0.05 - 0.01 * seed / 4,
+        KEYS["iterations"]: None if (variant == "sgd" and seed == 0) else 100 + 10 * seed,
+        KEYS["vai"]: 0.2,
+        KEYS["latency"]: 1.0 + seed,
+        RELIABILITY: {"confidence": [0.25, 0.75], "accuracy": [0.2, 0.8], "count": [10, 30]},
+        **(extra or {}),
+    }
+    (directory / "metrics.json").write_text(json.dumps(metrics))
+    steps = np.arange(1, 21)
+    with open(directory / "curves.csv", "w") as fh:
+        fh.write(f"{CURVE_STEP},{CURVE_LOSS},{CURVE_GRAD}\n")
+        for k in steps:
+            fh.write(f"{k},{2.0 / k + 0.01 * seed},{1.0 / k}\n")
+
+
+def _sweep(root: pathlib.Path, shuffle: bool = False, report: dict | None = None) -> pathlib.Path:
+    rows = []
+    for variant in ACC:
+        for level in (0.0, 0.05):
+            for seed in SEEDS:
+                d = f"{variant}/depolarizing={level}/seed{seed}"
+                _write_run(root / d, variant, seed, {KEYS["accuracy"]: ACC[variant][seed] - level})
+                rows.append({"dir": d, "variant": variant, "seed": seed, "depolarizing": level})
+    if shuffle:
+        random.Random(1).shuffle(rows)
+    (root / "sweep.json").write_text(json.dumps({"runs": rows, "report": report or {"baseline": "adam"}}))
+    return root
+
+
+def _csv(path: pathlib.Path) -> list[dict]:
+    return list(csv.DictReader(open(path)))
+
+
+def test_table1_statistics_match_scipy(tmp_path):
+    report = make_report([_sweep(tmp_path / "sweep")], tmp_path / "out")
+    rows = {(r["variant"], r["metric"]): r for r in _csv(tmp_path / "out" / "table1.csv")}
+    full = [100 * ACC["full"][s] for s in SEEDS]
+    adam = [100 * ACC["adam"][s] for s in SEEDS]
+    r = rows[("full", "Accuracy (%)")]
+    assert float(r["mean"]) == pytest.approx(np.mean(full))
+    assert float(r["std"]) == pytest.approx(np.std(full, ddof=1))
+    low, high = sps.t.interval(0.95, 4, loc=np.mean(full), scale=sps.sem(full))
+    assert (float(r["ci_low"]), float(r["ci_high"])) == pytest.approx((low, high))
+    assert float(r["t_pvalue"]) == pytest.approx(sps.ttest_rel(full, adam).pvalue)
+    assert float(r["wilcoxon_pvalue"]) == pytest.approx(sps.wilcoxon(full, adam).pvalue)
+    assert rows[("adam", "Accuracy (%)")]["t_pvalue"] == ""  # the baseline is not tested against itself
+    # a run that never reached ε is left out of that metric's statistics, and the cell says so
+    it = rows[("sgd", "Iterations to ε")]
+    assert int(it["n"]) == 4 and int(it["n_pairs"]) == 4
+    assert "(4/5 seeds)" in (tmp_path / "out" / "table1.md").read_text()
+    assert set(report.tables) >= {"table1", "table3"}
+
+
+def test_pairing_is_by_seed_whatever_the_run_order(tmp_path):
+    make_report([_sweep(tmp_path / "a")], tmp_path / "out_a")
+    make_report([_sweep(tmp_path / "b", shuffle=True)], tmp_path / "out_b")
+    a, b = _csv(tmp_path / "out_a" / "table1.csv"), _csv(tmp_path / "out_b" / "table1.csv")
+    key = lambda rows: sorted((r["variant"], r["metric"], r["t_pvalue"], r["wilcoxon_pvalue"]) for r in rows)  # noqa: E731
+    assert key(a) == key(b)
+    # the accuracy differences are nearly constant by seed, so the paired test is far more
+    # significant than an unpaired comparison of the same numbers would be
+    p = float(next(r for r in a if r["variant"] == "sgd" and r["metric"] == "Accuracy (%)")["t_pvalue"])
+    unpaired = sps.ttest_ind([ACC["sgd"][s] for s in SEEDS], [ACC["adam"][s] for s in SEEDS]).pvalue
+    assert p < 1e-3 < unpaired
+
+
+def test_table3_has_a_column_per_noise_level(tmp_path):
+    make_report([_sweep(tmp_path / "s")], tmp_path / "out")
+    rows = _csv(tmp_path / "out" / "table3.csv")
+    metrics = {r["metric"] for r in rows}
+    assert "Accuracy (%) at depolarizing=0.05" in metrics
+    full = next(r for r in rows if r["variant"] == "full" and r["metric"] == "Accuracy (%) at depolarizing=0.05")
+    assert float(full["mean"]) == pytest.approx(np.mean([100 * (ACC["full"][s] - 0.05) for s in SEEDS]))
+    assert {r["model"] for r in rows} == {"adam", "sgd", "full"}  # one row per variant, noise in columns
+
+
+def test_figures_are_written(tmp_path):
+    report = make_report([_sweep(tmp_path / "s")], tmp_path / "out")
+    names = {p.name for p in report.figures}
+    assert {"fig2_convergence.png", "fig4_reliability.png"} <= names
+    for p in report.figures:
+        assert 10_000 < p.stat().st_size < 200_000
+    assert "![fig2_convergence.png]" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_report_command(tmp_path):
+    sweep = _sweep(tmp_path / "s")
+    result = CliRunner().invoke(main, ["report", str(sweep), "--baseline", "sgd", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "p vs sgd" in result.output and (tmp_path / "r" / "table1.md").exists()
+    bad = CliRunner().invoke(main, ["report", str(sweep), "--baseline", "nadam"])
+    assert bad.exit_code == 2 and "baseline 'nadam' is not among the variants" in bad.output
+
+
+def test_no_finished_runs_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="neither sweep.json nor a finished run"):
+        make_report([tmp_path / "empty"], tmp_path / "out")
