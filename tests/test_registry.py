@@ -73,7 +73,7 @@ def test_allowlist_env(monkeypatch):
     points = [_ep("torch", "hqf.backends.torch_sv"), _ep("ansatze", "hqf.plugins.ansatze")]
     monkeypatch.setenv("HQF_PLUGINS", "ansatze")
     reg = Registry(points)
-    assert reg.names("backend") == [] and reg.names("ansatz") == ["hea"]
+    assert reg.names("backend") == [] and reg.names("ansatz") == ["basic", "hea", "sel"]
     monkeypatch.setenv("HQF_PLUGINS", "")
     assert Registry(points).names("ansatz") == []
 
