@@ -428,3 +428,25 @@ def test_hqf_list_shows_cuquantum_unavailable_with_its_reason(fresh_list):
     assert fresh_list.returncode == 0, fresh_list.stderr
     line = next(line for line in fresh_list.stdout.splitlines() if line.split()[:1] == ["cuquantum"])
     assert f"unavailable: {cq.CuQuantumBackend.availability().reason}" in line
+
+
+def test_gpu_benchmark_runs_on_a_cpu_only_machine(tmp_path):
+    import importlib.util
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_bench.py"
+    spec = importlib.util.spec_from_file_location("gpu_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    args = ["--quick", "--qubits", "3", "--min-seconds", "0", "--json", str(out)]
+    assert bench.main(args) == 0
+    rows = json.loads(out.read_text())["rows"]
+    by_backend = {r["backend"]: r for r in rows if r.get("mode") != "fwd+bwd"}
+    assert by_backend["torch-cpu"]["samples_per_s"] > 0 and by_backend["torch-cpu"]["batch"] == 32
+    assert 0 < by_backend["torch-cpu"]["fraction_of_copy_bandwidth"]
+    if not torch.cuda.is_available():
+        assert by_backend["torch-cuda"]["skipped"].startswith("unavailable: ")
+        reason = cq.CuQuantumBackend.availability().reason
+        assert by_backend["cuquantum-cuda (batched)"]["skipped"] == f"unavailable: {reason}"
