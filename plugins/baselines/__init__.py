@@ -1,1 +1,16 @@
-"""Classical baseline models shipped with hqf."""
+"""Classical baseline models shipped with hqf.
+
+- ``logistic``: multinomial logistic regression (seed 001).
+- ``classical-surrogate``: the hybrid with its quantum block replaced by a classical layer of the same
+  parameter count (seed 003's sanity check).
+- The classical backbone alone is the ``classical-only`` fusion (the same model class, backbone and
+  head as the hybrid, with no quantum branch), so it is not registered twice here.
+"""
+
+from hqf.hookspecs import hookimpl
+from hqf.plugins.baselines.logistic import LogisticRegression
+
+
+@hookimpl
+def register_baselines(register) -> None:
+    register(LogisticRegression)

@@ -1,0 +1,28 @@
+"""``logistic``: multinomial logistic regression, the classical baseline of seed 001 (QENN)."""
+
+from __future__ import annotations
+
+import torch
+
+from hqf.baselines import Baseline
+
+
+class LogisticRegression(Baseline):
+    """``softmax(W x + b)``: one ``nn.Linear(in_features, n_classes)``, trained by the same loop.
+
+    Cross-entropy on its logits is the multinomial logistic-regression likelihood; the optimizer's
+    weight decay is its L2 penalty.
+
+    Example::
+
+        >>> LogisticRegression().build(128, 12)
+        Linear(in_features=128, out_features=12, bias=True)
+    """
+
+    name = "logistic"
+    description = "multinomial logistic regression (seed 001's baseline)"
+
+    def build(self, in_features: int, n_classes: int) -> torch.nn.Module:
+        if in_features < 1 or n_classes < 2:
+            raise ValueError(f"logistic regression needs in_features >= 1 and n_classes >= 2 (got {in_features}, {n_classes})")
+        return torch.nn.Linear(in_features, n_classes)

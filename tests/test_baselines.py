@@ -1,0 +1,95 @@
+"""Classical baselines and the search baselines (BO, CMA-ES) of Table I."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import pytest
+import torch
+
+from hqf.errors import ConfigError
+from hqf.make import make_ansatz, make_encoder
+from hqf.plugins.baselines.logistic import LogisticRegression
+from hqf.plugins.baselines.surrogate import SurrogateLayer, surrogate_shape
+from hqf.registry import registry
+from hqf.search import BOUNDS, run_search
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def test_baselines_are_registered():
+    names = registry().names("baseline")
+    assert {"logistic"} <= set(names)
+
+
+def test_logistic_regression_is_one_linear_map():
+    model = LogisticRegression().build(5, 3)
+    assert _count(model) == 5 * 3 + 3 and model(torch.zeros(2, 5)).shape == (2, 3)
+    with pytest.raises(ValueError, match="n_classes >= 2"):
+        LogisticRegression().build(5, 1)
+
+
+@pytest.mark.parametrize("in_features, qubits, layers", [(16, 8, 6), (4, 4, 2), (32, 3, 2), (7, 5, 3)])
+def test_surrogate_has_the_quantum_blocks_parameter_count(in_features, qubits, layers):
+    from hqf.layer import QuantumLayer
+    from hqf.make import make_backend
+
+    gen = torch.Generator().manual_seed(0)
+    quantum = QuantumLayer(make_encoder("angle", in_features, qubits), make_ansatz(f"hea{qubits}x{layers}"), make_backend("torch"))
+    ansatz_weights = quantum.weights.numel()
+    surrogate = SurrogateLayer(make_encoder("angle", in_features, qubits), ansatz_weights, quantum.out_features, gen)
+    assert _count(surrogate) == _count(quantum)
+    out = surrogate(torch.randn(6, in_features))
+    assert out.shape == (6, quantum.out_features) and bool((out.abs() <= 1).all())
+    out.sum().backward()  # every parameter is used
+    assert all(p.grad is not None for p in surrogate.parameters())
+
+
+def test_surrogate_shape_uses_every_parameter():
+    for n_w in range(20, 200):
+        hidden, biases, gains = surrogate_shape(n_w, 8, 8)
+        assert hidden * (8 + 1 + 8) + biases + gains == n_w and biases <= 8 and gains <= 8
+    with pytest.raises(ValueError, match="cannot hold one hidden unit"):
+        surrogate_shape(5, 8, 8)
+
+
+def _fake_trainer(log: list):
+    """A 'training run' whose validation loss is a known bowl in (log lr, log wd)."""
+
+    def train(config: dict, directory: pathlib.Path) -> dict:
+        log.append(config)
+        directory.mkdir(parents=True)
+        loss = (math.log10(config["lr"]) + 2.5) ** 2 + 0.1 * (math.log10(config["weight_decay"]) + 4) ** 2
+        metrics = {"val_loss": loss, "accuracy": 1 - loss / 10, "steps": 40}
+        (directory / "metrics.json").write_text(json.dumps(metrics))
+        (directory / "curves.csv").write_text("step,loss\n1,0.5\n")
+        return metrics
+
+    return train
+
+
+@pytest.mark.parametrize("method", ["bo", "es"])
+def test_search_spends_the_same_budget_with_the_same_initialization(tmp_path, method):
+    log: list = []
+    metrics = run_search({"seed": 3, "epochs": 2}, tmp_path / "run", method, trials=6, train=_fake_trainer(log))
+    assert len(log) == 6  # the same number of trials for both searches
+    assert all(c["seed"] == 3 and c["epochs"] == 2 for c in log)  # same seed (initialization), same budget
+    for c in log:
+        assert BOUNDS["lr"][0] - 1e-9 <= math.log10(c["lr"]) <= BOUNDS["lr"][1] + 1e-9
+    trials = json.loads((tmp_path / "run" / "search.json").read_text())["trials"]
+    best = min(trials, key=lambda t: t["score"])
+    assert metrics["search_selected_trial"] == best["trial"] and metrics["search_total_steps"] == 6 * 40
+    assert metrics["val_loss"] == pytest.approx(best["score"])
+    assert (tmp_path / "run" / "curves.csv").exists()  # the selected trial's run directory is the result
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["search_method"] == method
+
+
+def test_search_validates_its_options(tmp_path):
+    with pytest.raises(ConfigError, match="'search' must be one of"):
+        run_search({}, tmp_path, "grid")
+    with pytest.raises(ConfigError, match="'trials' must be >= 2"):
+        run_search({}, tmp_path, "bo", trials=1)
