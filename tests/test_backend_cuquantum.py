@@ -318,6 +318,39 @@ def test_handle_is_destroyed_with_the_backend(fake):
     assert fake.handles == set()
 
 
+# -- the real binding, where it is installed (it needs no GPU to import) --------------------------
+needs_binding = pytest.mark.skipif(cq.binding_name() is None, reason="cuquantum-python is not installed")
+
+
+@needs_binding
+def test_the_double_has_the_real_bindings_signatures():
+    import inspect
+
+    cusv = cq._load_binding()
+    for name in cq.REQUIRED:
+        real = list(inspect.signature(getattr(cusv, name)).parameters)
+        double = list(inspect.signature(getattr(FakeCuStateVec, name)).parameters)[1:]  # less self
+        assert real == double, name
+
+
+@needs_binding
+def test_enum_values_hqf_passes_as_ints_are_the_bindings():
+    import importlib
+
+    cusv = cq._load_binding()
+    assert int(cusv.MatrixLayout.ROW) == cq.LAYOUT_ROW
+    assert int(cusv.MatrixMapType.BROADCAST) == cq.MAP_BROADCAST
+    assert int(cusv.MatrixMapType.MATRIX_INDEXED) == cq.MAP_MATRIX_INDEXED
+    assert {p: int(getattr(cusv.Pauli, p)) for p in "XYZ"} == cq.PAULI_CODE
+    compute = getattr(cusv, "ComputeType", None) or importlib.import_module("cuquantum").ComputeType
+    assert (int(compute.COMPUTE_32F), int(compute.COMPUTE_64F)) == (cq.COMPUTE_32F, cq.COMPUTE_64F)
+    try:  # cuquantum-python >= 25.09 keeps the CUDA enums next to the bindings
+        data_type = importlib.import_module("cuquantum.bindings._utils").cudaDataType
+    except ImportError:
+        data_type = importlib.import_module("cuquantum").cudaDataType
+    assert (int(data_type.CUDA_C_32F), int(data_type.CUDA_C_64F)) == (cq.CUDA_C_32F, cq.CUDA_C_64F)
+
+
 # -- availability ----------------------------------------------------------------------------------
 def test_unavailable_here_with_its_reason():
     availability = cq.CuQuantumBackend.availability()

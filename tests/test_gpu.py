@@ -2,9 +2,10 @@
 
 - the conformance suite (:mod:`hqf.testing`) on ``cuquantum`` (complex128, complex64, the per-state
   loop) and on ``torch`` with ``device="cuda"`` (complex128, complex64);
-- what the CPU double of cuStateVec in test_backend_cuquantum.py cannot show: that the enum values hqf
-  passes as plain ints are the binding's, that the states have torch's memory layout, that both
-  batching modes and chunked passes agree, that results follow the angles' device, and a 20-qubit case;
+- what the CPU double of cuStateVec in test_backend_cuquantum.py cannot show: that the library
+  follows the conventions the double encodes (the states have torch's memory layout; multi-bit Pauli
+  words, inside the conformance suite), that both batching modes and chunked passes agree, that
+  results follow the angles' device, and a 20-qubit case;
 - ``hqf run --device cuda`` end to end on a tiny configuration.
 
 The cuquantum tests skip (with the reason) only where cuquantum-python is not installed; where it is
@@ -12,12 +13,6 @@ installed but cannot start, they fail.
 """
 
 from __future__ import annotations
-
-import importlib
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -57,22 +52,6 @@ def test_conformance(target, prop):
         require_cuquantum()
     result = target.check(prop)
     assert result.ok, result.report()
-
-
-def test_enum_values_hqf_passes_as_ints_are_the_bindings():
-    require_cuquantum()
-    cusv = cq._load_binding()
-    assert int(cusv.MatrixLayout.ROW) == cq.LAYOUT_ROW
-    assert int(cusv.MatrixMapType.BROADCAST) == cq.MAP_BROADCAST
-    assert int(cusv.MatrixMapType.MATRIX_INDEXED) == cq.MAP_MATRIX_INDEXED
-    assert {p: int(getattr(cusv.Pauli, p)) for p in "XYZ"} == cq.PAULI_CODE
-    compute = getattr(cusv, "ComputeType", None) or importlib.import_module("cuquantum").ComputeType
-    assert (int(compute.COMPUTE_32F), int(compute.COMPUTE_64F)) == (cq.COMPUTE_32F, cq.COMPUTE_64F)
-    try:  # cuquantum-python >= 25.09 keeps the CUDA enums next to the bindings
-        data_type = importlib.import_module("cuquantum.bindings._utils").cudaDataType
-    except ImportError:
-        data_type = importlib.import_module("cuquantum").cudaDataType
-    assert (int(data_type.CUDA_C_32F), int(data_type.CUDA_C_64F)) == (cq.CUDA_C_32F, cq.CUDA_C_64F)
 
 
 def _hea_circuit(n_qubits: int, n_layers: int, observables=None) -> Circuit:
