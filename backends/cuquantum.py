@@ -14,9 +14,9 @@ Two ways to run a batch (option ``batching``), kept so that they can be measured
 - ``loop``: per gate and state one ``apply_matrix`` call, then ``compute_expectations_on_pauli_basis``
   per state.
 
-CNOT and CZ are X and Z on the target with one control bit. Gradients come from the core's
-parameter-shift rule (no native gradient is declared). Importing this module imports neither
-cuquantum nor CuPy: the binding is loaded when a backend is probed or built.
+CNOT and CZ are X and Z on the target with one control bit. Gradients: an adjoint vector-Jacobian
+product (:meth:`CuQuantumBackend.vjp`, the default) or the core's parameter-shift rule. Importing this
+module imports neither cuquantum nor CuPy: the binding is loaded when a backend is probed or built.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def probe() -> Availability:
 
 # -- the backend ----------------------------------------------------------------------------------
 class CuQuantumBackend(Backend):
-    """cuStateVec state vectors on a CUDA GPU; complex128 or complex64; parameter-shift gradients.
+    """cuStateVec state vectors on a CUDA GPU; complex128 or complex64; adjoint or shift-rule gradients.
 
     Options: ``batching`` (``batched`` or ``loop``, see the module docstring) and ``max_rows``, the
     most states simulated at once (default: what fits in half the free GPU memory).
@@ -208,7 +208,9 @@ class CuQuantumBackend(Backend):
 
     name = "cuquantum"
     description = "NVIDIA cuStateVec on a CUDA GPU, batched (extra hqf[cuquantum])"
-    capabilities = Capabilities(dtypes={"complex128", "complex64"}, devices={"cuda"}, max_qubits=30)
+    capabilities = Capabilities(
+        dtypes={"complex128", "complex64"}, devices={"cuda"}, max_qubits=30, gradients={"adjoint"}
+    )
 
     @classmethod
     def availability(cls) -> Availability:
@@ -241,6 +243,7 @@ class CuQuantumBackend(Backend):
         weakref.finalize(self, self._cusv.destroy, self._handle)
         self._workspace = torch.empty(0, dtype=torch.uint8, device=self.device)
         self._matrices: dict[tuple, torch.Tensor] = {}
+        self._indices = torch.empty(0, dtype=torch.int32, device=self.device)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} dtype={self.dtype} device={self.device} batching={self.batching}>"
@@ -261,6 +264,47 @@ class CuQuantumBackend(Backend):
             self._cusv.set_stream(self._handle, self._stream())
             out = torch.cat([self._run(plan, circuit.n_qubits, part) for part in angles.split(rows)])
         return out.to(device=out_device, dtype=self.real_dtype)
+
+    def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
+        """``Σ_r grad_output[b, r] · ∂⟨O_r⟩_b/∂angles[b, p]`` by adjoint differentiation.
+
+        One forward run, then the gates are undone in reverse on two states: ``φ`` (the circuit's
+        state) and ``λ = Σ_r g_r O_r ψ``; a rotation ``exp(-iθP/2)`` contributes
+        ``Im⟨λ|P|φ⟩`` where ``φ`` is the state just after it. Three states per sample are held.
+        """
+        out_device = angles.device
+        angles = angles.to(device=self.device, dtype=self.real_dtype)
+        grad_output = grad_output.to(device=self.device, dtype=self.real_dtype)
+        plan = compile_circuit(circuit)
+        if angles.shape[0] == 0:
+            return torch.zeros_like(angles, device=out_device)
+        rows = max(1, self.rows_per_pass(circuit.n_qubits) // 3)
+        with self._device_context():
+            self._cusv.set_stream(self._handle, self._stream())
+            parts = [
+                self._adjoint_pass(plan, circuit.n_qubits, a, g)
+                for a, g in zip(angles.split(rows), grad_output.split(rows))
+            ]
+        return torch.cat(parts).to(out_device)
+
+    def _adjoint_pass(self, plan: Plan, n: int, angles: torch.Tensor, cotangent: torch.Tensor) -> torch.Tensor:
+        phi = self._simulate(plan, n, angles)
+        lam = torch.zeros_like(phi)
+        for group in plan.groups:
+            for column, letters in zip(group.columns, group.paulis):
+                moved = phi.clone()
+                for bit, letter in zip(group.bits, letters):
+                    self._apply(GateCall(letter, bit), n, moved, angles)
+                lam += cotangent[:, column, None] * moved
+        grad = torch.zeros_like(angles)
+        for call in reversed(plan.gates):
+            if call.param is not None:
+                moved = phi.clone()
+                self._apply(GateCall(call.matrix[1], call.target), n, moved, angles)
+                grad[:, call.param] = torch.linalg.vecdot(lam, moved).imag  # vecdot conjugates lam
+            self._apply(call, n, phi, angles, adjoint=True)
+            self._apply(call, n, lam, angles, adjoint=True)
+        return grad
 
     def final_states(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         """The states ``[B, 2**n]`` after the gates, indexed in hqf's wire order, on the backend's device."""
@@ -297,11 +341,17 @@ class CuQuantumBackend(Backend):
     def _simulate(self, plan: Plan, n: int, angles: torch.Tensor) -> torch.Tensor:
         states = torch.zeros(angles.shape[0], 2**n, dtype=self.complex_dtype, device=self.device)
         states[:, 0] = 1
-        if self.batching == "batched":
-            self._gates_batched(plan, n, states, angles)
-        else:
-            self._gates_loop(plan, n, states, angles)
+        for call in plan.gates:
+            self._apply(call, n, states, angles)
         return states
+
+    def _apply(self, call: GateCall, n: int, states: torch.Tensor, angles: torch.Tensor, adjoint: bool = False) -> None:
+        """Apply one gate (or its adjoint) to every state, in place."""
+        matrices = self._gate_matrices(call, angles)
+        if self.batching == "batched":
+            self._apply_batched(call, n, states, matrices, int(adjoint))
+        else:
+            self._apply_loop(call, n, states, matrices, int(adjoint))
 
     def _gate_matrices(self, call: GateCall, angles: torch.Tensor) -> torch.Tensor:
         """``[B, 2, 2]`` (rotations) or ``[1, 2, 2]`` (fixed gates), row-major, on the GPU."""
@@ -310,6 +360,7 @@ class CuQuantumBackend(Backend):
         return self._constant(("gate", call.matrix), lambda: FIXED_MATRIX[call.matrix][None])
 
     def _constant(self, key: tuple, build) -> torch.Tensor:
+        """A small matrix stack built once per backend and kept on the device."""
         if key not in self._matrices:
             self._matrices[key] = torch.as_tensor(build(), dtype=self.complex_dtype, device=self.device).contiguous()
         return self._matrices[key]
@@ -321,25 +372,25 @@ class CuQuantumBackend(Backend):
             self._workspace = torch.empty(size, dtype=torch.uint8, device=self.device)
         return self._workspace.data_ptr()
 
-    def _gates_batched(self, plan: Plan, n: int, states: torch.Tensor, angles: torch.Tensor) -> None:
+    def _apply_batched(self, call: GateCall, n: int, states: torch.Tensor, matrices: torch.Tensor, adjoint: int) -> None:
         cusv, handle, sv_type, compute = self._cusv, self._handle, self._sv_type, self._compute
         batch, stride = states.shape[0], 2**n
-        indices = torch.arange(batch, dtype=torch.int32, device=self.device)
-        for call in plan.gates:
-            matrices = self._gate_matrices(call, angles)
-            indexed = call.param is not None
-            map_type = MAP_MATRIX_INDEXED if indexed else MAP_BROADCAST
-            n_matrices = batch if indexed else 1
-            n_controls = len(call.controls)
-            size = cusv.apply_matrix_batched_get_workspace_size(
-                handle, sv_type, n, batch, stride, map_type, indices.data_ptr(), matrices.data_ptr(),
-                sv_type, LAYOUT_ROW, 0, n_matrices, 1, n_controls, compute,
-            )  # fmt: skip
-            cusv.apply_matrix_batched(
-                handle, states.data_ptr(), sv_type, n, batch, stride, map_type, indices.data_ptr(),
-                matrices.data_ptr(), sv_type, LAYOUT_ROW, 0, n_matrices, [call.target], 1,
-                list(call.controls), 0, n_controls, compute, self._workspace_ptr(size), size,
-            )  # fmt: skip
+        indexed = call.param is not None
+        map_type = MAP_MATRIX_INDEXED if indexed else MAP_BROADCAST
+        n_matrices = batch if indexed else 1
+        if self._indices.numel() < batch:
+            self._indices = torch.arange(batch, dtype=torch.int32, device=self.device)
+        indices = self._indices[:batch]
+        n_controls = len(call.controls)
+        size = cusv.apply_matrix_batched_get_workspace_size(
+            handle, sv_type, n, batch, stride, map_type, indices.data_ptr(), matrices.data_ptr(),
+            sv_type, LAYOUT_ROW, adjoint, n_matrices, 1, n_controls, compute,
+        )  # fmt: skip
+        cusv.apply_matrix_batched(
+            handle, states.data_ptr(), sv_type, n, batch, stride, map_type, indices.data_ptr(),
+            matrices.data_ptr(), sv_type, LAYOUT_ROW, adjoint, n_matrices, [call.target], 1,
+            list(call.controls), 0, n_controls, compute, self._workspace_ptr(size), size,
+        )  # fmt: skip
 
     def _measure_batched(self, plan: Plan, n: int, states: torch.Tensor) -> torch.Tensor:
         cusv, handle, sv_type, compute = self._cusv, self._handle, self._sv_type, self._compute
@@ -360,22 +411,19 @@ class CuQuantumBackend(Backend):
             out[:, list(group.columns)] = values.real.to(self.real_dtype)
         return out
 
-    def _gates_loop(self, plan: Plan, n: int, states: torch.Tensor, angles: torch.Tensor) -> None:
+    def _apply_loop(self, call: GateCall, n: int, states: torch.Tensor, matrices: torch.Tensor, adjoint: int) -> None:
         cusv, handle, sv_type, compute = self._cusv, self._handle, self._sv_type, self._compute
-        item = states.element_size()
-        for call in plan.gates:
-            matrices = self._gate_matrices(call, angles)
-            step = 4 * item if call.param is not None else 0
-            n_controls = len(call.controls)
-            size = cusv.apply_matrix_get_workspace_size(
-                handle, sv_type, n, matrices.data_ptr(), sv_type, LAYOUT_ROW, 0, 1, n_controls, compute
-            )
-            workspace = self._workspace_ptr(size)
-            for b in range(states.shape[0]):
-                cusv.apply_matrix(
-                    handle, states[b].data_ptr(), sv_type, n, matrices.data_ptr() + b * step, sv_type,
-                    LAYOUT_ROW, 0, [call.target], 1, list(call.controls), 0, n_controls, compute, workspace, size,
-                )  # fmt: skip
+        step = 4 * states.element_size() if call.param is not None else 0
+        n_controls = len(call.controls)
+        size = cusv.apply_matrix_get_workspace_size(
+            handle, sv_type, n, matrices.data_ptr(), sv_type, LAYOUT_ROW, adjoint, 1, n_controls, compute
+        )
+        workspace = self._workspace_ptr(size)
+        for b in range(states.shape[0]):
+            cusv.apply_matrix(
+                handle, states[b].data_ptr(), sv_type, n, matrices.data_ptr() + b * step, sv_type,
+                LAYOUT_ROW, adjoint, [call.target], 1, list(call.controls), 0, n_controls, compute, workspace, size,
+            )  # fmt: skip
 
     def _measure_loop(self, plan: Plan, n: int, states: torch.Tensor) -> torch.Tensor:
         paulis, bits, columns = [], [], []

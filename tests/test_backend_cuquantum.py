@@ -101,11 +101,12 @@ class FakeCuStateVec(types.SimpleNamespace):
 
     def apply_matrix(self, handle, sv, sv_data_type, n_index_bits, matrix, matrix_data_type, layout, adjoint, targets, n_targets, controls, control_bit_values, n_controls, compute_type, extra_workspace, extra_workspace_size_in_bytes):  # noqa: E501
         self._check(sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes)
-        assert adjoint == 0 and control_bit_values == 0
+        assert adjoint in (0, 1) and control_bit_values == 0
         assert len(targets) == n_targets == 1 and len(controls) == n_controls
         dtype = _sv_dtype(sv_data_type)
         state = _view(sv, 2**n_index_bits, dtype)
-        _apply_2x2(state, n_index_bits, _view(matrix, 4, dtype).reshape(2, 2), targets[0], controls)
+        m = _view(matrix, 4, dtype).reshape(2, 2)
+        _apply_2x2(state, n_index_bits, m.conj().T if adjoint else m, targets[0], controls)
         self.calls.append("apply_matrix")
 
     def apply_matrix_batched_get_workspace_size(self, handle, sv_data_type, n_index_bits, n_svs, sv_stride, map_type, matrix_indices, matrices, matrix_data_type, layout, adjoint, n_matrices, n_targets, n_controls, compute_type):  # noqa: E501
@@ -113,7 +114,7 @@ class FakeCuStateVec(types.SimpleNamespace):
 
     def apply_matrix_batched(self, handle, batched_sv, sv_data_type, n_index_bits, n_svs, sv_stride, map_type, matrix_indices, matrices, matrix_data_type, layout, adjoint, n_matrices, targets, n_targets, controls, control_bit_values, n_controls, compute_type, extra_workspace, extra_workspace_size_in_bytes):  # noqa: E501
         self._check(sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes)
-        assert adjoint == 0 and control_bit_values == 0 and sv_stride == 2**n_index_bits
+        assert adjoint in (0, 1) and control_bit_values == 0 and sv_stride == 2**n_index_bits
         assert len(targets) == n_targets == 1 and len(controls) == n_controls
         dtype = _sv_dtype(sv_data_type)
         states = _view(batched_sv, n_svs * sv_stride, dtype).reshape(n_svs, sv_stride)
@@ -124,7 +125,8 @@ class FakeCuStateVec(types.SimpleNamespace):
             assert map_type == cq.MAP_BROADCAST and n_matrices == 1
             chosen = np.zeros(n_svs, dtype=np.int32)
         for s in range(n_svs):
-            _apply_2x2(states[s], n_index_bits, mats[chosen[s]], targets[0], controls)
+            m = mats[chosen[s]]
+            _apply_2x2(states[s], n_index_bits, m.conj().T if adjoint else m, targets[0], controls)
         self.calls.append("apply_matrix_batched")
 
     def compute_expectation_batched_get_workspace_size(self, handle, sv_data_type, n_index_bits, n_svs, sv_stride, matrices, matrix_data_type, layout, n_matrices, n_basis_bits, compute_type):  # noqa: E501
@@ -158,7 +160,9 @@ class FakeCuStateVec(types.SimpleNamespace):
 class CpuDouble(cq.CuQuantumBackend):
     """The real backend class with its three CUDA hooks pointed at host memory."""
 
-    capabilities = Capabilities(dtypes={"complex128", "complex64"}, devices={"cpu"}, max_qubits=30)
+    capabilities = Capabilities(
+        dtypes={"complex128", "complex64"}, devices={"cpu"}, max_qubits=30, gradients={"adjoint"}
+    )
 
     def _device_context(self):
         return contextlib.nullcontext()
@@ -261,7 +265,7 @@ def test_conformance_suite_through_the_double(fake, dtype, batching):
         limits=Limits(max_qubits=4, max_ops=12),
     )
     assert all(r.ok for r in results), "\n".join(r.report() for r in results)
-    assert [r.status for r in results] == ["pass", "pass", "pass", "pass", "skip"]  # no native gradient
+    assert [r.status for r in results] == ["pass"] * 5  # native-gradient: the adjoint vjp
 
 
 def test_complex64_and_chunked_passes(fake):
@@ -286,16 +290,31 @@ def test_batched_mode_makes_one_call_per_gate_and_loop_mode_one_per_state(fake):
     assert fake.calls == ["apply_matrix"] * 10 + ["compute_expectations_on_pauli_basis"] * 5
 
 
-def test_parameter_shift_gradient_matches_torch_autograd(fake):
+@pytest.mark.parametrize("batching", cq.BATCHING)
+@pytest.mark.parametrize("gradient", ["adjoint", "parameter-shift"])
+def test_gradients_match_torch_autograd(fake, gradient, batching):
     circuit = Circuit(3, [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RX", 1, 1),
-                          Operation("RZ", 2, 2), Operation("CZ", (1, 2)), Operation("H", 2)],
-                      [PauliWord.z(1), PauliWord.parse("X2 Y0")])  # fmt: skip
-    angles = torch.tensor([[0.3, -1.2, 0.7], [2.0, 0.1, -0.4]], dtype=torch.float64)
+                          Operation("RZ", 2, 2), Operation("CZ", (1, 2)), Operation("H", 2), Operation("RY", 0, 3)],
+                      [PauliWord.z(1), PauliWord.parse("X2 Y0"), PauliWord.parse("Z0 Z2")])  # fmt: skip
+    angles = torch.tensor([[0.3, -1.2, 0.7, 2.2], [2.0, 0.1, -0.4, -0.9]], dtype=torch.float64)
     a1, a2 = angles.clone().requires_grad_(), angles.clone().requires_grad_()
-    weights = torch.tensor([[1.0, -0.5], [0.25, 2.0]], dtype=torch.float64)
-    (expval(CpuDouble(device="cpu"), circuit, a1) * weights).sum().backward()
+    weights = torch.tensor([[1.0, -0.5, 0.3], [0.25, 2.0, -1.5]], dtype=torch.float64)
+    backend = CpuDouble(device="cpu", batching=batching, max_rows=3)  # the adjoint runs one state per pass
+    (expval(backend, circuit, a1, gradient=gradient) * weights).sum().backward()
     (TorchBackend().expval(circuit, a2) * weights).sum().backward()
     torch.testing.assert_close(a1.grad, a2.grad, atol=1e-10, rtol=0)
+
+
+def test_adjoint_is_the_default_gradient_and_costs_one_forward_and_one_reverse_pass(fake):
+    from hqf.gradients import default_gradient
+
+    backend = CpuDouble(device="cpu")
+    assert default_gradient(backend) == "adjoint"
+    circuit = Circuit(2, [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RX", 1, 1)], [PauliWord.z(1)])
+    angles = torch.rand(4, 2, dtype=torch.float64, requires_grad=True)
+    expval(backend, circuit, angles).sum().backward()
+    # forward: 3 gates + 1 measurement; vjp: 3 gates, 1 Pauli factor for λ, 2 generators, 2 × 3 undone
+    assert fake.calls.count("apply_matrix_batched") == 3 + 3 + 1 + 2 + 6
 
 
 def test_empty_batch_and_options_are_checked(fake):
