@@ -14,6 +14,7 @@ A sweep file (TOML) has four parts::
     adam = { optimizer = "adam" }
     sgd = { optimizer = "sgd", momentum = 0.9 }
     full = "full"                    # ... or the name of a built-in variant (ABLATIONS)
+    noisy = { ablation = "full", backend = "torch-dm", axes = { "backend_options.depolarizing" = [0.0, 0.02] } }
 
     [axes]                           # optional: config key -> list of values, crossed with everything
     label_noise = [0.0, 0.02]
@@ -21,8 +22,9 @@ A sweep file (TOML) has four parts::
     [report]                         # optional: read by `hqf report` (see hqf.report)
     baseline = "adam"
 
-The runs are the Cartesian product variants × axes × seeds. A variant may set ``search = "bo"`` or
-``search = "es"`` (see :mod:`hqf.search`) instead of training once. Each run gets its own directory
+The runs are the Cartesian product variants × axes × seeds; a variant's own ``axes`` are crossed with
+that variant only. A dotted key (``backend_options.depolarizing``) sets a nested configuration entry.
+A variant may set ``search = "bo"`` or ``search = "es"`` (see :mod:`hqf.search`) instead of training once. Each run gets its own directory
 ``OUT/<variant>[/<key>=<value>...]/seed<k>``, written by the run itself (``hqf run``'s layout), and
 ``OUT/sweep.json`` lists every run with its labels, for ``hqf report``.
 
@@ -115,17 +117,19 @@ def expand(grid: Mapping[str, Any], out: str | pathlib.Path) -> list[RunSpec]:
     out = pathlib.Path(out)
     runs = []
     for name, overrides in variants.items():
-        if isinstance(overrides, str):
-            if overrides not in ABLATIONS:
-                raise ConfigError(f"variant {name!r}: unknown built-in {overrides!r}; built-ins: {', '.join(ABLATIONS)}")
-            overrides = ABLATIONS[overrides]
-        if not isinstance(overrides, Mapping):
-            raise ConfigError(f"variant {name!r} must be a table of overrides or a built-in name (got {overrides!r})")
-        keys = list(axes)
-        for combo in itertools.product(*(axes[k] for k in keys)):
+        overrides = _variant(name, overrides)
+        own_axes = overrides.pop("axes", {})
+        if not isinstance(own_axes, Mapping) or any(not isinstance(v, list) or not v for v in own_axes.values()):
+            raise ConfigError(f"variant {name!r}: 'axes' must map keys to non-empty lists (got {own_axes!r})")
+        variant_axes = {**axes, **own_axes}
+        keys = list(variant_axes)
+        for combo in itertools.product(*(variant_axes[k] for k in keys)):
             point = tuple(zip(keys, combo))
             for seed in seeds:
-                config = {**base, **overrides, **dict(point), "seed": seed}
+                config = _nested({**base, **overrides})
+                for key, value in point:
+                    _set(config, key, value)
+                config["seed"] = seed
                 folder = out / _slug(name)
                 for key, value in point:
                     folder = folder / f"{_slug(key)}={_slug(value)}"
@@ -134,6 +138,38 @@ def expand(grid: Mapping[str, Any], out: str | pathlib.Path) -> list[RunSpec]:
     if len(set(directories)) != len(directories):
         raise ConfigError("two runs of the sweep would share a directory (duplicate variant or axis values)")
     return runs
+
+
+def _variant(name: str, overrides: Any) -> dict:
+    """A variant's overrides: a built-in name, or a table (``ablation = NAME`` merges a built-in under it)."""
+    if isinstance(overrides, str):
+        overrides = {"ablation": overrides}
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"variant {name!r} must be a table of overrides or a built-in name (got {overrides!r})")
+    overrides = dict(overrides)
+    builtin = overrides.pop("ablation", None)
+    if builtin is not None:
+        if builtin not in ABLATIONS:
+            raise ConfigError(f"variant {name!r}: unknown built-in {builtin!r}; built-ins: {', '.join(ABLATIONS)}")
+        overrides = {**ABLATIONS[builtin], **overrides}
+    return overrides
+
+
+def _nested(config: Mapping) -> dict:
+    """A deep copy of a configuration whose dotted keys (``backend_options.depolarizing``) are nested."""
+    out: dict = {}
+    for key, value in config.items():
+        _set(out, key, dict(value) if isinstance(value, Mapping) else value)
+    return out
+
+
+def _set(config: dict, key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        config = config.setdefault(part, {})
+        if not isinstance(config, dict):
+            raise ConfigError(f"cannot set {key!r}: {part!r} is not a table")
+    config[leaf] = dict(value) if isinstance(value, Mapping) else value
 
 
 def is_finished(directory: pathlib.Path) -> bool:

@@ -45,6 +45,24 @@ def test_expand_is_the_product_of_variants_axes_and_seeds(tmp_path):
     assert runs[0].labels() == {"variant": "adam", "seed": 0, "label_noise": 0.0}
 
 
+def test_variant_axes_and_dotted_keys(tmp_path):
+    grid = {
+        "sweep": {"seeds": [0]},
+        "base": {"backend_options": {"dtype": "complex128"}},
+        "variants": {
+            "adam": {"optimizer": "adam"},
+            "noisy": {"ablation": "full", "backend": "torch-dm", "axes": {"backend_options.depolarizing": [0.0, 0.05]}},
+        },
+    }
+    runs = expand(grid, tmp_path)
+    assert [r.variant for r in runs] == ["adam", "noisy", "noisy"]  # the variant's axes are its own
+    noisy = runs[2]
+    assert noisy.config["backend_options"] == {"dtype": "complex128", "depolarizing": 0.05}
+    assert noisy.config["fusion"] == ABLATIONS["full"]["fusion"] and noisy.config["backend"] == "torch-dm"
+    assert runs[0].config["backend_options"] == {"dtype": "complex128"}  # base not mutated across runs
+    assert noisy.directory == tmp_path / "noisy" / "backend_options.depolarizing=0.05" / "seed0"
+
+
 @pytest.mark.parametrize(
     "grid, message",
     [
