@@ -120,18 +120,21 @@ def plot(costs: list[CostPoint], variances: list[VariancePoint], path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    layers = sorted({c.n_layers for c in costs})
-    for n_layers in layers:
+    layers = sorted({c.n_layers for c in costs} | {v.n_layers for v in variances})
+    color = {n: f"C{i}" for i, n in enumerate(layers)}
+    for n_layers in sorted({c.n_layers for c in costs}):
         pts = sorted((c for c in costs if c.n_layers == n_layers), key=lambda c: c.n_qubits)
-        axes[0].plot([c.n_qubits for c in pts], [c.epoch_seconds for c in pts], "o-", label=f"{n_layers} layer(s)")
-        axes[1].plot([c.n_qubits for c in pts], [c.state_bytes / 2**20 for c in pts], "o-", label=f"{n_layers} layer(s)")
-    axes[0].set(title="Time per epoch", xlabel="qubits", ylabel="seconds per epoch", yscale="log")
-    axes[1].set(title="State memory of one mini-batch", xlabel="qubits", ylabel="MiB", yscale="log")
+        axes[0].plot([c.n_qubits for c in pts], [c.epoch_seconds for c in pts], "o-", color=color[n_layers], label=f"{n_layers} layer(s)")
+    mem = sorted({(c.n_qubits, c.state_bytes, c.batch) for c in costs})
+    axes[1].plot([m[0] for m in mem], [m[1] / 2**20 for m in mem], "o-", color="k", label=f"state vectors, batch {mem[0][2]}")
+    axes[0].set(title="Time per epoch (forward + backward)", xlabel="qubits", ylabel="seconds per epoch", yscale="log")
+    axes[1].set(title="State memory of one mini-batch (any depth)", xlabel="qubits", ylabel="MiB (complex128)", yscale="log")
     for (cost, n_layers) in sorted({(v.cost, v.n_layers) for v in variances}):
         pts = sorted((v for v in variances if v.cost == cost and v.n_layers == n_layers), key=lambda v: v.n_qubits)
         style = "o-" if cost == "global" else "s--"
-        axes[2].plot([v.n_qubits for v in pts], [v.variance for v in pts], style, label=f"{cost} cost, {n_layers} layer(s)")
-    axes[2].set(title="Gradient variance Var[∂C/∂θ₁] (barren plateaus)", xlabel="qubits", ylabel="variance", yscale="log")
+        axes[2].plot([v.n_qubits for v in pts], [v.variance for v in pts], style, color=color[n_layers],
+                     label=f"{cost} cost, {n_layers} layer(s)")
+    axes[2].set(title="Gradient variance Var[∂C/∂θ₁] (barren plateaus)", xlabel="qubits", ylabel="variance over initializations", yscale="log")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
