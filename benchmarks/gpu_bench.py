@@ -6,8 +6,8 @@
 
 The circuit is the ansatz alone with ⟨Z_q⟩ on every qubit; every angle column is trainable, one row per
 sample. "fwd" times ``backend.expval`` without autograd; "fwd+bwd" times ``hqf.gradients.expval`` and
-``out.sum().backward()`` with the backend's default gradient (torch: backprop; cuquantum: the shift
-rule, 2P+1 circuit runs per sample), or the shift rule where backprop's stored states would not fit.
+``out.sum().backward()``: torch with backprop (the shift rule where autograd's stored states would not
+fit), cuquantum with its adjoint vjp and with the shift rule (2P+1 circuit runs per sample).
 
 Batches: 256 for hea8x6; for larger circuits the batch is sized to the free device memory (capped at
 256), and a fwd+bwd batch is cut further so one measurement stays under ``--max-seconds``. A row that
@@ -130,35 +130,39 @@ def measure(backend, n_qubits: int, batch: int, args) -> list[dict]:
     rows.append({"mode": "fwd", "batch": batch, "seconds": fwd, "samples_per_s": batch / fwd,
                  "bytes_moved": moved, "achieved_bytes_per_s": moved / fwd})  # fmt: skip
 
-    # forward + backward
+    # forward + backward, with each gradient method worth measuring on this backend
     per_sample = fwd / batch
-    method = "auto"
-    backprop = "backprop" in backend.capabilities.gradients
-    if backprop:  # autograd keeps about two states per gate per sample
-        stored = (2 * n_gates + 2) * state_bytes
-        if stored > 0.6 * free_bytes(device):
-            method = "parameter-shift"
-    shift = method == "parameter-shift" or not backprop
-    est_per_sample = per_sample * ((2 * n_params + 1) if shift else 3)
-    fit_time = int(args.max_seconds / max(est_per_sample, 1e-12))
-    fit_memory = batch if shift else int(0.6 * free_bytes(device) / ((2 * n_gates + 2) * state_bytes))
-    batch2 = min(batch, fit_time, fit_memory)
-    label = "parameter-shift" if shift else "backprop"
-    if batch2 < 1:
-        rows.append({"mode": "fwd+bwd", "gradient": label, "skipped":
-                     f"estimated {est_per_sample:.0f} s per sample (> --max-seconds {args.max_seconds:g})"})  # fmt: skip
-        return rows
-    chunk = max(1, int(0.4 * free_bytes(device) / (3 * state_bytes))) if shift else None
-    angles2 = (torch.rand(batch2, n_params, generator=gen, dtype=torch.float64) * 2 * math.pi).to(device)
+    methods = ["backprop"] if "backprop" in backend.capabilities.gradients else ["adjoint", "parameter-shift"]
+    if "adjoint" not in backend.capabilities.gradients and "adjoint" in methods:
+        methods.remove("adjoint")
+    for method in methods:
+        rows.append(fwd_bwd(backend, circuit, method, batch, per_sample, state_bytes, gen, args))
+    return rows
+
+
+def fwd_bwd(backend, circuit, method, batch, per_sample, state_bytes, gen, args) -> dict:
+    """One fwd+bwd row: ``out.sum().backward()`` through ``hqf.gradients.expval``."""
+    device = torch.device(backend.device)
+    n_params, n_gates = circuit.n_params, len(circuit.operations)
+    if method == "backprop" and (2 * n_gates + 2) * state_bytes > 0.6 * free_bytes(device):
+        method = "parameter-shift"  # autograd would keep about two states per gate per sample
+    cost = {"backprop": 3, "adjoint": 4, "parameter-shift": 2 * n_params + 1}[method]
+    est_per_sample = per_sample * cost
+    fit = min(batch, int(args.max_seconds / max(est_per_sample, 1e-12)))
+    if method == "backprop":
+        fit = min(fit, int(0.6 * free_bytes(device) / ((2 * n_gates + 2) * state_bytes)))
+    row = {"mode": "fwd+bwd", "gradient": method}
+    if fit < 1:
+        return {**row, "skipped": f"estimated {est_per_sample:.0f} s per sample (> --max-seconds {args.max_seconds:g})"}
+    chunk = max(1, int(0.4 * free_bytes(device) / (3 * state_bytes))) if method == "parameter-shift" else None
+    angles = (torch.rand(fit, n_params, generator=gen, dtype=torch.float64) * 2 * math.pi).to(device)
 
     def step():
-        a = angles2.clone().requires_grad_(True)
+        a = angles.clone().requires_grad_(True)
         expval(backend, circuit, a, gradient=method, chunk=chunk).sum().backward()
 
-    both = timed(step, device, args.min_seconds, max_reps=5, warmup=est_per_sample * batch2 < args.max_seconds / 4)
-    rows.append({"mode": "fwd+bwd", "gradient": label, "batch": batch2, "seconds": both,
-                 "samples_per_s": batch2 / both})  # fmt: skip
-    return rows
+    seconds = timed(step, device, args.min_seconds, max_reps=5, warmup=est_per_sample * fit < args.max_seconds / 4)
+    return {**row, "batch": fit, "seconds": seconds, "samples_per_s": fit / seconds}
 
 
 def batch_for(n_qubits: int, dtype: str, device: torch.device, cap: int) -> int:

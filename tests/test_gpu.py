@@ -97,6 +97,20 @@ def test_twenty_qubits_match_torch_cuda():
     torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", ["complex128", "complex64"])
+def test_adjoint_gradient_matches_torch_cuda_autograd_at_14_qubits(dtype):
+    require_cuquantum()
+    from hqf.gradients import expval
+
+    circuit = _hea_circuit(14, 2, [PauliWord.z(0), PauliWord.parse("X5 Y9"), PauliWord.z(13)])
+    angles = torch.rand(3, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 6
+    weights = torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6)).cuda()
+    mine, ref = angles.cuda().requires_grad_(), angles.cuda().requires_grad_()
+    (expval(cq.CuQuantumBackend(dtype=dtype), circuit, mine, gradient="adjoint").double() * weights).sum().backward()
+    (TorchBackend(device="cuda").expval(circuit, ref) * weights).sum().backward()
+    torch.testing.assert_close(mine.grad, ref.grad, atol=1e-9 if dtype == "complex128" else 2e-4, rtol=0)
+
+
 def test_torch_backend_runs_on_cuda_end_to_end_through_the_shift_rule_and_autograd():
     from hqf.gradients import expval
 
