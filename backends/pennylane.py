@@ -7,9 +7,13 @@ vectorized pass; ``lightning.qubit`` expands it into one tape per row inside the
 Wire order: PennyLane's wire 0 is the most significant bit of a basis index, as in hqf; wire ``w`` maps to
 PennyLane wire ``w`` with no conversion (tests/test_backend_pennylane.py checks it on the state vector).
 
-Native gradient: where the device supports PennyLane's adjoint differentiation (``default.qubit``,
-``lightning.qubit``), the backend declares ``adjoint`` and :meth:`PennyLaneBackend.vjp` runs
-``qml.execute(..., diff_method="adjoint")`` on torch parameters and contracts with the cotangent.
+Native gradients, declared per instance from the device's own support:
+- ``backprop`` (``default.qubit``): when the angles need a gradient, the tape holds the torch tensor's
+  columns and the device simulates with torch operations, so autograd (and double backward) runs
+  through it — for ``default.qubit`` this is several times faster than adjoint or the shift rule;
+- ``adjoint`` (``lightning.qubit``, also ``default.qubit``): :meth:`PennyLaneBackend.vjp` builds one
+  tape per row and calls the device's ``compute_vjp`` once, in float64 throughout (PennyLane's torch
+  path casts lightning's Python-float results, and so the cotangent, to float32).
 """
 
 from __future__ import annotations
@@ -40,13 +44,16 @@ def _observable(qml, word: PauliWord):
 
 
 def build_tape(circuit: Circuit, angles: Any):
-    """The circuit as one ``QuantumScript``; gate ``k`` reads ``angles[:, op.param]`` (numpy or torch)."""
+    """The circuit as one ``QuantumScript``: a gate reads ``angles[..., op.param]`` (numpy or torch).
+
+    A matrix ``angles[B, P]`` gives a broadcast tape (batch size ``B``); a row ``angles[P]`` a plain one.
+    """
     import pennylane as qml
 
     ops = []
     for op in circuit.operations:
         if op.param is not None:
-            ops.append(getattr(qml, _ROTATIONS[op.gate])(angles[:, op.param], wires=op.wires[0]))
+            ops.append(getattr(qml, _ROTATIONS[op.gate])(angles[..., op.param], wires=op.wires[0]))
         else:
             ops.append(getattr(qml, _FIXED[op.gate])(wires=list(op.wires)))
     measurements = [qml.expval(_observable(qml, word)) for word in circuit.observables]
@@ -64,13 +71,15 @@ def _as_rows(result: Any, batch: int, n_outputs: int, stack, broadcast) -> Any:
 class PennyLaneBackend(Backend):
     """Any installed PennyLane device; options ``pl_device`` (a device name) and ``dtype``.
 
-    ``complex64`` is available on the ``lightning.*`` devices (their ``c_dtype``). The native gradient
-    ``adjoint`` is declared per instance when the chosen device supports adjoint differentiation.
+    ``complex64`` is available on the ``lightning.*`` devices (their ``c_dtype``). Native gradients are
+    declared per instance from what the chosen device supports: ``backprop`` where it differentiates
+    torch parameters itself (``default.qubit``), ``adjoint`` where it has adjoint differentiation
+    (``default.qubit``, ``lightning.qubit``).
     """
 
     name = "pennylane"
-    description = "PennyLane devices (default.qubit, lightning.qubit, ...): broadcast tapes, adjoint vjp"
-    capabilities = Capabilities(dtypes={"complex128", "complex64"}, max_qubits=26, gradients={"adjoint"})
+    description = "PennyLane devices (default.qubit, lightning.qubit, ...): broadcast tapes, backprop/adjoint"
+    capabilities = Capabilities(dtypes={"complex128", "complex64"}, max_qubits=26, gradients={"backprop", "adjoint"})
 
     @classmethod
     def availability(cls) -> Availability:
@@ -83,6 +92,7 @@ class PennyLaneBackend(Backend):
         import pennylane as qml
         from pennylane.devices import ExecutionConfig
 
+        self._qml = qml
         self.pl_device = pl_device
         self._device_options: dict[str, Any] = {}
         if dtype == "complex64":
@@ -92,31 +102,36 @@ class PennyLaneBackend(Backend):
         self._devices: dict[int, Any] = {}
         probe = self._device_for(1)
         native = set()
+        if dtype == "complex128" and probe.supports_derivatives(ExecutionConfig(gradient_method="backprop", interface="torch")):
+            native.add("backprop")
         if probe.supports_derivatives(ExecutionConfig(gradient_method="adjoint")):
             native.add("adjoint")
-        # declared per instance: the device decides which native gradient exists
+        # declared per instance: the chosen device decides which native gradients exist
         self.capabilities = attrs.evolve(type(self).capabilities, dtypes={dtype}, gradients=native)
-        self._qml = qml
-
-    def _make_device(self, n_qubits: int):
-        import pennylane as qml
-
-        try:
-            return qml.device(self.pl_device, wires=n_qubits, **self._device_options)
-        except Exception as exc:  # DeviceError, ImportError from a device plugin, bad options
-            raise ConfigError(f"PennyLane device {self.pl_device!r} cannot be created: {exc}") from None
 
     def _device_for(self, n_qubits: int):
         """One device per qubit count, created on first use."""
         if n_qubits not in self._devices:
-            self._devices[n_qubits] = self._make_device(n_qubits)
+            try:
+                self._devices[n_qubits] = self._qml.device(self.pl_device, wires=n_qubits, **self._device_options)
+            except Exception as exc:  # DeviceError, ImportError from a device plugin, bad options
+                raise ConfigError(f"PennyLane device {self.pl_device!r} cannot be created: {exc}") from None
         return self._devices[n_qubits]
 
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         batch = angles.shape[0]
+        device = self._device_for(circuit.n_qubits)
+        if "backprop" in self.capabilities.gradients and angles.requires_grad and torch.is_grad_enabled():
+            # torch parameters: the device's own differentiable simulation keeps the autograd graph
+            tape = build_tape(circuit, angles.to(dtype=torch.float64))
+            (result,) = self._qml.execute([tape], device, diff_method="backprop")
+            rows = _as_rows(
+                result, batch, circuit.n_outputs, torch.stack,
+                lambda c, b: torch.as_tensor(c, dtype=torch.float64, device=angles.device).expand(b),
+            )
+            return rows.to(dtype=self.real_dtype, device=angles.device)
         values = angles.detach().to(device="cpu", dtype=torch.float64).numpy()
-        tape = build_tape(circuit, values)
-        (result,) = self._qml.execute([tape], self._device_for(circuit.n_qubits), diff_method=None)
+        (result,) = self._qml.execute([build_tape(circuit, values)], device, diff_method=None)
         rows = _as_rows(
             result, batch, circuit.n_outputs, np.stack,
             lambda c, b: np.broadcast_to(np.asarray(c, dtype=np.float64), (b,)),
@@ -124,24 +139,33 @@ class PennyLaneBackend(Backend):
         return torch.as_tensor(rows, dtype=self.real_dtype, device=angles.device)
 
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
+        """Adjoint differentiation on the device: one tape per row, one ``compute_vjp`` call."""
+        from pennylane.devices import ExecutionConfig
+
         if "adjoint" not in self.capabilities.gradients:
             raise NotImplementedError(f"PennyLane device {self.pl_device!r} has no adjoint differentiation")
-        batch = angles.shape[0]
-        if circuit.n_params == 0:
+        batch, n_params = angles.shape
+        if n_params == 0:
             return torch.zeros_like(angles)
-        cotangent = grad_output.detach().to(device="cpu", dtype=torch.float64)
-        with torch.enable_grad():  # backward passes run with grad mode off
-            leaf = angles.detach().to(device="cpu", dtype=torch.float64).requires_grad_(True)
-            tape = build_tape(circuit, leaf)
-            (result,) = self._qml.execute([tape], self._device_for(circuit.n_qubits), diff_method="adjoint")
-            rows = _as_rows(
-                result, batch, circuit.n_outputs, torch.stack,
-                lambda c, b: torch.as_tensor(c, dtype=torch.float64).expand(b),
+        device = self._device_for(circuit.n_qubits)
+        config = device.setup_execution_config(ExecutionConfig(gradient_method="adjoint"))
+        values = angles.detach().to(device="cpu", dtype=torch.float64).numpy()
+        tapes, _ = device.preprocess_transforms(config)([build_tape(circuit, row) for row in values])
+        if len(tapes) != batch or any(len(t.trainable_params) != n_params for t in tapes):
+            raise NotImplementedError(
+                f"PennyLane device {self.pl_device!r} rewrites the circuit for adjoint differentiation "
+                f"({len(tapes)} tapes for {batch} rows); use gradient='parameter-shift'"
             )
-            (grad,) = torch.autograd.grad(rows, leaf, cotangent, allow_unused=True)
-        if grad is None:  # no observable depends on any angle
-            grad = torch.zeros_like(leaf)
-        return grad.to(device=angles.device, dtype=angles.dtype)
+        cotangent = grad_output.detach().to(device="cpu", dtype=torch.float64).numpy()
+        if circuit.n_outputs == 1:
+            cotangents = [row[0] for row in cotangent]
+        else:
+            cotangents = [tuple(row) for row in cotangent]
+        products = device.compute_vjp(tapes, cotangents, config)
+        by_gate = np.stack([np.asarray(p, dtype=np.float64).reshape(n_params) for p in products])
+        grad = np.empty_like(by_gate)  # tape parameters come in gate order; put them in column order
+        grad[:, [op.param for op in circuit.operations if op.param is not None]] = by_gate
+        return torch.as_tensor(grad, dtype=angles.dtype, device=angles.device)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} pl_device={self.pl_device} dtype={self.dtype}>"

@@ -1,1 +1,40 @@
-"""The backend conformance suite, importable by backend authors (``hqf check``)."""
+"""The backend conformance suite, importable by backend authors (``hqf check``, ``tests/test_conformance.py``).
+
+    from hqf.testing import check_backend
+    for result in check_backend("pennylane", options={"pl_device": "lightning.qubit"}, examples=20):
+        print(result.report())
+
+- :func:`check_backend` / :func:`check_property` run the properties of :data:`PROPERTIES` with Hypothesis
+  and return :class:`PropertyResult` values (pass / fail / skip, worst error, smallest failing circuit);
+- :class:`Tolerance` is the stated error bound (dtype tolerance, or a Bernstein bound for shots);
+- :mod:`hqf.testing.strategies` holds the circuit, angle and Pauli-word strategies;
+- :class:`Target` and :func:`targets` list the registered backend configurations to test (pytest helpers).
+"""
+
+from hqf.testing.conformance import (
+    PROPERTIES,
+    Limits,
+    Mismatch,
+    PropertyResult,
+    check_backend,
+    check_property,
+    default_settings,
+    native_gradients,
+)
+from hqf.testing.targets import Target, targets
+from hqf.testing.tolerance import ATOL, Tolerance
+
+__all__ = [
+    "ATOL",
+    "PROPERTIES",
+    "Limits",
+    "Mismatch",
+    "PropertyResult",
+    "Target",
+    "Tolerance",
+    "check_backend",
+    "check_property",
+    "default_settings",
+    "native_gradients",
+    "targets",
+]

@@ -11,10 +11,22 @@ from hqf.circuit import GATES, Circuit, Operation, PauliWord
 
 
 @st.composite
+def distinct_wires(draw, n_qubits: int, count: int) -> tuple[int, ...]:
+    """``count`` distinct wires below ``n_qubits``, drawn so that they shrink towards 0, 1, ..."""
+    wires: list[int] = []
+    for k in range(count):
+        wire = draw(st.integers(0, n_qubits - 1 - k))
+        for taken in sorted(wires):  # skip the wires already drawn
+            wire += wire >= taken
+        wires.append(wire)
+    return tuple(wires)
+
+
+@st.composite
 def pauli_words(draw, n_qubits: int, max_factors: int = 3, paulis: str = "XYZ") -> PauliWord:
     """A Pauli word of 1..``max_factors`` factors on distinct wires below ``n_qubits``."""
     k = draw(st.integers(1, min(n_qubits, max_factors)))
-    wires = draw(st.permutations(range(n_qubits)))[:k]
+    wires = draw(distinct_wires(n_qubits, k))
     return PauliWord((w, draw(st.sampled_from(paulis))) for w in wires)
 
 
@@ -28,7 +40,7 @@ def circuits(draw, min_qubits: int = 1, max_qubits: int = 8, max_ops: int = 24, 
     for _ in range(draw(st.integers(1, max_ops))):
         gate = draw(st.sampled_from(gates))
         arity, parameterized = GATES[gate]
-        wires = tuple(draw(st.permutations(range(n)))[:arity])
+        wires = draw(distinct_wires(n, arity))
         param = None
         if parameterized:
             param, n_params = n_params, n_params + 1

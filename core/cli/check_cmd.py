@@ -1,0 +1,108 @@
+"""``hqf check``: run the backend conformance suite (:mod:`hqf.testing`) against a registered backend."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``key=value`` with the value read as int, float, true/false/none, or else a string."""
+    from hqf.errors import ConfigError
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--option must look like key=value (got {text!r})")
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return key.strip(), lowered == "true"
+    if lowered == "none":
+        return key.strip(), None
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(raw)
+        except ValueError:
+            pass
+    return key.strip(), raw
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+@click.command("check")
+@click.option("--backend", "backend_name", required=True, help="Registered backend name (see `hqf list`).")
+@click.option("--examples", default=25, show_default=True, type=click.IntRange(min=1),
+              help="Hypothesis examples per property.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the drawn examples.")
+@click.option("--dtype", default=None, type=click.Choice(["complex128", "complex64"]),
+              help="State dtype (default: the backend's default).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Backend constructor option, repeatable (e.g. --option pl_device=lightning.qubit).")
+@click.option("--property", "properties", multiple=True, metavar="NAME",
+              help="Run only these properties (repeatable); default: all.")
+@click.option("--max-qubits", default=8, show_default=True, type=click.IntRange(1, 20),
+              help="Largest drawn circuit.")
+@click.option("--max-ops", default=20, show_default=True, type=click.IntRange(1, 200),
+              help="Most gates in a drawn circuit.")
+def check_command(backend_name, examples, seed, dtype, options, properties, max_qubits, max_ops):
+    """Check a backend against the torch reference: values, shift Jacobians, gradients, shapes.
+
+    Exits 0 when every property holds, 1 on a mismatch (showing the smallest failing circuit), and 2
+    when the backend is unknown, unavailable here, or rejects the options.
+    """
+    from hqf.errors import ConfigError, HqfError
+    from hqf.make import make_backend
+    from hqf.testing import PROPERTIES, Limits, Tolerance, check_backend, native_gradients
+
+    opts = dict(parse_option(text) for text in options)
+    if dtype is not None:
+        opts["dtype"] = dtype
+    unknown = [p for p in properties if p not in PROPERTIES]
+    if unknown:
+        raise ConfigError(f"unknown property {unknown[0]!r}; properties: {', '.join(PROPERTIES)}")
+    try:
+        backend = make_backend(backend_name, **opts)
+    except HqfError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"backend {backend_name!r} rejects the options {opts}: {exc}") from None
+
+    caps = backend.capabilities
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(opts.items()))
+    click.echo(f"hqf check: backend {backend_name!r}" + (f" ({shown})" if shown else ""))
+    gradients = ", ".join(native_gradients(backend)) or "none (parameter-shift only)"
+    click.echo(f"  dtype {backend.dtype}; {'exact' if caps.exact else 'sampled'}; native gradients: {gradients}")
+    click.echo(f"  tolerance: {Tolerance.for_backend(backend).describe()}")
+    click.echo(f"  {examples} examples per property, seed {seed}, circuits of 1-{max_qubits} qubits, "
+               f"up to {max_ops} gates; reference: torch complex128")
+    click.echo("")
+
+    started = time.perf_counter()
+    results = check_backend(
+        lambda: make_backend(backend_name, **opts),
+        examples=examples,
+        seed=seed,
+        properties=list(properties) or None,
+        limits=Limits(max_qubits=max_qubits, max_ops=max_ops),
+    )
+    elapsed = time.perf_counter() - started
+
+    header = f"{'property':<16} {'result':<6} {'examples':>8}  {'worst |Δ|':>9}  {'bound':>9}"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for r in results:
+        worst, bound = (None, None) if r.property == "shape" else (r.worst_error, r.bound)
+        click.echo(f"{r.property:<16} {r.status:<6} {r.examples:>8}  {_number(worst):>9}  {_number(bound):>9}")
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+    click.echo(f"\n{len(results)} properties: {counts['pass']} passed, {counts['fail']} failed, "
+               f"{counts['skip']} skipped in {elapsed:.1f}s")
+    for r in results:
+        if r.status == "skip":
+            click.echo(f"  skipped {r.property}: {r.message}")
+    failed = [r for r in results if r.status == "fail"]
+    for r in failed:
+        click.echo(f"\nFAILED {r.report()}")
+    if failed:
+        raise SystemExit(1)

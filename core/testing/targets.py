@@ -1,0 +1,68 @@
+"""Backend configurations to run the conformance suite on: every registered backend, plus chosen variants."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from hypothesis import settings
+
+from hqf.interfaces import Availability, Backend
+from hqf.testing.conformance import Limits, PropertyResult, check_property
+
+
+def _options(value: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(k), v) for k, v in items))
+
+
+@attrs.frozen
+class Target:
+    """A registered backend name with constructor options, and how hard to test it.
+
+    ``examples`` (Hypothesis ``max_examples``; ``None`` keeps the active profile's) and ``limits``
+    let a slow backend be tested with fewer or smaller examples.
+    """
+
+    backend: str
+    options: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=_options)
+    examples: int | None = None
+    limits: Limits = Limits()
+
+    @property
+    def id(self) -> str:
+        if not self.options:
+            return self.backend
+        return self.backend + "[" + ",".join(f"{k}={v}" for k, v in self.options) + "]"
+
+    def availability(self) -> Availability:
+        from hqf.registry import registry
+
+        return registry().get("backend", self.backend).availability()
+
+    def make(self) -> Backend:
+        from hqf.make import make_backend
+
+        return make_backend(self.backend, **dict(self.options))
+
+    def check(self, prop: str, hypothesis_settings: settings | None = None) -> PropertyResult:
+        """Run one property on this target; ``hypothesis_settings`` default to the active profile."""
+        base = hypothesis_settings or settings()
+        if self.examples is not None:
+            base = settings(base, max_examples=self.examples)
+        return check_property(self.make, prop, hypothesis_settings=base, seed=None, limits=self.limits)
+
+
+def targets(variants: Mapping[str, Sequence[Target]] | None = None) -> list[Target]:
+    """One target per registered backend (default options), or the listed variants for a name.
+
+    Unavailable backends are included: callers decide to skip them, showing ``availability().reason``.
+    """
+    from hqf.registry import registry
+
+    variants = variants or {}
+    out: list[Target] = []
+    for name in registry().names("backend"):
+        out += list(variants.get(name, [Target(name)]))
+    return out

@@ -1,0 +1,148 @@
+"""``hqf check`` and the conformance suite catch wrong backends; exit codes 0 / 1 / 2."""
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import hqf.registry
+from hqf import hookimpl
+from hqf.backends import torch_sv
+from hqf.backends.torch_sv import TorchBackend
+from hqf.circuit import Circuit, Operation
+from hqf.cli import main
+from hqf.cli.check_cmd import parse_option
+from hqf.interfaces import Availability
+from hqf.registry import Registry
+from hqf.testing import Limits, check_backend
+
+
+class SwappedWires(TorchBackend):
+    """Wrong on purpose: runs every gate with wires 0 and 1 exchanged (observables untouched)."""
+
+    name = "swapped-wires"
+
+    def expval(self, circuit, angles):
+        def swap(w):
+            return {0: 1, 1: 0}.get(w, w)
+
+        if circuit.n_qubits >= 2:
+            ops = [Operation(op.gate, tuple(swap(w) for w in op.wires), op.param) for op in circuit.operations]
+            circuit = Circuit(circuit.n_qubits, ops, circuit.observables)
+        return super().expval(circuit, angles)
+
+
+class FlippedRY(TorchBackend):
+    """Wrong on purpose: RY(θ) runs as RY(−θ), which ⟨Z⟩ alone (even in θ) cannot see."""
+
+    name = "flipped-ry"
+
+    def expval(self, circuit, angles):
+        sign = torch.ones(circuit.n_params, dtype=angles.dtype)
+        for op in circuit.operations:
+            if op.gate == "RY":
+                sign[op.param] = -1
+        return super().expval(circuit, angles * sign)
+
+
+class NeverAvailable(TorchBackend):
+    name = "never"
+
+    @classmethod
+    def availability(cls):
+        return Availability(False, "needs a machine that does not exist")
+
+
+class _Plugin:
+    @staticmethod
+    @hookimpl
+    def register_backends(register):
+        for cls in (SwappedWires, FlippedRY, NeverAvailable):
+            register(cls)
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    reg = Registry(entry_points=[])
+    reg.add(torch_sv, "torch")
+    reg.add(_Plugin(), "wrong-backends")
+    monkeypatch.setattr(hqf.registry, "_REGISTRY", reg)
+    return reg
+
+
+def test_api_catches_swapped_wires_and_shrinks_to_a_small_circuit():
+    results = {r.property: r for r in check_backend(SwappedWires, examples=30, seed=1, properties=["shape", "expval"])}
+    failed = results["expval"]
+    assert failed.status == "fail"
+    assert failed.circuit is not None and failed.circuit.startswith("Circuit: ")
+    # shrunk: the smallest witness needs two qubits and one gate that is not symmetric in them
+    n_gates = len(failed.circuit.splitlines()) - 2
+    assert "2 qubit(s)" in failed.circuit and n_gates <= 2, failed.report()
+    assert "|Δ|" in failed.message and "bound" in failed.message
+    assert results["shape"].status == "pass"
+
+
+def test_api_catches_a_sign_error_through_the_gradients():
+    results = {
+        r.property: r
+        for r in check_backend(FlippedRY, examples=30, seed=2, limits=Limits(max_qubits=3), properties=["shift-jacobian", "shift-gradient"])
+    }
+    assert results["shift-jacobian"].status == "fail", results["shift-jacobian"].report()
+    assert results["shift-gradient"].status == "fail"
+    assert "RY" in results["shift-jacobian"].circuit
+
+
+def test_cli_passes_torch(fake_registry):
+    result = CliRunner().invoke(main, ["check", "--backend", "torch", "--examples", "3", "--max-qubits", "4"])
+    assert result.exit_code == 0, result.output
+    for prop in ("shape", "expval", "shift-jacobian", "shift-gradient", "native-gradient"):
+        assert f"\n{prop} " in result.output
+    assert "5 passed, 0 failed" in result.output
+
+
+def test_cli_exits_1_and_shows_the_smallest_failing_circuit(fake_registry):
+    args = ["--backend", "swapped-wires", "--examples", "20", "--seed", "3", "--property", "shape", "--property", "expval"]
+    result = CliRunner().invoke(main, ["check", *args])
+    print(result.output)
+    assert result.exit_code == 1, result.output
+    assert "FAILED expval" in result.output
+    assert "smallest failing circuit:" in result.output and "Circuit: 2 qubit(s)" in result.output
+
+
+def test_cli_unavailable_backend_exits_2_with_the_reason(fake_registry):
+    result = CliRunner().invoke(main, ["check", "--backend", "never"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: backend 'never' is unavailable: needs a machine that does not exist"
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--backend", "nope"], "unknown backend 'nope'"),
+        (["--backend", "torch", "--option", "colour=red"], "rejects the options"),
+        (["--backend", "torch", "--option", "novalue"], "key=value"),
+        (["--backend", "torch", "--property", "speed"], "unknown property 'speed'"),
+    ],
+)
+def test_cli_user_mistakes_exit_2(fake_registry, args, message):
+    result = CliRunner().invoke(main, ["check", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_cli_only_selected_properties_and_dtype(fake_registry):
+    result = CliRunner().invoke(
+        main, ["check", "--backend", "torch", "--dtype", "complex64", "--property", "expval", "--examples", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "dtype complex64" in result.output and "|Δ| ≤ 0.0001" in result.output
+    assert "1 properties: 1 passed" in result.output
+
+
+def test_parse_option_types():
+    assert parse_option("shots=100") == ("shots", 100)
+    assert parse_option("p=0.5") == ("p", 0.5)
+    assert parse_option("flag=true") == ("flag", True)
+    assert parse_option("seed=none") == ("seed", None)
+    assert parse_option("pl_device=lightning.qubit") == ("pl_device", "lightning.qubit")
