@@ -472,23 +472,43 @@ main(sys.argv[1:])
 
 
 @pytest.fixture(scope="module")
-def fresh_list() -> subprocess.CompletedProcess:
-    """One new interpreter: import hqf, load the registry, note CUDA imports, then run ``hqf list``."""
+def fresh(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Two new interpreters, run side by side: each imports hqf, loads the registry, notes CUDA
+    imports, then runs ``hqf list`` or ``hqf run --backend cuquantum --ansatz hea8x6``."""
     env = {**os.environ, "HQF_PLUGINS": PLUGINS}
-    return subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, "list"], capture_output=True, text=True, env=env, timeout=120
-    )
+    out = tmp_path_factory.mktemp("run") / "never-written"
+    commands = {"list": ["list"], "run": ["run", "--backend", "cuquantum", "--ansatz", "hea8x6", "--out", str(out)]}
+    procs = {
+        name: subprocess.Popen([sys.executable, "-c", FRESH_PROCESS, *args], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        for name, args in commands.items()
+    }
+    done = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=180)
+        done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    done["run_dir"] = out
+    return done
 
 
-def test_importing_hqf_and_loading_the_registry_imports_no_cuda_library(fresh_list):
-    assert fresh_list.returncode == 0, fresh_list.stderr
-    assert fresh_list.stdout.splitlines()[0] == "imported: []"
+def test_importing_hqf_and_loading_the_registry_imports_no_cuda_library(fresh):
+    for name in ("list", "run"):
+        assert fresh[name].stdout.splitlines()[0] == "imported: []", fresh[name].stderr
 
 
-def test_hqf_list_shows_cuquantum_unavailable_with_its_reason(fresh_list):
-    assert fresh_list.returncode == 0, fresh_list.stderr
-    line = next(line for line in fresh_list.stdout.splitlines() if line.split()[:1] == ["cuquantum"])
+def test_hqf_list_shows_cuquantum_unavailable_with_its_reason(fresh):
+    assert fresh["list"].returncode == 0, fresh["list"].stderr
+    line = next(line for line in fresh["list"].stdout.splitlines() if line.split()[:1] == ["cuquantum"])
     assert f"unavailable: {cq.CuQuantumBackend.availability().reason}" in line
+
+
+@pytest.mark.skipif(cq.probe().ok, reason="cuStateVec runs here")
+def test_hqf_run_on_cuquantum_stops_with_one_line_and_exit_2(fresh):
+    result = fresh["run"]
+    assert result.returncode == 2, result.stderr
+    reason = cq.CuQuantumBackend.availability().reason
+    assert result.stderr.splitlines() == [f"Error: backend 'cuquantum' is unavailable: {reason}"]
+    assert not fresh["run_dir"].exists()  # stopped before any work
 
 
 def test_gpu_benchmark_runs_on_a_cpu_only_machine(tmp_path):
