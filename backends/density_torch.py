@@ -2,8 +2,8 @@
 
 The batch of density matrices is a tensor ``[B, 4**n]``: ``ρ[r, c]`` flattened, the row bits being wires
 ``0..n-1`` and the column bits wires ``n..2n-1`` of a ``2n``-wire vector (wire 0 most significant).
-A gate ``U`` acts as ``U ρ U†``: ``U`` on the row wires and ``conj(U)`` on the column wires. After every
-gate, each wire it touched goes through ``D_p`` (see :mod:`hqf.noise`). Differentiable by autograd.
+A one-qubit gate ``U`` followed by ``D_p`` is one superoperator on that wire's (row, column) bits;
+CNOT and CZ permute or sign the entries, then ``D_p`` acts on each of their wires (see :mod:`hqf.noise`). Differentiable by autograd.
 Memory is ``16 · 4**n`` bytes per sample: meant for small circuits (≤ 10 qubits).
 """
 
@@ -59,21 +59,28 @@ def _matrices(gate: str, theta: torch.Tensor | None, batch: int, dtype: torch.dt
     return torch.stack(rows, dim=-1).reshape(-1, 2, 2)
 
 
-def _apply_1q(rho: torch.Tensor, n_wires: int, wire: int, m: torch.Tensor) -> torch.Tensor:
+def depolarizing_superoperator(p: float, dtype: torch.dtype, device) -> torch.Tensor:
+    """``D_p`` on one wire as a ``[2, 2, 2, 2]`` map ``(i', j', i, j)`` of that wire's (row, column) bits."""
+    s = torch.zeros(2, 2, 2, 2, dtype=dtype, device=device)
+    for i in range(2):
+        s[i, i, i, i] = 1 - 2 * p / 3
+        s[1 - i, 1 - i, i, i] = 2 * p / 3
+    s[0, 1, 0, 1] = s[1, 0, 1, 0] = 1 - 4 * p / 3
+    return s
+
+
+def _apply_super(rho: torch.Tensor, n: int, wire: int, s: torch.Tensor) -> torch.Tensor:
+    """Apply a superoperator ``s`` (``[2,2,2,2]`` or batched ``[B,2,2,2,2]``) to ``wire``'s (row, col) bits."""
     batch = rho.shape[0]
-    view = rho.reshape(batch, 2**wire, 2, 2 ** (n_wires - wire - 1))
-    return torch.einsum("bij,bljr->blir", m, view).reshape(batch, -1)
+    left, right = 2**wire, 2 ** (n - wire - 1)
+    view = rho.reshape(batch, left, 2, right, left, 2, right)
+    spec = "bIJij,blirmjq->blIrmJq" if s.dim() == 5 else "IJij,blirmjq->blIrmJq"
+    return torch.einsum(spec, s, view).reshape(batch, -1)
 
 
 def depolarize(rho: torch.Tensor, n: int, wire: int, p: float) -> torch.Tensor:
     """``D_p`` on ``wire``: ``(1 − 4p/3) ρ + (2p/3) · I ⊗ Tr_wire ρ``."""
-    batch = rho.shape[0]
-    left, right = 2**wire, 2 ** (n - wire - 1)
-    view = rho.reshape(batch, left, 2, right, left, 2, right)
-    traced = view[:, :, 0, :, :, 0, :] + view[:, :, 1, :, :, 1, :]
-    eye = torch.eye(2, dtype=rho.dtype, device=rho.device)
-    mixed = torch.einsum("blrmq,ij->blirmjq", traced, eye)
-    return ((1 - 4 * p / 3) * view + (2 * p / 3) * mixed).reshape(batch, -1)
+    return _apply_super(rho, n, wire, depolarizing_superoperator(p, rho.dtype, rho.device))
 
 
 class TorchDensityMatrixBackend(Backend):
@@ -103,19 +110,24 @@ class TorchDensityMatrixBackend(Backend):
         n, batch, p = circuit.n_qubits, angles.shape[0], self.depolarizing
         rho = torch.zeros(batch, 4**n, dtype=self.complex_dtype, device=self.device)
         rho[:, 0] = 1
+        noise = depolarizing_superoperator(p, self.complex_dtype, self.device) if p > 0 else None
         for op in circuit.operations:
-            if op.gate == "CNOT":
-                rho = rho[:, _cnot_permutation(n, *op.wires).to(self.device)]
-            elif op.gate == "CZ":
-                rho = rho * _cz_signs(n, *op.wires).to(device=self.device, dtype=self.real_dtype)
-            else:
-                theta = None if op.param is None else angles[:, op.param]
-                m = _matrices(op.gate, theta, batch, self.complex_dtype, self.device)
-                w = op.wires[0]
-                rho = _apply_1q(_apply_1q(rho, 2 * n, w, m), 2 * n, n + w, m.conj())
-            if p > 0:
-                for wire in noisy_wires(op):
-                    rho = depolarize(rho, n, wire, p)
+            if op.gate in ("CNOT", "CZ"):
+                if op.gate == "CNOT":
+                    rho = rho[:, _cnot_permutation(n, *op.wires).to(self.device)]
+                else:
+                    rho = rho * _cz_signs(n, *op.wires).to(device=self.device, dtype=self.real_dtype)
+                if noise is not None:
+                    for wire in noisy_wires(op):
+                        rho = _apply_super(rho, n, wire, noise)
+                continue
+            theta = None if op.param is None else angles[:, op.param]
+            m = _matrices(op.gate, theta, batch, self.complex_dtype, self.device)
+            # U ρ U† on this wire as one superoperator: (i',j',i,j) -> U[i',i] conj(U[j',j]), then D_p
+            unitary = torch.einsum("bIi,bJj->bIJij", m, m.conj())
+            if noise is not None:
+                unitary = torch.einsum("IJkl,bklij->bIJij", noise, unitary)
+            rho = _apply_super(rho, n, op.wires[0], unitary)
         return self.measure(rho, circuit).to(out_device)
 
     def measure(self, rho: torch.Tensor, circuit: Circuit) -> torch.Tensor:
