@@ -14,6 +14,8 @@ installed but cannot start, they fail.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -122,3 +124,32 @@ def test_torch_backend_runs_on_cuda_end_to_end_through_the_shift_rule_and_autogr
     assert out.device.type == "cuda"
     out.sum().backward()
     torch.testing.assert_close(gpu.grad.cpu(), cpu.grad, atol=1e-10, rtol=0)
+
+
+RUNS = {
+    # torch on CUDA with the default regularizers (the curvature term takes a double backward)
+    "torch": ["--backend", "torch"],
+    # cuquantum: the shift rule is twice differentiable, so the curvature term works with it
+    "cuquantum-shift": ["--backend", "cuquantum", "--gradient", "parameter-shift"],
+    # the adjoint vjp is first-order only: with it, no curvature term
+    "cuquantum-adjoint": ["--backend", "cuquantum", "--gradient", "adjoint", "--regularizer", "stability"],
+}
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_hqf_run_on_cuda_end_to_end(name, tmp_path):
+    if name.startswith("cuquantum"):
+        require_cuquantum()
+    from click.testing import CliRunner
+
+    from hqf.cli import main
+
+    out = tmp_path / "run"
+    args = ["run", *RUNS[name], "--device", "cuda", "--ansatz", "hea4x1", "--samples", "300", "--epochs", "1",
+            "--quiet", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    environment = json.loads((out / "meta.json").read_text())["environment"]
+    assert environment["device"] == "cuda" and environment["backend"] == RUNS[name][1]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["steps"] >= 1
