@@ -14,9 +14,12 @@ Two ways to run a batch (option ``batching``), kept so that they can be measured
 - ``loop``: per gate and state one ``apply_matrix`` call, then ``compute_expectations_on_pauli_basis``
   per state.
 
-CNOT and CZ are X and Z on the target with one control bit. Gradients: an adjoint vector-Jacobian
-product (:meth:`CuQuantumBackend.vjp`, the default) or the core's parameter-shift rule. Importing this
-module imports neither cuquantum nor CuPy: the binding is loaded when a backend is probed or built.
+CNOT and CZ are X and Z on the target with one control bit. Gradients: the core's parameter-shift
+rule, or with the option ``adjoint=True`` an adjoint vector-Jacobian product (:meth:`CuQuantumBackend.vjp`).
+The adjoint is opt-in because it is first-order only (the core wraps native VJPs as
+``once_differentiable``) and ``gradient="auto"`` would prefer it, which would break the curvature
+regularizer's double backward. Importing this module imports neither cuquantum nor CuPy: the binding
+is loaded when a backend is probed or built.
 """
 
 from __future__ import annotations
@@ -200,17 +203,16 @@ def probe() -> Availability:
 
 # -- the backend ----------------------------------------------------------------------------------
 class CuQuantumBackend(Backend):
-    """cuStateVec state vectors on a CUDA GPU; complex128 or complex64; adjoint or shift-rule gradients.
+    """cuStateVec state vectors on a CUDA GPU; complex128 or complex64; shift-rule or adjoint gradients.
 
-    Options: ``batching`` (``batched`` or ``loop``, see the module docstring) and ``max_rows``, the
-    most states simulated at once (default: what fits in half the free GPU memory).
+    Options: ``batching`` (``batched`` or ``loop``, see the module docstring), ``max_rows``, the most
+    states simulated at once (default: what fits in half the free GPU memory), and ``adjoint``
+    (declare the adjoint gradient, first-order only; see the module docstring).
     """
 
     name = "cuquantum"
     description = "NVIDIA cuStateVec on a CUDA GPU, batched (extra hqf[cuquantum])"
-    capabilities = Capabilities(
-        dtypes={"complex128", "complex64"}, devices={"cuda"}, max_qubits=30, gradients={"adjoint"}
-    )
+    capabilities = Capabilities(dtypes={"complex128", "complex64"}, devices={"cuda"}, max_qubits=30)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -223,6 +225,7 @@ class CuQuantumBackend(Backend):
         device: str = "cuda",
         batching: str = "batched",
         max_rows: int | None = None,
+        adjoint: bool = False,
     ) -> None:
         super().__init__(dtype=dtype, device=device)
         if batching not in BATCHING:
@@ -235,6 +238,8 @@ class CuQuantumBackend(Backend):
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.batching, self.max_rows = batching, max_rows
+        if adjoint:
+            self.capabilities = attrs.evolve(type(self).capabilities, gradients={"adjoint"})
         self._cusv = _load_binding()
         self._sv_type = CUDA_C_64F if dtype == "complex128" else CUDA_C_32F
         self._compute = COMPUTE_64F if dtype == "complex128" else COMPUTE_32F
@@ -246,7 +251,8 @@ class CuQuantumBackend(Backend):
         self._indices = torch.empty(0, dtype=torch.int32, device=self.device)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} dtype={self.dtype} device={self.device} batching={self.batching}>"
+        adjoint = " adjoint" if "adjoint" in self.capabilities.gradients else ""
+        return f"<{type(self).__name__} {self.name!r} dtype={self.dtype} device={self.device} batching={self.batching}{adjoint}>"
 
     # -- public ---------------------------------------------------------------------------------
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:

@@ -97,8 +97,8 @@ def datasheet_peak(name: str) -> float | None:
 # -- one measurement -----------------------------------------------------------------------------
 def build(name: str, device: str, dtype: str, batching: str | None):
     options = {"dtype": dtype, "device": device}
-    if batching:
-        options["batching"] = batching
+    if batching:  # cuquantum: a batching mode, and its opt-in adjoint gradient
+        options.update(batching=batching, adjoint=True)
     return make_backend(name, **options)
 
 

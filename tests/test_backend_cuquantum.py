@@ -160,9 +160,7 @@ class FakeCuStateVec(types.SimpleNamespace):
 class CpuDouble(cq.CuQuantumBackend):
     """The real backend class with its three CUDA hooks pointed at host memory."""
 
-    capabilities = Capabilities(
-        dtypes={"complex128", "complex64"}, devices={"cpu"}, max_qubits=30, gradients={"adjoint"}
-    )
+    capabilities = Capabilities(dtypes={"complex128", "complex64"}, devices={"cpu"}, max_qubits=30)
 
     def _device_context(self):
         return contextlib.nullcontext()
@@ -254,18 +252,21 @@ def test_final_states_have_the_torch_backends_memory_layout(fake, batching):
     torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("dtype", ["complex128", "complex64"])
-@pytest.mark.parametrize("batching", cq.BATCHING)
-def test_conformance_suite_through_the_double(fake, dtype, batching):
+@pytest.mark.parametrize(
+    ("batching", "dtype", "adjoint"),
+    [("batched", "complex128", True), ("batched", "complex64", False), ("loop", "complex128", False), ("loop", "complex64", True)],
+)
+def test_conformance_suite_through_the_double(fake, batching, dtype, adjoint):
     from hqf.testing import Limits, check_backend
 
     results = check_backend(
-        lambda: CpuDouble(device="cpu", dtype=dtype, batching=batching),
+        lambda: CpuDouble(device="cpu", dtype=dtype, batching=batching, adjoint=adjoint),
         examples=6,
         limits=Limits(max_qubits=4, max_ops=12),
     )
     assert all(r.ok for r in results), "\n".join(r.report() for r in results)
-    assert [r.status for r in results] == ["pass"] * 5  # native-gradient: the adjoint vjp
+    # native-gradient: the adjoint vjp where declared, else skipped
+    assert [r.status for r in results] == ["pass"] * 4 + ["pass" if adjoint else "skip"]
 
 
 def test_complex64_and_chunked_passes(fake):
@@ -299,17 +300,21 @@ def test_gradients_match_torch_autograd(fake, gradient, batching):
     angles = torch.tensor([[0.3, -1.2, 0.7, 2.2], [2.0, 0.1, -0.4, -0.9]], dtype=torch.float64)
     a1, a2 = angles.clone().requires_grad_(), angles.clone().requires_grad_()
     weights = torch.tensor([[1.0, -0.5, 0.3], [0.25, 2.0, -1.5]], dtype=torch.float64)
-    backend = CpuDouble(device="cpu", batching=batching, max_rows=3)  # the adjoint runs one state per pass
+    backend = CpuDouble(device="cpu", batching=batching, max_rows=3, adjoint=True)  # adjoint: 1 state per pass
     (expval(backend, circuit, a1, gradient=gradient) * weights).sum().backward()
     (TorchBackend().expval(circuit, a2) * weights).sum().backward()
     torch.testing.assert_close(a1.grad, a2.grad, atol=1e-10, rtol=0)
 
 
-def test_adjoint_is_the_default_gradient_and_costs_one_forward_and_one_reverse_pass(fake):
+def test_adjoint_is_opt_in_and_costs_one_forward_and_one_reverse_pass(fake):
     from hqf.gradients import default_gradient
 
-    backend = CpuDouble(device="cpu")
-    assert default_gradient(backend) == "adjoint"
+    assert default_gradient(CpuDouble(device="cpu")) == "parameter-shift"  # twice differentiable
+    with pytest.raises(ValueError, match="has no native 'adjoint' gradient"):
+        expval(CpuDouble(device="cpu"), Circuit(1, [Operation("RY", 0, 0)], [PauliWord.z(0)]),
+               torch.zeros(1, 1, dtype=torch.float64), gradient="adjoint")  # fmt: skip
+    backend = CpuDouble(device="cpu", adjoint=True)
+    assert default_gradient(backend) == "adjoint" and "adjoint" not in CpuDouble.capabilities.gradients
     circuit = Circuit(2, [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RX", 1, 1)], [PauliWord.z(1)])
     angles = torch.rand(4, 2, dtype=torch.float64, requires_grad=True)
     expval(backend, circuit, angles).sum().backward()

@@ -32,7 +32,8 @@ pytestmark = [
 
 TARGETS = [
     Target("cuquantum"),
-    Target("cuquantum", {"dtype": "complex64"}),
+    Target("cuquantum", {"dtype": "complex64", "adjoint": True}),
+    Target("cuquantum", {"adjoint": True}),
     Target("cuquantum", {"batching": "loop"}, examples=8, limits=Limits(max_batch=2)),
     Target("torch", {"device": "cuda"}),
     Target("torch", {"device": "cuda", "dtype": "complex64"}),
@@ -108,7 +109,7 @@ def test_adjoint_gradient_matches_torch_cuda_autograd_at_14_qubits(dtype):
     angles = torch.rand(3, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 6
     weights = torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6)).cuda()
     mine, ref = angles.cuda().requires_grad_(), angles.cuda().requires_grad_()
-    (expval(cq.CuQuantumBackend(dtype=dtype), circuit, mine, gradient="adjoint").double() * weights).sum().backward()
+    (expval(cq.CuQuantumBackend(dtype=dtype, adjoint=True), circuit, mine, gradient="adjoint").double() * weights).sum().backward()
     (TorchBackend(device="cuda").expval(circuit, ref) * weights).sum().backward()
     torch.testing.assert_close(mine.grad, ref.grad, atol=1e-9 if dtype == "complex128" else 2e-4, rtol=0)
 
@@ -129,10 +130,11 @@ def test_torch_backend_runs_on_cuda_end_to_end_through_the_shift_rule_and_autogr
 RUNS = {
     # torch on CUDA with the default regularizers (the curvature term takes a double backward)
     "torch": ["--backend", "torch"],
-    # cuquantum: the shift rule is twice differentiable, so the curvature term works with it
-    "cuquantum-shift": ["--backend", "cuquantum", "--gradient", "parameter-shift"],
-    # the adjoint vjp is first-order only: with it, no curvature term
-    "cuquantum-adjoint": ["--backend", "cuquantum", "--gradient", "adjoint", "--regularizer", "stability"],
+    # cuquantum as the users name it: the shift rule (twice differentiable) with the curvature term
+    "cuquantum": ["--backend", "cuquantum"],
+    # the adjoint vjp is opt-in and first-order only: with it, no curvature term
+    "cuquantum-adjoint": ["--backend", "cuquantum", "--set", "backend_options={adjoint = true}",
+                          "--gradient", "adjoint", "--regularizer", "stability"],  # fmt: skip
 }
 
 
