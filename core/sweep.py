@@ -23,7 +23,7 @@ A sweep file (TOML) has four parts::
     baseline = "adam"
 
 The runs are the Cartesian product variants × axes × seeds; a variant's own ``axes`` are crossed with
-that variant only. A dotted key (``backend_options.depolarizing``) sets a nested configuration entry.
+that variant only, and its own ``seeds`` replace ``[sweep] seeds``. A dotted key (``backend_options.depolarizing``) sets a nested configuration entry.
 A variant may set ``search = "bo"`` or ``search = "es"`` (see :mod:`hqf.search`) instead of training once. Each run gets its own directory
 ``OUT/<variant>[/<key>=<value>...]/seed<k>``, written by the run itself (``hqf run``'s layout), and
 ``OUT/sweep.json`` lists every run with its labels, for ``hqf report``.
@@ -119,13 +119,16 @@ def expand(grid: Mapping[str, Any], out: str | pathlib.Path) -> list[RunSpec]:
     for name, overrides in variants.items():
         overrides = _variant(name, overrides)
         own_axes = overrides.pop("axes", {})
+        own_seeds = overrides.pop("seeds", seeds)
+        if not isinstance(own_seeds, list) or not own_seeds or not all(isinstance(x, int) for x in own_seeds):
+            raise ConfigError(f"variant {name!r}: 'seeds' must be a non-empty list of integers (got {own_seeds!r})")
         if not isinstance(own_axes, Mapping) or any(not isinstance(v, list) or not v for v in own_axes.values()):
             raise ConfigError(f"variant {name!r}: 'axes' must map keys to non-empty lists (got {own_axes!r})")
         variant_axes = {**axes, **own_axes}
         keys = list(variant_axes)
         for combo in itertools.product(*(variant_axes[k] for k in keys)):
             point = tuple(zip(keys, combo))
-            for seed in seeds:
+            for seed in own_seeds:
                 config = _nested({**base, **overrides})
                 for key, value in point:
                     _set(config, key, value)

@@ -51,16 +51,18 @@ def test_variant_axes_and_dotted_keys(tmp_path):
         "base": {"backend_options": {"dtype": "complex128"}},
         "variants": {
             "adam": {"optimizer": "adam"},
-            "noisy": {"ablation": "full", "backend": "torch-dm", "axes": {"backend_options.depolarizing": [0.0, 0.05]}},
+            "noisy": {"ablation": "full", "backend": "torch-dm", "axes": {"backend_options.depolarizing": [0.0, 0.05]},
+                      "seeds": [3]},
         },
     }
     runs = expand(grid, tmp_path)
     assert [r.variant for r in runs] == ["adam", "noisy", "noisy"]  # the variant's axes are its own
+    assert [r.seed for r in runs] == [0, 3, 3]  # ... and so are its seeds
     noisy = runs[2]
     assert noisy.config["backend_options"] == {"dtype": "complex128", "depolarizing": 0.05}
     assert noisy.config["fusion"] == ABLATIONS["full"]["fusion"] and noisy.config["backend"] == "torch-dm"
     assert runs[0].config["backend_options"] == {"dtype": "complex128"}  # base not mutated across runs
-    assert noisy.directory == tmp_path / "noisy" / "backend_options.depolarizing=0.05" / "seed0"
+    assert noisy.directory == tmp_path / "noisy" / "backend_options.depolarizing=0.05" / "seed3"
 
 
 @pytest.mark.parametrize(
