@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "check": "hqf.cli.check_cmd:check_command",
     "list": "hqf.cli.list_cmd:list_command",
     "report": "hqf.cli.report_cmd:report_command",
+    "run": "hqf.cli.run_cmd:run_command",
     "scale": "hqf.cli.scale_cmd:scale_command",
     "sweep": "hqf.cli.sweep_cmd:sweep_command",
 }

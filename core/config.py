@@ -1,0 +1,232 @@
+"""``RunConfig``: every setting of one training run, from CLI options or a TOML file (the same keys).
+
+The defaults are the embedded default run of ``hqf run``: the torch backend, ``hea8x6``, the angle
+encoder, gated fusion, both regularizers, on a Dataset-A-like sample sized to train in about a minute
+on two CPU cores. Keys are the field names below; a TOML file may spell them with ``-`` or ``_``.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+from typing import Any
+
+import attrs
+
+from hqf.errors import ConfigError
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+BACKBONES = ("mlp", "transformer")
+QUANTUM_INPUTS = ("latent", "input")
+NOISE_SPLITS = ("all", "train", "test")
+#: aliases accepted for ``dataset``
+DATASET_ALIASES = {"a": "dataset-a", "b": "dataset-b"}
+#: keys accepted in place of a field name
+KEY_ALIASES = {"regularizer": "regularizers"}
+
+
+def _fail(message: str) -> None:
+    raise ConfigError(message)
+
+
+def _one_of(choices: tuple[str, ...]):
+    def check(_, attribute, value):
+        if value not in choices:
+            _fail(f"'{attribute.name}' must be one of {', '.join(choices)} (got {value!r})")
+
+    return check
+
+
+def _at_least(bound: float, optional: bool = False):
+    def check(_, attribute, value):
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < bound:
+            _fail(f"'{attribute.name}' must be a number >= {bound} (got {value!r})")
+
+    return check
+
+
+def _integer(bound: int, optional: bool = False):
+    def check(_, attribute, value):
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < bound:
+            _fail(f"'{attribute.name}' must be an integer >= {bound} (got {value!r})")
+
+    return check
+
+
+def _positive(_, attribute, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        _fail(f"'{attribute.name}' must be a number > 0 (got {value!r})")
+
+
+def _fraction(_, attribute, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        _fail(f"'{attribute.name}' must be in [0, 1) (got {value!r})")
+
+
+def _text(_, attribute, value):
+    if not isinstance(value, str) or not value.strip():
+        _fail(f"'{attribute.name}' must be a non-empty string (got {value!r})")
+
+
+def _optional_text(_, attribute, value):
+    if value is not None:
+        _text(_, attribute, value)
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """``regularizers``: a list of names; ``"none"`` (alone) or an empty list means none."""
+    if isinstance(value, str):
+        value = [value]
+    names = tuple(str(v) for v in value)
+    if "none" in names:
+        if len(names) > 1:
+            raise ConfigError(f"'regularizers': 'none' cannot be combined with others (got {list(names)})")
+        return ()
+    if len(set(names)) != len(names):
+        raise ConfigError(f"'regularizers' lists a name twice (got {list(names)})")
+    return names
+
+
+def _dataset(value: Any) -> Any:
+    return DATASET_ALIASES.get(value.lower(), value) if isinstance(value, str) else value
+
+
+def _options(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(f"options must be a table of key = value (got {value!r})")
+    return dict(value)
+
+
+def _nested_options(value: Any) -> dict:
+    value = _options(value)
+    for name, options in value.items():
+        if not isinstance(options, dict):
+            raise ConfigError(f"'regularizer_options.{name}' must be a table (got {options!r})")
+    return {k: dict(v) for k, v in value.items()}
+
+
+@attrs.frozen
+class RunConfig:
+    """One run: model, training, data and evaluation settings (see docs/method.md for each)."""
+
+    # -- model --------------------------------------------------------------------------------
+    backend: str = attrs.field(default="torch", validator=_text)
+    ansatz: str = attrs.field(default="hea8x6", validator=_text)
+    encoder: str = attrs.field(default="angle", validator=_text)
+    encoder_options: dict = attrs.field(factory=dict, converter=_options)
+    fusion: str = attrs.field(default="gated", validator=_text)
+    #: a registered classical baseline model replacing the whole hybrid (``hqf list``); None: the hybrid
+    baseline: str | None = attrs.field(default=None, validator=_optional_text)
+    backbone: str = attrs.field(default="mlp", validator=_one_of(BACKBONES))
+    hidden: int = attrs.field(default=64, validator=_integer(1))  # MLP hidden width
+    latent: int = attrs.field(default=32, validator=_integer(1))  # k, the width of H_c
+    transformer_dim: int = attrs.field(default=32, validator=_integer(1))
+    transformer_layers: int = attrs.field(default=2, validator=_integer(1))
+    transformer_heads: int = attrs.field(default=4, validator=_integer(1))
+    quantum_input: str = attrs.field(default="latent", validator=_one_of(QUANTUM_INPUTS))
+    dtype: str = attrs.field(default="complex128", validator=_text)
+    device: str = attrs.field(default="cpu", validator=_text)
+    gradient: str = attrs.field(default="auto", validator=_text)
+    #: depolarizing probability after every gate, passed to the backend (noisy backends only); 0: none
+    depolarizing: float = attrs.field(default=0.0, validator=_fraction)
+    backend_options: dict = attrs.field(factory=dict, converter=_options)
+    # -- loss and training ---------------------------------------------------------------------
+    regularizers: tuple[str, ...] = attrs.field(default=("stability", "curvature"), converter=_names)
+    lambda_stab: float = attrs.field(default=0.1, validator=_at_least(0.0))
+    gamma_curv: float = attrs.field(default=0.01, validator=_at_least(0.0))
+    curvature_every: int = attrs.field(default=10, validator=_integer(1))
+    curvature_probes: int = attrs.field(default=1, validator=_integer(1))
+    regularizer_options: dict = attrs.field(factory=dict, converter=_nested_options)
+    optimizer: str = attrs.field(default="adam", validator=_one_of(OPTIMIZERS))
+    lr: float = attrs.field(default=1e-3, validator=_positive)
+    momentum: float = attrs.field(default=0.0, validator=_fraction)
+    weight_decay: float = attrs.field(default=0.0, validator=_at_least(0.0))
+    batch_size: int = attrs.field(default=256, validator=_integer(1))
+    epochs: int = attrs.field(default=4, validator=_integer(1))
+    max_iterations: int | None = attrs.field(default=None, validator=_integer(1, optional=True))
+    eps: float = attrs.field(default=1e-3, validator=_at_least(0.0))
+    delta: float = attrs.field(default=1e-4, validator=_at_least(0.0))
+    grad_ema: float = attrs.field(default=0.9, validator=_fraction)
+    eval_every: int | None = attrs.field(default=None, validator=_integer(1, optional=True))
+    seed: int = attrs.field(default=0, validator=_integer(0))
+    # -- data ------------------------------------------------------------------------------------
+    dataset: str = attrs.field(default="dataset-a", converter=_dataset, validator=_text)
+    samples: int | None = attrs.field(default=6000, validator=_integer(1, optional=True))
+    data_seed: int | None = attrs.field(default=None, validator=_integer(0, optional=True))
+    imbalance: float | None = attrs.field(default=None, validator=_at_least(1.0, optional=True))
+    label_noise: float | None = attrs.field(default=None, validator=attrs.validators.optional(_fraction))
+    label_column: str | None = attrs.field(default=None)
+    features: int | None = attrs.field(default=None, validator=_integer(2, optional=True))
+    input_noise: float = attrs.field(default=0.0, validator=_at_least(0.0))
+    input_noise_on: str = attrs.field(default="all", validator=_one_of(NOISE_SPLITS))
+    # -- evaluation ------------------------------------------------------------------------------
+    vai_sigma: float = attrs.field(default=0.05, validator=_positive)
+    vai_samples: int = attrs.field(default=512, validator=_integer(2))
+    vai_draws: int = attrs.field(default=8, validator=_integer(2))
+    latency_repeats: int = attrs.field(default=30, validator=_integer(1))
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in attrs.fields(cls))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "configuration") -> RunConfig:
+        """A validated configuration from plain keys (``-`` or ``_``); unknown keys are a ConfigError."""
+        known = set(cls.keys())
+        values: dict[str, Any] = {}
+        for raw_key, value in data.items():
+            key = str(raw_key).replace("-", "_")
+            key = KEY_ALIASES.get(key, key)
+            if key not in known:
+                raise ConfigError(f"{source}: unknown key {raw_key!r}; known keys: {', '.join(sorted(known))}")
+            if key in values:
+                raise ConfigError(f"{source}: key {key!r} is given twice")
+            values[key] = value
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_toml(cls, path: str | pathlib.Path) -> RunConfig:
+        """The configuration a TOML file describes (top-level keys, as in :meth:`to_dict`)."""
+        return cls.from_dict(read_toml(path), source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (lists, not tuples; ``None`` kept) that :meth:`from_dict` reads back."""
+        data = attrs.asdict(self, recurse=False)
+        data["regularizers"] = list(self.regularizers)
+        return data
+
+    def to_toml(self) -> str:
+        """The configuration as TOML (keys whose value is ``None`` are left out: TOML has no null)."""
+        import tomli_w
+
+        return tomli_w.dumps({k: v for k, v in self.to_dict().items() if v is not None})
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with some keys changed, validated like :meth:`from_dict`."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+
+def read_toml(path: str | pathlib.Path) -> dict[str, Any]:
+    """A TOML file's top-level table; a missing file or a syntax error is a ConfigError."""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None

@@ -1,0 +1,219 @@
+"""One run end to end: resolve the backend, load data, build the model, train, evaluate, write the run dir.
+
+Programmatic API (also what ``hqf run``, ``hqf sweep`` and the search baselines call)::
+
+    from hqf.experiment import RunConfig, run
+    metrics = run(RunConfig(samples=3000, epochs=2, seed=1), "runs/example")
+
+``run`` refuses an existing non-empty ``out_dir`` before doing any work, checks the backend before
+anything else, and writes the directory atomically: it appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import platform
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from hqf import __version__
+from hqf.config import RunConfig
+from hqf.rundir import atomic_dir, check_writable, clean, plot_convergence, write_csv, write_json
+from hqf.training import EVAL_COLUMNS, TrainResult
+
+__all__ = ["RunConfig", "run", "TIMING_KEYS", "METRIC_KEYS"]
+
+#: metrics that measure time (they differ between otherwise identical runs)
+TIMING_KEYS = (
+    "wall_time_s",
+    "time_per_epoch_s",
+    "total_time_s",
+    "latency_ms_batch1",
+    "latency_ms_batch256",
+)
+#: every key of metrics.json, documented in docs/method.md
+METRIC_KEYS = (
+    "accuracy",
+    "macro_f1",
+    "ece",
+    "nll",
+    "reliability",
+    "val_loss",
+    "val_accuracy",
+    "iterations_to_eps",
+    "iterations_to_eps_reason",
+    "iterations_to_val_within_1pct",
+    "grad_norm_ema_min",
+    "grad_norm_ema_final",
+    "eps",
+    "stop_reason",
+    "steps",
+    "epochs_completed",
+    "variance_amplification_index",
+    "vai_noise_var",
+    "vai_signal_var",
+    "accuracy_input_noise",
+    "gate_mean",
+    "n_parameters",
+    "n_quantum_parameters",
+    *TIMING_KEYS,
+)
+
+Progress = Callable[[int, int, dict], None]
+
+
+def environment(config: RunConfig, backend=None) -> dict:
+    """Versions, device and threads, for meta.json."""
+    info = {
+        "hqf": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "device": config.device,
+        "seed": config.seed,
+        "backend": config.backend if backend is not None else None,
+        "backend_dtype": getattr(backend, "dtype", None),
+    }
+    if torch.device(config.device).type == "cuda" and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(config.device))
+    return info
+
+
+def load_data(config: RunConfig):
+    """The dataset of a configuration (``data_seed`` defaults to ``seed``)."""
+    from hqf.data import load_dataset
+
+    return load_dataset(
+        config.dataset,
+        samples=config.samples,
+        seed=config.seed if config.data_seed is None else config.data_seed,
+        imbalance=config.imbalance,
+        label_noise=config.label_noise,
+        label_column=config.label_column,
+        features=config.features,
+        input_noise=config.input_noise,
+        input_noise_on=config.input_noise_on,
+    )
+
+
+def _tensor(array: np.ndarray, device: str, dtype=None) -> torch.Tensor:
+    return torch.as_tensor(array, dtype=dtype).to(device)
+
+
+def evaluate(model: torch.nn.Module, config: RunConfig, dataset, device: str) -> dict:
+    """Test-set metrics, VAI, accuracy under input noise and latency of a trained model."""
+    from hqf import metrics as M
+
+    x_test = _tensor(dataset.test.x, device)
+    probs = M.predict_proba(model, x_test)
+    out = M.classification_metrics(probs, dataset.test.y, dataset.n_classes)
+    generator = torch.Generator().manual_seed(config.seed + 7919)
+    pick = torch.randperm(len(x_test), generator=generator)[: config.vai_samples].to(x_test.device)
+    vai = M.variance_amplification(model.features, x_test[pick], config.vai_sigma, config.vai_draws, generator)
+    noisy = x_test + config.vai_sigma * torch.randn(x_test.shape, generator=generator).to(x_test.device)
+    out["accuracy_input_noise"] = M.accuracy(dataset.test.y, M.predict_proba(model, noisy).argmax(axis=1))
+    out.update(variance_amplification_index=vai["vai"], vai_noise_var=vai["noise_var"], vai_signal_var=vai["signal_var"])
+    gate = getattr(getattr(model, "fusion", None), "last_gate", None)
+    if gate is not None:
+        with torch.inference_mode():
+            model.features(x_test[:1024])
+        out["gate_mean"] = float(model.fusion.last_gate.float().mean())
+    else:
+        out["gate_mean"] = None
+    out["latency_ms_batch1"] = 1e3 * M.latency_per_instance(model, x_test, 1, config.latency_repeats)
+    out["latency_ms_batch256"] = 1e3 * M.latency_per_instance(model, x_test, 256, max(3, config.latency_repeats // 5))
+    return out
+
+
+def convergence_metrics(result: TrainResult, config: RunConfig) -> dict:
+    out = {
+        "iterations_to_eps": result.iterations_to_eps,
+        "eps": config.eps,
+        "stop_reason": result.stop_reason,
+        "steps": result.steps,
+        "epochs_completed": result.epochs_completed,
+        **result.surrogates(),
+    }
+    if result.iterations_to_eps is None:
+        low = out["grad_norm_ema_min"]
+        low_text = f"{low:.3g}" if low is not None else "n/a"
+        out["iterations_to_eps_reason"] = (
+            f"smoothed gradient norm never <= eps={config.eps:g} (lowest {low_text}); stopped by {result.stop_reason} "
+            f"after {result.steps} iterations"
+        )
+    else:
+        out["iterations_to_eps_reason"] = None
+    final = result.evals[-1] if result.evals else None
+    out["val_loss"] = final["val_loss"] if final else None
+    out["val_accuracy"] = final["val_accuracy"] if final else None
+    out["wall_time_s"] = result.train_time_s
+    out["time_per_epoch_s"] = float(np.mean(result.epoch_times_s)) if result.epoch_times_s else None
+    return out
+
+
+def run(
+    config: RunConfig,
+    out_dir: str | pathlib.Path,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Train and evaluate ``config``; write the run directory ``out_dir``; return the metrics.
+
+    ``progress(step, total_steps, row)`` is called after every iteration; ``log(text)`` receives a few
+    status lines. Raises :class:`hqf.errors.HqfError` subclasses for user mistakes (before any work
+    where they can be detected up front: the output directory, the backend, the plugin names).
+    """
+    from hqf.model import build_model, count_parameters, make_run_backend
+    from hqf.registry import registry
+    from hqf.training import TrainSettings, build_terms, train
+
+    started = time.perf_counter()
+    out = pathlib.Path(out_dir)
+    check_writable(out)
+    say = log or (lambda text: None)
+    fusion_cls = registry().get("fusion", config.fusion).cls
+    backend = None
+    if config.baseline is None and fusion_cls.uses_quantum:
+        backend = make_run_backend(config)  # first: an unavailable backend stops here
+    terms = build_terms(config)
+    dataset = load_data(config)
+    say(f"data: {dataset.name}: {len(dataset.train)} train / {len(dataset.val)} val / {len(dataset.test)} test, "
+        f"{dataset.n_features} features, {dataset.n_classes} classes")
+    model = build_model(config, dataset.n_features, dataset.n_classes, backend=backend)
+    counts = count_parameters(model)
+    device = config.device
+    x_train, y_train = _tensor(dataset.train.x, device), _tensor(dataset.train.y, device, torch.int64)
+    x_val, y_val = _tensor(dataset.val.x, device), _tensor(dataset.val.y, device, torch.int64)
+    settings = TrainSettings.from_config(config)
+    per_epoch = math.ceil(len(y_train) / config.batch_size)
+    total_steps = per_epoch * config.epochs
+    if config.max_iterations is not None:
+        total_steps = min(total_steps, config.max_iterations)
+    callback = None if progress is None else (lambda step, row: progress(step, total_steps, row))
+    result = train(model, x_train, y_train, x_val, y_val, terms, settings, callback)
+    metrics = {**evaluate(model, config, dataset, device), **convergence_metrics(result, config), **counts}
+    metrics["total_time_s"] = time.perf_counter() - started
+    metrics = {key: metrics.get(key) for key in METRIC_KEYS}
+    meta = {"environment": environment(config, backend), "data": dataset.summary(), "model": repr(model)}
+    with atomic_dir(out) as tmp:
+        (tmp / "config.toml").write_text(config.to_toml())
+        write_json(tmp / "meta.json", meta)
+        columns = list(result.curves)
+        rows = [dict(zip(columns, values)) for values in zip(*result.curves.values())]
+        write_csv(tmp / "curves.csv", columns, rows)
+        write_csv(tmp / "epochs.csv", EVAL_COLUMNS, result.evals)
+        title = (f"{config.fusion} fusion, {config.ansatz} on {config.backend}, {config.optimizer} lr={config.lr:g}, "
+                 f"{dataset.name}, seed {config.seed}" if config.baseline is None else
+                 f"baseline {config.baseline}, {config.optimizer} lr={config.lr:g}, {dataset.name}, seed {config.seed}")
+        plot_convergence(tmp / "convergence.png", result.curves, result.evals, config.eps, title)
+        write_json(tmp / "metrics.json", metrics)  # last: a run counts as finished when this parses
+    return clean(metrics)
+

@@ -1,0 +1,186 @@
+"""The hybrid model of the seed paper (eqs. 1–9): backbone f_c, quantum branch, fusion, linear head.
+
+::
+
+    x ──f_c──► H_c ─────────────────────────┐
+    │           └─(quantum_input="latent")─┐ ▼
+    └──────────(quantum_input="input")──► encoder → ansatz → backend ─► H_q ─► fusion ─► F ─► W_o F + b_o
+
+The head produces logits; the softmax of eq. 9 lives in the cross-entropy loss. The classical parts
+run in float32; the quantum layer runs in the backend's real dtype and ``H_q`` is cast to float32.
+A fusion that does not use the quantum branch (``classical-only``) builds no quantum layer at all; a
+fusion that does not use ``H_c`` fed from the raw input builds no backbone.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hqf.interfaces import Backend, Fusion
+
+
+class MLPBackbone(nn.Module):
+    """``H_c = GELU(W₂ GELU(W₁ x + b₁) + b₂)``: ``in_features → hidden → latent``."""
+
+    def __init__(self, in_features: int, hidden: int, latent: int) -> None:
+        super().__init__()
+        self.out_features = latent
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(), nn.Linear(hidden, latent), nn.GELU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class TransformerBackbone(nn.Module):
+    """A small transformer encoder over feature tokens (the seed's "transformer-based backbone").
+
+    Feature ``j`` of ``x`` becomes the token ``x_j · v_j + e_j`` (a learned value direction and a
+    learned feature embedding, width ``dim``); ``layers`` pre-norm encoder layers with ``heads`` heads
+    and no dropout; mean pooling over tokens; ``H_c = GELU(W · pooled + b)`` of width ``latent``.
+    Cost grows with the square of the number of features.
+    """
+
+    def __init__(self, in_features: int, latent: int, dim: int = 32, layers: int = 2, heads: int = 4) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"'transformer_dim' ({dim}) must be divisible by 'transformer_heads' ({heads})")
+        self.out_features = latent
+        self.value = nn.Parameter(torch.randn(in_features, dim) / dim**0.5)
+        self.position = nn.Parameter(torch.randn(in_features, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, latent), nn.GELU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x.unsqueeze(-1) * self.value + self.position  # [B, d, dim]
+        return self.out(self.encoder(tokens).mean(dim=1))
+
+
+class HybridModel(nn.Module):
+    """Backbone, optional quantum layer, fusion and head; ``forward(x)`` gives logits ``[B, C]``."""
+
+    def __init__(
+        self,
+        backbone: nn.Module | None,
+        quantum: nn.Module | None,
+        fusion: Fusion,
+        n_classes: int,
+        quantum_input: str = "latent",
+    ) -> None:
+        super().__init__()
+        if quantum_input not in ("latent", "input"):
+            raise ValueError(f"'quantum_input' must be 'latent' or 'input' (got {quantum_input!r})")
+        if fusion.uses_quantum and quantum is None:
+            raise ValueError(f"fusion {fusion.name!r} uses H_q but no quantum layer was given")
+        if (fusion.uses_classical or (quantum is not None and quantum_input == "latent")) and backbone is None:
+            raise ValueError("this layout needs a classical backbone")
+        self.backbone, self.quantum, self.fusion = backbone, quantum, fusion
+        self.quantum_input = quantum_input
+        self.head = nn.Linear(fusion.out_features, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused representation ``F[B, k]`` (float32)."""
+        h_c = self.backbone(x) if self.backbone is not None else None
+        h_q = None
+        if self.quantum is not None:
+            source = h_c if self.quantum_input == "latent" else x
+            h_q = self.quantum(source).to(x.dtype)
+        return self.fusion(h_c if self.fusion.uses_classical else None, h_q).to(x.dtype)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(F, logits)``: the features the regularizers see and the head's output."""
+        features = self.features(x)
+        return features, self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class BaselineModel(nn.Module):
+    """A whole classical baseline (``hqf.baselines``) with the hybrid's interface; ``F`` is its logits."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+        self.quantum = None
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.module(x)
+        return logits, logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+
+def make_run_backend(config) -> Backend:
+    """The backend a configuration names, checked first (unavailable/unknown: a one-line HqfError)."""
+    from hqf.errors import ConfigError
+    from hqf.make import make_backend
+
+    options = dict(config.backend_options)
+    if config.depolarizing:
+        options["depolarizing"] = config.depolarizing
+    try:
+        return make_backend(config.backend, dtype=config.dtype, device=config.device, **options)
+    except TypeError as exc:
+        raise ConfigError(f"backend {config.backend!r} does not take these options {sorted(options)}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"backend {config.backend!r}: {exc}") from None
+
+
+def build_model(config, in_features: int, n_classes: int, backend: Backend | None = None) -> nn.Module:
+    """The model a :class:`hqf.experiment.RunConfig` describes, on ``config.device``.
+
+    Seeds torch's global generator with ``config.seed`` first, so the initial weights are a function of
+    the configuration. ``backend`` is built from the configuration when not given (and only when the
+    fusion uses the quantum branch).
+    """
+    from hqf.errors import ConfigError
+    from hqf.layer import QuantumLayer
+    from hqf.make import make_ansatz, make_encoder, make_fusion
+    from hqf.registry import registry
+
+    torch.manual_seed(config.seed)
+    if config.baseline is not None:
+        module = registry().get("baseline", config.baseline).cls().build(in_features, n_classes)
+        return BaselineModel(module).to(config.device)
+    fusion_cls = registry().get("fusion", config.fusion).cls
+    needs_backbone = fusion_cls.uses_classical or (fusion_cls.uses_quantum and config.quantum_input == "latent")
+    backbone = None
+    if needs_backbone:
+        if config.backbone == "mlp":
+            backbone = MLPBackbone(in_features, config.hidden, config.latent)
+        else:
+            backbone = TransformerBackbone(
+                in_features, config.latent, config.transformer_dim, config.transformer_layers, config.transformer_heads
+            )
+    quantum = None
+    if fusion_cls.uses_quantum:
+        ansatz = make_ansatz(config.ansatz)
+        source = config.latent if config.quantum_input == "latent" else in_features
+        try:
+            encoder = make_encoder(config.encoder, source, ansatz.n_qubits, **config.encoder_options)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"encoder {config.encoder!r} with {source} inputs on {ansatz.n_qubits} qubits: {exc}") from None
+        backend = backend if backend is not None else make_run_backend(config)
+        generator = torch.Generator().manual_seed(config.seed)
+        quantum = QuantumLayer(encoder, ansatz, backend, gradient=config.gradient, generator=generator)
+    classical_width = backbone.out_features if backbone is not None else 0
+    quantum_width = quantum.out_features if quantum is not None else 0
+    fusion = make_fusion(config.fusion, classical_width, quantum_width)
+    model = HybridModel(backbone, quantum, fusion, n_classes, config.quantum_input)
+    return model.to(config.device)
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters: in all, and in the quantum layer (encoder and ansatz)."""
+    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    quantum = getattr(model, "quantum", None)
+    n_quantum = sum(p.numel() for p in quantum.parameters() if p.requires_grad) if quantum is not None else 0
+    return {"n_parameters": total, "n_quantum_parameters": n_quantum}
