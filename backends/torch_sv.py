@@ -1,9 +1,14 @@
 """``torch``: the embedded state-vector backend, batched, differentiable by torch autograd.
 
-The state of a batch is a tensor ``[B, 2**n]`` (wire 0 is the most significant bit). A one-qubit gate
-is one batched contraction over a ``[B, 2**w, 2, 2**(n-w-1)]`` view; CNOT and X are index
-permutations; CZ is a sign flip; Pauli-Z expectations are one matrix product of the probabilities with
-a table of ±1 signs.
+The state of a batch is a tensor ``[B, 2**n]`` (wire 0 is the most significant bit).
+
+:meth:`TorchBackend.expval` runs the circuit's cached plan (``hqf.backends._torch_plan``): the leading
+one-qubit gates as a closed-form product state, each later run of one-qubit gates as fused per-wire
+2×2 matrices applied a block of wires at a time, each run of CNOT/CZ as one signed permutation, all-Z
+observables as one matrix product. :meth:`TorchBackend.vjp` is the adjoint method on the same plan.
+:meth:`TorchBackend.expval_plain` is the plain gate-by-gate path the tests compare the plan against:
+a one-qubit gate is one batched contraction over a ``[B, 2**w, 2, 2**(n-w-1)]`` view; CNOT and X are
+index permutations; CZ is a sign flip.
 """
 
 from __future__ import annotations
@@ -12,6 +17,11 @@ import functools
 
 import torch
 
+from hqf.backends import _torch_kernels as kernels
+from hqf.backends._torch_plan import DEFAULT_BLOCK, compile_plan
+
+#: rows per forward pass without autograd (measured: docs/performance.md)
+DEFAULT_CHUNK = 256
 from hqf.circuit import Circuit, Operation, PauliWord
 from hqf.hookspecs import hookimpl
 from hqf.interfaces import Availability, Backend, Capabilities
@@ -78,19 +88,67 @@ class TorchBackend(Backend):
         dtypes={"complex128", "complex64"},
         devices={"cpu", "cuda"},
         max_qubits=26,
-        gradients={"backprop"},
+        gradients={"backprop", "adjoint"},
     )
 
     @classmethod
     def availability(cls) -> Availability:
         return Availability(True)
 
-    def __init__(self, *, dtype: str = "complex128", device: str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        dtype: str = "complex128",
+        device: str = "cpu",
+        block: int = DEFAULT_BLOCK,
+        chunk: int = DEFAULT_CHUNK,
+        checkpoint_mib: float = 256,
+    ) -> None:
         super().__init__(dtype=dtype, device=device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but torch sees no CUDA GPU")
+        for name, value in (("block", block), ("chunk", chunk)):
+            if value < 1:
+                raise ValueError(f"'{name}' must be >= 1 (got {value})")
+        self.block, self.chunk, self.checkpoint_bytes = block, chunk, checkpoint_mib * 2**20
+
+    def _plan(self, circuit: Circuit):
+        plan = compile_plan(circuit, self.block)
+        lowered = plan.lower(self.complex_dtype, self.device)
+        actions = _pauli_actions(circuit, self.complex_dtype, self.device)
+        return plan, lowered, actions
 
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        """Expectation values ``[B, R]``; differentiable (twice, too) when ``angles`` requires grad.
+
+        Without autograd the rows are run ``chunk`` at a time. Runs of gates whose angles are equal in
+        every row of a chunk (ansatz weights) build their matrices once for the chunk. With autograd,
+        the first-order backward is the adjoint method on the recorded forward; a backward that must
+        itself be differentiable (``create_graph=True``) goes through the plan with torch autograd.
+        """
+        out_device = angles.device
+        angles = angles.to(device=self.device, dtype=self.real_dtype)
+        if torch.is_grad_enabled() and angles.requires_grad:
+            return _PlanExpval.apply(angles, self, circuit).to(out_device)
+        with torch.no_grad():
+            plan, lowered, actions = self._plan(circuit)
+            parts = []
+            for rows in angles.split(self.chunk):
+                state = kernels.run(plan, lowered, rows, kernels.constant_columns(rows))
+                parts.append(kernels.measure(plan, lowered, state, actions))
+            out = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return out.to(out_device)
+
+    def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
+        """``[B, P]`` vector-Jacobian product by the adjoint method (two states in memory, any depth)."""
+        out_device = angles.device
+        angles = angles.to(device=self.device, dtype=self.real_dtype)
+        plan, lowered, actions = self._plan(circuit)
+        grad = kernels.adjoint_vjp(plan, lowered, angles, grad_output.to(self.device), actions)
+        return grad.to(out_device)
+
+    def expval_plain(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        """The same values gate by gate, with no plan: the reference the fast path is tested against."""
         out_device = angles.device
         angles = angles.to(device=self.device, dtype=self.real_dtype)
         state = self.initial_state(circuit.n_qubits, angles.shape[0])
@@ -142,6 +200,47 @@ class TorchBackend(Backend):
                 moved = state[:, source.to(self.device)] * coeff.to(device=self.device, dtype=self.complex_dtype)
                 columns.append((state.conj() * moved).sum(dim=1).real)
         return torch.stack(columns, dim=1)
+
+
+class _PlanExpval(torch.autograd.Function):
+    """The plan's expectation values; backward by the adjoint method, or by autograd when differentiable."""
+
+    @staticmethod
+    def forward(ctx, angles: torch.Tensor, backend: TorchBackend, circuit: Circuit):
+        plan, lowered, actions = backend._plan(circuit)
+        n_runs = sum(not isinstance(step, kernels.PermutationStep) for step in plan.steps)
+        state_bytes = angles.shape[0] * 2**plan.n_qubits * torch.empty(0, dtype=backend.complex_dtype).element_size()
+        records: list = []
+        with torch.no_grad():
+            shared = kernels.constant_columns(angles)
+            state = kernels.run(plan, lowered, angles, shared, records, checkpoint=n_runs * state_bytes <= backend.checkpoint_bytes)
+            out = kernels.measure(plan, lowered, state, actions)
+        ctx.save_for_backward(angles)
+        ctx.backend, ctx.circuit, ctx.records, ctx.state = backend, circuit, records, state
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (angles,) = ctx.saved_tensors
+        plan, lowered, actions = ctx.backend._plan(ctx.circuit)
+        if torch.is_grad_enabled():  # create_graph=True: the backward must be differentiable itself
+            with torch.enable_grad():
+                out = kernels.measure(plan, lowered, kernels.run(plan, lowered, angles), actions)
+                (grad,) = torch.autograd.grad(out, angles, grad_output, create_graph=True)
+            return grad, None, None
+        grad = kernels.adjoint_vjp(plan, lowered, angles, grad_output, actions, ctx.records, ctx.state)
+        return grad, None, None
+
+
+@functools.lru_cache(maxsize=256)
+def _pauli_actions(circuit: Circuit, dtype: torch.dtype, device: torch.device) -> list:
+    """``(source, coeff)`` on ``device`` for each observable that is not all-Z."""
+    out = []
+    for word in circuit.observables:
+        if not all(p == "Z" for _, p in word.terms):
+            source, coeff = pauli_action(circuit.n_qubits, word)
+            out.append((source.to(device), coeff.to(device=device, dtype=dtype)))
+    return out
 
 
 @hookimpl

@@ -1,3 +1,4 @@
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -83,8 +84,11 @@ def test_angle_validation_happens_before_simulation():
         expval(backend, circuit, torch.tensor([[float("nan")]]))
     with pytest.raises(InvalidCircuitError, match="real"):
         expval(backend, circuit, torch.zeros(1, 1, dtype=torch.complex128))
+    class BackpropOnly(TorchBackend):
+        capabilities = attrs.evolve(TorchBackend.capabilities, gradients={"backprop"})
+
     with pytest.raises(ValueError, match="no native 'adjoint'"):
-        expval(backend, circuit, torch.zeros(1, 1), gradient="adjoint")
+        expval(BackpropOnly(), circuit, torch.zeros(1, 1), gradient="adjoint")
 
 
 def test_default_gradient_prefers_backprop_on_torch():

@@ -1,0 +1,274 @@
+"""The batched kernels that run a :class:`~hqf.backends._torch_plan.Plan`: forward, measurement, adjoint.
+
+:func:`run` and :func:`measure` are plain differentiable torch code, so autograd (double backward
+included) goes through them. :func:`adjoint_vjp` computes the vector-Jacobian product itself: one
+forward pass, then the circuit is undone run by run on two states (the state and ``λ = Hψ``), so memory
+stays at a few states whatever the depth.
+
+Gradient of a rotation ``exp(-iθ/2 P)`` in the adjoint pass: ``∂L/∂θ = Im⟨λ|P|ψ⟩`` at the point right
+after the gate. Within a run of one-qubit gates this only needs, per wire ``w``, the 2×2 transition
+matrix ``T_w[i, j] = Σ_rest conj(λ[…i…]) ψ[…j…]``: gates on the other wires leave it unchanged, and
+undoing a gate ``M`` on wire ``w`` maps it to ``Mᵀ T conj(M)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hqf.backends._torch_plan import PermutationStep, Plan, ProductStep, RotationStep  # noqa: F401 (re-exported)
+
+
+def chain_matrices(tables: dict[str, torch.Tensor], angles: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Per-depth gate matrices ``[B, W, 2, 2]`` of a run and their product (the fused matrices)."""
+    columns = tables["columns"]
+    depth, wires = columns.shape
+    batch = angles.shape[0]
+    if angles.shape[1] == 0:
+        half = angles.new_zeros(batch, depth, wires)
+    else:
+        half = angles[:, columns.reshape(-1)].reshape(batch, depth, wires) * 0.5
+    cos, sin = torch.cos(half)[..., None, None], torch.sin(half)[..., None, None]
+    per_depth = tables["a"] + cos * tables["b"] + sin * tables["c"]  # [B, D, W, 2, 2]
+    mats = list(per_depth.unbind(1))
+    fused = mats[0]
+    for m in mats[1:]:
+        fused = m @ fused
+    return mats, fused
+
+
+def product_state(fused: torch.Tensor) -> torch.Tensor:
+    """``⊗_w M_w|0⟩`` for per-wire matrices ``[B, n, 2, 2]`` (wire 0 most significant) → ``[B, 2**n]``."""
+    vectors = fused[..., 0]  # [B, n, 2]
+    batch, n = vectors.shape[:2]
+    state = vectors[:, 0]
+    for w in range(1, n):
+        state = (state[:, :, None] * vectors[:, w, None, :]).reshape(batch, -1)
+    return state
+
+
+def basis_state(batch: int, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    state = torch.zeros(batch, 2**n, dtype=dtype, device=device)
+    state[:, 0] = 1
+    return state
+
+
+def kron_block(fused: torch.Tensor, start: int, size: int) -> torch.Tensor:
+    """``M_start ⊗ … ⊗ M_{start+size-1}``, ``[B, 2**size, 2**size]``."""
+    out = fused[:, start]
+    batch = out.shape[0]
+    for w in range(start + 1, start + size):
+        d = out.shape[-1]
+        out = (out[:, :, None, :, None] * fused[:, w, None, :, None, :]).reshape(batch, 2 * d, 2 * d)
+    return out
+
+
+def apply_block(state: torch.Tensor, matrix: torch.Tensor, n: int, start: int, size: int) -> torch.Tensor:
+    """Apply ``[B, K, K]`` matrices (or one shared ``[1, K, K]``) to wires ``start … start+size-1``."""
+    batch = state.shape[0]
+    left, k, right = 2**start, 2**size, 2 ** (n - start - size)
+    if matrix.shape[0] == 1 and batch > 1:  # one matrix for the whole batch: plain matrix products
+        if right == 1:
+            return (state.reshape(-1, k) @ matrix[0].transpose(0, 1)).reshape(batch, -1)
+        return torch.matmul(matrix[0], state.reshape(batch * left, k, right)).reshape(batch, -1)
+    if left == 1:
+        return torch.bmm(matrix, state.reshape(batch, k, right)).reshape(batch, -1)
+    if right == 1:
+        return torch.bmm(state.reshape(batch, left, k), matrix.transpose(1, 2)).reshape(batch, -1)
+    return torch.matmul(matrix.unsqueeze(1), state.reshape(batch, left, k, right)).reshape(batch, -1)
+
+
+def apply_rotations(state: torch.Tensor, fused: torch.Tensor, step: RotationStep, n: int, inverse: bool = False) -> torch.Tensor:
+    """Apply (or undo) the fused matrices of a one-qubit run block by block."""
+    if inverse:
+        fused = fused.conj().transpose(-1, -2)
+    for start, size in step.blocks:
+        state = apply_block(state, kron_block(fused, start, size), n, start, size)
+    return state
+
+
+def permute(state: torch.Tensor, tables: dict[str, torch.Tensor], inverse: bool = False) -> torch.Tensor:
+    """Apply (or undo) a signed permutation."""
+    sign = tables["sign"]
+    if inverse:
+        if sign is not None:
+            state = state * sign
+        return state.index_select(1, tables["inverse"])
+    state = state.index_select(1, tables["source"])
+    return state if sign is None else state * sign
+
+
+def constant_columns(angles: torch.Tensor) -> frozenset[int]:
+    """The columns of ``angles[B, P]`` equal in every row (all of them when ``B == 1``)."""
+    if angles.shape[0] == 1:
+        return frozenset(range(angles.shape[1]))
+    same = (angles == angles[:1]).all(dim=0)
+    return frozenset(torch.nonzero(same).flatten().tolist())
+
+
+class Record:
+    """What the adjoint pass needs from one run of the forward pass."""
+
+    __slots__ = ("mats", "fused", "state_after")
+
+    def __init__(self, mats, fused, state_after) -> None:
+        self.mats, self.fused, self.state_after = mats, fused, state_after
+
+
+def run(
+    plan: Plan,
+    lowered: dict,
+    angles: torch.Tensor,
+    shared: frozenset[int] = frozenset(),
+    records: list | None = None,
+    checkpoint: bool = False,
+) -> torch.Tensor:
+    """The final state ``[B, 2**n]``.
+
+    A later run whose columns are all in ``shared`` (equal in every row) builds its matrices once and
+    applies them as plain matrix products. With ``records`` a list, each run appends a :class:`Record`
+    (``None`` for an empty product); ``checkpoint`` keeps the state after each run in it too.
+    """
+    n, batch = plan.n_qubits, angles.shape[0]
+    complex_dtype = lowered[-1]["complex_dtype"]
+    state = None
+    for k, step in enumerate(plan.steps):
+        tables = lowered[k]
+        if isinstance(step, PermutationStep):
+            state = permute(state, tables)
+            continue
+        if step.chain.a.shape[0] == 0:  # no gates at all: |0…0⟩
+            state = basis_state(batch, n, complex_dtype, angles.device)
+            if records is not None:
+                records.append(None)
+            continue
+        if isinstance(step, ProductStep):
+            mats, fused = chain_matrices(tables, angles)
+            state = product_state(fused)
+        else:
+            one = batch > 1 and step.chain.angle_columns <= shared
+            mats, fused = chain_matrices(tables, angles[:1] if one else angles)
+            state = apply_rotations(state, fused, step, n)
+        if records is not None:
+            records.append(Record(mats, fused, state if checkpoint else None))
+    return state
+
+
+def probabilities(state: torch.Tensor) -> torch.Tensor:
+    return (state * state.conj()).real
+
+
+def measure(plan: Plan, lowered: dict, state: torch.Tensor, pauli_actions: list) -> torch.Tensor:
+    """``[B, R]`` expectation values of the plan's observables."""
+    z_signs = lowered[-1]["z_signs"]
+    z_part = probabilities(state) @ z_signs if z_signs is not None else None
+    if not plan.other_words:
+        return z_part
+    columns: dict[int, torch.Tensor] = {}
+    if z_part is not None:
+        columns.update(zip(plan.z_words, z_part.unbind(1)))
+    for (k, _), (source, coeff) in zip(plan.other_words, pauli_actions):
+        moved = state.index_select(1, source) * coeff
+        columns[k] = (state.conj() * moved).sum(dim=1).real
+    return torch.stack([columns[k] for k in range(plan.n_outputs)], dim=1)
+
+
+def observable_times_state(plan: Plan, lowered: dict, state: torch.Tensor, grad_output: torch.Tensor, pauli_actions: list) -> torch.Tensor:
+    """``λ = Σ_r g_r O_r ψ`` for cotangents ``g[B, R]``."""
+    z_signs = lowered[-1]["z_signs"]
+    lam = torch.zeros_like(state)
+    if z_signs is not None:
+        lam = state * (grad_output[:, plan.z_words] @ z_signs.T)
+    for (k, _), (source, coeff) in zip(plan.other_words, pauli_actions):
+        lam = lam + grad_output[:, k, None] * (state.index_select(1, source) * coeff)
+    return lam
+
+
+def block_transition(lam: torch.Tensor, state: torch.Tensor, n: int, start: int, size: int) -> torch.Tensor:
+    """``T[B, K, K]`` with ``T[I, J] = Σ_rest conj(λ)[…I…] ψ[…J…]`` over the wires outside the block."""
+    batch = state.shape[0]
+    left, k, right = 2**start, 2**size, 2 ** (n - start - size)
+    if left == 1:  # Tᵀ = ψ λᴴ: the conjugate-transposed operand goes to BLAS without a copy
+        return torch.bmm(state.reshape(batch, k, right), lam.reshape(batch, k, right).transpose(1, 2).conj()).transpose(1, 2)
+    if right == 1:
+        return torch.bmm(lam.reshape(batch, left, k).conj().transpose(1, 2), state.reshape(batch, left, k))
+    lv = lam.reshape(batch, left, k, right).transpose(1, 2).reshape(batch, k, left * right)
+    pv = state.reshape(batch, left, k, right).transpose(1, 2).reshape(batch, k, left * right)
+    return torch.bmm(lv.conj(), pv.transpose(1, 2))
+
+
+def wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> torch.Tensor:
+    """``T[B, n, 2, 2]`` with ``T_w[i, j] = Σ_rest conj(λ)[…i…] ψ[…j…]`` for the wires of ``blocks``."""
+    batch = state.shape[0]
+    parts, covered = [], []
+    for start, size in blocks:
+        block = block_transition(lam, state, n, start, size)
+        for j in range(size):  # partial trace over the block's other wires
+            inner, outer = 2 ** (size - j - 1), 2**j
+            view = block.reshape(batch, outer, 2, inner, outer, 2, inner)
+            view = torch.diagonal(torch.diagonal(view, dim1=1, dim2=4), dim1=2, dim2=4)  # [B, 2, 2, outer, inner]
+            parts.append(view.sum((-1, -2)))
+        covered += range(start, start + size)
+    out = torch.stack(parts, dim=1)
+    if len(covered) == n:
+        return out
+    full = state.new_zeros(batch, n, 2, 2)
+    full[:, covered] = out
+    return full
+
+
+def chain_gradients(tables: dict, mats: list[torch.Tensor], transitions: torch.Tensor, grad: torch.Tensor) -> None:
+    """Write ``∂L/∂θ`` of every rotation of a run into ``grad[B, P]``, walking each wire backwards."""
+    generator = tables["generator"]
+    t = transitions
+    for d in range(len(mats) - 1, -1, -1):
+        wires, columns = tables["rotation_wires"][d], tables["rotation_columns"][d]
+        if len(wires):
+            g = (generator[d] * t).sum((-1, -2)).imag  # [B, W]
+            grad[:, columns] = g[:, wires].to(grad.dtype)
+        if d:
+            m = mats[d]
+            t = m.transpose(-1, -2) @ t @ m.conj()
+
+
+def adjoint_vjp(
+    plan: Plan,
+    lowered: dict,
+    angles: torch.Tensor,
+    grad_output: torch.Tensor,
+    pauli_actions: list,
+    records: list | None = None,
+    state: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``Σ_r g_r ∂⟨O_r⟩/∂angles`` as ``[B, P]`` by the adjoint method (no autograd graph kept).
+
+    ``records`` and the final ``state`` of an earlier :func:`run` are reused if given; a record that
+    holds its state (``checkpoint``) spares undoing that run on the state.
+    """
+    n = plan.n_qubits
+    with torch.no_grad():
+        if records is None:
+            records = []
+            state = run(plan, lowered, angles, constant_columns(angles), records)
+        lam = observable_times_state(plan, lowered, state, grad_output.to(angles.dtype), pauli_actions)
+        grad = torch.zeros_like(angles)
+        runs = iter(reversed(records))
+        for k in range(len(plan.steps) - 1, -1, -1):
+            step, tables = plan.steps[k], lowered[k]
+            if isinstance(step, PermutationStep):
+                lam = permute(lam, tables, inverse=True)
+                if state is not None:
+                    state = permute(state, tables, inverse=True)
+                continue
+            record = next(runs)
+            if record is None:
+                continue
+            if record.state_after is not None:
+                state = record.state_after
+            if isinstance(step, ProductStep):
+                blocks = tuple((s, min(plan.block, n - s)) for s in range(0, n, plan.block))
+                chain_gradients(tables, record.mats, wire_transitions(lam, state, n, blocks), grad)
+            else:
+                chain_gradients(tables, record.mats, wire_transitions(lam, state, n, step.blocks), grad)
+                lam = apply_rotations(lam, record.fused, step, n, inverse=True)
+                state = None if record.state_after is not None else apply_rotations(state, record.fused, step, n, inverse=True)
+    return grad

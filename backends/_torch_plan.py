@@ -1,0 +1,194 @@
+"""A circuit compiled once into a few batched tensor steps (the torch backend's fast path).
+
+:func:`compile_plan` turns a hashable :class:`~hqf.circuit.Circuit` into a :class:`Plan` (cached):
+
+- the leading run of one-qubit gates acting on ``|0…0⟩`` is a product state: each wire's 2×2 gates are
+  multiplied together and the state is the Kronecker product of their first columns (``ProductStep``);
+- every later run of one-qubit gates becomes one :class:`Chain` of per-wire fused 2×2 matrices, applied
+  as one batched matrix product per block of ``block`` neighbouring wires (``RotationStep``);
+- every run of CNOT/CZ becomes one signed index permutation (``PermutationStep``);
+- all-Z observables are one matrix product of the probabilities with a ±1 table, which also absorbs a
+  final permutation.
+
+Gate matrices are built for a whole depth of a run at once: ``M = A + cos(θ/2)·Bm + sin(θ/2)·C`` with
+constant ``[W, 2, 2]`` tables, so ``RX/RY/RZ(θ) = cos(θ/2)·I − i·sin(θ/2)·P`` and a fixed gate ``G`` is
+``A = G``. Everything is plain numpy here; :meth:`Plan.lower` converts the tables to tensors once per
+dtype and device.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from hqf.circuit import Circuit, Operation
+
+_PAULI = {
+    "X": np.array([[0, 1], [1, 0]], dtype=complex),
+    "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
+    "Z": np.array([[1, 0], [0, -1]], dtype=complex),
+}
+_FIXED = {"H": np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2), "X": _PAULI["X"]}
+_I2 = np.eye(2, dtype=complex)
+
+#: wires fused into one Kronecker block when applying a run of one-qubit gates (measured: docs/performance.md)
+DEFAULT_BLOCK = 4
+
+
+def _bits(n: int, wire: int) -> np.ndarray:
+    return (np.arange(2**n) >> (n - 1 - wire)) & 1
+
+
+class Chain:
+    """The one-qubit gates of a run, as tables ``[D, W, …]`` by depth ``D`` (gate order on a wire)."""
+
+    def __init__(self, n_qubits: int, ops: list[Operation], n_params: int) -> None:
+        per_wire: list[list[Operation]] = [[] for _ in range(n_qubits)]
+        for op in ops:
+            per_wire[op.wires[0]].append(op)
+        depth = max(len(gates) for gates in per_wire)
+        shape = (depth, n_qubits)
+        self.n_qubits = n_qubits
+        self.wires_used = tuple(w for w in range(n_qubits) if per_wire[w])
+        self.columns = np.zeros(shape, dtype=np.int64)  # column read (0 where no rotation)
+        self.rotation = np.zeros(shape, dtype=bool)
+        self.a = np.zeros(shape + (2, 2), dtype=complex)
+        self.b = np.zeros(shape + (2, 2), dtype=complex)
+        self.c = np.zeros(shape + (2, 2), dtype=complex)
+        self.generator = np.zeros(shape + (2, 2), dtype=complex)
+        for w, gates in enumerate(per_wire):
+            for d in range(depth):
+                if d >= len(gates):
+                    self.a[d, w] = _I2
+                    continue
+                op = gates[d]
+                if op.param is not None:
+                    pauli = _PAULI[op.gate[1]]
+                    self.columns[d, w] = op.param
+                    self.rotation[d, w] = True
+                    self.b[d, w] = _I2
+                    self.c[d, w] = -1j * pauli
+                    self.generator[d, w] = pauli
+                else:
+                    self.a[d, w] = _FIXED[op.gate]
+
+
+    @property
+    def angle_columns(self) -> frozenset[int]:
+        """The angle columns this run reads."""
+        return frozenset(int(c) for c in self.columns[self.rotation])
+
+
+class ProductStep:
+    """The leading one-qubit run on ``|0…0⟩``: a Kronecker product of per-wire vectors."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+
+
+class RotationStep:
+    """A later one-qubit run: fused per-wire matrices applied block by block."""
+
+    def __init__(self, chain: Chain, block: int) -> None:
+        self.chain = chain
+        n = chain.n_qubits
+        used = set(chain.wires_used)
+        self.blocks = tuple(
+            (start, min(block, n - start)) for start in range(0, n, block) if used & set(range(start, min(start + block, n)))
+        )
+
+
+class PermutationStep:
+    """A run of CNOT/CZ as ``out[i] = sign[i] · in[source[i]]``."""
+
+    def __init__(self, n_qubits: int, ops: list[Operation]) -> None:
+        index = np.arange(2**n_qubits)
+        source, sign = index.copy(), np.ones(2**n_qubits)
+        for op in ops:
+            control = _bits(n_qubits, op.wires[0]).astype(bool)
+            if op.gate == "CNOT":
+                flip = 1 << (n_qubits - 1 - op.wires[1])
+                step = np.where(control, index ^ flip, index)
+                source, sign = source[step], sign[step]
+            else:  # CZ
+                sign = sign * np.where(control & _bits(n_qubits, op.wires[1]).astype(bool), -1.0, 1.0)
+        self.source = source
+        self.sign = None if np.all(sign == 1) else sign
+        inverse = np.empty_like(source)
+        inverse[source] = index
+        self.inverse = inverse  # in[j] = sign[inverse[j]] · out[inverse[j]]
+
+
+class Plan:
+    """A compiled circuit: ``steps`` then the measurement tables."""
+
+    def __init__(self, circuit: Circuit, block: int) -> None:
+        n = circuit.n_qubits
+        self.n_qubits, self.n_params, self.block = n, circuit.n_params, block
+        self.steps: list[object] = []
+        run: list[Operation] = []
+        run_is_1q = True
+        for op in circuit.operations:
+            is_1q = len(op.wires) == 1
+            if run and is_1q != run_is_1q:
+                self._close(run, run_is_1q)
+                run = []
+            run.append(op)
+            run_is_1q = is_1q
+        if run:
+            self._close(run, run_is_1q)
+        if not self.steps or not isinstance(self.steps[0], ProductStep):
+            self.steps.insert(0, ProductStep(Chain(n, [], self.n_params)))
+        self.z_words = [k for k, w in enumerate(circuit.observables) if all(p == "Z" for _, p in w.terms)]
+        self.z_signs = np.stack(
+            [1 - 2 * (sum(_bits(n, w) for w in circuit.observables[k].wires) % 2) for k in self.z_words], axis=1
+        ) if self.z_words else None
+        self.other_words = [(k, w) for k, w in enumerate(circuit.observables) if k not in self.z_words]
+        if not self.other_words and isinstance(self.steps[-1], PermutationStep):
+            # diagonal observables absorb a final signed permutation: Pᴴ D P = D[inverse]
+            self.z_signs = self.z_signs[self.steps.pop().inverse]
+        self.n_outputs = circuit.n_outputs
+
+    def _close(self, run: list[Operation], is_1q: bool) -> None:
+        if not is_1q:
+            self.steps.append(PermutationStep(self.n_qubits, run))
+        elif not self.steps:
+            self.steps.append(ProductStep(Chain(self.n_qubits, run, self.n_params)))
+        else:
+            self.steps.append(RotationStep(Chain(self.n_qubits, run, self.n_params), self.block))
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - plans are few and cached themselves
+    def lower(self, complex_dtype: torch.dtype, device: torch.device) -> dict[int, dict[str, torch.Tensor]]:
+        """The constant tables of every step as tensors, keyed by step index (and ``-1``: measurement)."""
+        real_dtype = torch.empty(0, dtype=complex_dtype).real.dtype
+
+        def c(x):
+            return torch.as_tensor(x, dtype=complex_dtype, device=device)
+
+        out: dict[int, dict[str, torch.Tensor]] = {}
+        for k, step in enumerate(self.steps):
+            if isinstance(step, PermutationStep):
+                out[k] = {
+                    "source": torch.as_tensor(step.source, device=device),
+                    "inverse": torch.as_tensor(step.inverse, device=device),
+                    "sign": None if step.sign is None else torch.as_tensor(step.sign, dtype=real_dtype, device=device),
+                }
+            else:
+                ch = step.chain
+                out[k] = {
+                    "columns": torch.as_tensor(ch.columns, device=device),
+                    "a": c(ch.a), "b": c(ch.b), "c": c(ch.c), "generator": c(ch.generator),
+                    # per depth: the wires holding a rotation, and the columns those rotations read
+                    "rotation_wires": [torch.as_tensor(np.nonzero(r)[0], device=device) for r in ch.rotation],
+                    "rotation_columns": [torch.as_tensor(cols[r], device=device) for r, cols in zip(ch.rotation, ch.columns)],
+                }
+        out[-1] = {"complex_dtype": complex_dtype, "z_signs": None if self.z_signs is None else torch.as_tensor(self.z_signs, dtype=real_dtype, device=device)}
+        return out
+
+
+@functools.lru_cache(maxsize=256)
+def compile_plan(circuit: Circuit, block: int = DEFAULT_BLOCK) -> Plan:
+    """The cached plan of ``circuit``."""
+    return Plan(circuit, block)
