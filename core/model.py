@@ -146,8 +146,12 @@ def build_model(config, in_features: int, n_classes: int, backend: Backend | Non
 
     torch.manual_seed(config.seed)
     if config.baseline is not None:
-        module = registry().get("baseline", config.baseline).cls().build(in_features, n_classes)
-        return BaselineModel(module).to(config.device)
+        baseline = registry().get("baseline", config.baseline).cls()
+        if hasattr(baseline, "configure"):  # a baseline that mirrors the hybrid reads the run configuration
+            baseline.configure(config)
+        module = baseline.build(in_features, n_classes)
+        # a baseline that returns a whole hybrid-shaped model (e.g. classical-surrogate) keeps its own F
+        return (module if isinstance(module, HybridModel) else BaselineModel(module)).to(config.device)
     fusion_cls = registry().get("fusion", config.fusion).cls
     needs_backbone = fusion_cls.uses_classical or (fusion_cls.uses_quantum and config.quantum_input == "latent")
     backbone = None

@@ -13,6 +13,7 @@ carries the sweep file's optional ``[report]`` section::
     table1 = ["sgd", "rmsprop", "adam", "bo", "es", "full"]   # variants per table (default: all)
     table3 = ["adam", "rmsprop", "bo", "full"]
     table4 = ["backbone-only", "+quantum-no-gating", "+gated-no-stability", "full"]
+    figure2 = ["sgd", "adam", "full"]       # Figure 2's curves (default: table1); figure4 likewise
     noise_axis = "depolarizing"             # the axis whose levels are Table III's columns
     imbalance_axis = "imbalance"            # Figure 3's x axis
     features_axis = "features"              # Figure 5's x axis
@@ -334,14 +335,16 @@ def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, ba
         (out / f"{table}.md").write_text(text)
         write_csv(out / f"{table}.csv", evaluated, baseline)
         parts += [text, ""]
-    named = settings.get("table1")
-    fig_groups = [g for g in groups if named is None or g.variant in named]
-    fig_groups = [g for g in fig_groups if dict(g.axes).get(axis, 0) in (0, 0.0)]
+    def chosen_for(figure: str) -> list[Group]:
+        named = settings.get(figure, settings.get("table1"))
+        picked = [g for n in named for g in groups if g.variant == n] if named is not None else list(groups)
+        return [g for g in picked if dict(g.axes).get(axis, 0) in (0, 0.0) and len(g.axes) <= (axis in dict(g.axes))]
+
     figures = []
     for name, draw in (
-        ("fig2_convergence.png", lambda p: figs.convergence(fig_groups, p)),
+        ("fig2_convergence.png", lambda p: figs.convergence(chosen_for("figure2"), p)),
         ("fig3_imbalance.png", lambda p: figs.imbalance(groups, settings.get("imbalance_axis", "imbalance"), p)),
-        ("fig4_reliability.png", lambda p: figs.reliability(fig_groups, p)),
+        ("fig4_reliability.png", lambda p: figs.reliability(chosen_for("figure4"), p)),
         ("fig5_latency.png", lambda p: figs.latency(groups, settings.get("features_axis", "features"), p)),
     ):
         if draw(out / name):

@@ -23,7 +23,7 @@ def _count(module: torch.nn.Module) -> int:
 
 def test_baselines_are_registered():
     names = registry().names("baseline")
-    assert {"logistic"} <= set(names)
+    assert {"logistic", "classical-surrogate"} <= set(names)
 
 
 def test_logistic_regression_is_one_linear_map():
@@ -93,3 +93,18 @@ def test_search_validates_its_options(tmp_path):
         run_search({}, tmp_path, "grid")
     with pytest.raises(ConfigError, match="'trials' must be >= 2"):
         run_search({}, tmp_path, "bo", trials=1)
+
+
+def test_surrogate_model_matches_the_hybrids_parameter_count_and_shape():
+    from hqf.experiment import RunConfig
+    from hqf.model import build_model, count_parameters
+
+    config = RunConfig(ansatz="hea4x2", latent=8, hidden=16, seed=2)
+    hybrid = build_model(config, 12, 3)
+    surrogate = build_model(config.replace(baseline="classical-surrogate"), 12, 3)
+    assert count_parameters(surrogate) == count_parameters(hybrid)
+    assert isinstance(surrogate.quantum, SurrogateLayer) and type(surrogate.fusion) is type(hybrid.fusion)
+    # the same seed gives the same backbone initialization outside the replaced block
+    torch.testing.assert_close(surrogate.backbone.net[0].weight, hybrid.backbone.net[0].weight)
+    features, logits = surrogate.forward_features(torch.randn(5, 12))
+    assert features.shape == (5, 8) and logits.shape == (5, 3)

@@ -9,8 +9,10 @@
 
 from hqf.hookspecs import hookimpl
 from hqf.plugins.baselines.logistic import LogisticRegression
+from hqf.plugins.baselines.surrogate import ClassicalSurrogate
 
 
 @hookimpl
 def register_baselines(register) -> None:
     register(LogisticRegression)
+    register(ClassicalSurrogate)

@@ -81,3 +81,36 @@ class SurrogateLayer(torch.nn.Module):
             out = torch.cat([out[:, :b] + self.b2, out[:, b:]], dim=1)
         return torch.tanh(out)
 
+
+
+class ClassicalSurrogate(Baseline):
+    """The hybrid model of the run configuration with :class:`SurrogateLayer` in place of its quantum block.
+
+    Needs the run configuration (``configure(config)``, called by the model builder before ``build``):
+    the backbone, encoder, ansatz size, fusion and head are those of the hybrid the configuration
+    describes (built with the same seed, so the same initial weights outside the replaced block).
+    """
+
+    name = "classical-surrogate"
+    description = "hybrid with its quantum block replaced by a classical layer of equal parameter count (seed 003)"
+
+    def __init__(self) -> None:
+        self.config = None
+
+    def configure(self, config) -> None:
+        self.config = config
+
+    def build(self, in_features: int, n_classes: int) -> torch.nn.Module:
+        from hqf.errors import ConfigError
+        from hqf.model import build_model
+
+        if self.config is None:
+            raise ConfigError("the classical-surrogate baseline needs the run configuration (configure(config) first)")
+        hybrid_config = self.config.replace(baseline=None, backend="torch", depolarizing=0.0, backend_options={})
+        model = build_model(hybrid_config, in_features, n_classes)
+        quantum = getattr(model, "quantum", None)
+        if quantum is None:
+            raise ConfigError(f"fusion {hybrid_config.fusion!r} has no quantum block to replace")
+        generator = torch.Generator().manual_seed(hybrid_config.seed)
+        model.quantum = SurrogateLayer(quantum.encoder, quantum.weights.numel(), quantum.out_features, generator)
+        return model
