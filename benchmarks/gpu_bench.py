@@ -65,16 +65,20 @@ def _sync(device: torch.device) -> None:
 
 
 def timed(fn, device: torch.device, min_seconds: float, max_reps: int = 50, warmup: bool = True) -> float:
-    """Median seconds of ``fn()`` (after one warm-up call), repeated for at least ``min_seconds``."""
+    """Median seconds of ``fn()`` (after one warm-up call): at least 3 runs and ``min_seconds``, at most
+    ``max_reps`` runs, and no more once 10 s (or ``min_seconds``, if longer) are spent."""
     if warmup:
         fn()
         _sync(device)
     times: list[float] = []
-    while (sum(times) < min_seconds and len(times) < max_reps) or len(times) < 1:
+    while len(times) < max_reps:
         start = time.perf_counter()
         fn()
         _sync(device)
         times.append(time.perf_counter() - start)
+        spent = sum(times)
+        if (len(times) >= 3 and spent >= min_seconds) or spent >= max(min_seconds, 10.0):
+            break
     times.sort()
     return times[len(times) // 2]
 
