@@ -118,3 +118,51 @@ def test_a_failed_run_is_reported_and_retried_on_resume(tmp_path):
     assert (runs[2].directory / "error.txt").exists()
     again = run_sweep(runs, tmp_path / "out", runner=fake_runner)
     assert again.skipped == (runs[0].directory, runs[1].directory) and len(again.ran) == 2
+
+
+TINY = """
+[sweep]
+seeds = [0, 1]
+
+[base]
+dataset = "dataset-a"
+samples = 300
+epochs = 1
+batch_size = 64
+ansatz = "hea2x1"
+hidden = 16
+latent = 8
+vai_samples = 16
+latency_repeats = 1
+
+[variants]
+adam = { ablation = "backbone-only" }
+full = "full"
+bo = { ablation = "backbone-only", search = "bo", trials = 2 }
+
+[report]
+baseline = "adam"
+"""
+
+
+def test_sweep_and_report_commands_end_to_end(tmp_path):
+    from click.testing import CliRunner
+
+    from hqf.cli import main
+
+    grid = tmp_path / "tiny.toml"
+    grid.write_text(TINY)
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(out), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "ran 6, skipped 0 finished, 0 failed" in result.output
+    for run_dir in (out / "full" / "seed1", out / "bo" / "seed0"):
+        for name in ("config.toml", "metrics.json", "curves.csv", "epochs.csv", "convergence.png"):
+            assert (run_dir / name).exists(), run_dir / name
+    search = json.loads((out / "bo" / "seed0" / "search.json").read_text())
+    assert len(search["trials"]) == 2
+    again = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(out)])
+    assert "ran 0, skipped 6 finished" in again.output
+    report = CliRunner().invoke(main, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    assert "p vs adam" in report.output and (out / "report" / "table1.csv").exists()
