@@ -1,0 +1,162 @@
+"""Every fast path of the torch backend against its plain gate-by-gate path (and the dense reference)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hqf.backends._torch_plan import PermutationStep, ProductStep, RotationStep, compile_plan
+from hqf.backends.torch_sv import TorchBackend
+from hqf.circuit import Circuit, Operation, PauliWord, compose
+from hqf.gradients import expval
+from hqf.make import make_ansatz
+from reference import reference_expval
+from strategies import circuits
+
+
+def _angles(circuit, batch, seed, shared_fraction=0.5):
+    """Random angles where about ``shared_fraction`` of the columns are equal in every row (like weights)."""
+    gen = torch.Generator().manual_seed(seed)
+    angles = (torch.rand(batch, circuit.n_params, generator=gen, dtype=torch.float64) - 0.5) * 4 * math.pi
+    shared = torch.rand(circuit.n_params, generator=gen) < shared_fraction
+    angles[:, shared] = angles[:1, shared]
+    return angles
+
+
+def _hea(n_qubits, n_layers):
+    encoding = [Operation("RY", q, q) for q in range(n_qubits)]
+    return compose(n_qubits, [encoding, make_ansatz(f"hea{n_qubits}x{n_layers}").operations()])
+
+
+@given(circuit=circuits(max_qubits=7), batch=st.integers(1, 5), seed=st.integers(0, 2**16), block=st.integers(1, 5))
+def test_plan_forward_equals_plain_path(circuit, batch, seed, block):
+    angles = _angles(circuit, batch, seed)
+    backend = TorchBackend(block=block, chunk=2)
+    got, want = backend.expval(circuit, angles), backend.expval_plain(circuit, angles)
+    assert torch.max(torch.abs(got - want)).item() <= 1e-10, circuit.diagram()
+
+
+@given(circuit=circuits(max_qubits=6), batch=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_adjoint_vjp_equals_autograd_of_plain_path(circuit, batch, seed):
+    angles = _angles(circuit, batch, seed)
+    cotangent = torch.randn(batch, circuit.n_outputs, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    backend = TorchBackend(block=1 + seed % 4)
+    leaf = angles.clone().requires_grad_()
+    (want,) = torch.autograd.grad((backend.expval_plain(circuit, leaf) * cotangent).sum(), leaf, allow_unused=True)
+    want = torch.zeros_like(angles) if want is None else want
+    got = backend.vjp(circuit, angles, cotangent)
+    assert torch.max(torch.abs(got - want)).item() <= 1e-10, circuit.diagram()
+
+
+@pytest.mark.parametrize("checkpoint_mib", [0, 256])  # undo the circuit on the state, or keep checkpoints
+@given(circuit=circuits(max_qubits=6), seed=st.integers(0, 2**16))
+def test_autograd_backward_equals_plain_path(checkpoint_mib, circuit, seed):
+    angles = _angles(circuit, 3, seed)
+    cotangent = torch.randn(3, circuit.n_outputs, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    backend = TorchBackend(checkpoint_mib=checkpoint_mib)
+    grads = []
+    for run in (backend.expval, backend.expval_plain):
+        leaf = angles.clone().requires_grad_()
+        out = run(circuit, leaf)
+        (g,) = torch.autograd.grad((out * cotangent).sum(), leaf, allow_unused=True)
+        grads.append(torch.zeros_like(angles) if g is None else g)
+    assert torch.max(torch.abs(grads[0] - grads[1])).item() <= 1e-10, circuit.diagram()
+
+
+def test_per_row_jacobian_is_exact_when_every_row_is_equal():
+    # equal rows take the shared-matrix path; the Jacobian must still be per row (not summed into row 0)
+    circuit = _hea(3, 2)
+    angles = _angles(circuit, 4, seed=3, shared_fraction=1.0)
+    backend = TorchBackend()
+    fast = torch.autograd.functional.jacobian(lambda a: backend.expval(circuit, a), angles)
+    plain = torch.autograd.functional.jacobian(lambda a: backend.expval_plain(circuit, a), angles)
+    assert torch.max(torch.abs(fast - plain)).item() <= 1e-12
+
+
+def test_default_gradient_supports_double_backward():
+    # the curvature regularizer differentiates the gradient again: Hessian of a scalar of expval under
+    # the default gradient (auto → backprop) against the shift rule applied twice
+    circuit = _hea(3, 2)
+    backend = TorchBackend()
+    angles = _angles(circuit, 2, seed=5)
+    weights = torch.tensor([1.0, -0.5, 0.25], dtype=torch.float64)
+
+    def loss(method):
+        return lambda a: (expval(backend, circuit, a, gradient=method) ** 2 * weights).sum()
+
+    auto = torch.autograd.functional.hessian(loss("auto"), angles)
+    shift = torch.autograd.functional.hessian(loss("parameter-shift"), angles)
+    assert auto.abs().max() > 0.1
+    assert torch.max(torch.abs(auto - shift)).item() <= 1e-10
+
+
+def test_quantum_layer_curvature_term_runs_vectorized():
+    # double backward with vmap over the probes (the curvature regularizer's vectorize=True)
+    from hqf.interfaces import RegularizerInputs
+    from hqf.layer import QuantumLayer
+    from hqf.make import make_encoder, make_regularizer
+
+    torch.manual_seed(0)
+    layer = QuantumLayer(make_encoder("angle", 5, 3), make_ansatz("hea3x2"), TorchBackend(), generator=torch.Generator().manual_seed(0))
+    x = torch.randn(4, 5, dtype=torch.float64)
+    out = layer(x)
+    loss = out.square().sum()
+    params = tuple(p for p in layer.parameters())
+    inputs = RegularizerInputs(out, out, loss, params)
+    values = [make_regularizer("curvature", probes=3, seed=1, vectorize=v).penalty(inputs) for v in (False, True)]
+    assert torch.isfinite(values[0]) and values[0] > 0
+    assert torch.allclose(values[0], values[1], atol=1e-10, rtol=0)
+
+
+def test_adjoint_gradient_through_the_core_equals_backprop():
+    circuit = _hea(4, 3)
+    backend = TorchBackend()
+    assert default_gradient_is_backprop(backend)
+    grads = {}
+    for method in ("backprop", "adjoint"):
+        x = torch.rand(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_()
+        w = torch.rand(circuit.n_params - 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        out = expval(backend, circuit, torch.cat([x, w.expand(5, -1)], dim=1), gradient=method)
+        grads[method] = torch.autograd.grad(out[:, ::2].sum() - out[:, 1].sum(), [x, w])
+    for a, b in zip(grads["backprop"], grads["adjoint"]):
+        assert torch.max(torch.abs(a - b)).item() <= 1e-10
+
+
+def default_gradient_is_backprop(backend):
+    from hqf.gradients import default_gradient
+
+    return default_gradient(backend) == "backprop" and "adjoint" in backend.capabilities.gradients
+
+
+@given(circuit=circuits(max_qubits=6), seed=st.integers(0, 2**16))
+def test_complex64_plan_matches_reference(circuit, seed):
+    angles = _angles(circuit, 3, seed)
+    got = TorchBackend(dtype="complex64").expval(circuit, angles)
+    assert got.dtype == torch.float32
+    assert np.max(np.abs(got.numpy() - reference_expval(circuit, angles.numpy()))) <= 1e-5, circuit.diagram()
+
+
+def test_plan_of_hea_is_product_state_then_one_permutation_and_one_run_per_layer():
+    plan = compile_plan(_hea(8, 6))
+    kinds = [type(step) for step in plan.steps]
+    # encoding + first layer's rotations are one product state; the last CNOT ring is absorbed by the Z read-out
+    assert kinds == [ProductStep] + [PermutationStep, RotationStep] * 5
+    assert all(step.blocks == ((0, 4), (4, 4)) for step in plan.steps if isinstance(step, RotationStep))
+
+
+def test_final_permutation_is_kept_for_non_diagonal_observables():
+    circuit = Circuit(2, [Operation("RY", 0, 0), Operation("CNOT", (0, 1))], [PauliWord.parse("X1")])
+    assert isinstance(compile_plan(circuit).steps[-1], PermutationStep)
+    angles = torch.tensor([[0.3], [1.2]], dtype=torch.float64)
+    backend = TorchBackend()
+    torch.testing.assert_close(backend.expval(circuit, angles), backend.expval_plain(circuit, angles), atol=1e-12, rtol=0)
+
+
+def test_rejects_bad_plan_options():
+    with pytest.raises(ValueError, match="'block' must be >= 1"):
+        TorchBackend(block=0)
+    with pytest.raises(ValueError, match="'chunk' must be >= 1"):
+        TorchBackend(chunk=0)
