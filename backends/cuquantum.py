@@ -308,8 +308,9 @@ class CuQuantumBackend(Backend):
                 moved = phi.clone()
                 self._apply(GateCall(call.matrix[1], call.target), n, moved, angles)
                 grad[:, call.param] = torch.linalg.vecdot(lam, moved).imag  # vecdot conjugates lam
-            self._apply(call, n, phi, angles, adjoint=True)
-            self._apply(call, n, lam, angles, adjoint=True)
+            matrices = self._gate_matrices(call, angles)
+            self._apply_matrices(call, n, phi, matrices, adjoint=True)
+            self._apply_matrices(call, n, lam, matrices, adjoint=True)
         return grad
 
     def final_states(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
@@ -351,9 +352,11 @@ class CuQuantumBackend(Backend):
             self._apply(call, n, states, angles)
         return states
 
-    def _apply(self, call: GateCall, n: int, states: torch.Tensor, angles: torch.Tensor, adjoint: bool = False) -> None:
-        """Apply one gate (or its adjoint) to every state, in place."""
-        matrices = self._gate_matrices(call, angles)
+    def _apply(self, call: GateCall, n: int, states: torch.Tensor, angles: torch.Tensor) -> None:
+        """Apply one gate to every state, in place."""
+        self._apply_matrices(call, n, states, self._gate_matrices(call, angles), adjoint=False)
+
+    def _apply_matrices(self, call: GateCall, n: int, states: torch.Tensor, matrices: torch.Tensor, adjoint: bool) -> None:
         if self.batching == "batched":
             self._apply_batched(call, n, states, matrices, int(adjoint))
         else:
