@@ -1,0 +1,145 @@
+import csv
+import importlib.metadata
+import json
+import sys
+import types
+
+import pytest
+from click.testing import CliRunner
+
+import hqf.registry
+from hqf.cli import main
+from hqf.config import RunConfig
+from hqf.errors import ConfigError
+from hqf.experiment import METRIC_KEYS, TIMING_KEYS, run
+from hqf.hookspecs import hookimpl
+from hqf.interfaces import Availability, Backend
+
+TINY = [
+    "--samples", "300", "--epochs", "2", "--ansatz", "hea2x2", "--batch-size", "64",
+    "--set", "hidden=8", "--set", "latent=4", "--set", "vai_samples=64", "--set", "latency_repeats=2",
+]  # fmt: skip
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, ["run", "--quiet", *args])
+
+
+def test_run_end_to_end_writes_a_complete_run_directory(tmp_path):
+    out = tmp_path / "run1"
+    result = _invoke(*TINY, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "accuracy (test)" in result.output and "iterations to ε=0.001" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.toml", "convergence.png", "curves.csv", "epochs.csv", "meta.json", "metrics.json",
+    ]  # fmt: skip
+    config = RunConfig.from_toml(out / "config.toml")
+    assert config.samples == 300 and config.ansatz == "hea2x2" and config.latent == 4
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == set(METRIC_KEYS)
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["steps"] == 8 and metrics["stop_reason"] == "epochs"
+    assert metrics["iterations_to_eps"] is None and "never <= eps=0.001" in metrics["iterations_to_eps_reason"]
+    assert len(metrics["reliability"]["count"]) == 15
+    with open(out / "curves.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == list(range(1, 9)) and float(rows[0]["curv"]) > 0 and rows[1]["curv"] == ""
+    with open(out / "epochs.csv", newline="") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2]
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["environment"]["torch"] and meta["environment"]["seed"] == 0 and meta["data"]["n_train"] + meta["data"]["n_val"] + meta["data"]["n_test"] == 300
+    assert (out / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not any(p.name.startswith(".run1.tmp") for p in tmp_path.iterdir())
+
+
+def test_same_seed_same_metrics(tmp_path):
+    config = RunConfig.from_dict(dict(
+        samples=300, epochs=1, ansatz="hea2x2", batch_size=64, hidden=8, latent=4, vai_samples=64, latency_repeats=1,
+    ))  # fmt: skip
+    a, b = run(config, tmp_path / "a"), run(config, tmp_path / "b")
+    strip = lambda m: {k: v for k, v in m.items() if k not in TIMING_KEYS}  # noqa: E731
+    assert strip(a) == strip(b) and a["steps"] == 4
+
+
+def test_config_file_cli_overrides_and_unknown_keys(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('samples = 300\nepochs = 5\nansatz = "hea2x2"\nregularizer = ["stability"]\nbatch-size = 64\n')
+    from hqf.cli.run_cmd import resolve_config
+
+    config = resolve_config(str(good), {"epochs": 1}, (), ("latent=4", "encoder_options={rotation = 'RX'}"))
+    assert (config.samples, config.epochs, config.batch_size, config.latent) == (300, 1, 64, 4)
+    assert config.regularizers == ("stability",) and config.encoder_options == {"rotation": "RX"}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochz = 3\n")
+    result = _invoke("--config", str(bad), "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2 and "unknown key 'epochz'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x").exists()
+    result = _invoke("--epochs", "0", "--out", str(tmp_path / "y"))
+    assert result.exit_code == 2 and "'epochs' must be an integer >= 1 (got 0)" in result.output
+    with pytest.raises(ConfigError, match="'none' cannot be combined"):
+        RunConfig(regularizers=["none", "stability"])
+    assert RunConfig(regularizers=["none"]).regularizers == ()
+
+
+def test_refuses_a_non_empty_output_directory(tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = _invoke(*TINY, "--out", str(out))
+    assert result.exit_code == 2 and "exists and is not empty" in result.output
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+
+
+def test_unknown_backend_lists_the_available_ones(tmp_path):
+    result = _invoke("--backend", "warp-drive", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "unknown backend 'warp-drive'; available:" in lines[0] and "torch" in lines[0]
+
+
+class _GhostBackend(Backend):
+    name = "ghost"
+
+    @classmethod
+    def availability(cls) -> Availability:
+        return Availability(False, "needs a ghost GPU (pip install 'hqf[ghost]' on a machine with one)")
+
+    def expval(self, circuit, angles):  # pragma: no cover - never reached
+        raise AssertionError("an unavailable backend must not run")
+
+
+@pytest.fixture
+def ghost_registry(monkeypatch):
+    """A fresh registry holding hqf's own plugins plus an unavailable fake backend."""
+    module = types.ModuleType("hqf_tests_ghost")
+    module.register_backends = hookimpl(lambda register: register(_GhostBackend))
+    monkeypatch.setitem(sys.modules, "hqf_tests_ghost", module)
+    points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
+    points.append(importlib.metadata.EntryPoint(name="ghost", value="hqf_tests_ghost", group="hqf"))
+    monkeypatch.setattr(hqf.registry, "_REGISTRY", hqf.registry.Registry(points))
+
+
+def test_unavailable_backend_stops_before_any_work(tmp_path, ghost_registry, monkeypatch):
+    import hqf.data
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data must not be loaded for an unavailable backend")
+
+    monkeypatch.setattr(hqf.data, "load_dataset", no_data)
+    result = _invoke("--backend", "ghost", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == ["Error: backend 'ghost' is unavailable: needs a ghost GPU (pip install 'hqf[ghost]' on a machine with one)"]
+    assert not (tmp_path / "r").exists()
+    # the programmatic API stops the same way
+    with pytest.raises(hqf.errors.BackendUnavailableError):
+        run(RunConfig(backend="ghost"), tmp_path / "api")
+    # a classical-only run does not need the backend at all
+    assert hqf.registry.registry().get("backend", "ghost").availability().ok is False
+
+
+def test_no_regularizer_and_classical_only(tmp_path):
+    result = _invoke(*TINY, "--fusion", "classical-only", "--regularizer", "none", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["n_quantum_parameters"] == 0 and metrics["gate_mean"] is None
+    assert RunConfig.from_toml(tmp_path / "r" / "config.toml").regularizers == ()

@@ -1,0 +1,94 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hqf.config import RunConfig
+from hqf.model import build_model
+from hqf.training import TrainSettings, build_terms, train
+
+
+def _blobs(n=96, d=4, classes=3):
+    """Training and validation samples of three well-separated Gaussian blobs (easy: criteria trigger fast)."""
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(classes, d, generator=g) * 2
+    y = torch.arange(n) % classes
+    return [(centres[y] + 0.3 * torch.randn(n, d, generator=g), y) for _ in range(2)]
+
+
+def _run(config: RunConfig, **settings):
+    (x, y), (xv, yv) = _blobs()
+    model = build_model(config, x.shape[1], 3)
+    base = TrainSettings.from_config(config)
+    import attrs
+
+    return model, train(model, x, y, xv, yv, build_terms(config), attrs.evolve(base, **settings))
+
+
+CLASSICAL = RunConfig(fusion="classical-only", regularizers=[], hidden=16, latent=8, batch_size=16)
+
+
+def test_stops_when_smoothed_gradient_norm_reaches_eps():
+    _, result = _run(CLASSICAL, eps=0.3, epochs=50, lr=0.05, delta=0.0)
+    assert result.stop_reason == "grad_norm"
+    ema = result.curves["grad_norm_ema"]
+    assert result.iterations_to_eps == result.steps == len(ema)
+    assert ema[-1] <= 0.3 and all(v > 0.3 for v in ema[:-1])
+    # the smoothed value is the bias-corrected EMA of the raw norms
+    raw, beta = np.array(result.curves["grad_norm"]), 0.9
+    m = 0.0
+    for t, g in enumerate(raw, start=1):
+        m = beta * m + (1 - beta) * g
+    assert ema[-1] == pytest.approx(m / (1 - beta ** len(raw)))
+
+
+def test_stops_when_validation_loss_stops_changing():
+    _, result = _run(CLASSICAL, eps=0.0, delta=10.0, epochs=20)
+    assert result.stop_reason == "val_loss_change" and result.iterations_to_eps is None
+    assert len(result.evals) == 2 and result.steps == 2 * math.ceil(96 / 16)  # validated once per epoch
+
+
+def test_budget_by_epochs_and_by_iterations_and_eval_every():
+    _, by_epochs = _run(CLASSICAL, eps=0.0, delta=0.0, epochs=2)
+    assert by_epochs.stop_reason == "epochs" and by_epochs.steps == 12 and by_epochs.epochs_completed == 2
+    assert [row["step"] for row in by_epochs.evals] == [6, 12]
+    _, by_steps = _run(CLASSICAL, eps=0.0, delta=0.0, epochs=5, max_iterations=8, eval_every=3)
+    assert by_steps.stop_reason == "max_iterations" and by_steps.steps == 8
+    assert [row["step"] for row in by_steps.evals] == [3, 6, 8]  # every 3 iterations, then the final model
+    assert by_steps.curves["step"] == list(range(1, 9))
+
+
+def test_optimizers_all_decrease_the_loss():
+    for name, extra in (("sgd", {"momentum": 0.9}), ("rmsprop", {}), ("adam", {})):
+        _, result = _run(CLASSICAL, eps=0.0, delta=0.0, epochs=4, optimizer=name, lr=0.01, **extra)
+        losses = [row["val_loss"] for row in result.evals]
+        assert losses[-1] < losses[0], (name, losses)
+
+
+def test_composite_loss_and_curvature_every_k():
+    config = RunConfig(ansatz="hea2x1", hidden=6, latent=4, batch_size=32, curvature_every=2, lambda_stab=0.5, gamma_curv=0.1)
+    _, result = _run(config, eps=0.0, delta=0.0, epochs=2)
+    c = result.curves
+    assert result.steps == 6
+    curv_steps = [s for s, v in zip(c["step"], c["curv"]) if not math.isnan(v)]
+    assert curv_steps == [1, 3, 5]
+    for ce, stab, curv, total in zip(c["loss_ce"], c["stab"], c["curv"], c["loss"]):
+        expected = ce + 0.5 * stab + (0.1 * curv if not math.isnan(curv) else 0.0)
+        assert total == pytest.approx(expected, rel=1e-6)
+
+
+def test_surrogates_when_eps_is_not_reached():
+    _, result = _run(CLASSICAL, eps=0.0, delta=0.0, epochs=3)
+    s = result.surrogates()
+    assert result.iterations_to_eps is None
+    best = min(row["val_loss"] for row in result.evals)
+    first = next(row["step"] for row in result.evals if row["val_loss"] <= 1.01 * best)
+    assert s["iterations_to_val_within_1pct"] == first
+    assert s["grad_norm_ema_min"] == min(result.curves["grad_norm_ema"])
+
+
+def test_same_seed_same_curves():
+    _, a = _run(CLASSICAL, eps=0.0, delta=0.0, epochs=2)
+    _, b = _run(CLASSICAL, eps=0.0, delta=0.0, epochs=2)
+    assert a.curves["loss"] == b.curves["loss"] and a.curves["grad_norm"] == b.curves["grad_norm"]
