@@ -252,7 +252,10 @@ class CuQuantumBackend(Backend):
 
     def __repr__(self) -> str:
         adjoint = " adjoint" if "adjoint" in self.capabilities.gradients else ""
-        return f"<{type(self).__name__} {self.name!r} dtype={self.dtype} device={self.device} batching={self.batching}{adjoint}>"
+        return (
+            f"<{type(self).__name__} {self.name!r} dtype={self.dtype} device={self.device} "
+            f"batching={self.batching}{adjoint}>"
+        )
 
     # -- public ---------------------------------------------------------------------------------
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
@@ -356,7 +359,9 @@ class CuQuantumBackend(Backend):
         """Apply one gate to every state, in place."""
         self._apply_matrices(call, n, states, self._gate_matrices(call, angles), adjoint=False)
 
-    def _apply_matrices(self, call: GateCall, n: int, states: torch.Tensor, matrices: torch.Tensor, adjoint: bool) -> None:
+    def _apply_matrices(
+        self, call: GateCall, n: int, states: torch.Tensor, matrices: torch.Tensor, adjoint: bool
+    ) -> None:
         if self.batching == "batched":
             self._apply_batched(call, n, states, matrices, int(adjoint))
         else:
@@ -381,7 +386,9 @@ class CuQuantumBackend(Backend):
             self._workspace = torch.empty(size, dtype=torch.uint8, device=self.device)
         return self._workspace.data_ptr()
 
-    def _apply_batched(self, call: GateCall, n: int, states: torch.Tensor, matrices: torch.Tensor, adjoint: int) -> None:
+    def _apply_batched(
+        self, call: GateCall, n: int, states: torch.Tensor, matrices: torch.Tensor, adjoint: int
+    ) -> None:
         cusv, handle, sv_type, compute = self._cusv, self._handle, self._sv_type, self._compute
         batch, stride = states.shape[0], 2**n
         indexed = call.param is not None
@@ -406,7 +413,9 @@ class CuQuantumBackend(Backend):
         batch, stride = states.shape[0], 2**n
         out = torch.empty(batch, plan.n_outputs, dtype=self.real_dtype, device=self.device)
         for group in plan.groups:
-            matrices = self._constant(("obs", group.paulis), lambda g=group: np.stack([pauli_matrix(p) for p in g.paulis]))
+            matrices = self._constant(
+                ("obs", group.paulis), lambda g=group: np.stack([pauli_matrix(p) for p in g.paulis])
+            )
             n_matrices, n_bits = len(group.columns), len(group.bits)
             values = torch.empty(batch, n_matrices, dtype=torch.complex128, device=self.device)
             size = cusv.compute_expectation_batched_get_workspace_size(
