@@ -79,7 +79,12 @@ class _ShiftRule(torch.autograd.Function):
 
 
 class _NativeVjp(torch.autograd.Function):
-    """``backend.expval`` with the backend's own vector-Jacobian product as backward."""
+    """``backend.expval`` with the backend's own vector-Jacobian product as backward.
+
+    A native VJP is first-order only. When a second derivative is asked for (``create_graph=True``,
+    e.g. the curvature regularizer's Hessian-vector products) the backward falls back to the
+    differentiable parameter-shift rule, which is exact to every order.
+    """
 
     @staticmethod
     def forward(ctx, angles: torch.Tensor, backend: Backend, circuit: Circuit):
@@ -89,10 +94,14 @@ class _NativeVjp(torch.autograd.Function):
             return backend.expval(circuit, angles.detach())
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output: torch.Tensor):
         (angles,) = ctx.saved_tensors
-        return ctx.backend.vjp(ctx.circuit, angles.detach(), grad_output), None, None
+        backend, circuit = ctx.backend, ctx.circuit
+        if torch.is_grad_enabled():  # create_graph: a higher derivative will follow
+            jac = shift_jacobian(lambda a: _ShiftRule.apply(a, backend, circuit, None), angles)
+            return torch.einsum("brp,br->bp", jac, grad_output), None, None
+        with torch.no_grad():
+            return backend.vjp(circuit, angles.detach(), grad_output), None, None
 
 
 def default_gradient(backend: Backend) -> str:

@@ -124,3 +124,35 @@ def test_quantum_layer_trains_with_shift_gradients():
     for a, b in zip(*grads.values()):
         assert torch.max(torch.abs(a - b)).item() <= 1e-10
     assert layers["backprop"].weights.shape == (2, 3, 2)
+
+
+class _AutogradVjpBackend(TorchBackend):
+    """A backend whose native VJP is first-order only (computed by torch autograd on detached angles)."""
+
+    name = "test-adjoint"
+    capabilities = TorchBackend.capabilities.__class__(dtypes={"complex128"}, gradients={"adjoint"})
+
+    def vjp(self, circuit, angles, grad_output):
+        with torch.enable_grad():
+            a = angles.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(self.expval(circuit, a), a, grad_output)
+        return g
+
+
+def test_native_vjp_gives_exact_second_derivatives_through_the_shift_rule():
+    circuit = Circuit(
+        2,
+        [Operation("RX", 0, 0), Operation("CNOT", (0, 1)), Operation("RY", 1, 1), Operation("RZ", 0, 2)],
+        [PauliWord.parse("Z1"), PauliWord.parse("Y0 X1")],
+    )
+    a0 = torch.tensor([[0.4, -0.9, 1.3]], dtype=torch.float64)
+    weights = torch.tensor([0.7, -1.1], dtype=torch.float64)
+    native = _AutogradVjpBackend()
+    h_native = torch.autograd.functional.hessian(lambda a: (expval(native, circuit, a, gradient="adjoint") * weights).sum(), a0)
+    h_auto = torch.autograd.functional.hessian(lambda a: (expval(TorchBackend(), circuit, a) * weights).sum(), a0)
+    assert torch.max(torch.abs(h_native - h_auto)).item() <= 1e-10
+    # first order still goes through the native vjp
+    a = a0.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad((expval(native, circuit, a, gradient="adjoint") * weights).sum(), a)
+    (g_ref,) = torch.autograd.grad((expval(TorchBackend(), circuit, a) * weights).sum(), a)
+    assert torch.max(torch.abs(g - g_ref)).item() <= 1e-12
