@@ -16,9 +16,8 @@ Two ways to run a batch (option ``batching``), kept so that they can be measured
 
 CNOT and CZ are X and Z on the target with one control bit. Gradients: the core's parameter-shift
 rule, or with the option ``adjoint=True`` an adjoint vector-Jacobian product (:meth:`CuQuantumBackend.vjp`).
-The adjoint is opt-in because it is first-order only (the core wraps native VJPs as
-``once_differentiable``) and ``gradient="auto"`` would prefer it, which would break the curvature
-regularizer's double backward. Importing this module imports neither cuquantum nor CuPy: the binding
+The adjoint is opt-in until it has been measured against the shift rule on a GPU; a second
+derivative (the curvature regularizer) through it falls back to the shift rule in the core. Importing this module imports neither cuquantum nor CuPy: the binding
 is loaded when a backend is probed or built.
 """
 
