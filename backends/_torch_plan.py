@@ -160,6 +160,7 @@ class Plan:
             self.steps.append(RotationStep(Chain(self.n_qubits, run, self.n_params), self.block))
 
     @functools.lru_cache(maxsize=16)  # noqa: B019 - plans are few and cached themselves
+    @torch.inference_mode(False)  # cached tables must be normal tensors even if first built under inference mode
     def lower(self, complex_dtype: torch.dtype, device: torch.device) -> dict[int, dict[str, torch.Tensor]]:
         """The constant tables of every step as tensors, keyed by step index (and ``-1``: measurement)."""
         real_dtype = torch.empty(0, dtype=complex_dtype).real.dtype

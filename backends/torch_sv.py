@@ -28,12 +28,14 @@ from hqf.interfaces import Availability, Backend, Capabilities
 
 
 @functools.lru_cache(maxsize=256)
+@torch.inference_mode(False)  # cached: must not be an inference tensor
 def _bits(n_qubits: int, wire: int) -> torch.Tensor:
     """The value of ``wire``'s bit in every basis index, ``[2**n]`` (int64, CPU)."""
     return (torch.arange(2**n_qubits) >> (n_qubits - 1 - wire)) & 1
 
 
 @functools.lru_cache(maxsize=256)
+@torch.inference_mode(False)
 def _flip_permutation(n_qubits: int, target: int, control: int | None) -> torch.Tensor:
     """Index map of X on ``target`` (if ``control`` is set, only where the control bit is 1)."""
     index = torch.arange(2**n_qubits)
@@ -233,6 +235,7 @@ class _PlanExpval(torch.autograd.Function):
 
 
 @functools.lru_cache(maxsize=256)
+@torch.inference_mode(False)
 def _pauli_actions(circuit: Circuit, dtype: torch.dtype, device: torch.device) -> list:
     """``(source, coeff)`` on ``device`` for each observable that is not all-Z."""
     out = []

@@ -11,6 +11,7 @@ from hqf.errors import HqfError
 
 #: command name -> "module:attribute"; loaded on demand so ``hqf --help`` stays fast
 COMMANDS: dict[str, str] = {
+    "bench": "hqf.cli.bench_cmd:bench_command",
     "check": "hqf.cli.check_cmd:check_command",
     "list": "hqf.cli.list_cmd:list_command",
     "report": "hqf.cli.report_cmd:report_command",

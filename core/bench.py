@@ -1,0 +1,266 @@
+"""Timing hqf backends (and, in :mod:`hqf.bench_peers`, the native peer implementations) on one workload.
+
+A :class:`Workload` names the circuit every row runs: an RY angle encoding of ``Q`` inputs, then the
+ansatz (``hea8x6`` by default), ``⟨Z⟩`` on every qubit, a batch of ``B`` rows. Each row is timed twice:
+
+- **forward**: expectation values under ``torch.no_grad()`` (what inference costs);
+- **forward+backward**: expectation values, then the gradient of their sum with respect to the
+  ansatz weights *and* the inputs (peers that cannot differentiate the inputs say so in their note).
+
+A time is the median of ``repeats`` calls after ``warmup`` calls; throughput is ``batch / time`` in
+samples per second. :data:`TARGETS` are the ratios issue 6 asks for; :func:`ratios` evaluates them on
+whatever rows were measured.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+import torch
+
+from hqf.circuit import Circuit, Operation, compose
+from hqf.make import make_ansatz
+
+
+@attrs.frozen
+class Workload:
+    """The circuit and data every row of one benchmark runs."""
+
+    ansatz: str = "hea8x6"
+    batch: int = attrs.field(default=256, validator=attrs.validators.ge(1))
+    dtype: str = "complex128"
+    seed: int = 0
+
+    @property
+    def n_qubits(self) -> int:
+        return make_ansatz(self.ansatz).n_qubits
+
+    @property
+    def n_layers(self) -> int:
+        return make_ansatz(self.ansatz).n_layers
+
+    def circuit(self) -> Circuit:
+        """RY(x_q) on every wire, then the ansatz; ``⟨Z_q⟩`` on every wire."""
+        ansatz = make_ansatz(self.ansatz)
+        encoding = [Operation("RY", q, q) for q in range(ansatz.n_qubits)]
+        return compose(ansatz.n_qubits, [encoding, ansatz.operations()])
+
+    def inputs(self, batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x[B, Q], weights)`` (float64, seeded): inputs uniform in ``[0, π)``, weights the ansatz's init."""
+        ansatz = make_ansatz(self.ansatz)
+        generator = torch.Generator().manual_seed(self.seed)
+        x = torch.rand(batch or self.batch, ansatz.n_qubits, generator=generator, dtype=torch.float64) * math.pi
+        return x, ansatz.init_weights(generator)
+
+
+@attrs.frozen
+class Row:
+    """One timed implementation: throughputs in samples per second (None: not measured or failed)."""
+
+    key: str  # e.g. "torch/backprop", "peer/pennylane-backprop"
+    label: str
+    gradient: str
+    forward: float | None
+    forward_backward: float | None
+    batch: int
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class Target:
+    """``numerator`` row's ``column`` at least ``factor`` times ``denominator`` row's."""
+
+    name: str
+    numerator: str
+    denominator: str
+    column: str  # "forward" or "forward_backward"
+    factor: float
+    denominator_column: str | None = None
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("torch forward vs PennyLane backprop forward", "torch/auto", "peer/pennylane-backprop", "forward", 20),
+    Target("torch fwd+bwd vs PennyLane backprop fwd+bwd", "torch/auto", "peer/pennylane-backprop", "forward_backward", 20),
+    Target(
+        "torch shift rule (weights+inputs) vs PennyLane parameter-shift (weights)",
+        "torch/parameter-shift",
+        "peer/pennylane-parameter-shift",
+        "forward_backward",
+        30,
+    ),
+    Target("torch adjoint vs lightning adjoint fwd+bwd", "torch/adjoint", "peer/lightning-adjoint", "forward_backward", 10),
+    Target("qiskit-aer forward vs EstimatorQNN forward", "qiskit-aer/parameter-shift", "peer/qiskit-ml", "forward", 4),
+    Target(
+        "qiskit-aer shift rule vs TorchConnector backward",
+        "qiskit-aer/parameter-shift",
+        "peer/qiskit-ml",
+        "forward_backward",
+        100,
+    ),
+)
+
+
+@attrs.frozen
+class Ratio:
+    target: Target
+    value: float | None  # None: a row is missing
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.value is None else self.value >= self.target.factor
+
+
+def ratios(rows: Sequence[Row], targets: Sequence[Target] = TARGETS) -> list[Ratio]:
+    """Each target's measured ratio (targets whose rows were both measured, or whose numerator was)."""
+    by_key = {row.key: row for row in rows}
+    out = []
+    for target in targets:
+        num, den = by_key.get(target.numerator), by_key.get(target.denominator)
+        if num is None or den is None:
+            continue
+        a, b = getattr(num, target.column), getattr(den, target.denominator_column or target.column)
+        out.append(Ratio(target, a / b if a and b else None))
+    return out
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, budget_s: float | None = None) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls after ``warmup`` calls.
+
+    With ``budget_s``, stops repeating once that much time was spent (at least one timed call).
+    """
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    spent = 0.0
+    for _ in range(max(repeats, 1)):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        spent += times[-1]
+        if budget_s is not None and spent >= budget_s:
+            break
+    return statistics.median(times)
+
+
+def time_backend(
+    name: str,
+    workload: Workload,
+    gradient: str = "auto",
+    repeats: int = 7,
+    warmup: int = 2,
+    budget_s: float | None = 20.0,
+    **options,
+) -> Row:
+    """Time hqf's ``expval`` on the backend registered as ``name`` (the core's gradient ``gradient``)."""
+    from hqf.gradients import default_gradient, expval
+    from hqf.make import make_backend
+
+    backend = make_backend(name, dtype=workload.dtype, **options)
+    circuit = workload.circuit()
+    x, weights = workload.inputs()
+    batch = x.shape[0]
+    flat = weights.reshape(-1)
+
+    def forward() -> None:
+        with torch.no_grad():
+            expval(backend, circuit, torch.cat([x, flat.expand(batch, -1)], dim=1), gradient)
+
+    def forward_backward() -> None:
+        xs, ws = x.clone().requires_grad_(), flat.clone().requires_grad_()
+        out = expval(backend, circuit, torch.cat([xs, ws.expand(batch, -1)], dim=1), gradient)
+        out.sum().backward()
+
+    resolved = default_gradient(backend) if gradient == "auto" else gradient
+    fwd = batch / median_seconds(forward, repeats, warmup, budget_s)
+    # the shift rule's backward runs 2·P·B rows: fewer repeats keep it within the budget
+    fb = batch / median_seconds(forward_backward, repeats, min(warmup, 1), budget_s)
+    label = f"hqf {name}" + (f" ({workload.dtype})" if workload.dtype != "complex128" else "")
+    return Row(f"{name}/{gradient}", label, resolved, fwd, fb, batch, "weights and inputs")
+
+
+@attrs.frozen
+class Latency:
+    """Inference latency per instance at batch 1 (model in eval mode, weights frozen, inference mode)."""
+
+    model_seconds: float  # the default hybrid model (hqf.model.build_model), one row
+    layer_seconds: float  # its quantum layer alone, one row
+    target_seconds: float = 1e-4
+
+    def to_dict(self) -> dict:
+        return attrs.asdict(self)
+
+
+def inference_latency(repeats: int = 200, warmup: int = 20, in_features: int = 128, n_classes: int = 12) -> Latency:
+    """Median seconds per call of the default hybrid model and of its quantum layer at batch 1."""
+    from hqf.config import RunConfig
+    from hqf.model import build_model
+
+    model = build_model(RunConfig(), in_features, n_classes).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = torch.randn(1, in_features, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        latent = model.backbone(x)
+        seconds = median_seconds(lambda: model(x), repeats, warmup)
+        layer_seconds = median_seconds(lambda: model.quantum(latent), repeats, warmup)
+    return Latency(seconds, layer_seconds)
+
+
+@attrs.frozen
+class EpochEstimate:
+    """Seconds per training iteration of the default run, extrapolated to one epoch of ``epoch_samples``."""
+
+    iterations: int
+    seconds_per_iteration: float  # mean over all measured iterations (curvature ones included)
+    seconds_plain_iteration: float  # median of iterations without the curvature term
+    seconds_curvature_iteration: float | None  # median of iterations with it
+    curvature_every: int
+    epoch_samples: int
+    batch: int
+    target_seconds: float = 120.0
+
+    @property
+    def epoch_seconds(self) -> float:
+        return math.ceil(self.epoch_samples / self.batch) * self.seconds_per_iteration
+
+    def to_dict(self) -> dict:
+        return {**attrs.asdict(self), "epoch_seconds": self.epoch_seconds}
+
+
+def epoch_estimate(iterations: int = 200, epoch_samples: int = 1_050_000, in_features: int = 128, n_classes: int = 12, **overrides) -> EpochEstimate:
+    """Run ``iterations`` steps of the default training loop (both regularizers) on random data and extrapolate.
+
+    The loop is :func:`hqf.training.train` on the default :class:`~hqf.config.RunConfig` (``overrides``
+    change it); the curvature term comes every ``curvature_every`` iterations as configured.
+    """
+    import numpy as np
+
+    from hqf.config import RunConfig
+    from hqf.model import build_model
+    from hqf.training import TrainSettings, build_terms, train
+
+    config = RunConfig(max_iterations=iterations, epochs=1, eps=0.0, **overrides)
+    model = build_model(config, in_features, n_classes)
+    generator = torch.Generator().manual_seed(0)
+    n = iterations * config.batch_size
+    x = torch.randn(n, in_features, generator=generator)
+    y = torch.randint(0, n_classes, (n,), generator=generator)
+    result = train(model, x, y, x[:64], y[:64], build_terms(config), TrainSettings.from_config(config))
+    wall = np.diff(np.asarray([0.0] + result.curves["wall_time_s"]))[1:]  # first iteration is warm-up
+    curv = np.isfinite(np.asarray(result.curves["curv"], dtype=float))[1:]
+    return EpochEstimate(
+        iterations=len(wall),
+        seconds_per_iteration=float(wall.mean()),
+        seconds_plain_iteration=float(np.median(wall[~curv])),
+        seconds_curvature_iteration=float(np.median(wall[curv])) if curv.any() else None,
+        curvature_every=config.curvature_every,
+        epoch_samples=epoch_samples,
+        batch=config.batch_size,
+    )
