@@ -49,6 +49,7 @@ KEYS = {
     "wall": "wall_time_s",
     "epoch": "time_per_epoch_s",
     "latency": "latency_ms_batch1",
+    "steps_total": "steps",  # read through Run.value: search_total_steps when present
 }
 
 #: table id -> (title, [(column title, KEYS role, scale)])
@@ -60,7 +61,8 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, float]]]] = {
     ),
     "table2": (
         "Table II analogue: training time and latency",
-        [("Training time (s)", "wall", 1), ("Time per epoch (s)", "epoch", 1), ("Inference latency (ms)", "latency", 1)],
+        [("Training time (s)", "wall", 1), ("Time per epoch (s)", "epoch", 1), ("Inference latency (ms)", "latency", 1),
+         ("Optimizer steps spent (search trials included)", "steps_total", 1)],
     ),
     "table3": (
         "Table III analogue: stability and noise sensitivity",
@@ -85,7 +87,10 @@ class Run:
     metrics: dict = attrs.field(eq=False)
 
     def value(self, role: str) -> float:
-        v = self.metrics.get(KEYS[role])
+        if role == "steps_total":  # optimizer steps spent, a search's trials included
+            v = self.metrics.get("search_total_steps", self.metrics.get("steps"))
+        else:
+            v = self.metrics.get(KEYS[role])
         try:
             return math.nan if v is None else float(v)
         except (TypeError, ValueError):
@@ -178,6 +183,8 @@ def _pfmt(p: float) -> str:
 
 
 def _cell(s: Summary, total: int) -> str:
+    if total == 0:
+        return "—"
     if s.n == 0:
         return f"n/a (0/{total})"
     text = f"{_fmt(s.mean)} ± {_fmt(s.std)}" if s.n > 1 else _fmt(s.mean)

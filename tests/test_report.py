@@ -36,7 +36,9 @@ def _write_run(directory: pathlib.Path, variant: str, seed: int, extra: dict | N
         KEYS["iterations"]: None if (variant == "sgd" and seed == 0) else 100 + 10 * seed,
         KEYS["vai"]: 0.2,
         KEYS["latency"]: 1.0 + seed,
-        RELIABILITY: {"confidence": [0.25, 0.75], "accuracy": [0.2, 0.8], "count": [10, 30]},
+        RELIABILITY: {"confidence": [0.25, 0.75, None], "accuracy": [0.2, 0.8, None], "count": [10, 30, 0]},
+        "steps": 50,
+        **({"search_total_steps": 200} if variant == "sgd" else {}),
         **(extra or {}),
     }
     (directory / "metrics.json").write_text(json.dumps(metrics))
@@ -130,3 +132,10 @@ def test_no_finished_runs_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="neither sweep.json nor a finished run"):
         make_report([tmp_path / "empty"], tmp_path / "out")
+
+
+def test_table2_counts_a_searchs_steps(tmp_path):
+    make_report([_sweep(tmp_path / "s")], tmp_path / "out")
+    rows = {(r["variant"], r["metric"]): r for r in _csv(tmp_path / "out" / "table2.csv")}
+    metric = "Optimizer steps spent (search trials included)"
+    assert float(rows[("sgd", metric)]["mean"]) == 200 and float(rows[("adam", metric)]["mean"]) == 50
