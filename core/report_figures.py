@@ -29,7 +29,7 @@ def _pyplot():
 
 def _save(fig, path: pathlib.Path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)
     _pyplot().close(fig)
 
 
@@ -61,7 +61,7 @@ def seed_band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
 def convergence(groups, path: pathlib.Path) -> bool:
     """Figure 2: training loss and gradient norm against iteration, mean ± std band over seeds."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.2))
     drawn = False
     for g in groups:
         for ax, column in zip(axes, (CURVE_LOSS, CURVE_GRAD)):
