@@ -199,6 +199,7 @@ def run(
         total_steps = min(total_steps, config.max_iterations)
     callback = None if progress is None else (lambda step, row: progress(step, total_steps, row))
     result = train(model, x_train, y_train, x_val, y_val, terms, settings, callback)
+    say(f"trained: {result.steps} iterations, stopped by {result.stop_reason}; evaluating on the test split")
     metrics = {**evaluate(model, config, dataset, device), **convergence_metrics(result, config), **counts}
     metrics["total_time_s"] = time.perf_counter() - started
     metrics = {key: metrics.get(key) for key in METRIC_KEYS}

@@ -2,7 +2,8 @@
 
 One iteration (optimizer step ``t = 1, 2, …``) on a mini-batch: forward, composite loss
 ``L_total = L_ce + λ·L_stab + γ·L_curv`` (eq. 10; the curvature term is estimated every
-``curvature_every`` iterations and is absent, i.e. 0, in between), backward (autograd for the classical
+``curvature_every`` iterations — optionally on a sub-batch of ``curvature_batch`` samples — and is
+absent, i.e. 0, in between), backward (autograd for the classical
 parameters; the quantum weights get the backend's gradient — autograd, adjoint or the parameter-shift
 rule, eq. 12), the gradient norm ``g_t = ‖∇L_total‖₂`` over all trainable parameters, one optimizer step.
 
@@ -41,13 +42,18 @@ VAL_TOLERANCE = 0.01
 
 @attrs.frozen
 class Term:
-    """A regularizer in the loss with its weight; computed on iterations ``t`` with ``(t−1) % every == 0``."""
+    """A regularizer in the loss with its weight; computed on iterations ``t`` with ``(t−1) % every == 0``.
+
+    ``batch``: evaluate the penalty on the first ``batch`` samples of the mini-batch only (a separate
+    forward pass on that sub-batch; None: on the whole mini-batch, sharing its forward pass).
+    """
 
     name: str
     regularizer: Regularizer
     weight: float
     every: int = 1
     column: str = ""
+    batch: int | None = None
 
     def due(self, step: int) -> bool:
         return (step - 1) % self.every == 0
@@ -135,6 +141,15 @@ def grad_norm(params: Sequence[torch.Tensor]) -> float:
 Progress = Callable[[int, dict], None]
 
 
+def _inputs_for(term: Term, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, full: RegularizerInputs) -> RegularizerInputs:
+    """The regularizer inputs of the whole mini-batch, or of its first ``term.batch`` samples."""
+    if term.batch is None or term.batch >= len(yb):
+        return full
+    features, logits = model.forward_features(xb[: term.batch])
+    ce = F.cross_entropy(logits.float(), yb[: term.batch])
+    return RegularizerInputs(features, logits, ce, full.parameters)
+
+
 def train(
     model: torch.nn.Module,
     x_train: torch.Tensor,
@@ -204,7 +219,7 @@ def train(
             inputs = RegularizerInputs(features, logits, ce, tuple(params))
             for term in terms:
                 if term.due(step) and term.weight > 0:
-                    penalty = term.regularizer.penalty(inputs)
+                    penalty = term.regularizer.penalty(_inputs_for(term, model, xb, yb, inputs))
                     total = total + term.weight * penalty
                     values[term.column] = float(penalty.detach())
             optimizer.zero_grad(set_to_none=True)
@@ -265,11 +280,11 @@ def build_terms(config) -> list[Term]:
     terms = []
     for name in config.regularizers:
         options = dict(config.regularizer_options.get(name, {}))
-        every = 1
+        every, batch = 1, None
         if name == "stability":
             weight, column = config.lambda_stab, "stab"
         elif name == "curvature":
-            weight, column, every = config.gamma_curv, "curv", config.curvature_every
+            weight, column, every, batch = config.gamma_curv, "curv", config.curvature_every, config.curvature_batch
             options.setdefault("probes", config.curvature_probes)
             options.setdefault("seed", config.seed)
         else:
@@ -282,5 +297,5 @@ def build_terms(config) -> list[Term]:
             if isinstance(exc, HqfError):
                 raise
             raise ConfigError(f"regularizer {name!r} with options {options}: {exc}") from None
-        terms.append(Term(name, regularizer, float(weight), every, column))
+        terms.append(Term(name, regularizer, float(weight), every, column, batch))
     return terms

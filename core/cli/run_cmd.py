@@ -141,26 +141,27 @@ def run_command(config_file, regularizers, sets, out, quiet, **options) -> None:
         make_run_backend(config)  # an unknown or unavailable backend stops here, before any work
     folder = pathlib.Path(out) if out else default_run_dir()
     check_writable(folder)
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="it", file=sys.stderr, dynamic_ncols=True, desc="training")
+    bars: list = []
 
     def progress(step: int, total: int, row: dict) -> None:
-        if bar.total != total:
-            bar.total = total
+        if not bars:
+            from tqdm import tqdm
+
+            bars.append(tqdm(total=total, unit="it", file=sys.stderr, dynamic_ncols=True, desc="training"))
+        bar = bars[0]
         bar.update(1)
         if step % 5 == 0 or step == total:
             bar.set_postfix(loss=f"{row['loss']:.4f}", grad=f"{row['grad_norm_ema']:.3g}", refresh=False)
 
     def log(text: str) -> None:
+        if bars:
+            bars[0].close()  # training is over
         click.echo(text, err=True)
 
     try:
-        metrics = run(config, folder, progress=progress if bar is not None else None, log=None if quiet else log)
+        metrics = run(config, folder, progress=None if quiet else progress, log=None if quiet else log)
     finally:
-        if bar is not None:
-            bar.close()
+        if bars:
+            bars[0].close()
     for line in results_table(metrics, config, folder):
         click.echo(line)
