@@ -121,18 +121,21 @@ def run(
     shared: frozenset[int] = frozenset(),
     records: list | None = None,
     checkpoint: bool = False,
+    start: int = 0,
+    state: torch.Tensor | None = None,
+    stop: int | None = None,
 ) -> torch.Tensor:
-    """The final state ``[B, 2**n]``.
+    """The state ``[B, 2**n]`` after steps ``start … stop-1`` (all by default; from ``state`` if given).
 
     A later run whose columns are all in ``shared`` (equal in every row) builds its matrices once and
     applies them as plain matrix products. With ``records`` a list, each run appends a :class:`Record`
     (``None`` for an empty product); ``checkpoint`` keeps the state after each run in it too.
     """
-    n, batch = plan.n_qubits, angles.shape[0]
+    n = plan.n_qubits
+    batch = angles.shape[0] if state is None else state.shape[0]
     complex_dtype = lowered[-1]["complex_dtype"]
-    state = None
-    for k, step in enumerate(plan.steps):
-        tables = lowered[k]
+    for k in range(start, len(plan.steps) if stop is None else stop):
+        step, tables = plan.steps[k], lowered[k]
         if isinstance(step, PermutationStep):
             state = permute(state, tables)
             continue
@@ -145,12 +148,22 @@ def run(
             mats, fused = chain_matrices(tables, angles)
             state = product_state(fused)
         else:
-            one = batch > 1 and step.chain.angle_columns <= shared
+            one = angles.shape[0] == 1 or step.chain.angle_columns <= shared
             mats, fused = chain_matrices(tables, angles[:1] if one else angles)
             state = apply_rotations(state, fused, step, n)
         if records is not None:
             records.append(Record(mats, fused, state if checkpoint else None))
     return state
+
+
+def suffix_unitary(plan: Plan, lowered: dict, angles: torch.Tensor) -> torch.Tensor:
+    """``V`` with ``final state = ψ₀ @ V`` for every step after the product state, at ``angles[:1]``.
+
+    Row ``j`` of ``V`` is the suffix applied to basis state ``j``: ``2**n`` rows through shared matrices.
+    """
+    dim = 2**plan.n_qubits
+    basis = torch.eye(dim, dtype=lowered[-1]["complex_dtype"], device=angles.device)
+    return run(plan, lowered, angles[:1], start=1, state=basis)
 
 
 def probabilities(state: torch.Tensor) -> torch.Tensor:
@@ -175,9 +188,7 @@ def measure(plan: Plan, lowered: dict, state: torch.Tensor, pauli_actions: list)
 def observable_times_state(plan: Plan, lowered: dict, state: torch.Tensor, grad_output: torch.Tensor, pauli_actions: list) -> torch.Tensor:
     """``λ = Σ_r g_r O_r ψ`` for cotangents ``g[B, R]``."""
     z_signs = lowered[-1]["z_signs"]
-    lam = torch.zeros_like(state)
-    if z_signs is not None:
-        lam = state * (grad_output[:, plan.z_words] @ z_signs.T)
+    lam = state * (grad_output[:, plan.z_words] @ z_signs.T) if z_signs is not None else torch.zeros_like(state)
     for (k, _), (source, coeff) in zip(plan.other_words, pauli_actions):
         lam = lam + grad_output[:, k, None] * (state.index_select(1, source) * coeff)
     return lam
@@ -191,9 +202,9 @@ def block_transition(lam: torch.Tensor, state: torch.Tensor, n: int, start: int,
         return torch.bmm(state.reshape(batch, k, right), lam.reshape(batch, k, right).transpose(1, 2).conj()).transpose(1, 2)
     if right == 1:
         return torch.bmm(lam.reshape(batch, left, k).conj().transpose(1, 2), state.reshape(batch, left, k))
-    lv = lam.reshape(batch, left, k, right).transpose(1, 2).reshape(batch, k, left * right)
-    pv = state.reshape(batch, left, k, right).transpose(1, 2).reshape(batch, k, left * right)
-    return torch.bmm(lv.conj(), pv.transpose(1, 2))
+    # Tᵀ = Σ_l ψ_l λ_lᴴ over the [K, right] slices: batched products, no copies
+    slices = torch.matmul(state.reshape(batch * left, k, right), lam.reshape(batch * left, k, right).mH)
+    return slices.reshape(batch, left, k, k).sum(1).transpose(1, 2)
 
 
 def wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> torch.Tensor:
@@ -248,7 +259,7 @@ def adjoint_vjp(
     with torch.no_grad():
         if records is None:
             records = []
-            state = run(plan, lowered, angles, constant_columns(angles), records)
+            state = run(plan, lowered, angles, constant_columns(angles), records, checkpoint=True)
         lam = observable_times_state(plan, lowered, state, grad_output.to(angles.dtype), pauli_actions)
         grad = torch.zeros_like(angles)
         runs = iter(reversed(records))

@@ -150,6 +150,8 @@ class Plan:
             # diagonal observables absorb a final signed permutation: Pᴴ D P = D[inverse]
             self.z_signs = self.z_signs[self.steps.pop().inverse]
         self.n_outputs = circuit.n_outputs
+        #: the columns read after the product state (the ansatz weights, for an encoding then an ansatz)
+        self.suffix_columns = frozenset().union(*(s.chain.angle_columns for s in self.steps[1:] if isinstance(s, RotationStep)))
 
     def _close(self, run: list[Operation], is_1q: bool) -> None:
         if not is_1q:
@@ -185,7 +187,7 @@ class Plan:
                     "rotation_wires": [torch.as_tensor(np.nonzero(r)[0], device=device) for r in ch.rotation],
                     "rotation_columns": [torch.as_tensor(cols[r], device=device) for r, cols in zip(ch.rotation, ch.columns)],
                 }
-        out[-1] = {"complex_dtype": complex_dtype, "z_signs": None if self.z_signs is None else torch.as_tensor(self.z_signs, dtype=real_dtype, device=device)}
+        out[-1] = {"suffix_index": torch.as_tensor(sorted(self.suffix_columns), dtype=torch.long, device=device), "complex_dtype": complex_dtype, "z_signs": None if self.z_signs is None else torch.as_tensor(self.z_signs, dtype=real_dtype, device=device)}
         return out
 
 

@@ -20,11 +20,15 @@ import torch
 from hqf.backends import _torch_kernels as kernels
 from hqf.backends._torch_plan import DEFAULT_BLOCK, compile_plan
 
-#: rows per forward pass without autograd (measured: docs/performance.md)
-DEFAULT_CHUNK = 256
+
 from hqf.circuit import Circuit, Operation, PauliWord
 from hqf.hookspecs import hookimpl
 from hqf.interfaces import Availability, Backend, Capabilities
+
+#: rows per forward pass without autograd (measured: docs/performance.md)
+DEFAULT_CHUNK = 256
+#: largest circuit whose weight-only unitary (``4**n`` amplitudes) is cached for repeated small batches
+MAX_CACHED_UNITARY_QUBITS = 10
 
 
 @functools.lru_cache(maxsize=256)
@@ -105,6 +109,7 @@ class TorchBackend(Backend):
         block: int = DEFAULT_BLOCK,
         chunk: int = DEFAULT_CHUNK,
         checkpoint_mib: float = 256,
+        cache_mib: float = 4,
     ) -> None:
         super().__init__(dtype=dtype, device=device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -113,12 +118,24 @@ class TorchBackend(Backend):
             if value < 1:
                 raise ValueError(f"'{name}' must be >= 1 (got {value})")
         self.block, self.chunk, self.checkpoint_bytes = block, chunk, checkpoint_mib * 2**20
+        self.cache_bytes = cache_mib * 2**20
+        self._suffix_cache: dict[int, tuple[Circuit, torch.Tensor, torch.Tensor | None]] = {}
+        self._plans: dict[int, tuple[Circuit, tuple]] = {}
 
     def _plan(self, circuit: Circuit):
+        """``(plan, lowered tables, Pauli actions)`` of ``circuit``, looked up by identity first.
+
+        Hashing a circuit walks all its operations (~14 µs for hea8x6), which matters at batch 1.
+        """
+        entry = self._plans.get(id(circuit))
+        if entry is not None and entry[0] is circuit:
+            return entry[1]
         plan = compile_plan(circuit, self.block)
-        lowered = plan.lower(self.complex_dtype, self.device)
-        actions = _pauli_actions(circuit, self.complex_dtype, self.device)
-        return plan, lowered, actions
+        found = plan, plan.lower(self.complex_dtype, self.device), _pauli_actions(circuit, self.complex_dtype, self.device)
+        if len(self._plans) >= 64:
+            self._plans.clear()
+        self._plans[id(circuit)] = (circuit, found)  # holding the circuit keeps its id from being reused
+        return found
 
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         """Expectation values ``[B, R]``; differentiable (twice, too) when ``angles`` requires grad.
@@ -134,20 +151,67 @@ class TorchBackend(Backend):
             return _PlanExpval.apply(angles, self, circuit).to(out_device)
         with torch.no_grad():
             plan, lowered, actions = self._plan(circuit)
-            parts = []
-            for rows in angles.split(self.chunk):
-                state = kernels.run(plan, lowered, rows, kernels.constant_columns(rows))
-                parts.append(kernels.measure(plan, lowered, state, actions))
+            suffix = self._frozen_suffix(circuit, plan, lowered, angles)
+            if suffix is not None:  # the same weights again: product state times the cached unitary
+                state = kernels.run(plan, lowered, angles, stop=1) @ suffix
+                return kernels.measure(plan, lowered, state, actions).to(out_device)
+            rows = min(self.chunk, self._rows_per_pass(plan))
+            parts = [self._forward(plan, lowered, actions, part) for part in angles.split(rows)]
             out = parts[0] if len(parts) == 1 else torch.cat(parts)
         return out.to(out_device)
+
+    def _row_bytes(self, plan) -> int:
+        return 2**plan.n_qubits * torch.empty(0, dtype=self.complex_dtype).element_size()
+
+    def _rows_per_pass(self, plan) -> int:
+        """Rows whose states fit the cache budget: bigger states are run a few rows at a time."""
+        return max(1, int(self.cache_bytes // self._row_bytes(plan)))
+
+    @staticmethod
+    def _forward(plan, lowered, actions, angles: torch.Tensor) -> torch.Tensor:
+        state = kernels.run(plan, lowered, angles, kernels.constant_columns(angles))
+        return kernels.measure(plan, lowered, state, actions)
+
+    def _adjoint(self, plan, lowered, actions, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
+        rows = self._rows_per_pass(plan)
+        parts = [
+            kernels.adjoint_vjp(plan, lowered, a, g, actions)
+            for a, g in zip(angles.split(rows), grad_output.to(angles.dtype).split(rows))
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _frozen_suffix(self, circuit: Circuit, plan, lowered, angles: torch.Tensor) -> torch.Tensor | None:
+        """The cached unitary of the steps after the product state, when it pays and the weights repeat.
+
+        Used for batches smaller than ``2**n`` (building it costs ``2**n`` rows) whose suffix angles
+        are equal in every row. The unitary is built the second time the same suffix angles are seen
+        in a row (frozen weights, inference), so changing weights never pay for it.
+        """
+        n_rows = angles.shape[0]
+        if len(plan.steps) < 2 or n_rows >= 2**plan.n_qubits or plan.n_qubits > MAX_CACHED_UNITARY_QUBITS:
+            return None
+        index = lowered[-1]["suffix_index"]
+        values = angles.index_select(1, index)
+        if n_rows > 1 and not bool((values == values[:1]).all()):
+            return None
+        key = values[0]
+        cached = self._suffix_cache.get(id(circuit))
+        if cached is None or cached[0] is not circuit or not torch.equal(cached[1], key):
+            if len(self._suffix_cache) >= 8:
+                self._suffix_cache.clear()
+            self._suffix_cache[id(circuit)] = (circuit, key.clone(), None)
+            return None
+        if cached[2] is None:
+            cached = (circuit, cached[1], kernels.suffix_unitary(plan, lowered, angles))
+            self._suffix_cache[id(circuit)] = cached
+        return cached[2]
 
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         """``[B, P]`` vector-Jacobian product by the adjoint method (two states in memory, any depth)."""
         out_device = angles.device
         angles = angles.to(device=self.device, dtype=self.real_dtype)
         plan, lowered, actions = self._plan(circuit)
-        grad = kernels.adjoint_vjp(plan, lowered, angles, grad_output.to(self.device), actions)
-        return grad.to(out_device)
+        return self._adjoint(plan, lowered, actions, angles, grad_output.to(self.device)).to(out_device)
 
     def expval_plain(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         """The same values gate by gate, with no plan: the reference the fast path is tested against."""
@@ -210,16 +274,24 @@ class _PlanExpval(torch.autograd.Function):
     @staticmethod
     def forward(ctx, angles: torch.Tensor, backend: TorchBackend, circuit: Circuit):
         plan, lowered, actions = backend._plan(circuit)
-        n_runs = sum(not isinstance(step, kernels.PermutationStep) for step in plan.steps)
-        state_bytes = angles.shape[0] * 2**plan.n_qubits * torch.empty(0, dtype=backend.complex_dtype).element_size()
-        records: list = []
-        with torch.no_grad():
-            shared = kernels.constant_columns(angles)
-            state = kernels.run(plan, lowered, angles, shared, records, checkpoint=n_runs * state_bytes <= backend.checkpoint_bytes)
-            out = kernels.measure(plan, lowered, state, actions)
         ctx.save_for_backward(angles)
-        ctx.backend, ctx.circuit, ctx.records, ctx.state = backend, circuit, records, state
-        return out
+        ctx.backend, ctx.circuit, ctx.records, ctx.state = backend, circuit, None, None
+        rows = backend._rows_per_pass(plan)
+        with torch.no_grad():
+            if angles.shape[0] > rows:  # large states: cache-sized passes, the backward recomputes them
+                return torch.cat([backend._forward(plan, lowered, actions, part) for part in angles.split(rows)])
+            n_runs = sum(not isinstance(step, kernels.PermutationStep) for step in plan.steps)
+            records: list = []
+            state = kernels.run(
+                plan,
+                lowered,
+                angles,
+                kernels.constant_columns(angles),
+                records,
+                checkpoint=n_runs * angles.shape[0] * backend._row_bytes(plan) <= backend.checkpoint_bytes,
+            )
+            ctx.records, ctx.state = records, state
+            return kernels.measure(plan, lowered, state, actions)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -230,6 +302,8 @@ class _PlanExpval(torch.autograd.Function):
                 out = kernels.measure(plan, lowered, kernels.run(plan, lowered, angles), actions)
                 (grad,) = torch.autograd.grad(out, angles, grad_output, create_graph=True)
             return grad, None, None
+        if ctx.records is None:
+            return ctx.backend._adjoint(plan, lowered, actions, angles, grad_output), None, None
         grad = kernels.adjoint_vjp(plan, lowered, angles, grad_output, actions, ctx.records, ctx.state)
         return grad, None, None
 
