@@ -124,18 +124,22 @@ def run(
     start: int = 0,
     state: torch.Tensor | None = None,
     stop: int | None = None,
+    trace: dict | None = None,
 ) -> torch.Tensor:
     """The state ``[B, 2**n]`` after steps ``start … stop-1`` (all by default; from ``state`` if given).
 
     A later run whose columns are all in ``shared`` (equal in every row) builds its matrices once and
     applies them as plain matrix products. With ``records`` a list, each run appends a :class:`Record`
-    (``None`` for an empty product); ``checkpoint`` keeps the state after each run in it too.
+    (``None`` for an empty product); ``checkpoint`` keeps the state after each run in it too. With
+    ``trace`` a dict, ``trace[k]`` is the state entering step ``k`` (and ``trace[len(steps)]`` the last).
     """
     n = plan.n_qubits
     batch = angles.shape[0] if state is None else state.shape[0]
     complex_dtype = lowered[-1]["complex_dtype"]
     for k in range(start, len(plan.steps) if stop is None else stop):
         step, tables = plan.steps[k], lowered[k]
+        if trace is not None:
+            trace[k] = state
         if isinstance(step, PermutationStep):
             state = permute(state, tables)
             continue
@@ -153,6 +157,8 @@ def run(
             state = apply_rotations(state, fused, step, n)
         if records is not None:
             records.append(Record(mats, fused, state if checkpoint else None))
+    if trace is not None:
+        trace[len(plan.steps)] = state
     return state
 
 

@@ -153,6 +153,13 @@ class Plan:
         #: the columns read after the product state (the ansatz weights, for an encoding then an ansatz)
         self.suffix_columns = frozenset().union(*(s.chain.angle_columns for s in self.steps[1:] if isinstance(s, RotationStep)))
 
+    def first_step_reading(self, columns: frozenset[int]) -> int:
+        """The index of the first step that reads any of ``columns`` (``len(steps)`` if none does)."""
+        for k, step in enumerate(self.steps):
+            if not isinstance(step, PermutationStep) and step.chain.angle_columns & columns:
+                return k
+        return len(self.steps)
+
     def _close(self, run: list[Operation], is_1q: bool) -> None:
         if not is_1q:
             self.steps.append(PermutationStep(self.n_qubits, run))

@@ -110,6 +110,7 @@ class TorchBackend(Backend):
         chunk: int = DEFAULT_CHUNK,
         checkpoint_mib: float = 256,
         cache_mib: float = 4,
+        prefix_mib: float = 32,
     ) -> None:
         super().__init__(dtype=dtype, device=device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -119,6 +120,8 @@ class TorchBackend(Backend):
                 raise ValueError(f"'{name}' must be >= 1 (got {value})")
         self.block, self.chunk, self.checkpoint_bytes = block, chunk, checkpoint_mib * 2**20
         self.cache_bytes = cache_mib * 2**20
+        self.prefix_bytes = prefix_mib * 2**20
+        self._prefix: tuple | None = None  # (plan, angles, states entering each step) of the last pass
         self._suffix_cache: dict[int, tuple[Circuit, torch.Tensor, torch.Tensor | None]] = {}
         self._plans: dict[int, tuple[Circuit, tuple]] = {}
 
@@ -167,9 +170,30 @@ class TorchBackend(Backend):
         """Rows whose states fit the cache budget: bigger states are run a few rows at a time."""
         return max(1, int(self.cache_bytes // self._row_bytes(plan)))
 
-    @staticmethod
-    def _forward(plan, lowered, actions, angles: torch.Tensor) -> torch.Tensor:
-        state = kernels.run(plan, lowered, angles, kernels.constant_columns(angles))
+    def _forward(self, plan, lowered, actions, angles: torch.Tensor) -> torch.Tensor:
+        """One pass without autograd, resuming from the previous pass's states where the angles allow.
+
+        If the previous pass had the same shape and bitwise-equal angles in every column that the
+        first ``k`` steps read, the state entering step ``k`` is the same: it is reused. Consecutive
+        chunks of the shift rule's batch differ in one or two columns, so each starts where its
+        shifted gate is (exact; the states kept are at most ``prefix_mib``).
+        """
+        start, state = 0, None
+        previous = self._prefix
+        if previous is not None and previous[0] is plan and previous[1].shape == angles.shape:
+            same = (previous[1] == angles).all(dim=0)
+            equal = frozenset(torch.nonzero(same).flatten().tolist())
+            start = plan.first_step_reading(frozenset(range(angles.shape[1])) - equal)
+            state = previous[2][start]
+        trace: dict | None = {} if len(plan.steps) * angles.shape[0] * self._row_bytes(plan) <= self.prefix_bytes else None
+        if start < len(plan.steps):
+            state = kernels.run(plan, lowered, angles, kernels.constant_columns(angles), start=start, state=state, trace=trace)
+        if trace is not None:
+            if start:  # the states before ``start`` are the previous pass's
+                trace = {**{k: v for k, v in previous[2].items() if k <= start}, **trace}
+            self._prefix = (plan, angles.clone(), trace)  # a copy: the caller may reuse its buffer
+        else:
+            self._prefix = None
         return kernels.measure(plan, lowered, state, actions)
 
     def _adjoint(self, plan, lowered, actions, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
