@@ -221,7 +221,7 @@ def test_prefix_reuse_survives_in_place_changes_of_the_callers_buffer():
     backend = TorchBackend()
     buffer = _angles(circuit, 4, seed=0)
     first = backend.expval(circuit, buffer)
-    buffer[:, -1] += 0.5  # same tensor object, new values
+    buffer[:, 9] += 0.5  # same tensor object, new values (RY on wire 0, second layer)
     second = backend.expval(circuit, buffer)
     assert not torch.allclose(first, second)
     assert torch.max(torch.abs(second - backend.expval_plain(circuit, buffer))).item() <= 1e-12
