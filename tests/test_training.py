@@ -78,6 +78,14 @@ def test_composite_loss_and_curvature_every_k():
         assert total == pytest.approx(expected, rel=1e-6)
 
 
+def test_curvature_on_a_sub_batch():
+    config = RunConfig(ansatz="hea2x1", hidden=6, latent=4, batch_size=32, curvature_every=1, curvature_batch=8)
+    [_, curvature] = build_terms(config)
+    assert (curvature.name, curvature.batch, curvature.every) == ("curvature", 8, 1)
+    _, result = _run(config, eps=0.0, delta=0.0, epochs=1)
+    assert all(v > 0 for v in result.curves["curv"])
+
+
 def test_surrogates_when_eps_is_not_reached():
     _, result = _run(CLASSICAL, eps=0.0, delta=0.0, epochs=3)
     s = result.surrogates()
