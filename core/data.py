@@ -359,11 +359,25 @@ def stratified_split(x: np.ndarray, y: np.ndarray, n_classes: int, rng: np.rando
     return splits
 
 
+def _column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and (population) std in float64, chunk by chunk (Chan et al.'s pairwise update)."""
+    n, mean, m2 = 0, np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    for start in range(0, len(x), _CHUNK):
+        block = x[start : start + _CHUNK].astype(np.float64)
+        k = len(block)
+        block_mean = block.mean(axis=0)
+        block_m2 = ((block - block_mean) ** 2).sum(axis=0)
+        delta = block_mean - mean
+        total = n + k
+        mean = mean + delta * (k / total)
+        m2 = m2 + block_m2 + delta**2 * (n * k / total)
+        n = total
+    return mean, np.sqrt(m2 / max(n, 1))
+
+
 def standardize(splits: list[Split]) -> dict:
     """z-score every split in place with the training split's per-feature mean and std (std 0 → 1)."""
-    train = splits[0].x
-    mean = train.mean(axis=0, dtype=np.float64)
-    std = train.std(axis=0, dtype=np.float64)
+    mean, std = _column_stats(splits[0].x)
     std[std == 0] = 1.0
     mean32, inv32 = mean.astype(np.float32), (1.0 / std).astype(np.float32)
     for split in splits:
