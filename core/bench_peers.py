@@ -65,23 +65,23 @@ def time_pennylane(workload: Workload, kind: str, repeats: int = 5, warmup: int 
     """``kind``: ``backprop``, ``parameter-shift`` (default.qubit) or ``adjoint`` (lightning.qubit)."""
     device = "lightning.qubit" if kind == "adjoint" else "default.qubit"
     layer = _pennylane_layer(workload, device, kind)
-    x, _ = workload.inputs()
+    stream = workload.input_stream()
     inputs_too = kind == "backprop"
 
     def forward() -> None:
         with torch.no_grad():
-            layer(x)
+            layer(stream())
 
     def forward_backward() -> None:
-        xs = x.clone().requires_grad_(inputs_too)
+        xs = stream().clone().requires_grad_(inputs_too)
         layer.zero_grad(set_to_none=True)
         layer(xs).sum().backward()
 
-    fwd, fb = _time_pair(forward, forward_backward, x.shape[0], repeats, warmup, budget_s)
+    fwd, fb = _time_pair(forward, forward_backward, workload.batch, repeats, warmup, budget_s)
     key = {"backprop": "pennylane-backprop", "parameter-shift": "pennylane-parameter-shift", "adjoint": "lightning-adjoint"}[kind]
     label = f"PennyLane {device} TorchLayer"
     note = "weights and inputs" if inputs_too else "weights only"
-    return Row(f"peer/{key}", label, kind, fwd, fb, x.shape[0], note)
+    return Row(f"peer/{key}", label, kind, fwd, fb, workload.batch, note)
 
 
 def _qiskit_connector(workload: Workload):
@@ -120,25 +120,25 @@ def _qiskit_connector(workload: Workload):
     return TorchConnector(qnn, initial_weights=initial.reshape(-1).numpy())
 
 
-def time_qiskit_ml(workload: Workload, slow_batch: int = 4, repeats: int = 3, warmup: int = 1, budget_s: float = 60.0) -> Row:
+def time_qiskit_ml(workload: Workload, slow_batch: int = 1, repeats: int = 3, warmup: int = 1, budget_s: float = 60.0) -> Row:
     """EstimatorQNN + TorchConnector on Aer: forward on the full batch, backward on ``slow_batch`` rows."""
     connector = _qiskit_connector(workload)
-    x, _ = workload.inputs()
-    small = x[: min(slow_batch, x.shape[0])]
+    stream = workload.input_stream()
+    rows = min(slow_batch, workload.batch)
 
     def forward() -> None:
         with torch.no_grad():
-            connector(x)
+            connector(stream())
 
     def forward_backward() -> None:
-        xs = small.clone().requires_grad_()
+        xs = stream()[:rows].clone().requires_grad_()
         connector.zero_grad(set_to_none=True)
         connector(xs).sum().backward()
 
-    fwd = x.shape[0] / median_seconds(forward, repeats, warmup, budget_s)
-    fb = small.shape[0] / median_seconds(forward_backward, repeats, 0, budget_s)
-    note = f"weights and inputs; fwd+bwd timed on {small.shape[0]} rows"
-    return Row("peer/qiskit-ml", "Qiskit ML EstimatorQNN + TorchConnector (Aer)", "parameter-shift", fwd, fb, x.shape[0], note)
+    fwd = workload.batch / median_seconds(forward, repeats, warmup, budget_s)
+    fb = rows / median_seconds(forward_backward, repeats, 0, budget_s)
+    note = f"weights and inputs; fwd+bwd timed on {rows} rows"
+    return Row("peer/qiskit-ml", "Qiskit ML EstimatorQNN + TorchConnector (Aer)", "parameter-shift", fwd, fb, workload.batch, note)
 
 
 #: peer name -> (modules it needs, timing function)
