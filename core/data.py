@@ -318,6 +318,8 @@ def read_npz(path: pathlib.Path, label_column: str | None = None) -> tuple[np.nd
 def read_file(path: str | pathlib.Path, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], str]:
     """Validated features ``x[n, d]`` and class indices ``y[n]`` from a .csv or .npz file."""
     path = pathlib.Path(path)
+    if not path.exists() and path.suffix.lower() not in (".csv", ".npz"):
+        raise DataError(f"unknown dataset {str(path)!r}; built-in: {', '.join(BUILTIN)}, or a path to a .csv or .npz file")
     if not path.exists():
         raise DataError(f"data file not found: {path}")
     if not path.is_file():

@@ -159,6 +159,34 @@ def convergence_metrics(result: TrainResult, config: RunConfig) -> dict:
     return out
 
 
+def preflight(config: RunConfig):
+    """Checks that need no data: the device, the fusion name, then the backend (built and returned;
+    None when the model has no quantum branch). Raises the one-line HqfError a user can act on."""
+    from hqf.errors import ConfigError
+    from hqf.model import make_run_backend
+    from hqf.registry import registry
+
+    device = torch.device(config.device) if _valid_device(config.device) else None
+    if device is None:
+        raise ConfigError(f"'device' must be a torch device such as cpu, cuda or cuda:1 (got {config.device!r})")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {config.device!r} requested but torch sees no CUDA GPU (use --device cpu)")
+    if config.baseline is not None:
+        registry().get("baseline", config.baseline)
+        return None
+    if not registry().get("fusion", config.fusion).cls.uses_quantum:
+        return None
+    return make_run_backend(config)
+
+
+def _valid_device(text: str) -> bool:
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
 def run(
     config: RunConfig,
     out_dir: str | pathlib.Path,
@@ -171,18 +199,14 @@ def run(
     status lines. Raises :class:`hqf.errors.HqfError` subclasses for user mistakes (before any work
     where they can be detected up front: the output directory, the backend, the plugin names).
     """
-    from hqf.model import build_model, count_parameters, make_run_backend
-    from hqf.registry import registry
+    from hqf.model import build_model, count_parameters
     from hqf.training import TrainSettings, build_terms, train
 
     started = time.perf_counter()
     out = pathlib.Path(out_dir)
     check_writable(out)
     say = log or (lambda text: None)
-    fusion_cls = registry().get("fusion", config.fusion).cls
-    backend = None
-    if config.baseline is None and fusion_cls.uses_quantum:
-        backend = make_run_backend(config)  # first: an unavailable backend stops here
+    backend = preflight(config)
     terms = build_terms(config)
     dataset = load_data(config)
     say(f"data: {dataset.name}: {len(dataset.train)} train / {len(dataset.val)} val / {len(dataset.test)} test, "

@@ -120,6 +120,8 @@ def test_csv_errors_are_clear(tmp_path, content, match):
 
 
 def test_file_errors_are_clear(tmp_path):
+    with pytest.raises(DataError, match="unknown dataset 'mnist'; built-in: dataset-a, dataset-b, digits, digits-4x4"):
+        load_dataset("mnist")
     with pytest.raises(DataError, match="data file not found"):
         load_dataset(str(tmp_path / "missing.csv"))
     (tmp_path / "d.txt").write_text("1,2\n")

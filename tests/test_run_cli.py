@@ -89,6 +89,12 @@ def test_refuses_a_non_empty_output_directory(tmp_path):
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
 
 
+def test_device_without_cuda_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    result = _invoke("--device", "cuda", "--fusion", "classical-only", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2 and "torch sees no CUDA GPU" in result.output and "Traceback" not in result.output
+
+
 def test_unknown_backend_lists_the_available_ones(tmp_path):
     result = _invoke("--backend", "warp-drive", "--out", str(tmp_path / "r"))
     assert result.exit_code == 2

@@ -131,14 +131,11 @@ def run_command(config_file, regularizers, sets, out, quiet, **options) -> None:
     import pathlib
     import sys
 
-    from hqf.experiment import run
-    from hqf.model import make_run_backend
-    from hqf.registry import registry
+    from hqf.experiment import preflight, run
     from hqf.rundir import check_writable, default_run_dir
 
     config = resolve_config(config_file, options, regularizers, sets)
-    if config.baseline is None and registry().get("fusion", config.fusion).cls.uses_quantum:
-        make_run_backend(config)  # an unknown or unavailable backend stops here, before any work
+    preflight(config)  # device, names and the backend: an unknown or unavailable one stops here
     folder = pathlib.Path(out) if out else default_run_dir()
     check_writable(folder)
     bars: list = []
