@@ -127,7 +127,9 @@ class QiskitAerBackend(Backend):
     """Qiskit Aer: exact expectation values by default, ``shots=N`` for sampled ones.
 
     Options: ``method`` (``statevector`` or ``density_matrix``), ``shots`` (None: exact), ``seed``
-    (seeds the shot sampler; each call draws a fresh simulator seed from it).
+    (seeds the shot sampler; each call draws a fresh simulator seed from it), ``chunk`` (most rows per
+    primitive call: a training batch is one call; the 10⁵–10⁶ rows of a nested shift rule are split
+    to bound Aer's memory).
     """
 
     name = "qiskit-aer"
@@ -149,13 +151,16 @@ class QiskitAerBackend(Backend):
         method: str = "statevector",
         shots: int | None = None,
         seed: int | None = None,
+        chunk: int = 20_000,
     ) -> None:
         super().__init__(dtype=dtype, device=device)
         if method not in METHODS:
             raise ConfigError(f"'method' must be one of {METHODS} (got {method!r})")
         if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
             raise ConfigError(f"'shots' must be None or an integer >= 1 (got {shots!r})")
-        self.method, self.shots = method, shots
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ConfigError(f"'chunk' must be an integer >= 1 (got {chunk!r})")
+        self.method, self.shots, self.chunk = method, shots, chunk
         self._seeds = np.random.default_rng(seed)
         if shots is not None:  # declared per instance: sampled values are estimates
             self.capabilities = attrs.evolve(type(self).capabilities, exact=False)
@@ -163,12 +168,20 @@ class QiskitAerBackend(Backend):
         self._simulator = None
 
     def simulator_options(self) -> dict[str, Any]:
-        """Options for ``AerSimulator`` (a subclass may add e.g. a noise model here)."""
-        return {"method": self.method}
+        """Options for ``AerSimulator`` (a subclass may add e.g. a noise model here).
+
+        Parameters are bound inside Aer at run time (``runtime_parameter_bind_enable``): about twice as
+        fast for large batches as binding a circuit copy per row.
+        """
+        return {"method": self.method, "runtime_parameter_bind_enable": True}
 
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         values = angles.detach().to(device="cpu", dtype=torch.float64).numpy()
-        rows = self._sampled(circuit, values) if self.shots is not None else self._exact(circuit, values)
+        run = self._sampled if self.shots is not None else self._exact
+        if values.shape[0] <= self.chunk:
+            rows = run(circuit, values)
+        else:  # very large batches (nested shift rules): bounded memory per primitive call
+            rows = np.concatenate([run(circuit, part) for part in np.array_split(values, -(-values.shape[0] // self.chunk))])
         return torch.as_tensor(rows, dtype=self.real_dtype, device=angles.device)
 
     def _exact(self, circuit: Circuit, values: np.ndarray) -> np.ndarray:
