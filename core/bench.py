@@ -102,8 +102,8 @@ class Target:
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("torch forward vs PennyLane backprop forward", "torch/auto", "peer/pennylane-backprop", "forward", 20),
-    Target("torch fwd+bwd vs PennyLane backprop fwd+bwd", "torch/auto", "peer/pennylane-backprop", "forward_backward", 20),
+    Target("torch forward vs PennyLane backprop forward", "torch/backprop", "peer/pennylane-backprop", "forward", 20),
+    Target("torch fwd+bwd vs PennyLane backprop fwd+bwd", "torch/backprop", "peer/pennylane-backprop", "forward_backward", 20),
     Target(
         "torch shift rule (weights+inputs) vs PennyLane parameter-shift (weights)",
         "torch/parameter-shift",
@@ -175,7 +175,7 @@ def time_backend(
     **options,
 ) -> Row:
     """Time hqf's ``expval`` on the backend registered as ``name`` (the core's gradient ``gradient``)."""
-    from hqf.gradients import default_gradient, expval
+    from hqf.gradients import expval
     from hqf.make import make_backend
 
     backend = make_backend(name, dtype=workload.dtype, **options)
@@ -194,12 +194,20 @@ def time_backend(
         out = expval(backend, circuit, torch.cat([xs, ws.expand(batch, -1)], dim=1), gradient)
         out.sum().backward()
 
-    resolved = default_gradient(backend) if gradient == "auto" else gradient
+    resolved = resolve_gradient(backend, gradient)
     fwd = batch / median_seconds(forward, repeats, warmup, budget_s)
     # the shift rule's backward runs 2·P·B rows: fewer repeats keep it within the budget
     fb = batch / median_seconds(forward_backward, repeats, min(warmup, 1), budget_s)
     label = f"hqf {name}" + (f" ({workload.dtype})" if workload.dtype != "complex128" else "")
-    return Row(f"{name}/{gradient}", label, resolved, fwd, fb, batch, "weights and inputs")
+    note = "weights and inputs" + ("; the default gradient" if gradient == "auto" else "")
+    return Row(f"{name}/{resolved}", label, resolved, fwd, fb, batch, note)
+
+
+def resolve_gradient(backend, gradient: str) -> str:
+    """The method ``gradient`` names on ``backend`` (``auto``: the backend's cheapest exact one)."""
+    from hqf.gradients import default_gradient
+
+    return default_gradient(backend) if gradient == "auto" else gradient
 
 
 @attrs.frozen

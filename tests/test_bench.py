@@ -28,7 +28,7 @@ def test_workload_is_ry_encoding_then_the_ansatz_with_z_on_every_qubit():
 
 def test_ratios_divide_the_named_columns_and_skip_missing_rows():
     rows = [
-        Row("torch/auto", "hqf torch", "backprop", 2000.0, 600.0, 256),
+        Row("torch/backprop", "hqf torch", "backprop", 2000.0, 600.0, 256),
         Row("peer/pennylane-backprop", "PL", "backprop", 100.0, 40.0, 256),
     ]
     measured = {r.target.name: r for r in ratios(rows)}
@@ -37,7 +37,7 @@ def test_ratios_divide_the_named_columns_and_skip_missing_rows():
     assert fwd.value == pytest.approx(20.0) and fwd.met is True
     fb = measured["torch fwd+bwd vs PennyLane backprop fwd+bwd"]
     assert fb.value == pytest.approx(15.0) and fb.met is False
-    assert {t.numerator for t in TARGETS} >= {"torch/auto", "torch/parameter-shift", "torch/adjoint", "qiskit-aer/parameter-shift"}
+    assert {t.numerator for t in TARGETS} >= {"torch/backprop", "torch/parameter-shift", "torch/adjoint", "qiskit-aer/parameter-shift"}
 
 
 def test_median_seconds_counts_warmup_and_budget():
@@ -51,7 +51,7 @@ def test_median_seconds_counts_warmup_and_budget():
 
 def test_time_backend_reports_throughput_and_the_resolved_gradient():
     row = time_backend("torch", Workload("hea2x1", batch=4), "auto", repeats=1, warmup=0)
-    assert row.key == "torch/auto" and row.gradient == "backprop"
+    assert row.key == "torch/backprop" and row.gradient == "backprop"
     assert row.forward > 0 and row.forward_backward > 0 and row.batch == 4
 
 
@@ -64,7 +64,7 @@ def test_bench_command_prints_a_table_and_json():
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["workload"] == {"ansatz": "hea2x1", "batch": 4, "dtype": "complex128"}
-    assert [r["key"] for r in payload["rows"]] == ["torch/auto"]
+    assert [r["key"] for r in payload["rows"]] == ["torch/backprop"]
 
 
 def test_bench_command_user_errors_are_one_line():

@@ -23,11 +23,42 @@ def _table(rows) -> str:
     return "\n".join(lines)
 
 
+#: hqf backends timed by ``--peers`` when no ``--backend`` is given (those installed and available)
+PEER_RUN_BACKENDS = ("torch", "qiskit-aer", "pennylane")
+
+
+def _default_backends(peers: bool, dtype: str, skipped: list[str]) -> list[str]:
+    if not peers:
+        return ["torch"]
+    from hqf.registry import registry
+
+    names = []
+    for name in PEER_RUN_BACKENDS:
+        try:
+            entry = registry().get("backend", name)
+        except KeyError:
+            skipped.append(f"backend {name}: not registered")
+            continue
+        availability = entry.availability()
+        if not availability.ok:
+            skipped.append(f"backend {name}: {availability.reason}")
+        elif dtype not in entry.cls.capabilities.dtypes:
+            skipped.append(f"backend {name}: no {dtype}")
+        else:
+            names.append(name)
+    return names
+
+
 @click.command("bench")
 @click.option("--ansatz", default="hea8x6", show_default=True, help="Ansatz spec; the circuit is RY encoding + ansatz, ⟨Z⟩ on every qubit.")
 @click.option("--batch", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--dtype", default="complex128", show_default=True, type=click.Choice(["complex128", "complex64"]))
-@click.option("--backend", "backends", multiple=True, help="hqf backend to time (repeatable; default: torch).")
+@click.option(
+    "--backend",
+    "backends",
+    multiple=True,
+    help="hqf backend to time (repeatable; default: torch, and with --peers also qiskit-aer and pennylane where available).",
+)
 @click.option(
     "--gradient",
     "gradients",
@@ -52,7 +83,7 @@ def bench_command(
 
     import torch
 
-    from hqf.bench import TARGETS, Workload, epoch_estimate, inference_latency, ratios, time_backend
+    from hqf.bench import TARGETS, Workload, epoch_estimate, inference_latency, ratios, resolve_gradient, time_backend
     from hqf.bench_peers import PEERS, available_peers
     from hqf.errors import ConfigError
     from hqf.make import make_backend
@@ -67,15 +98,19 @@ def bench_command(
         raise ConfigError(f"unknown peer(s) {unknown}; peers: {', '.join(PEERS)}")
     workload = Workload(ansatz, batch, dtype)
     rows, skipped = [], []
-    for name in backends or ("torch",):
+    for name in backends or _default_backends(peers, dtype, skipped):
         backend = make_backend(name, dtype=dtype)  # unknown/unavailable: one-line error
         methods = list(gradients) or ["auto"] + (["parameter-shift"] if peers else [])
         if peers and not gradients and "adjoint" in backend.capabilities.gradients:
             methods.append("adjoint")
+        done = set()
         for method in methods:
             if method not in ("auto", "parameter-shift") and method not in backend.capabilities.gradients:
                 skipped.append(f"{name}/{method}: backend has no native {method!r} gradient")
                 continue
+            if resolve_gradient(backend, method) in done:  # auto is one of the others
+                continue
+            done.add(resolve_gradient(backend, method))
             rows.append(time_backend(name, workload, method, repeats, warmup))
     if peers:
         installed = available_peers()
