@@ -91,6 +91,14 @@ def _names(value: Any) -> tuple[str, ...]:
     return names
 
 
+#: keys whose default is a number but that may be None, written as "all" in TOML (which has no null)
+ALL_KEYS = ("samples", "curvature_batch")
+
+
+def _all_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and value.lower() == "all" else value
+
+
 def _dataset(value: Any) -> Any:
     return DATASET_ALIASES.get(value.lower(), value) if isinstance(value, str) else value
 
@@ -140,8 +148,8 @@ class RunConfig:
     gamma_curv: float = attrs.field(default=0.01, validator=_at_least(0.0))
     curvature_every: int = attrs.field(default=10, validator=_integer(1))
     curvature_probes: int = attrs.field(default=1, validator=_integer(1))
-    #: estimate L_curv on the first ``curvature_batch`` samples of the mini-batch (None: all of it)
-    curvature_batch: int | None = attrs.field(default=64, validator=_integer(1, optional=True))
+    #: estimate L_curv on the first ``curvature_batch`` samples of the mini-batch (None, TOML "all": all)
+    curvature_batch: int | None = attrs.field(default=64, converter=_all_to_none, validator=_integer(1, optional=True))
     regularizer_options: dict = attrs.field(factory=dict, converter=_nested_options)
     optimizer: str = attrs.field(default="adam", validator=_one_of(OPTIMIZERS))
     lr: float = attrs.field(default=1e-3, validator=_positive)
@@ -157,7 +165,8 @@ class RunConfig:
     seed: int = attrs.field(default=0, validator=_integer(0))
     # -- data ------------------------------------------------------------------------------------
     dataset: str = attrs.field(default="dataset-a", converter=_dataset, validator=_text)
-    samples: int | None = attrs.field(default=8000, validator=_integer(1, optional=True))
+    #: samples before the split; None (TOML: "all") for a dataset's full size
+    samples: int | None = attrs.field(default=8000, converter=_all_to_none, validator=_integer(1, optional=True))
     data_seed: int | None = attrs.field(default=None, validator=_integer(0, optional=True))
     imbalance: float | None = attrs.field(default=None, validator=_at_least(1.0, optional=True))
     label_noise: float | None = attrs.field(default=None, validator=attrs.validators.optional(_fraction))
@@ -207,10 +216,12 @@ class RunConfig:
         return data
 
     def to_toml(self) -> str:
-        """The configuration as TOML (keys whose value is ``None`` are left out: TOML has no null)."""
+        """The configuration as TOML: ``None`` is written as ``"all"`` for :data:`ALL_KEYS` and left out
+        otherwise (those keys default to ``None``), so :meth:`from_toml` reads back the same value."""
         import tomli_w
 
-        return tomli_w.dumps({k: v for k, v in self.to_dict().items() if v is not None})
+        data = {k: ("all" if v is None and k in ALL_KEYS else v) for k, v in self.to_dict().items()}
+        return tomli_w.dumps({k: v for k, v in data.items() if v is not None})
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some keys changed, validated like :meth:`from_dict`."""

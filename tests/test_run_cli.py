@@ -80,6 +80,15 @@ def test_config_file_cli_overrides_and_unknown_keys(tmp_path):
     assert RunConfig(regularizers=["none"]).regularizers == ()
 
 
+def test_toml_round_trip_of_every_key(tmp_path):
+    config = RunConfig(samples=None, curvature_batch=None, max_iterations=7, encoder_options={"rotation": "RX"},
+                       regularizer_options={"curvature": {"probes": 2}}, label_column="3", imbalance=2.5)
+    path = tmp_path / "c.toml"
+    path.write_text(config.to_toml())
+    assert RunConfig.from_toml(path) == config
+    assert 'samples = "all"' in config.to_toml()
+
+
 def test_refuses_a_non_empty_output_directory(tmp_path):
     out = tmp_path / "taken"
     out.mkdir()
