@@ -235,9 +235,13 @@ def run(
         rows = [dict(zip(columns, values)) for values in zip(*result.curves.values())]
         write_csv(tmp / "curves.csv", columns, rows)
         write_csv(tmp / "epochs.csv", EVAL_COLUMNS, result.evals)
-        title = (f"{config.fusion} fusion, {config.ansatz} on {config.backend}, {config.optimizer} lr={config.lr:g}, "
-                 f"{dataset.name}, seed {config.seed}" if config.baseline is None else
-                 f"baseline {config.baseline}, {config.optimizer} lr={config.lr:g}, {dataset.name}, seed {config.seed}")
+        if config.baseline is not None:
+            what = f"baseline {config.baseline}"
+        elif getattr(model, "quantum", None) is None:
+            what = f"{config.fusion} fusion (no quantum layer)"
+        else:
+            what = f"{config.fusion} fusion, {config.ansatz} on {config.backend}"
+        title = f"{what}, {config.optimizer} lr={config.lr:g}, {dataset.name}, seed {config.seed}"
         plot_convergence(tmp / "convergence.png", result.curves, result.evals, config.eps, title)
         write_json(tmp / "metrics.json", metrics)  # last: a run counts as finished when this parses
     return clean(metrics)
