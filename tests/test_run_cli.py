@@ -158,3 +158,22 @@ def test_no_regularizer_and_classical_only(tmp_path):
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["n_quantum_parameters"] == 0 and metrics["gate_mean"] is None
     assert RunConfig.from_toml(tmp_path / "r" / "config.toml").regularizers == ()
+
+
+def test_help_states_the_real_defaults():
+    import re
+
+    from hqf.cli.run_cmd import OPTION_KEYS, run_command
+
+    defaults = RunConfig()
+    stated = {}
+    for param in run_command.params:
+        match = re.search(r"\[default: ([^\]]+)\]", param.help or "")
+        if match and param.name in OPTION_KEYS:
+            stated[OPTION_KEYS[param.name]] = match.group(1)
+    assert len(stated) == len(OPTION_KEYS)
+    for key, text in stated.items():
+        value = getattr(defaults, key)
+        assert text == str(value) or float(text) == value, (key, text, value)
+    assert stated.keys() >= {"backend", "ansatz", "samples", "epochs", "lr"}
+    assert "stability, curvature" in next(p.help for p in run_command.params if p.name == "regularizers")
