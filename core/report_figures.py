@@ -157,7 +157,7 @@ def latency(groups, axis: str, path: pathlib.Path) -> bool:
     for variant, pts in lines.items():
         x, m, s = map(np.asarray, zip(*pts))
         ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=variant)
-    ax.set(title="Fig. 5: inference latency vs feature dimension", xlabel="input features", ylabel="latency per instance (ms, batch 1)")
+    ax.set(title="Fig. 5: inference latency vs feature dimension", xlabel="input features", ylabel="latency per instance (ms, batch 1)", yscale="log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
