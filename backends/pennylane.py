@@ -18,6 +18,7 @@ Native gradients, declared per instance from the device's own support:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import operator
@@ -69,7 +70,7 @@ def _as_rows(result: Any, batch: int, n_outputs: int, stack, broadcast) -> Any:
 
 
 class PennyLaneBackend(Backend):
-    """Any installed PennyLane device; options ``pl_device`` (a device name) and ``dtype``.
+    """Any installed PennyLane device; options ``pl_device`` (a device name), ``dtype``, ``omp_threads``.
 
     ``complex64`` is available on the ``lightning.*`` devices (their ``c_dtype``). Native gradients are
     declared per instance from what the chosen device supports: ``backprop`` where it differentiates
@@ -87,8 +88,18 @@ class PennyLaneBackend(Backend):
             return Availability.missing_package("pennylane", "pennylane")
         return Availability(True)
 
-    def __init__(self, *, dtype: str = "complex128", device: str = "cpu", pl_device: str = "default.qubit") -> None:
+    def __init__(
+        self,
+        *,
+        dtype: str = "complex128",
+        device: str = "cpu",
+        pl_device: str = "default.qubit",
+        omp_threads: int | None = None,
+    ) -> None:
         super().__init__(dtype=dtype, device=device)
+        if omp_threads is not None and (isinstance(omp_threads, bool) or not isinstance(omp_threads, int) or omp_threads < 1):
+            raise ConfigError(f"'omp_threads' must be None or an integer >= 1 (got {omp_threads!r})")
+        self.omp_threads = omp_threads
         import pennylane as qml
         from pennylane.devices import ExecutionConfig
 
@@ -118,7 +129,27 @@ class PennyLaneBackend(Backend):
                 raise ConfigError(f"PennyLane device {self.pl_device!r} cannot be created: {exc}") from None
         return self._devices[n_qubits]
 
+    def _threads(self, circuit: Circuit):
+        """A context limiting OpenMP threads while PennyLane runs ``circuit``.
+
+        ``omp_threads=None`` means one thread below 16 qubits (a state of at most 1 MiB, where
+        lightning's OpenMP loops cost more in synchronisation than they save: 64 rows of hea8x6 took
+        8.3 s with two threads on a busy two-core machine and 0.57 s with one) and no limit above.
+        """
+        limit = self.omp_threads if self.omp_threads is not None else (1 if circuit.n_qubits < 16 else None)
+        if limit is None:
+            return contextlib.nullcontext()
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # threadpoolctl comes with scikit-learn; without it, run unlimited
+            return contextlib.nullcontext()
+        return threadpool_limits(limits=limit, user_api="openmp")
+
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        with self._threads(circuit):
+            return self._expval(circuit, angles)
+
+    def _expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         batch = angles.shape[0]
         device = self._device_for(circuit.n_qubits)
         if "backprop" in self.capabilities.gradients and angles.requires_grad and torch.is_grad_enabled():
@@ -161,7 +192,8 @@ class PennyLaneBackend(Backend):
             cotangents = [row[0] for row in cotangent]
         else:
             cotangents = [tuple(row) for row in cotangent]
-        products = device.compute_vjp(tapes, cotangents, config)
+        with self._threads(circuit):
+            products = device.compute_vjp(tapes, cotangents, config)
         by_gate = np.stack([np.asarray(p, dtype=np.float64).reshape(n_params) for p in products])
         grad = np.empty_like(by_gate)  # tape parameters come in gate order; put them in column order
         grad[:, [op.param for op in circuit.operations if op.param is not None]] = by_gate

@@ -23,23 +23,23 @@ DENSITY = Limits(max_qubits=5, max_ops=12, max_batch=2)
 
 VARIANTS = {
     "torch": [
-        Target("torch", examples=_examples(15), limits=SMALL),
-        Target("torch", {"dtype": "complex64"}, examples=_examples(10), limits=SMALL),
+        Target("torch", limits=SMALL),
+        Target("torch", {"dtype": "complex64"}, examples=_examples(15), limits=SMALL),
     ],
     "pennylane": [
-        Target("pennylane", {"pl_device": "default.qubit"}, examples=_examples(10), limits=SMALL),
-        Target("pennylane", {"pl_device": "lightning.qubit"}, examples=_examples(8), limits=SMALL),
-        Target("pennylane", {"pl_device": "lightning.qubit", "dtype": "complex64"}, examples=_examples(5), limits=SMALL),
+        Target("pennylane", {"pl_device": "default.qubit"}, limits=SMALL),
+        Target("pennylane", {"pl_device": "lightning.qubit"}, examples=_examples(20), limits=SMALL),
+        Target("pennylane", {"pl_device": "lightning.qubit", "dtype": "complex64"}, examples=_examples(10), limits=SMALL),
     ],
     "qiskit-aer": [
-        Target("qiskit-aer", examples=_examples(10), limits=SMALL),
-        Target("qiskit-aer", {"shots": 2000, "seed": 7}, examples=_examples(6), limits=SMALL),
+        Target("qiskit-aer", limits=SMALL),
+        Target("qiskit-aer", {"shots": 2000, "seed": 7}, examples=_examples(10), limits=SMALL),
     ],
-    "torch-dm": [Target("torch-dm", examples=_examples(6), limits=DENSITY)],
-    "pennylane-mixed": [Target("pennylane-mixed", examples=_examples(6), limits=DENSITY)],
-    "qiskit-aer-dm": [Target("qiskit-aer-dm", examples=_examples(6), limits=DENSITY)],
+    "torch-dm": [Target("torch-dm", examples=_examples(10), limits=DENSITY)],
+    "pennylane-mixed": [Target("pennylane-mixed", examples=_examples(10), limits=DENSITY)],
+    "qiskit-aer-dm": [Target("qiskit-aer-dm", examples=_examples(10), limits=DENSITY)],
 }
-DEFAULT_EXAMPLES = _examples(6)
+DEFAULT_EXAMPLES = _examples(10)
 
 
 def _all_targets():
