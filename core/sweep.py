@@ -28,8 +28,9 @@ A variant may set ``search = "bo"`` or ``search = "es"`` (see :mod:`hqf.search`)
 ``OUT/<variant>[/<key>=<value>...]/seed<k>``, written by the run itself (``hqf run``'s layout), and
 ``OUT/sweep.json`` lists every run with its labels, for ``hqf report``.
 
-Resuming: a run whose directory holds a ``metrics.json`` that parses is finished and skipped; any
-other existing run directory is half-written and is removed and run again.
+Resuming: a run whose directory holds a ``metrics.json`` that parses is finished and skipped (after
+checking that its ``config.toml`` has the values the grid sets: a changed grid is an error, never a
+silent reuse); any other existing run directory is half-written and is removed and run again.
 """
 
 from __future__ import annotations
@@ -191,6 +192,31 @@ def write_manifest(runs: Iterable[RunSpec], out: pathlib.Path, report: Mapping |
     os.replace(tmp, out / MANIFEST)
 
 
+def stale_keys(spec: RunSpec) -> list[str]:
+    """Keys the sweep sets whose value differs from the finished run's ``config.toml`` (none if absent)."""
+    path = spec.directory / "config.toml"
+    if not path.exists():
+        return []
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    try:
+        stored = tomllib.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    searched = ("lr", "weight_decay") if "search" in spec.config else ()
+    wanted = {k: v for k, v in spec.config.items() if k not in SWEEP_KEYS and k not in searched}
+    try:  # compare normalized values (aliases, tuples) when the run-configuration class is available
+        from hqf.config import RunConfig
+
+        wanted = {k: v for k, v in RunConfig.from_dict(wanted).to_dict().items() if k in wanted}
+        stored = RunConfig.from_dict(stored).to_dict()
+    except Exception:  # noqa: BLE001  an unreadable stored config: compare the raw values
+        pass
+    return sorted(k for k, v in wanted.items() if stored.get(k) != v)
+
+
 def default_runner(config: dict, directory: pathlib.Path) -> Any:
     """Train one configuration with :func:`hqf.experiment.run`, or search it (``search`` key)."""
     config = dict(config)
@@ -257,6 +283,12 @@ def run_sweep(
     todo, skipped = [], []
     for spec in runs:
         if is_finished(spec.directory):
+            stale = stale_keys(spec)
+            if stale:
+                raise ConfigError(
+                    f"{spec.directory} holds a finished run with other values of {', '.join(stale)}; "
+                    "sweep into a new --out (or delete that run) after changing the grid"
+                )
             skipped.append(spec.directory)
             continue
         if spec.directory.exists():

@@ -163,6 +163,9 @@ def test_sweep_and_report_commands_end_to_end(tmp_path):
     assert len(search["trials"]) == 2
     again = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(out)])
     assert "ran 0, skipped 5 finished" in again.output
+    grid.write_text(TINY.replace("epochs = 1", "epochs = 2"))  # a changed grid never reuses old runs
+    changed = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(out)])
+    assert changed.exit_code == 2 and "other values of epochs" in changed.output
     report = CliRunner().invoke(main, ["report", str(out)])
     assert report.exit_code == 0, report.output
     assert "p vs adam" in report.output and (out / "report" / "table1.csv").exists()
