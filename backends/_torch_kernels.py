@@ -13,6 +13,8 @@ undoing a gate ``M`` on wire ``w`` maps it to ``Mᵀ T conj(M)``.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from hqf.backends._torch_plan import PermutationStep, Plan, ProductStep, RotationStep  # noqa: F401 (re-exported)
@@ -28,7 +30,7 @@ def chain_matrices(tables: dict[str, torch.Tensor], angles: torch.Tensor) -> tup
     else:
         half = angles[:, columns.reshape(-1)].reshape(batch, depth, wires) * 0.5
     cos, sin = torch.cos(half)[..., None, None], torch.sin(half)[..., None, None]
-    per_depth = tables["a"] + cos * tables["b"] + sin * tables["c"]  # [B, D, W, 2, 2]
+    per_depth = torch.addcmul(torch.addcmul(tables["a"], cos, tables["b"]), sin, tables["c"])  # [B, D, W, 2, 2]
     mats = list(per_depth.unbind(1))
     fused = mats[0]
     for m in mats[1:]:
@@ -36,10 +38,20 @@ def chain_matrices(tables: dict[str, torch.Tensor], angles: torch.Tensor) -> tup
     return mats, fused
 
 
+@functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)
+def _bit_table(n: int, device: torch.device) -> torch.Tensor:
+    """``[n, 2**n]``: bit ``w`` (wire 0 most significant) of every basis index."""
+    return (torch.arange(2**n, device=device)[None, :] >> (n - 1 - torch.arange(n, device=device)[:, None])) & 1
+
+
 def product_state(fused: torch.Tensor) -> torch.Tensor:
     """``⊗_w M_w|0⟩`` for per-wire matrices ``[B, n, 2, 2]`` (wire 0 most significant) → ``[B, 2**n]``."""
     vectors = fused[..., 0]  # [B, n, 2]
     batch, n = vectors.shape[:2]
+    if batch * n * 2**n <= 2**15:  # small batches: one gather and one product (fewer calls)
+        bits = _bit_table(n, vectors.device).expand(batch, n, 2**n)
+        return torch.gather(vectors, 2, bits).prod(dim=1)
     state = vectors[:, 0]
     for w in range(1, n):
         state = (state[:, :, None] * vectors[:, w, None, :]).reshape(batch, -1)
