@@ -16,7 +16,8 @@ Strategy". hqf reads the last two as *hyperparameter searches around the same tr
   result; its run directory (metrics, curves, plots) becomes the search's run directory, so its test
   metrics and its iterations to ε are what the tables show.
 
-BO: ``optuna.samplers.TPESampler(seed=seed)``, ``trials`` sequential trials. ES: ``cma``'s
+BO: ``optuna.samplers.TPESampler(seed=seed)`` with ``max(2, trials // 2)`` random start-up trials
+(Optuna's default of 10 would make a short search pure random search), ``trials`` sequential trials. ES: ``cma``'s
 CMA-ES from ``(lr, wd) = (1e-3, 1e-4)`` with step size 0.5 (in log10 units), population
 ``max(2, trials // 2)``, until ``trials`` evaluations are spent.
 """
@@ -94,7 +95,8 @@ def run_search(
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), direction="minimize")
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, trials // 2))
+        study = optuna.create_study(sampler=sampler, direction="minimize")
         study.optimize(
             lambda t: evaluate(t.suggest_float("log10_lr", *BOUNDS["lr"]), t.suggest_float("log10_wd", *BOUNDS["weight_decay"])),
             n_trials=trials,
