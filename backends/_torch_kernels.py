@@ -212,6 +212,22 @@ def observable_times_state(plan: Plan, lowered: dict, state: torch.Tensor, grad_
     return lam
 
 
+@functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)
+def _trace_index(size: int, device: torch.device) -> torch.Tensor:
+    """``[size·4, 2**(size-1)]``: for wire ``w`` and bits ``(i, j)``, the flat entries ``I·K + J`` of a
+    block matrix whose bit ``w`` is ``i`` in ``I`` and ``j`` in ``J`` and whose other bits agree."""
+    k = 2**size
+    rows = []
+    for w in range(size):
+        shift = size - 1 - w
+        for i in range(2):
+            for j in range(2):
+                others = [o for o in range(k) if not (o >> shift) & 1]
+                rows.append([(o | i << shift) * k + (o | j << shift) for o in others])
+    return torch.tensor(rows, device=device)
+
+
 def block_transition(lam: torch.Tensor, state: torch.Tensor, n: int, start: int, size: int) -> torch.Tensor:
     """``T[B, K, K]`` with ``T[I, J] = Σ_rest conj(λ)[…I…] ψ[…J…]`` over the wires outside the block."""
     batch = state.shape[0]
@@ -230,14 +246,11 @@ def wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> 
     batch = state.shape[0]
     parts, covered = [], []
     for start, size in blocks:
-        block = block_transition(lam, state, n, start, size)
-        for j in range(size):  # partial trace over the block's other wires
-            inner, outer = 2 ** (size - j - 1), 2**j
-            view = block.reshape(batch, outer, 2, inner, outer, 2, inner)
-            view = torch.diagonal(torch.diagonal(view, dim1=1, dim2=4), dim1=2, dim2=4)  # [B, 2, 2, outer, inner]
-            parts.append(view.sum((-1, -2)))
+        block = block_transition(lam, state, n, start, size).reshape(batch, -1)
+        # partial traces over the block's other wires: each T_w[i, j] sums 2**(size-1) entries
+        parts.append(block[:, _trace_index(size, block.device)].sum(-1).reshape(batch, size, 2, 2))
         covered += range(start, start + size)
-    out = torch.stack(parts, dim=1)
+    out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
     if len(covered) == n:
         return out
     full = state.new_zeros(batch, n, 2, 2)
