@@ -18,7 +18,7 @@ import functools
 import torch
 
 from hqf.backends import _torch_kernels as kernels
-from hqf.backends._torch_plan import DEFAULT_BLOCK, compile_plan
+from hqf.backends._torch_plan import DEFAULT_BLOCK, RotationStep, compile_plan
 
 
 from hqf.circuit import Circuit, Operation, PauliWord
@@ -29,6 +29,8 @@ from hqf.interfaces import Availability, Backend, Capabilities
 DEFAULT_CHUNK = 256
 #: largest circuit whose weight-only unitary (``4**n`` amplitudes) is cached for repeated small batches
 MAX_CACHED_UNITARY_QUBITS = 10
+#: multiply-adds that one matrix product in place of a circuit's per-run calls is worth (measured)
+UNITARY_CALL_SAVINGS = 2**18
 
 
 @functools.lru_cache(maxsize=256)
@@ -207,12 +209,19 @@ class TorchBackend(Backend):
     def _frozen_suffix(self, circuit: Circuit, plan, lowered, angles: torch.Tensor) -> torch.Tensor | None:
         """The cached unitary of the steps after the product state, when it pays and the weights repeat.
 
-        Used for batches smaller than ``2**n`` (building it costs ``2**n`` rows) whose suffix angles
-        are equal in every row. The unitary is built the second time the same suffix angles are seen
-        in a row (frozen weights, inference), so changing weights never pay for it.
+        Used for batches small enough that one product with the ``2**n × 2**n`` unitary costs less
+        than running the steps (batch 1 or a few rows at 8 qubits), whose suffix angles are equal in
+        every row. The unitary is built the second time the same suffix angles are seen in a row
+        (frozen weights, inference), so changing weights never pay for it.
         """
         n_rows = angles.shape[0]
-        if len(plan.steps) < 2 or n_rows >= 2**plan.n_qubits or plan.n_qubits > MAX_CACHED_UNITARY_QUBITS:
+        if len(plan.steps) < 2 or plan.n_qubits > MAX_CACHED_UNITARY_QUBITS:
+            return None
+        # multiply-adds: one [B, 2**n] × [2**n, 2**n] product against the runs' block products; the
+        # product also saves the runs' ~10 torch calls each (worth ~2**18 multiply-adds here)
+        dim = 2**plan.n_qubits
+        per_row = sum(2**size for step in plan.steps[1:] if isinstance(step, RotationStep) for _, size in step.blocks)
+        if n_rows * dim * dim > max(n_rows * dim * per_row, UNITARY_CALL_SAVINGS):
             return None
         index = lowered[-1]["suffix_index"]
         values = angles.index_select(1, index)
