@@ -88,7 +88,19 @@ _HADAMARD = [[2**-0.5, 2**-0.5], [2**-0.5, -(2**-0.5)]]
 
 
 class TorchBackend(Backend):
-    """Pure-PyTorch state-vector simulator: complex128 or complex64, CPU or CUDA, autograd gradients."""
+    """Pure-PyTorch state-vector simulator: complex128 or complex64, CPU or CUDA, autograd gradients.
+
+    Gradients: ``backprop`` (the default: the result is differentiable by torch autograd, twice too;
+    the first-order backward is the adjoint pass) and ``adjoint`` (:meth:`vjp`, first order).
+
+    Args (tuning; defaults measured in docs/performance.md):
+        block: wires fused into one Kronecker block when applying a run of one-qubit gates.
+        chunk: rows per pass without autograd (the shift rule's ``2·P·B`` rows run this many at a time).
+        checkpoint_mib: keep the state after every run for the adjoint pass while it fits in this.
+        cache_mib: states larger than this per batch run a few rows at a time (each pass stays in cache).
+        prefix_mib: keep the last pass's states (at most this much) to resume the next pass from them
+            where its angles are bitwise equal.
+    """
 
     name = "torch"
     description = "pure-PyTorch batched state vector (embedded default)"
