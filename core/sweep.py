@@ -217,6 +217,19 @@ def stale_keys(spec: RunSpec) -> list[str]:
     return sorted(k for k, v in wanted.items() if stored.get(k) != v)
 
 
+def validate(runs: Iterable[RunSpec]) -> None:
+    """Check every run configuration before any work (``ConfigError`` naming the run)."""
+    from hqf.config import RunConfig
+    from hqf.search import METHODS
+
+    for spec in runs:
+        config = {k: v for k, v in spec.config.items() if k not in SWEEP_KEYS}
+        search = spec.config.get("search")
+        if search is not None and search not in METHODS:
+            raise ConfigError(f"{spec.directory}: 'search' must be one of {METHODS} (got {search!r})")
+        RunConfig.from_dict(config, source=f"variant {spec.variant!r}")
+
+
 def default_runner(config: dict, directory: pathlib.Path) -> Any:
     """Train one configuration with :func:`hqf.experiment.run`, or search it (``search`` key)."""
     config = dict(config)

@@ -169,3 +169,15 @@ def test_sweep_and_report_commands_end_to_end(tmp_path):
     report = CliRunner().invoke(main, ["report", str(out)])
     assert report.exit_code == 0, report.output
     assert "p vs adam" in report.output and (out / "report" / "table1.csv").exists()
+
+
+def test_sweep_command_checks_every_configuration_first(tmp_path):
+    from click.testing import CliRunner
+
+    from hqf.cli import main
+
+    grid = tmp_path / "bad.toml"
+    grid.write_text('[variants]\nok = { epochs = 1 }\nbad = { epoch = 1 }\n')
+    result = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "variant 'bad': unknown key 'epoch'" in result.output
+    assert not (tmp_path / "out").exists()  # nothing ran

@@ -19,11 +19,12 @@ def sweep_command(grid, out, jobs, dry_run) -> None:
     import os
     import pathlib
 
-    from hqf.sweep import expand, is_finished, read_grid, run_sweep
+    from hqf.sweep import expand, is_finished, read_grid, run_sweep, validate
 
     spec = read_grid(grid)
     folder = pathlib.Path(out) if out else pathlib.Path("runs") / pathlib.Path(grid).stem
     runs = expand(spec, folder)
+    validate(runs)
     if jobs is None:
         jobs = int(spec.get("sweep", {}).get("jobs", min(2, os.cpu_count() or 1)))
     finished = [r for r in runs if is_finished(r.directory)]
