@@ -81,7 +81,9 @@ def _names(value: Any) -> tuple[str, ...]:
     """``regularizers``: a list of names; ``"none"`` (alone) or an empty list means none."""
     if isinstance(value, str):
         value = [value]
-    names = tuple(str(v) for v in value)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"'regularizers' must be a list of names (got {value!r})")
+    names = tuple(value)
     if "none" in names:
         if len(names) > 1:
             raise ConfigError(f"'regularizers': 'none' cannot be combined with others (got {list(names)})")
@@ -103,14 +105,17 @@ def _dataset(value: Any) -> Any:
     return DATASET_ALIASES.get(value.lower(), value) if isinstance(value, str) else value
 
 
-def _options(value: Any) -> dict:
-    if not isinstance(value, dict):
-        raise ConfigError(f"options must be a table of key = value (got {value!r})")
-    return dict(value)
+def _options(key: str):
+    def convert(value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{key}' must be a table of key = value (got {value!r})")
+        return dict(value)
+
+    return convert
 
 
 def _nested_options(value: Any) -> dict:
-    value = _options(value)
+    value = _options("regularizer_options")(value)
     for name, options in value.items():
         if not isinstance(options, dict):
             raise ConfigError(f"'regularizer_options.{name}' must be a table (got {options!r})")
@@ -125,7 +130,7 @@ class RunConfig:
     backend: str = attrs.field(default="torch", validator=_text)
     ansatz: str = attrs.field(default="hea8x6", validator=_text)
     encoder: str = attrs.field(default="angle", validator=_text)
-    encoder_options: dict = attrs.field(factory=dict, converter=_options)
+    encoder_options: dict = attrs.field(factory=dict, converter=_options("encoder_options"))
     fusion: str = attrs.field(default="gated", validator=_text)
     #: a registered classical baseline model replacing the whole hybrid (``hqf list``); None: the hybrid
     baseline: str | None = attrs.field(default=None, validator=_optional_text)
@@ -141,7 +146,7 @@ class RunConfig:
     gradient: str = attrs.field(default="auto", validator=_text)
     #: depolarizing probability after every gate, passed to the backend (noisy backends only); 0: none
     depolarizing: float = attrs.field(default=0.0, validator=_fraction)
-    backend_options: dict = attrs.field(factory=dict, converter=_options)
+    backend_options: dict = attrs.field(factory=dict, converter=_options("backend_options"))
     # -- loss and training ---------------------------------------------------------------------
     regularizers: tuple[str, ...] = attrs.field(default=("stability", "curvature"), converter=_names)
     lambda_stab: float = attrs.field(default=0.1, validator=_at_least(0.0))
