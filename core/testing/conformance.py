@@ -105,7 +105,7 @@ class _Stats:
 
     def record(self, error: float, bound: float) -> None:
         ratio = error / bound if bound > 0 else (0.0 if error == 0 else float("inf"))
-        if ratio > self.ratio:
+        if ratio > self.ratio or (ratio == self.ratio and bound > (self.bound or 0.0)):
             self.ratio, self.worst_error, self.bound = ratio, error, bound
 
 
