@@ -32,13 +32,35 @@ class MLPBackbone(nn.Module):
         return self.net(x)
 
 
+class _EncoderLayer(nn.Module):
+    """Pre-norm transformer encoder layer with explicit attention ``softmax(QKᵀ/√d_h) V``.
+
+    Written out (rather than ``nn.TransformerEncoderLayer``) because torch's fused CPU attention kernel
+    has no double backward, which the curvature regularizer needs.
+    """
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.ff = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, dim = x.shape
+        q, k, v = self.qkv(self.norm1(x)).reshape(b, n, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        weights = torch.softmax(q @ k.transpose(-2, -1) / (dim // self.heads) ** 0.5, dim=-1)
+        x = x + self.proj((weights @ v).transpose(1, 2).reshape(b, n, dim))
+        return x + self.ff(self.norm2(x))
+
+
 class TransformerBackbone(nn.Module):
     """A small transformer encoder over feature tokens (the seed's "transformer-based backbone").
 
     Feature ``j`` of ``x`` becomes the token ``x_j · v_j + e_j`` (a learned value direction and a
     learned feature embedding, width ``dim``); ``layers`` pre-norm encoder layers with ``heads`` heads
-    and no dropout; mean pooling over tokens; ``H_c = GELU(W · pooled + b)`` of width ``latent``.
-    Cost grows with the square of the number of features.
+    (feed-forward width ``2·dim``, no dropout); mean pooling over tokens; ``H_c = GELU(W · pooled + b)``
+    of width ``latent``. Cost grows with the square of the number of features.
     """
 
     def __init__(self, in_features: int, latent: int, dim: int = 32, layers: int = 2, heads: int = 4) -> None:
@@ -48,13 +70,12 @@ class TransformerBackbone(nn.Module):
         self.out_features = latent
         self.value = nn.Parameter(torch.randn(in_features, dim) / dim**0.5)
         self.position = nn.Parameter(torch.randn(in_features, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.layers = nn.Sequential(*(_EncoderLayer(dim, heads) for _ in range(layers)))
         self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, latent), nn.GELU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = x.unsqueeze(-1) * self.value + self.position  # [B, d, dim]
-        return self.out(self.encoder(tokens).mean(dim=1))
+        return self.out(self.layers(tokens).mean(dim=1))
 
 
 class HybridModel(nn.Module):
