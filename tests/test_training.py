@@ -100,3 +100,18 @@ def test_same_seed_same_curves():
     _, a = _run(CLASSICAL, eps=0.0, delta=0.0, epochs=2)
     _, b = _run(CLASSICAL, eps=0.0, delta=0.0, epochs=2)
     assert a.curves["loss"] == b.curves["loss"] and a.curves["grad_norm"] == b.curves["grad_norm"]
+
+
+def test_first_iterations_agree_across_backends():
+    """Loss, both penalties (the curvature through double backward) and the gradient norm are exact
+    on every exact backend, whatever its gradient method."""
+    from hqf.registry import registry
+
+    if not registry().get("backend", "pennylane").availability().ok:
+        pytest.skip("pennylane backend unavailable here")
+    rows = {}
+    for backend in ("torch", "pennylane"):
+        config = RunConfig(backend=backend, ansatz="hea2x1", hidden=6, latent=4, batch_size=32, curvature_every=1)
+        _, result = _run(config, eps=0.0, delta=0.0, epochs=1, max_iterations=2)
+        rows[backend] = [result.curves[k] for k in ("loss", "stab", "curv", "grad_norm")]
+    np.testing.assert_allclose(rows["pennylane"], rows["torch"], rtol=1e-6)
