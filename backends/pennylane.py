@@ -97,7 +97,8 @@ class PennyLaneBackend(Backend):
         omp_threads: int | None = None,
     ) -> None:
         super().__init__(dtype=dtype, device=device)
-        if omp_threads is not None and (isinstance(omp_threads, bool) or not isinstance(omp_threads, int) or omp_threads < 1):
+        bad_threads = isinstance(omp_threads, bool) or not isinstance(omp_threads, (int, type(None)))
+        if bad_threads or (omp_threads is not None and omp_threads < 1):
             raise ConfigError(f"'omp_threads' must be None or an integer >= 1 (got {omp_threads!r})")
         self.omp_threads = omp_threads
         import pennylane as qml
@@ -113,7 +114,8 @@ class PennyLaneBackend(Backend):
         self._devices: dict[int, Any] = {}
         probe = self._device_for(1)
         native = set()
-        if dtype == "complex128" and probe.supports_derivatives(ExecutionConfig(gradient_method="backprop", interface="torch")):
+        torch_backprop = ExecutionConfig(gradient_method="backprop", interface="torch")
+        if dtype == "complex128" and probe.supports_derivatives(torch_backprop):
             native.add("backprop")
         if probe.supports_derivatives(ExecutionConfig(gradient_method="adjoint")):
             native.add("adjoint")

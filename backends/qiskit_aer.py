@@ -181,7 +181,8 @@ class QiskitAerBackend(Backend):
         if values.shape[0] <= self.chunk:
             rows = run(circuit, values)
         else:  # very large batches (nested shift rules): bounded memory per primitive call
-            rows = np.concatenate([run(circuit, part) for part in np.array_split(values, -(-values.shape[0] // self.chunk))])
+            parts = np.array_split(values, -(-values.shape[0] // self.chunk))
+            rows = np.concatenate([run(circuit, part) for part in parts])
         return torch.as_tensor(rows, dtype=self.real_dtype, device=angles.device)
 
     def _exact(self, circuit: Circuit, values: np.ndarray) -> np.ndarray:

@@ -134,6 +134,19 @@ def test_complex64_on_lightning_only():
         PennyLaneBackend(pl_device="default.qubit", dtype="complex64")
 
 
+@pytest.mark.parametrize("threads", [1, 2, None])
+def test_omp_threads_option_keeps_the_values(threads):
+    backend = PennyLaneBackend(pl_device="lightning.qubit", omp_threads=threads)
+    angles = _angles(3, CIRCUIT.n_params)
+    torch.testing.assert_close(backend.expval(CIRCUIT, angles), TorchBackend().expval(CIRCUIT, angles), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("threads", [0, 1.5, True])
+def test_bad_omp_threads_is_a_config_error(threads):
+    with pytest.raises(ConfigError, match="'omp_threads'"):
+        PennyLaneBackend(omp_threads=threads)
+
+
 def test_unknown_device_is_a_config_error():
     with pytest.raises(ConfigError, match="'no.such.device' cannot be created"):
         PennyLaneBackend(pl_device="no.such.device")

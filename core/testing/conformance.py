@@ -190,9 +190,13 @@ def _check_shape(ex: _Example) -> None:
         if not isinstance(out, torch.Tensor):
             raise ex.fail(f"expval returned {type(out).__name__}, not a torch.Tensor (B={batch}, R={n_out})")
         if tuple(out.shape) != (batch, n_out):
-            raise ex.fail(f"expval returned shape {list(out.shape)} for B={batch}, R={n_out}; expected [{batch}, {n_out}]")
+            raise ex.fail(
+                f"expval returned shape {list(out.shape)} for B={batch}, R={n_out}; expected [{batch}, {n_out}]"
+            )
         if out.dtype != ex.backend.real_dtype:
-            raise ex.fail(f"expval returned dtype {out.dtype}; the backend's dtype {ex.backend.dtype} needs {ex.backend.real_dtype}")
+            raise ex.fail(
+                f"expval returned dtype {out.dtype}; dtype {ex.backend.dtype} needs {ex.backend.real_dtype}"
+            )
         if out.device != rows.device:
             raise ex.fail(f"expval returned a tensor on {out.device}; the angles are on {rows.device}")
         if not bool(torch.isfinite(out).all()):
@@ -230,13 +234,13 @@ def _check_shift_jacobian(ex: _Example) -> None:
 def _hybrid_gradients(
     ex: _Example, backend: Backend, method: str, seed: int
 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Gradients ``[d/dx, d/dw]`` of ``Σ cot · expval(angles(x, w))`` for one method, with ``proj`` and ``cot``.
+    """Gradients ``[d/dx, d/dw]`` of ``Σ cot · expval(angles(x, w))`` for one method; also ``proj``, ``cot``.
 
-    ``angles = [A[:, :d] + x @ proj, w]`` with ``x = 0``: the values are the drawn angles (weight
-    columns shared by the batch, taken from row 0), and gradients flow through a random ``proj``.
+    ``angles = [A[:, :d] + x @ proj, w]`` with ``x = 0``: the values are :func:`_hybrid_angles` (the
+    drawn angles, weight columns shared by the batch), and gradients flow through a random ``proj``.
     """
     gen = torch.Generator().manual_seed(seed)
-    base = ex.angles.to(torch.float64)
+    base = _hybrid_angles(ex)
     batch, n_params = base.shape
     n_data = n_params // 2
     proj = torch.randn(4, n_data, dtype=torch.float64, generator=gen)
@@ -246,7 +250,15 @@ def _hybrid_gradients(
     angles = torch.cat([base[:, :n_data] + x @ proj, w.expand(batch, -1)], dim=1)
     out = expval(backend, ex.circuit, angles, gradient=method)
     grads = torch.autograd.grad((out.to(torch.float64) * cotangent).sum(), [x, w], allow_unused=True)
-    return [torch.zeros_like(t) if g is None else g.detach() for g, t in zip(grads, (x, w))], proj, cotangent
+    grads = [torch.zeros_like(t) if g is None else g.detach() for g, t in zip(grads, (x, w))]
+    return grads, proj, cotangent
+
+
+def _hybrid_angles(ex: _Example) -> torch.Tensor:
+    """The drawn angles (float64) with the weight columns (the second half) taken from row 0."""
+    base = ex.angles.to(torch.float64)
+    n_data = base.shape[1] // 2
+    return torch.cat([base[:, :n_data], base[:1, n_data:].expand(base.shape[0], -1)], dim=1)
 
 
 def _check_gradients(ex: _Example, methods: Iterable[str], seed: int) -> None:
@@ -254,8 +266,7 @@ def _check_gradients(ex: _Example, methods: Iterable[str], seed: int) -> None:
         return
     (want_x, want_w), proj, cotangent = _hybrid_gradients(ex, ex.reference, "backprop", seed)
     n_data = proj.shape[1]
-    shared = torch.cat([ex.angles[:, :n_data].to(torch.float64), ex.angles[:1, n_data:].to(torch.float64).expand(ex.angles.shape[0], -1)], dim=1)
-    jac_bound = _jacobian_bound(ex, shared)  # [B, R, P]
+    jac_bound = _jacobian_bound(ex, _hybrid_angles(ex))  # [B, R, P]
     angle_bound = torch.einsum("br,brp->bp", cotangent.abs(), jac_bound)
     bound_x = angle_bound[:, :n_data] @ proj.abs().T
     bound_w = angle_bound[:, n_data:].sum(0)
