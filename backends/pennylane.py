@@ -156,11 +156,11 @@ class PennyLaneBackend(Backend):
         device = self._device_for(circuit.n_qubits)
         if "backprop" in self.capabilities.gradients and angles.requires_grad and torch.is_grad_enabled():
             # torch parameters: the device's own differentiable simulation keeps the autograd graph
-            tape = build_tape(circuit, angles.to(dtype=torch.float64))
+            tape = build_tape(circuit, angles.to(device="cpu", dtype=torch.float64))
             (result,) = self._qml.execute([tape], device, diff_method="backprop")
             rows = _as_rows(
                 result, batch, circuit.n_outputs, torch.stack,
-                lambda c, b: torch.as_tensor(c, dtype=torch.float64, device=angles.device).expand(b),
+                lambda c, b: torch.as_tensor(c, dtype=torch.float64).expand(b),
             )
             return rows.to(dtype=self.real_dtype, device=angles.device)
         values = angles.detach().to(device="cpu", dtype=torch.float64).numpy()
