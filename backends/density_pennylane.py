@@ -30,11 +30,7 @@ class PennyLaneMixedBackend(Backend):
 
     @classmethod
     def availability(cls) -> Availability:
-        try:
-            import pennylane  # noqa: F401
-        except ImportError:
-            return Availability.missing_package("pennylane", "pennylane")
-        return Availability(True)
+        return Availability.of_modules(("pennylane",), "pennylane")
 
     def __init__(self, *, depolarizing: float = 0.0, dtype: str = "complex128", device: str = "cpu") -> None:
         super().__init__(dtype=dtype, device=device)

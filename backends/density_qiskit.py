@@ -44,12 +44,7 @@ class QiskitAerDensityMatrixBackend(Backend):
 
     @classmethod
     def availability(cls) -> Availability:
-        try:
-            import qiskit  # noqa: F401
-            import qiskit_aer  # noqa: F401
-        except ImportError as exc:
-            return Availability.missing_package(exc.name or "qiskit-aer", "qiskit")
-        return Availability(True)
+        return Availability.of_modules(("qiskit", "qiskit_aer"), "qiskit")
 
     def __init__(self, *, depolarizing: float = 0.0, dtype: str = "complex128", device: str = "cpu") -> None:
         super().__init__(dtype=dtype, device=device)

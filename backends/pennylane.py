@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import operator
 from typing import Any
 
@@ -84,9 +83,7 @@ class PennyLaneBackend(Backend):
 
     @classmethod
     def availability(cls) -> Availability:
-        if importlib.util.find_spec("pennylane") is None:
-            return Availability.missing_package("pennylane", "pennylane")
-        return Availability(True)
+        return Availability.of_modules(("pennylane",), "pennylane")
 
     def __init__(
         self,

@@ -19,7 +19,6 @@ reversal is needed (tests/test_backend_qiskit.py checks it on wire-asymmetric ci
 from __future__ import annotations
 
 import functools
-import importlib.util
 from typing import Any
 
 import attrs
@@ -138,10 +137,7 @@ class QiskitAerBackend(Backend):
 
     @classmethod
     def availability(cls) -> Availability:
-        for module in ("qiskit", "qiskit_aer"):
-            if importlib.util.find_spec(module) is None:
-                return Availability.missing_package(module, "qiskit")
-        return Availability(True)
+        return Availability.of_modules(("qiskit", "qiskit_aer"), "qiskit")
 
     def __init__(
         self,

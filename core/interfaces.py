@@ -7,6 +7,7 @@ discovered by trial. Plugins subclass these and register the class through a hoo
 from __future__ import annotations
 
 import abc
+import importlib.util
 import math
 from typing import ClassVar
 
@@ -32,6 +33,14 @@ class Availability:
     @classmethod
     def missing_package(cls, module: str, extra: str) -> Availability:
         return cls(False, f"Python package '{module}' is not installed (pip install 'hqf[{extra}]')")
+
+    @classmethod
+    def of_modules(cls, modules: tuple[str, ...], extra: str) -> Availability:
+        """Available when every module can be found; nothing is imported (cheap for ``hqf list``)."""
+        for module in modules:
+            if importlib.util.find_spec(module) is None:
+                return cls.missing_package(module, extra)
+        return cls(True)
 
 
 @attrs.frozen

@@ -32,7 +32,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
-import numpy as np
 
 from hqf.errors import ConfigError
 from hqf.stats import PairedTest, Summary, paired, summarize
