@@ -155,6 +155,9 @@ class RunConfig:
     curvature_probes: int = attrs.field(default=1, validator=_integer(1))
     #: estimate L_curv on the first ``curvature_batch`` samples of the mini-batch (None, TOML "all": all)
     curvature_batch: int | None = attrs.field(default=64, converter=_all_to_none, validator=_integer(1, optional=True))
+    #: what L_curv differentiates through: "full" (every parameter, the quantum layer included),
+    #: "classical" (quantum features held constant), "auto" (full where the backend has backprop)
+    curvature_scope: str = attrs.field(default="auto", validator=_one_of(("auto", "full", "classical")))
     regularizer_options: dict = attrs.field(factory=dict, converter=_nested_options)
     optimizer: str = attrs.field(default="adam", validator=_one_of(OPTIMIZERS))
     lr: float = attrs.field(default=1e-3, validator=_positive)

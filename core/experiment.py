@@ -207,12 +207,12 @@ def run(
     check_writable(out)
     say = log or (lambda text: None)
     backend = preflight(config)
-    terms = build_terms(config)
     dataset = load_data(config)
     say(f"data: {dataset.name}: {len(dataset.train)} train / {len(dataset.val)} val / {len(dataset.test)} test, "
         f"{dataset.n_features} features, {dataset.n_classes} classes")
     model = build_model(config, dataset.n_features, dataset.n_classes, backend=backend)
     counts = count_parameters(model)
+    terms = build_terms(config, model)
     device = config.device
     x_train, y_train = _tensor(dataset.train.x, device), _tensor(dataset.train.y, device, torch.int64)
     x_val, y_val = _tensor(dataset.val.x, device), _tensor(dataset.val.y, device, torch.int64)

@@ -100,18 +100,22 @@ class HybridModel(nn.Module):
         self.quantum_input = quantum_input
         self.head = nn.Linear(fusion.out_features, n_classes)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The fused representation ``F[B, k]`` (float32)."""
+    def features(self, x: torch.Tensor, quantum_constant: bool = False) -> torch.Tensor:
+        """The fused representation ``F[B, k]`` (float32).
+
+        ``quantum_constant``: compute ``H_q`` without a graph (held constant for differentiation).
+        """
         h_c = self.backbone(x) if self.backbone is not None else None
         h_q = None
         if self.quantum is not None:
             source = h_c if self.quantum_input == "latent" else x
-            h_q = self.quantum(source).to(x.dtype)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not quantum_constant):
+                h_q = self.quantum(source).to(x.dtype)
         return self.fusion(h_c if self.fusion.uses_classical else None, h_q).to(x.dtype)
 
-    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_features(self, x: torch.Tensor, quantum_constant: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(F, logits)``: the features the regularizers see and the head's output."""
-        features = self.features(x)
+        features = self.features(x, quantum_constant)
         return features, self.head(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,15 +142,24 @@ class BaselineModel(nn.Module):
 
 
 def make_run_backend(config) -> Backend:
-    """The backend a configuration names, checked first (unavailable/unknown: a one-line HqfError)."""
+    """The backend a configuration names, checked first (unavailable/unknown: a one-line HqfError).
+
+    The simulator runs on ``config.device`` when the backend supports that device type; a backend that
+    does not (cuquantum: GPU only, the model on the CPU) keeps its own default device, and the
+    expectation values come back to the model's device.
+    """
     from hqf.errors import ConfigError
     from hqf.make import make_backend
+    from hqf.registry import registry
 
     options = dict(config.backend_options)
     if config.depolarizing:
         options["depolarizing"] = config.depolarizing
+    supported = registry().get("backend", config.backend).cls.capabilities.devices
+    if "device" not in options and torch.device(config.device).type in supported:
+        options["device"] = config.device
     try:
-        return make_backend(config.backend, dtype=config.dtype, device=config.device, **options)
+        return make_backend(config.backend, dtype=config.dtype, **options)
     except TypeError as exc:
         raise ConfigError(f"backend {config.backend!r} does not take these options {sorted(options)}: {exc}") from None
     except ValueError as exc:

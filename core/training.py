@@ -54,6 +54,8 @@ class Term:
     every: int = 1
     column: str = ""
     batch: int | None = None
+    #: evaluate the penalty with the quantum features held constant (a separate forward pass)
+    quantum_constant: bool = False
 
     def due(self, step: int) -> bool:
         return (step - 1) % self.every == 0
@@ -143,10 +145,15 @@ Progress = Callable[[int, dict], None]
 
 def _inputs_for(term: Term, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, full: RegularizerInputs) -> RegularizerInputs:
     """The regularizer inputs of the whole mini-batch, or of its first ``term.batch`` samples."""
-    if term.batch is None or term.batch >= len(yb):
+    whole = term.batch is None or term.batch >= len(yb)
+    if whole and not term.quantum_constant:
         return full
-    features, logits = model.forward_features(xb[: term.batch])
-    ce = F.cross_entropy(logits.float(), yb[: term.batch])
+    size = len(yb) if whole else term.batch
+    if term.quantum_constant:
+        features, logits = model.forward_features(xb[:size], quantum_constant=True)
+    else:
+        features, logits = model.forward_features(xb[:size])
+    ce = F.cross_entropy(logits.float(), yb[:size])
     return RegularizerInputs(features, logits, ce, full.parameters)
 
 
@@ -273,7 +280,25 @@ def train(
     return TrainResult(curves, evals, stop_reason, step, epochs_completed, reached, time.perf_counter() - start, epoch_times)
 
 
-def build_terms(config) -> list[Term]:
+def curvature_scope(config, model: torch.nn.Module | None = None) -> str:
+    """``full`` or ``classical``: what the curvature term differentiates through.
+
+    ``auto`` is ``full`` unless the model's quantum layer runs without backprop: through the
+    parameter-shift rule, training on L_curv (third derivatives) costs ``(2P)³`` circuit runs per
+    sample, so the quantum features are then held constant in that term.
+    """
+    if config.curvature_scope != "auto":
+        return config.curvature_scope
+    layer = getattr(model, "quantum", None)
+    if layer is None:
+        return "full"
+    from hqf.gradients import default_gradient
+
+    method = default_gradient(layer.backend) if layer.gradient == "auto" else layer.gradient
+    return "full" if method == "backprop" else "classical"
+
+
+def build_terms(config, model: torch.nn.Module | None = None) -> list[Term]:
     """The weighted regularizer terms a configuration names (``stability`` → λ, ``curvature`` → γ)."""
     from hqf.make import make_regularizer
 
@@ -297,5 +322,6 @@ def build_terms(config) -> list[Term]:
             if isinstance(exc, HqfError):
                 raise
             raise ConfigError(f"regularizer {name!r} with options {options}: {exc}") from None
-        terms.append(Term(name, regularizer, float(weight), every, column, batch))
+        constant = name == "curvature" and curvature_scope(config, model) == "classical"
+        terms.append(Term(name, regularizer, float(weight), every, column, batch, constant))
     return terms

@@ -4,6 +4,7 @@ import json
 import sys
 import types
 
+import attrs
 import pytest
 from click.testing import CliRunner
 
@@ -177,3 +178,33 @@ def test_help_states_the_real_defaults():
         assert text == str(value) or float(text) == value, (key, text, value)
     assert stated.keys() >= {"backend", "ansatz", "samples", "epochs", "lr"}
     assert "stability, curvature" in next(p.help for p in run_command.params if p.name == "regularizers")
+
+
+class _GpuOnlyBackend(Backend):
+    """Declares CUDA only (like cuquantum); simulates with the torch backend so the test runs anywhere."""
+
+    name = "gpu-only"
+    capabilities = attrs.evolve(Backend.capabilities, devices={"cuda"})
+
+    def __init__(self, *, dtype="complex128", device="cuda"):
+        super().__init__(dtype=dtype, device=device)
+
+    def expval(self, circuit, angles):
+        from hqf.backends.torch_sv import TorchBackend
+
+        return TorchBackend().expval(circuit, angles)
+
+
+def test_a_gpu_only_backend_keeps_its_device_while_the_model_stays_on_the_cpu(tmp_path, monkeypatch):
+    module = types.ModuleType("hqf_tests_gpu_only")
+    module.register_backends = hookimpl(lambda register: register(_GpuOnlyBackend))
+    monkeypatch.setitem(sys.modules, "hqf_tests_gpu_only", module)
+    points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
+    points.append(importlib.metadata.EntryPoint(name="gpu-only", value="hqf_tests_gpu_only", group="hqf"))
+    monkeypatch.setattr(hqf.registry, "_REGISTRY", hqf.registry.Registry(points))
+    from hqf.model import make_run_backend
+
+    assert make_run_backend(RunConfig(backend="gpu-only")).device.type == "cuda"
+    assert make_run_backend(RunConfig(backend="torch")).device.type == "cpu"
+    result = _invoke(*TINY, "--backend", "gpu-only", "--regularizer", "none", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output

@@ -6,6 +6,7 @@ import torch
 
 from hqf.config import RunConfig
 from hqf.model import build_model
+from hqf.interfaces import RegularizerInputs
 from hqf.training import TrainSettings, build_terms, train
 
 
@@ -115,3 +116,26 @@ def test_first_iterations_agree_across_backends():
         _, result = _run(config, eps=0.0, delta=0.0, epochs=1, max_iterations=2)
         rows[backend] = [result.curves[k] for k in ("loss", "stab", "curv", "grad_norm")]
     np.testing.assert_allclose(rows["pennylane"], rows["torch"], rtol=1e-6)
+
+
+def test_curvature_scope_holds_quantum_features_constant_without_backprop():
+    import attrs
+
+    from hqf.training import _inputs_for, curvature_scope
+
+    shift = RunConfig(ansatz="hea2x1", hidden=6, latent=4, batch_size=16, gradient="parameter-shift", curvature_every=1)
+    backprop = attrs.evolve(shift, gradient="auto")
+    model = build_model(shift, 4, 3)
+    assert curvature_scope(shift, model) == "classical"
+    assert curvature_scope(backprop, build_model(backprop, 4, 3)) == "full"
+    assert curvature_scope(attrs.evolve(shift, curvature_scope="full"), model) == "full"
+    [_, curv] = build_terms(shift, model)
+    assert curv.quantum_constant
+    (x, y), _ = _blobs()
+    xb, yb = x[:16], y[:16]
+    features, logits = model.forward_features(xb)
+    full = RegularizerInputs(features, logits, torch.nn.functional.cross_entropy(logits, yb), tuple(model.parameters()))
+    penalty = curv.regularizer.penalty(_inputs_for(curv, model, xb, yb, full))
+    weights_grad, head_grad = torch.autograd.grad(penalty, [model.quantum.weights, model.head.weight], allow_unused=True)
+    assert weights_grad is None or not weights_grad.any()
+    assert head_grad is not None and head_grad.abs().sum() > 0
