@@ -98,9 +98,8 @@ def _by_axis(groups, axis: str, role: str, scale: float = 1.0):
     return {k: sorted(v) for k, v in lines.items()}
 
 
-def imbalance(groups, axis: str, path: pathlib.Path) -> bool:
-    """Figure 3: macro-F1 against the majority:minority ratio (mean ± std over seeds)."""
-    lines = _by_axis(groups, axis, "macro_f1")
+def _errorbar_figure(lines: dict, path: pathlib.Path, **labels) -> bool:
+    """One line per variant, mean ± std over seeds against an axis value; False when there is nothing."""
     if not lines:
         return False
     plt = _pyplot()
@@ -108,11 +107,19 @@ def imbalance(groups, axis: str, path: pathlib.Path) -> bool:
     for variant, pts in lines.items():
         x, m, s = map(np.asarray, zip(*pts))
         ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=variant)
-    ax.set(title="Fig. 3: macro-F1 vs class imbalance", xlabel="majority : minority ratio (1:k, k shown)", ylabel="macro-F1 (test)")
+    ax.set(**labels)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
     return True
+
+
+def imbalance(groups, axis: str, path: pathlib.Path) -> bool:
+    """Figure 3: macro-F1 against the majority:minority ratio (mean ± std over seeds)."""
+    return _errorbar_figure(
+        _by_axis(groups, axis, "macro_f1"), path, title="Fig. 3: macro-F1 vs class imbalance",
+        xlabel="majority : minority ratio (1:k, k shown)", ylabel="macro-F1 (test)",
+    )
 
 
 def reliability(groups, path: pathlib.Path) -> bool:
@@ -149,19 +156,10 @@ def reliability(groups, path: pathlib.Path) -> bool:
 
 def latency(groups, axis: str, path: pathlib.Path) -> bool:
     """Figure 5: inference latency per instance against the input feature dimension."""
-    lines = _by_axis(groups, axis, "latency")
-    if not lines:
-        return False
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.4))
-    for variant, pts in lines.items():
-        x, m, s = map(np.asarray, zip(*pts))
-        ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=variant)
-    ax.set(title="Fig. 5: inference latency vs feature dimension", xlabel="input features", ylabel="latency per instance (ms, batch 1)", yscale="log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-    return True
+    return _errorbar_figure(
+        _by_axis(groups, axis, "latency"), path, title="Fig. 5: inference latency vs feature dimension",
+        xlabel="input features", ylabel="latency per instance (ms, batch 1)", yscale="log",
+    )
 
 
 def finite(values) -> list[float]:

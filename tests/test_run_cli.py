@@ -123,15 +123,21 @@ class _GhostBackend(Backend):
         raise AssertionError("an unavailable backend must not run")
 
 
+def _registry_with_backend(monkeypatch, backend_cls) -> None:
+    """Replace the process registry by hqf's own plugins plus ``backend_cls`` (for one test)."""
+    modname = f"hqf_tests_{backend_cls.name.replace('-', '_')}"
+    module = types.ModuleType(modname)
+    module.register_backends = hookimpl(lambda register: register(backend_cls))
+    monkeypatch.setitem(sys.modules, modname, module)
+    points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
+    points.append(importlib.metadata.EntryPoint(name=backend_cls.name, value=modname, group="hqf"))
+    monkeypatch.setattr(hqf.registry, "_REGISTRY", hqf.registry.Registry(points))
+
+
 @pytest.fixture
 def ghost_registry(monkeypatch):
     """A fresh registry holding hqf's own plugins plus an unavailable fake backend."""
-    module = types.ModuleType("hqf_tests_ghost")
-    module.register_backends = hookimpl(lambda register: register(_GhostBackend))
-    monkeypatch.setitem(sys.modules, "hqf_tests_ghost", module)
-    points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
-    points.append(importlib.metadata.EntryPoint(name="ghost", value="hqf_tests_ghost", group="hqf"))
-    monkeypatch.setattr(hqf.registry, "_REGISTRY", hqf.registry.Registry(points))
+    _registry_with_backend(monkeypatch, _GhostBackend)
 
 
 def test_unavailable_backend_stops_before_any_work(tmp_path, ghost_registry, monkeypatch):
@@ -196,12 +202,7 @@ class _GpuOnlyBackend(Backend):
 
 
 def test_a_gpu_only_backend_keeps_its_device_while_the_model_stays_on_the_cpu(tmp_path, monkeypatch):
-    module = types.ModuleType("hqf_tests_gpu_only")
-    module.register_backends = hookimpl(lambda register: register(_GpuOnlyBackend))
-    monkeypatch.setitem(sys.modules, "hqf_tests_gpu_only", module)
-    points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
-    points.append(importlib.metadata.EntryPoint(name="gpu-only", value="hqf_tests_gpu_only", group="hqf"))
-    monkeypatch.setattr(hqf.registry, "_REGISTRY", hqf.registry.Registry(points))
+    _registry_with_backend(monkeypatch, _GpuOnlyBackend)
     from hqf.model import make_run_backend
 
     assert make_run_backend(RunConfig(backend="gpu-only")).device.type == "cuda"
