@@ -2,8 +2,8 @@
 
 :func:`run` and :func:`measure` are plain differentiable torch code, so autograd (double backward
 included) goes through them. :func:`adjoint_vjp` computes the vector-Jacobian product itself: one
-forward pass, then the circuit is undone run by run on two states (the state and ``λ = Hψ``), so memory
-stays at a few states whatever the depth.
+forward pass, then the circuit is undone run by run on ``λ = Hψ`` (and on the state, unless the forward
+kept a checkpoint after each run), so memory is a few states whatever the depth.
 
 Gradient of a rotation ``exp(-iθ/2 P)`` in the adjoint pass: ``∂L/∂θ = Im⟨λ|P|ψ⟩`` at the point right
 after the gate. Within a run of one-qubit gates this only needs, per wire ``w``, the 2×2 transition
@@ -17,7 +17,7 @@ import functools
 
 import torch
 
-from hqf.backends._torch_plan import PermutationStep, Plan, ProductStep, RotationStep  # noqa: F401 (re-exported)
+from hqf.backends._torch_plan import PermutationStep, Plan, ProductStep, RotationStep
 
 
 def chain_matrices(tables: dict[str, torch.Tensor], angles: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:

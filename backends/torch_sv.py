@@ -18,7 +18,7 @@ import functools
 import torch
 
 from hqf.backends import _torch_kernels as kernels
-from hqf.backends._torch_plan import DEFAULT_BLOCK, RotationStep, compile_plan
+from hqf.backends._torch_plan import DEFAULT_BLOCK, PermutationStep, RotationStep, compile_plan
 
 
 from hqf.circuit import Circuit, Operation, PauliWord
@@ -325,7 +325,7 @@ class _PlanExpval(torch.autograd.Function):
         with torch.no_grad():
             if angles.shape[0] > rows:  # large states: cache-sized passes, the backward recomputes them
                 return torch.cat([backend._forward(plan, lowered, actions, part) for part in angles.split(rows)])
-            n_runs = sum(not isinstance(step, kernels.PermutationStep) for step in plan.steps)
+            n_runs = sum(not isinstance(step, PermutationStep) for step in plan.steps)
             records: list = []
             state = kernels.run(
                 plan,
