@@ -109,7 +109,7 @@ class PauliWord:
         return " ".join(f"{p}{w}" for w, p in self.terms)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Circuit:
     """A qubit count, gates in order, and the observables whose expectation values a backend returns."""
 

@@ -104,7 +104,13 @@ def _sync(device: torch.device) -> None:
 def latency_per_instance(
     model: torch.nn.Module, x: torch.Tensor, batch_size: int, repeats: int = 30, warmup: int = 3
 ) -> float:
-    """Median seconds per instance of ``model(x[:batch_size])`` (rows repeated if ``x`` is shorter)."""
+    """Median seconds per instance of ``model(x[:batch_size])`` (rows repeated if ``x`` is shorter),
+    in eval mode under ``torch.inference_mode`` (frozen weights: no autograd graph is recorded)."""
+    with torch.inference_mode():
+        return _median_latency(model, x, batch_size, repeats, warmup)
+
+
+def _median_latency(model: torch.nn.Module, x: torch.Tensor, batch_size: int, repeats: int, warmup: int) -> float:
     if len(x) < batch_size:
         x = x.repeat((batch_size + len(x) - 1) // len(x), 1)
     batch = x[:batch_size].contiguous()
