@@ -75,7 +75,7 @@ class FakeCuStateVec(types.SimpleNamespace):
     """The subset of ``cuquantum.bindings.custatevec`` hqf calls, on host memory."""
 
     def __init__(self) -> None:
-        super().__init__(calls=[], handles=set(), stream=None)
+        super().__init__(calls=[], handles=set(), stream=None, next_handle=1000)
 
     def _check(self, sv_data_type, matrix_data_type, layout, compute_type, extra_workspace=None, size=None):
         assert sv_data_type == matrix_data_type
@@ -85,7 +85,7 @@ class FakeCuStateVec(types.SimpleNamespace):
             assert extra_workspace != 0 and size == WORKSPACE
 
     def create(self):
-        handle = 1000 + len(self.handles)
+        handle, self.next_handle = self.next_handle, self.next_handle + 1  # never reused
         self.handles.add(handle)
         return handle
 

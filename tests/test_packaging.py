@@ -19,9 +19,11 @@ def test_every_package_folder_is_listed_in_pyproject():
     assert found == set(config["packages"])
 
 
-def test_no_bare_top_level_modules():
-    import importlib.util
+def test_no_bare_top_level_modules(tmp_path):
+    """Outside the source tree, the installed distribution exposes only ``hqf``."""
+    import subprocess
+    import sys
 
-    for bare in ("core", "backends", "plugins"):
-        spec = importlib.util.find_spec(bare)
-        assert spec is None or "hqf" not in (spec.origin or ""), bare
+    probe = "import importlib.util as u, hqf; print([m for m in ('core', 'backends', 'plugins') if u.find_spec(m)])"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
