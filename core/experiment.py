@@ -163,6 +163,7 @@ def preflight(config: RunConfig):
     """Checks that need no data: the device, the fusion name, then the backend (built and returned;
     None when the model has no quantum branch). Raises the one-line HqfError a user can act on."""
     from hqf.errors import ConfigError
+    from hqf.make import make_ansatz
     from hqf.model import make_run_backend
     from hqf.registry import registry
 
@@ -174,8 +175,12 @@ def preflight(config: RunConfig):
     if config.baseline is not None:
         registry().get("baseline", config.baseline)
         return None
+    for name in config.regularizers:
+        registry().get("regularizer", name)
     if not registry().get("fusion", config.fusion).cls.uses_quantum:
         return None
+    make_ansatz(config.ansatz)  # the spec parses and its family is registered
+    registry().get("encoder", config.encoder)
     return make_run_backend(config)
 
 
