@@ -164,7 +164,7 @@ class RunConfig:
     momentum: float = attrs.field(default=0.0, validator=_fraction)
     weight_decay: float = attrs.field(default=0.0, validator=_at_least(0.0))
     batch_size: int = attrs.field(default=256, validator=_integer(1))
-    epochs: int = attrs.field(default=6, validator=_integer(1))
+    epochs: int = attrs.field(default=8, validator=_integer(1))
     max_iterations: int | None = attrs.field(default=None, validator=_integer(1, optional=True))
     eps: float = attrs.field(default=1e-3, validator=_at_least(0.0))
     delta: float = attrs.field(default=1e-4, validator=_at_least(0.0))
@@ -174,7 +174,7 @@ class RunConfig:
     # -- data ------------------------------------------------------------------------------------
     dataset: str = attrs.field(default="dataset-a", converter=_dataset, validator=_text)
     #: samples before the split; None (TOML: "all") for a dataset's full size
-    samples: int | None = attrs.field(default=8000, converter=_all_to_none, validator=_integer(1, optional=True))
+    samples: int | None = attrs.field(default=60000, converter=_all_to_none, validator=_integer(1, optional=True))
     data_seed: int | None = attrs.field(default=None, validator=_integer(0, optional=True))
     imbalance: float | None = attrs.field(default=None, validator=_at_least(1.0, optional=True))
     label_noise: float | None = attrs.field(default=None, validator=attrs.validators.optional(_fraction))
