@@ -174,19 +174,3 @@ def test_importing_the_plugin_and_probing_it_does_not_import_pennylane():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
-
-def test_hqf_run_trains_the_default_model_on_pennylane(tmp_path):
-    import json
-
-    from click.testing import CliRunner
-
-    from hqf.cli import main
-
-    out = tmp_path / "run"
-    args = ["run", "--backend", "pennylane", "--ansatz", "hea2x1", "--samples", "300", "--epochs", "1",
-            "--batch-size", "32", "--out", str(out), "--quiet"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] >= 1 and math.isfinite(metrics["val_loss"])
-    assert 'backend = "pennylane"' in (out / "config.toml").read_text()

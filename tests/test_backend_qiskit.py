@@ -149,20 +149,3 @@ def test_density_matrix_method_matches_statevector():
     a = QiskitAerBackend(method="density_matrix").expval(circuit, angles)
     torch.testing.assert_close(a, QiskitAerBackend().expval(circuit, angles), atol=1e-12, rtol=0)
 
-
-def test_hqf_run_trains_the_default_model_on_qiskit_aer(tmp_path):
-    # default model, stability and curvature terms included; small batches keep the nested shift rule cheap
-    import json
-
-    from click.testing import CliRunner
-
-    from hqf.cli import main
-
-    out = tmp_path / "run"
-    args = ["run", "--backend", "qiskit-aer", "--ansatz", "hea2x1", "--samples", "300", "--epochs", "1",
-            "--batch-size", "16", "--out", str(out), "--quiet"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] >= 1 and math.isfinite(metrics["val_loss"])
-    assert 'backend = "qiskit-aer"' in (out / "config.toml").read_text()

@@ -1,6 +1,7 @@
 import csv
 import importlib.metadata
 import json
+import math
 import sys
 import types
 
@@ -209,3 +210,17 @@ def test_a_gpu_only_backend_keeps_its_device_while_the_model_stays_on_the_cpu(tm
     assert make_run_backend(RunConfig(backend="torch")).device.type == "cpu"
     result = _invoke(*TINY, "--backend", "gpu-only", "--regularizer", "none", "--out", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("backend, batch_size", [("pennylane", 32), ("qiskit-aer", 16)])
+def test_hqf_run_trains_the_default_model_on_other_backends(tmp_path, backend, batch_size):
+    """The default model (gated fusion, stability and curvature terms) end to end on each simulator."""
+    if not hqf.registry.registry().get("backend", backend).availability().ok:
+        pytest.skip(f"{backend} backend unavailable here")
+    out = tmp_path / "run"
+    result = _invoke("--backend", backend, "--ansatz", "hea2x1", "--samples", "300", "--epochs", "1",
+                     "--batch-size", str(batch_size), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] >= 1 and math.isfinite(metrics["val_loss"])
+    assert f'backend = "{backend}"' in (out / "config.toml").read_text()
