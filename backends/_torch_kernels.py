@@ -1,5 +1,12 @@
 """The batched kernels that run a :class:`~hqf.backends._torch_plan.Plan`: forward, measurement, adjoint.
 
+States are **amplitude-major**: ``[2**n, B]``, one column per row of the batch (wire 0 is the most
+significant bit of the row index). A matrix shared by the whole batch (the ansatz weights) is then one
+plain matrix product over a contiguous ``[K, rest·B]`` view, and a signed permutation (a CNOT ring)
+moves whole contiguous rows of ``B`` amplitudes: ~8× cheaper than gathering columns of ``[B, 2**n]``
+(docs/performance.md). Per-row matrices and per-row transition matrices need one row per sample; those
+few steps transpose to ``[B, 2**n]`` and back.
+
 :func:`run` and :func:`measure` are plain differentiable torch code, so autograd (double backward
 included) goes through them. :func:`adjoint_vjp` computes the vector-Jacobian product itself: one
 forward pass, then the circuit is undone run by run on ``λ = Hψ`` (and on the state, unless the forward
@@ -46,22 +53,28 @@ def _bit_table(n: int, device: torch.device) -> torch.Tensor:
 
 
 def product_state(fused: torch.Tensor) -> torch.Tensor:
-    """``⊗_w M_w|0⟩`` for per-wire matrices ``[B, n, 2, 2]`` (wire 0 most significant) → ``[B, 2**n]``."""
+    """``⊗_w M_w|0⟩`` for per-wire matrices ``[B, n, 2, 2]`` (wire 0 most significant) → ``[2**n, B]``."""
     vectors = fused[..., 0]  # [B, n, 2]
     batch, n = vectors.shape[:2]
     if batch * n * 2**n <= 2**15:  # small batches: one gather and one product (fewer calls)
         bits = _bit_table(n, vectors.device).expand(batch, n, 2**n)
-        return torch.gather(vectors, 2, bits).prod(dim=1)
-    state = vectors[:, 0]
+        return torch.gather(vectors, 2, bits).prod(dim=1).transpose(0, 1).contiguous()
+    columns = vectors.permute(1, 2, 0).contiguous()  # [n, 2, B]
+    state = columns[0]
     for w in range(1, n):
-        state = (state[:, :, None] * vectors[:, w, None, :]).reshape(batch, -1)
+        state = (state[:, None, :] * columns[w, None, :, :]).reshape(-1, batch)
     return state
 
 
 def basis_state(batch: int, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    state = torch.zeros(batch, 2**n, dtype=dtype, device=device)
-    state[:, 0] = 1
+    state = torch.zeros(2**n, batch, dtype=dtype, device=device)
+    state[0] = 1
     return state
+
+
+def rows_to_columns(state: torch.Tensor) -> torch.Tensor:
+    """``[B, 2**n]`` ↔ ``[2**n, B]`` (a contiguous copy; its own inverse)."""
+    return state.transpose(0, 1).contiguous()
 
 
 def kron_block(fused: torch.Tensor, start: int, size: int) -> torch.Tensor:
@@ -74,14 +87,18 @@ def kron_block(fused: torch.Tensor, start: int, size: int) -> torch.Tensor:
     return out
 
 
+def apply_shared_block(state: torch.Tensor, matrix: torch.Tensor, n: int, start: int, size: int) -> torch.Tensor:
+    """Apply one ``[K, K]`` matrix to wires ``start … start+size-1`` of every column of ``[2**n, B]``."""
+    left, k = 2**start, 2**size
+    view = state.reshape(left, k, -1)
+    out = matrix @ view[0] if left == 1 else torch.matmul(matrix, view)
+    return out.reshape(state.shape)
+
+
 def apply_block(state: torch.Tensor, matrix: torch.Tensor, n: int, start: int, size: int) -> torch.Tensor:
-    """Apply ``[B, K, K]`` matrices (or one shared ``[1, K, K]``) to wires ``start … start+size-1``."""
+    """Apply per-row ``[B, K, K]`` matrices to wires ``start … start+size-1`` of ``[B, 2**n]`` (rows)."""
     batch = state.shape[0]
     left, k, right = 2**start, 2**size, 2 ** (n - start - size)
-    if matrix.shape[0] == 1 and batch > 1:  # one matrix for the whole batch: plain matrix products
-        if right == 1:
-            return (state.reshape(-1, k) @ matrix[0].transpose(0, 1)).reshape(batch, -1)
-        return torch.matmul(matrix[0], state.reshape(batch * left, k, right)).reshape(batch, -1)
     if left == 1:
         return torch.bmm(matrix, state.reshape(batch, k, right)).reshape(batch, -1)
     if right == 1:
@@ -90,23 +107,32 @@ def apply_block(state: torch.Tensor, matrix: torch.Tensor, n: int, start: int, s
 
 
 def apply_rotations(state: torch.Tensor, fused: torch.Tensor, step: RotationStep, n: int, inverse: bool = False) -> torch.Tensor:
-    """Apply (or undo) the fused matrices of a one-qubit run block by block."""
+    """Apply (or undo) the fused matrices ``[1 or B, n, 2, 2]`` of a one-qubit run to ``[2**n, B]``.
+
+    Matrices shared by the batch are applied in place in the column layout; per-row matrices on the
+    rows (one transpose there and back).
+    """
     if inverse:
         fused = fused.conj().transpose(-1, -2)
+    if fused.shape[0] == 1:
+        for start, size in step.blocks:
+            state = apply_shared_block(state, kron_block(fused, start, size)[0], n, start, size)
+        return state
+    rows = rows_to_columns(state)
     for start, size in step.blocks:
-        state = apply_block(state, kron_block(fused, start, size), n, start, size)
-    return state
+        rows = apply_block(rows, kron_block(fused, start, size), n, start, size)
+    return rows_to_columns(rows)
 
 
 def permute(state: torch.Tensor, tables: dict[str, torch.Tensor], inverse: bool = False) -> torch.Tensor:
-    """Apply (or undo) a signed permutation."""
+    """Apply (or undo) a signed permutation to ``[2**n, B]``: whole rows move."""
     sign = tables["sign"]
     if inverse:
         if sign is not None:
-            state = state * sign
-        return state.index_select(1, tables["inverse"])
-    state = state.index_select(1, tables["source"])
-    return state if sign is None else state * sign
+            state = state * sign[:, None]
+        return state.index_select(0, tables["inverse"])
+    state = state.index_select(0, tables["source"])
+    return state if sign is None else state * sign[:, None]
 
 
 def constant_columns(angles: torch.Tensor) -> frozenset[int]:
@@ -138,7 +164,7 @@ def run(
     stop: int | None = None,
     trace: dict | None = None,
 ) -> torch.Tensor:
-    """The state ``[B, 2**n]`` after steps ``start … stop-1`` (all by default; from ``state`` if given).
+    """The state ``[2**n, B]`` after steps ``start … stop-1`` (all by default; from ``state`` if given).
 
     A later run whose columns are all in ``shared`` (equal in every row) builds its matrices once and
     applies them as plain matrix products. With ``records`` a list, each run appends a :class:`Record`
@@ -146,7 +172,7 @@ def run(
     ``trace`` a dict, ``trace[k]`` is the state entering step ``k`` (and ``trace[len(steps)]`` the last).
     """
     n = plan.n_qubits
-    batch = angles.shape[0] if state is None else state.shape[0]
+    batch = angles.shape[0] if state is None else state.shape[1]
     complex_dtype = lowered[-1]["complex_dtype"]
     for k in range(start, len(plan.steps) if stop is None else stop):
         step, tables = plan.steps[k], lowered[k]
@@ -175,9 +201,9 @@ def run(
 
 
 def suffix_unitary(plan: Plan, lowered: dict, angles: torch.Tensor) -> torch.Tensor:
-    """``V`` with ``final state = ψ₀ @ V`` for every step after the product state, at ``angles[:1]``.
+    """``U`` with ``final state = U @ ψ₀`` for every step after the product state, at ``angles[:1]``.
 
-    Row ``j`` of ``V`` is the suffix applied to basis state ``j``: ``2**n`` rows through shared matrices.
+    Column ``j`` of ``U`` is the suffix applied to basis state ``j``: ``2**n`` columns through shared matrices.
     """
     dim = 2**plan.n_qubits
     basis = torch.eye(dim, dtype=lowered[-1]["complex_dtype"], device=angles.device)
@@ -185,30 +211,31 @@ def suffix_unitary(plan: Plan, lowered: dict, angles: torch.Tensor) -> torch.Ten
 
 
 def probabilities(state: torch.Tensor) -> torch.Tensor:
-    return (state * state.conj()).real
+    """``|ψ|²`` as a contiguous real tensor."""
+    return state.real.square() + state.imag.square()
 
 
 def measure(plan: Plan, lowered: dict, state: torch.Tensor, pauli_actions: list) -> torch.Tensor:
-    """``[B, R]`` expectation values of the plan's observables."""
+    """``[B, R]`` expectation values of the plan's observables on ``[2**n, B]``."""
     z_signs = lowered[-1]["z_signs"]
-    z_part = probabilities(state) @ z_signs if z_signs is not None else None
+    z_part = (lowered[-1]["z_signs_t"] @ probabilities(state)).transpose(0, 1) if z_signs is not None else None
     if not plan.other_words:
         return z_part
     columns: dict[int, torch.Tensor] = {}
     if z_part is not None:
         columns.update(zip(plan.z_words, z_part.unbind(1)))
     for (k, _), (source, coeff) in zip(plan.other_words, pauli_actions):
-        moved = state.index_select(1, source) * coeff
-        columns[k] = (state.conj() * moved).sum(dim=1).real
+        moved = state.index_select(0, source) * coeff[:, None]
+        columns[k] = (state.conj() * moved).sum(dim=0).real
     return torch.stack([columns[k] for k in range(plan.n_outputs)], dim=1)
 
 
 def observable_times_state(plan: Plan, lowered: dict, state: torch.Tensor, grad_output: torch.Tensor, pauli_actions: list) -> torch.Tensor:
-    """``λ = Σ_r g_r O_r ψ`` for cotangents ``g[B, R]``."""
+    """``λ = Σ_r g_r O_r ψ`` (``[2**n, B]``) for cotangents ``g[B, R]``."""
     z_signs = lowered[-1]["z_signs"]
-    lam = state * (grad_output[:, plan.z_words] @ z_signs.T) if z_signs is not None else torch.zeros_like(state)
+    lam = state * (z_signs @ grad_output[:, plan.z_words].T) if z_signs is not None else torch.zeros_like(state)
     for (k, _), (source, coeff) in zip(plan.other_words, pauli_actions):
-        lam = lam + grad_output[:, k, None] * (state.index_select(1, source) * coeff)
+        lam = lam + grad_output[None, :, k] * (state.index_select(0, source) * coeff[:, None])
     return lam
 
 
@@ -229,7 +256,7 @@ def _trace_index(size: int, device: torch.device) -> torch.Tensor:
 
 
 def block_transition(lam: torch.Tensor, state: torch.Tensor, n: int, start: int, size: int) -> torch.Tensor:
-    """``T[B, K, K]`` with ``T[I, J] = Σ_rest conj(λ)[…I…] ψ[…J…]`` over the wires outside the block."""
+    """For rows ``[B, 2**n]``: ``T[B, K, K]`` with ``T[I, J] = Σ_rest conj(λ)[…I…] ψ[…J…]`` over the wires outside the block."""
     batch = state.shape[0]
     left, k, right = 2**start, 2**size, 2 ** (n - start - size)
     if left == 1:  # Tᵀ = ψ λᴴ: the conjugate-transposed operand goes to BLAS without a copy
@@ -242,7 +269,11 @@ def block_transition(lam: torch.Tensor, state: torch.Tensor, n: int, start: int,
 
 
 def wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> torch.Tensor:
-    """``T[B, n, 2, 2]`` with ``T_w[i, j] = Σ_rest conj(λ)[…i…] ψ[…j…]`` for the wires of ``blocks``."""
+    """``T[B, n, 2, 2]`` with ``T_w[i, j] = Σ_rest conj(λ)[…i…] ψ[…j…]`` for the wires of ``blocks``.
+
+    ``λ`` and ``ψ`` are ``[2**n, B]``; the sums are per row, so both are transposed to rows once.
+    """
+    lam, state = rows_to_columns(lam), rows_to_columns(state)
     batch = state.shape[0]
     parts, covered = [], []
     for start, size in blocks:

@@ -195,6 +195,7 @@ class Plan:
                     "rotation_columns": [torch.as_tensor(cols[r], device=device) for r, cols in zip(ch.rotation, ch.columns)],
                 }
         out[-1] = {"suffix_index": torch.as_tensor(sorted(self.suffix_columns), dtype=torch.long, device=device), "complex_dtype": complex_dtype, "z_signs": None if self.z_signs is None else torch.as_tensor(self.z_signs, dtype=real_dtype, device=device)}
+        out[-1]["z_signs_t"] = None if self.z_signs is None else out[-1]["z_signs"].T.contiguous()
         return out
 
 

@@ -1,6 +1,7 @@
 """``torch``: the embedded state-vector backend, batched, differentiable by torch autograd.
 
-The state of a batch is a tensor ``[B, 2**n]`` (wire 0 is the most significant bit).
+The state of a batch is a tensor ``[2**n, B]``, one column per row (wire 0 is the most significant bit of
+the amplitude index); the plain reference path keeps ``[B, 2**n]``.
 
 :meth:`TorchBackend.expval` runs the circuit's cached plan (``hqf.backends._torch_plan``): the leading
 one-qubit gates as a closed-form product state, each later run of one-qubit gates as fused per-wire
@@ -169,8 +170,8 @@ class TorchBackend(Backend):
         with torch.no_grad():
             plan, lowered, actions = self._plan(circuit)
             suffix = self._frozen_suffix(circuit, plan, lowered, angles)
-            if suffix is not None:  # the same weights again: product state times the cached unitary
-                state = kernels.run(plan, lowered, angles, stop=1) @ suffix
+            if suffix is not None:  # the same weights again: the cached unitary times the product state
+                state = suffix @ kernels.run(plan, lowered, angles, stop=1)
                 return kernels.measure(plan, lowered, state, actions).to(out_device)
             rows = min(self.chunk, self._rows_per_pass(plan))
             parts = [self._forward(plan, lowered, actions, part) for part in angles.split(rows)]
