@@ -230,6 +230,20 @@ def measure(plan: Plan, lowered: dict, state: torch.Tensor, pauli_actions: list)
     return torch.stack([columns[k] for k in range(plan.n_outputs)], dim=1)
 
 
+def measure_cross(plan: Plan, lowered: dict, bra: torch.Tensor, ket: torch.Tensor, pauli_actions: list) -> torch.Tensor:
+    """``[N, R]`` complex ``⟨bra|O_r|ket⟩`` for the columns of ``ket[2**n, …]`` (``bra`` broadcasts to it)."""
+    z_signs_t = lowered[-1]["z_signs_t"]
+    dim = ket.shape[0]
+    columns: dict[int, torch.Tensor] = {}
+    if z_signs_t is not None:
+        product = (bra.conj() * ket).reshape(dim, -1)
+        columns.update(zip(plan.z_words, (z_signs_t.to(product.dtype) @ product).unbind(0)))
+    for (k, _), (source, coeff) in zip(plan.other_words, pauli_actions):
+        moved = ket.index_select(0, source) * coeff.reshape(dim, *[1] * (ket.ndim - 1))
+        columns[k] = (bra.conj() * moved).reshape(dim, -1).sum(dim=0)
+    return torch.stack([columns[k] for k in range(plan.n_outputs)], dim=1)
+
+
 def observable_times_state(plan: Plan, lowered: dict, state: torch.Tensor, grad_output: torch.Tensor, pauli_actions: list) -> torch.Tensor:
     """``λ = Σ_r g_r O_r ψ`` (``[2**n, B]``) for cotangents ``g[B, R]``."""
     z_signs = lowered[-1]["z_signs"]

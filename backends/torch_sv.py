@@ -15,6 +15,7 @@ index permutations; CZ is a sign flip.
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
@@ -186,7 +187,12 @@ class TorchBackend(Backend):
         return max(1, int(self.cache_bytes // self._row_bytes(plan)))
 
     def _forward(self, plan, lowered, actions, angles: torch.Tensor) -> torch.Tensor:
-        """One pass without autograd, resuming from the previous pass's states where the angles allow.
+        """Expectation values of one pass without autograd (see :meth:`_final_state`)."""
+        return kernels.measure(plan, lowered, self._final_state(plan, angles, lowered), actions)
+
+    def _final_state(self, plan, angles: torch.Tensor, lowered) -> torch.Tensor:
+        """The final state ``[2**n, B]`` of one pass without autograd, resuming from the previous pass's
+        states where the angles allow.
 
         If the previous pass had the same shape and bitwise-equal angles in every column that the
         first ``k`` steps read, the state entering step ``k`` is the same: it is reused. Consecutive
@@ -209,7 +215,49 @@ class TorchBackend(Backend):
             self._prefix = (plan, angles.clone(), trace)  # a copy: the caller may reuse its buffer
         else:
             self._prefix = None
-        return kernels.measure(plan, lowered, state, actions)
+        return state
+
+    def expval_shifted(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """``[2, P, B, R]`` values at every column shifted by ``±π/2``, from one propagated state per column.
+
+        For a gate ``exp(-iθ/2 P)`` the shifted gate is ``exp(∓iπ/4 P)`` after it, ``(1 ∓ iP)/√2``,
+        so the shifted final states are ``(a ∓ i b)/√2`` with ``a`` the unshifted final state and
+        ``b = i ψ_π`` the final state of the circuit with that column shifted by ``π``. Hence
+        ``⟨O⟩(θ ± π/2) = (⟨a|O|a⟩ + ⟨ψ_π|O|ψ_π⟩ ± 2 Re⟨a|O|ψ_π⟩) / 2``: the same ``2·P·B`` values
+        exactly, from ``P·B`` circuit runs instead of ``2·P·B``. Runs go ``chunk`` rows at a time
+        (default: the backend's ``chunk``), resuming from the previous run where their angles agree.
+        """
+        out_device = angles.device
+        angles = angles.to(device=self.device, dtype=self.real_dtype)
+        batch, n_params = angles.shape
+        if n_params == 0:
+            return angles.new_zeros(2, 0, batch, circuit.n_outputs).to(out_device)
+        plan, lowered, actions = self._plan(circuit)
+        rows = max(1, min(chunk or self.chunk, self._rows_per_pass(plan)))
+        with torch.no_grad():
+            final = torch.cat([self._final_state(plan, part, lowered) for part in angles.split(rows)], dim=1)
+            values = kernels.measure(plan, lowered, final, actions)  # [B, R]
+            shifted = angles.unsqueeze(0) + torch.eye(n_params, dtype=angles.dtype, device=angles.device)[:, None, :] * math.pi
+            plus, minus = [], []
+            groups = max(1, rows // batch)  # whole columns per pass when the batch is small
+            for c0 in range(0, n_params, groups):
+                for b0 in range(0, batch, rows) if groups == 1 else (0,):
+                    b1 = batch if groups > 1 else min(batch, b0 + rows)
+                    part = shifted[c0 : c0 + groups, b0:b1]  # [g, b, P]
+                    state = self._final_state(plan, part.reshape(-1, n_params), lowered)
+                    g = part.shape[0]
+                    bra = final[:, b0:b1].unsqueeze(1)  # [2**n, 1, b]
+                    cross = kernels.measure_cross(plan, lowered, bra, state.reshape(-1, g, b1 - b0), actions).real
+                    e_pi = kernels.measure(plan, lowered, state, actions)
+                    mean = (values[b0:b1].repeat(g, 1) + e_pi) / 2
+                    plus.append((mean + cross).reshape(g, b1 - b0, -1))
+                    minus.append((mean - cross).reshape(g, b1 - b0, -1))
+            if groups == 1 and batch > rows:  # pieces of one column were appended in order: join each column
+                pieces = -(-batch // rows)
+                plus = [torch.cat(plus[k : k + pieces], dim=1) for k in range(0, len(plus), pieces)]
+                minus = [torch.cat(minus[k : k + pieces], dim=1) for k in range(0, len(minus), pieces)]
+            out = torch.stack([torch.cat(plus), torch.cat(minus)])
+        return out.to(out_device)
 
     def _adjoint(self, plan, lowered, actions, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         rows = self._rows_per_pass(plan)

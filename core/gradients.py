@@ -6,9 +6,11 @@ autograd function whose backward is the backend's native vector-Jacobian product
 core's parameter-shift rule.
 
 Parameter shift: for a gate ``exp(-i θ/2 P)`` with ``P² = 1``,
-``∂⟨O⟩/∂θ = (⟨O⟩(θ + π/2) − ⟨O⟩(θ − π/2)) / 2`` exactly. All ``2P`` shifted copies of the batch are
-stacked into one batched ``expval`` call. The backward of the shift rule is itself built from
-differentiable ``expval`` calls, so second derivatives (double backward) are exact too.
+``∂⟨O⟩/∂θ = (⟨O⟩(θ + π/2) − ⟨O⟩(θ − π/2)) / 2`` exactly. A first-order backward asks the backend for
+all ``2P`` shifted values at once (:meth:`~hqf.interfaces.Backend.expval_shifted`: by default all
+shifted copies of the batch stacked into batched ``expval`` calls). A backward that must itself be
+differentiable is built from differentiable ``expval`` calls, so second derivatives (double backward)
+are exact too.
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ def check_angles(circuit: Circuit, angles: torch.Tensor) -> None:
         raise InvalidCircuitError("angles contain NaN or infinity")
 
 
+def shifted_rows(angles: torch.Tensor) -> torch.Tensor:
+    """``[2·P·B, P]``: ``angles[B, P]`` with column ``p`` shifted by ``+π/2``, for every ``p``, then by ``−π/2``."""
+    batch, n_params = angles.shape
+    shifts = torch.eye(n_params, dtype=angles.dtype, device=angles.device) * SHIFT  # [P, P]
+    return (angles.unsqueeze(0) + torch.stack([shifts, -shifts]).unsqueeze(2)).reshape(-1, n_params)
+
+
 def shift_jacobian(
     evaluate: Callable[[torch.Tensor], torch.Tensor], angles: torch.Tensor, chunk: int | None = None
 ) -> torch.Tensor:
@@ -49,9 +58,7 @@ def shift_jacobian(
     batch, n_params = angles.shape
     if n_params == 0:
         return evaluate(angles).unsqueeze(-1)[..., :0]
-    shifts = torch.eye(n_params, dtype=angles.dtype, device=angles.device) * SHIFT  # [P, P]
-    shifted = angles.unsqueeze(0) + torch.stack([shifts, -shifts]).unsqueeze(2)  # [2, P, B, P]
-    flat = shifted.reshape(-1, n_params)
+    flat = shifted_rows(angles)
     if chunk is None or flat.shape[0] <= chunk:
         values = evaluate(flat)
     else:
@@ -74,8 +81,16 @@ class _ShiftRule(torch.autograd.Function):
     def backward(ctx, grad_output: torch.Tensor):
         (angles,) = ctx.saved_tensors
         backend, circuit, chunk = ctx.backend, ctx.circuit, ctx.chunk
-        jac = shift_jacobian(lambda a: _ShiftRule.apply(a, backend, circuit, chunk), angles, chunk)
-        return torch.einsum("brp,br->bp", jac, grad_output), None, None, None
+        if torch.is_grad_enabled():  # create_graph: the shifted values must be differentiable again
+            jac = shift_jacobian(lambda a: _ShiftRule.apply(a, backend, circuit, chunk), angles, chunk)
+            return torch.einsum("brp,br->bp", jac, grad_output), None, None, None
+        if angles.shape[1] == 0:
+            return torch.zeros_like(angles), None, None, None
+        values = backend.expval_shifted(circuit, angles.detach(), chunk)  # [2, P, B, R]
+        if values.shape[:3] != (2, angles.shape[1], angles.shape[0]):
+            raise RuntimeError(f"backend {backend.name!r} returned shifted values of shape {list(values.shape)}")
+        jac = (values[0] - values[1]) / 2  # [P, B, R]
+        return torch.einsum("pbr,br->bp", jac.to(grad_output.dtype), grad_output), None, None, None
 
 
 class _NativeVjp(torch.autograd.Function):

@@ -96,6 +96,23 @@ class Backend(abc.ABC):
         The result has the real dtype matching ``self.dtype`` and lives on ``angles.device``.
         """
 
+    def expval_shifted(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """``[2, P, B, R]``: the expectation values with column ``p`` of ``angles`` shifted by ``+π/2``
+        (``[0, p]``) and by ``−π/2`` (``[1, p]``): what the parameter-shift rule evaluates.
+
+        This default stacks all ``2·P·B`` shifted rows into :meth:`expval` calls of at most ``chunk``
+        rows. A backend may override it with any method that gives the same values exactly.
+        """
+        from hqf.gradients import shifted_rows
+
+        rows = shifted_rows(angles)
+        with torch.no_grad():
+            if chunk is None or rows.shape[0] <= chunk:
+                values = self.expval(circuit, rows)
+            else:
+                values = torch.cat([self.expval(circuit, part) for part in rows.split(chunk)])
+        return values.reshape(2, angles.shape[1], angles.shape[0], -1)
+
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         """Native vector-Jacobian product ``[B, P]`` (only for backends declaring ``adjoint``)."""
         raise NotImplementedError(f"backend {self.name!r} has no native vector-Jacobian product")

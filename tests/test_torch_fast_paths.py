@@ -51,6 +51,20 @@ def test_adjoint_vjp_equals_autograd_of_plain_path(circuit, batch, seed):
     assert torch.max(torch.abs(got - want)).item() <= 1e-10, circuit.diagram()
 
 
+@given(circuit=circuits(max_qubits=6), batch=st.integers(1, 4), seed=st.integers(0, 2**16), chunk=st.integers(1, 9))
+def test_paired_shifted_values_equal_the_shifted_circuits(circuit, batch, seed, chunk):
+    # one propagated state per column gives both ±π/2 values: against running every shifted row plainly
+    from hqf.gradients import shifted_rows
+
+    angles = _angles(circuit, batch, seed)
+    backend = TorchBackend(chunk=chunk)
+    got = backend.expval_shifted(circuit, angles)
+    want = backend.expval_plain(circuit, shifted_rows(angles)).reshape(2, circuit.n_params, batch, -1)
+    assert got.shape == want.shape
+    if want.numel():
+        assert torch.max(torch.abs(got - want)).item() <= 1e-10, circuit.diagram()
+
+
 @pytest.mark.parametrize("checkpoint_mib", [0, 256])  # undo the circuit on the state, or keep checkpoints
 @given(circuit=circuits(max_qubits=6), seed=st.integers(0, 2**16))
 def test_autograd_backward_equals_plain_path(checkpoint_mib, circuit, seed):
