@@ -44,6 +44,8 @@ def check_angles(circuit: Circuit, angles: torch.Tensor) -> None:
 def shifted_rows(angles: torch.Tensor) -> torch.Tensor:
     """``[2·P·B, P]``: ``angles[B, P]`` with column ``p`` shifted by ``+π/2``, for every ``p``, then by ``−π/2``."""
     batch, n_params = angles.shape
+    if n_params == 0:
+        return angles.new_zeros(0, 0)
     shifts = torch.eye(n_params, dtype=angles.dtype, device=angles.device) * SHIFT  # [P, P]
     return (angles.unsqueeze(0) + torch.stack([shifts, -shifts]).unsqueeze(2)).reshape(-1, n_params)
 

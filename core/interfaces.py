@@ -105,6 +105,8 @@ class Backend(abc.ABC):
         """
         from hqf.gradients import shifted_rows
 
+        if angles.shape[1] == 0:
+            return angles.new_zeros(2, 0, angles.shape[0], circuit.n_outputs)
         rows = shifted_rows(angles)
         with torch.no_grad():
             if chunk is None or rows.shape[0] <= chunk:
