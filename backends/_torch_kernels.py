@@ -27,6 +27,14 @@ import torch
 from hqf.backends._torch_plan import PermutationStep, Plan, ProductStep, RotationStep
 
 
+def matmul2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for stacks of 2×2 matrices ``[…, 2, 2]`` as one broadcast product and one sum.
+
+    On CPU a batched product of tiny matrices runs as a loop over the matrices, in its autograd too.
+    """
+    return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
+
+
 def chain_matrices(tables: dict[str, torch.Tensor], angles: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Per-depth gate matrices ``[B, W, 2, 2]`` of a run and their product (the fused matrices)."""
     columns = tables["columns"]
@@ -41,7 +49,7 @@ def chain_matrices(tables: dict[str, torch.Tensor], angles: torch.Tensor) -> tup
     mats = list(per_depth.unbind(1))
     fused = mats[0]
     for m in mats[1:]:
-        fused = m @ fused
+        fused = matmul2(m, fused)
     return mats, fused
 
 
@@ -54,7 +62,11 @@ def _bit_table(n: int, device: torch.device) -> torch.Tensor:
 
 def product_state(fused: torch.Tensor) -> torch.Tensor:
     """``⊗_w M_w|0⟩`` for per-wire matrices ``[B, n, 2, 2]`` (wire 0 most significant) → ``[2**n, B]``."""
-    vectors = fused[..., 0]  # [B, n, 2]
+    return product_vector(fused[..., 0])
+
+
+def product_vector(vectors: torch.Tensor) -> torch.Tensor:
+    """``⊗_w v_w`` for per-wire vectors ``[B, n, 2]`` (wire 0 most significant) → ``[2**n, B]``."""
     batch, n = vectors.shape[:2]
     if batch * n * 2**n <= 2**15:  # small batches: one gather and one product (fewer calls)
         bits = _bit_table(n, vectors.device).expand(batch, n, 2**n)
@@ -200,14 +212,58 @@ def run(
     return state
 
 
-def suffix_unitary(plan: Plan, lowered: dict, angles: torch.Tensor) -> torch.Tensor:
-    """``U`` with ``final state = U @ ψ₀`` for every step after the product state, at ``angles[:1]``.
+def frozen_map(plan: Plan, lowered: dict, angles: torch.Tensor) -> torch.Tensor:
+    """``[Re U'; Im U']`` (``[2·2**n, 2**n]``) with ``final state = U' r`` at the frozen angles of
+    ``angles[:1]``, ``r = ⊗_w (cos(x_w/2), sin(x_w/2))`` over the wires whose first gate reads data
+    (``(1, 0)`` on the others).
 
-    Column ``j`` of ``U`` is the suffix applied to basis state ``j``: ``2**n`` columns through shared matrices.
+    A rotation ``exp(-ix/2 P)`` on ``|0⟩`` is ``cos(x/2)|0⟩ + sin(x/2)(−iP)|0⟩``; the gates after it on
+    that wire, then the rest of the circuit ``U`` (its columns: the basis states run through it), map
+    those two vectors to the columns of ``U'``.
     """
-    dim = 2**plan.n_qubits
-    basis = torch.eye(dim, dtype=lowered[-1]["complex_dtype"], device=angles.device)
-    return run(plan, lowered, angles[:1], start=1, state=basis)
+    n, dim = plan.n_qubits, 2**plan.n_qubits
+    complex_dtype = lowered[-1]["complex_dtype"]
+    tables = lowered[0]
+    if plan.steps[0].chain.a.shape[0]:
+        mats, _ = chain_matrices(tables, angles[:1])
+    else:
+        mats = [torch.eye(2, dtype=complex_dtype, device=angles.device).expand(1, n, 2, 2)]
+    after = mats[1:]
+    basis = torch.zeros(n, 2, 2, dtype=complex_dtype, device=angles.device)  # per wire: the two input columns
+    basis[:, :, 0] = mats[0][0, :, :, 0]  # the first gate on |0⟩ (the identity where there is none)
+    wires = lowered[-1]["data_wires"]
+    if len(wires):
+        basis[wires, :, 0] = 0
+        basis[wires, 0, 0] = 1
+        basis[wires, :, 1] = tables["c"][0, wires, :, 0]  # (−iP)|0⟩
+    q = basis
+    for m in after:
+        q = m[0] @ q
+    product = q[0]
+    for w in range(1, n):  # Kronecker product, wire 0 most significant
+        d = product.shape[0]
+        product = (product[:, None, :, None] * q[w][None, :, None, :]).reshape(2 * d, 2 * d)
+    identity = torch.eye(dim, dtype=complex_dtype, device=angles.device)
+    suffix = run(plan, lowered, angles[:1], start=1, state=identity)  # U: column j is basis state j run through
+    full = suffix @ product
+    return torch.cat([full.real, full.imag]).contiguous()
+
+
+def frozen_expval(lowered: dict, frozen: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """``[B, R]`` Z-word expectation values from a :func:`frozen_map` and the data angles of ``angles``."""
+    n = lowered[-1]["n_qubits"]
+    dim = 2**n
+    half = angles.index_select(1, lowered[-1]["data_columns"]) * 0.5  # [B, D]
+    pairs = torch.stack([torch.cos(half), torch.sin(half)], dim=-1)  # [B, D, 2]
+    wires = lowered[-1]["data_wires"]
+    if len(wires) < n:  # wires without data: (1, 0)
+        full = angles.new_zeros(angles.shape[0], n, 2)
+        full[:, :, 0] = 1
+        full[:, wires] = pairs
+        pairs = full
+    parts = (frozen @ product_vector(pairs)).reshape(2, dim, -1)  # Re ψ, Im ψ: [2, 2**n, B]
+    probs = parts.square().sum(0)
+    return (lowered[-1]["z_signs_t"] @ probs).transpose(0, 1)
 
 
 def probabilities(state: torch.Tensor) -> torch.Tensor:
@@ -314,7 +370,7 @@ def chain_gradients(tables: dict, mats: list[torch.Tensor], transitions: torch.T
             grad[:, columns] = g[:, wires].to(grad.dtype)
         if d:
             m = mats[d]
-            t = m.transpose(-1, -2) @ t @ m.conj()
+            t = matmul2(matmul2(m.transpose(-1, -2), t), m.conj())
 
 
 def adjoint_vjp(

@@ -150,8 +150,6 @@ class Plan:
             # diagonal observables absorb a final signed permutation: Pᴴ D P = D[inverse]
             self.z_signs = self.z_signs[self.steps.pop().inverse]
         self.n_outputs = circuit.n_outputs
-        #: the columns read after the product state (the ansatz weights, for an encoding then an ansatz)
-        self.suffix_columns = frozenset().union(*(s.chain.angle_columns for s in self.steps[1:] if isinstance(s, RotationStep)))
 
     def first_step_reading(self, columns: frozenset[int]) -> int:
         """The index of the first step that reads any of ``columns`` (``len(steps)`` if none does)."""
@@ -194,7 +192,13 @@ class Plan:
                     "rotation_wires": [torch.as_tensor(np.nonzero(r)[0], device=device) for r in ch.rotation],
                     "rotation_columns": [torch.as_tensor(cols[r], device=device) for r, cols in zip(ch.rotation, ch.columns)],
                 }
-        out[-1] = {"suffix_index": torch.as_tensor(sorted(self.suffix_columns), dtype=torch.long, device=device), "complex_dtype": complex_dtype, "z_signs": None if self.z_signs is None else torch.as_tensor(self.z_signs, dtype=real_dtype, device=device)}
+        out[-1] = {"n_qubits": self.n_qubits, "complex_dtype": complex_dtype, "z_signs": None if self.z_signs is None else torch.as_tensor(self.z_signs, dtype=real_dtype, device=device)}
+        first = self.steps[0].chain
+        data = first.rotation[0] if first.rotation.shape[0] else np.zeros(self.n_qubits, dtype=bool)
+        data_columns = first.columns[0][data] if data.any() else np.zeros(0, dtype=np.int64)
+        out[-1]["data_wires"] = torch.as_tensor(np.nonzero(data)[0], device=device)
+        out[-1]["data_columns"] = torch.as_tensor(data_columns, device=device)
+        out[-1]["frozen_index"] = torch.as_tensor(sorted(set(range(self.n_params)) - set(data_columns.tolist())), dtype=torch.long, device=device)
         out[-1]["z_signs_t"] = None if self.z_signs is None else out[-1]["z_signs"].T.contiguous()
         return out
 

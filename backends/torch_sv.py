@@ -29,7 +29,7 @@ from hqf.interfaces import Availability, Backend, Capabilities
 
 #: rows per forward pass without autograd (measured: docs/performance.md)
 DEFAULT_CHUNK = 256
-#: largest circuit whose weight-only unitary (``4**n`` amplitudes) is cached for repeated small batches
+#: largest circuit whose frozen-weight matrix (``2·4**n`` reals) is cached for inference
 MAX_CACHED_UNITARY_QUBITS = 10
 #: multiply-adds that one matrix product in place of a circuit's per-run calls is worth (measured)
 UNITARY_CALL_SAVINGS = 2**18
@@ -138,7 +138,7 @@ class TorchBackend(Backend):
         self.cache_bytes = cache_mib * 2**20
         self.prefix_bytes = prefix_mib * 2**20
         self._prefix: tuple | None = None  # (plan, angles, states entering each step) of the last pass
-        self._suffix_cache: dict[int, tuple[Circuit, torch.Tensor, torch.Tensor | None]] = {}
+        self._frozen_cache: dict[int, tuple[Circuit, torch.Tensor, torch.Tensor | None]] = {}
         self._plans: dict[int, tuple[Circuit, tuple]] = {}
 
     def _plan(self, circuit: Circuit):
@@ -170,10 +170,9 @@ class TorchBackend(Backend):
             return _PlanExpval.apply(angles, self, circuit).to(out_device)
         with torch.no_grad():
             plan, lowered, actions = self._plan(circuit)
-            suffix = self._frozen_suffix(circuit, plan, lowered, angles)
-            if suffix is not None:  # the same weights again: the cached unitary times the product state
-                state = suffix @ kernels.run(plan, lowered, angles, stop=1)
-                return kernels.measure(plan, lowered, state, actions).to(out_device)
+            frozen = self._frozen_map(circuit, plan, lowered, angles)
+            if frozen is not None:  # the same weights again: one real matrix product per row
+                return kernels.frozen_expval(lowered, frozen, angles).to(out_device)
             rows = min(self.chunk, self._rows_per_pass(plan))
             parts = [self._forward(plan, lowered, actions, part) for part in angles.split(rows)]
             out = parts[0] if len(parts) == 1 else torch.cat(parts)
@@ -227,6 +226,8 @@ class TorchBackend(Backend):
         exactly, from ``P·B`` circuit runs instead of ``2·P·B``. Runs go ``chunk`` rows at a time
         (default: the backend's ``chunk``), resuming from the previous run where their angles agree.
         """
+        if type(self).expval is not TorchBackend.expval:  # a subclass changed the values: shift them itself
+            return super().expval_shifted(circuit, angles, chunk)
         out_device = angles.device
         angles = angles.to(device=self.device, dtype=self.real_dtype)
         batch, n_params = angles.shape
@@ -267,37 +268,38 @@ class TorchBackend(Backend):
         ]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
-    def _frozen_suffix(self, circuit: Circuit, plan, lowered, angles: torch.Tensor) -> torch.Tensor | None:
-        """The cached unitary of the steps after the product state, when it pays and the weights repeat.
+    def _frozen_map(self, circuit: Circuit, plan, lowered, angles: torch.Tensor) -> torch.Tensor | None:
+        """The cached real matrix ``[2·2**n, 2**n]`` of the circuit at frozen weights, when it pays.
 
-        Used for batches small enough that one product with the ``2**n × 2**n`` unitary costs less
-        than running the steps (batch 1 or a few rows at 8 qubits), whose suffix angles are equal in
-        every row. The unitary is built the second time the same suffix angles are seen in a row
-        (frozen weights, inference), so changing weights never pay for it.
+        With every angle but the data fixed, the final state is ``ψ = U' r``: ``r = ⊗_w (cos(x_w/2),
+        sin(x_w/2))`` is a real product vector of the data angles read first on each wire, and
+        ``U' = U · ⊗_w Q_w`` folds everything else (the 2×2 after the data gate on each wire, the
+        rest of the circuit ``U``) into one matrix, kept as ``[Re U'; Im U']``. Used when every
+        observable is a Z word, the frozen columns are equal in every row, and one real product per
+        row costs less than running the circuit (small batches; at 8 qubits, any batch). It is built
+        the second time the same frozen angles are seen in a row (inference), so changing weights
+        (training) never pay for it.
         """
-        n_rows = angles.shape[0]
-        if len(plan.steps) < 2 or plan.n_qubits > MAX_CACHED_UNITARY_QUBITS:
+        n_rows, dim = angles.shape[0], 2**plan.n_qubits
+        if plan.other_words or plan.z_signs is None or plan.n_qubits > MAX_CACHED_UNITARY_QUBITS:
             return None
-        # multiply-adds: one [B, 2**n] × [2**n, 2**n] product against the runs' block products; the
-        # product also saves the runs' ~10 torch calls each (worth ~2**18 multiply-adds here)
-        dim = 2**plan.n_qubits
         per_row = sum(2**size for step in plan.steps[1:] if isinstance(step, RotationStep) for _, size in step.blocks)
-        if n_rows * dim * dim > max(n_rows * dim * per_row, UNITARY_CALL_SAVINGS):
+        if n_rows * 2 * dim * dim > max(n_rows * 4 * dim * per_row, UNITARY_CALL_SAVINGS):  # real multiply-adds
             return None
-        index = lowered[-1]["suffix_index"]
-        values = angles.index_select(1, index)
+        frozen = lowered[-1]["frozen_index"]
+        values = angles.index_select(1, frozen)
         if n_rows > 1 and not bool((values == values[:1]).all()):
             return None
         key = values[0]
-        cached = self._suffix_cache.get(id(circuit))
+        cached = self._frozen_cache.get(id(circuit))
         if cached is None or cached[0] is not circuit or not torch.equal(cached[1], key):
-            if len(self._suffix_cache) >= 8:
-                self._suffix_cache.clear()
-            self._suffix_cache[id(circuit)] = (circuit, key.clone(), None)
+            if len(self._frozen_cache) >= 8:
+                self._frozen_cache.clear()
+            self._frozen_cache[id(circuit)] = (circuit, key.clone(), None)
             return None
         if cached[2] is None:
-            cached = (circuit, cached[1], kernels.suffix_unitary(plan, lowered, angles))
-            self._suffix_cache[id(circuit)] = cached
+            cached = (circuit, cached[1], kernels.frozen_map(plan, lowered, angles[:1]))
+            self._frozen_cache[id(circuit)] = cached
         return cached[2]
 
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:

@@ -201,11 +201,11 @@ def test_frozen_weights_use_the_cached_unitary_and_stay_exact():
     x = torch.rand(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     w = torch.rand(circuit.n_params - 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
-        for row in range(6):  # batch 1, same weights: the suffix unitary is built on the second call
+        for row in range(6):  # batch 1, same weights: the frozen-weight matrix is built on the second call
             angles = torch.cat([x[row : row + 1], w[None]], dim=1)
             got = backend.expval(circuit, angles)
             assert torch.max(torch.abs(got - backend.expval_plain(circuit, angles))).item() <= 1e-12
-        assert backend._suffix_cache[id(circuit)][2] is not None
+        assert backend._frozen_cache[id(circuit)][2] is not None
         w2 = w + 0.1  # new weights: no stale unitary
         angles = torch.cat([x[:1], w2[None]], dim=1)
         assert torch.max(torch.abs(backend.expval(circuit, angles) - backend.expval_plain(circuit, angles))).item() <= 1e-12
@@ -213,6 +213,24 @@ def test_frozen_weights_use_the_cached_unitary_and_stay_exact():
     leaf = torch.cat([x, w.expand(6, -1)], dim=1).requires_grad_()
     backend.expval(circuit, leaf).sum().backward()
     assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
+
+
+@given(circuit=circuits(max_qubits=6), batch=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_frozen_weight_matrix_equals_plain_path(circuit, batch, seed):
+    # every angle but the data read first on each wire is equal in every row: after two sightings the
+    # circuit runs as one real matrix product per row (its observables made Z words: the path's condition)
+    words = tuple(PauliWord.z(q) for q in range(circuit.n_qubits)) + (PauliWord.parse(" ".join(f"Z{q}" for q in range(circuit.n_qubits))),)
+    circuit = Circuit(circuit.n_qubits, circuit.operations, words)
+    backend = TorchBackend()
+    _, lowered, _ = backend._plan(circuit)
+    angles = _angles(circuit, batch, seed, shared_fraction=0.0)
+    frozen = lowered[-1]["frozen_index"]
+    angles[:, frozen] = angles[:1, frozen]
+    want = backend.expval_plain(circuit, angles)
+    with torch.no_grad():
+        for _ in range(3):
+            assert torch.max(torch.abs(backend.expval(circuit, angles) - want)).item() <= 1e-10, circuit.diagram()
+    assert backend._frozen_cache[id(circuit)][2] is not None
 
 
 @given(circuit=circuits(max_qubits=5, max_ops=16).filter(lambda c: c.n_params >= 1), seed=st.integers(0, 2**16))
