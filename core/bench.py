@@ -3,7 +3,10 @@
 A :class:`Workload` names the circuit every row runs: an RY angle encoding of ``Q`` inputs, then the
 ansatz (``hea8x6`` by default), ``⟨Z⟩`` on every qubit, a batch of ``B`` rows. Each row is timed twice:
 
-- **forward**: expectation values under ``torch.no_grad()`` (what inference costs);
+- **forward**: expectation values under ``torch.no_grad()`` with the same weights every call (what
+  inference costs: a backend may cache what depends on the weights alone);
+- **forward, new weights**: the same with different weights in every call (hqf backends only: what a
+  forward pass costs during training, with no weight-keyed cache);
 - **forward+backward**: expectation values, then the gradient of their sum with respect to the
   ansatz weights *and* the inputs (peers that cannot differentiate the inputs say so in their note).
 
@@ -84,6 +87,7 @@ class Row:
     forward_backward: float | None
     batch: int
     note: str = ""
+    forward_new_weights: float | None = None
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -103,6 +107,14 @@ class Target:
 
 TARGETS: tuple[Target, ...] = (
     Target("torch forward vs PennyLane backprop forward", "torch/backprop", "peer/pennylane-backprop", "forward", 20),
+    Target(
+        "torch forward, new weights every call, vs PennyLane backprop forward",
+        "torch/backprop",
+        "peer/pennylane-backprop",
+        "forward_new_weights",
+        20,
+        denominator_column="forward",
+    ),
     Target("torch fwd+bwd vs PennyLane backprop fwd+bwd", "torch/backprop", "peer/pennylane-backprop", "forward_backward", 20),
     Target(
         "torch shift rule (weights+inputs) vs PennyLane parameter-shift (weights)",
@@ -184,10 +196,16 @@ def time_backend(
     stream = workload.input_stream()
     batch = workload.batch
     flat = weights.reshape(-1)
+    other_weights = [flat + 1e-3 * k for k in range(4)]  # consecutive calls never see the same weights
 
     def forward() -> None:
         with torch.no_grad():
             expval(backend, circuit, torch.cat([stream(), flat.expand(batch, -1)], dim=1), gradient)
+
+    def forward_new_weights() -> None:
+        other_weights.append(other_weights.pop(0))
+        with torch.no_grad():
+            expval(backend, circuit, torch.cat([stream(), other_weights[0].expand(batch, -1)], dim=1), gradient)
 
     def forward_backward() -> None:
         xs, ws = stream().clone().requires_grad_(), flat.clone().requires_grad_()
@@ -196,11 +214,12 @@ def time_backend(
 
     resolved = resolve_gradient(backend, gradient)
     fwd = batch / median_seconds(forward, repeats, warmup, budget_s)
+    fwd_new = batch / median_seconds(forward_new_weights, repeats, warmup, budget_s)
     # the shift rule's backward runs 2·P·B rows: fewer repeats keep it within the budget
     fb = batch / median_seconds(forward_backward, repeats, min(warmup, 1), budget_s)
     label = f"hqf {name}" + (f" ({workload.dtype})" if workload.dtype != "complex128" else "")
     note = "weights and inputs" + ("; the default gradient" if gradient == "auto" else "")
-    return Row(f"{name}/{resolved}", label, resolved, fwd, fb, batch, note)
+    return Row(f"{name}/{resolved}", label, resolved, fwd, fb, batch, note, fwd_new)
 
 
 def resolve_gradient(backend, gradient: str) -> str:

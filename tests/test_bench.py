@@ -28,11 +28,13 @@ def test_workload_is_ry_encoding_then_the_ansatz_with_z_on_every_qubit():
 
 def test_ratios_divide_the_named_columns_and_skip_missing_rows():
     rows = [
-        Row("torch/backprop", "hqf torch", "backprop", 2000.0, 600.0, 256),
+        Row("torch/backprop", "hqf torch", "backprop", 2000.0, 600.0, 256, forward_new_weights=1000.0),
         Row("peer/pennylane-backprop", "PL", "backprop", 100.0, 40.0, 256),
     ]
     measured = {r.target.name: r for r in ratios(rows)}
-    assert len(measured) == 2
+    assert len(measured) == 3
+    new = measured["torch forward, new weights every call, vs PennyLane backprop forward"]
+    assert new.value == pytest.approx(10.0) and new.met is False  # its own column against the peer's forward
     fwd = measured["torch forward vs PennyLane backprop forward"]
     assert fwd.value == pytest.approx(20.0) and fwd.met is True
     fb = measured["torch fwd+bwd vs PennyLane backprop fwd+bwd"]
@@ -52,7 +54,7 @@ def test_median_seconds_counts_warmup_and_budget():
 def test_time_backend_reports_throughput_and_the_resolved_gradient():
     row = time_backend("torch", Workload("hea2x1", batch=4), "auto", repeats=1, warmup=0)
     assert row.key == "torch/backprop" and row.gradient == "backprop"
-    assert row.forward > 0 and row.forward_backward > 0 and row.batch == 4
+    assert row.forward > 0 and row.forward_backward > 0 and row.forward_new_weights > 0 and row.batch == 4
 
 
 def test_bench_command_prints_a_table_and_json():

@@ -14,8 +14,8 @@ def _fmt(value: float | None) -> str:
 
 
 def _table(rows) -> str:
-    head = ("implementation", "gradient", "fwd samples/s", "fwd+bwd samples/s", "note")
-    body = [(r.label, r.gradient, _fmt(r.forward), _fmt(r.forward_backward), r.note) for r in rows]
+    head = ("implementation", "gradient", "fwd samples/s", "fwd, new weights", "fwd+bwd samples/s", "note")
+    body = [(r.label, r.gradient, _fmt(r.forward), _fmt(r.forward_new_weights), _fmt(r.forward_backward), r.note) for r in rows]
     widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(head, widths)) + " |"]
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
