@@ -79,3 +79,11 @@ def test_bench_command_user_errors_are_one_line():
         result = runner.invoke(main, ["bench", "--batch", "2", "--repeats", "1", *args])
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_bench_epoch_estimate_takes_the_curvature_interval():
+    args = ["bench", "--ansatz", "hea2x1", "--batch", "4", "--repeats", "1", "--warmup", "0", "--epoch", "3", "--curvature-every", "2", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    epoch = json.loads(result.output)["epoch"]
+    assert epoch["curvature_every"] == 2 and epoch["iterations"] == 2 and epoch["epoch_seconds"] > 0

@@ -74,9 +74,15 @@ def _default_backends(peers: bool, dtype: str, skipped: list[str]) -> list[str]:
 @click.option("--threads", type=click.IntRange(min=1), help="torch.set_num_threads (default: torch's own choice).")
 @click.option("--latency", is_flag=True, help="Also the inference latency of the default hybrid model at batch 1.")
 @click.option("--epoch", "epoch_iterations", type=click.IntRange(min=2), help="Also estimate a full training epoch from N iterations.")
+@click.option(
+    "--curvature-every",
+    type=click.IntRange(min=1),
+    help="With --epoch: the curvature term every K iterations (default: hqf run's, curvature_every).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def bench_command(
-    ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup, slow_batch, threads, latency, epoch_iterations, as_json
+    ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup, slow_batch, threads, latency, epoch_iterations,
+    curvature_every, as_json
 ) -> None:
     """Time forward and forward+backward (samples/s, median after warm-up) of hqf backends on one circuit."""
     import platform
@@ -125,7 +131,8 @@ def bench_command(
                 skipped.append(f"peer {name}: {type(exc).__name__}: {exc}")
     measured = ratios(rows, TARGETS)
     lat = inference_latency() if latency else None
-    epoch = epoch_estimate(epoch_iterations) if epoch_iterations else None
+    overrides = {"curvature_every": curvature_every} if curvature_every else {}
+    epoch = epoch_estimate(epoch_iterations, **overrides) if epoch_iterations else None
     machine = {
         "python": platform.python_version(),
         "torch": torch.__version__,
