@@ -27,6 +27,10 @@ import torch
 from hqf.backends._torch_plan import PermutationStep, Plan, ProductStep, RotationStep
 
 
+#: below this many trailing amplitudes per block row, a shared block is applied as one product on a copy
+SMALL_TRAILING = 16
+
+
 def matmul2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` for stacks of 2×2 matrices ``[…, 2, 2]`` as one broadcast product and one sum.
 
@@ -103,8 +107,12 @@ def apply_shared_block(state: torch.Tensor, matrix: torch.Tensor, n: int, start:
     """Apply one ``[K, K]`` matrix to wires ``start … start+size-1`` of every column of ``[2**n, B]``."""
     left, k = 2**start, 2**size
     view = state.reshape(left, k, -1)
-    out = matrix @ view[0] if left == 1 else torch.matmul(matrix, view)
-    return out.reshape(state.shape)
+    if left == 1:
+        return (matrix @ view[0]).reshape(state.shape)
+    if view.shape[2] < SMALL_TRAILING:  # many tiny products (a few rows, low wires): one large one on a copy
+        out = matrix @ view.transpose(0, 1).reshape(k, -1)
+        return out.reshape(k, left, -1).transpose(0, 1).reshape(state.shape)
+    return torch.matmul(matrix, view).reshape(state.shape)
 
 
 def apply_block(state: torch.Tensor, matrix: torch.Tensor, n: int, start: int, size: int) -> torch.Tensor:
