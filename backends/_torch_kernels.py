@@ -258,20 +258,23 @@ def frozen_map(plan: Plan, lowered: dict, angles: torch.Tensor) -> torch.Tensor:
 
 
 def frozen_expval(lowered: dict, frozen: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """``[B, R]`` Z-word expectation values from a :func:`frozen_map` and the data angles of ``angles``."""
-    n = lowered[-1]["n_qubits"]
-    dim = 2**n
-    half = angles.index_select(1, lowered[-1]["data_columns"]) * 0.5  # [B, D]
-    pairs = torch.stack([torch.cos(half), torch.sin(half)], dim=-1)  # [B, D, 2]
-    wires = lowered[-1]["data_wires"]
+    """``[B, R]`` Z-word expectation values from a :func:`frozen_map` and the data angles of ``angles``.
+
+    Few operator calls: this is the whole circuit at inference (batch 1 is dispatch-bound).
+    """
+    tables = lowered[-1]
+    n = tables["n_qubits"]
+    columns = tables["data_slice"]
+    data = angles[:, columns] if columns is not None else angles.index_select(1, tables["data_columns"])
+    pairs = torch.cos((data * 0.5).unsqueeze(-1) - tables["quarter_turn"])  # [B, D, 2]: cos(x/2), sin(x/2)
+    wires = tables["data_wires"]
     if len(wires) < n:  # wires without data: (1, 0)
         full = angles.new_zeros(angles.shape[0], n, 2)
         full[:, :, 0] = 1
         full[:, wires] = pairs
         pairs = full
-    parts = (frozen @ product_vector(pairs)).reshape(2, dim, -1)  # Re ψ, Im ψ: [2, 2**n, B]
-    probs = parts.square().sum(0)
-    return (lowered[-1]["z_signs_t"] @ probs).transpose(0, 1)
+    parts = frozen @ product_vector(pairs)  # [Re ψ; Im ψ]: [2·2**n, B]
+    return (tables["z_signs_t2"] @ parts.square()).transpose(0, 1)
 
 
 def probabilities(state: torch.Tensor) -> torch.Tensor:
