@@ -370,6 +370,27 @@ def wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> 
     return full
 
 
+def summed_wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> torch.Tensor:
+    """``T[1, n, 2, 2]``: :func:`wire_transitions` summed over the batch, from one product per block.
+
+    For a run whose angles every row shares, only this sum reaches the gradient of those angles: no
+    per-row matrices, no transposes.
+    """
+    parts, covered = [], []
+    for start, size in blocks:
+        left, k = 2**start, 2**size
+        ket, bra = state.reshape(left, k, -1), lam.reshape(left, k, -1)
+        block = torch.matmul(ket, bra.mH).sum(0).transpose(0, 1).reshape(1, -1)  # T[I, J] = Σ conj λ[I] ψ[J]
+        parts.append(block[:, _trace_index(size, block.device)].sum(-1).reshape(1, size, 2, 2))
+        covered += range(start, start + size)
+    out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    if len(covered) == n:
+        return out
+    full = state.new_zeros(1, n, 2, 2)
+    full[:, covered] = out
+    return full
+
+
 def chain_gradients(tables: dict, mats: list[torch.Tensor], transitions: torch.Tensor, grad: torch.Tensor) -> None:
     """Write ``∂L/∂θ`` of every rotation of a run into ``grad[B, P]``, walking each wire backwards."""
     generator = tables["generator"]
@@ -392,11 +413,15 @@ def adjoint_vjp(
     pauli_actions: list,
     records: list | None = None,
     state: torch.Tensor | None = None,
-) -> torch.Tensor:
+    summed: frozenset[int] | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """``Σ_r g_r ∂⟨O_r⟩/∂angles`` as ``[B, P]`` by the adjoint method (no autograd graph kept).
 
     ``records`` and the final ``state`` of an earlier :func:`run` are reused if given; a record that
-    holds its state (``checkpoint``) spares undoing that run on the state.
+    holds its state (``checkpoint``) spares undoing that run on the state. Given ``summed`` (columns
+    equal in every row whose gradient is only wanted summed over the rows), returns ``(grad [B, P],
+    grad_sum [P])``: a run that reads only such columns adds to ``grad_sum`` (one transition matrix
+    for the whole batch) instead of ``grad``; the caller adds ``grad[:, summed].sum(0)`` itself.
     """
     n = plan.n_qubits
     with torch.no_grad():
@@ -405,6 +430,7 @@ def adjoint_vjp(
             state = run(plan, lowered, angles, constant_columns(angles), records, checkpoint=True)
         lam = observable_times_state(plan, lowered, state, grad_output.to(angles.dtype), pauli_actions)
         grad = torch.zeros_like(angles)
+        grad_sum = angles.new_zeros(1, angles.shape[1])
         runs = iter(reversed(records))
         for k in range(len(plan.steps) - 1, -1, -1):
             step, tables = plan.steps[k], lowered[k]
@@ -421,8 +447,11 @@ def adjoint_vjp(
             if isinstance(step, ProductStep):
                 blocks = tuple((s, min(plan.block, n - s)) for s in range(0, n, plan.block))
                 chain_gradients(tables, record.mats, wire_transitions(lam, state, n, blocks), grad)
-            else:
-                chain_gradients(tables, record.mats, wire_transitions(lam, state, n, step.blocks), grad)
+            elif step.chain.rotation.any():  # (a run of fixed gates has nothing to differentiate)
+                whole_batch = summed is not None and record.fused.shape[0] == 1 and step.chain.angle_columns <= summed
+                transitions = (summed_wire_transitions if whole_batch else wire_transitions)(lam, state, n, step.blocks)
+                chain_gradients(tables, record.mats, transitions, grad_sum if whole_batch else grad)
+            if not isinstance(step, ProductStep):
                 lam = apply_rotations(lam, record.fused, step, n, inverse=True)
                 state = None if record.state_after is not None else apply_rotations(state, record.fused, step, n, inverse=True)
-    return grad
+    return grad if summed is None else (grad, grad_sum[0])

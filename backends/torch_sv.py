@@ -302,6 +302,18 @@ class TorchBackend(Backend):
             self._frozen_cache[id(circuit)] = cached
         return cached[2]
 
+    def expval_broadcast(self, circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+        """:meth:`expval` of ``[angles, shared]``; with autograd, the adjoint backward computes the
+        gradient of the shared angles summed over the rows (one transition matrix per run of shared
+        gates instead of one per row), which is all a broadcast weight needs."""
+        tracked = torch.is_grad_enabled() and (angles.requires_grad or shared.requires_grad)
+        if not tracked or type(self).expval is not TorchBackend.expval:
+            return super().expval_broadcast(circuit, angles, shared)
+        out_device = angles.device
+        angles = angles.to(device=self.device, dtype=self.real_dtype)
+        shared = shared.to(device=self.device, dtype=self.real_dtype)
+        return _PlanExpvalBroadcast.apply(angles, shared, self, circuit).to(out_device)
+
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         """``[B, P]`` vector-Jacobian product by the adjoint method (two states in memory, any depth)."""
         out_device = angles.device
@@ -364,44 +376,92 @@ class TorchBackend(Backend):
         return torch.stack(columns, dim=1)
 
 
+def _recorded_forward(ctx, backend: TorchBackend, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+    """Expectation values of ``angles``, keeping in ``ctx`` what the adjoint backward needs.
+
+    Large states run in cache-sized passes and keep nothing (the backward recomputes them).
+    """
+    plan, lowered, actions = backend._plan(circuit)
+    ctx.backend, ctx.circuit, ctx.records, ctx.state = backend, circuit, None, None
+    rows = backend._rows_per_pass(plan)
+    with torch.no_grad():
+        if angles.shape[0] > rows:
+            return torch.cat([backend._forward(plan, lowered, actions, part) for part in angles.split(rows)])
+        n_runs = sum(not isinstance(step, PermutationStep) for step in plan.steps)
+        records: list = []
+        checkpoint = n_runs * angles.shape[0] * backend._row_bytes(plan) <= backend.checkpoint_bytes
+        state = kernels.run(plan, lowered, angles, kernels.constant_columns(angles), records, checkpoint=checkpoint)
+        ctx.records, ctx.state = records, state
+        return kernels.measure(plan, lowered, state, actions)
+
+
+def _differentiable_vjp(plan, lowered, actions, angles, grad_output, inputs):
+    """The VJP through the plan by torch autograd, itself differentiable (``create_graph=True``)."""
+    tracked = [t for t in inputs if t.requires_grad]
+    with torch.enable_grad():
+        out = kernels.measure(plan, lowered, kernels.run(plan, lowered, angles), actions)
+        grads = iter(torch.autograd.grad(out, tracked, grad_output, create_graph=True, allow_unused=True))
+    found = [next(grads) if t.requires_grad else None for t in inputs]
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(found, inputs)]
+
+
 class _PlanExpval(torch.autograd.Function):
     """The plan's expectation values; backward by the adjoint method, or by autograd when differentiable."""
 
     @staticmethod
     def forward(ctx, angles: torch.Tensor, backend: TorchBackend, circuit: Circuit):
-        plan, lowered, actions = backend._plan(circuit)
         ctx.save_for_backward(angles)
-        ctx.backend, ctx.circuit, ctx.records, ctx.state = backend, circuit, None, None
-        rows = backend._rows_per_pass(plan)
-        with torch.no_grad():
-            if angles.shape[0] > rows:  # large states: cache-sized passes, the backward recomputes them
-                return torch.cat([backend._forward(plan, lowered, actions, part) for part in angles.split(rows)])
-            n_runs = sum(not isinstance(step, PermutationStep) for step in plan.steps)
-            records: list = []
-            state = kernels.run(
-                plan,
-                lowered,
-                angles,
-                kernels.constant_columns(angles),
-                records,
-                checkpoint=n_runs * angles.shape[0] * backend._row_bytes(plan) <= backend.checkpoint_bytes,
-            )
-            ctx.records, ctx.state = records, state
-            return kernels.measure(plan, lowered, state, actions)
+        return _recorded_forward(ctx, backend, circuit, angles)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         (angles,) = ctx.saved_tensors
         plan, lowered, actions = ctx.backend._plan(ctx.circuit)
         if torch.is_grad_enabled():  # create_graph=True: the backward must be differentiable itself
-            with torch.enable_grad():
-                out = kernels.measure(plan, lowered, kernels.run(plan, lowered, angles), actions)
-                (grad,) = torch.autograd.grad(out, angles, grad_output, create_graph=True)
+            (grad,) = _differentiable_vjp(plan, lowered, actions, angles, grad_output, [angles])
             return grad, None, None
         if ctx.records is None:
             return ctx.backend._adjoint(plan, lowered, actions, angles, grad_output), None, None
         grad = kernels.adjoint_vjp(plan, lowered, angles, grad_output, actions, ctx.records, ctx.state)
         return grad, None, None
+
+
+class _PlanExpvalBroadcast(torch.autograd.Function):
+    """:class:`_PlanExpval` of ``[angles, shared]`` (``shared`` appended to every row); the adjoint
+    backward sums the shared angles' gradient over the batch with one transition matrix per run."""
+
+    @staticmethod
+    def forward(ctx, angles: torch.Tensor, shared: torch.Tensor, backend: TorchBackend, circuit: Circuit):
+        ctx.save_for_backward(angles, shared)
+        return _recorded_forward(ctx, backend, circuit, _full_angles(angles, shared))
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        angles, shared = ctx.saved_tensors
+        plan, lowered, actions = ctx.backend._plan(ctx.circuit)
+        if torch.is_grad_enabled():  # create_graph=True: the backward must be differentiable itself
+            with torch.enable_grad():
+                full = _full_angles(angles, shared)
+            grad_angles, grad_shared = _differentiable_vjp(plan, lowered, actions, full, grad_output, [angles, shared])
+            return grad_angles, grad_shared, None, None
+        full = _full_angles(angles, shared)
+        summed = frozenset(range(angles.shape[1], full.shape[1]))
+        if ctx.records is None:
+            rows = ctx.backend._rows_per_pass(plan)
+            parts = [
+                kernels.adjoint_vjp(plan, lowered, a, g, actions, summed=summed)
+                for a, g in zip(full.split(rows), grad_output.to(full.dtype).split(rows))
+            ]
+            grad = torch.cat([p[0] for p in parts])
+            grad_sum = torch.stack([p[1] for p in parts]).sum(0)
+        else:
+            grad, grad_sum = kernels.adjoint_vjp(plan, lowered, full, grad_output, actions, ctx.records, ctx.state, summed=summed)
+        n_data = angles.shape[1]
+        return grad[:, :n_data], grad[:, n_data:].sum(0) + grad_sum[n_data:], None, None
+
+
+def _full_angles(angles: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+    return torch.cat([angles, shared.reshape(1, -1).expand(angles.shape[0], -1)], dim=1)
 
 
 @functools.lru_cache(maxsize=256)

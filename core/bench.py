@@ -200,16 +200,16 @@ def time_backend(
 
     def forward() -> None:
         with torch.no_grad():
-            expval(backend, circuit, torch.cat([stream(), flat.expand(batch, -1)], dim=1), gradient)
+            expval(backend, circuit, stream(), gradient, shared=flat)
 
     def forward_new_weights() -> None:
         other_weights.append(other_weights.pop(0))
         with torch.no_grad():
-            expval(backend, circuit, torch.cat([stream(), other_weights[0].expand(batch, -1)], dim=1), gradient)
+            expval(backend, circuit, stream(), gradient, shared=other_weights[0])
 
     def forward_backward() -> None:
         xs, ws = stream().clone().requires_grad_(), flat.clone().requires_grad_()
-        out = expval(backend, circuit, torch.cat([xs, ws.expand(batch, -1)], dim=1), gradient)
+        out = expval(backend, circuit, xs, gradient, shared=ws)  # the weights broadcast, as QuantumLayer does
         out.sum().backward()
 
     resolved = resolve_gradient(backend, gradient)

@@ -136,28 +136,38 @@ def expval(
     angles: torch.Tensor,
     gradient: str = "auto",
     chunk: int | None = None,
+    shared: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Differentiable expectation values ``[B, R]`` of ``circuit`` at ``angles[B, P]`` on ``backend``.
 
     ``gradient`` is ``auto`` (the backend's cheapest exact method), ``backprop``, ``adjoint`` or
     ``parameter-shift`` (always available). ``chunk`` caps the rows of one shifted ``expval`` call.
+    ``shared[S]``: angles appended to every row (the ansatz weights; then ``angles`` is ``[B, P − S]``).
+    Same values and gradients as passing the full matrix; with ``backprop`` the backend can compute
+    the shared angles' gradient summed over the rows directly (:meth:`Backend.expval_broadcast`).
     """
-    check_angles(circuit, angles)
-    angles = angles.to(backend.real_dtype)
+    full = angles
+    if shared is not None:
+        if not isinstance(shared, torch.Tensor) or shared.ndim != 1:
+            raise InvalidCircuitError(f"shared angles must be a 1-D torch.Tensor (got {getattr(shared, 'shape', type(shared).__name__)})")
+        full = torch.cat([angles, shared.to(angles.dtype).reshape(1, -1).expand(angles.shape[0], -1)], dim=1)
+    check_angles(circuit, full)
     method = default_gradient(backend) if gradient == "auto" else gradient
     if method not in GRADIENTS:
         raise ValueError(f"'gradient' must be 'auto' or one of {GRADIENTS} (got {gradient!r})")
     if method != "parameter-shift" and method not in backend.capabilities.gradients:
         raise ValueError(f"backend {backend.name!r} has no native {method!r} gradient")
-    if method == "backprop":
-        out = backend.expval(circuit, angles)
+    if method == "backprop" and shared is not None:
+        out = backend.expval_broadcast(circuit, angles.to(backend.real_dtype), shared.to(backend.real_dtype))
+    elif method == "backprop":
+        out = backend.expval(circuit, full.to(backend.real_dtype))
     elif method == "adjoint":
-        out = _NativeVjp.apply(angles, backend, circuit)
+        out = _NativeVjp.apply(full.to(backend.real_dtype), backend, circuit)
     else:
-        out = _ShiftRule.apply(angles, backend, circuit, chunk)
-    if out.shape != (angles.shape[0], circuit.n_outputs):
+        out = _ShiftRule.apply(full.to(backend.real_dtype), backend, circuit, chunk)
+    if out.shape != (full.shape[0], circuit.n_outputs):
         raise RuntimeError(
             f"backend {backend.name!r} returned shape {list(out.shape)}; "
-            f"expected [{angles.shape[0]}, {circuit.n_outputs}]"
+            f"expected [{full.shape[0]}, {circuit.n_outputs}]"
         )
     return out

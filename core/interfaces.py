@@ -96,6 +96,15 @@ class Backend(abc.ABC):
         The result has the real dtype matching ``self.dtype`` and lives on ``angles.device``.
         """
 
+    def expval_broadcast(self, circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+        """:meth:`expval` of ``[angles, shared]``: ``shared[S]`` (the ansatz weights) is appended to every
+        row of ``angles[B, P − S]``. Differentiable w.r.t. both when :meth:`expval` is (backprop).
+
+        This default builds the full angle matrix; a backend may override it to use that the shared
+        angles' gradient is only ever wanted summed over the rows.
+        """
+        return self.expval(circuit, torch.cat([angles, shared.reshape(1, -1).expand(angles.shape[0], -1)], dim=1))
+
     def expval_shifted(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """``[2, P, B, R]``: the expectation values with column ``p`` of ``angles`` shifted by ``+π/2``
         (``[0, p]``) and by ``−π/2`` (``[1, p]``): what the parameter-shift rule evaluates.

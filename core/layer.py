@@ -15,7 +15,7 @@ class QuantumLayer(torch.nn.Module):
     """Expectation values ``H_q[B, R]`` of an encoded, trainable circuit on any backend.
 
     The angle matrix is ``[encoder(x), weights]``: data angles first, then the ansatz weights
-    (broadcast over the batch). ``gradient`` is passed to :func:`hqf.gradients.expval`.
+    (broadcast over the batch: passed as ``shared``). ``gradient`` is passed to :func:`hqf.gradients.expval`.
     """
 
     def __init__(
@@ -47,4 +47,6 @@ class QuantumLayer(torch.nn.Module):
         return torch.cat([data, weights], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return expval(self.backend, self.circuit, self.angles(x), self.gradient)
+        data = self.encoder(x).to(self.backend.real_dtype)
+        weights = self.weights.to(self.backend.real_dtype).reshape(-1)
+        return expval(self.backend, self.circuit, data, self.gradient, shared=weights)

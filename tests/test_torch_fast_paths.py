@@ -257,3 +257,45 @@ def test_prefix_reuse_survives_in_place_changes_of_the_callers_buffer():
     second = backend.expval(circuit, buffer)
     assert not torch.allclose(first, second)
     assert torch.max(torch.abs(second - backend.expval_plain(circuit, buffer))).item() <= 1e-12
+
+
+@pytest.mark.parametrize("cache_mib", [4, 1e-6])  # one recorded pass, or one row per pass (recomputed)
+@given(circuit=circuits(max_qubits=6).filter(lambda c: c.n_params >= 1), seed=st.integers(0, 2**16), split=st.floats(0, 1))
+def test_broadcast_weights_give_the_plain_gradients(cache_mib, circuit, seed, split):
+    # expval(..., shared=w): the shared columns' gradient is summed over the rows inside the backend
+    n_data = int(split * circuit.n_params)
+    gen = torch.Generator().manual_seed(seed)
+    data = (torch.rand(3, n_data, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi
+    shared = (torch.rand(circuit.n_params - n_data, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi
+    cotangent = torch.randn(3, circuit.n_outputs, dtype=torch.float64, generator=gen)
+    backend = TorchBackend(cache_mib=cache_mib)
+    grads = []
+    for fast in (True, False):
+        d, w = data.clone().requires_grad_(), shared.clone().requires_grad_()
+        if fast:
+            out = expval(backend, circuit, d, shared=w)
+        else:
+            out = backend.expval_plain(circuit, torch.cat([d, w.expand(3, -1)], dim=1))
+        g = torch.autograd.grad((out * cotangent).sum(), [d, w], allow_unused=True)
+        grads.append([torch.zeros_like(t) if x is None else x for x, t in zip(g, (d, w))])
+    for a, b in zip(*grads):
+        assert a.shape == b.shape
+        if a.numel():
+            assert torch.max(torch.abs(a - b)).item() <= 1e-10, circuit.diagram()
+
+
+def test_broadcast_weights_support_double_backward():
+    circuit = _hea(3, 2)
+    backend = TorchBackend()
+    x = torch.rand(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    w0 = torch.rand(circuit.n_params - 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+    def loss(fast):
+        def f(w):
+            out = expval(backend, circuit, x, shared=w) if fast else backend.expval_plain(circuit, torch.cat([x, w.expand(4, -1)], 1))
+            return out.square().sum()
+        return f
+
+    fast, plain = (torch.autograd.functional.hessian(loss(f), w0) for f in (True, False))
+    assert plain.abs().max() > 0.1
+    assert torch.max(torch.abs(fast - plain)).item() <= 1e-10
