@@ -220,14 +220,15 @@ def run(
     return state
 
 
-def frozen_map(plan: Plan, lowered: dict, angles: torch.Tensor) -> torch.Tensor:
-    """``[Re U'; Im U']`` (``[2·2**n, 2**n]``) with ``final state = U' r`` at the frozen angles of
+def frozen_map(plan: Plan, lowered: dict, angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([Re U'; Im U'], [Zᵀ Zᵀ])``: ``[2·2**n, 2**n]`` with ``final state = U' r`` at the frozen angles of
     ``angles[:1]``, ``r = ⊗_w (cos(x_w/2), sin(x_w/2))`` over the wires whose first gate reads data
     (``(1, 0)`` on the others).
 
     A rotation ``exp(-ix/2 P)`` on ``|0⟩`` is ``cos(x/2)|0⟩ + sin(x/2)(−iP)|0⟩``; the gates after it on
     that wire, then the rest of the circuit ``U`` (its columns: the basis states run through it), map
-    those two vectors to the columns of ``U'``.
+    those two vectors to the columns of ``U'``. The sign table twice over (``[R, 2·2**n]``) reads the
+    Z words from ``[Re ψ; Im ψ]²`` in one product.
     """
     n, dim = plan.n_qubits, 2**plan.n_qubits
     complex_dtype = lowered[-1]["complex_dtype"]
@@ -254,10 +255,10 @@ def frozen_map(plan: Plan, lowered: dict, angles: torch.Tensor) -> torch.Tensor:
     identity = torch.eye(dim, dtype=complex_dtype, device=angles.device)
     suffix = run(plan, lowered, angles[:1], start=1, state=identity)  # U: column j is basis state j run through
     full = suffix @ product
-    return torch.cat([full.real, full.imag]).contiguous()
+    return torch.cat([full.real, full.imag]).contiguous(), torch.cat([lowered[-1]["z_signs"].T] * 2, dim=1)
 
 
-def frozen_expval(lowered: dict, frozen: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+def frozen_expval(lowered: dict, frozen: tuple[torch.Tensor, torch.Tensor], angles: torch.Tensor) -> torch.Tensor:
     """``[B, R]`` Z-word expectation values from a :func:`frozen_map` and the data angles of ``angles``.
 
     Few operator calls: this is the whole circuit at inference (batch 1 is dispatch-bound).
@@ -273,8 +274,9 @@ def frozen_expval(lowered: dict, frozen: torch.Tensor, angles: torch.Tensor) -> 
         full[:, :, 0] = 1
         full[:, wires] = pairs
         pairs = full
-    parts = frozen @ product_vector(pairs)  # [Re ψ; Im ψ]: [2·2**n, B]
-    return (tables["z_signs_t2"] @ parts.square()).transpose(0, 1)
+    matrix, signs = frozen
+    parts = matrix @ product_vector(pairs)  # [Re ψ; Im ψ]: [2·2**n, B]
+    return (signs @ parts.square()).transpose(0, 1)
 
 
 def probabilities(state: torch.Tensor) -> torch.Tensor:
@@ -285,7 +287,7 @@ def probabilities(state: torch.Tensor) -> torch.Tensor:
 def measure(plan: Plan, lowered: dict, state: torch.Tensor, pauli_actions: list) -> torch.Tensor:
     """``[B, R]`` expectation values of the plan's observables on ``[2**n, B]``."""
     z_signs = lowered[-1]["z_signs"]
-    z_part = (lowered[-1]["z_signs_t"] @ probabilities(state)).transpose(0, 1) if z_signs is not None else None
+    z_part = (z_signs.T @ probabilities(state)).transpose(0, 1) if z_signs is not None else None
     if not plan.other_words:
         return z_part
     columns: dict[int, torch.Tensor] = {}
@@ -299,12 +301,12 @@ def measure(plan: Plan, lowered: dict, state: torch.Tensor, pauli_actions: list)
 
 def measure_cross(plan: Plan, lowered: dict, bra: torch.Tensor, ket: torch.Tensor, pauli_actions: list) -> torch.Tensor:
     """``[N, R]`` complex ``⟨bra|O_r|ket⟩`` for the columns of ``ket[2**n, …]`` (``bra`` broadcasts to it)."""
-    z_signs_t = lowered[-1]["z_signs_t"]
+    z_signs = lowered[-1]["z_signs"]
     dim = ket.shape[0]
     columns: dict[int, torch.Tensor] = {}
-    if z_signs_t is not None:
+    if z_signs is not None:
         product = (bra.conj() * ket).reshape(dim, -1)
-        columns.update(zip(plan.z_words, (z_signs_t.to(product.dtype) @ product).unbind(0)))
+        columns.update(zip(plan.z_words, (z_signs.T.to(product.dtype) @ product).unbind(0)))
     for (k, _), (source, coeff) in zip(plan.other_words, pauli_actions):
         moved = ket.index_select(0, source) * coeff.reshape(dim, *[1] * (ket.ndim - 1))
         columns[k] = (bra.conj() * moved).reshape(dim, -1).sum(dim=0)
@@ -380,6 +382,8 @@ def summed_wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, bloc
     for start, size in blocks:
         left, k = 2**start, 2**size
         ket, bra = state.reshape(left, k, -1), lam.reshape(left, k, -1)
+        if left > 1 and ket.shape[2] < SMALL_TRAILING:  # many tiny products: one large one on copies
+            ket, bra = ket.transpose(0, 1).reshape(1, k, -1), bra.transpose(0, 1).reshape(1, k, -1)
         block = torch.matmul(ket, bra.mH).sum(0).transpose(0, 1).reshape(1, -1)  # T[I, J] = Σ conj λ[I] ψ[J]
         parts.append(block[:, _trace_index(size, block.device)].sum(-1).reshape(1, size, 2, 2))
         covered += range(start, start + size)

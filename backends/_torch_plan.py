@@ -200,13 +200,11 @@ class Plan:
         out[-1]["data_wires"] = torch.as_tensor(np.nonzero(data)[0], device=device)
         out[-1]["data_columns"] = torch.as_tensor(data_columns, device=device)
         out[-1]["frozen_index"] = torch.as_tensor(sorted(set(range(self.n_params)) - set(data_columns.tolist())), dtype=torch.long, device=device)
-        out[-1]["z_signs_t"] = None if self.z_signs is None else out[-1]["z_signs"].T.contiguous()
         # the data columns as a slice when they are one ascending run (an encoder's columns come first)
         run = data_columns.size and np.array_equal(data_columns, np.arange(data_columns[0], data_columns[0] + data_columns.size))
         out[-1]["data_slice"] = slice(int(data_columns[0]), int(data_columns[0]) + data_columns.size) if run else None
-        # the cosine of (x/2, x/2 − π/2) is (cos(x/2), sin(x/2)); the sign table twice reads Re ψ² and Im ψ² at once
+        # the cosine of (x/2, x/2 − π/2) is (cos(x/2), sin(x/2))
         out[-1]["quarter_turn"] = torch.tensor([0.0, math.pi / 2], dtype=real_dtype, device=device)
-        out[-1]["z_signs_t2"] = None if self.z_signs is None else torch.cat([out[-1]["z_signs_t"]] * 2, dim=1)
         return out
 
 

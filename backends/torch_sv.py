@@ -138,7 +138,7 @@ class TorchBackend(Backend):
         self.cache_bytes = cache_mib * 2**20
         self.prefix_bytes = prefix_mib * 2**20
         self._prefix: tuple | None = None  # (plan, angles, states entering each step) of the last pass
-        self._frozen_cache: dict[int, tuple[Circuit, torch.Tensor, torch.Tensor | None]] = {}
+        self._frozen_cache: dict[int, tuple[Circuit, torch.Tensor, tuple | None]] = {}
         self._plans: dict[int, tuple[Circuit, tuple]] = {}
 
     def _plan(self, circuit: Circuit):
@@ -268,8 +268,8 @@ class TorchBackend(Backend):
         ]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
-    def _frozen_map(self, circuit: Circuit, plan, lowered, angles: torch.Tensor) -> torch.Tensor | None:
-        """The cached real matrix ``[2·2**n, 2**n]`` of the circuit at frozen weights, when it pays.
+    def _frozen_map(self, circuit: Circuit, plan, lowered, angles: torch.Tensor) -> tuple | None:
+        """The cached real matrix ``[2·2**n, 2**n]`` (with its sign table) of the circuit at frozen weights, when it pays.
 
         With every angle but the data fixed, the final state is ``ψ = U' r``: ``r = ⊗_w (cos(x_w/2),
         sin(x_w/2))`` is a real product vector of the data angles read first on each wire, and

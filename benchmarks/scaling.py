@@ -54,11 +54,11 @@ def measure_point(n_qubits: int, n_layers: int, batch: int, repeats: int, thread
 
     def forward():
         with torch.no_grad():
-            expval(backend, circuit, torch.cat([stream(), flat.expand(batch, -1)], dim=1))
+            expval(backend, circuit, stream(), shared=flat)
 
     def forward_backward():
         xs, ws = stream().clone().requires_grad_(), flat.clone().requires_grad_()
-        expval(backend, circuit, torch.cat([xs, ws.expand(batch, -1)], dim=1)).sum().backward()
+        expval(backend, circuit, xs, shared=ws).sum().backward()
 
     out = {"qubits": n_qubits, "layers": n_layers, "batch": batch, "threads": threads}
     for name, fn in (("forward", forward), ("forward_backward", forward_backward)):
