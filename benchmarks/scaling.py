@@ -3,8 +3,9 @@
 Each point (Q qubits, L layers, batch B) runs in its own Python process, so its peak resident set size
 (``ru_maxrss``) belongs to that point alone (tracemalloc does not see torch's allocations). A point
 times ``hqf.gradients.expval`` on the ``hea{Q}x{L}`` circuit with RY encoding (``⟨Z⟩`` on every qubit):
-forward under ``no_grad``, and forward+backward with respect to weights and inputs under the default
-gradient (``auto``: autograd, whose first-order backward is the adjoint pass). A time is the median of
+forward under ``no_grad`` with new weights every call (so the backend's frozen-weight cache for
+inference never stands in for the simulation), and forward+backward with respect to weights (passed
+as ``shared``) and inputs under the default gradient (``auto``: autograd, whose first-order backward is the adjoint pass). A time is the median of
 a few calls after one warm-up call; calls cycle through different input batches. Times are the
 process's CPU seconds (with one thread, the work itself, whatever else shares the machine); the wall
 seconds are recorded too.
@@ -52,9 +53,12 @@ def measure_point(n_qubits: int, n_layers: int, batch: int, repeats: int, thread
     flat = weights.reshape(-1)
     backend = make_backend("torch")
 
-    def forward():
+    calls = [0]
+
+    def forward():  # new weights every call: no frozen-weight cache stands in for the simulation
+        calls[0] += 1
         with torch.no_grad():
-            expval(backend, circuit, stream(), shared=flat)
+            expval(backend, circuit, stream(), shared=flat + 1e-3 * calls[0])
 
     def forward_backward():
         xs, ws = stream().clone().requires_grad_(), flat.clone().requires_grad_()
