@@ -125,7 +125,7 @@ def run_command(config_file, regularizers, sets, out, quiet, **options) -> None:
     """Train the hybrid model of the seed paper and write a run directory.
 
     With no options: torch backend, hea8x6, angle encoder, gated fusion, stability and curvature
-    regularizers, on a 60,000-sample Dataset-A-like set, 8 epochs (about a minute on two CPU cores). The run
+    regularizers, on a 60,000-sample Dataset-A-like set, 8 epochs (under a minute on two CPU cores). The run
     directory holds config.toml, meta.json, metrics.json, curves.csv, epochs.csv and convergence.png.
     """
     import pathlib
