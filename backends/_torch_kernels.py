@@ -248,10 +248,7 @@ def frozen_map(plan: Plan, lowered: dict, angles: torch.Tensor) -> tuple[torch.T
     q = basis
     for m in after:
         q = m[0] @ q
-    product = q[0]
-    for w in range(1, n):  # Kronecker product, wire 0 most significant
-        d = product.shape[0]
-        product = (product[:, None, :, None] * q[w][None, :, None, :]).reshape(2 * d, 2 * d)
+    product = kron_block(q.unsqueeze(0), 0, n)[0]  # ⊗_w Q_w, wire 0 most significant
     identity = torch.eye(dim, dtype=complex_dtype, device=angles.device)
     suffix = run(plan, lowered, angles[:1], start=1, state=identity)  # U: column j is basis state j run through
     full = suffix @ product
@@ -351,25 +348,31 @@ def block_transition(lam: torch.Tensor, state: torch.Tensor, n: int, start: int,
     return slices.reshape(batch, left, k, k).sum(1).transpose(1, 2)
 
 
+def _per_wire(blocks, n: int, block_matrix, like: torch.Tensor) -> torch.Tensor:
+    """``T[b, n, 2, 2]`` from each block's ``T[b, K, K] = block_matrix(start, size)`` by partial traces
+    over the block's other wires (each ``T_w[i, j]`` sums ``2**(size-1)`` entries); zero on wires no
+    block covers."""
+    parts, covered = [], []
+    for start, size in blocks:
+        block = block_matrix(start, size)
+        rows = block.shape[0]
+        parts.append(block.reshape(rows, -1)[:, _trace_index(size, block.device)].sum(-1).reshape(rows, size, 2, 2))
+        covered += range(start, start + size)
+    out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    if len(covered) == n:
+        return out
+    full = like.new_zeros(out.shape[0], n, 2, 2)
+    full[:, covered] = out
+    return full
+
+
 def wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> torch.Tensor:
     """``T[B, n, 2, 2]`` with ``T_w[i, j] = Σ_rest conj(λ)[…i…] ψ[…j…]`` for the wires of ``blocks``.
 
     ``λ`` and ``ψ`` are ``[2**n, B]``; the sums are per row, so both are transposed to rows once.
     """
     lam, state = rows_to_columns(lam), rows_to_columns(state)
-    batch = state.shape[0]
-    parts, covered = [], []
-    for start, size in blocks:
-        block = block_transition(lam, state, n, start, size).reshape(batch, -1)
-        # partial traces over the block's other wires: each T_w[i, j] sums 2**(size-1) entries
-        parts.append(block[:, _trace_index(size, block.device)].sum(-1).reshape(batch, size, 2, 2))
-        covered += range(start, start + size)
-    out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-    if len(covered) == n:
-        return out
-    full = state.new_zeros(batch, n, 2, 2)
-    full[:, covered] = out
-    return full
+    return _per_wire(blocks, n, lambda start, size: block_transition(lam, state, n, start, size), state)
 
 
 def summed_wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> torch.Tensor:
@@ -378,21 +381,15 @@ def summed_wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, bloc
     For a run whose angles every row shares, only this sum reaches the gradient of those angles: no
     per-row matrices, no transposes.
     """
-    parts, covered = [], []
-    for start, size in blocks:
+
+    def block_matrix(start: int, size: int) -> torch.Tensor:  # T[1, K, K], T[I, J] = Σ conj λ[I] ψ[J]
         left, k = 2**start, 2**size
         ket, bra = state.reshape(left, k, -1), lam.reshape(left, k, -1)
         if left > 1 and ket.shape[2] < SMALL_TRAILING:  # many tiny products: one large one on copies
             ket, bra = ket.transpose(0, 1).reshape(1, k, -1), bra.transpose(0, 1).reshape(1, k, -1)
-        block = torch.matmul(ket, bra.mH).sum(0).transpose(0, 1).reshape(1, -1)  # T[I, J] = Σ conj λ[I] ψ[J]
-        parts.append(block[:, _trace_index(size, block.device)].sum(-1).reshape(1, size, 2, 2))
-        covered += range(start, start + size)
-    out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-    if len(covered) == n:
-        return out
-    full = state.new_zeros(1, n, 2, 2)
-    full[:, covered] = out
-    return full
+        return torch.matmul(ket, bra.mH).sum(0).transpose(0, 1).unsqueeze(0)
+
+    return _per_wire(blocks, n, block_matrix, state)
 
 
 def chain_gradients(tables: dict, mats: list[torch.Tensor], transitions: torch.Tensor, grad: torch.Tensor) -> None:

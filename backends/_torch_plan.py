@@ -151,6 +151,8 @@ class Plan:
             # diagonal observables absorb a final signed permutation: Pᴴ D P = D[inverse]
             self.z_signs = self.z_signs[self.steps.pop().inverse]
         self.n_outputs = circuit.n_outputs
+        #: complex multiply-adds per amplitude of the block products after the product state
+        self.block_work = sum(2**size for step in self.steps[1:] if isinstance(step, RotationStep) for _, size in step.blocks)
 
     def first_step_reading(self, columns: frozenset[int]) -> int:
         """The index of the first step that reads any of ``columns`` (``len(steps)`` if none does)."""

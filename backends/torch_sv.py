@@ -20,10 +20,11 @@ import math
 import torch
 
 from hqf.backends import _torch_kernels as kernels
-from hqf.backends._torch_plan import DEFAULT_BLOCK, PermutationStep, RotationStep, compile_plan
+from hqf.backends._torch_plan import DEFAULT_BLOCK, PermutationStep, compile_plan
 
 
 from hqf.circuit import Circuit, Operation, PauliWord
+from hqf.gradients import full_angles
 from hqf.hookspecs import hookimpl
 from hqf.interfaces import Availability, Backend, Capabilities
 
@@ -260,13 +261,16 @@ class TorchBackend(Backend):
             out = torch.stack([torch.cat(plus), torch.cat(minus)])
         return out.to(out_device)
 
-    def _adjoint(self, plan, lowered, actions, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
+    def _adjoint(self, plan, lowered, actions, angles: torch.Tensor, grad_output: torch.Tensor, summed=None):
+        """:func:`kernels.adjoint_vjp` in cache-sized passes (with ``summed``: its ``(grad, grad_sum)``)."""
         rows = self._rows_per_pass(plan)
         parts = [
-            kernels.adjoint_vjp(plan, lowered, a, g, actions)
+            kernels.adjoint_vjp(plan, lowered, a, g, actions, summed=summed)
             for a, g in zip(angles.split(rows), grad_output.to(angles.dtype).split(rows))
         ]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        if summed is None:
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
+        return torch.cat([p[0] for p in parts]), torch.stack([p[1] for p in parts]).sum(0)
 
     def _frozen_map(self, circuit: Circuit, plan, lowered, angles: torch.Tensor) -> tuple | None:
         """The cached real matrix ``[2·2**n, 2**n]`` (with its sign table) of the circuit at frozen weights, when it pays.
@@ -283,8 +287,7 @@ class TorchBackend(Backend):
         n_rows, dim = angles.shape[0], 2**plan.n_qubits
         if plan.other_words or plan.z_signs is None or plan.n_qubits > MAX_CACHED_UNITARY_QUBITS:
             return None
-        per_row = sum(2**size for step in plan.steps[1:] if isinstance(step, RotationStep) for _, size in step.blocks)
-        if n_rows * 2 * dim * dim > max(n_rows * 4 * dim * per_row, UNITARY_CALL_SAVINGS):  # real multiply-adds
+        if n_rows * 2 * dim * dim > max(n_rows * 4 * dim * plan.block_work, UNITARY_CALL_SAVINGS):  # real multiply-adds
             return None
         frozen = lowered[-1]["frozen_index"]
         values = angles.index_select(1, frozen)
@@ -433,7 +436,7 @@ class _PlanExpvalBroadcast(torch.autograd.Function):
     @staticmethod
     def forward(ctx, angles: torch.Tensor, shared: torch.Tensor, backend: TorchBackend, circuit: Circuit):
         ctx.save_for_backward(angles, shared)
-        return _recorded_forward(ctx, backend, circuit, _full_angles(angles, shared))
+        return _recorded_forward(ctx, backend, circuit, full_angles(angles, shared))
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -441,27 +444,17 @@ class _PlanExpvalBroadcast(torch.autograd.Function):
         plan, lowered, actions = ctx.backend._plan(ctx.circuit)
         if torch.is_grad_enabled():  # create_graph=True: the backward must be differentiable itself
             with torch.enable_grad():
-                full = _full_angles(angles, shared)
+                full = full_angles(angles, shared)
             grad_angles, grad_shared = _differentiable_vjp(plan, lowered, actions, full, grad_output, [angles, shared])
             return grad_angles, grad_shared, None, None
-        full = _full_angles(angles, shared)
+        full = full_angles(angles, shared)
         summed = frozenset(range(angles.shape[1], full.shape[1]))
         if ctx.records is None:
-            rows = ctx.backend._rows_per_pass(plan)
-            parts = [
-                kernels.adjoint_vjp(plan, lowered, a, g, actions, summed=summed)
-                for a, g in zip(full.split(rows), grad_output.to(full.dtype).split(rows))
-            ]
-            grad = torch.cat([p[0] for p in parts])
-            grad_sum = torch.stack([p[1] for p in parts]).sum(0)
+            grad, grad_sum = ctx.backend._adjoint(plan, lowered, actions, full, grad_output, summed)
         else:
             grad, grad_sum = kernels.adjoint_vjp(plan, lowered, full, grad_output, actions, ctx.records, ctx.state, summed=summed)
         n_data = angles.shape[1]
         return grad[:, :n_data], grad[:, n_data:].sum(0) + grad_sum[n_data:], None, None
-
-
-def _full_angles(angles: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
-    return torch.cat([angles, shared.reshape(1, -1).expand(angles.shape[0], -1)], dim=1)
 
 
 @functools.lru_cache(maxsize=256)

@@ -51,6 +51,24 @@ def shifted_rows(angles: torch.Tensor) -> torch.Tensor:
     return (angles.unsqueeze(0) + torch.stack([shifts, -shifts]).unsqueeze(2)).reshape(-1, n_params)
 
 
+def full_angles(angles: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+    """``[angles, shared]``: ``shared[S]`` appended to every row of ``angles[B, P − S]``."""
+    return torch.cat([angles, shared.to(angles.dtype).reshape(1, -1).expand(angles.shape[0], -1)], dim=1)
+
+
+def shifted_values(
+    evaluate: Callable[[torch.Tensor], torch.Tensor], angles: torch.Tensor, chunk: int | None = None
+) -> torch.Tensor:
+    """``[2, P, B, R]``: ``evaluate`` on all ``2·P·B`` shifted rows (:func:`shifted_rows`), in one call
+    or in calls of at most ``chunk`` rows (``P ≥ 1``)."""
+    flat = shifted_rows(angles)
+    if chunk is None or flat.shape[0] <= chunk:
+        values = evaluate(flat)
+    else:
+        values = torch.cat([evaluate(part) for part in flat.split(chunk)])
+    return values.reshape(2, angles.shape[1], angles.shape[0], -1)
+
+
 def shift_jacobian(
     evaluate: Callable[[torch.Tensor], torch.Tensor], angles: torch.Tensor, chunk: int | None = None
 ) -> torch.Tensor:
@@ -58,15 +76,9 @@ def shift_jacobian(
 
     One call of ``evaluate`` on all ``2·P·B`` shifted rows, or calls of at most ``chunk`` rows.
     """
-    batch, n_params = angles.shape
-    if n_params == 0:
+    if angles.shape[1] == 0:
         return evaluate(angles).unsqueeze(-1)[..., :0]
-    flat = shifted_rows(angles)
-    if chunk is None or flat.shape[0] <= chunk:
-        values = evaluate(flat)
-    else:
-        values = torch.cat([evaluate(part) for part in flat.split(chunk)])
-    values = values.reshape(2, n_params, batch, -1)  # [2, P, B, R]
+    values = shifted_values(evaluate, angles, chunk)  # [2, P, B, R]
     return ((values[0] - values[1]) / 2).permute(1, 2, 0)
 
 
@@ -150,7 +162,7 @@ def expval(
     if shared is not None:
         if not isinstance(shared, torch.Tensor) or shared.ndim != 1:
             raise InvalidCircuitError(f"shared angles must be a 1-D torch.Tensor (got {getattr(shared, 'shape', type(shared).__name__)})")
-        full = torch.cat([angles, shared.to(angles.dtype).reshape(1, -1).expand(angles.shape[0], -1)], dim=1)
+        full = full_angles(angles, shared)
     check_angles(circuit, full)
     method = default_gradient(backend) if gradient == "auto" else gradient
     if method not in GRADIENTS:

@@ -103,7 +103,9 @@ class Backend(abc.ABC):
         This default builds the full angle matrix; a backend may override it to use that the shared
         angles' gradient is only ever wanted summed over the rows.
         """
-        return self.expval(circuit, torch.cat([angles, shared.reshape(1, -1).expand(angles.shape[0], -1)], dim=1))
+        from hqf.gradients import full_angles
+
+        return self.expval(circuit, full_angles(angles, shared))
 
     def expval_shifted(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """``[2, P, B, R]``: the expectation values with column ``p`` of ``angles`` shifted by ``+π/2``
@@ -112,17 +114,12 @@ class Backend(abc.ABC):
         This default stacks all ``2·P·B`` shifted rows into :meth:`expval` calls of at most ``chunk``
         rows. A backend may override it with any method that gives the same values exactly.
         """
-        from hqf.gradients import shifted_rows
+        from hqf.gradients import shifted_values
 
         if angles.shape[1] == 0:
             return angles.new_zeros(2, 0, angles.shape[0], circuit.n_outputs)
-        rows = shifted_rows(angles)
         with torch.no_grad():
-            if chunk is None or rows.shape[0] <= chunk:
-                values = self.expval(circuit, rows)
-            else:
-                values = torch.cat([self.expval(circuit, part) for part in rows.split(chunk)])
-        return values.reshape(2, angles.shape[1], angles.shape[0], -1)
+            return shifted_values(lambda rows: self.expval(circuit, rows), angles, chunk)
 
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         """Native vector-Jacobian product ``[B, P]`` (only for backends declaring ``adjoint``)."""

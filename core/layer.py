@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from hqf.circuit import Circuit, PauliWord, compose
-from hqf.gradients import expval
+from hqf.gradients import expval, full_angles
 from hqf.interfaces import Ansatz, Backend, Encoder
 
 
@@ -42,9 +42,7 @@ class QuantumLayer(torch.nn.Module):
 
     def angles(self, x: torch.Tensor) -> torch.Tensor:
         """The angle matrix ``[B, P]`` the backend sees for inputs ``x``."""
-        data = self.encoder(x).to(self.backend.real_dtype)
-        weights = self.weights.to(self.backend.real_dtype).reshape(1, -1).expand(data.shape[0], -1)
-        return torch.cat([data, weights], dim=1)
+        return full_angles(self.encoder(x).to(self.backend.real_dtype), self.weights.to(self.backend.real_dtype).reshape(-1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         data = self.encoder(x).to(self.backend.real_dtype)

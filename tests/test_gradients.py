@@ -1,5 +1,4 @@
 import attrs
-import numpy as np
 import pytest
 import torch
 from hypothesis import given

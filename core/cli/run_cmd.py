@@ -47,7 +47,7 @@ def _parse_set(items: tuple[str, ...]) -> dict:
 
 def resolve_config(config_file: str | None, options: dict, regularizers: tuple[str, ...], sets: tuple[str, ...]):
     """The run configuration: defaults, then the TOML file, then CLI options, then ``--set`` pairs."""
-    from hqf.config import RunConfig, read_toml
+    from hqf.config import RunConfig
 
     data = {}
     if config_file:
