@@ -69,12 +69,23 @@ def product_state(fused: torch.Tensor) -> torch.Tensor:
     return product_vector(fused[..., 0])
 
 
+def _small(vectors: torch.Tensor) -> bool:
+    """Few enough rows that one gather and one product beat a loop over wires (fewer calls)."""
+    batch, n = vectors.shape[:2]
+    return batch * n * 2**n <= 2**15
+
+
+def product_rows(vectors: torch.Tensor) -> torch.Tensor:
+    """``⊗_w v_w`` for per-wire vectors ``[B, n, 2]`` as rows ``[B, 2**n]`` (one gather, one product)."""
+    batch, n = vectors.shape[:2]
+    return torch.gather(vectors, 2, _bit_table(n, vectors.device).expand(batch, n, 2**n)).prod(dim=1)
+
+
 def product_vector(vectors: torch.Tensor) -> torch.Tensor:
     """``⊗_w v_w`` for per-wire vectors ``[B, n, 2]`` (wire 0 most significant) → ``[2**n, B]``."""
     batch, n = vectors.shape[:2]
-    if batch * n * 2**n <= 2**15:  # small batches: one gather and one product (fewer calls)
-        bits = _bit_table(n, vectors.device).expand(batch, n, 2**n)
-        return torch.gather(vectors, 2, bits).prod(dim=1).transpose(0, 1).contiguous()
+    if _small(vectors):
+        return product_rows(vectors).transpose(0, 1).contiguous()
     columns = vectors.permute(1, 2, 0).contiguous()  # [n, 2, B]
     state = columns[0]
     for w in range(1, n):
@@ -264,7 +275,8 @@ def frozen_expval(lowered: dict, frozen: tuple[torch.Tensor, torch.Tensor], angl
     n = tables["n_qubits"]
     columns = tables["data_slice"]
     data = angles[:, columns] if columns is not None else angles.index_select(1, tables["data_columns"])
-    pairs = torch.cos((data * 0.5).unsqueeze(-1) - tables["quarter_turn"])  # [B, D, 2]: cos(x/2), sin(x/2)
+    # [B, D, 2]: cos(x/2 − 0), cos(x/2 − π/2) = cos(x/2), sin(x/2)
+    pairs = torch.cos(torch.addcmul(tables["minus_quarter_turn"], data.unsqueeze(-1), tables["half"]))
     wires = tables["data_wires"]
     if len(wires) < n:  # wires without data: (1, 0)
         full = angles.new_zeros(angles.shape[0], n, 2)
@@ -272,6 +284,8 @@ def frozen_expval(lowered: dict, frozen: tuple[torch.Tensor, torch.Tensor], angl
         full[:, wires] = pairs
         pairs = full
     matrix, signs = frozen
+    if _small(pairs):  # rows first: no transposed copies
+        return (product_rows(pairs) @ matrix.T).square() @ signs.T
     parts = matrix @ product_vector(pairs)  # [Re ψ; Im ψ]: [2·2**n, B]
     return (signs @ parts.square()).transpose(0, 1)
 

@@ -201,12 +201,16 @@ class Plan:
         data_columns = first.columns[0][data] if data.any() else np.zeros(0, dtype=np.int64)
         out[-1]["data_wires"] = torch.as_tensor(np.nonzero(data)[0], device=device)
         out[-1]["data_columns"] = torch.as_tensor(data_columns, device=device)
-        out[-1]["frozen_index"] = torch.as_tensor(sorted(set(range(self.n_params)) - set(data_columns.tolist())), dtype=torch.long, device=device)
+        frozen = sorted(set(range(self.n_params)) - set(data_columns.tolist()))
+        out[-1]["frozen_index"] = torch.as_tensor(frozen, dtype=torch.long, device=device)
+        # where the frozen columns start when they are the last ones (broadcast weights), else -1
+        out[-1]["frozen_start"] = frozen[0] if frozen and frozen == list(range(frozen[0], self.n_params)) else -1
         # the data columns as a slice when they are one ascending run (an encoder's columns come first)
         run = data_columns.size and np.array_equal(data_columns, np.arange(data_columns[0], data_columns[0] + data_columns.size))
         out[-1]["data_slice"] = slice(int(data_columns[0]), int(data_columns[0]) + data_columns.size) if run else None
         # the cosine of (x/2, x/2 − π/2) is (cos(x/2), sin(x/2))
-        out[-1]["quarter_turn"] = torch.tensor([0.0, math.pi / 2], dtype=real_dtype, device=device)
+        out[-1]["minus_quarter_turn"] = torch.tensor([0.0, -math.pi / 2], dtype=real_dtype, device=device)
+        out[-1]["half"] = torch.tensor(0.5, dtype=real_dtype, device=device)
         return out
 
 

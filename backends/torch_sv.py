@@ -171,7 +171,7 @@ class TorchBackend(Backend):
             return _PlanExpval.apply(angles, self, circuit).to(out_device)
         with torch.no_grad():
             plan, lowered, actions = self._plan(circuit)
-            frozen = self._frozen_map(circuit, plan, lowered, angles)
+            frozen = self._frozen_map(circuit, plan, lowered, angles.shape[0], self._frozen_key(lowered, angles))
             if frozen is not None:  # the same weights again: one real matrix product per row
                 return kernels.frozen_expval(lowered, frozen, angles).to(out_device)
             rows = min(self.chunk, self._rows_per_pass(plan))
@@ -272,28 +272,31 @@ class TorchBackend(Backend):
             return parts[0] if len(parts) == 1 else torch.cat(parts)
         return torch.cat([p[0] for p in parts]), torch.stack([p[1] for p in parts]).sum(0)
 
-    def _frozen_map(self, circuit: Circuit, plan, lowered, angles: torch.Tensor) -> tuple | None:
+    @staticmethod
+    def _frozen_key(lowered, angles: torch.Tensor) -> torch.Tensor | None:
+        """The angles of the columns that are not data (first row), if they are equal in every row."""
+        values = angles.index_select(1, lowered[-1]["frozen_index"])
+        if angles.shape[0] > 1 and not bool((values == values[:1]).all()):
+            return None
+        return values[0]
+
+    def _frozen_map(self, circuit: Circuit, plan, lowered, n_rows: int, key: torch.Tensor | None) -> tuple | None:
         """The cached real matrix ``[2·2**n, 2**n]`` (with its sign table) of the circuit at frozen weights, when it pays.
 
-        With every angle but the data fixed, the final state is ``ψ = U' r``: ``r = ⊗_w (cos(x_w/2),
-        sin(x_w/2))`` is a real product vector of the data angles read first on each wire, and
-        ``U' = U · ⊗_w Q_w`` folds everything else (the 2×2 after the data gate on each wire, the
-        rest of the circuit ``U``) into one matrix, kept as ``[Re U'; Im U']``. Used when every
-        observable is a Z word, the frozen columns are equal in every row, and one real product per
+        With every angle but the data fixed (``key``: their values, the same in all ``n_rows`` rows),
+        the final state is ``ψ = U' r``: ``r = ⊗_w (cos(x_w/2), sin(x_w/2))`` is a real product vector
+        of the data angles read first on each wire, and ``U' = U · ⊗_w Q_w`` folds everything else
+        (the 2×2 after the data gate on each wire, the rest of the circuit ``U``) into one matrix,
+        kept as ``[Re U'; Im U']``. Used when every observable is a Z word and one real product per
         row costs less than running the circuit (small batches; at 8 qubits, any batch). It is built
         the second time the same frozen angles are seen in a row (inference), so changing weights
         (training) never pay for it.
         """
-        n_rows, dim = angles.shape[0], 2**plan.n_qubits
-        if plan.other_words or plan.z_signs is None or plan.n_qubits > MAX_CACHED_UNITARY_QUBITS:
+        dim = 2**plan.n_qubits
+        if key is None or plan.other_words or plan.z_signs is None or plan.n_qubits > MAX_CACHED_UNITARY_QUBITS:
             return None
         if n_rows * 2 * dim * dim > max(n_rows * 4 * dim * plan.block_work, UNITARY_CALL_SAVINGS):  # real multiply-adds
             return None
-        frozen = lowered[-1]["frozen_index"]
-        values = angles.index_select(1, frozen)
-        if n_rows > 1 and not bool((values == values[:1]).all()):
-            return None
-        key = values[0]
         cached = self._frozen_cache.get(id(circuit))
         if cached is None or cached[0] is not circuit or not torch.equal(cached[1], key):
             if len(self._frozen_cache) >= 8:
@@ -301,7 +304,9 @@ class TorchBackend(Backend):
             self._frozen_cache[id(circuit)] = (circuit, key.clone(), None)
             return None
         if cached[2] is None:
-            cached = (circuit, cached[1], kernels.frozen_map(plan, lowered, angles[:1]))
+            angles = torch.zeros(1, circuit.n_params, dtype=key.dtype, device=key.device)
+            angles[:, lowered[-1]["frozen_index"]] = key
+            cached = (circuit, cached[1], kernels.frozen_map(plan, lowered, angles))
             self._frozen_cache[id(circuit)] = cached
         return cached[2]
 
@@ -309,13 +314,22 @@ class TorchBackend(Backend):
         """:meth:`expval` of ``[angles, shared]``; with autograd, the adjoint backward computes the
         gradient of the shared angles summed over the rows (one transition matrix per run of shared
         gates instead of one per row), which is all a broadcast weight needs."""
-        tracked = torch.is_grad_enabled() and (angles.requires_grad or shared.requires_grad)
-        if not tracked or type(self).expval is not TorchBackend.expval:
+        if type(self).expval is not TorchBackend.expval:
             return super().expval_broadcast(circuit, angles, shared)
         out_device = angles.device
-        angles = angles.to(device=self.device, dtype=self.real_dtype)
-        shared = shared.to(device=self.device, dtype=self.real_dtype)
-        return _PlanExpvalBroadcast.apply(angles, shared, self, circuit).to(out_device)
+        if out_device != self.device or angles.dtype != self.real_dtype or shared.dtype != self.real_dtype:
+            angles = angles.to(device=self.device, dtype=self.real_dtype)
+            shared = shared.to(device=self.device, dtype=self.real_dtype)
+        if torch.is_grad_enabled() and (angles.requires_grad or shared.requires_grad):
+            return _PlanExpvalBroadcast.apply(angles, shared, self, circuit).to(out_device)
+        plan, lowered, _ = self._plan(circuit)
+        if lowered[-1]["frozen_index"].numel() == shared.shape[0] == circuit.n_params - lowered[-1]["frozen_start"]:
+            with torch.no_grad():  # the frozen columns are the shared ones: they are the key
+                frozen = self._frozen_map(circuit, plan, lowered, angles.shape[0], shared)
+                if frozen is not None:
+                    out = kernels.frozen_expval(lowered, frozen, angles)
+                    return out if out_device == self.device else out.to(out_device)
+        return self.expval(circuit, full_angles(angles, shared)).to(out_device)
 
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         """``[B, P]`` vector-Jacobian product by the adjoint method (two states in memory, any depth)."""

@@ -22,7 +22,7 @@ import warnings
 
 import torch
 
-from hqf.allocator import keep_freed_memory
+from hqf.runtime import tune_process
 from hqf.bench import median_seconds
 from hqf.config import RunConfig
 from hqf.model import build_model
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    keep_freed_memory()
+    tune_process()
     model = build_model(RunConfig(), 128, 12).eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -41,12 +41,12 @@ def measure_point(n_qubits: int, n_layers: int, batch: int, repeats: int, thread
 
     import torch
 
-    from hqf.allocator import keep_freed_memory
+    from hqf.runtime import tune_process
     from hqf.bench import Workload
     from hqf.gradients import expval
     from hqf.make import make_backend
 
-    keep_freed_memory()  # as the hqf commands do
+    tune_process()  # as the hqf commands do
     torch.set_num_threads(threads)
     workload = Workload(f"hea{n_qubits}x{n_layers}", batch)
     circuit, (_, weights), stream = workload.circuit(), workload.inputs(), workload.input_stream()

@@ -116,6 +116,7 @@ class Circuit:
     n_qubits: int = attrs.field(validator=[attrs.validators.ge(1), attrs.validators.le(MAX_QUBITS)])
     operations: tuple[Operation, ...] = attrs.field(converter=tuple)
     observables: tuple[PauliWord, ...] = attrs.field(converter=tuple)
+    _n_params: int = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.observables:
@@ -132,11 +133,12 @@ class Circuit:
                 "parameter columns must be 0..P-1, each read by exactly one gate; "
                 f"got {columns[:12]}{'...' if len(columns) > 12 else ''}"
             )
+        object.__setattr__(self, "_n_params", len(columns))  # read on every call: counted once
 
     @property
     def n_params(self) -> int:
         """P, the width of the angle matrix this circuit reads."""
-        return sum(op.param is not None for op in self.operations)
+        return self._n_params
 
     @property
     def n_outputs(self) -> int:

@@ -27,19 +27,24 @@ from hqf.interfaces import GRADIENTS, Backend
 SHIFT = math.pi / 2
 
 
-def check_angles(circuit: Circuit, angles: torch.Tensor) -> None:
-    """Raise :class:`InvalidCircuitError` unless ``angles`` is a finite real ``[B, circuit.n_params]``."""
-    if not isinstance(angles, torch.Tensor):
-        raise InvalidCircuitError(f"angles must be a torch.Tensor (got {type(angles).__name__})")
-    if angles.ndim != 2 or angles.shape[1] != circuit.n_params:
-        raise InvalidCircuitError(
-            f"angles must have shape [B, {circuit.n_params}] for this circuit (got {list(angles.shape)})"
-        )
-    if angles.is_complex() or not angles.is_floating_point():
-        raise InvalidCircuitError(f"angles must be real floating point (got {angles.dtype})")
-    # one reduction: a finite sum means every angle is finite (an overflowing sum gets the full check)
-    if not math.isfinite(float(angles.detach().sum())) and not bool(torch.isfinite(angles).all()):
-        raise InvalidCircuitError("angles contain NaN or infinity")
+def check_angles(circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor | None = None) -> None:
+    """Raise :class:`InvalidCircuitError` unless ``angles`` is a finite real ``[B, P − S]`` and ``shared``
+    (when given) a finite real ``[S]``, with ``P = circuit.n_params`` (``S = 0`` without ``shared``)."""
+    parts = [("angles", angles)] + ([] if shared is None else [("shared angles", shared)])
+    for name, tensor in parts:
+        if not isinstance(tensor, torch.Tensor):
+            raise InvalidCircuitError(f"{name} must be a torch.Tensor (got {type(tensor).__name__})")
+        if tensor.is_complex() or not tensor.is_floating_point():
+            raise InvalidCircuitError(f"{name} must be real floating point (got {tensor.dtype})")
+    if shared is not None and shared.ndim != 1:
+        raise InvalidCircuitError(f"shared angles must be 1-D (got shape {list(shared.shape)})")
+    width = circuit.n_params - (0 if shared is None else shared.shape[0])
+    if angles.ndim != 2 or angles.shape[1] != width:
+        also = "" if shared is None else f" with {shared.shape[0]} shared"
+        raise InvalidCircuitError(f"angles must have shape [B, {width}] for this circuit{also} (got {list(angles.shape)})")
+    for _, tensor in parts:  # one reduction each: a finite sum means every angle is finite
+        if not math.isfinite(float(tensor.detach().sum())) and not bool(torch.isfinite(tensor).all()):
+            raise InvalidCircuitError("angles contain NaN or infinity")
 
 
 def shifted_rows(angles: torch.Tensor) -> torch.Tensor:
@@ -155,31 +160,31 @@ def expval(
     ``gradient`` is ``auto`` (the backend's cheapest exact method), ``backprop``, ``adjoint`` or
     ``parameter-shift`` (always available). ``chunk`` caps the rows of one shifted ``expval`` call.
     ``shared[S]``: angles appended to every row (the ansatz weights; then ``angles`` is ``[B, P − S]``).
-    Same values and gradients as passing the full matrix; with ``backprop`` the backend can compute
-    the shared angles' gradient summed over the rows directly (:meth:`Backend.expval_broadcast`).
+    Same values and gradients as passing the full matrix; with ``backprop`` the backend sees the
+    shared angles as such (:meth:`Backend.expval_broadcast`: e.g. their gradient summed over the rows
+    directly, or frozen weights recognised at inference).
     """
-    full = angles
-    if shared is not None:
-        if not isinstance(shared, torch.Tensor) or shared.ndim != 1:
-            raise InvalidCircuitError(f"shared angles must be a 1-D torch.Tensor (got {getattr(shared, 'shape', type(shared).__name__)})")
-        full = full_angles(angles, shared)
-    check_angles(circuit, full)
+    check_angles(circuit, angles, shared)
     method = default_gradient(backend) if gradient == "auto" else gradient
     if method not in GRADIENTS:
         raise ValueError(f"'gradient' must be 'auto' or one of {GRADIENTS} (got {gradient!r})")
     if method != "parameter-shift" and method not in backend.capabilities.gradients:
         raise ValueError(f"backend {backend.name!r} has no native {method!r} gradient")
+    real = backend.real_dtype
     if method == "backprop" and shared is not None:
-        out = backend.expval_broadcast(circuit, angles.to(backend.real_dtype), shared.to(backend.real_dtype))
-    elif method == "backprop":
-        out = backend.expval(circuit, full.to(backend.real_dtype))
-    elif method == "adjoint":
-        out = _NativeVjp.apply(full.to(backend.real_dtype), backend, circuit)
+        angles, shared = [t if t.dtype == real else t.to(real) for t in (angles, shared)]
+        out = backend.expval_broadcast(circuit, angles, shared)
     else:
-        out = _ShiftRule.apply(full.to(backend.real_dtype), backend, circuit, chunk)
-    if out.shape != (full.shape[0], circuit.n_outputs):
+        full = (angles if shared is None else full_angles(angles, shared)).to(real)
+        if method == "backprop":
+            out = backend.expval(circuit, full)
+        elif method == "adjoint":
+            out = _NativeVjp.apply(full, backend, circuit)
+        else:
+            out = _ShiftRule.apply(full, backend, circuit, chunk)
+    if out.shape != (angles.shape[0], circuit.n_outputs):
         raise RuntimeError(
             f"backend {backend.name!r} returned shape {list(out.shape)}; "
-            f"expected [{full.shape[0]}, {circuit.n_outputs}]"
+            f"expected [{angles.shape[0]}, {circuit.n_outputs}]"
         )
     return out

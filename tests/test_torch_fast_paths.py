@@ -233,6 +233,31 @@ def test_frozen_weight_matrix_equals_plain_path(circuit, batch, seed):
     assert backend._frozen_cache[id(circuit)][2] is not None
 
 
+@given(circuit=circuits(max_qubits=6), batch=st.integers(1, 3), seed=st.integers(0, 2**16), split=st.integers(0, 40))
+def test_frozen_broadcast_weights_equal_plain_path(circuit, batch, seed, split):
+    # shared angles (the last S columns, broadcast over the rows): when they are exactly the frozen
+    # columns, the frozen-weight matrix is keyed by them; otherwise the full matrix runs as usual
+    words = tuple(PauliWord.z(q) for q in range(circuit.n_qubits))
+    circuit = Circuit(circuit.n_qubits, circuit.operations, words)
+    backend = TorchBackend()
+    _, lowered, _ = backend._plan(circuit)
+    n_shared = circuit.n_params - min(split, circuit.n_params)
+    full = _angles(circuit, batch, seed, shared_fraction=0.0)
+    full[:, circuit.n_params - n_shared :] = full[:1, circuit.n_params - n_shared :]
+    angles, shared = full[:, : circuit.n_params - n_shared], full[0, circuit.n_params - n_shared :]
+    want = backend.expval_plain(circuit, full)
+    with torch.no_grad():
+        for _ in range(3):
+            got = expval(backend, circuit, angles, shared=shared)
+            assert torch.max(torch.abs(got - want)).item() <= 1e-10, circuit.diagram()
+        keyed = lowered[-1]["frozen_start"] == circuit.n_params - n_shared and n_shared > 0
+        if keyed:
+            assert backend._frozen_cache[id(circuit)][2] is not None
+        moved = shared + 0.25  # new weights: never a stale matrix
+        want = backend.expval_plain(circuit, torch.cat([angles, moved.expand(batch, -1)], dim=1))
+        assert torch.max(torch.abs(expval(backend, circuit, angles, shared=moved) - want)).item() <= 1e-10
+
+
 @given(circuit=circuits(max_qubits=5, max_ops=16).filter(lambda c: c.n_params >= 1), seed=st.integers(0, 2**16))
 def test_prefix_reuse_across_passes_is_exact(circuit, seed):
     # the shift rule's chunks differ from the previous chunk in one or two columns: each pass resumes

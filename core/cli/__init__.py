@@ -52,6 +52,6 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="hqf")
 def main() -> None:
     """hqf: hybrid quantum-classical machine learning on any simulator."""
-    from hqf.allocator import keep_freed_memory
+    from hqf.runtime import tune_process
 
-    keep_freed_memory()
+    tune_process()

@@ -49,4 +49,4 @@ class GatedFusion(Fusion):
         h_c, h_q = h_c.to(dtype), h_q.to(dtype)
         g = torch.sigmoid(self.gate(torch.cat([h_c, h_q], dim=1)))
         self.last_gate = g.detach()
-        return g * h_c + (1 - g) * self.project(h_q)
+        return torch.lerp(self.project(h_q), h_c, g)  # g ⊙ h_c + (1 − g) ⊙ W_p h_q in one operation
