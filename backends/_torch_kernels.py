@@ -104,10 +104,29 @@ def rows_to_columns(state: torch.Tensor) -> torch.Tensor:
     return state.transpose(0, 1).contiguous()
 
 
+@functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)
+def _kron_index(size: int, device: torch.device) -> torch.Tensor:
+    """``[size, 4**size]``: for entry ``(I, J)`` of a ``size``-wire Kronecker product, the flat index of
+    ``M_w[bit_w(I), bit_w(J)]`` in the ``[size, 2, 2]`` factors."""
+    k = 2**size
+    index = torch.arange(k, device=device)
+    shift = size - 1 - torch.arange(size, device=device)[:, None]
+    rows, cols = (index[None, :] >> shift) & 1, (index[None, :] >> shift) & 1  # [size, K]
+    flat = 4 * torch.arange(size, device=device)[:, None, None] + 2 * rows[:, :, None] + cols[:, None, :]
+    return flat.reshape(size, k * k)
+
+
 def kron_block(fused: torch.Tensor, start: int, size: int) -> torch.Tensor:
-    """``M_start ⊗ … ⊗ M_{start+size-1}``, ``[B, 2**size, 2**size]``."""
+    """``M_start ⊗ … ⊗ M_{start+size-1}``, ``[B, 2**size, 2**size]``.
+
+    A few matrices: one gather and one product (fewer calls); many: wire by wire (fewer multiplications).
+    """
+    batch, k = fused.shape[0], 2**size
+    if batch * k * k <= 2**12:
+        factors = fused[:, start : start + size].reshape(batch, 4 * size)
+        return factors[:, _kron_index(size, fused.device)].prod(dim=1).reshape(batch, k, k)
     out = fused[:, start]
-    batch = out.shape[0]
     for w in range(start + 1, start + size):
         d = out.shape[-1]
         out = (out[:, :, None, :, None] * fused[:, w, None, :, None, :]).reshape(batch, 2 * d, 2 * d)
@@ -137,12 +156,22 @@ def apply_block(state: torch.Tensor, matrix: torch.Tensor, n: int, start: int, s
     return torch.matmul(matrix.unsqueeze(1), state.reshape(batch, left, k, right)).reshape(batch, -1)
 
 
-def apply_rotations(state: torch.Tensor, fused: torch.Tensor, step: RotationStep, n: int, inverse: bool = False) -> torch.Tensor:
+def apply_rotations(
+    state: torch.Tensor, fused: torch.Tensor, step: RotationStep, n: int, inverse: bool = False, mats: list | None = None
+) -> torch.Tensor:
     """Apply (or undo) the fused matrices ``[1 or B, n, 2, 2]`` of a one-qubit run to ``[2**n, B]``.
 
     Matrices shared by the batch are applied in place in the column layout; per-row matrices on the
-    rows (one transpose there and back).
+    rows (one transpose there and back). Given the per-depth ``mats`` of a run that is a real matrix
+    then a phase (``step.chain.split``), shared matrices are applied as such (:func:`split_factors`).
     """
+    if mats is not None and fused.shape[0] == 1 and step.chain.split is not None:
+        real, phase = split_factors(mats, step.chain.split)
+        if inverse:
+            state = state if phase is None else state * phase.conj()
+            return state if real is None else _apply_real(state, real.transpose(-1, -2), step, n)
+        state = state if real is None else _apply_real(state, real, step, n)
+        return state if phase is None else state * phase
     if inverse:
         fused = fused.conj().transpose(-1, -2)
     if fused.shape[0] == 1:
@@ -153,6 +182,28 @@ def apply_rotations(state: torch.Tensor, fused: torch.Tensor, step: RotationStep
     for start, size in step.blocks:
         rows = apply_block(rows, kron_block(fused, start, size), n, start, size)
     return rows_to_columns(rows)
+
+
+def split_factors(mats: list[torch.Tensor], split: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(R, phase)`` of a shared run whose depths ``< split`` are real and the others diagonal: the run is
+    ``diag(phase) · ⊗_w R_w`` with ``R [1, n, 2, 2]`` real and ``phase [2**n, 1]`` (``None``: identity)."""
+    real = None
+    for m in mats[:split]:
+        real = m if real is None else matmul2(m, real)
+    diag = None
+    for m in mats[split:]:
+        d = m.diagonal(dim1=-2, dim2=-1)  # [1, n, 2]
+        diag = d if diag is None else diag * d
+    return (None if real is None else real.real), (None if diag is None else product_vector(diag))
+
+
+def _apply_real(state: torch.Tensor, real: torch.Tensor, step: RotationStep, n: int) -> torch.Tensor:
+    """Apply real per-wire matrices ``[1, n, 2, 2]`` to the real and imaginary parts of ``[2**n, B]`` at once."""
+    dim = state.shape[0]
+    parts = torch.view_as_real(state).reshape(dim, -1)  # [2**n, 2B]: (Re, Im) of each column side by side
+    for start, size in step.blocks:
+        parts = apply_shared_block(parts, kron_block(real, start, size)[0], n, start, size)
+    return torch.view_as_complex(parts.reshape(dim, -1, 2))
 
 
 def permute(state: torch.Tensor, tables: dict[str, torch.Tensor], inverse: bool = False) -> torch.Tensor:
@@ -223,7 +274,7 @@ def run(
         else:
             one = angles.shape[0] == 1 or step.chain.angle_columns <= shared
             mats, fused = chain_matrices(tables, angles[:1] if one else angles)
-            state = apply_rotations(state, fused, step, n)
+            state = apply_rotations(state, fused, step, n, mats=mats)
         if records is not None:
             records.append(Record(mats, fused, state if checkpoint else None))
     if trace is not None:
@@ -389,6 +440,27 @@ def wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> 
     return _per_wire(blocks, n, lambda start, size: block_transition(lam, state, n, start, size), state)
 
 
+def product_transitions(lam: torch.Tensor, vectors: torch.Tensor, n: int, blocks) -> torch.Tensor:
+    """:func:`wire_transitions` at a product state ``ψ = ⊗_w v_w`` (``vectors [B, n, 2]``), per row.
+
+    A block's ``T[I, J] = conj(ν[I]) · in[J]`` with ``in`` the block's own product vector and
+    ``ν[I] = Σ_rest λ[…I…] conj(out[rest])`` (``out``: the product vector of the other wires): one
+    pass over ``λ`` per block, no per-row matrix products.
+    """
+    batch = vectors.shape[0]
+
+    def block_matrix(start: int, size: int) -> torch.Tensor:
+        k, rest = 2**size, 2 ** (n - start - size)
+        inside = product_vector(vectors[:, start : start + size])  # [K, B]
+        others = torch.cat([vectors[:, :start], vectors[:, start + size :]], dim=1)
+        outside = product_vector(others).reshape(2**start, 1, rest, batch) if others.shape[1] else None
+        view = lam.reshape(2**start, k, rest, batch)
+        nu = view.sum((0, 2)) if outside is None else (view * outside.conj()).sum((0, 2))  # [K, B]
+        return nu.conj().T[:, :, None] * inside.T[:, None, :]
+
+    return _per_wire(blocks, n, block_matrix, lam)
+
+
 def summed_wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> torch.Tensor:
     """``T[1, n, 2, 2]``: :func:`wire_transitions` summed over the batch, from one product per block.
 
@@ -461,12 +533,12 @@ def adjoint_vjp(
                 state = record.state_after
             if isinstance(step, ProductStep):
                 blocks = tuple((s, min(plan.block, n - s)) for s in range(0, n, plan.block))
-                chain_gradients(tables, record.mats, wire_transitions(lam, state, n, blocks), grad)
+                chain_gradients(tables, record.mats, product_transitions(lam, record.fused[..., 0], n, blocks), grad)
             elif step.chain.rotation.any():  # (a run of fixed gates has nothing to differentiate)
                 whole_batch = summed is not None and record.fused.shape[0] == 1 and step.chain.angle_columns <= summed
                 transitions = (summed_wire_transitions if whole_batch else wire_transitions)(lam, state, n, step.blocks)
                 chain_gradients(tables, record.mats, transitions, grad_sum if whole_batch else grad)
             if not isinstance(step, ProductStep):
-                lam = apply_rotations(lam, record.fused, step, n, inverse=True)
-                state = None if record.state_after is not None else apply_rotations(state, record.fused, step, n, inverse=True)
+                lam = apply_rotations(lam, record.fused, step, n, inverse=True, mats=record.mats)
+                state = None if record.state_after is not None else apply_rotations(state, record.fused, step, n, inverse=True, mats=record.mats)
     return grad if summed is None else (grad, grad_sum[0])

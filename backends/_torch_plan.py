@@ -59,12 +59,14 @@ class Chain:
         self.b = np.zeros(shape + (2, 2), dtype=complex)
         self.c = np.zeros(shape + (2, 2), dtype=complex)
         self.generator = np.zeros(shape + (2, 2), dtype=complex)
+        kinds = np.full(shape, "I", dtype=object)
         for w, gates in enumerate(per_wire):
             for d in range(depth):
                 if d >= len(gates):
                     self.a[d, w] = _I2
                     continue
                 op = gates[d]
+                kinds[d, w] = op.gate
                 if op.param is not None:
                     pauli = _PAULI[op.gate[1]]
                     self.columns[d, w] = op.param
@@ -74,12 +76,26 @@ class Chain:
                     self.generator[d, w] = pauli
                 else:
                     self.a[d, w] = _FIXED[op.gate]
+        self.split = _real_then_phase(kinds)
 
 
     @property
     def angle_columns(self) -> frozenset[int]:
         """The angle columns this run reads."""
         return frozenset(int(c) for c in self.columns[self.rotation])
+
+
+def _real_then_phase(kinds: np.ndarray) -> int | None:
+    """Depth ``s`` such that every gate of depths ``< s`` is real (RY, H, X) and every gate of depths
+    ``≥ s`` is diagonal (RZ), on every wire; ``None`` if there is none (e.g. RX, or RZ before RY).
+
+    Such a run is a real matrix followed by a diagonal phase: the real part acts on the real and the
+    imaginary parts of the state as two real vectors (half the arithmetic of a complex matrix).
+    """
+    diagonal = np.isin(kinds, ["I", "RZ"]).all(axis=1)
+    real = np.isin(kinds, ["I", "RY", "H", "X"]).all(axis=1)
+    split = 0 if diagonal.all() else int(np.nonzero(~diagonal)[0].max()) + 1
+    return split if real[:split].all() and diagonal[split:].all() else None
 
 
 class ProductStep:

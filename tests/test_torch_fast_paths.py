@@ -324,3 +324,47 @@ def test_broadcast_weights_support_double_backward():
     fast, plain = (torch.autograd.functional.hessian(loss(f), w0) for f in (True, False))
     assert plain.abs().max() > 0.1
     assert torch.max(torch.abs(fast - plain)).item() <= 1e-10
+
+
+@given(n=st.integers(1, 7), batch=st.integers(1, 4), block=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_product_state_transitions_equal_the_general_ones(n, batch, block, seed):
+    from hqf.backends import _torch_kernels as kernels
+
+    gen = torch.Generator().manual_seed(seed)
+    vectors = torch.randn(batch, n, 2, dtype=torch.complex128, generator=gen)
+    lam = torch.randn(2**n, batch, dtype=torch.complex128, generator=gen)
+    blocks = tuple((s, min(block, n - s)) for s in range(0, n, block))
+    got = kernels.product_transitions(lam, vectors, n, blocks)
+    want = kernels.wire_transitions(lam, kernels.product_vector(vectors), n, blocks)
+    assert torch.max(torch.abs(got - want)).item() <= 1e-12
+
+
+@given(gates=st.lists(st.sampled_from(["RY", "RZ", "RX", "H"]), min_size=1, max_size=4), n=st.integers(2, 6), seed=st.integers(0, 2**16))
+def test_real_then_phase_runs_apply_like_their_fused_matrices(gates, n, seed):
+    # the same gate sequence on every wire: split (real blocks, then a phase) exactly when it is
+    # RY/H first and RZ after; applying it (and undoing it) must equal the fused complex matrices
+    from hqf.backends import _torch_kernels as kernels
+    from hqf.backends._torch_plan import Chain
+
+    ops, column = [], 0
+    for gate in gates:
+        for q in range(n):
+            ops.append(Operation(gate, q, None if gate == "H" else column))
+            column += gate != "H"
+    chain = Chain(n, ops, column)
+    kinds = "".join("R" if g in ("RY", "H") else "Z" if g == "RZ" else "X" for g in gates)
+    assert (chain.split is not None) == ("X" not in kinds and "ZR" not in kinds)
+    if chain.split is None:
+        return
+    prefix = [Operation("H", q) for q in range(n)] + [Operation("CZ", (0, 1))]  # the run is not the first
+    circuit = Circuit(n, prefix + ops, [PauliWord.z(0)])
+    plan = compile_plan(circuit, 3)
+    lowered = plan.lower(torch.complex128, torch.device("cpu"))
+    k = next(i for i, s in enumerate(plan.steps) if isinstance(s, RotationStep))
+    angles = torch.rand(1, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)) * 7
+    mats, fused = kernels.chain_matrices(lowered[k], angles)
+    state = torch.randn(2**n, 3, dtype=torch.complex128, generator=torch.Generator().manual_seed(seed + 1))
+    for inverse in (False, True):
+        got = kernels.apply_rotations(state, fused, plan.steps[k], n, inverse=inverse, mats=mats)
+        want = kernels.apply_rotations(state, fused, plan.steps[k], n, inverse=inverse)
+        assert torch.max(torch.abs(got - want)).item() <= 1e-12
