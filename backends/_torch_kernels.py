@@ -31,14 +31,6 @@ from hqf.backends._torch_plan import PermutationStep, Plan, ProductStep, Rotatio
 SMALL_TRAILING = 16
 
 
-def matmul2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b`` for stacks of 2×2 matrices ``[…, 2, 2]`` as one broadcast product and one sum.
-
-    On CPU a batched product of tiny matrices runs as a loop over the matrices, in its autograd too.
-    """
-    return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
-
-
 def chain_matrices(tables: dict[str, torch.Tensor], angles: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Per-depth gate matrices ``[B, W, 2, 2]`` of a run and their product (the fused matrices)."""
     columns = tables["columns"]
@@ -53,7 +45,7 @@ def chain_matrices(tables: dict[str, torch.Tensor], angles: torch.Tensor) -> tup
     mats = list(per_depth.unbind(1))
     fused = mats[0]
     for m in mats[1:]:
-        fused = matmul2(m, fused)
+        fused = m @ fused
     return mats, fused
 
 
@@ -189,7 +181,7 @@ def split_factors(mats: list[torch.Tensor], split: int) -> tuple[torch.Tensor | 
     ``diag(phase) · ⊗_w R_w`` with ``R [1, n, 2, 2]`` real and ``phase [2**n, 1]`` (``None``: identity)."""
     real = None
     for m in mats[:split]:
-        real = m if real is None else matmul2(m, real)
+        real = m if real is None else m @ real
     diag = None
     for m in mats[split:]:
         d = m.diagonal(dim1=-2, dim2=-1)  # [1, n, 2]
@@ -489,7 +481,7 @@ def chain_gradients(tables: dict, mats: list[torch.Tensor], transitions: torch.T
             grad[:, columns] = g[:, wires].to(grad.dtype)
         if d:
             m = mats[d]
-            t = matmul2(matmul2(m.transpose(-1, -2), t), m.conj())
+            t = m.transpose(-1, -2) @ t @ m.conj()
 
 
 def adjoint_vjp(
