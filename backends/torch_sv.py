@@ -174,10 +174,13 @@ class TorchBackend(Backend):
             frozen = self._frozen_map(circuit, plan, lowered, angles.shape[0], self._frozen_key(lowered, angles))
             if frozen is not None:  # the same weights again: one real matrix product per row
                 return kernels.frozen_expval(lowered, frozen, angles).to(out_device)
-            rows = min(self.chunk, self._rows_per_pass(plan))
-            parts = [self._forward(plan, lowered, actions, part) for part in angles.split(rows)]
-            out = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return out.to(out_device)
+            return self._passes(plan, lowered, actions, angles).to(out_device)
+
+    def _passes(self, plan, lowered, actions, angles: torch.Tensor) -> torch.Tensor:
+        """Expectation values without autograd, ``chunk`` rows (at most a cache's worth) per pass."""
+        rows = min(self.chunk, self._rows_per_pass(plan))
+        parts = [self._forward(plan, lowered, actions, part) for part in angles.split(rows)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _row_bytes(self, plan) -> int:
         return 2**plan.n_qubits * torch.empty(0, dtype=self.complex_dtype).element_size()
@@ -322,14 +325,13 @@ class TorchBackend(Backend):
             shared = shared.to(device=self.device, dtype=self.real_dtype)
         if torch.is_grad_enabled() and (angles.requires_grad or shared.requires_grad):
             return _PlanExpvalBroadcast.apply(angles, shared, self, circuit).to(out_device)
-        plan, lowered, _ = self._plan(circuit)
-        if lowered[-1]["frozen_index"].numel() == shared.shape[0] == circuit.n_params - lowered[-1]["frozen_start"]:
-            with torch.no_grad():  # the frozen columns are the shared ones: they are the key
-                frozen = self._frozen_map(circuit, plan, lowered, angles.shape[0], shared)
-                if frozen is not None:
-                    out = kernels.frozen_expval(lowered, frozen, angles)
-                    return out if out_device == self.device else out.to(out_device)
-        return self.expval(circuit, full_angles(angles, shared)).to(out_device)
+        plan, lowered, actions = self._plan(circuit)
+        if lowered[-1]["frozen_index"].numel() != shared.shape[0] or shared.shape[0] != circuit.n_params - lowered[-1]["frozen_start"]:
+            return self.expval(circuit, full_angles(angles, shared)).to(out_device)
+        with torch.no_grad():  # the frozen columns are the shared ones: they are the key
+            frozen = self._frozen_map(circuit, plan, lowered, angles.shape[0], shared)
+            out = kernels.frozen_expval(lowered, frozen, angles) if frozen is not None else self._passes(plan, lowered, actions, full_angles(angles, shared))
+        return out if out_device == self.device else out.to(out_device)
 
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         """``[B, P]`` vector-Jacobian product by the adjoint method (two states in memory, any depth)."""

@@ -258,6 +258,22 @@ def test_frozen_broadcast_weights_equal_plain_path(circuit, batch, seed, split):
         assert torch.max(torch.abs(expval(backend, circuit, angles, shared=moved) - want)).item() <= 1e-10
 
 
+def test_changing_broadcast_weights_never_build_the_frozen_matrix():
+    # training: new weights on every call must not pay for the frozen-weight matrix (built only when
+    # the same weights come twice in a row), and each call's values are exact
+    circuit = _hea(4, 3)
+    backend = TorchBackend()
+    x = torch.rand(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for k in range(4):
+            w = torch.full((circuit.n_params - 4,), 0.1 * k, dtype=torch.float64)
+            got = expval(backend, circuit, x, shared=w)
+            assert torch.max(torch.abs(got - backend.expval_plain(circuit, torch.cat([x, w.expand(5, -1)], 1)))).item() <= 1e-12
+            assert backend._frozen_cache[id(circuit)][2] is None
+        expval(backend, circuit, x, shared=w)
+        assert backend._frozen_cache[id(circuit)][2] is not None
+
+
 @given(circuit=circuits(max_qubits=5, max_ops=16).filter(lambda c: c.n_params >= 1), seed=st.integers(0, 2**16))
 def test_prefix_reuse_across_passes_is_exact(circuit, seed):
     # the shift rule's chunks differ from the previous chunk in one or two columns: each pass resumes
