@@ -321,7 +321,7 @@ def frozen_expval(lowered: dict, frozen: tuple[torch.Tensor, torch.Tensor], angl
     # [B, D, 2]: cos(x/2 − 0), cos(x/2 − π/2) = cos(x/2), sin(x/2)
     pairs = torch.cos(torch.addcmul(tables["minus_quarter_turn"], data.unsqueeze(-1), tables["half"]))
     wires = tables["data_wires"]
-    if len(wires) < n:  # wires without data: (1, 0)
+    if tables["n_data_wires"] < n:  # wires without data: (1, 0)
         full = angles.new_zeros(angles.shape[0], n, 2)
         full[:, :, 0] = 1
         full[:, wires] = pairs

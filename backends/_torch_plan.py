@@ -216,6 +216,7 @@ class Plan:
         data = first.rotation[0] if first.rotation.shape[0] else np.zeros(self.n_qubits, dtype=bool)
         data_columns = first.columns[0][data] if data.any() else np.zeros(0, dtype=np.int64)
         out[-1]["data_wires"] = torch.as_tensor(np.nonzero(data)[0], device=device)
+        out[-1]["n_data_wires"] = int(data.sum())
         out[-1]["data_columns"] = torch.as_tensor(data_columns, device=device)
         frozen = sorted(set(range(self.n_params)) - set(data_columns.tolist()))
         out[-1]["frozen_index"] = torch.as_tensor(frozen, dtype=torch.long, device=device)

@@ -106,13 +106,19 @@ class HybridModel(nn.Module):
 
         ``quantum_constant``: compute ``H_q`` without a graph (held constant for differentiation).
         """
-        h_c = self.backbone(x) if self.backbone is not None else None
+        backbone, quantum, fusion = self.backbone, self.quantum, self.fusion
+        h_c = backbone(x) if backbone is not None else None
         h_q = None
-        if self.quantum is not None:
+        if quantum is not None:
             source = h_c if self.quantum_input == "latent" else x
-            with torch.set_grad_enabled(torch.is_grad_enabled() and not quantum_constant):
-                h_q = self.quantum(source).to(x.dtype)
-        return self.fusion(h_c if self.fusion.uses_classical else None, h_q).to(x.dtype)
+            if quantum_constant and torch.is_grad_enabled():
+                with torch.no_grad():
+                    h_q = quantum(source)
+            else:
+                h_q = quantum(source)
+            h_q = h_q if h_q.dtype == x.dtype else h_q.to(x.dtype)
+        out = fusion(h_c if fusion.uses_classical else None, h_q)
+        return out if out.dtype == x.dtype else out.to(x.dtype)
 
     def forward_features(self, x: torch.Tensor, quantum_constant: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(F, logits)``: the features the regularizers see and the head's output."""

@@ -87,3 +87,37 @@ def test_bench_epoch_estimate_takes_the_curvature_interval():
     assert result.exit_code == 0, result.output
     epoch = json.loads(result.output)["epoch"]
     assert epoch["curvature_every"] == 2 and epoch["iterations"] == 2 and epoch["epoch_seconds"] > 0
+
+
+def test_bench_times_qiskit_aer_last_and_the_latency_and_epoch_before_it(monkeypatch):
+    # once Qiskit Aer's own OpenMP runtime has run in a process, torch's two-thread steps slow down:
+    # everything else (the torch-based peers, the latency, the epoch) is timed before it
+    import hqf.bench
+    import hqf.bench_peers
+
+    order = []
+
+    def fake_backend(name, workload, gradient="auto", repeats=7, warmup=2, **_):
+        order.append(f"{name}/{gradient}")
+        return Row(f"{name}/{gradient}", f"hqf {name}", gradient, 1.0, 1.0, workload.batch, forward_new_weights=1.0)
+
+    def fake_peer(name):
+        def run(workload, **_):
+            order.append(name)
+            return Row(f"peer/{name}", name, "backprop", 1.0, 1.0, workload.batch)
+
+        return run
+
+    monkeypatch.setattr(hqf.bench, "time_backend", fake_backend)
+    monkeypatch.setattr(hqf.bench, "inference_latency", lambda: order.append("latency") or hqf.bench.Latency(1e-4, 1e-4))
+    monkeypatch.setattr(hqf.bench, "epoch_estimate", lambda n, **kw: order.append("epoch") or None)
+    for name in ("pennylane-backprop", "qiskit-ml"):
+        monkeypatch.setitem(hqf.bench_peers.PEERS, name, (hqf.bench_peers.PEERS[name][0], fake_peer(name)))
+    monkeypatch.setattr(hqf.bench_peers, "available_peers", lambda: {"pennylane-backprop", "qiskit-ml"})
+    args = ["bench", "--ansatz", "hea2x1", "--batch", "2", "--backend", "qiskit-aer", "--backend", "torch", "--gradient", "auto",
+            "--peer", "qiskit-ml", "--peer", "pennylane-backprop", "--latency", "--epoch", "3", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert order == ["torch/auto", "pennylane-backprop", "latency", "epoch", "qiskit-aer/auto", "qiskit-ml"]
+    keys = [r["key"] for r in json.loads(result.output)["rows"]]
+    assert keys == ["qiskit-aer/auto", "torch/auto", "peer/qiskit-ml", "peer/pennylane-backprop"]  # as asked

@@ -93,8 +93,9 @@ class AngleEncoder(Encoder):
             raise ValueError(f"expected input of shape [B, {self.in_features}] (got {list(x.shape)})")
         if self.projection is None:
             return self.scale * x
-        weight = self.projection.weight
-        return math.pi * torch.tanh(self.projection(x.to(weight.dtype)))
+        projection = self.projection
+        dtype = projection.weight.dtype
+        return math.pi * torch.tanh(projection(x if x.dtype == dtype else x.to(dtype)))
 
     def extra_repr(self) -> str:
         mode = "projection" if self.projection is not None else f"scale={self.scale}"
