@@ -148,32 +148,54 @@ def apply_block(state: torch.Tensor, matrix: torch.Tensor, n: int, start: int, s
     return torch.matmul(matrix.unsqueeze(1), state.reshape(batch, left, k, right)).reshape(batch, -1)
 
 
-def apply_rotations(
-    state: torch.Tensor, fused: torch.Tensor, step: RotationStep, n: int, inverse: bool = False, mats: list | None = None
-) -> torch.Tensor:
-    """Apply (or undo) the fused matrices ``[1 or B, n, 2, 2]`` of a one-qubit run to ``[2**n, B]``.
+class Operands:
+    """What applying one run takes: a matrix per block (shared ``[K, K]``, real or complex, or per row
+    ``[B, K, K]``) and, for a real-then-phase run, the phase ``[2**n, 1]`` applied after them."""
 
-    Matrices shared by the batch are applied in place in the column layout; per-row matrices on the
-    rows (one transpose there and back). Given the per-depth ``mats`` of a run that is a real matrix
-    then a phase (``step.chain.split``), shared matrices are applied as such (:func:`split_factors`).
+    __slots__ = ("blocks", "phase", "real", "rows")
+
+    def __init__(self, blocks: list | None, phase: torch.Tensor | None, real: bool, rows: bool) -> None:
+        self.blocks, self.phase, self.real, self.rows = blocks, phase, real, rows
+
+
+def rotation_operands(step: RotationStep, mats: list[torch.Tensor], fused: torch.Tensor) -> Operands:
+    """The :class:`Operands` of a run from its per-depth ``mats`` and fused matrices ``[1 or B, n, 2, 2]``.
+
+    A shared run that is real gates then RZ (``step.chain.split``: hea's RY·RZ layers) becomes real
+    Kronecker blocks, applied to the real and imaginary parts at once (half the arithmetic of complex
+    blocks), then one diagonal phase.
     """
-    if mats is not None and fused.shape[0] == 1 and step.chain.split is not None:
+    if fused.shape[0] == 1 and step.chain.split is not None:
         real, phase = split_factors(mats, step.chain.split)
-        if inverse:
-            state = state if phase is None else state * phase.conj()
-            return state if real is None else _apply_real(state, real.transpose(-1, -2), step, n)
-        state = state if real is None else _apply_real(state, real, step, n)
-        return state if phase is None else state * phase
-    if inverse:
-        fused = fused.conj().transpose(-1, -2)
+        blocks = None if real is None else [kron_block(real, start, size)[0] for start, size in step.blocks]
+        return Operands(blocks, phase, real=True, rows=False)
     if fused.shape[0] == 1:
-        for start, size in step.blocks:
-            state = apply_shared_block(state, kron_block(fused, start, size)[0], n, start, size)
-        return state
-    rows = rows_to_columns(state)
-    for start, size in step.blocks:
-        rows = apply_block(rows, kron_block(fused, start, size), n, start, size)
-    return rows_to_columns(rows)
+        return Operands([kron_block(fused, start, size)[0] for start, size in step.blocks], None, real=False, rows=False)
+    return Operands([kron_block(fused, start, size) for start, size in step.blocks], None, real=False, rows=True)
+
+
+def apply_rotations(state: torch.Tensor, ops: Operands, step: RotationStep, n: int, inverse: bool = False) -> torch.Tensor:
+    """Apply (or undo) a run's :class:`Operands` to ``[2**n, B]``.
+
+    Shared matrices are applied in place in the column layout; per-row matrices on the rows (one
+    transpose there and back).
+    """
+    if ops.rows:
+        rows = rows_to_columns(state)
+        for (start, size), matrix in zip(step.blocks, ops.blocks):
+            rows = apply_block(rows, matrix.mH if inverse else matrix, n, start, size)
+        return rows_to_columns(rows)
+    if inverse and ops.phase is not None:
+        state = state * ops.phase.conj()
+    if ops.blocks is not None:
+        dim = state.shape[0]
+        parts = torch.view_as_real(state).reshape(dim, -1) if ops.real else state  # real: (Re, Im) side by side
+        for (start, size), matrix in zip(step.blocks, ops.blocks):
+            parts = apply_shared_block(parts, (matrix.mT if ops.real else matrix.mH) if inverse else matrix, n, start, size)
+        state = torch.view_as_complex(parts.reshape(dim, -1, 2)) if ops.real else parts
+    if not inverse and ops.phase is not None:
+        state = state * ops.phase
+    return state
 
 
 def split_factors(mats: list[torch.Tensor], split: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -187,15 +209,6 @@ def split_factors(mats: list[torch.Tensor], split: int) -> tuple[torch.Tensor | 
         d = m.diagonal(dim1=-2, dim2=-1)  # [1, n, 2]
         diag = d if diag is None else diag * d
     return (None if real is None else real.real), (None if diag is None else product_vector(diag))
-
-
-def _apply_real(state: torch.Tensor, real: torch.Tensor, step: RotationStep, n: int) -> torch.Tensor:
-    """Apply real per-wire matrices ``[1, n, 2, 2]`` to the real and imaginary parts of ``[2**n, B]`` at once."""
-    dim = state.shape[0]
-    parts = torch.view_as_real(state).reshape(dim, -1)  # [2**n, 2B]: (Re, Im) of each column side by side
-    for start, size in step.blocks:
-        parts = apply_shared_block(parts, kron_block(real, start, size)[0], n, start, size)
-    return torch.view_as_complex(parts.reshape(dim, -1, 2))
 
 
 def permute(state: torch.Tensor, tables: dict[str, torch.Tensor], inverse: bool = False) -> torch.Tensor:
@@ -220,10 +233,10 @@ def constant_columns(angles: torch.Tensor) -> frozenset[int]:
 class Record:
     """What the adjoint pass needs from one run of the forward pass."""
 
-    __slots__ = ("mats", "fused", "state_after")
+    __slots__ = ("mats", "fused", "ops", "state_after")
 
-    def __init__(self, mats, fused, state_after) -> None:
-        self.mats, self.fused, self.state_after = mats, fused, state_after
+    def __init__(self, mats, fused, ops, state_after) -> None:
+        self.mats, self.fused, self.ops, self.state_after = mats, fused, ops, state_after
 
 
 def run(
@@ -244,8 +257,11 @@ def run(
     applies them as plain matrix products. With ``records`` a list, each run appends a :class:`Record`
     (``None`` for an empty product); ``checkpoint`` keeps the state after each run in it too. With
     ``trace`` a dict, ``trace[k]`` is the state entering step ``k`` (and ``trace[len(steps)]`` the last).
+    Without autograd, a shared run reuses the matrices it built last time while its angles are
+    unchanged (``lowered[-1]["last_operands"]``: the shift rule's passes differ in one column).
     """
     n = plan.n_qubits
+    last = None if torch.is_grad_enabled() else lowered[-1]["last_operands"]
     batch = angles.shape[0] if state is None else state.shape[1]
     complex_dtype = lowered[-1]["complex_dtype"]
     for k in range(start, len(plan.steps) if stop is None else stop):
@@ -260,15 +276,24 @@ def run(
             if records is not None:
                 records.append(None)
             continue
+        ops = None
         if isinstance(step, ProductStep):
             mats, fused = chain_matrices(tables, angles)
             state = product_state(fused)
         else:
             one = angles.shape[0] == 1 or step.chain.angle_columns <= shared
-            mats, fused = chain_matrices(tables, angles[:1] if one else angles)
-            state = apply_rotations(state, fused, step, n, mats=mats)
+            values = angles[0, tables["columns"].reshape(-1)] if one and last is not None and angles.shape[1] else None
+            hit = last.get(k) if values is not None else None
+            if hit is not None and torch.equal(hit[0], values):
+                mats, fused, ops = hit[1:]
+            else:
+                mats, fused = chain_matrices(tables, angles[:1] if one else angles)
+                ops = rotation_operands(step, mats, fused)
+                if values is not None:
+                    last[k] = (values, mats, fused, ops)
+            state = apply_rotations(state, ops, step, n)
         if records is not None:
-            records.append(Record(mats, fused, state if checkpoint else None))
+            records.append(Record(mats, fused, ops, state if checkpoint else None))
     if trace is not None:
         trace[len(plan.steps)] = state
     return state
@@ -354,16 +379,16 @@ def measure(plan: Plan, lowered: dict, state: torch.Tensor, pauli_actions: list)
 
 
 def measure_cross(plan: Plan, lowered: dict, bra: torch.Tensor, ket: torch.Tensor, pauli_actions: list) -> torch.Tensor:
-    """``[N, R]`` complex ``⟨bra|O_r|ket⟩`` for the columns of ``ket[2**n, …]`` (``bra`` broadcasts to it)."""
+    """``[N, R]`` real parts ``Re⟨bra|O_r|ket⟩`` for the columns of ``ket[2**n, …]`` (``bra`` broadcasts to it)."""
     z_signs = lowered[-1]["z_signs"]
     dim = ket.shape[0]
     columns: dict[int, torch.Tensor] = {}
-    if z_signs is not None:
-        product = (bra.conj() * ket).reshape(dim, -1)
-        columns.update(zip(plan.z_words, (z_signs.T.to(product.dtype) @ product).unbind(0)))
+    if z_signs is not None:  # the real part first: the sign table stays real (a real product, not a complex one)
+        product = (bra.conj() * ket).real.reshape(dim, -1)
+        columns.update(zip(plan.z_words, (z_signs.T @ product).unbind(0)))
     for (k, _), (source, coeff) in zip(plan.other_words, pauli_actions):
         moved = ket.index_select(0, source) * coeff.reshape(dim, *[1] * (ket.ndim - 1))
-        columns[k] = (bra.conj() * moved).reshape(dim, -1).sum(dim=0)
+        columns[k] = (bra.conj() * moved).reshape(dim, -1).sum(dim=0).real
     return torch.stack([columns[k] for k in range(plan.n_outputs)], dim=1)
 
 
@@ -531,6 +556,6 @@ def adjoint_vjp(
                 transitions = (summed_wire_transitions if whole_batch else wire_transitions)(lam, state, n, step.blocks)
                 chain_gradients(tables, record.mats, transitions, grad_sum if whole_batch else grad)
             if not isinstance(step, ProductStep):
-                lam = apply_rotations(lam, record.fused, step, n, inverse=True, mats=record.mats)
-                state = None if record.state_after is not None else apply_rotations(state, record.fused, step, n, inverse=True, mats=record.mats)
+                lam = apply_rotations(lam, record.ops, step, n, inverse=True)
+                state = None if record.state_after is not None else apply_rotations(state, record.ops, step, n, inverse=True)
     return grad if summed is None else (grad, grad_sum[0])

@@ -228,6 +228,7 @@ class Plan:
         # the cosine of (x/2, x/2 − π/2) is (cos(x/2), sin(x/2))
         out[-1]["minus_quarter_turn"] = torch.tensor([0.0, -math.pi / 2], dtype=real_dtype, device=device)
         out[-1]["half"] = torch.tensor(0.5, dtype=real_dtype, device=device)
+        out[-1]["last_operands"] = {}  # step → (its angles, mats, fused, operands), filled by kernels.run
         return out
 
 

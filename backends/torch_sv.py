@@ -252,7 +252,7 @@ class TorchBackend(Backend):
                     state = self._final_state(plan, part.reshape(-1, n_params), lowered)
                     g = part.shape[0]
                     bra = final[:, b0:b1].unsqueeze(1)  # [2**n, 1, b]
-                    cross = kernels.measure_cross(plan, lowered, bra, state.reshape(-1, g, b1 - b0), actions).real
+                    cross = kernels.measure_cross(plan, lowered, bra, state.reshape(-1, g, b1 - b0), actions)
                     e_pi = kernels.measure(plan, lowered, state, actions)
                     mean = (values[b0:b1].repeat(g, 1) + e_pi) / 2
                     plus.append((mean + cross).reshape(g, b1 - b0, -1))

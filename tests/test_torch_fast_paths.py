@@ -380,7 +380,11 @@ def test_real_then_phase_runs_apply_like_their_fused_matrices(gates, n, seed):
     angles = torch.rand(1, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)) * 7
     mats, fused = kernels.chain_matrices(lowered[k], angles)
     state = torch.randn(2**n, 3, dtype=torch.complex128, generator=torch.Generator().manual_seed(seed + 1))
+    step = plan.steps[k]
+    split = kernels.rotation_operands(step, mats, fused)
+    assert split.real
+    fused_blocks = kernels.Operands([kernels.kron_block(fused, s, z)[0] for s, z in step.blocks], None, real=False, rows=False)
     for inverse in (False, True):
-        got = kernels.apply_rotations(state, fused, plan.steps[k], n, inverse=inverse, mats=mats)
-        want = kernels.apply_rotations(state, fused, plan.steps[k], n, inverse=inverse)
+        got = kernels.apply_rotations(state, split, step, n, inverse=inverse)
+        want = kernels.apply_rotations(state, fused_blocks, step, n, inverse=inverse)
         assert torch.max(torch.abs(got - want)).item() <= 1e-12
