@@ -211,6 +211,11 @@ def split_factors(mats: list[torch.Tensor], split: int) -> tuple[torch.Tensor | 
     return (None if real is None else real.real), (None if diag is None else product_vector(diag))
 
 
+def apply_wire(state: torch.Tensor, matrix: torch.Tensor, n: int, wire: int) -> torch.Tensor:
+    """Apply one ``[2, 2]`` matrix to ``wire`` of every column of ``[2**n, B]``."""
+    return torch.matmul(matrix, state.reshape(2**wire, 2, -1)).reshape(state.shape)
+
+
 def permute(state: torch.Tensor, tables: dict[str, torch.Tensor], inverse: bool = False) -> torch.Tensor:
     """Apply (or undo) a signed permutation to ``[2**n, B]``: whole rows move."""
     sign = tables["sign"]

@@ -77,6 +77,8 @@ class Chain:
                 else:
                     self.a[d, w] = _FIXED[op.gate]
         self.split = _real_then_phase(kinds)
+        #: the wire of each angle column this run reads
+        self.wire_of = {int(self.columns[d, w]): int(w) for d, w in zip(*np.nonzero(self.rotation))}
 
 
     @property

@@ -20,7 +20,7 @@ import math
 import torch
 
 from hqf.backends import _torch_kernels as kernels
-from hqf.backends._torch_plan import DEFAULT_BLOCK, PermutationStep, compile_plan
+from hqf.backends._torch_plan import DEFAULT_BLOCK, PermutationStep, RotationStep, compile_plan
 
 
 from hqf.circuit import Circuit, Operation, PauliWord
@@ -138,7 +138,7 @@ class TorchBackend(Backend):
         self.block, self.chunk, self.checkpoint_bytes = block, chunk, checkpoint_mib * 2**20
         self.cache_bytes = cache_mib * 2**20
         self.prefix_bytes = prefix_mib * 2**20
-        self._prefix: tuple | None = None  # (plan, angles, states entering each step) of the last pass
+        self._prefix: tuple | None = None  # (plan, angles, states entering each step, constant columns) of the last pass
         self._frozen_cache: dict[int, tuple[Circuit, torch.Tensor, tuple | None]] = {}
         self._plans: dict[int, tuple[Circuit, tuple]] = {}
 
@@ -202,22 +202,54 @@ class TorchBackend(Backend):
         chunks of the shift rule's batch differ in one or two columns, so each starts where its
         shifted gate is (exact; the states kept are at most ``prefix_mib``).
         """
-        start, state = 0, None
+        start, resume, state = 0, 0, None
         previous = self._prefix
+        shared = kernels.constant_columns(angles)
         if previous is not None and previous[0] is plan and previous[1].shape == angles.shape:
             same = (previous[1] == angles).all(dim=0)
-            equal = frozenset(torch.nonzero(same).flatten().tolist())
-            start = plan.first_step_reading(frozenset(range(angles.shape[1])) - equal)
+            changed = frozenset(range(angles.shape[1])) - frozenset(torch.nonzero(same).flatten().tolist())
+            start = resume = plan.first_step_reading(changed)
             state = previous[2][start]
+            after = self._after_changed_run(plan, lowered, previous, angles, changed, start, shared)
+            if after is not None:
+                resume, state = start + 1, after
         trace: dict | None = {} if len(plan.steps) * angles.shape[0] * self._row_bytes(plan) <= self.prefix_bytes else None
-        if start < len(plan.steps):
-            state = kernels.run(plan, lowered, angles, kernels.constant_columns(angles), start=start, state=state, trace=trace)
+        if trace is not None and resume > start:
+            trace[resume] = state
+        if resume < len(plan.steps):
+            state = kernels.run(plan, lowered, angles, shared, start=resume, state=state, trace=trace)
         if trace is not None:
-            if start:  # the states before ``start`` are the previous pass's
+            if start:  # the states up to ``start`` are the previous pass's
                 trace = {**{k: v for k, v in previous[2].items() if k <= start}, **trace}
-            self._prefix = (plan, angles.clone(), trace)  # a copy: the caller may reuse its buffer
+            self._prefix = (plan, angles.clone(), trace, shared)  # a copy: the caller may reuse its buffer
         else:
             self._prefix = None
+        return state
+
+    #: at most this many wires changed in a run: updating them beats running it again (measured)
+    MAX_UPDATED_WIRES = 2
+
+    @staticmethod
+    def _after_changed_run(plan, lowered, previous, angles, changed, k: int, shared) -> torch.Tensor | None:
+        """The state after step ``k`` from the previous pass's, when every changed column is read by that
+        run, the run is shared by the rows in both passes, and at most ``MAX_UPDATED_WIRES`` wires changed.
+
+        Each changed wire's fused matrix ``F`` became ``F'``; since the run is ``⊗_w F_w``, the new state
+        after it is the old one times ``F' F†`` on those wires: one 2×2 per wire instead of the run's
+        blocks (the shift rule's passes change one column, i.e. one gate, each).
+        """
+        step = plan.steps[k] if k < len(plan.steps) else None
+        if not isinstance(step, RotationStep) or k + 1 not in previous[2] or not changed <= step.chain.angle_columns:
+            return None
+        wires = sorted({step.chain.wire_of[c] for c in changed})
+        columns = step.chain.angle_columns
+        if len(wires) > TorchBackend.MAX_UPDATED_WIRES or not columns <= shared or not columns <= previous[3]:
+            return None
+        _, old = kernels.chain_matrices(lowered[k], previous[1][:1])
+        _, new = kernels.chain_matrices(lowered[k], angles[:1])
+        state = previous[2][k + 1]
+        for w in wires:
+            state = kernels.apply_wire(state, new[0, w] @ old[0, w].mH, plan.n_qubits, w)
         return state
 
     def expval_shifted(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:

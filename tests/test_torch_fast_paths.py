@@ -277,7 +277,9 @@ def test_changing_broadcast_weights_never_build_the_frozen_matrix():
 @given(circuit=circuits(max_qubits=5, max_ops=16).filter(lambda c: c.n_params >= 1), seed=st.integers(0, 2**16))
 def test_prefix_reuse_across_passes_is_exact(circuit, seed):
     # the shift rule's chunks differ from the previous chunk in one or two columns: each pass resumes
-    # from the previous pass's state where the angles allow; compare with no reuse and the plain path
+    # from the previous pass's state where the angles allow (after a shared run whose gates changed on
+    # at most two wires: from the state after it, updated wire by wire); compare with no reuse and the
+    # plain path
     angles = _angles(circuit, 2, seed)
     reuse, fresh = TorchBackend(chunk=2), TorchBackend(chunk=2, prefix_mib=0)
     from hqf.gradients import shift_jacobian
@@ -285,7 +287,7 @@ def test_prefix_reuse_across_passes_is_exact(circuit, seed):
     got = shift_jacobian(lambda a: reuse.expval(circuit, a), angles)
     want = shift_jacobian(lambda a: fresh.expval(circuit, a), angles)
     plain = shift_jacobian(lambda a: fresh.expval_plain(circuit, a), angles)
-    assert torch.equal(got, want)
+    assert torch.max(torch.abs(got - want)).item() <= 1e-12, circuit.diagram()
     assert torch.max(torch.abs(got - plain)).item() <= 1e-10, circuit.diagram()
 
 
