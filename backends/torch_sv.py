@@ -274,15 +274,15 @@ class TorchBackend(Backend):
         with torch.no_grad():
             final = torch.cat([self._final_state(plan, part, lowered) for part in angles.split(rows)], dim=1)
             values = kernels.measure(plan, lowered, final, actions)  # [B, R]
-            shifted = angles.unsqueeze(0) + torch.eye(n_params, dtype=angles.dtype, device=angles.device)[:, None, :] * math.pi
             plus, minus = [], []
             groups = max(1, rows // batch)  # whole columns per pass when the batch is small
             for c0 in range(0, n_params, groups):
+                g = min(groups, n_params - c0)
                 for b0 in range(0, batch, rows) if groups == 1 else (0,):
                     b1 = batch if groups > 1 else min(batch, b0 + rows)
-                    part = shifted[c0 : c0 + groups, b0:b1]  # [g, b, P]
+                    part = angles[b0:b1].repeat(g, 1, 1)  # [g, b, P]: column c0 + i shifted by π in copy i
+                    part[torch.arange(g), :, torch.arange(c0, c0 + g)] += math.pi
                     state = self._final_state(plan, part.reshape(-1, n_params), lowered)
-                    g = part.shape[0]
                     bra = final[:, b0:b1].unsqueeze(1)  # [2**n, 1, b]
                     cross = kernels.measure_cross(plan, lowered, bra, state.reshape(-1, g, b1 - b0), actions)
                     e_pi = kernels.measure(plan, lowered, state, actions)
