@@ -148,14 +148,28 @@ def apply_block(state: torch.Tensor, matrix: torch.Tensor, n: int, start: int, s
     return torch.matmul(matrix.unsqueeze(1), state.reshape(batch, left, k, right)).reshape(batch, -1)
 
 
+#: largest state whose phase vector a run keeps (larger ones are rebuilt from the per-wire diagonals
+#: when applied: at 20 qubits five kept phases held 80 MiB)
+MAX_KEPT_PHASE = 2**16
+
+
 class Operands:
     """What applying one run takes: a matrix per block (shared ``[K, K]``, real or complex, or per row
-    ``[B, K, K]``) and, for a real-then-phase run, the phase ``[2**n, 1]`` applied after them."""
+    ``[B, K, K]``) and, for a real-then-phase run, the per-wire diagonals ``[1, n, 2]`` of the phase
+    applied after them (and the phase itself, ``[2**n, 1]``, for states up to ``MAX_KEPT_PHASE``)."""
 
-    __slots__ = ("blocks", "phase", "real", "rows")
+    __slots__ = ("blocks", "diagonals", "kept_phase", "real", "rows")
 
-    def __init__(self, blocks: list | None, phase: torch.Tensor | None, real: bool, rows: bool) -> None:
-        self.blocks, self.phase, self.real, self.rows = blocks, phase, real, rows
+    def __init__(self, blocks: list | None, diagonals: torch.Tensor | None, real: bool, rows: bool) -> None:
+        self.blocks, self.diagonals, self.real, self.rows = blocks, diagonals, real, rows
+        small = diagonals is not None and 2 ** diagonals.shape[1] <= MAX_KEPT_PHASE
+        self.kept_phase = product_vector(diagonals) if small else None
+
+    def phase(self) -> torch.Tensor | None:
+        """``[2**n, 1]``, or ``None`` for no phase."""
+        if self.diagonals is None:
+            return None
+        return self.kept_phase if self.kept_phase is not None else product_vector(self.diagonals)
 
 
 def rotation_operands(step: RotationStep, mats: list[torch.Tensor], fused: torch.Tensor) -> Operands:
@@ -166,9 +180,9 @@ def rotation_operands(step: RotationStep, mats: list[torch.Tensor], fused: torch
     blocks), then one diagonal phase.
     """
     if fused.shape[0] == 1 and step.chain.split is not None:
-        real, phase = split_factors(mats, step.chain.split)
+        real, diagonals = split_factors(mats, step.chain.split)
         blocks = None if real is None else [kron_block(real, start, size)[0] for start, size in step.blocks]
-        return Operands(blocks, phase, real=True, rows=False)
+        return Operands(blocks, diagonals, real=True, rows=False)
     if fused.shape[0] == 1:
         return Operands([kron_block(fused, start, size)[0] for start, size in step.blocks], None, real=False, rows=False)
     return Operands([kron_block(fused, start, size) for start, size in step.blocks], None, real=False, rows=True)
@@ -185,22 +199,21 @@ def apply_rotations(state: torch.Tensor, ops: Operands, step: RotationStep, n: i
         for (start, size), matrix in zip(step.blocks, ops.blocks):
             rows = apply_block(rows, matrix.mH if inverse else matrix, n, start, size)
         return rows_to_columns(rows)
-    if inverse and ops.phase is not None:
-        state = state * ops.phase.conj()
+    phase = ops.phase()
+    if inverse and phase is not None:
+        state = state * phase.conj()
     if ops.blocks is not None:
         dim = state.shape[0]
         parts = torch.view_as_real(state).reshape(dim, -1) if ops.real else state  # real: (Re, Im) side by side
         for (start, size), matrix in zip(step.blocks, ops.blocks):
             parts = apply_shared_block(parts, (matrix.mT if ops.real else matrix.mH) if inverse else matrix, n, start, size)
         state = torch.view_as_complex(parts.reshape(dim, -1, 2)) if ops.real else parts
-    if not inverse and ops.phase is not None:
-        state = state * ops.phase
-    return state
+    return state if inverse or phase is None else state * phase
 
 
 def split_factors(mats: list[torch.Tensor], split: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """``(R, phase)`` of a shared run whose depths ``< split`` are real and the others diagonal: the run is
-    ``diag(phase) · ⊗_w R_w`` with ``R [1, n, 2, 2]`` real and ``phase [2**n, 1]`` (``None``: identity)."""
+    """``(R, D)`` of a shared run whose depths ``< split`` are real and the others diagonal: the run is
+    ``⊗_w diag(D_w) · ⊗_w R_w`` with ``R [1, n, 2, 2]`` real and ``D [1, n, 2]`` (``None``: identity)."""
     real = None
     for m in mats[:split]:
         real = m if real is None else m @ real
@@ -208,7 +221,7 @@ def split_factors(mats: list[torch.Tensor], split: int) -> tuple[torch.Tensor | 
     for m in mats[split:]:
         d = m.diagonal(dim1=-2, dim2=-1)  # [1, n, 2]
         diag = d if diag is None else diag * d
-    return (None if real is None else real.real), (None if diag is None else product_vector(diag))
+    return (None if real is None else real.real), diag
 
 
 def apply_wire(state: torch.Tensor, matrix: torch.Tensor, n: int, wire: int) -> torch.Tensor:

@@ -390,3 +390,21 @@ def test_real_then_phase_runs_apply_like_their_fused_matrices(gates, n, seed):
         got = kernels.apply_rotations(state, split, step, n, inverse=inverse)
         want = kernels.apply_rotations(state, fused_blocks, step, n, inverse=inverse)
         assert torch.max(torch.abs(got - want)).item() <= 1e-12
+
+
+def test_real_then_phase_runs_rebuild_large_phases_with_the_same_result(monkeypatch):
+    # above MAX_KEPT_PHASE amplitudes a run keeps only the per-wire diagonals of its phase (memory)
+    from hqf.backends import _torch_kernels as kernels
+
+    circuit = _hea(5, 3)
+    angles = _angles(circuit, 3, seed=7, shared_fraction=0.0)
+    angles[:, 5:] = angles[:1, 5:]  # the weights: equal in every row
+    want = TorchBackend().expval(circuit, angles)
+    monkeypatch.setattr(kernels, "MAX_KEPT_PHASE", 2)
+    backend = TorchBackend()
+    backend._plan(circuit)[1][-1]["last_operands"].clear()  # (the lowered tables are shared: rebuild)
+    got = backend.expval(circuit, angles)
+    assert torch.max(torch.abs(got - want)).item() <= 1e-13
+    assert torch.max(torch.abs(got - backend.expval_plain(circuit, angles))).item() <= 1e-12
+    ops = [entry[3] for entry in backend._plan(circuit)[1][-1]["last_operands"].values()]
+    assert ops and all(o.kept_phase is None and o.diagonals is not None for o in ops)
