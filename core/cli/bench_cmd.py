@@ -87,7 +87,11 @@ def bench_command(
     ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup, slow_batch, threads, latency, epoch_iterations,
     curvature_every, as_json
 ) -> None:
-    """Time forward and forward+backward (samples/s, median after warm-up) of hqf backends on one circuit."""
+    """Time forward and forward+backward (samples/s, median after warm-up) of hqf backends on one circuit.
+
+    Whatever uses Qiskit Aer is timed last, after the latency and the epoch: once Aer's OpenMP runtime
+    has run in a process, torch's multi-threaded steps there are slower.
+    """
     import platform
 
     import torch
