@@ -200,7 +200,8 @@ class TorchBackend(Backend):
         If the previous pass had the same shape and bitwise-equal angles in every column that the
         first ``k`` steps read, the state entering step ``k`` is the same: it is reused. Consecutive
         chunks of the shift rule's batch differ in one or two columns, so each starts where its
-        shifted gate is (exact; the states kept are at most ``prefix_mib``).
+        shifted gate is (exact; the states kept are at most ``prefix_mib``). When that gate belongs to
+        a run shared by the rows, the pass starts after the run instead (:meth:`_after_changed_run`).
         """
         start, resume, state = 0, 0, None
         previous = self._prefix
