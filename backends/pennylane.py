@@ -181,6 +181,10 @@ class PennyLaneBackend(Backend):
         config = device.setup_execution_config(ExecutionConfig(gradient_method="adjoint"))
         values = angles.detach().to(device="cpu", dtype=torch.float64).numpy()
         tapes, _ = device.preprocess_transforms(config)([build_tape(circuit, row) for row in values])
+        # default.qubit 0.45's adjoint pass raises IndexError when the tape's wires are not in order 0…n−1
+        # (e.g. the first gate on wire 2 and the observable alone on wire 1); relabelling the wires in the
+        # order the tape meets them changes neither values nor derivatives
+        tapes = [tape.map_to_standard_wires() for tape in tapes]
         if len(tapes) != batch or any(len(t.trainable_params) != n_params for t in tapes):
             raise NotImplementedError(
                 f"PennyLane device {self.pl_device!r} rewrites the circuit for adjoint differentiation "

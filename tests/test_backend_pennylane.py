@@ -106,6 +106,19 @@ def test_native_gradients_match_torch_autograd(device, method, batch, n_outputs)
     torch.testing.assert_close(grads[0], grads[1], atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("device", ["default.qubit", "lightning.qubit"])
+def test_adjoint_vjp_with_wires_met_out_of_order(device):
+    # found by the conformance suite's nightly profile: default.qubit 0.45's adjoint pass raised
+    # IndexError for a tape whose wires come as (2, 0, 1); the tapes are relabelled before it
+    circuit = Circuit(3, [Operation("RX", 2, 0), Operation("H", 0)], [PauliWord.parse("X1"), PauliWord.parse("Z2 X0")])
+    angles = _angles(2, circuit.n_params, seed=5)
+    cotangent = torch.randn(2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    got = PennyLaneBackend(pl_device=device).vjp(circuit, angles, cotangent)
+    leaf = angles.clone().requires_grad_(True)
+    (want,) = torch.autograd.grad((TorchBackend().expval(circuit, leaf) * cotangent).sum(), leaf)
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+
+
 def test_adjoint_vjp_is_float64_on_lightning():
     # PennyLane's torch path would cast lightning's Python-float results (and the cotangent) to float32.
     circuit = Circuit(1, [Operation("RX", 0, 0)], [PauliWord.parse("Y0")])
