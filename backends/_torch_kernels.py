@@ -104,8 +104,8 @@ def _kron_index(size: int, device: torch.device) -> torch.Tensor:
     k = 2**size
     index = torch.arange(k, device=device)
     shift = size - 1 - torch.arange(size, device=device)[:, None]
-    rows, cols = (index[None, :] >> shift) & 1, (index[None, :] >> shift) & 1  # [size, K]
-    flat = 4 * torch.arange(size, device=device)[:, None, None] + 2 * rows[:, :, None] + cols[:, None, :]
+    bits = (index[None, :] >> shift) & 1  # [size, K]: bit w of I (rows) and of J (columns) alike
+    flat = 4 * torch.arange(size, device=device)[:, None, None] + 2 * bits[:, :, None] + bits[:, None, :]
     return flat.reshape(size, k * k)
 
 

@@ -347,9 +347,10 @@ class TorchBackend(Backend):
         return cached[2]
 
     def expval_broadcast(self, circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
-        """:meth:`expval` of ``[angles, shared]``; with autograd, the adjoint backward computes the
+        """:meth:`expval` of ``[angles, shared]``. With autograd, the adjoint backward computes the
         gradient of the shared angles summed over the rows (one transition matrix per run of shared
-        gates instead of one per row), which is all a broadcast weight needs."""
+        gates instead of one per row), which is all a broadcast weight needs. Without, when the shared
+        angles are exactly the frozen (non-data) columns, they key the frozen-weight matrix directly."""
         if type(self).expval is not TorchBackend.expval:
             return super().expval_broadcast(circuit, angles, shared)
         out_device = angles.device
@@ -359,7 +360,7 @@ class TorchBackend(Backend):
         if torch.is_grad_enabled() and (angles.requires_grad or shared.requires_grad):
             return _PlanExpvalBroadcast.apply(angles, shared, self, circuit).to(out_device)
         plan, lowered, actions = self._plan(circuit)
-        if lowered[-1]["frozen_index"].numel() != shared.shape[0] or shared.shape[0] != circuit.n_params - lowered[-1]["frozen_start"]:
+        if shared.shape[0] != circuit.n_params - lowered[-1]["frozen_start"]:  # (frozen_start is −1 unless they are the tail)
             return self.expval(circuit, full_angles(angles, shared)).to(out_device)
         with torch.no_grad():  # the frozen columns are the shared ones: they are the key
             frozen = self._frozen_map(circuit, plan, lowered, angles.shape[0], shared)

@@ -45,8 +45,4 @@ class QuantumLayer(torch.nn.Module):
         return full_angles(self.encoder(x).to(self.backend.real_dtype), self.weights.to(self.backend.real_dtype).reshape(-1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        real = self.backend.real_dtype
-        data, weights = self.encoder(x), self.weights.reshape(-1)
-        data = data if data.dtype == real else data.to(real)
-        weights = weights if weights.dtype == real else weights.to(real)
-        return expval(self.backend, self.circuit, data, self.gradient, shared=weights)
+        return expval(self.backend, self.circuit, self.encoder(x), self.gradient, shared=self.weights.reshape(-1))
