@@ -188,8 +188,11 @@ def rotation_operands(step: RotationStep, mats: list[torch.Tensor], fused: torch
     return Operands([kron_block(fused, start, size) for start, size in step.blocks], None, real=False, rows=True)
 
 
-def apply_rotations(state: torch.Tensor, ops: Operands, step: RotationStep, n: int, inverse: bool = False) -> torch.Tensor:
-    """Apply (or undo) a run's :class:`Operands` to ``[2**n, B]``.
+def apply_rotations(
+    state: torch.Tensor, ops: Operands, step: RotationStep, n: int, inverse: bool = False, with_phase: bool = True
+) -> torch.Tensor:
+    """Apply (or undo) a run's :class:`Operands` to ``[2**n, B]`` (``with_phase=False``: all but the
+    diagonal phase of a real-then-phase run, which comes last when applying, first when undoing).
 
     Shared matrices are applied in place in the column layout; per-row matrices on the rows (one
     transpose there and back).
@@ -199,7 +202,7 @@ def apply_rotations(state: torch.Tensor, ops: Operands, step: RotationStep, n: i
         for (start, size), matrix in zip(step.blocks, ops.blocks):
             rows = apply_block(rows, matrix.mH if inverse else matrix, n, start, size)
         return rows_to_columns(rows)
-    phase = ops.phase()
+    phase = ops.phase() if with_phase else None
     if inverse and phase is not None:
         state = state * phase.conj()
     if ops.blocks is not None:
@@ -249,12 +252,20 @@ def constant_columns(angles: torch.Tensor) -> frozenset[int]:
 
 
 class Record:
-    """What the adjoint pass needs from one run of the forward pass."""
+    """What the adjoint pass needs from one run of the forward pass: its matrices and, with a
+    checkpoint, its state (``kept``) after the run, or right before the phase of a real-then-phase
+    run (``before_phase``: where that run's gradients are read)."""
 
-    __slots__ = ("mats", "fused", "ops", "state_after")
+    __slots__ = ("mats", "fused", "ops", "kept", "before_phase")
 
-    def __init__(self, mats, fused, ops, state_after) -> None:
-        self.mats, self.fused, self.ops, self.state_after = mats, fused, ops, state_after
+    def __init__(self, mats, fused, ops, kept=None, before_phase=False) -> None:
+        self.mats, self.fused, self.ops, self.kept, self.before_phase = mats, fused, ops, kept, before_phase
+
+    def state_after(self) -> torch.Tensor | None:
+        """The kept state after the run (``None`` without a checkpoint)."""
+        if self.kept is None or not self.before_phase:
+            return self.kept
+        return self.kept * self.ops.phase()
 
 
 def run(
@@ -309,6 +320,11 @@ def run(
                 ops = rotation_operands(step, mats, fused)
                 if values is not None:
                     last[k] = (values, mats, fused, ops)
+            if checkpoint and records is not None and ops.diagonals is not None:  # keep the state before the phase
+                state = apply_rotations(state, ops, step, n, with_phase=False)
+                records.append(Record(mats, fused, ops, state, before_phase=True))
+                state = state * ops.phase()
+                continue
             state = apply_rotations(state, ops, step, n)
         if records is not None:
             records.append(Record(mats, fused, ops, state if checkpoint else None))
@@ -475,25 +491,61 @@ def wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> 
     return _per_wire(blocks, n, lambda start, size: block_transition(lam, state, n, start, size), state)
 
 
-def product_transitions(lam: torch.Tensor, vectors: torch.Tensor, n: int, blocks) -> torch.Tensor:
-    """:func:`wire_transitions` at a product state ``ψ = ⊗_w v_w`` (``vectors [B, n, 2]``), per row.
+def _contract_all_but_one(tensor: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """``[k, 2, B]``: for each wire ``w`` of ``tensor [2**k, B]``, its contraction with the vectors
+    ``columns [k, 2, B]`` of all the other wires (halving: each half is contracted with the other
+    half's product vector, then recursively)."""
+    k, batch = columns.shape[0], tensor.shape[-1]
+    if k == 1:
+        return tensor[None]
+    h = k // 2
+    view = tensor.reshape(2**h, 2 ** (k - h), batch)
+    first = (view * _columns_product(columns[h:])[None]).sum(1)
+    second = (view * _columns_product(columns[:h])[:, None]).sum(0)
+    return torch.cat([_contract_all_but_one(first, columns[:h]), _contract_all_but_one(second, columns[h:])])
 
-    A block's ``T[I, J] = conj(ν[I]) · in[J]`` with ``in`` the block's own product vector and
-    ``ν[I] = Σ_rest λ[…I…] conj(out[rest])`` (``out``: the product vector of the other wires): one
-    pass over ``λ`` per block, no per-row matrix products.
+
+def _columns_product(columns: torch.Tensor) -> torch.Tensor:
+    """``⊗_w c_w`` of ``columns [k, 2, B]`` → ``[2**k, B]`` (wire 0 most significant)."""
+    out = columns[0]
+    for c in columns[1:]:
+        out = (out[:, None] * c[None]).reshape(-1, out.shape[-1])
+    return out
+
+
+def product_cotangents(lam: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """``μ[B, n, 2]`` with ``μ_w[i] = Σ conj(λ[x]) Π_{u≠w} v_u[x_u]`` over the ``x`` whose bit ``w`` is
+    ``i``, at a product state ``ψ = ⊗_w v_w`` (``vectors [B, n, 2]``, ``λ [2**n, B]``).
+
+    The transitions of :func:`wire_transitions` at that state are then ``T_w = μ_w v_wᵀ``: two
+    passes over ``λ`` (each half of the wires contracted with the other half's product vector),
+    then the same on ever smaller tensors.
     """
-    batch = vectors.shape[0]
+    columns = vectors.permute(1, 2, 0).conj().resolve_conj().contiguous()
+    return _contract_all_but_one(lam, columns).conj().permute(2, 0, 1)
 
-    def block_matrix(start: int, size: int) -> torch.Tensor:
-        k, rest = 2**size, 2 ** (n - start - size)
-        inside = product_vector(vectors[:, start : start + size])  # [K, B]
-        others = torch.cat([vectors[:, :start], vectors[:, start + size :]], dim=1)
-        outside = product_vector(others).reshape(2**start, 1, rest, batch) if others.shape[1] else None
-        view = lam.reshape(2**start, k, rest, batch)
-        nu = view.sum((0, 2)) if outside is None else (view * outside.conj()).sum((0, 2))  # [K, B]
-        return nu.conj().T[:, :, None] * inside.T[:, None, :]
 
-    return _per_wire(blocks, n, block_matrix, lam)
+def product_gradients(tables: dict, mats: list[torch.Tensor], cotangents: torch.Tensor, vectors: torch.Tensor, grad: torch.Tensor) -> None:
+    """:func:`chain_gradients` of the leading product state from its rank-one transitions
+    ``T_w = μ_w v_wᵀ`` (``cotangents`` μ and ``vectors`` v, ``[B, n, 2]``): undoing a gate ``M`` maps
+    ``μ → Mᵀμ`` and ``v → Mᴴv`` (2-vectors, not 2×2 matrices)."""
+    generator = tables["generator"]
+    mu, v = cotangents, vectors
+    for d in range(len(mats) - 1, -1, -1):
+        wires, columns = tables["rotation_wires"][d], tables["rotation_columns"][d]
+        if len(wires):
+            pv = _times(generator[d], v)
+            g = (mu[..., 0] * pv[..., 0] + mu[..., 1] * pv[..., 1]).imag  # μᵀ P v, [B, n]
+            grad[:, columns] = g[:, wires].to(grad.dtype)
+        if d:
+            m = mats[d]
+            mu, v = _times(m.mT, mu), _times(m.mH, v)
+
+
+def _times(matrices: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """``M v`` for ``[…, 2, 2]`` matrices and ``[…, 2]`` vectors, as two products and a sum (at these
+    sizes a batched matrix product, or a sum over the last axis, costs twice as much)."""
+    return matrices[..., 0] * vectors[..., 0:1] + matrices[..., 1] * vectors[..., 1:2]
 
 
 def summed_wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, blocks) -> torch.Tensor:
@@ -525,6 +577,35 @@ def chain_gradients(tables: dict, mats: list[torch.Tensor], transitions: torch.T
         if d:
             m = mats[d]
             t = m.transpose(-1, -2) @ t @ m.conj()
+
+
+@functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)
+def _z_table(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``[n, 2**n]``: the eigenvalue (±1) of ``Z_w`` on every basis state."""
+    return (1 - 2 * _bit_table(n, device)).to(dtype)
+
+
+def split_run_gradients(tables: dict, step: RotationStep, mats: list[torch.Tensor], lam: torch.Tensor, state: torch.Tensor, grad: torch.Tensor) -> None:
+    """Write ``∂L/∂θ`` summed over the rows of a shared real-then-phase run into ``grad[1, P]``, from
+    ``λ`` and ``ψ`` (``[2**n, B]``) between its real gates and its phase.
+
+    The phase's RZ gates need ``Im Σ_x z_w(x) Σ_rows conj(λ(x)) ψ(x)`` (the phase cancels in
+    ``conj(λ)ψ``); the real gates only the real part of the transition matrices, which is one real
+    product per block on ``[Re | Im]`` side by side.
+    """
+    n, split = step.chain.n_qubits, step.chain.split
+    wires, columns = tables["rotation_wires"], tables["rotation_columns"]
+    phase_depths = [d for d in range(split, len(mats)) if len(wires[d])]
+    if phase_depths:
+        overlap = (lam.conj() * state).sum(1).imag  # [2**n]
+        per_wire = _z_table(n, overlap.dtype, overlap.device) @ overlap
+        for d in phase_depths:
+            grad[0, columns[d]] = per_wire[wires[d]]
+    if any(len(wires[d]) for d in range(split)):
+        dim = state.shape[0]
+        real = summed_wire_transitions(torch.view_as_real(lam).reshape(dim, -1), torch.view_as_real(state).reshape(dim, -1), n, step.blocks)
+        chain_gradients(tables, mats[:split], real.to(lam.dtype), grad)
 
 
 def adjoint_vjp(
@@ -564,16 +645,24 @@ def adjoint_vjp(
             record = next(runs)
             if record is None:
                 continue
-            if record.state_after is not None:
-                state = record.state_after
             if isinstance(step, ProductStep):
-                blocks = tuple((s, min(plan.block, n - s)) for s in range(0, n, plan.block))
-                chain_gradients(tables, record.mats, product_transitions(lam, record.fused[..., 0], n, blocks), grad)
-            elif step.chain.rotation.any():  # (a run of fixed gates has nothing to differentiate)
-                whole_batch = summed is not None and record.fused.shape[0] == 1 and step.chain.angle_columns <= summed
+                vectors = record.fused[..., 0]
+                product_gradients(tables, record.mats, product_cotangents(lam, vectors), vectors, grad)
+                continue
+            whole_batch = summed is not None and record.fused.shape[0] == 1 and step.chain.angle_columns <= summed
+            ops = record.ops
+            if whole_batch and ops.diagonals is not None:  # a shared real-then-phase run: read it before its phase
+                lam = lam * ops.phase().conj()
+                state = record.kept if record.kept is not None else state * ops.phase().conj()
+                split_run_gradients(tables, step, record.mats, lam, state, grad_sum)
+                lam = apply_rotations(lam, ops, step, n, inverse=True, with_phase=False)
+                state = None if record.kept is not None else apply_rotations(state, ops, step, n, inverse=True, with_phase=False)
+                continue
+            if record.kept is not None:
+                state = record.state_after()
+            if step.chain.rotation.any():  # (a run of fixed gates has nothing to differentiate)
                 transitions = (summed_wire_transitions if whole_batch else wire_transitions)(lam, state, n, step.blocks)
                 chain_gradients(tables, record.mats, transitions, grad_sum if whole_batch else grad)
-            if not isinstance(step, ProductStep):
-                lam = apply_rotations(lam, record.ops, step, n, inverse=True)
-                state = None if record.state_after is not None else apply_rotations(state, record.ops, step, n, inverse=True)
+            lam = apply_rotations(lam, ops, step, n, inverse=True)
+            state = None if record.kept is not None else apply_rotations(state, ops, step, n, inverse=True)
     return grad if summed is None else (grad, grad_sum[0])

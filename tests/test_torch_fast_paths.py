@@ -352,7 +352,7 @@ def test_product_state_transitions_equal_the_general_ones(n, batch, block, seed)
     vectors = torch.randn(batch, n, 2, dtype=torch.complex128, generator=gen)
     lam = torch.randn(2**n, batch, dtype=torch.complex128, generator=gen)
     blocks = tuple((s, min(block, n - s)) for s in range(0, n, block))
-    got = kernels.product_transitions(lam, vectors, n, blocks)
+    got = kernels.product_cotangents(lam, vectors)[..., :, None] * vectors[..., None, :]  # T_w = μ_w v_wᵀ
     want = kernels.wire_transitions(lam, kernels.product_vector(vectors), n, blocks)
     assert torch.max(torch.abs(got - want)).item() <= 1e-12
 
@@ -408,3 +408,36 @@ def test_real_then_phase_runs_rebuild_large_phases_with_the_same_result(monkeypa
     assert torch.max(torch.abs(got - backend.expval_plain(circuit, angles))).item() <= 1e-12
     ops = [entry[3] for entry in backend._plan(circuit)[1][-1]["last_operands"].values()]
     assert ops and all(o.kept_phase is None and o.diagonals is not None for o in ops)
+
+
+@pytest.mark.parametrize("cache_mib", [4, 1e-6])  # the states kept before each phase, or recomputed
+@given(
+    layer=st.lists(st.sampled_from(["RY", "H", "RZ"]), min_size=1, max_size=4).map(sorted).filter(lambda g: g != ["H"] * len(g)),  # real first
+    n=st.integers(2, 6),
+    n_layers=st.integers(1, 3),
+    observable=st.sampled_from(["Z", "X"]),
+    seed=st.integers(0, 2**16),
+)
+def test_real_then_phase_layers_give_the_plain_broadcast_gradients(cache_mib, layer, n, n_layers, observable, seed):
+    # hea-like layers (real gates, then RZ, then a CNOT ring) with broadcast weights: the adjoint pass
+    # reads such runs before their phase; the summed weight gradient and the data gradient must be exact
+    ops = [Operation("RY", q, q) for q in range(n)]
+    column = n
+    for _ in range(n_layers):
+        for gate in layer:
+            for q in range(n):
+                ops.append(Operation(gate, q, None if gate == "H" else column))
+                column += gate != "H"
+        ops += [Operation("CNOT", (q, (q + 1) % n)) for q in range(n)]
+    circuit = Circuit(n, ops, [PauliWord(((q, observable),)) for q in range(n)])
+    gen = torch.Generator().manual_seed(seed)
+    data = ((torch.rand(3, n, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi).requires_grad_()
+    weights = ((torch.rand(column - n, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi).requires_grad_()
+    cotangent = torch.randn(3, n, dtype=torch.float64, generator=gen)
+    backend = TorchBackend(cache_mib=cache_mib)
+    got = torch.autograd.grad((expval(backend, circuit, data, shared=weights) * cotangent).sum(), [data, weights], allow_unused=True)
+    plain = backend.expval_plain(circuit, torch.cat([data, weights.expand(3, -1)], dim=1))
+    want = torch.autograd.grad((plain * cotangent).sum(), [data, weights], allow_unused=True)
+    for a, b in zip(got, want):
+        a = torch.zeros_like(b) if a is None else a
+        assert torch.max(torch.abs(a - b)).item() <= 1e-10, circuit.diagram()
