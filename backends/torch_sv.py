@@ -262,6 +262,8 @@ class TorchBackend(Backend):
         ``⟨O⟩(θ ± π/2) = (⟨a|O|a⟩ + ⟨ψ_π|O|ψ_π⟩ ± 2 Re⟨a|O|ψ_π⟩) / 2``: the same ``2·P·B`` values
         exactly, from ``P·B`` circuit runs instead of ``2·P·B``. Runs go ``chunk`` rows at a time
         (default: the backend's ``chunk``), resuming from the previous run where their angles agree.
+        For a batch of at least ``chunk`` rows, the columns of the leading product state take one run
+        per wire instead of one per column (:meth:`_product_shifted`).
         """
         if type(self).expval is not TorchBackend.expval:  # a subclass changed the values: shift them itself
             return super().expval_shifted(circuit, angles, chunk)
@@ -275,27 +277,65 @@ class TorchBackend(Backend):
         with torch.no_grad():
             final = torch.cat([self._final_state(plan, part, lowered) for part in angles.split(rows)], dim=1)
             values = kernels.measure(plan, lowered, final, actions)  # [B, R]
-            plus, minus = [], []
+            pieces: dict[int, list] = {c: [] for c in range(n_params)}  # per column: (plus, minus) per row chunk
+
+            def add(columns: list[int], b0: int, b1: int, state: torch.Tensor) -> None:
+                """Both shifted values of ``columns`` from their π-shifted final states ``[2**n, g·b]``."""
+                g, b = len(columns), b1 - b0
+                bra = final[:, b0:b1].unsqueeze(1)  # [2**n, 1, b]
+                cross = kernels.measure_cross(plan, lowered, bra, state.reshape(-1, g, b), actions)
+                mean = (values[b0:b1].repeat(g, 1) + kernels.measure(plan, lowered, state, actions)) / 2
+                for i, c in enumerate(columns):
+                    pieces[c].append((mean + cross)[i * b : (i + 1) * b])
+                    pieces[c].append((mean - cross)[i * b : (i + 1) * b])
+
             groups = max(1, rows // batch)  # whole columns per pass when the batch is small
+            on_wire: dict[int, list[int]] = {}  # large batches: the product state's columns, by wire
+            for c, w in (plan.steps[0].chain.wire_of.items() if groups == 1 else ()):
+                on_wire.setdefault(w, []).append(c)
+            for b0 in range(0, batch, rows) if on_wire else ():
+                b1 = min(batch, b0 + rows)
+                for w, columns in on_wire.items():
+                    add(columns, b0, b1, self._product_shifted(plan, lowered, angles[b0:b1], final[:, b0:b1], w, columns))
             for c0 in range(0, n_params, groups):
                 g = min(groups, n_params - c0)
+                if groups == 1 and pieces[c0]:  # (done above)
+                    continue
                 for b0 in range(0, batch, rows) if groups == 1 else (0,):
                     b1 = batch if groups > 1 else min(batch, b0 + rows)
                     part = angles[b0:b1].repeat(g, 1, 1)  # [g, b, P]: column c0 + i shifted by π in copy i
                     part[torch.arange(g), :, torch.arange(c0, c0 + g)] += math.pi
-                    state = self._final_state(plan, part.reshape(-1, n_params), lowered)
-                    bra = final[:, b0:b1].unsqueeze(1)  # [2**n, 1, b]
-                    cross = kernels.measure_cross(plan, lowered, bra, state.reshape(-1, g, b1 - b0), actions)
-                    e_pi = kernels.measure(plan, lowered, state, actions)
-                    mean = (values[b0:b1].repeat(g, 1) + e_pi) / 2
-                    plus.append((mean + cross).reshape(g, b1 - b0, -1))
-                    minus.append((mean - cross).reshape(g, b1 - b0, -1))
-            if groups == 1 and batch > rows:  # pieces of one column were appended in order: join each column
-                pieces = -(-batch // rows)
-                plus = [torch.cat(plus[k : k + pieces], dim=1) for k in range(0, len(plus), pieces)]
-                minus = [torch.cat(minus[k : k + pieces], dim=1) for k in range(0, len(minus), pieces)]
-            out = torch.stack([torch.cat(plus), torch.cat(minus)])
+                    add(list(range(c0, c0 + g)), b0, b1, self._final_state(plan, part.reshape(-1, n_params), lowered))
+            plus = [torch.cat(pieces[c][0::2]) for c in range(n_params)]  # row chunks in order
+            minus = [torch.cat(pieces[c][1::2]) for c in range(n_params)]
+            out = torch.stack([torch.stack(plus), torch.stack(minus)])
         return out.to(out_device)
+
+    @staticmethod
+    def _product_shifted(plan, lowered, angles: torch.Tensor, final: torch.Tensor, wire: int, columns: list[int]) -> torch.Tensor:
+        """The final states ``[2**n, g·B]`` with each of ``columns`` (gates of the leading product state,
+        all on ``wire``) shifted by ``π``, from one extra run.
+
+        Shifting a gate on ``wire`` changes only that wire's vector ``v → v'`` in ``⊗_w v_w``, and
+        everything after the product state is linear: with ``v⊥`` the unit vector orthogonal to ``v``,
+        ``v' = ⟨v|v'⟩ v + ⟨v⊥|v'⟩ v⊥`` gives the shifted final state ``⟨v|v'⟩ a + ⟨v⊥|v'⟩ a⊥`` from the
+        unshifted one ``a`` and the final state ``a⊥`` of the product state with ``v⊥`` on ``wire``
+        (exact; one run per wire instead of one per column).
+        """
+        _, fused = kernels.chain_matrices(lowered[0], angles)
+        vectors = fused[..., 0]  # [B, n, 2], unit vectors
+        v = vectors[:, wire]
+        perp = torch.stack([-v[:, 1].conj(), v[:, 0].conj()], dim=-1)
+        swapped = vectors.clone()
+        swapped[:, wire] = perp
+        other = kernels.run(plan, lowered, angles, kernels.constant_columns(angles), start=1, state=kernels.product_vector(swapped))
+        shifted = angles.repeat(len(columns), 1, 1)  # [g, B, P]: column i shifted by π in copy i
+        shifted[torch.arange(len(columns)), :, columns] += math.pi
+        _, moved = kernels.chain_matrices(lowered[0], shifted.reshape(-1, angles.shape[1]))
+        moved = moved[:, wire, :, 0].reshape(len(columns), -1, 2)  # [g, B, 2]: v'
+        along = (v.conj() * moved).sum(-1)  # ⟨v|v'⟩, [g, B]
+        across = (perp.conj() * moved).sum(-1)  # ⟨v⊥|v'⟩
+        return (final[:, None, :] * along + other[:, None, :] * across).reshape(final.shape[0], -1)
 
     def _adjoint(self, plan, lowered, actions, angles: torch.Tensor, grad_output: torch.Tensor, summed=None):
         """:func:`kernels.adjoint_vjp` in cache-sized passes (with ``summed``: its ``(grad, grad_sum)``)."""

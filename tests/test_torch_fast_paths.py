@@ -65,6 +65,21 @@ def test_paired_shifted_values_equal_the_shifted_circuits(circuit, batch, seed, 
         assert torch.max(torch.abs(got - want)).item() <= 1e-10, circuit.diagram()
 
 
+def test_shifted_product_state_columns_come_from_one_run_per_wire_and_stay_exact():
+    # a batch larger than the chunk: the product state's columns (encoding and first layer) are
+    # shifted by linearity from one extra run per wire; every value against the plain shifted circuits
+    from hqf.gradients import shifted_rows
+
+    circuit = _hea(4, 2)
+    angles = _angles(circuit, 5, seed=3, shared_fraction=0.0)
+    angles[:, 4:] = angles[:1, 4:]
+    backend = TorchBackend(chunk=2)
+    got = backend.expval_shifted(circuit, angles)
+    want = backend.expval_plain(circuit, shifted_rows(angles)).reshape(got.shape)
+    assert torch.max(torch.abs(got - want)).item() <= 1e-10
+    assert len(compile_plan(circuit, backend.block).steps[0].chain.wire_of) == 12  # RY(x), RY, RZ on 4 wires
+
+
 @pytest.mark.parametrize("checkpoint_mib", [0, 256])  # undo the circuit on the state, or keep checkpoints
 @given(circuit=circuits(max_qubits=6).filter(lambda c: c.n_params >= 1), seed=st.integers(0, 2**16))
 def test_autograd_backward_equals_plain_path(checkpoint_mib, circuit, seed):
