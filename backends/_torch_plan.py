@@ -79,12 +79,8 @@ class Chain:
         self.split = _real_then_phase(kinds)
         #: the wire of each angle column this run reads
         self.wire_of = {int(self.columns[d, w]): int(w) for d, w in zip(*np.nonzero(self.rotation))}
-
-
-    @property
-    def angle_columns(self) -> frozenset[int]:
-        """The angle columns this run reads."""
-        return frozenset(int(c) for c in self.columns[self.rotation])
+        #: the angle columns this run reads
+        self.angle_columns = frozenset(self.wire_of)
 
 
 def _real_then_phase(kinds: np.ndarray) -> int | None:
