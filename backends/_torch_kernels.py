@@ -15,7 +15,9 @@ kept a checkpoint after each run), so memory is a few states whatever the depth.
 Gradient of a rotation ``exp(-iθ/2 P)`` in the adjoint pass: ``∂L/∂θ = Im⟨λ|P|ψ⟩`` at the point right
 after the gate. Within a run of one-qubit gates this only needs, per wire ``w``, the 2×2 transition
 matrix ``T_w[i, j] = Σ_rest conj(λ[…i…]) ψ[…j…]``: gates on the other wires leave it unchanged, and
-undoing a gate ``M`` on wire ``w`` maps it to ``Mᵀ T conj(M)``.
+undoing a gate ``M`` on wire ``w`` maps it to ``Mᵀ T conj(M)``. A run shared by the rows that is real
+gates then RZ is read between the two (:func:`split_run_gradients`: real transitions, one overlap
+for the RZ); at the leading product state ``T_w = μ_w v_wᵀ`` has rank one (:func:`product_cotangents`).
 """
 
 from __future__ import annotations
