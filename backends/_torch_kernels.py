@@ -80,11 +80,7 @@ def product_vector(vectors: torch.Tensor) -> torch.Tensor:
     batch, n = vectors.shape[:2]
     if _small(vectors):
         return product_rows(vectors).transpose(0, 1).contiguous()
-    columns = vectors.permute(1, 2, 0).contiguous()  # [n, 2, B]
-    state = columns[0]
-    for w in range(1, n):
-        state = (state[:, None, :] * columns[w, None, :, :]).reshape(-1, batch)
-    return state
+    return _columns_product(vectors.permute(1, 2, 0).contiguous())  # from [n, 2, B]
 
 
 def basis_state(batch: int, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -654,8 +650,9 @@ def adjoint_vjp(
             whole_batch = summed is not None and record.fused.shape[0] == 1 and step.chain.angle_columns <= summed
             ops = record.ops
             if whole_batch and ops.diagonals is not None:  # a shared real-then-phase run: read it before its phase
-                lam = lam * ops.phase().conj()
-                state = record.kept if record.kept is not None else state * ops.phase().conj()
+                undo_phase = ops.phase().conj()
+                lam = lam * undo_phase
+                state = record.kept if record.kept is not None else state * undo_phase
                 split_run_gradients(tables, step, record.mats, lam, state, grad_sum)
                 lam = apply_rotations(lam, ops, step, n, inverse=True, with_phase=False)
                 state = None if record.kept is not None else apply_rotations(state, ops, step, n, inverse=True, with_phase=False)

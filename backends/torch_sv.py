@@ -303,9 +303,8 @@ class TorchBackend(Backend):
                     continue
                 for b0 in range(0, batch, rows) if groups == 1 else (0,):
                     b1 = batch if groups > 1 else min(batch, b0 + rows)
-                    part = angles[b0:b1].repeat(g, 1, 1)  # [g, b, P]: column c0 + i shifted by π in copy i
-                    part[torch.arange(g), :, torch.arange(c0, c0 + g)] += math.pi
-                    add(list(range(c0, c0 + g)), b0, b1, self._final_state(plan, part.reshape(-1, n_params), lowered))
+                    columns = list(range(c0, c0 + g))
+                    add(columns, b0, b1, self._final_state(plan, _shifted_by_pi(angles[b0:b1], columns), lowered))
             plus = [torch.cat(pieces[c][0::2]) for c in range(n_params)]  # row chunks in order
             minus = [torch.cat(pieces[c][1::2]) for c in range(n_params)]
             out = torch.stack([torch.stack(plus), torch.stack(minus)])
@@ -329,9 +328,7 @@ class TorchBackend(Backend):
         swapped = vectors.clone()
         swapped[:, wire] = perp
         other = kernels.run(plan, lowered, angles, kernels.constant_columns(angles), start=1, state=kernels.product_vector(swapped))
-        shifted = angles.repeat(len(columns), 1, 1)  # [g, B, P]: column i shifted by π in copy i
-        shifted[torch.arange(len(columns)), :, columns] += math.pi
-        _, moved = kernels.chain_matrices(lowered[0], shifted.reshape(-1, angles.shape[1]))
+        _, moved = kernels.chain_matrices(lowered[0], _shifted_by_pi(angles, columns))
         moved = moved[:, wire, :, 0].reshape(len(columns), -1, 2)  # [g, B, 2]: v'
         along = (v.conj() * moved).sum(-1)  # ⟨v|v'⟩, [g, B]
         across = (perp.conj() * moved).sum(-1)  # ⟨v⊥|v'⟩
@@ -467,6 +464,13 @@ class TorchBackend(Backend):
                 moved = state[:, source.to(self.device)] * coeff.to(device=self.device, dtype=self.complex_dtype)
                 columns.append((state.conj() * moved).sum(dim=1).real)
         return torch.stack(columns, dim=1)
+
+
+def _shifted_by_pi(angles: torch.Tensor, columns: list[int]) -> torch.Tensor:
+    """``[g·B, P]``: ``angles[B, P]`` once per column of ``columns``, with that column shifted by ``π``."""
+    shifted = angles.repeat(len(columns), 1, 1)  # [g, B, P]
+    shifted[torch.arange(len(columns)), :, columns] += math.pi
+    return shifted.reshape(-1, angles.shape[1])
 
 
 def _recorded_forward(ctx, backend: TorchBackend, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
