@@ -7,6 +7,9 @@ the amplitude index); the plain reference path keeps ``[B, 2**n]``.
 one-qubit gates as a closed-form product state, each later run of one-qubit gates as fused per-wire
 2×2 matrices applied a block of wires at a time, each run of CNOT/CZ as one signed permutation, all-Z
 observables as one matrix product. :meth:`TorchBackend.vjp` is the adjoint method on the same plan.
+On the CPU in complex128, a circuit whose angles after the product state are broadcast weights runs
+through fused kernels (``hqf.backends._fused_cpu``, numba): the whole circuit gate by gate on tiles of
+a few rows that stay in cache, forward and adjoint backward.
 :meth:`TorchBackend.expval_plain` is the plain gate-by-gate path the tests compare the plan against:
 a one-qubit gate is one batched contraction over a ``[B, 2**w, 2, 2**(n-w-1)]`` view; CNOT and X are
 index permutations; CZ is a sign flip.
@@ -22,7 +25,10 @@ import torch
 from hqf.backends import _torch_kernels as kernels
 from hqf.backends._torch_plan import DEFAULT_BLOCK, PermutationStep, RotationStep, compile_plan
 
-
+try:  # numba is a dependency; without it the torch kernels run everything
+    from hqf.backends import _fused_cpu as fused_cpu
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    fused_cpu = None
 from hqf.circuit import Circuit, Operation, PauliWord
 from hqf.gradients import full_angles
 from hqf.hookspecs import hookimpl
@@ -103,6 +109,9 @@ class TorchBackend(Backend):
         cache_mib: states larger than this per batch run a few rows at a time (each pass stays in cache).
         prefix_mib: keep the last pass's states (at most this much) to resume the next pass from them
             where its angles are bitwise equal.
+        fused: run broadcast weights (:meth:`expval_broadcast`) through the fused CPU kernels where
+            they apply (CPU, complex128, Z read-outs, at most ``fused_cpu.MAX_QUBITS`` qubits, data
+            read only by the leading product state).
     """
 
     name = "torch"
@@ -128,6 +137,7 @@ class TorchBackend(Backend):
         checkpoint_mib: float = 256,
         cache_mib: float = 4,
         prefix_mib: float = 32,
+        fused: bool = True,
     ) -> None:
         super().__init__(dtype=dtype, device=device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -138,6 +148,7 @@ class TorchBackend(Backend):
         self.block, self.chunk, self.checkpoint_bytes = block, chunk, checkpoint_mib * 2**20
         self.cache_bytes = cache_mib * 2**20
         self.prefix_bytes = prefix_mib * 2**20
+        self.fused = fused and fused_cpu is not None and self.device.type == "cpu" and self.complex_dtype == torch.complex128
         self._prefix: tuple | None = None  # (plan, angles, states entering each step, constant columns) of the last pass
         self._frozen_cache: dict[int, tuple[Circuit, torch.Tensor, tuple | None]] = {}
         self._plans: dict[int, tuple[Circuit, tuple]] = {}
@@ -401,8 +412,32 @@ class TorchBackend(Backend):
             return self.expval(circuit, full_angles(angles, shared)).to(out_device)
         with torch.no_grad():  # the frozen columns are the shared ones: they are the key
             frozen = self._frozen_map(circuit, plan, lowered, angles.shape[0], shared)
-            out = kernels.frozen_expval(lowered, frozen, angles) if frozen is not None else self._passes(plan, lowered, actions, full_angles(angles, shared))
+            if frozen is not None:
+                out = kernels.frozen_expval(lowered, frozen, angles)
+            elif (program := self._fused_program(plan, angles.shape[1])) is not None:
+                out = self._fused_forward(program, full_angles(angles, shared))[0]
+            else:
+                out = self._passes(plan, lowered, actions, full_angles(angles, shared))
         return out if out_device == self.device else out.to(out_device)
+
+    def _fused_program(self, plan, n_data: int):
+        """The fused kernels' program for ``plan`` when the columns from ``n_data`` on are broadcast
+        weights, or ``None`` where the fused kernels do not apply."""
+        return fused_cpu.program(plan, n_data) if self.fused else None
+
+    @staticmethod
+    def _fused_forward(program, angles: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """``(⟨Z⟩ [B, K], what :meth:`_fused_vjp` needs)`` by the fused kernels."""
+        operands = fused_cpu.Operands(program, angles.detach().numpy())
+        out, final = fused_cpu.forward(program, operands, torch.get_num_threads())
+        return torch.from_numpy(out), (program, operands, final)
+
+    @staticmethod
+    def _fused_vjp(saved: tuple, grad_output: torch.Tensor, n_params: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(grad [B, P] of the product state's columns, grad_sum [P] of the later ones)``."""
+        program, operands, final = saved
+        grad_rows, grad_sum = fused_cpu.backward(program, operands, final, grad_output.detach().double().numpy(), n_params, torch.get_num_threads())
+        return torch.from_numpy(grad_rows), torch.from_numpy(grad_sum)
 
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         """``[B, P]`` vector-Jacobian product by the adjoint method (two states in memory, any depth)."""
@@ -530,6 +565,14 @@ class _PlanExpvalBroadcast(torch.autograd.Function):
     @staticmethod
     def forward(ctx, angles: torch.Tensor, shared: torch.Tensor, backend: TorchBackend, circuit: Circuit):
         ctx.save_for_backward(angles, shared)
+        plan, lowered, _ = backend._plan(circuit)
+        ctx.fused = None
+        program = backend._fused_program(plan, angles.shape[1])
+        if program is not None:
+            ctx.backend, ctx.circuit = backend, circuit
+            with torch.no_grad():
+                out, ctx.fused = backend._fused_forward(program, full_angles(angles, shared))
+            return out
         return _recorded_forward(ctx, backend, circuit, full_angles(angles, shared))
 
     @staticmethod
@@ -541,13 +584,16 @@ class _PlanExpvalBroadcast(torch.autograd.Function):
                 full = full_angles(angles, shared)
             grad_angles, grad_shared = _differentiable_vjp(plan, lowered, actions, full, grad_output, [angles, shared])
             return grad_angles, grad_shared, None, None
+        n_data = angles.shape[1]
+        if ctx.fused is not None:
+            grad, grad_sum = TorchBackend._fused_vjp(ctx.fused, grad_output, ctx.circuit.n_params)
+            return grad[:, :n_data], grad[:, n_data:].sum(0) + grad_sum[n_data:], None, None
         full = full_angles(angles, shared)
         summed = frozenset(range(angles.shape[1], full.shape[1]))
         if ctx.records is None:
             grad, grad_sum = ctx.backend._adjoint(plan, lowered, actions, full, grad_output, summed)
         else:
             grad, grad_sum = kernels.adjoint_vjp(plan, lowered, full, grad_output, actions, ctx.records, ctx.state, summed=summed)
-        n_data = angles.shape[1]
         return grad[:, :n_data], grad[:, n_data:].sum(0) + grad_sum[n_data:], None, None
 
 

@@ -8,6 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hqf.backends import _fused_cpu as fused_cpu
 from hqf.backends._torch_plan import PermutationStep, ProductStep, RotationStep, compile_plan
 from hqf.backends.torch_sv import TorchBackend
 from hqf.circuit import Circuit, Operation, PauliWord, compose
@@ -319,14 +320,14 @@ def test_prefix_reuse_survives_in_place_changes_of_the_callers_buffer():
 
 @pytest.mark.parametrize("cache_mib", [4, 1e-6])  # one recorded pass, or one row per pass (recomputed)
 @given(circuit=circuits(max_qubits=6).filter(lambda c: c.n_params >= 1), seed=st.integers(0, 2**16), split=st.floats(0, 1))
-def test_broadcast_weights_give_the_plain_gradients(cache_mib, circuit, seed, split):
+def test_broadcast_weights_give_the_plain_gradients(cache_mib, circuit, seed, split):  # (the torch kernels: fused=False)
     # expval(..., shared=w): the shared columns' gradient is summed over the rows inside the backend
     n_data = int(split * circuit.n_params)
     gen = torch.Generator().manual_seed(seed)
     data = (torch.rand(3, n_data, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi
     shared = (torch.rand(circuit.n_params - n_data, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi
     cotangent = torch.randn(3, circuit.n_outputs, dtype=torch.float64, generator=gen)
-    backend = TorchBackend(cache_mib=cache_mib)
+    backend = TorchBackend(cache_mib=cache_mib, fused=False)
     grads = []
     for fast in (True, False):
         d, w = data.clone().requires_grad_(), shared.clone().requires_grad_()
@@ -449,10 +450,69 @@ def test_real_then_phase_layers_give_the_plain_broadcast_gradients(cache_mib, la
     data = ((torch.rand(3, n, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi).requires_grad_()
     weights = ((torch.rand(column - n, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi).requires_grad_()
     cotangent = torch.randn(3, n, dtype=torch.float64, generator=gen)
-    backend = TorchBackend(cache_mib=cache_mib)
+    backend = TorchBackend(cache_mib=cache_mib, fused=False)  # (the fused kernels: the test below)
     got = torch.autograd.grad((expval(backend, circuit, data, shared=weights) * cotangent).sum(), [data, weights], allow_unused=True)
     plain = backend.expval_plain(circuit, torch.cat([data, weights.expand(3, -1)], dim=1))
     want = torch.autograd.grad((plain * cotangent).sum(), [data, weights], allow_unused=True)
     for a, b in zip(got, want):
         a = torch.zeros_like(b) if a is None else a
         assert torch.max(torch.abs(a - b)).item() <= 1e-10, circuit.diagram()
+
+
+def _encoded(body: Circuit, encoding: list[str]) -> Circuit:
+    """``body`` after one-qubit encoding gates on every wire (the data columns come first)."""
+    n, ops, column = body.n_qubits, [], 0
+    for gate in encoding:
+        for q in range(n):
+            ops.append(Operation(gate, q, None if gate == "H" else column))
+            column += gate != "H"
+    return compose(n, [ops, body.operations], body.observables)
+
+
+@given(
+    body=circuits(max_qubits=6, max_ops=30, paulis="Z"),
+    encoding=st.lists(st.sampled_from(["RY", "RX", "RZ", "H"]), min_size=1, max_size=3).filter(lambda g: g != ["H"] * len(g)),
+    batch=st.integers(1, 19),  # rows that are not a multiple of the tile width are padded
+    seed=st.integers(0, 2**16),
+)
+def test_fused_kernels_give_the_plain_values_and_gradients(body, encoding, batch, seed):
+    # everything after the leading product state runs in the fused kernels when its angles are
+    # broadcast weights: values, data gradients and summed weight gradients against the plain path
+    circuit = _encoded(body, encoding)
+    n_data = circuit.n_params - body.n_params
+    plan = compile_plan(circuit)
+    assert fused_cpu.program(plan, n_data) is not None, circuit.diagram()
+    gen = torch.Generator().manual_seed(seed)
+    data = ((torch.rand(batch, n_data, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi).requires_grad_()
+    weights = ((torch.rand(body.n_params, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi).requires_grad_()
+    cotangent = torch.randn(batch, circuit.n_outputs, dtype=torch.float64, generator=gen)
+    got = expval(TorchBackend(), circuit, data, shared=weights)
+    got_grads = torch.autograd.grad((got * cotangent).sum(), [data, weights], allow_unused=True)
+    plain = TorchBackend().expval_plain(circuit, torch.cat([data, weights.expand(batch, -1)], dim=1))
+    want_grads = torch.autograd.grad((plain * cotangent).sum(), [data, weights], allow_unused=True)
+    assert torch.max(torch.abs(got - plain)).item() <= 1e-12, circuit.diagram()
+    for a, b in zip(got_grads, want_grads):
+        a = torch.zeros_like(b) if a is None else a
+        if b.numel():
+            assert torch.max(torch.abs(a - b)).item() <= 1e-10, circuit.diagram()
+    with torch.no_grad():  # the forward without autograd (new weights: no frozen matrix)
+        assert torch.max(torch.abs(expval(TorchBackend(), circuit, data, shared=weights) - plain)).item() <= 1e-12
+
+
+def test_fused_kernels_run_hea_and_only_where_they_apply(monkeypatch):
+    calls = []
+    forward = fused_cpu.forward
+    monkeypatch.setattr(fused_cpu, "forward", lambda *a: calls.append(1) or forward(*a))
+    circuit = _hea(4, 2)
+    data, weights = torch.rand(5, 4, dtype=torch.float64), torch.rand(circuit.n_params - 4, dtype=torch.float64)
+    expval(TorchBackend(), circuit, data, shared=weights.requires_grad_()).sum().backward()
+    assert calls == [1]
+    expval(TorchBackend(fused=False), circuit, data, shared=weights).sum().backward()  # switched off
+    expval(TorchBackend(dtype="complex64"), circuit, data.float(), shared=weights.float()).sum().backward()
+    x_read_out = Circuit(4, circuit.operations, [PauliWord(((0, "X"),))])
+    expval(TorchBackend(), x_read_out, data, shared=weights).sum().backward()
+    assert calls == [1]
+    plan = compile_plan(circuit)
+    assert fused_cpu.program(plan, 4) is not None
+    assert fused_cpu.program(plan, 4 + 8 + 1) is None  # a data column read after the product state (layer 2)
+    assert fused_cpu.program(compile_plan(_hea(fused_cpu.MAX_QUBITS + 1, 1)), fused_cpu.MAX_QUBITS + 1) is None
