@@ -40,6 +40,9 @@ DEFAULT_CHUNK = 256
 MAX_CACHED_UNITARY_QUBITS = 10
 #: multiply-adds that one matrix product in place of a circuit's per-run calls is worth (measured)
 UNITARY_CALL_SAVINGS = 2**18
+#: from this many rows on, the fused kernels run frozen weights faster than the frozen-weight matrix
+#: (measured, hea8x6: docs/performance.md)
+FUSED_OVER_FROZEN_ROWS = 8
 
 
 @functools.lru_cache(maxsize=256)
@@ -115,7 +118,7 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
-    description = "pure-PyTorch batched state vector (embedded default)"
+    description = "PyTorch batched state vector, numba-fused CPU kernels (embedded default)"
     capabilities = Capabilities(
         dtypes={"complex128", "complex64"},
         devices={"cpu", "cuda"},
@@ -411,10 +414,13 @@ class TorchBackend(Backend):
         if shared.shape[0] != circuit.n_params - lowered[-1]["frozen_start"]:  # (frozen_start is −1 unless they are the tail)
             return self.expval(circuit, full_angles(angles, shared)).to(out_device)
         with torch.no_grad():  # the frozen columns are the shared ones: they are the key
-            frozen = self._frozen_map(circuit, plan, lowered, angles.shape[0], shared)
+            program = self._fused_program(plan, angles.shape[1])
+            frozen = None
+            if program is None or angles.shape[0] < FUSED_OVER_FROZEN_ROWS:
+                frozen = self._frozen_map(circuit, plan, lowered, angles.shape[0], shared)
             if frozen is not None:
                 out = kernels.frozen_expval(lowered, frozen, angles)
-            elif (program := self._fused_program(plan, angles.shape[1])) is not None:
+            elif program is not None:
                 out = self._fused_forward(program, full_angles(angles, shared))[0]
             else:
                 out = self._passes(plan, lowered, actions, full_angles(angles, shared))

@@ -516,3 +516,22 @@ def test_fused_kernels_run_hea_and_only_where_they_apply(monkeypatch):
     assert fused_cpu.program(plan, 4) is not None
     assert fused_cpu.program(plan, 4 + 8 + 1) is None  # a data column read after the product state (layer 2)
     assert fused_cpu.program(compile_plan(_hea(fused_cpu.MAX_QUBITS + 1, 1)), fused_cpu.MAX_QUBITS + 1) is None
+
+
+def test_frozen_weights_at_large_batches_run_the_fused_kernels():
+    # from FUSED_OVER_FROZEN_ROWS rows on, the fused kernels beat the frozen-weight matrix: it is never built
+    from hqf.backends.torch_sv import FUSED_OVER_FROZEN_ROWS
+
+    circuit = _hea(4, 2)
+    backend = TorchBackend()
+    x = torch.rand(FUSED_OVER_FROZEN_ROWS, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    w = torch.rand(circuit.n_params - 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    want = backend.expval_plain(circuit, torch.cat([x, w.expand(len(x), -1)], 1))
+    with torch.no_grad():
+        for _ in range(3):
+            assert torch.max(torch.abs(expval(backend, circuit, x, shared=w) - want)).item() <= 1e-12
+    assert id(circuit) not in backend._frozen_cache
+    with torch.no_grad():  # small batches still use it
+        for _ in range(2):
+            expval(backend, circuit, x[:4], shared=w)
+    assert backend._frozen_cache[id(circuit)][2] is not None
