@@ -1,17 +1,19 @@
-"""Fused CPU kernels (numba) for the runs after the product state, when their angles are shared.
+"""Fused CPU kernels (numba) for circuits whose angles after the leading product state are shared.
 
-The runs of one-qubit gates whose angles every row shares (broadcast ansatz weights), the signed
-permutations between them (CNOT/CZ rings) and a Z read-out are executed gate by gate on tiles of
-``LANES`` rows at a time: a tile's state (``2**n × LANES`` real and imaginary parts) stays in cache
-through the whole circuit, each gate is one vectorised pass over it, and there are no operator calls
-between gates. The backward pass is the adjoint method on the same tiles: it undoes the gates on the
-state and on ``λ`` and reads each rotation's gradient ``Im⟨λ|P|ψ⟩`` in the same loop, summed over the
-rows; a run's trailing RZ gates are one diagonal phase whose gradients come from one overlap vector.
+When only the leading one-qubit gates read per-row angles (the data) and every later gate reads
+angles every row shares (broadcast ansatz weights), the whole circuit runs gate by gate on tiles of
+``LANES`` rows at a time: the tile's product state is built from its per-wire vectors, then each gate
+is one vectorised pass over the tile's state (``2**n × LANES`` real and imaginary parts, which stays
+in cache through the whole circuit), a run's trailing RZ gates are one diagonal phase, a CNOT/CZ run
+one signed row permutation, and the Z read-out comes last. There are no operator calls between gates.
+The backward pass is the adjoint method on the same tiles: it undoes each gate on the state and on
+``λ`` and reads the rotation's gradient ``Im⟨λ|P|ψ⟩`` in the same loop, summed over the rows; a
+phase's RZ gradients come from one overlap vector; at the product state, per-wire cotangent
+2-vectors give the per-row gradients of its angles.
 
-The circuit is described once per plan by a :class:`Program` of plain arrays; the gate matrices and
-phases are built from the shared angles at every call. The leading product state (which reads the
-data) stays with the torch kernels: the fused forward starts from it and the fused backward returns
-``λ`` there.
+The circuit is described once per plan by a :class:`Program` of plain arrays; each call builds the
+gate matrices and phases from the shared angles, and the product state's per-row matrices
+(:class:`Operands`).
 """
 
 from __future__ import annotations
@@ -23,14 +25,13 @@ import math
 import numba
 import numpy as np
 
-from hqf.backends._torch_plan import PermutationStep, Plan
+from hqf.backends._torch_plan import PermutationStep, Plan, _bits
 
 #: rows per tile: one AVX-512 vector of float64
 LANES = 8
 
 GATE, PHASE, PERMUTATION = 0, 1, 2
 _GENERATOR = {"RX": 1, "RY": 2, "RZ": 3}
-_FIXED = {"H": np.array([[1, 1], [1, -1]]) / math.sqrt(2), "X": np.array([[0, 1], [1, 0]])}
 
 
 class Program:
@@ -48,11 +49,12 @@ class Program:
         phase_gates: list[list[int]] = []
         sources, inverses, signs = [], [], []
 
-        def add_gate(wire: int, gate: str, column: int) -> int:
+        def add_gate(chain, d: int, wire: int) -> int:
+            gate = chain.gates[d, wire]
             wires.append(wire)
-            columns.append(column)
+            columns.append(int(chain.columns[d, wire]) if chain.rotation[d, wire] else -1)
             kinds.append(_GENERATOR.get(gate, 0))
-            fixed.append(_FIXED.get(gate, np.eye(2)))
+            fixed.append(chain.a[d, wire])  # a fixed gate's matrix (unused for rotations)
             real.append(gate in ("RY", "H", "X"))
             return len(wires) - 1
 
@@ -65,18 +67,15 @@ class Program:
                 continue
             chain = step.chain
             split = chain.split if chain.split is not None else chain.a.shape[0]
-            names = _gate_names(chain)
             for d in range(chain.a.shape[0]):
                 phase: list[int] = []
                 for w in range(n):
-                    name = names[d][w]
-                    if name == "I":
+                    if chain.gates[d, w] == "I":
                         continue
-                    column = int(chain.columns[d, w]) if chain.rotation[d, w] else -1
                     if d >= split:  # diagonal part of a real-then-phase run
-                        phase.append(add_gate(w, name, column))
+                        phase.append(add_gate(chain, d, w))
                     else:
-                        ops.append((GATE, add_gate(w, name, column)))
+                        ops.append((GATE, add_gate(chain, d, w)))
                 if phase:
                     if ops and ops[-1][0] == PHASE and d > split:  # one phase for the run's whole diagonal part
                         phase_gates[ops[-1][1]].extend(phase)
@@ -106,20 +105,7 @@ class Program:
         self.inverse, self.inverse_sign = inverse, np.take_along_axis(sign, inverse, axis=1)
         self.z_signs = np.ascontiguousarray(plan.z_signs, dtype=np.float64)
         self.z_signs_t = np.ascontiguousarray(self.z_signs.T)
-        self.z_table = 1.0 - 2.0 * ((np.arange(dim)[None, :] >> (n - 1 - np.arange(n)[:, None])) & 1)  # [n, 2**n]
-
-
-def _gate_names(chain) -> list[list[str]]:
-    """The gate name at every ``[depth][wire]`` of a chain (``"I"`` where none)."""
-    names = [["I"] * chain.n_qubits for _ in range(chain.a.shape[0])]
-    for d in range(chain.a.shape[0]):
-        for w in range(chain.n_qubits):
-            if chain.rotation[d, w]:
-                pauli = chain.generator[d, w]
-                names[d][w] = "RX" if pauli[0, 1] == 1 else ("RY" if pauli[0, 1] != 0 else "RZ")
-            elif not np.allclose(chain.a[d, w], np.eye(2)):
-                names[d][w] = "H" if np.allclose(chain.a[d, w], _FIXED["H"]) else "X"
-    return names
+        self.z_table = np.stack([1.0 - 2.0 * _bits(n, w) for w in range(n)])  # [n, 2**n]: Z_w's eigenvalues
 
 
 #: the largest circuit the fused kernels run (a tile is ``2**n × LANES`` amplitudes; measured up to here)
@@ -130,8 +116,7 @@ MAX_QUBITS = 12
 def program(plan: Plan, n_data: int) -> Program | None:
     """The :class:`Program` of ``plan`` (cached) when the fused kernels run it with the angle columns
     from ``n_data`` on broadcast (equal in every row), else ``None``. They run it when every
-    observable is a Z word and only the leading product state (run by the torch kernels) reads the
-    first ``n_data`` columns."""
+    observable is a Z word and only the leading product state reads the first ``n_data`` columns."""
     if plan.n_qubits > MAX_QUBITS or plan.z_signs is None or plan.other_words or plan.steps[0].chain.a.shape[0] == 0:
         return None
     shared = frozenset(range(n_data, plan.n_params))
@@ -186,13 +171,11 @@ def _phases(n, mats, wires, phase_gates):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _apply_gate(re, im, n, wire, m, real, inverse):
-    """Apply (or undo) one 2×2 gate on ``wire`` of a tile (``re``, ``im``: ``[2**n · LANES]``)."""
+def _apply_gate(re, im, n, wire, m, real):
+    """Apply one 2×2 gate ``m`` (``real``: its entries are real) on ``wire`` of a tile (``re``, ``im``:
+    ``[2**n · LANES]``)."""
     span = (1 << (n - 1 - wire)) * LANES  # the rows with the wire's bit 0, then those with bit 1
-    if inverse:  # Mᴴ
-        m00, m01, m10, m11 = m[0, 0].conjugate(), m[1, 0].conjugate(), m[0, 1].conjugate(), m[1, 1].conjugate()
-    else:
-        m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+    m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
     r00, i00, r01, i01, r10, i10, r11, i11 = m00.real, m00.imag, m01.real, m01.imag, m10.real, m10.imag, m11.real, m11.imag
     for lo in range(0, re.shape[0], 2 * span):
         r0, r1, i0, i1 = re[lo : lo + span], re[lo + span : lo + 2 * span], im[lo : lo + span], im[lo + span : lo + 2 * span]
@@ -300,22 +283,10 @@ def product_matrices(angles, columns, rotation, a, b, c):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _load_product(vectors, b0, n, re, im):
-    """A tile's product state ``⊗_w v_w`` of rows ``b0 … b0+LANES-1`` (wire 0 most significant)."""
-    for t in range(LANES):
-        re[t], im[t] = 1.0, 0.0
-    for w in range(n):  # append wire w as the lowest bit: x → (2x, 2x + 1), from the top down
-        for x in range((1 << w) - 1, -1, -1):
-            for t in range(LANES):
-                xr, xi = re[x * LANES + t], im[x * LANES + t]
-                v0, v1 = vectors[b0 + t, w, 0], vectors[b0 + t, w, 1]
-                re[2 * x * LANES + t], im[2 * x * LANES + t] = xr * v0.real - xi * v0.imag, xr * v0.imag + xi * v0.real
-                re[(2 * x + 1) * LANES + t], im[(2 * x + 1) * LANES + t] = xr * v1.real - xi * v1.imag, xr * v1.imag + xi * v1.real
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
 def _partial_products(vectors, b0, first, count, out):
-    """``out[x · LANES + t] = Π_{k<count} v_{first+k}[bit k of x]`` (complex) for each lane ``t``."""
+    """``out[x · LANES + t] = Π_{k<count} v_{first+k}[x_k]`` (complex) for each lane ``t``, where
+    ``x_k`` is bit ``count-1-k`` of ``x`` (wire ``first`` most significant): the product state of those
+    wires."""
     for t in range(LANES):
         out[t] = 1.0
     for k in range(count):
@@ -401,14 +372,16 @@ def _forward_tiles(vectors, first, last, n, ops, mats, wires, real, phase_re, ph
     dim = 1 << n
     size = dim * LANES
     re, im, re2, im2 = np.empty(size), np.empty(size), np.empty(size), np.empty(size)
-    probs = np.empty(size)
+    probs, product = np.empty(size), np.empty(size, dtype=np.complex128)
     for tile in range(first, last):
         b0 = tile * LANES
-        _load_product(vectors, b0, n, re, im)
+        _partial_products(vectors, b0, 0, n, product)
+        for t in range(size):
+            re[t], im[t] = product[t].real, product[t].imag
         for o in range(ops.shape[0]):
             kind, k = ops[o, 0], ops[o, 1]
             if kind == GATE:
-                _apply_gate(re, im, n, wires[k], mats[k], real[k], False)
+                _apply_gate(re, im, n, wires[k], mats[k], real[k])
             elif kind == PHASE:
                 _apply_phase(re, im, phase_re[k], phase_im[k])
             else:
@@ -428,7 +401,7 @@ def _forward_tiles(vectors, first, last, n, ops, mats, wires, real, phase_re, ph
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _backward_tiles(final, grad_output_t, first, last, n, ops, mats, wires, real, kinds, columns, phase_re, phase_im, inverse, inverse_sign, z_signs, grad, overlap,
+def _backward_tiles(final, grad_output_t, first, last, n, ops, mats, wires, kinds, columns, phase_re, phase_im, inverse, inverse_sign, z_signs, grad, overlap,
                     vectors, product_mats, product_columns, product_rotation, product_generator, grad_rows):
     """Undo the program on tiles ``first … last-1`` of ``final`` and ``λ = Σ_q g_q Z_q ψ``
     (``grad_output_t [K, B]``): ``grad[P]`` (summed over the rows) gets the gates' gradients,
@@ -528,7 +501,7 @@ def backward(program: Program, operands: Operands, final: np.ndarray, grad_outpu
 
     def part(first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
         grad, overlap = np.zeros(n_params), np.zeros((p.phase_gates.shape[0], dim * LANES))
-        _backward_tiles(final, grad_output_t, first, last, p.n_qubits, p.ops, ops.mats, p.gate_wire, p.gate_real, p.gate_kind, p.gate_column,
+        _backward_tiles(final, grad_output_t, first, last, p.n_qubits, p.ops, ops.mats, p.gate_wire, p.gate_kind, p.gate_column,
                         ops.phase_re, ops.phase_im, p.inverse, p.inverse_sign, p.z_signs, grad, overlap,
                         ops.vectors, ops.product_mats, p.product_columns, p.product_rotation, p.product_generator, grad_rows)
         return grad, overlap

@@ -76,6 +76,8 @@ class Chain:
                     self.generator[d, w] = pauli
                 else:
                     self.a[d, w] = _FIXED[op.gate]
+        #: the gate at every ``[depth, wire]`` (``"I"`` where none)
+        self.gates = kinds
         self.split = _real_then_phase(kinds)
         #: the wire of each angle column this run reads
         self.wire_of = {int(self.columns[d, w]): int(w) for d, w in zip(*np.nonzero(self.rotation))}

@@ -571,9 +571,8 @@ class _PlanExpvalBroadcast(torch.autograd.Function):
     @staticmethod
     def forward(ctx, angles: torch.Tensor, shared: torch.Tensor, backend: TorchBackend, circuit: Circuit):
         ctx.save_for_backward(angles, shared)
-        plan, lowered, _ = backend._plan(circuit)
         ctx.fused = None
-        program = backend._fused_program(plan, angles.shape[1])
+        program = backend._fused_program(backend._plan(circuit)[0], angles.shape[1])
         if program is not None:
             ctx.backend, ctx.circuit = backend, circuit
             with torch.no_grad():
