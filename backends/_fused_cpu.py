@@ -25,7 +25,8 @@ import math
 import numba
 import numpy as np
 
-from hqf.backends._torch_plan import PermutationStep, Plan, _bits
+from hqf.backends._torch_plan import PermutationStep, Plan
+from hqf.quantum.gates import bit_table
 
 #: rows per tile: one AVX-512 vector of float64
 LANES = 8
@@ -105,7 +106,7 @@ class Program:
         self.inverse, self.inverse_sign = inverse, np.take_along_axis(sign, inverse, axis=1)
         self.z_signs = np.ascontiguousarray(plan.z_signs, dtype=np.float64)
         self.z_signs_t = np.ascontiguousarray(self.z_signs.T)
-        self.z_table = np.stack([1.0 - 2.0 * _bits(n, w) for w in range(n)])  # [n, 2**n]: Z_w's eigenvalues
+        self.z_table = np.stack([1.0 - 2.0 * bit_table(n, w) for w in range(n)])  # [n, 2**n]: Z_w's eigenvalues
 
 
 #: the largest circuit the fused kernels run (a tile is ``2**n × LANES`` amplitudes; measured up to here)

@@ -1,6 +1,6 @@
 """A circuit compiled once into a few batched tensor steps (the torch backend's fast path).
 
-:func:`compile_plan` turns a hashable :class:`~hqf.circuit.Circuit` into a :class:`Plan` (cached):
+:func:`compile_plan` turns a hashable :class:`~hqf.quantum.circuit.Circuit` into a :class:`Plan` (cached):
 
 - the leading run of one-qubit gates acting on ``|0…0⟩`` is a product state: each wire's 2×2 gates are
   multiplied together and the state is the Kronecker product of their first columns (``ProductStep``);
@@ -24,7 +24,8 @@ import math
 import numpy as np
 import torch
 
-from hqf.circuit import Circuit, Operation
+from hqf.quantum.circuit import Circuit, Operation
+from hqf.quantum.gates import bit_table, z_signs
 
 _PAULI = {
     "X": np.array([[0, 1], [1, 0]], dtype=complex),
@@ -36,10 +37,6 @@ _I2 = np.eye(2, dtype=complex)
 
 #: wires fused into one Kronecker block when applying a run of one-qubit gates (measured: docs/performance.md)
 DEFAULT_BLOCK = 4
-
-
-def _bits(n: int, wire: int) -> np.ndarray:
-    return (np.arange(2**n) >> (n - 1 - wire)) & 1
 
 
 class Chain:
@@ -124,13 +121,13 @@ class PermutationStep:
         index = np.arange(2**n_qubits)
         source, sign = index.copy(), np.ones(2**n_qubits)
         for op in ops:
-            control = _bits(n_qubits, op.wires[0]).astype(bool)
+            control = bit_table(n_qubits, op.wires[0]).astype(bool)
             if op.gate == "CNOT":
                 flip = 1 << (n_qubits - 1 - op.wires[1])
                 step = np.where(control, index ^ flip, index)
                 source, sign = source[step], sign[step]
             else:  # CZ
-                sign = sign * np.where(control & _bits(n_qubits, op.wires[1]).astype(bool), -1.0, 1.0)
+                sign = sign * np.where(control & bit_table(n_qubits, op.wires[1]).astype(bool), -1.0, 1.0)
         self.source = source
         self.sign = None if np.all(sign == 1) else sign
         inverse = np.empty_like(source)
@@ -160,7 +157,7 @@ class Plan:
             self.steps.insert(0, ProductStep(Chain(n, [], self.n_params)))
         self.z_words = [k for k, w in enumerate(circuit.observables) if all(p == "Z" for _, p in w.terms)]
         self.z_signs = np.stack(
-            [1 - 2 * (sum(_bits(n, w) for w in circuit.observables[k].wires) % 2) for k in self.z_words], axis=1
+            [z_signs(n, circuit.observables[k].wires) for k in self.z_words], axis=1
         ) if self.z_words else None
         self.other_words = [(k, w) for k, w in enumerate(circuit.observables) if k not in self.z_words]
         if not self.other_words and isinstance(self.steps[-1], PermutationStep):

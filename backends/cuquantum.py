@@ -34,11 +34,11 @@ import attrs
 import numpy as np
 import torch
 
-from hqf.backends.torch_sv import rotation_matrices
-from hqf.circuit import Circuit
+from hqf.quantum.circuit import Circuit
+from hqf.quantum.gates import rotation_matrices
 from hqf.errors import BackendUnavailableError, InvalidCircuitError
-from hqf.hookspecs import hookimpl
-from hqf.interfaces import Availability, Backend, Capabilities
+from hqf.quantum.hookspecs import hookimpl
+from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
 #: where the cuStateVec binding lives: cuquantum-python >= 25.09, then the older location
 BINDINGS = ("cuquantum.bindings.custatevec", "cuquantum.custatevec")

@@ -1,7 +1,7 @@
 """``pennylane-mixed``: PennyLane's ``default.mixed`` device, exact, with hqf's depolarizing gate noise.
 
 After every gate each wire it acts on gets ``qml.DepolarizingChannel(p)`` (the same ``p`` as hqf's,
-see :mod:`hqf.noise`). The whole angle batch runs as one broadcast tape. Gradients: the core's
+see :mod:`hqf.quantum.noise`). The whole angle batch runs as one broadcast tape. Gradients: the core's
 parameter-shift rule (exact for this noise, which does not depend on the angles).
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hqf.circuit import Circuit, PauliWord
-from hqf.hookspecs import hookimpl
-from hqf.interfaces import Availability, Backend, Capabilities
-from hqf.noise import check_probability, noisy_wires, pennylane_probability
+from hqf.quantum.circuit import Circuit, PauliWord
+from hqf.quantum.hookspecs import hookimpl
+from hqf.quantum.interfaces import Availability, Backend, Capabilities
+from hqf.quantum.noise import check_probability, noisy_wires, pennylane_probability
 
 
 def _observable(qml, word: PauliWord):

@@ -2,7 +2,7 @@
 
 The circuit is compiled once per circuit description (cached) to a parameterized ``QuantumCircuit``
 whose gates are each followed by ``depolarizing_error(4p/3, 1)`` on every wire they act on (the same
-channel as hqf's ``p``, see :mod:`hqf.noise`), then the whole angle batch runs in one
+channel as hqf's ``p``, see :mod:`hqf.quantum.noise`), then the whole angle batch runs in one
 ``AerSimulator(method="density_matrix")`` call with parameter binds; expectation values are traced
 from the saved density matrices. hqf wire ``w`` is Qiskit qubit ``n − 1 − w``, so the saved matrix is
 indexed exactly as hqf's (wire 0 most significant). Gradients: the core's parameter-shift rule.
@@ -15,10 +15,10 @@ import functools
 import numpy as np
 import torch
 
-from hqf.circuit import Circuit, PauliWord
-from hqf.hookspecs import hookimpl
-from hqf.interfaces import Availability, Backend, Capabilities
-from hqf.noise import check_probability, noisy_wires, qiskit_lambda
+from hqf.quantum.circuit import Circuit, PauliWord
+from hqf.quantum.hookspecs import hookimpl
+from hqf.quantum.interfaces import Availability, Backend, Capabilities
+from hqf.quantum.noise import check_probability, noisy_wires, qiskit_lambda
 
 
 def _pauli_matrix(n: int, word: PauliWord) -> np.ndarray:

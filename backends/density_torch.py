@@ -3,7 +3,7 @@
 The batch of density matrices is a tensor ``[B, 4**n]``: ``ρ[r, c]`` flattened, the row bits being wires
 ``0..n-1`` and the column bits wires ``n..2n-1`` of a ``2n``-wire vector (wire 0 most significant).
 A one-qubit gate ``U`` followed by ``D_p`` is one superoperator on that wire's (row, column) bits;
-CNOT and CZ permute or sign the entries, then ``D_p`` acts on each of their wires (see :mod:`hqf.noise`). Differentiable by autograd.
+CNOT and CZ permute or sign the entries, then ``D_p`` acts on each of their wires (see :mod:`hqf.quantum.noise`). Differentiable by autograd.
 Memory is ``16 · 4**n`` bytes per sample: meant for small circuits (≤ 10 qubits).
 """
 
@@ -13,15 +13,11 @@ import functools
 
 import torch
 
-from hqf.circuit import Circuit
-from hqf.hookspecs import hookimpl
-from hqf.interfaces import Availability, Backend, Capabilities
-from hqf.noise import check_probability, noisy_wires
-
-
-@functools.lru_cache(maxsize=256)
-def _bits(n_wires: int, wire: int) -> torch.Tensor:
-    return (torch.arange(2**n_wires) >> (n_wires - 1 - wire)) & 1
+from hqf.quantum.circuit import Circuit
+from hqf.quantum.gates import bits, one_qubit_matrices, pauli_action
+from hqf.quantum.hookspecs import hookimpl
+from hqf.quantum.interfaces import Availability, Backend, Capabilities
+from hqf.quantum.noise import check_probability, noisy_wires
 
 
 @functools.lru_cache(maxsize=128)
@@ -30,33 +26,15 @@ def _cnot_permutation(n: int, control: int, target: int) -> torch.Tensor:
     index = torch.arange(4**n)
     for c, t in ((control, target), (n + control, n + target)):
         flip = 1 << (2 * n - 1 - t)
-        index = torch.where(_bits(2 * n, c).bool(), index ^ flip, index)
+        index = torch.where(bits(2 * n, c).bool(), index ^ flip, index)
     return index
 
 
 @functools.lru_cache(maxsize=128)
 def _cz_signs(n: int, a: int, b: int) -> torch.Tensor:
-    rows = _bits(2 * n, a) & _bits(2 * n, b)
-    cols = _bits(2 * n, n + a) & _bits(2 * n, n + b)
+    rows = bits(2 * n, a) & bits(2 * n, b)
+    cols = bits(2 * n, n + a) & bits(2 * n, n + b)
     return (1 - 2 * (rows ^ cols)).to(torch.float64)
-
-
-def _matrices(gate: str, theta: torch.Tensor | None, batch: int, dtype: torch.dtype, device) -> torch.Tensor:
-    """``[B, 2, 2]`` gate matrices."""
-    if gate == "H":
-        h = 2**-0.5
-        return torch.tensor([[h, h], [h, -h]], dtype=dtype, device=device).expand(batch, 2, 2)
-    if gate == "X":
-        return torch.tensor([[0, 1], [1, 0]], dtype=dtype, device=device).expand(batch, 2, 2)
-    half = theta.to(dtype) / 2
-    c, s = torch.cos(half), torch.sin(half)
-    zero = torch.zeros_like(c)
-    rows = {
-        "RX": [c, -1j * s, -1j * s, c],
-        "RY": [c, -s, s, c],
-        "RZ": [torch.exp(-1j * half), zero, zero, torch.exp(1j * half)],
-    }[gate]
-    return torch.stack(rows, dim=-1).reshape(-1, 2, 2)
 
 
 def depolarizing_superoperator(p: float, dtype: torch.dtype, device) -> torch.Tensor:
@@ -122,7 +100,7 @@ class TorchDensityMatrixBackend(Backend):
                         rho = _apply_super(rho, n, wire, noise)
                 continue
             theta = None if op.param is None else angles[:, op.param]
-            m = _matrices(op.gate, theta, batch, self.complex_dtype, self.device)
+            m = one_qubit_matrices(op.gate, theta, batch, self.complex_dtype, self.device)
             # U ρ U† on this wire as one superoperator: (i',j',i,j) -> U[i',i] conj(U[j',j]), then D_p
             unitary = torch.einsum("bIi,bJj->bIJij", m, m.conj())
             if noise is not None:
@@ -137,16 +115,7 @@ class TorchDensityMatrixBackend(Backend):
         index = torch.arange(2**n)
         columns = []
         for word in circuit.observables:
-            source = index.clone()
-            coeff = torch.ones(2**n, dtype=torch.complex128)
-            for wire, pauli in word.terms:
-                sign = 1 - 2 * _bits(n, wire)
-                if pauli == "Z":
-                    coeff = coeff * sign
-                else:
-                    source = source ^ (1 << (n - 1 - wire))
-                    if pauli == "Y":
-                        coeff = coeff * (-1j * sign)
+            source, coeff = pauli_action(n, word.terms)
             picked = matrix[:, source.to(self.device), index.to(self.device)]
             columns.append((picked * coeff.to(device=self.device, dtype=self.complex_dtype)).sum(dim=1).real)
         return torch.stack(columns, dim=1)

@@ -27,10 +27,10 @@ import attrs
 import numpy as np
 import torch
 
-from hqf.circuit import Circuit, PauliWord
+from hqf.quantum.circuit import Circuit, PauliWord
 from hqf.errors import ConfigError
-from hqf.hookspecs import hookimpl
-from hqf.interfaces import Availability, Backend, Capabilities
+from hqf.quantum.hookspecs import hookimpl
+from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
 _ROTATIONS = {"RX": "RX", "RY": "RY", "RZ": "RZ"}
 _FIXED = {"H": "Hadamard", "X": "PauliX", "CNOT": "CNOT", "CZ": "CZ"}

@@ -1,6 +1,6 @@
 """``qiskit-aer``: runs hqf circuits on Qiskit Aer, exactly (state vector) or from shots.
 
-Each :class:`~hqf.circuit.Circuit` is compiled once (cached on the hashable circuit) to a parameterized
+Each :class:`~hqf.quantum.circuit.Circuit` is compiled once (cached on the hashable circuit) to a parameterized
 ``QuantumCircuit`` whose gate for column ``k`` reads ``θ[k]`` of a ``ParameterVector``. A whole angle batch
 is bound through an explicit ``{θ: values[B, P]}`` mapping (never by the position of
 ``QuantumCircuit.parameters``, which Qiskit sorts by name) and runs in one primitive call:
@@ -25,10 +25,10 @@ import attrs
 import numpy as np
 import torch
 
-from hqf.circuit import Circuit, PauliWord
+from hqf.quantum.circuit import Circuit, PauliWord
 from hqf.errors import ConfigError
-from hqf.hookspecs import hookimpl
-from hqf.interfaces import Availability, Backend, Capabilities
+from hqf.quantum.hookspecs import hookimpl
+from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
 METHODS = ("statevector", "density_matrix")
 

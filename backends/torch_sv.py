@@ -29,10 +29,10 @@ try:  # numba is a dependency; without it the torch kernels run everything
     from hqf.backends import _fused_cpu as fused_cpu
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     fused_cpu = None
-from hqf.circuit import Circuit, Operation, PauliWord
-from hqf.gradients import full_angles
-from hqf.hookspecs import hookimpl
-from hqf.interfaces import Availability, Backend, Capabilities
+from hqf.quantum.circuit import Circuit, Operation, PauliWord
+from hqf.quantum.gates import bits, flip_permutation, full_angles, one_qubit_matrices, pauli_action
+from hqf.quantum.hookspecs import hookimpl
+from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
 #: rows per forward pass without autograd (measured: docs/performance.md)
 DEFAULT_CHUNK = 256
@@ -43,60 +43,6 @@ UNITARY_CALL_SAVINGS = 2**18
 #: from this many rows on, the fused kernels run frozen weights faster than the frozen-weight matrix
 #: (measured, hea8x6: docs/performance.md)
 FUSED_OVER_FROZEN_ROWS = 8
-
-
-@functools.lru_cache(maxsize=256)
-@torch.inference_mode(False)  # cached: must not be an inference tensor
-def _bits(n_qubits: int, wire: int) -> torch.Tensor:
-    """The value of ``wire``'s bit in every basis index, ``[2**n]`` (int64, CPU)."""
-    return (torch.arange(2**n_qubits) >> (n_qubits - 1 - wire)) & 1
-
-
-@functools.lru_cache(maxsize=256)
-@torch.inference_mode(False)
-def _flip_permutation(n_qubits: int, target: int, control: int | None) -> torch.Tensor:
-    """Index map of X on ``target`` (if ``control`` is set, only where the control bit is 1)."""
-    index = torch.arange(2**n_qubits)
-    flip = 1 << (n_qubits - 1 - target)
-    if control is None:
-        return index ^ flip
-    return torch.where(_bits(n_qubits, control).bool(), index ^ flip, index)
-
-
-def pauli_action(n_qubits: int, word: PauliWord) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(source, coeff)`` with ``(P ψ)[i] = coeff[i] · ψ[source[i]]`` for the Pauli word ``P``."""
-    index = torch.arange(2**n_qubits)
-    coeff = torch.ones(2**n_qubits, dtype=torch.complex128)
-    source = index.clone()
-    for wire, pauli in word.terms:
-        bit = _bits(n_qubits, wire)
-        sign = 1 - 2 * bit  # (-1)^bit of the output index
-        if pauli == "Z":
-            coeff = coeff * sign
-        else:
-            source = source ^ (1 << (n_qubits - 1 - wire))
-            if pauli == "Y":  # Y[a, 1-a] = -i for a=0, +i for a=1
-                coeff = coeff * (-1j * sign)
-    return source, coeff
-
-
-def rotation_matrices(gate: str, theta: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``[B, 2, 2]`` matrices of RX/RY/RZ(θ) = exp(-i θ/2 P)."""
-    half = theta.to(dtype) / 2
-    c, s = torch.cos(half), torch.sin(half)
-    zero = torch.zeros_like(c)
-    if gate == "RX":
-        rows = [c, -1j * s, -1j * s, c]
-    elif gate == "RY":
-        rows = [c, -s, s, c]
-    elif gate == "RZ":
-        rows = [torch.exp(-1j * half), zero, zero, torch.exp(1j * half)]
-    else:
-        raise ValueError(f"{gate} is not a rotation gate")
-    return torch.stack(rows, dim=-1).reshape(-1, 2, 2)
-
-
-_HADAMARD = [[2**-0.5, 2**-0.5], [2**-0.5, -(2**-0.5)]]
 
 
 class TorchBackend(Backend):
@@ -468,17 +414,16 @@ class TorchBackend(Backend):
 
     def apply(self, state: torch.Tensor, n: int, op: Operation, angles: torch.Tensor) -> torch.Tensor:
         """The state after one gate."""
-        if op.gate in ("RX", "RY", "RZ"):
-            return self._apply_1q(state, n, op.wires[0], rotation_matrices(op.gate, angles[:, op.param], self.complex_dtype))
-        if op.gate == "H":
-            matrix = torch.tensor(_HADAMARD, dtype=self.complex_dtype, device=self.device)
-            return self._apply_1q(state, n, op.wires[0], matrix.expand(state.shape[0], 2, 2))
+        if op.gate in ("RX", "RY", "RZ", "H"):
+            theta = None if op.param is None else angles[:, op.param]
+            matrices = one_qubit_matrices(op.gate, theta, state.shape[0], self.complex_dtype, self.device)
+            return self._apply_1q(state, n, op.wires[0], matrices)
         if op.gate == "X":
-            return state[:, _flip_permutation(n, op.wires[0], None).to(self.device)]
+            return state[:, flip_permutation(n, op.wires[0], None).to(self.device)]
         if op.gate == "CNOT":
-            return state[:, _flip_permutation(n, op.wires[1], op.wires[0]).to(self.device)]
+            return state[:, flip_permutation(n, op.wires[1], op.wires[0]).to(self.device)]
         if op.gate == "CZ":
-            both = (_bits(n, op.wires[0]) & _bits(n, op.wires[1])).to(self.device)
+            both = (bits(n, op.wires[0]) & bits(n, op.wires[1])).to(self.device)
             return state * (1 - 2 * both).to(self.real_dtype)
         raise NotImplementedError(f"gate {op.gate}")
 
@@ -497,11 +442,11 @@ class TorchBackend(Backend):
             if all(p == "Z" for _, p in word.terms):
                 if probs is None:
                     probs = state.real**2 + state.imag**2
-                parity = sum(_bits(n, w) for w in word.wires) % 2
+                parity = sum(bits(n, w) for w in word.wires) % 2
                 signs = (1 - 2 * parity).to(device=self.device, dtype=self.real_dtype)
                 columns.append(probs @ signs)
             else:
-                source, coeff = pauli_action(n, word)
+                source, coeff = pauli_action(n, word.terms)
                 moved = state[:, source.to(self.device)] * coeff.to(device=self.device, dtype=self.complex_dtype)
                 columns.append((state.conj() * moved).sum(dim=1).real)
         return torch.stack(columns, dim=1)
@@ -609,7 +554,7 @@ def _pauli_actions(circuit: Circuit, dtype: torch.dtype, device: torch.device) -
     out = []
     for word in circuit.observables:
         if not all(p == "Z" for _, p in word.terms):
-            source, coeff = pauli_action(circuit.n_qubits, word)
+            source, coeff = pauli_action(circuit.n_qubits, word.terms)
             out.append((source.to(device), coeff.to(device=device, dtype=dtype)))
     return out
 

@@ -5,7 +5,7 @@
     python benchmarks/gpu_bench.py --json out.json --dtype complex64
 
 The circuit is the ansatz alone with ⟨Z_q⟩ on every qubit; every angle column is trainable, one row per
-sample. "fwd" times ``backend.expval`` without autograd; "fwd+bwd" times ``hqf.gradients.expval`` and
+sample. "fwd" times ``backend.expval`` without autograd; "fwd+bwd" times ``hqf.quantum.gradients.expval`` and
 ``out.sum().backward()``: torch with backprop (the shift rule where autograd's stored states would not
 fit), cuquantum with its adjoint vjp and with the shift rule (2P+1 circuit runs per sample).
 
@@ -32,10 +32,10 @@ import time
 
 import torch
 
-from hqf.circuit import compose
+from hqf.quantum.circuit import compose
 from hqf.errors import BackendUnavailableError
-from hqf.gradients import expval
-from hqf.make import make_ansatz, make_backend
+from hqf.quantum.gradients import expval
+from hqf.quantum.make import make_ansatz, make_backend
 
 #: datasheet peak memory bandwidth in TB/s, matched against torch.cuda.get_device_name()
 PEAK_TB_S = {
@@ -145,7 +145,7 @@ def measure(backend, n_qubits: int, batch: int, args) -> list[dict]:
 
 
 def fwd_bwd(backend, circuit, method, batch, per_sample, state_bytes, gen, args) -> dict:
-    """One fwd+bwd row: ``out.sum().backward()`` through ``hqf.gradients.expval``."""
+    """One fwd+bwd row: ``out.sum().backward()`` through ``hqf.quantum.gradients.expval``."""
     device = torch.device(backend.device)
     n_params, n_gates = circuit.n_params, len(circuit.operations)
     if method == "backprop" and (2 * n_gates + 2) * state_bytes > 0.6 * free_bytes(device):

@@ -2,7 +2,7 @@
 
 Each point (Q qubits, L layers, batch B) runs in its own Python process, so its peak resident set size
 (``ru_maxrss``) belongs to that point alone (tracemalloc does not see torch's allocations). A point
-times ``hqf.gradients.expval`` on the ``hea{Q}x{L}`` circuit with RY encoding (``⟨Z⟩`` on every qubit):
+times ``hqf.quantum.gradients.expval`` on the ``hea{Q}x{L}`` circuit with RY encoding (``⟨Z⟩`` on every qubit):
 forward under ``no_grad`` with new weights every call (so the backend's frozen-weight cache for
 inference never stands in for the simulation), and forward+backward with respect to weights (passed
 as ``shared``) and inputs under the default gradient (``auto``: autograd, whose first-order backward is the adjoint pass). A time is the median of
@@ -41,10 +41,10 @@ def measure_point(n_qubits: int, n_layers: int, batch: int, repeats: int, thread
 
     import torch
 
-    from hqf.runtime import tune_process
-    from hqf.bench import Workload
-    from hqf.gradients import expval
-    from hqf.make import make_backend
+    from hqf.learn.runtime import tune_process
+    from hqf.studies.bench import Workload
+    from hqf.quantum.gradients import expval
+    from hqf.quantum.make import make_backend
 
     tune_process()  # as the hqf commands do
     torch.set_num_threads(threads)

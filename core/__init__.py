@@ -1,11 +1,17 @@
 """hqf: hybrid quantum-classical machine learning.
 
-A backend-neutral circuit description (:mod:`hqf.circuit`), five small plugin interfaces
-(:mod:`hqf.interfaces`), a pluggy registry (:mod:`hqf.registry`), and a parameter-shift core that makes
-every backend differentiable inside torch (:mod:`hqf.gradients`). Importing hqf loads no plugin.
+Three layers, each a subpackage that may import only the ones before it:
+
+- :mod:`hqf.quantum`: the circuit description, gate maths, plugin interfaces and registry, and
+  differentiable expectation values on any backend;
+- :mod:`hqf.learn`: configuration, data, the hybrid model, training, metrics and run directories;
+- :mod:`hqf.studies`: sweeps, reports, statistics, scaling studies and benchmarks;
+
+with :mod:`hqf.cli` (the ``hqf`` command) and :mod:`hqf.testing` (the conformance suite and its
+reference simulator) on top. Importing hqf loads no plugin.
 """
 
-from hqf.hookspecs import hookimpl
+from hqf.quantum.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 

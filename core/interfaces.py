@@ -1,227 +1,33 @@
-"""The five plugin interfaces: Backend, Encoder, Ansatz, Fusion, Regularizer.
+"""Compatibility path: the plugin interfaces live in :mod:`hqf.quantum.interfaces`.
 
-Each has one required method; optional abilities are declared as data (``Capabilities``), never
-discovered by trial. Plugins subclass these and register the class through a hook (see hookspecs).
+Third-party plugins written against ``hqf.interfaces`` keep working; new code imports from
+:mod:`hqf.quantum.interfaces`.
 """
 
-from __future__ import annotations
+from hqf.quantum.interfaces import (
+    DTYPES,
+    GRADIENTS,
+    Ansatz,
+    Availability,
+    Backend,
+    Baseline,
+    Capabilities,
+    Encoder,
+    Fusion,
+    Regularizer,
+    RegularizerInputs,
+)
 
-import abc
-import importlib.util
-import math
-from typing import ClassVar
-
-import attrs
-import torch
-
-from hqf.circuit import Circuit, Operation
-
-DTYPES: dict[str, tuple[torch.dtype, torch.dtype]] = {
-    "complex128": (torch.complex128, torch.float64),
-    "complex64": (torch.complex64, torch.float32),
-}
-GRADIENTS = ("backprop", "adjoint", "parameter-shift")
-
-
-@attrs.frozen
-class Availability:
-    """Whether a plugin can run on this machine; if not, ``reason`` says why and how to fix it."""
-
-    ok: bool
-    reason: str = ""
-
-    @classmethod
-    def missing_package(cls, module: str, extra: str) -> Availability:
-        return cls(False, f"Python package '{module}' is not installed (pip install 'hqf[{extra}]')")
-
-    @classmethod
-    def of_modules(cls, modules: tuple[str, ...], extra: str) -> Availability:
-        """Available when every module can be found; nothing is imported (cheap for ``hqf list``)."""
-        for module in modules:
-            if importlib.util.find_spec(module) is None:
-                return cls.missing_package(module, extra)
-        return cls(True)
-
-
-@attrs.frozen
-class Capabilities:
-    """What a backend declares it supports."""
-
-    #: complex state dtypes it simulates in (``complex128``, ``complex64``)
-    dtypes: frozenset[str] = attrs.field(default=frozenset({"complex128"}), converter=frozenset)
-    #: torch device types it runs on (``cpu``, ``cuda``)
-    devices: frozenset[str] = attrs.field(default=frozenset({"cpu"}), converter=frozenset)
-    max_qubits: int = 20
-    #: native gradients besides the core's parameter-shift rule: ``backprop`` (the result of
-    #: ``expval`` is differentiable by torch autograd) and/or ``adjoint`` (``vjp`` is implemented)
-    gradients: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    #: results are exact expectation values (False when estimated from shots)
-    exact: bool = True
-    noise: bool = False
-
-
-class Backend(abc.ABC):
-    """A simulator: given a circuit and a batch of angles, return expectation values.
-
-    Subclasses set ``name`` and ``capabilities`` and implement :meth:`expval`. The constructor takes
-    keyword options only; ``dtype`` and ``device`` are common to all backends.
-    """
-
-    name: ClassVar[str]
-    description: ClassVar[str] = ""
-    capabilities: ClassVar[Capabilities] = Capabilities()
-
-    def __init__(self, *, dtype: str = "complex128", device: str = "cpu") -> None:
-        caps = self.capabilities
-        if dtype not in DTYPES:
-            raise ValueError(f"'dtype' must be one of {sorted(DTYPES)} (got {dtype!r})")
-        if dtype not in caps.dtypes:
-            raise ValueError(f"backend {self.name!r} supports dtypes {sorted(caps.dtypes)} (got {dtype!r})")
-        device_type = torch.device(device).type
-        if device_type not in caps.devices:
-            raise ValueError(f"backend {self.name!r} runs on {sorted(caps.devices)} (got {device!r})")
-        self.dtype = dtype
-        self.complex_dtype, self.real_dtype = DTYPES[dtype]
-        self.device = torch.device(device)
-
-    @classmethod
-    def availability(cls) -> Availability:
-        """Whether this backend can run here. Must be cheap and must not raise."""
-        return Availability(True)
-
-    @abc.abstractmethod
-    def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
-        """Expectation values ``[B, R]`` of ``circuit.observables`` for each row of ``angles[B, P]``.
-
-        The result has the real dtype matching ``self.dtype`` and lives on ``angles.device``.
-        """
-
-    def expval_broadcast(self, circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
-        """:meth:`expval` of ``[angles, shared]``: ``shared[S]`` (the ansatz weights) is appended to every
-        row of ``angles[B, P − S]``. Differentiable w.r.t. both when :meth:`expval` is (backprop).
-
-        This default builds the full angle matrix; a backend may override it to use that the shared
-        angles' gradient is only ever wanted summed over the rows.
-        """
-        from hqf.gradients import full_angles
-
-        return self.expval(circuit, full_angles(angles, shared))
-
-    def expval_shifted(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-        """``[2, P, B, R]``: the expectation values with column ``p`` of ``angles`` shifted by ``+π/2``
-        (``[0, p]``) and by ``−π/2`` (``[1, p]``): what the parameter-shift rule evaluates.
-
-        This default stacks all ``2·P·B`` shifted rows into :meth:`expval` calls of at most ``chunk``
-        rows. A backend may override it with any method that gives the same values exactly.
-        """
-        from hqf.gradients import shifted_values
-
-        if angles.shape[1] == 0:
-            return angles.new_zeros(2, 0, angles.shape[0], circuit.n_outputs)
-        with torch.no_grad():
-            return shifted_values(lambda rows: self.expval(circuit, rows), angles, chunk)
-
-    def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
-        """Native vector-Jacobian product ``[B, P]`` (only for backends declaring ``adjoint``)."""
-        raise NotImplementedError(f"backend {self.name!r} has no native vector-Jacobian product")
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} dtype={self.dtype} device={self.device}>"
-
-
-class Encoder(torch.nn.Module, abc.ABC):
-    """Maps classical features ``x[B, F]`` to the angles of a data-encoding block.
-
-    ``operations()`` gives the block's gates with parameter columns numbered from 0; ``forward(x)``
-    returns those columns, ``[B, n_angles]``, as torch functions of ``x`` (so gradients reach ``x``).
-    """
-
-    name: ClassVar[str]
-
-    def __init__(self, in_features: int, n_qubits: int) -> None:
-        super().__init__()
-        if in_features < 1:
-            raise ValueError(f"'in_features' must be >= 1 (got {in_features})")
-        if n_qubits < 1:
-            raise ValueError(f"'n_qubits' must be >= 1 (got {n_qubits})")
-        self.in_features, self.n_qubits = in_features, n_qubits
-
-    @abc.abstractmethod
-    def operations(self) -> tuple[Operation, ...]:
-        """The encoding block; parameterized gates read columns 0..n_angles-1."""
-
-    @property
-    def n_angles(self) -> int:
-        return sum(op.param is not None for op in self.operations())
-
-
-@attrs.frozen
-class Ansatz(abc.ABC):
-    """A trainable circuit family named by a spec such as ``hea8x6`` (``name`` + qubits + layers)."""
-
-    name: ClassVar[str]
-    n_qubits: int = attrs.field(validator=attrs.validators.ge(1))
-    n_layers: int = attrs.field(validator=attrs.validators.ge(1))
-
-    @property
-    def spec(self) -> str:
-        return f"{self.name}{self.n_qubits}x{self.n_layers}"
-
-    @staticmethod
-    @abc.abstractmethod
-    def shape(n_qubits: int, n_layers: int) -> tuple[int, ...]:
-        """The shape of the weight tensor this ansatz reads."""
-
-    @abc.abstractmethod
-    def operations(self) -> tuple[Operation, ...]:
-        """The gates; weight ``w.flatten()[k]`` is parameter column ``k``."""
-
-    @property
-    def n_weights(self) -> int:
-        return math.prod(self.shape(self.n_qubits, self.n_layers))
-
-    def init_weights(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Initial weights, uniform in [0, 2π), float64."""
-        shape = self.shape(self.n_qubits, self.n_layers)
-        return torch.rand(shape, generator=generator, dtype=torch.float64) * (2 * math.pi)
-
-
-class Fusion(torch.nn.Module, abc.ABC):
-    """Combines the classical latent ``H_c[B, k]`` and the quantum features ``H_q[B, r]`` into ``F``."""
-
-    name: ClassVar[str]
-    uses_classical: ClassVar[bool] = True
-    uses_quantum: ClassVar[bool] = True
-
-    def __init__(self, classical_features: int, quantum_features: int) -> None:
-        super().__init__()
-        self.classical_features, self.quantum_features = classical_features, quantum_features
-
-    @property
-    @abc.abstractmethod
-    def out_features(self) -> int:
-        """The width of ``F``."""
-
-    @abc.abstractmethod
-    def forward(self, h_c: torch.Tensor | None, h_q: torch.Tensor | None) -> torch.Tensor:
-        """``F[B, out_features]``; an input the fusion does not use is passed as ``None``."""
-
-
-@attrs.frozen(eq=False)
-class RegularizerInputs:
-    """What a regularizer may look at for one mini-batch."""
-
-    features: torch.Tensor  # F, the fused representation [B, k]
-    logits: torch.Tensor  # [B, C]
-    ce_loss: torch.Tensor  # scalar, still attached to the graph
-    parameters: tuple[torch.Tensor, ...]  # the trainable parameters
-
-
-class Regularizer(abc.ABC):
-    """A penalty added to the loss with a weight the run configuration sets (λ, γ, ...)."""
-
-    name: ClassVar[str]
-
-    @abc.abstractmethod
-    def penalty(self, inputs: RegularizerInputs) -> torch.Tensor:
-        """A differentiable scalar."""
+__all__ = [
+    "DTYPES",
+    "GRADIENTS",
+    "Ansatz",
+    "Availability",
+    "Backend",
+    "Baseline",
+    "Capabilities",
+    "Encoder",
+    "Fusion",
+    "Regularizer",
+    "RegularizerInputs",
+]

@@ -3,12 +3,12 @@ import pytest
 import torch
 
 from hqf.backends.torch_sv import TorchBackend
-from hqf.circuit import PauliWord, compose
-from hqf.gradients import expval
-from hqf.make import make_ansatz
+from hqf.quantum.circuit import PauliWord, compose
+from hqf.quantum.gradients import expval
+from hqf.quantum.make import make_ansatz
 from hqf.plugins.ansatze.basic import BasicEntangler
 from hqf.plugins.ansatze.sel import StronglyEntangling, layer_range
-from hqf.registry import registry
+from hqf.quantum.registry import registry
 from reference import reference_expval
 
 

@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 
 import hqf.backends.cuquantum as cq
 from hqf.backends.torch_sv import TorchBackend
-from hqf.circuit import Circuit, Operation, PauliWord
+from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.errors import BackendUnavailableError
-from hqf.gradients import expval
-from hqf.interfaces import Availability, Capabilities
+from hqf.quantum.gradients import expval
+from hqf.quantum.interfaces import Availability, Capabilities
 from reference import PAULI, kron_on, reference_expval
 from strategies import angle_batches, circuits
 
@@ -307,7 +307,7 @@ def test_gradients_match_torch_autograd(fake, gradient, batching):
 
 
 def test_adjoint_is_opt_in_and_costs_one_forward_and_one_reverse_pass(fake):
-    from hqf.gradients import default_gradient
+    from hqf.quantum.gradients import default_gradient
 
     assert default_gradient(CpuDouble(device="cpu")) == "parameter-shift"  # twice differentiable
     with pytest.raises(ValueError, match="has no native 'adjoint' gradient"):
@@ -450,7 +450,7 @@ def _find_fake_bindings(tmp_path, monkeypatch):
 
 
 def test_make_backend_and_constructor_refuse_with_the_reason():
-    from hqf.make import make_backend
+    from hqf.quantum.make import make_backend
 
     reason = cq.CuQuantumBackend.availability().reason
     with pytest.raises(BackendUnavailableError, match="backend 'cuquantum' is unavailable: ") as info:
@@ -464,7 +464,7 @@ PLUGINS = "torch,cuquantum,ansatze,encoders,fusions,regularizers,baselines"
 FRESH_PROCESS = """
 import sys
 import hqf
-from hqf.registry import registry
+from hqf.quantum.registry import registry
 
 reg = registry()
 assert 'cuquantum' in reg.names('backend')

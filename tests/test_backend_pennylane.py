@@ -13,10 +13,10 @@ import pennylane as qml  # noqa: E402
 
 from hqf.backends.pennylane import PennyLaneBackend, build_tape  # noqa: E402
 from hqf.backends.torch_sv import TorchBackend  # noqa: E402
-from hqf.circuit import Circuit, Operation, PauliWord  # noqa: E402
+from hqf.quantum.circuit import Circuit, Operation, PauliWord  # noqa: E402
 from hqf.errors import ConfigError  # noqa: E402
-from hqf.gradients import expval  # noqa: E402
-from hqf.make import make_backend  # noqa: E402
+from hqf.quantum.gradients import expval  # noqa: E402
+from hqf.quantum.make import make_backend  # noqa: E402
 
 DEVICES = ["default.qubit", "lightning.qubit"]
 

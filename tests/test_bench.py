@@ -1,4 +1,4 @@
-"""``hqf bench`` and hqf.bench: the workload, the ratios, the command's output (no timing assertions)."""
+"""``hqf bench`` and hqf.studies.bench: the workload, the ratios, the command's output (no timing assertions)."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hqf.bench import TARGETS, Row, Workload, median_seconds, ratios, time_backend
+from hqf.studies.bench import TARGETS, Row, Workload, median_seconds, ratios, time_backend
 from hqf.cli import main
 
 
@@ -92,8 +92,8 @@ def test_bench_epoch_estimate_takes_the_curvature_interval():
 def test_bench_times_qiskit_aer_last_and_the_latency_and_epoch_before_it(monkeypatch):
     # once Qiskit Aer's own OpenMP runtime has run in a process, torch's two-thread steps slow down:
     # everything else (the torch-based peers, the latency, the epoch) is timed before it
-    import hqf.bench
-    import hqf.bench_peers
+    import hqf.studies.bench
+    import hqf.studies.peers
 
     order = []
 
@@ -108,12 +108,12 @@ def test_bench_times_qiskit_aer_last_and_the_latency_and_epoch_before_it(monkeyp
 
         return run
 
-    monkeypatch.setattr(hqf.bench, "time_backend", fake_backend)
-    monkeypatch.setattr(hqf.bench, "inference_latency", lambda: order.append("latency") or hqf.bench.Latency(1e-4, 1e-4))
-    monkeypatch.setattr(hqf.bench, "epoch_estimate", lambda n, **kw: order.append("epoch") or None)
+    monkeypatch.setattr(hqf.studies.bench, "time_backend", fake_backend)
+    monkeypatch.setattr(hqf.studies.bench, "inference_latency", lambda: order.append("latency") or hqf.studies.bench.Latency(1e-4, 1e-4))
+    monkeypatch.setattr(hqf.studies.bench, "epoch_estimate", lambda n, **kw: order.append("epoch") or None)
     for name in ("pennylane-backprop", "qiskit-ml"):
-        monkeypatch.setitem(hqf.bench_peers.PEERS, name, (hqf.bench_peers.PEERS[name][0], fake_peer(name)))
-    monkeypatch.setattr(hqf.bench_peers, "available_peers", lambda: {"pennylane-backprop", "qiskit-ml"})
+        monkeypatch.setitem(hqf.studies.peers.PEERS, name, (hqf.studies.peers.PEERS[name][0], fake_peer(name)))
+    monkeypatch.setattr(hqf.studies.peers, "available_peers", lambda: {"pennylane-backprop", "qiskit-ml"})
     args = ["bench", "--ansatz", "hea2x1", "--batch", "2", "--backend", "qiskit-aer", "--backend", "torch", "--gradient", "auto",
             "--peer", "qiskit-ml", "--peer", "pennylane-backprop", "--latency", "--epoch", "3", "--json"]
     result = CliRunner().invoke(main, args)

@@ -4,15 +4,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import hqf.registry
+import hqf.quantum.registry
 from hqf import hookimpl
 from hqf.backends import torch_sv
 from hqf.backends.torch_sv import TorchBackend
-from hqf.circuit import Circuit, Operation
+from hqf.quantum.circuit import Circuit, Operation
 from hqf.cli import main
 from hqf.cli.check_cmd import parse_option
-from hqf.interfaces import Availability
-from hqf.registry import Registry
+from hqf.quantum.interfaces import Availability
+from hqf.quantum.registry import Registry
 from hqf.testing import Limits, check_backend
 
 
@@ -65,7 +65,7 @@ def fake_registry(monkeypatch):
     reg = Registry(entry_points=[])
     reg.add(torch_sv, "torch")
     reg.add(_Plugin(), "wrong-backends")
-    monkeypatch.setattr(hqf.registry, "_REGISTRY", reg)
+    monkeypatch.setattr(hqf.quantum.registry, "_REGISTRY", reg)
     return reg
 
 

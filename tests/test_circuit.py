@@ -1,6 +1,6 @@
 import pytest
 
-from hqf.circuit import Circuit, Operation, PauliWord, compose
+from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
 from hqf.errors import InvalidCircuitError
 
 

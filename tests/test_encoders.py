@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from hqf.backends.torch_sv import TorchBackend
-from hqf.circuit import PauliWord, compose
+from hqf.quantum.circuit import PauliWord, compose
 from hqf.errors import DataError
-from hqf.gradients import expval
-from hqf.make import make_encoder
+from hqf.quantum.gradients import expval
+from hqf.quantum.make import make_encoder
 from hqf.plugins.encoders.amplitude import AmplitudeEncoder, walsh_gray_matrix
 from hqf.plugins.encoders.angle import AngleEncoder
 from reference import reference_expval

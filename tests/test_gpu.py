@@ -21,8 +21,8 @@ import torch
 
 import hqf.backends.cuquantum as cq
 from hqf.backends.torch_sv import TorchBackend
-from hqf.circuit import Circuit, Operation, PauliWord, compose
-from hqf.make import make_ansatz
+from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
+from hqf.quantum.make import make_ansatz
 from hqf.testing import PROPERTIES, Limits, Target
 
 pytestmark = [
@@ -103,7 +103,7 @@ def test_twenty_qubits_match_torch_cuda():
 @pytest.mark.parametrize("dtype", ["complex128", "complex64"])
 def test_adjoint_gradient_matches_torch_cuda_autograd_at_14_qubits(dtype):
     require_cuquantum()
-    from hqf.gradients import expval
+    from hqf.quantum.gradients import expval
 
     circuit = _hea_circuit(14, 2, [PauliWord.z(0), PauliWord.parse("X5 Y9"), PauliWord.z(13)])
     angles = torch.rand(3, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 6
@@ -115,7 +115,7 @@ def test_adjoint_gradient_matches_torch_cuda_autograd_at_14_qubits(dtype):
 
 
 def test_torch_backend_runs_on_cuda_end_to_end_through_the_shift_rule_and_autograd():
-    from hqf.gradients import expval
+    from hqf.quantum.gradients import expval
 
     circuit = _hea_circuit(5, 2)
     angles = torch.rand(4, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(4))

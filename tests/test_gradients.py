@@ -5,9 +5,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hqf.backends.torch_sv import TorchBackend
-from hqf.circuit import Circuit, Operation, PauliWord
+from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.errors import InvalidCircuitError
-from hqf.gradients import default_gradient, expval, shift_jacobian
+from hqf.quantum.gradients import default_gradient, expval, shift_jacobian
 from strategies import angle_batches, circuits
 
 
@@ -96,9 +96,9 @@ def test_default_gradient_prefers_backprop_on_torch():
 
 
 def test_quantum_layer_trains_with_shift_gradients():
-    from hqf.interfaces import Encoder
-    from hqf.layer import QuantumLayer
-    from hqf.make import make_ansatz
+    from hqf.quantum.interfaces import Encoder
+    from hqf.quantum.layer import QuantumLayer
+    from hqf.quantum.make import make_ansatz
 
     class Linear(Encoder):
         name = "test-linear"

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from hqf.config import RunConfig
+from hqf.learn.config import RunConfig
 from hqf.errors import ConfigError, UnknownPluginError
-from hqf.layer import QuantumLayer
-from hqf.model import HybridModel, TransformerBackbone, build_model, count_parameters
+from hqf.quantum.layer import QuantumLayer
+from hqf.learn.model import HybridModel, TransformerBackbone, build_model, count_parameters
 
 
 def _config(**changes):
@@ -77,7 +77,7 @@ def test_transformer_backbone_supports_double_backward():
 
 
 def test_transformer_attention_equals_torch_multihead_attention():
-    from hqf.model import _EncoderLayer
+    from hqf.learn.model import _EncoderLayer
 
     torch.manual_seed(0)
     layer = _EncoderLayer(8, 2)

@@ -10,10 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hqf.circuit import Circuit, Operation, PauliWord
-from hqf.gradients import expval
-from hqf.make import make_backend
-from hqf.noise import check_probability, count_channels, qiskit_lambda
+from hqf.quantum.circuit import Circuit, Operation, PauliWord
+from hqf.quantum.gradients import expval
+from hqf.quantum.make import make_backend
+from hqf.quantum.noise import check_probability, count_channels, qiskit_lambda
 from hqf.testing.strategies import angle_batches, circuits
 
 NOISY = ("torch-dm", "pennylane-mixed", "qiskit-aer-dm")

@@ -6,8 +6,8 @@ import pytest
 
 from hqf.backends.torch_sv import TorchBackend
 from hqf.errors import UnknownPluginError
-from hqf.hookspecs import hookimpl
-from hqf.registry import Registry, registry
+from hqf.quantum.hookspecs import hookimpl
+from hqf.quantum.registry import Registry, registry
 
 
 def _ep(name, value):
@@ -51,7 +51,7 @@ def test_wrong_class_and_duplicates_name_the_culprit(fake_module):
     reg = Registry([_ep("torch", "hqf.backends.torch_sv"), _ep("wrong", "hqf_tests_wrong"), _ep("dup", "hqf_tests_dup")])
     assert reg.names("backend") == ["torch"]
     errors = {b.plugin: b.error for b in reg.broken}
-    assert "must subclass hqf.interfaces.Backend" in errors["wrong"]
+    assert "must subclass hqf.quantum.interfaces.Backend" in errors["wrong"]
     assert "backend name 'torch' is taken" in errors["dup"]
 
 

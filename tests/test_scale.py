@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from hqf.cli import main
-from hqf.scale import VariancePoint, decay_rate, gradient_variance, study_circuit
+from hqf.studies.scale import VariancePoint, decay_rate, gradient_variance, study_circuit
 from reference import reference_expval
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from hqf.stats import paired, relative_change, summarize
+from hqf.studies.stats import paired, relative_change, summarize
 
 
 def test_summary_matches_scipy_t_interval():

@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from hqf.errors import ConfigError
-from hqf.sweep import ABLATIONS, expand, is_finished, run_sweep
+from hqf.studies.sweep import ABLATIONS, expand, is_finished, run_sweep
 
 GRID = {
     "sweep": {"seeds": [0, 1, 2]},

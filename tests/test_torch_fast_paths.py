@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from hqf.backends import _fused_cpu as fused_cpu
 from hqf.backends._torch_plan import PermutationStep, ProductStep, RotationStep, compile_plan
 from hqf.backends.torch_sv import TorchBackend
-from hqf.circuit import Circuit, Operation, PauliWord, compose
-from hqf.gradients import expval
-from hqf.make import make_ansatz
+from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
+from hqf.quantum.gradients import expval
+from hqf.quantum.make import make_ansatz
 from reference import reference_expval
 from strategies import circuits
 
@@ -55,7 +55,7 @@ def test_adjoint_vjp_equals_autograd_of_plain_path(circuit, batch, seed):
 @given(circuit=circuits(max_qubits=6), batch=st.integers(1, 4), seed=st.integers(0, 2**16), chunk=st.integers(1, 9))
 def test_paired_shifted_values_equal_the_shifted_circuits(circuit, batch, seed, chunk):
     # one propagated state per column gives both ±π/2 values: against running every shifted row plainly
-    from hqf.gradients import shifted_rows
+    from hqf.quantum.gates import shifted_rows
 
     angles = _angles(circuit, batch, seed)
     backend = TorchBackend(chunk=chunk)
@@ -69,7 +69,7 @@ def test_paired_shifted_values_equal_the_shifted_circuits(circuit, batch, seed, 
 def test_shifted_product_state_columns_come_from_one_run_per_wire_and_stay_exact():
     # a batch larger than the chunk: the product state's columns (encoding and first layer) are
     # shifted by linearity from one extra run per wire; every value against the plain shifted circuits
-    from hqf.gradients import shifted_rows
+    from hqf.quantum.gates import shifted_rows
 
     circuit = _hea(4, 2)
     angles = _angles(circuit, 5, seed=3, shared_fraction=0.0)
@@ -125,9 +125,9 @@ def test_default_gradient_supports_double_backward():
 
 def test_quantum_layer_curvature_term_runs_vectorized():
     # double backward with vmap over the probes (the curvature regularizer's vectorize=True)
-    from hqf.interfaces import RegularizerInputs
-    from hqf.layer import QuantumLayer
-    from hqf.make import make_encoder, make_regularizer
+    from hqf.quantum.interfaces import RegularizerInputs
+    from hqf.quantum.layer import QuantumLayer
+    from hqf.quantum.make import make_encoder, make_regularizer
 
     torch.manual_seed(0)
     layer = QuantumLayer(make_encoder("angle", 5, 3), make_ansatz("hea3x2"), TorchBackend(), generator=torch.Generator().manual_seed(0))
@@ -156,7 +156,7 @@ def test_adjoint_gradient_through_the_core_equals_backprop():
 
 
 def default_gradient_is_backprop(backend):
-    from hqf.gradients import default_gradient
+    from hqf.quantum.gradients import default_gradient
 
     return default_gradient(backend) == "backprop" and "adjoint" in backend.capabilities.gradients
 
@@ -298,7 +298,7 @@ def test_prefix_reuse_across_passes_is_exact(circuit, seed):
     # plain path
     angles = _angles(circuit, 2, seed)
     reuse, fresh = TorchBackend(chunk=2), TorchBackend(chunk=2, prefix_mib=0)
-    from hqf.gradients import shift_jacobian
+    from hqf.quantum.gradients import shift_jacobian
 
     got = shift_jacobian(lambda a: reuse.expval(circuit, a), angles)
     want = shift_jacobian(lambda a: fresh.expval(circuit, a), angles)

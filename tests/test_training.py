@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from hqf.config import RunConfig
-from hqf.model import build_model
-from hqf.interfaces import RegularizerInputs
-from hqf.training import TrainSettings, build_terms, train
+from hqf.learn.config import RunConfig
+from hqf.learn.model import build_model
+from hqf.quantum.interfaces import RegularizerInputs
+from hqf.learn.training import TrainSettings, build_terms, train
 
 
 def _blobs(n=96, d=4, classes=3):
@@ -106,7 +106,7 @@ def test_same_seed_same_curves():
 def test_first_iterations_agree_across_backends():
     """Loss, both penalties (the curvature through double backward) and the gradient norm are exact
     on every exact backend, whatever its gradient method."""
-    from hqf.registry import registry
+    from hqf.quantum.registry import registry
 
     if not registry().get("backend", "pennylane").availability().ok:
         pytest.skip("pennylane backend unavailable here")
@@ -121,7 +121,7 @@ def test_first_iterations_agree_across_backends():
 def test_curvature_scope_holds_quantum_features_constant_without_backprop():
     import attrs
 
-    from hqf.training import _inputs_for, curvature_scope
+    from hqf.learn.training import _inputs_for, curvature_scope
 
     shift = RunConfig(ansatz="hea2x1", hidden=6, latent=4, batch_size=16, gradient="parameter-shift", curvature_every=1)
     backprop = attrs.evolve(shift, gradient="auto")

@@ -33,7 +33,7 @@ USES_QISKIT_AER = frozenset({"qiskit-aer", "qiskit-ml"})
 def _default_backends(peers: bool, dtype: str, skipped: list[str]) -> list[str]:
     if not peers:
         return ["torch"]
-    from hqf.registry import registry
+    from hqf.quantum.registry import registry
 
     names = []
     for name in PEER_RUN_BACKENDS:
@@ -96,11 +96,11 @@ def bench_command(
 
     import torch
 
-    from hqf.bench import TARGETS, Workload, epoch_estimate, inference_latency, ratios, resolve_gradient, time_backend
-    from hqf.bench_peers import PEERS, available_peers
+    from hqf.studies.bench import TARGETS, Workload, epoch_estimate, inference_latency, ratios, resolve_gradient, time_backend
+    from hqf.studies.peers import PEERS, available_peers
     from hqf.errors import ConfigError
-    from hqf.make import make_backend
-    from hqf.specs import parse_ansatz_spec
+    from hqf.quantum.make import make_backend
+    from hqf.quantum.specs import parse_ansatz_spec
 
     parse_ansatz_spec(ansatz)  # a bad spec is a one-line error
     if threads:

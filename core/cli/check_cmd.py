@@ -53,7 +53,7 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
     when the backend is unknown, unavailable here, or rejects the options.
     """
     from hqf.errors import ConfigError, HqfError
-    from hqf.make import make_backend
+    from hqf.quantum.make import make_backend
     from hqf.testing import PROPERTIES, Limits, Tolerance, check_backend, native_gradients
 
     opts = dict(parse_option(text) for text in options)

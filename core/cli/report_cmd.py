@@ -17,7 +17,7 @@ def report_command(runs, baseline, out) -> None:
     """
     import pathlib
 
-    from hqf.report import make_report
+    from hqf.studies.report import make_report
 
     folder = pathlib.Path(out) if out else pathlib.Path(runs[0]) / "report"
     report = make_report(runs, folder, baseline)

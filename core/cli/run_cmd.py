@@ -47,7 +47,7 @@ def _parse_set(items: tuple[str, ...]) -> dict:
 
 def resolve_config(config_file: str | None, options: dict, regularizers: tuple[str, ...], sets: tuple[str, ...]):
     """The run configuration: defaults, then the TOML file, then CLI options, then ``--set`` pairs."""
-    from hqf.config import RunConfig
+    from hqf.learn.config import RunConfig
 
     data = {}
     if config_file:
@@ -131,8 +131,8 @@ def run_command(config_file, regularizers, sets, out, quiet, **options) -> None:
     import pathlib
     import sys
 
-    from hqf.experiment import preflight, run
-    from hqf.rundir import check_writable, default_run_dir
+    from hqf.learn.experiment import preflight, run
+    from hqf.learn.rundir import check_writable, default_run_dir
 
     config = resolve_config(config_file, options, regularizers, sets)
     preflight(config)  # device, names and the backend: an unknown or unavailable one stops here

@@ -37,8 +37,8 @@ def scale_command(qubits, layers, backend, samples, batch_size, inits, seed, out
     import attrs
 
     from hqf.errors import ConfigError
-    from hqf.make import make_backend
-    from hqf.scale import decay_rate, epoch_cost, gradient_variance, plot
+    from hqf.quantum.make import make_backend
+    from hqf.studies.scale import decay_rate, epoch_cost, gradient_variance, plot
 
     qs, ls = _ints(qubits), _ints(layers)
     if samples < 1 or batch_size < 1 or inits < 2:

@@ -1,4 +1,4 @@
-"""``hqf sweep GRID.toml``: run a grid of configurations in parallel, resumably (see hqf.sweep)."""
+"""``hqf sweep GRID.toml``: run a grid of configurations in parallel, resumably (see hqf.studies.sweep)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def sweep_command(grid, out, jobs, dry_run) -> None:
     import os
     import pathlib
 
-    from hqf.sweep import expand, is_finished, read_grid, run_sweep, validate
+    from hqf.studies.sweep import expand, is_finished, read_grid, run_sweep, validate
 
     spec = read_grid(grid)
     folder = pathlib.Path(out) if out else pathlib.Path("runs") / pathlib.Path(grid).stem

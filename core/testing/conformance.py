@@ -8,16 +8,16 @@ angle batch, runs it on the backend under test and on the reference (the torch b
   device, finite, for ``B = 1`` and ``R = 1`` as well as larger batches;
 - ``expval``: the expectation values match the reference (the drawn observables, then X, Y and Z on
   every wire: see :func:`with_probes`);
-- ``shift-jacobian``: :func:`hqf.gradients.shift_jacobian` on the backend matches the reference's
+- ``shift-jacobian``: :func:`hqf.quantum.gradients.shift_jacobian` on the backend matches the reference's
   (same observables);
-- ``shift-gradient``: gradients through :func:`hqf.gradients.expval` with ``parameter-shift``, in a
+- ``shift-gradient``: gradients through :func:`hqf.quantum.gradients.expval` with ``parameter-shift``, in a
   small hybrid graph (data columns ``x @ proj``, weight columns shared by the batch), match torch
   autograd on the reference;
 - ``native-gradient``: the same with each native gradient the backend declares (``adjoint``: its
   ``vjp``; ``backprop``: autograd through its ``expval``); skipped when it declares none.
 
 A failing example is shrunk by Hypothesis; the result carries the smallest failing circuit as
-:meth:`hqf.circuit.Circuit.diagram` text and its angles.
+:meth:`hqf.quantum.circuit.Circuit.diagram` text and its angles.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from hqf.circuit import Circuit, PauliWord
-from hqf.gradients import SHIFT, expval, shift_jacobian
-from hqf.interfaces import Backend
+from hqf.quantum.circuit import Circuit, PauliWord
+from hqf.quantum.gates import SHIFT
+from hqf.quantum.gradients import expval, shift_jacobian
+from hqf.quantum.interfaces import Backend
 from hqf.testing.strategies import angle_batches, circuits
 from hqf.testing.tolerance import Tolerance
 
@@ -282,7 +283,7 @@ def _check_gradients(ex: _Example, methods: Iterable[str], seed: int) -> None:
 
 
 def native_gradients(backend: Backend) -> tuple[str, ...]:
-    """The native gradients a backend declares, in the order :mod:`hqf.gradients` prefers them."""
+    """The native gradients a backend declares, in the order :mod:`hqf.quantum.gradients` prefers them."""
     return tuple(m for m in NATIVE if m in backend.capabilities.gradients)
 
 
@@ -293,7 +294,7 @@ def _as_factory(backend: str | BackendFactory | Backend, options: dict[str, Any]
             raise ValueError("options apply to a backend name or factory, not to an instance")
         return lambda: backend
     if isinstance(backend, str):
-        from hqf.make import make_backend
+        from hqf.quantum.make import make_backend
 
         name, opts = backend, dict(options or {})
         make_backend(name, **opts)  # fail early: unknown name, unavailable, bad options
@@ -428,7 +429,7 @@ def check_backend(
 ) -> list[PropertyResult]:
     """Run every property (or those named) against a backend; one :class:`PropertyResult` each.
 
-    ``backend`` is a registered name (built with ``options`` through :func:`hqf.make.make_backend`), a
+    ``backend`` is a registered name (built with ``options`` through :func:`hqf.quantum.make.make_backend`), a
     factory returning a fresh backend, or an instance. ``examples`` is Hypothesis' ``max_examples``
     per property; ``seed`` makes the run reproducible (``None``: derandomized).
     """

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from hqf.circuit import GATES, Circuit, Operation, PauliWord
+from hqf.quantum.circuit import GATES, Circuit, Operation, PauliWord
 
 
 @st.composite

@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 from hypothesis import settings
 
-from hqf.interfaces import Availability, Backend
+from hqf.quantum.interfaces import Availability, Backend
 from hqf.testing.conformance import Limits, PropertyResult, check_property
 
 
@@ -37,12 +37,12 @@ class Target:
         return self.backend + "[" + ",".join(f"{k}={v}" for k, v in self.options) + "]"
 
     def availability(self) -> Availability:
-        from hqf.registry import registry
+        from hqf.quantum.registry import registry
 
         return registry().get("backend", self.backend).availability()
 
     def make(self) -> Backend:
-        from hqf.make import make_backend
+        from hqf.quantum.make import make_backend
 
         return make_backend(self.backend, **dict(self.options))
 
@@ -59,7 +59,7 @@ def targets(variants: Mapping[str, Sequence[Target]] | None = None) -> list[Targ
 
     Unavailable backends are included: callers decide to skip them, showing ``availability().reason``.
     """
-    from hqf.registry import registry
+    from hqf.quantum.registry import registry
 
     variants = variants or {}
     out: list[Target] = []

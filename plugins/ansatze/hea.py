@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hqf.circuit import Operation
-from hqf.interfaces import Ansatz
+from hqf.quantum.circuit import Operation
+from hqf.quantum.interfaces import Ansatz
 
 
 def cnot_ring(n_qubits: int) -> tuple[Operation, ...]:

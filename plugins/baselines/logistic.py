@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hqf.baselines import Baseline
+from hqf.quantum.interfaces import Baseline
 
 
 class LogisticRegression(Baseline):

@@ -26,8 +26,8 @@ import math
 
 import torch
 
-from hqf.baselines import Baseline
-from hqf.interfaces import Encoder
+from hqf.quantum.interfaces import Baseline
+from hqf.quantum.interfaces import Encoder
 
 
 def surrogate_shape(n_weights: int, n_inputs: int, n_outputs: int) -> tuple[int, int, int]:
@@ -102,7 +102,7 @@ class ClassicalSurrogate(Baseline):
 
     def build(self, in_features: int, n_classes: int) -> torch.nn.Module:
         from hqf.errors import ConfigError
-        from hqf.model import build_model
+        from hqf.learn.model import build_model
 
         if self.config is None:
             raise ConfigError("the classical-surrogate baseline needs the run configuration (configure(config) first)")

@@ -1,6 +1,6 @@
 """Data encoders shipped with hqf."""
 
-from hqf.hookspecs import hookimpl
+from hqf.quantum.hookspecs import hookimpl
 from hqf.plugins.encoders.amplitude import AmplitudeEncoder
 from hqf.plugins.encoders.angle import AngleEncoder
 

@@ -6,9 +6,9 @@ import functools
 
 import torch
 
-from hqf.circuit import Operation
+from hqf.quantum.circuit import Operation
 from hqf.errors import DataError
-from hqf.interfaces import Encoder
+from hqf.quantum.interfaces import Encoder
 
 
 def gray(i: int) -> int:

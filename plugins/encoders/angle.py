@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from hqf.circuit import Operation
-from hqf.interfaces import Encoder
+from hqf.quantum.circuit import Operation
+from hqf.quantum.interfaces import Encoder
 
 ROTATIONS = ("RX", "RY", "RZ")
 PROJECTIONS = ("auto", "always", "never")

@@ -1,6 +1,6 @@
 """Loss regularizers shipped with hqf."""
 
-from hqf.hookspecs import hookimpl
+from hqf.quantum.hookspecs import hookimpl
 from hqf.plugins.regularizers.curvature import CurvatureRegularizer
 from hqf.plugins.regularizers.stability import StabilityRegularizer
 

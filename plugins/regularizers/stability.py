@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hqf.interfaces import Regularizer, RegularizerInputs
+from hqf.quantum.interfaces import Regularizer, RegularizerInputs
 
 
 class StabilityRegularizer(Regularizer):

@@ -1,6 +1,6 @@
 """The native peer implementations ``hqf bench --peers`` times on the same workload as hqf's backends.
 
-Each peer builds the :class:`~hqf.bench.Workload` circuit (RY encoding, then the ``hea`` ansatz:
+Each peer builds the :class:`~hqf.studies.bench.Workload` circuit (RY encoding, then the ``hea`` ansatz:
 per layer RY then RZ on every qubit and a CNOT ring, ``⟨Z⟩`` on every qubit) the way its own users
 would, and is timed like the hqf rows:
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from hqf.bench import Row, Workload, median_seconds
+from hqf.studies.bench import Row, Workload, median_seconds
 from hqf.plugins.ansatze.hea import cnot_ring
 
 

@@ -1,9 +1,9 @@
 """Aggregate run directories into the seed paper's tables (Markdown + CSV) and figures (PNG).
 
 Runs are grouped by variant and axis values (everything but the seed). Each metric of a group is
-summarized over its seeds (:func:`hqf.stats.summarize`: mean ± sample std, 95% t-interval) and
+summarized over its seeds (:func:`hqf.studies.stats.summarize`: mean ± sample std, 95% t-interval) and
 compared with the *baseline* group — the baseline variant at the same axis values — by paired tests
-matched by seed (:func:`hqf.stats.paired`: ``ttest_rel`` and ``wilcoxon``).
+matched by seed (:func:`hqf.studies.stats.paired`: ``ttest_rel`` and ``wilcoxon``).
 
 Where the labels come from: a sweep folder's ``sweep.json`` (written by ``hqf sweep``), which also
 carries the sweep file's optional ``[report]`` section::
@@ -34,9 +34,9 @@ from typing import Any
 import attrs
 
 from hqf.errors import ConfigError
-from hqf.stats import PairedTest, Summary, paired, summarize
+from hqf.studies.stats import PairedTest, Summary, paired, summarize
 
-#: metric keys of metrics.json (written by hqf.experiment) that the tables use
+#: metric keys of metrics.json (written by hqf.learn.experiment) that the tables use
 KEYS = {
     "iterations": "iterations_to_eps",
     "iterations_val": "iterations_to_val_within_1pct",
@@ -322,7 +322,7 @@ class Report:
 
 def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, baseline: str | None = None) -> Report:
     """Write ``report.md``, ``tableN.md``/``tableN.csv`` and ``fig*.png`` under ``out``."""
-    from hqf import report_figures as figs
+    from hqf.studies import figures as figs
 
     runs, settings = load(paths)
     baseline = baseline or settings.get("baseline")

@@ -2,7 +2,7 @@
 
 Programmatic API (also what ``hqf run``, ``hqf sweep`` and the search baselines call)::
 
-    from hqf.experiment import RunConfig, run
+    from hqf.learn.experiment import RunConfig, run
     metrics = run(RunConfig(samples=3000, epochs=2, seed=1), "runs/example")
 
 ``run`` refuses an existing non-empty ``out_dir`` before doing any work, checks the backend before
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from hqf import __version__
-from hqf.config import RunConfig
-from hqf.rundir import atomic_dir, check_writable, clean, plot_convergence, write_csv, write_json
-from hqf.training import EVAL_COLUMNS, TrainResult
+from hqf.learn.config import RunConfig
+from hqf.learn.rundir import atomic_dir, check_writable, clean, plot_convergence, write_csv, write_json
+from hqf.learn.training import EVAL_COLUMNS, TrainResult
 
 __all__ = ["RunConfig", "run", "TIMING_KEYS", "METRIC_KEYS"]
 
@@ -89,7 +89,7 @@ def environment(config: RunConfig, backend=None) -> dict:
 
 def load_data(config: RunConfig):
     """The dataset of a configuration (``data_seed`` defaults to ``seed``)."""
-    from hqf.data import load_dataset
+    from hqf.learn.data import load_dataset
 
     return load_dataset(
         config.dataset,
@@ -110,7 +110,7 @@ def _tensor(array: np.ndarray, device: str, dtype=None) -> torch.Tensor:
 
 def evaluate(model: torch.nn.Module, config: RunConfig, dataset, device: str) -> dict:
     """Test-set metrics, VAI, accuracy under input noise and latency of a trained model."""
-    from hqf import metrics as M
+    from hqf.learn import metrics as M
 
     x_test = _tensor(dataset.test.x, device)
     probs = M.predict_proba(model, x_test)
@@ -163,9 +163,9 @@ def preflight(config: RunConfig):
     """Checks that need no data: the device, the fusion name, then the backend (built and returned;
     None when the model has no quantum branch). Raises the one-line HqfError a user can act on."""
     from hqf.errors import ConfigError
-    from hqf.make import make_ansatz
-    from hqf.model import make_run_backend
-    from hqf.registry import registry
+    from hqf.quantum.make import make_ansatz
+    from hqf.learn.model import make_run_backend
+    from hqf.quantum.registry import registry
 
     device = torch.device(config.device) if _valid_device(config.device) else None
     if device is None:
@@ -204,8 +204,8 @@ def run(
     status lines. Raises :class:`hqf.errors.HqfError` subclasses for user mistakes (before any work
     where they can be detected up front: the output directory, the backend, the plugin names).
     """
-    from hqf.model import build_model, count_parameters
-    from hqf.training import TrainSettings, build_terms, train
+    from hqf.learn.model import build_model, count_parameters
+    from hqf.learn.training import TrainSettings, build_terms, train
 
     started = time.perf_counter()
     out = pathlib.Path(out_dir)

@@ -1,4 +1,4 @@
-"""Timing hqf backends (and, in :mod:`hqf.bench_peers`, the native peer implementations) on one workload.
+"""Timing hqf backends (and, in :mod:`hqf.studies.peers`, the native peer implementations) on one workload.
 
 A :class:`Workload` names the circuit every row runs: an RY angle encoding of ``Q`` inputs, then the
 ansatz (``hea8x6`` by default), ``⟨Z⟩`` on every qubit, a batch of ``B`` rows. Each row is timed twice:
@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 import attrs
 import torch
 
-from hqf.circuit import Circuit, Operation, compose
-from hqf.make import make_ansatz
+from hqf.quantum.circuit import Circuit, Operation, compose
+from hqf.quantum.make import make_ansatz
 
 
 @attrs.frozen
@@ -187,8 +187,8 @@ def time_backend(
     **options,
 ) -> Row:
     """Time hqf's ``expval`` on the backend registered as ``name`` (the core's gradient ``gradient``)."""
-    from hqf.gradients import expval
-    from hqf.make import make_backend
+    from hqf.quantum.gradients import expval
+    from hqf.quantum.make import make_backend
 
     backend = make_backend(name, dtype=workload.dtype, **options)
     circuit = workload.circuit()
@@ -224,7 +224,7 @@ def time_backend(
 
 def resolve_gradient(backend, gradient: str) -> str:
     """The method ``gradient`` names on ``backend`` (``auto``: the backend's cheapest exact one)."""
-    from hqf.gradients import default_gradient
+    from hqf.quantum.gradients import default_gradient
 
     return default_gradient(backend) if gradient == "auto" else gradient
 
@@ -233,7 +233,7 @@ def resolve_gradient(backend, gradient: str) -> str:
 class Latency:
     """Inference latency per instance at batch 1 (model in eval mode, weights frozen, inference mode)."""
 
-    model_seconds: float  # the default hybrid model (hqf.model.build_model), one row
+    model_seconds: float  # the default hybrid model (hqf.learn.model.build_model), one row
     layer_seconds: float  # its quantum layer alone, one row
     target_seconds: float = 1e-4
 
@@ -243,8 +243,8 @@ class Latency:
 
 def inference_latency(repeats: int = 200, warmup: int = 20, in_features: int = 128, n_classes: int = 12) -> Latency:
     """Median seconds per call of the default hybrid model and of its quantum layer at batch 1."""
-    from hqf.config import RunConfig
-    from hqf.model import build_model
+    from hqf.learn.config import RunConfig
+    from hqf.learn.model import build_model
 
     model = build_model(RunConfig(), in_features, n_classes).eval()
     for p in model.parameters():
@@ -281,14 +281,14 @@ class EpochEstimate:
 def epoch_estimate(iterations: int = 200, epoch_samples: int = 1_050_000, in_features: int = 128, n_classes: int = 12, **overrides) -> EpochEstimate:
     """Run ``iterations`` steps of the default training loop (both regularizers) on random data and extrapolate.
 
-    The loop is :func:`hqf.training.train` on the default :class:`~hqf.config.RunConfig` (``overrides``
+    The loop is :func:`hqf.learn.training.train` on the default :class:`~hqf.learn.config.RunConfig` (``overrides``
     change it); the curvature term comes every ``curvature_every`` iterations as configured.
     """
     import numpy as np
 
-    from hqf.config import RunConfig
-    from hqf.model import build_model
-    from hqf.training import TrainSettings, build_terms, train
+    from hqf.learn.config import RunConfig
+    from hqf.learn.model import build_model
+    from hqf.learn.training import TrainSettings, build_terms, train
 
     config = RunConfig(max_iterations=iterations, epochs=1, eps=0.0, **overrides)
     model = build_model(config, in_features, n_classes)

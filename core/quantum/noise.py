@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from hqf.circuit import Circuit, Operation
+from hqf.quantum.circuit import Circuit, Operation
 
 
 def check_probability(p: float) -> float:

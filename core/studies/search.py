@@ -46,7 +46,7 @@ Trainer = Callable[[dict, pathlib.Path], dict]
 
 
 def _train(config: dict, directory: pathlib.Path) -> dict:
-    from hqf.experiment import RunConfig, run
+    from hqf.learn.experiment import RunConfig, run
 
     return run(RunConfig.from_dict(config), directory)
 

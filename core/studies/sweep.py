@@ -19,12 +19,12 @@ A sweep file (TOML) has four parts::
     [axes]                           # optional: config key -> list of values, crossed with everything
     label_noise = [0.0, 0.02]
 
-    [report]                         # optional: read by `hqf report` (see hqf.report)
+    [report]                         # optional: read by `hqf report` (see hqf.studies.report)
     baseline = "adam"
 
 The runs are the Cartesian product variants × axes × seeds; a variant's own ``axes`` are crossed with
 that variant only, and its own ``seeds`` replace ``[sweep] seeds``. A dotted key (``backend_options.depolarizing``) sets a nested configuration entry.
-A variant may set ``search = "bo"`` or ``search = "es"`` (see :mod:`hqf.search`) instead of training once. Each run gets its own directory
+A variant may set ``search = "bo"`` or ``search = "es"`` (see :mod:`hqf.studies.search`) instead of training once. Each run gets its own directory
 ``OUT/<variant>[/<key>=<value>...]/seed<k>``, written by the run itself (``hqf run``'s layout), and
 ``OUT/sweep.json`` lists every run with its labels, for ``hqf report``.
 
@@ -51,7 +51,7 @@ import attrs
 
 from hqf.errors import ConfigError
 
-#: Table IV's ablations: name -> run-configuration overrides (keys of hqf.experiment.RunConfig)
+#: Table IV's ablations: name -> run-configuration overrides (keys of hqf.learn.experiment.RunConfig)
 ABLATIONS: dict[str, dict[str, Any]] = {
     "backbone-only": {"fusion": "classical-only", "regularizers": []},
     "+quantum-no-gating": {"fusion": "concat", "regularizers": []},
@@ -208,7 +208,7 @@ def stale_keys(spec: RunSpec) -> list[str]:
     searched = ("lr", "weight_decay") if "search" in spec.config else ()
     wanted = {k: v for k, v in spec.config.items() if k not in SWEEP_KEYS and k not in searched}
     try:  # compare normalized values (aliases, tuples) when the run-configuration class is available
-        from hqf.config import RunConfig
+        from hqf.learn.config import RunConfig
 
         wanted = {k: v for k, v in RunConfig.from_dict(wanted).to_dict().items() if k in wanted}
         stored = RunConfig.from_dict(stored).to_dict()
@@ -219,8 +219,8 @@ def stale_keys(spec: RunSpec) -> list[str]:
 
 def validate(runs: Iterable[RunSpec]) -> None:
     """Check every run configuration before any work (``ConfigError`` naming the run)."""
-    from hqf.config import RunConfig
-    from hqf.search import METHODS
+    from hqf.learn.config import RunConfig
+    from hqf.studies.search import METHODS
 
     for spec in runs:
         config = {k: v for k, v in spec.config.items() if k not in SWEEP_KEYS}
@@ -231,15 +231,15 @@ def validate(runs: Iterable[RunSpec]) -> None:
 
 
 def default_runner(config: dict, directory: pathlib.Path) -> Any:
-    """Train one configuration with :func:`hqf.experiment.run`, or search it (``search`` key)."""
+    """Train one configuration with :func:`hqf.learn.experiment.run`, or search it (``search`` key)."""
     config = dict(config)
     search = config.pop("search", None)
     trials = config.pop("trials", None)
     if search is not None:
-        from hqf.search import run_search
+        from hqf.studies.search import run_search
 
         return run_search(config, directory, method=search, trials=trials)
-    from hqf.experiment import RunConfig, run
+    from hqf.learn.experiment import RunConfig, run
 
     return run(RunConfig.from_dict(config), directory)
 

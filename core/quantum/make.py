@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from hqf.errors import BackendUnavailableError
-from hqf.interfaces import Ansatz, Backend, Encoder, Fusion, Regularizer
-from hqf.registry import registry
-from hqf.specs import parse_ansatz_spec
+from hqf.quantum.interfaces import Ansatz, Backend, Encoder, Fusion, Regularizer
+from hqf.quantum.registry import registry
+from hqf.quantum.specs import parse_ansatz_spec
 
 
 def make_backend(name: str, **options: Any) -> Backend:

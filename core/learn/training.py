@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hqf.interfaces import Regularizer, RegularizerInputs
+from hqf.quantum.interfaces import Regularizer, RegularizerInputs
 
 #: columns of the per-iteration curves, in order (``step`` is the iteration t; ``loss`` is L_total)
 CURVE_COLUMNS = ("step", "epoch", "loss", "loss_ce", "stab", "curv", "grad_norm", "grad_norm_ema", "lr", "wall_time_s")
@@ -292,7 +292,7 @@ def curvature_scope(config, model: torch.nn.Module | None = None) -> str:
     layer = getattr(model, "quantum", None)
     if layer is None:
         return "full"
-    from hqf.gradients import default_gradient
+    from hqf.quantum.gradients import default_gradient
 
     method = default_gradient(layer.backend) if layer.gradient == "auto" else layer.gradient
     return "full" if method == "backprop" else "classical"
@@ -300,7 +300,7 @@ def curvature_scope(config, model: torch.nn.Module | None = None) -> str:
 
 def build_terms(config, model: torch.nn.Module | None = None) -> list[Term]:
     """The weighted regularizer terms a configuration names (``stability`` → λ, ``curvature`` → γ)."""
-    from hqf.make import make_regularizer
+    from hqf.quantum.make import make_regularizer
 
     terms = []
     for name in config.regularizers:

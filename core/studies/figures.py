@@ -85,7 +85,7 @@ def convergence(groups, path: pathlib.Path) -> bool:
 
 def _by_axis(groups, axis: str, role: str, scale: float = 1.0):
     """variant -> sorted [(axis value, mean, std)]."""
-    from hqf.stats import summarize
+    from hqf.studies.stats import summarize
 
     lines: dict[str, list] = {}
     for g in groups:

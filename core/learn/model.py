@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hqf.interfaces import Backend, Fusion
+from hqf.quantum.interfaces import Backend, Fusion
 
 
 class MLPBackbone(nn.Module):
@@ -130,7 +130,7 @@ class HybridModel(nn.Module):
 
 
 class BaselineModel(nn.Module):
-    """A whole classical baseline (``hqf.baselines``) with the hybrid's interface; ``F`` is its logits."""
+    """A whole classical baseline (``hqf.quantum.interfaces``) with the hybrid's interface; ``F`` is its logits."""
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
@@ -156,8 +156,8 @@ def make_run_backend(config) -> Backend:
     expectation values come back to the model's device.
     """
     from hqf.errors import ConfigError
-    from hqf.make import make_backend
-    from hqf.registry import registry
+    from hqf.quantum.make import make_backend
+    from hqf.quantum.registry import registry
 
     options = dict(config.backend_options)
     if config.depolarizing:
@@ -174,16 +174,16 @@ def make_run_backend(config) -> Backend:
 
 
 def build_model(config, in_features: int, n_classes: int, backend: Backend | None = None) -> nn.Module:
-    """The model a :class:`hqf.experiment.RunConfig` describes, on ``config.device``.
+    """The model a :class:`hqf.learn.experiment.RunConfig` describes, on ``config.device``.
 
     Seeds torch's global generator with ``config.seed`` first, so the initial weights are a function of
     the configuration. ``backend`` is built from the configuration when not given (and only when the
     fusion uses the quantum branch).
     """
     from hqf.errors import ConfigError
-    from hqf.layer import QuantumLayer
-    from hqf.make import make_ansatz, make_encoder, make_fusion
-    from hqf.registry import registry
+    from hqf.quantum.layer import QuantumLayer
+    from hqf.quantum.make import make_ansatz, make_encoder, make_fusion
+    from hqf.quantum.registry import registry
 
     torch.manual_seed(config.seed)
     if config.baseline is not None:

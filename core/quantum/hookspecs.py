@@ -22,29 +22,29 @@ Register = Callable[[type], None]
 
 @hookspec
 def register_backends(register: Register) -> None:
-    """Register :class:`hqf.interfaces.Backend` subclasses: ``register(MyBackend)``."""
+    """Register :class:`hqf.quantum.interfaces.Backend` subclasses: ``register(MyBackend)``."""
 
 
 @hookspec
 def register_encoders(register: Register) -> None:
-    """Register :class:`hqf.interfaces.Encoder` subclasses."""
+    """Register :class:`hqf.quantum.interfaces.Encoder` subclasses."""
 
 
 @hookspec
 def register_ansatze(register: Register) -> None:
-    """Register :class:`hqf.interfaces.Ansatz` subclasses (one per family name, e.g. ``hea``)."""
+    """Register :class:`hqf.quantum.interfaces.Ansatz` subclasses (one per family name, e.g. ``hea``)."""
 
 
 @hookspec
 def register_fusions(register: Register) -> None:
-    """Register :class:`hqf.interfaces.Fusion` subclasses."""
+    """Register :class:`hqf.quantum.interfaces.Fusion` subclasses."""
 
 
 @hookspec
 def register_regularizers(register: Register) -> None:
-    """Register :class:`hqf.interfaces.Regularizer` subclasses."""
+    """Register :class:`hqf.quantum.interfaces.Regularizer` subclasses."""
 
 
 @hookspec
 def register_baselines(register: Register) -> None:
-    """Register :class:`hqf.baselines.Baseline` subclasses: whole classical models to compare against."""
+    """Register :class:`hqf.quantum.interfaces.Baseline` subclasses: whole classical models to compare against."""

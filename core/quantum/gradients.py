@@ -7,7 +7,7 @@ core's parameter-shift rule.
 
 Parameter shift: for a gate ``exp(-i θ/2 P)`` with ``P² = 1``,
 ``∂⟨O⟩/∂θ = (⟨O⟩(θ + π/2) − ⟨O⟩(θ − π/2)) / 2`` exactly. A first-order backward asks the backend for
-all ``2P`` shifted values at once (:meth:`~hqf.interfaces.Backend.expval_shifted`: by default all
+all ``2P`` shifted values at once (:meth:`~hqf.quantum.interfaces.Backend.expval_shifted`: by default all
 shifted copies of the batch stacked into batched ``expval`` calls). A backward that must itself be
 differentiable is built from differentiable ``expval`` calls, so second derivatives (double backward)
 are exact too.
@@ -20,12 +20,10 @@ from collections.abc import Callable
 
 import torch
 
-from hqf.circuit import Circuit
+from hqf.quantum.circuit import Circuit
 from hqf.errors import InvalidCircuitError
-from hqf.interfaces import GRADIENTS, Backend
-
-SHIFT = math.pi / 2
-
+from hqf.quantum.gates import full_angles, shifted_values
+from hqf.quantum.interfaces import GRADIENTS, Backend
 
 def check_angles(circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor | None = None) -> None:
     """Raise :class:`InvalidCircuitError` unless ``angles`` is a finite real ``[B, P − S]`` and ``shared``
@@ -45,33 +43,6 @@ def check_angles(circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor | 
     for _, tensor in parts:  # one reduction each: a finite sum means every angle is finite
         if not math.isfinite(float(tensor.detach().sum())) and not bool(torch.isfinite(tensor).all()):
             raise InvalidCircuitError("angles contain NaN or infinity")
-
-
-def shifted_rows(angles: torch.Tensor) -> torch.Tensor:
-    """``[2·P·B, P]``: ``angles[B, P]`` with column ``p`` shifted by ``+π/2``, for every ``p``, then by ``−π/2``."""
-    batch, n_params = angles.shape
-    if n_params == 0:
-        return angles.new_zeros(0, 0)
-    shifts = torch.eye(n_params, dtype=angles.dtype, device=angles.device) * SHIFT  # [P, P]
-    return (angles.unsqueeze(0) + torch.stack([shifts, -shifts]).unsqueeze(2)).reshape(-1, n_params)
-
-
-def full_angles(angles: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
-    """``[angles, shared]``: ``shared[S]`` appended to every row of ``angles[B, P − S]``."""
-    return torch.cat([angles, shared.to(angles.dtype).reshape(1, -1).expand(angles.shape[0], -1)], dim=1)
-
-
-def shifted_values(
-    evaluate: Callable[[torch.Tensor], torch.Tensor], angles: torch.Tensor, chunk: int | None = None
-) -> torch.Tensor:
-    """``[2, P, B, R]``: ``evaluate`` on all ``2·P·B`` shifted rows (:func:`shifted_rows`), in one call
-    or in calls of at most ``chunk`` rows (``P ≥ 1``)."""
-    flat = shifted_rows(angles)
-    if chunk is None or flat.shape[0] <= chunk:
-        values = evaluate(flat)
-    else:
-        values = torch.cat([evaluate(part) for part in flat.split(chunk)])
-    return values.reshape(2, angles.shape[1], angles.shape[0], -1)
 
 
 def shift_jacobian(

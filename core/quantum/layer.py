@@ -6,16 +6,17 @@ from collections.abc import Sequence
 
 import torch
 
-from hqf.circuit import Circuit, PauliWord, compose
-from hqf.gradients import expval, full_angles
-from hqf.interfaces import Ansatz, Backend, Encoder
+from hqf.quantum.circuit import Circuit, PauliWord, compose
+from hqf.quantum.gates import full_angles
+from hqf.quantum.gradients import expval
+from hqf.quantum.interfaces import Ansatz, Backend, Encoder
 
 
 class QuantumLayer(torch.nn.Module):
     """Expectation values ``H_q[B, R]`` of an encoded, trainable circuit on any backend.
 
     The angle matrix is ``[encoder(x), weights]``: data angles first, then the ansatz weights
-    (broadcast over the batch: passed as ``shared``). ``gradient`` is passed to :func:`hqf.gradients.expval`.
+    (broadcast over the batch: passed as ``shared``). ``gradient`` is passed to :func:`hqf.quantum.gradients.expval`.
     """
 
     def __init__(

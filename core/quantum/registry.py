@@ -19,27 +19,21 @@ from types import ModuleType
 import attrs
 import pluggy
 
-from hqf import hookspecs
+from hqf.quantum import hookspecs
 from hqf.errors import PluginRegistrationError, UnknownPluginError
-from hqf.interfaces import Ansatz, Availability, Backend, Encoder, Fusion, Regularizer
+from hqf.quantum.interfaces import Ansatz, Availability, Backend, Baseline, Encoder, Fusion, Regularizer
 
 GROUP = "hqf"
 
 
-def _baseline_base() -> type:
-    from hqf.baselines import Baseline
-
-    return Baseline
-
-
-#: kind -> (hook name, base class getter)
-KINDS: dict[str, tuple[str, object]] = {
-    "backend": ("register_backends", lambda: Backend),
-    "encoder": ("register_encoders", lambda: Encoder),
-    "ansatz": ("register_ansatze", lambda: Ansatz),
-    "fusion": ("register_fusions", lambda: Fusion),
-    "regularizer": ("register_regularizers", lambda: Regularizer),
-    "baseline": ("register_baselines", _baseline_base),
+#: kind -> (hook name, base class)
+KINDS: dict[str, tuple[str, type]] = {
+    "backend": ("register_backends", Backend),
+    "encoder": ("register_encoders", Encoder),
+    "ansatz": ("register_ansatze", Ansatz),
+    "fusion": ("register_fusions", Fusion),
+    "regularizer": ("register_regularizers", Regularizer),
+    "baseline": ("register_baselines", Baseline),
 }
 
 
@@ -148,8 +142,7 @@ class Registry:
         raise UnknownPluginError(kind, name, self.names(kind))
 
     def _collect(self, kind: str) -> dict[str, Entry]:
-        hook_name, base_of = KINDS[kind]
-        base = base_of()
+        hook_name, base = KINDS[kind]
         found: dict[str, Entry] = {}
         caller = getattr(self._pm.hook, hook_name)
         for impl in caller.get_hookimpls():  # in registration order

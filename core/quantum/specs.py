@@ -6,7 +6,7 @@ import re
 
 import attrs
 
-from hqf.circuit import MAX_QUBITS
+from hqf.quantum.circuit import MAX_QUBITS
 from hqf.errors import InvalidSpecError
 
 _SPEC = re.compile(r"([a-z][a-z_]*?)(\d+)x(\d+)")

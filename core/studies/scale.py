@@ -26,10 +26,10 @@ import attrs
 import numpy as np
 import torch
 
-from hqf.circuit import Circuit, Operation, PauliWord, compose
-from hqf.gradients import expval
-from hqf.interfaces import Backend
-from hqf.make import make_ansatz
+from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
+from hqf.quantum.gradients import expval
+from hqf.quantum.interfaces import Backend
+from hqf.quantum.make import make_ansatz
 
 
 def study_circuit(n_qubits: int, n_layers: int, cost: str = "local") -> Circuit:
@@ -92,7 +92,7 @@ def epoch_cost(backend: Backend, n_qubits: int, n_layers: int, samples: int = 25
 
 def gradient_variance(n_qubits: int, n_layers: int, cost: str = "local", inits: int = 200, seed: int = 0) -> VariancePoint:
     """``Var[∂C/∂θ_1]`` over ``inits`` random initializations (one batch of the torch backend)."""
-    from hqf.make import make_backend
+    from hqf.quantum.make import make_backend
 
     backend = make_backend("torch")
     circuit = study_circuit(n_qubits, n_layers, cost)

@@ -1,0 +1,174 @@
+"""The backend-neutral circuit description.
+
+A :class:`Circuit` is a qubit count, an ordered tuple of :class:`Operation` and a tuple of
+:class:`PauliWord` observables. Parameterized gates do not hold numbers: each reads one column of a
+batched angle matrix ``angles[B, P]``, so a backend only ever sees a circuit (hashable, cacheable) and a
+real matrix. Each column is read by exactly one gate, which keeps the parameter-shift rule exact.
+
+Wire order: wire 0 is the most significant bit of a computational-basis index (big-endian, as in
+PennyLane). Backends with another convention convert in their adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from hqf.errors import InvalidCircuitError
+
+#: gate name -> (number of wires, parameterized)
+GATES: dict[str, tuple[int, bool]] = {
+    "RX": (1, True),
+    "RY": (1, True),
+    "RZ": (1, True),
+    "H": (1, False),
+    "X": (1, False),
+    "CNOT": (2, False),
+    "CZ": (2, False),
+}
+#: gates ``exp(-i θ/2 P)`` whose derivative the two-term ±π/2 shift rule gives exactly
+SHIFT_RULE_GATES = frozenset({"RX", "RY", "RZ"})
+
+MAX_QUBITS = 30
+
+
+def _wires(value: Iterable[int] | int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,)
+    return tuple(int(w) for w in value)
+
+
+@attrs.frozen
+class Operation:
+    """One gate on some wires; a parameterized gate reads column ``param`` of the angle matrix."""
+
+    gate: str = attrs.field(validator=attrs.validators.in_(GATES))
+    wires: tuple[int, ...] = attrs.field(converter=_wires)
+    param: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        n_wires, parameterized = GATES[self.gate]
+        if len(self.wires) != n_wires:
+            raise InvalidCircuitError(f"{self.gate} acts on {n_wires} wire(s); got wires {self.wires}")
+        if len(set(self.wires)) != len(self.wires):
+            raise InvalidCircuitError(f"{self.gate} needs distinct wires; got {self.wires}")
+        if any(w < 0 for w in self.wires):
+            raise InvalidCircuitError(f"wires must be >= 0; got {self.wires}")
+        if parameterized and (self.param is None or self.param < 0):
+            raise InvalidCircuitError(f"{self.gate} needs a parameter column >= 0; got {self.param}")
+        if not parameterized and self.param is not None:
+            raise InvalidCircuitError(f"{self.gate} takes no parameter; got column {self.param}")
+
+    def renumbered(self, offset: int) -> Operation:
+        """The same gate reading column ``param + offset``."""
+        return self if self.param is None else attrs.evolve(self, param=self.param + offset)
+
+    def __str__(self) -> str:
+        wires = ",".join(f"q{w}" for w in self.wires)
+        return f"{self.gate}(θ{self.param}) {wires}" if self.param is not None else f"{self.gate} {wires}"
+
+
+def _pauli_terms(value: Iterable[tuple[int, str]]) -> tuple[tuple[int, str], ...]:
+    terms = tuple(sorted((int(w), str(p).upper()) for w, p in value))
+    wires = [w for w, _ in terms]
+    if not terms:
+        raise InvalidCircuitError("a Pauli word needs at least one factor")
+    if len(set(wires)) != len(wires):
+        raise InvalidCircuitError(f"a Pauli word names each wire once; got {terms}")
+    for w, p in terms:
+        if p not in "XYZ" or len(p) != 1 or w < 0:
+            raise InvalidCircuitError(f"a Pauli factor is X, Y or Z on a wire >= 0; got {p}{w}")
+    return terms
+
+
+@attrs.frozen
+class PauliWord:
+    """A tensor product of Pauli operators, e.g. ``Z0 Z3`` or ``X1 Y2``; identity elsewhere."""
+
+    terms: tuple[tuple[int, str], ...] = attrs.field(converter=_pauli_terms)
+
+    @classmethod
+    def z(cls, wire: int) -> PauliWord:
+        """Pauli Z on one wire."""
+        return cls(((wire, "Z"),))
+
+    @classmethod
+    def parse(cls, text: str) -> PauliWord:
+        """Read ``"Z0 X3"`` (factors separated by spaces)."""
+        try:
+            return cls((tok[1:], tok[0]) for tok in text.split())
+        except (ValueError, IndexError) as exc:
+            raise InvalidCircuitError(f"cannot read Pauli word {text!r}: expected e.g. 'Z0 X3'") from exc
+
+    @property
+    def wires(self) -> tuple[int, ...]:
+        return tuple(w for w, _ in self.terms)
+
+    def __str__(self) -> str:
+        return " ".join(f"{p}{w}" for w, p in self.terms)
+
+
+@attrs.frozen(cache_hash=True)
+class Circuit:
+    """A qubit count, gates in order, and the observables whose expectation values a backend returns."""
+
+    n_qubits: int = attrs.field(validator=[attrs.validators.ge(1), attrs.validators.le(MAX_QUBITS)])
+    operations: tuple[Operation, ...] = attrs.field(converter=tuple)
+    observables: tuple[PauliWord, ...] = attrs.field(converter=tuple)
+    _n_params: int = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.observables:
+            raise InvalidCircuitError("a circuit needs at least one observable")
+        for op in self.operations:
+            if max(op.wires) >= self.n_qubits:
+                raise InvalidCircuitError(f"{op} acts outside the {self.n_qubits} qubit(s)")
+        for obs in self.observables:
+            if max(obs.wires) >= self.n_qubits:
+                raise InvalidCircuitError(f"observable {obs} acts outside the {self.n_qubits} qubit(s)")
+        columns = sorted(op.param for op in self.operations if op.param is not None)
+        if columns != list(range(len(columns))):
+            raise InvalidCircuitError(
+                "parameter columns must be 0..P-1, each read by exactly one gate; "
+                f"got {columns[:12]}{'...' if len(columns) > 12 else ''}"
+            )
+        object.__setattr__(self, "_n_params", len(columns))  # read on every call: counted once
+
+    @property
+    def n_params(self) -> int:
+        """P, the width of the angle matrix this circuit reads."""
+        return self._n_params
+
+    @property
+    def n_outputs(self) -> int:
+        """R, the number of expectation values per sample."""
+        return len(self.observables)
+
+    def diagram(self) -> str:
+        """A readable listing: one gate per line, then the observables."""
+        lines = [f"Circuit: {self.n_qubits} qubit(s), {self.n_params} parameter(s)"]
+        lines += [f"  {op}" for op in self.operations]
+        lines.append("  measure <" + ">, <".join(str(o) for o in self.observables) + ">")
+        return "\n".join(lines)
+
+
+def compose(
+    n_qubits: int,
+    blocks: Sequence[Sequence[Operation]],
+    observables: Sequence[PauliWord] | None = None,
+) -> Circuit:
+    """Concatenate blocks whose parameters are numbered locally from 0 into one circuit.
+
+    Block ``k``'s columns follow those of blocks ``0..k-1`` in the angle matrix. Observables default to
+    Pauli Z on every qubit.
+    """
+    operations: list[Operation] = []
+    offset = 0
+    for block in blocks:
+        block = tuple(block)
+        operations += [op.renumbered(offset) for op in block]
+        offset += sum(op.param is not None for op in block)
+    if observables is None:
+        observables = [PauliWord.z(q) for q in range(n_qubits)]
+    return Circuit(n_qubits, operations, observables)
