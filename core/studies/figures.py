@@ -12,25 +12,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from hqf.learn.plotting import finish, pyplot, save, value_axis
+from hqf.studies.stats import summarize
+
 #: columns of a run's curves.csv (one row per optimizer step) that Figure 2 reads
 CURVE_STEP, CURVE_LOSS, CURVE_GRAD = "step", "loss", "grad_norm"
 #: metrics.json entry with the reliability-diagram bins: {"confidence": [...], "accuracy": [...], "count": [...]}
 RELIABILITY = "reliability"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: pathlib.Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=72)
-    _pyplot().close(fig)
 
 
 def read_curve(directory: pathlib.Path, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -60,33 +48,34 @@ def seed_band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
 
 def convergence(groups, path: pathlib.Path) -> bool:
     """Figure 2: training loss and gradient norm against iteration, mean ± std band over seeds."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.2))
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4))
     drawn = False
+    plotted: tuple[list, list] = ([], [])
     for g in groups:
-        for ax, column in zip(axes, (CURVE_LOSS, CURVE_GRAD)):
+        for ax, column, values in zip(axes, (CURVE_LOSS, CURVE_GRAD), plotted):
             steps, mean, std = seed_band([read_curve(r.directory, column) for r in g.runs])
             if not steps.size:
                 continue
             drawn = True
+            values += [*(mean - std), *(mean + std)]
             line, = ax.plot(steps, mean, label=f"{g.label} (n={len(g.runs)})", lw=1.4)
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.18)
     if not drawn:
         plt.close(fig)
         return False
-    axes[0].set(title="Fig. 2a: training loss (mean ± std over seeds)", xlabel="iteration (optimizer step)", ylabel="L_total")
-    axes[1].set(title="Fig. 2b: gradient norm ‖∇L_total‖₂", xlabel="iteration (optimizer step)", ylabel="gradient norm", yscale="log")
+    axes[0].set(title="Fig. 2a: training loss (mean ± std over seeds)", xlabel="iteration (optimizer step)")
+    axes[1].set(title="Fig. 2b: gradient norm ‖∇L_total‖₂", xlabel="iteration (optimizer step)")
+    value_axis(axes[0], plotted[0], "L_total")
+    value_axis(axes[1], plotted[1], "gradient norm")
     for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    _save(fig, path)
+        finish(ax)
+    save(fig, path)
     return True
 
 
 def _by_axis(groups, axis: str, role: str, scale: float = 1.0):
     """variant -> sorted [(axis value, mean, std)]."""
-    from hqf.studies.stats import summarize
-
     lines: dict[str, list] = {}
     for g in groups:
         axes = dict(g.axes)
@@ -98,35 +87,39 @@ def _by_axis(groups, axis: str, role: str, scale: float = 1.0):
     return {k: sorted(v) for k, v in lines.items()}
 
 
-def _errorbar_figure(lines: dict, path: pathlib.Path, **labels) -> bool:
+def _errorbar_figure(lines: dict, path: pathlib.Path, ylabel: str, **labels) -> bool:
     """One line per variant, mean ± std over seeds against an axis value; False when there is nothing."""
     if not lines:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.4))
+    values = []
     for variant, pts in lines.items():
         x, m, s = map(np.asarray, zip(*pts))
         ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=variant)
+        values += [*m]
     ax.set(**labels)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
+    value_axis(ax, values, ylabel)
+    finish(ax)
+    save(fig, path)
     return True
 
 
 def imbalance(groups, axis: str, path: pathlib.Path) -> bool:
     """Figure 3: macro-F1 against the majority:minority ratio (mean ± std over seeds)."""
     return _errorbar_figure(
-        _by_axis(groups, axis, "macro_f1"), path, title="Fig. 3: macro-F1 vs class imbalance",
-        xlabel="majority : minority ratio (1:k, k shown)", ylabel="macro-F1 (test)",
+        _by_axis(groups, axis, "macro_f1"), path, "macro-F1 (test)", title="Fig. 3: macro-F1 vs class imbalance",
+        xlabel="majority : minority ratio (1:k, k shown)",
     )
 
 
 def reliability(groups, path: pathlib.Path) -> bool:
-    """Figure 4: reliability diagram — accuracy against confidence per bin, pooled over seeds."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.8, 5.4))
-    drawn = False
+    """Figure 4: reliability diagram — accuracy against confidence per bin, pooled over seeds — above
+    the number of test samples in each bin."""
+    plt = pyplot()
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(6.0, 7.0), sharex=True, gridspec_kw={"height_ratios": (3, 1.2)})
+    drawn, counted = 0, []  # groups drawn so far, every bin count drawn
+    width = 0.8 / max(1, len(groups))
     for g in groups:
         conf_sum, acc_sum, count = None, None, None
         for r in g.runs:
@@ -140,25 +133,31 @@ def reliability(groups, path: pathlib.Path) -> bool:
         if count is None:
             continue
         keep = count > 0
-        drawn = True
-        ax.plot(conf_sum[keep] / count[keep], acc_sum[keep] / count[keep], "o-", ms=4, label=f"{g.label} (n={len(g.runs)})")
+        line, = ax.plot(conf_sum[keep] / count[keep], acc_sum[keep] / count[keep], "o-", ms=4, label=f"{g.label} (n={len(g.runs)})")
+        n_bins = len(count)  # group k's bar sits in its slot of each bin's middle 80%
+        left_edges = (np.arange(n_bins) + 0.1 + drawn * width) / n_bins
+        counts.bar(left_edges, count, width=width / n_bins, color=line.get_color(), alpha=0.7, align="edge")
+        drawn += 1
+        counted += [*count]
     if not drawn:
         plt.close(fig)
         return False
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-    ax.set(title="Fig. 4: reliability diagram (test set, seeds pooled)", xlabel="mean predicted confidence (bin)",
-           ylabel="accuracy (bin)", xlim=(0, 1), ylim=(0, 1))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    _save(fig, path)
+    ax.set(title="Fig. 4: reliability diagram (test set, seeds pooled)", xlim=(0, 1), ylim=(0, 1))
+    ax.set_ylabel("accuracy (bin)")
+    counts.set(xlabel="mean predicted confidence (bin)")
+    value_axis(counts, counted, "samples per bin")
+    for panel in (ax, counts):
+        finish(panel)
+    save(fig, path)
     return True
 
 
 def latency(groups, axis: str, path: pathlib.Path) -> bool:
     """Figure 5: inference latency per instance against the input feature dimension."""
     return _errorbar_figure(
-        _by_axis(groups, axis, "latency"), path, title="Fig. 5: inference latency vs feature dimension",
-        xlabel="input features", ylabel="latency per instance (ms, batch 1)", yscale="log",
+        _by_axis(groups, axis, "latency"), path, "latency per instance (ms, batch 1)",
+        title="Fig. 5: inference latency vs feature dimension", xlabel="input features",
     )
 
 
