@@ -1,6 +1,8 @@
 """An independent dense-matrix simulator: full 2^n × 2^n unitaries built with numpy Kronecker products.
 
-Deliberately naive and unrelated to the backends' code, so agreement means something.
+Deliberately naive and unrelated to the backends' code, so agreement means something: it is the
+independent definition that :mod:`hqf.quantum.gates` and the shipped reference simulator
+(:class:`hqf.testing.ReferenceBackend`) are checked against in tests/test_reference.py.
 """
 
 from __future__ import annotations

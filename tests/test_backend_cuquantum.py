@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
+import importlib
+import importlib.util
+import inspect
+import json
 import os
+import pathlib
 import subprocess
 import sys
 import types
@@ -25,15 +31,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hqf.backends.cuquantum as cq
-from hqf.backends.torch_sv import TorchBackend
-from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.errors import BackendUnavailableError
-from hqf.quantum.gradients import expval
+from hqf.quantum.circuit import Circuit, Operation, PauliWord
+from hqf.quantum.gradients import default_gradient, expval
 from hqf.quantum.interfaces import Availability, Capabilities
+from hqf.quantum.make import make_backend
+from hqf.testing import Limits, ReferenceBackend, check_backend
 from reference import PAULI, kron_on, reference_expval
 from strategies import angle_batches, circuits
 
 WORKSPACE = 96  # bytes the double asks for, so the workspace path is exercised
+#: for the tests that show how hqf reports a cuQuantum that cannot run: skipped where it can
+unavailable_here = pytest.mark.skipif(cq.probe().ok, reason="cuStateVec runs here")
 
 
 # -- a CPU double of the cuStateVec binding -------------------------------------------------------
@@ -240,14 +249,12 @@ def test_matches_dense_reference_through_the_double(batching, data):
 
 @pytest.mark.parametrize("batching", cq.BATCHING)
 def test_final_states_have_the_torch_backends_memory_layout(fake, batching):
+    # [B, 2**n], wire 0 the most significant index bit: the reference's state vectors as rows, as torch has them
     # asymmetric in the wires: RY(0.4) on wire 0, RX(1.3) on wire 2, CNOT 0→1, H on wire 3
     ops = [Operation("RY", 0, 0), Operation("RX", 2, 1), Operation("CNOT", (0, 1)), Operation("H", 3)]
     circuit = Circuit(4, ops, [PauliWord.z(0)])
     angles = torch.tensor([[0.4, 1.3], [-2.0, 0.2]], dtype=torch.float64)
-    torch_backend = TorchBackend()
-    want = torch_backend.initial_state(4, 2)
-    for op in ops:
-        want = torch_backend.apply(want, 4, op, angles)
+    want = torch.stack([ReferenceBackend().state(circuit, row) for row in angles])
     got = CpuDouble(device="cpu", batching=batching).final_states(circuit, angles)
     torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
 
@@ -257,8 +264,6 @@ def test_final_states_have_the_torch_backends_memory_layout(fake, batching):
     [("batched", "complex128", True), ("batched", "complex64", False), ("loop", "complex128", False), ("loop", "complex64", True)],
 )
 def test_conformance_suite_through_the_double(fake, batching, dtype, adjoint):
-    from hqf.testing import Limits, check_backend
-
     results = check_backend(
         lambda: CpuDouble(device="cpu", dtype=dtype, batching=batching, adjoint=adjoint),
         examples=6,
@@ -293,7 +298,7 @@ def test_batched_mode_makes_one_call_per_gate_and_loop_mode_one_per_state(fake):
 
 @pytest.mark.parametrize("batching", cq.BATCHING)
 @pytest.mark.parametrize("gradient", ["adjoint", "parameter-shift"])
-def test_gradients_match_torch_autograd(fake, gradient, batching):
+def test_gradients_match_autograd_on_the_reference(fake, gradient, batching):
     circuit = Circuit(3, [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RX", 1, 1),
                           Operation("RZ", 2, 2), Operation("CZ", (1, 2)), Operation("H", 2), Operation("RY", 0, 3)],
                       [PauliWord.z(1), PauliWord.parse("X2 Y0"), PauliWord.parse("Z0 Z2")])  # fmt: skip
@@ -302,13 +307,11 @@ def test_gradients_match_torch_autograd(fake, gradient, batching):
     weights = torch.tensor([[1.0, -0.5, 0.3], [0.25, 2.0, -1.5]], dtype=torch.float64)
     backend = CpuDouble(device="cpu", batching=batching, max_rows=3, adjoint=True)  # adjoint: 1 state per pass
     (expval(backend, circuit, a1, gradient=gradient) * weights).sum().backward()
-    (TorchBackend().expval(circuit, a2) * weights).sum().backward()
+    (ReferenceBackend().expval(circuit, a2) * weights).sum().backward()
     torch.testing.assert_close(a1.grad, a2.grad, atol=1e-10, rtol=0)
 
 
 def test_adjoint_is_opt_in_and_costs_one_forward_and_one_reverse_pass(fake):
-    from hqf.quantum.gradients import default_gradient
-
     assert default_gradient(CpuDouble(device="cpu")) == "parameter-shift"  # twice differentiable
     with pytest.raises(ValueError, match="has no native 'adjoint' gradient"):
         expval(CpuDouble(device="cpu"), Circuit(1, [Operation("RY", 0, 0)], [PauliWord.z(0)]),
@@ -336,8 +339,6 @@ def test_handle_is_destroyed_with_the_backend(fake):
     backend = CpuDouble(device="cpu")
     assert len(fake.handles) == 1
     del backend
-    import gc
-
     gc.collect()
     assert fake.handles == set()
 
@@ -348,8 +349,6 @@ needs_binding = pytest.mark.skipif(cq.binding_name() is None, reason="cuquantum-
 
 @needs_binding
 def test_the_double_has_the_real_bindings_signatures():
-    import inspect
-
     cusv = cq._load_binding()
     for name in cq.REQUIRED:
         real = list(inspect.signature(getattr(cusv, name)).parameters)
@@ -359,8 +358,6 @@ def test_the_double_has_the_real_bindings_signatures():
 
 @needs_binding
 def test_enum_values_hqf_passes_as_ints_are_the_bindings():
-    import importlib
-
     cusv = cq._load_binding()
     assert int(cusv.MatrixLayout.ROW) == cq.LAYOUT_ROW
     assert int(cusv.MatrixMapType.BROADCAST) == cq.MAP_BROADCAST
@@ -376,6 +373,7 @@ def test_enum_values_hqf_passes_as_ints_are_the_bindings():
 
 
 # -- availability ----------------------------------------------------------------------------------
+@unavailable_here
 def test_unavailable_here_with_its_reason():
     availability = cq.CuQuantumBackend.availability()
     assert not availability.ok
@@ -449,9 +447,8 @@ def _find_fake_bindings(tmp_path, monkeypatch):
         assert "cuquantum" not in sys.modules
 
 
+@unavailable_here
 def test_make_backend_and_constructor_refuse_with_the_reason():
-    from hqf.quantum.make import make_backend
-
     reason = cq.CuQuantumBackend.availability().reason
     with pytest.raises(BackendUnavailableError, match="backend 'cuquantum' is unavailable: ") as info:
         make_backend("cuquantum")
@@ -501,13 +498,14 @@ def test_importing_hqf_and_loading_the_registry_imports_no_cuda_library(fresh):
         assert fresh[name].stdout.splitlines()[0] == "imported: []", fresh[name].stderr
 
 
+@unavailable_here
 def test_hqf_list_shows_cuquantum_unavailable_with_its_reason(fresh):
     assert fresh["list"].returncode == 0, fresh["list"].stderr
     line = next(line for line in fresh["list"].stdout.splitlines() if line.split()[:1] == ["cuquantum"])
     assert f"unavailable: {cq.CuQuantumBackend.availability().reason}" in line
 
 
-@pytest.mark.skipif(cq.probe().ok, reason="cuStateVec runs here")
+@unavailable_here
 def test_hqf_run_on_cuquantum_stops_with_one_line_and_exit_2(fresh):
     result = fresh["run"]
     assert result.returncode == 2, result.stderr
@@ -517,10 +515,6 @@ def test_hqf_run_on_cuquantum_stops_with_one_line_and_exit_2(fresh):
 
 
 def test_gpu_benchmark_runs_on_a_cpu_only_machine(tmp_path):
-    import importlib.util
-    import json
-    import pathlib
-
     path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_bench.py"
     spec = importlib.util.spec_from_file_location("gpu_bench", path)
     bench = importlib.util.module_from_spec(spec)

@@ -1,5 +1,9 @@
-"""The ``pennylane`` backend: wire order, the [B, R] contract on both devices, batching, native gradients."""
+"""The ``pennylane`` backend: wire order, the [B, R] contract on both devices, batching, native gradients.
 
+Values and gradients are compared with the reference simulator of :mod:`hqf.testing`.
+"""
+
+import importlib.util
 import math
 import subprocess
 import sys
@@ -12,11 +16,11 @@ pytest.importorskip("pennylane")
 import pennylane as qml  # noqa: E402
 
 from hqf.backends.pennylane import PennyLaneBackend, build_tape  # noqa: E402
-from hqf.backends.torch_sv import TorchBackend  # noqa: E402
-from hqf.quantum.circuit import Circuit, Operation, PauliWord  # noqa: E402
 from hqf.errors import ConfigError  # noqa: E402
+from hqf.quantum.circuit import Circuit, Operation, PauliWord  # noqa: E402
 from hqf.quantum.gradients import expval  # noqa: E402
 from hqf.quantum.make import make_backend  # noqa: E402
+from hqf.testing import ReferenceBackend  # noqa: E402
 
 DEVICES = ["default.qubit", "lightning.qubit"]
 
@@ -62,7 +66,7 @@ def test_output_is_b_by_r_on_both_devices(device, batch, n_outputs):
     angles = _angles(batch, circuit.n_params)
     got = PennyLaneBackend(pl_device=device).expval(circuit, angles)
     assert got.shape == (batch, n_outputs) and got.dtype == torch.float64
-    torch.testing.assert_close(got, TorchBackend().expval(circuit, angles), atol=1e-12, rtol=0)
+    torch.testing.assert_close(got, ReferenceBackend().expval(circuit, angles), atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -94,12 +98,12 @@ def test_native_gradients_are_declared_per_device():
 @pytest.mark.parametrize("device, method", [("default.qubit", "backprop"), ("default.qubit", "adjoint"),
                                             ("lightning.qubit", "adjoint"), ("lightning.qubit", "parameter-shift")])
 @pytest.mark.parametrize("batch, n_outputs", [(1, 1), (5, 3)])
-def test_native_gradients_match_torch_autograd(device, method, batch, n_outputs):
+def test_native_gradients_match_autograd_on_the_reference(device, method, batch, n_outputs):
     circuit = Circuit(CIRCUIT.n_qubits, CIRCUIT.operations, CIRCUIT.observables[:n_outputs])
     angles = _angles(batch, circuit.n_params, seed=3)
     cotangent = torch.randn(batch, n_outputs, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     grads = []
-    for backend, how in ((PennyLaneBackend(pl_device=device), method), (TorchBackend(), "backprop")):
+    for backend, how in ((PennyLaneBackend(pl_device=device), method), (ReferenceBackend(), "backprop")):
         leaf = angles.clone().requires_grad_(True)
         (grad,) = torch.autograd.grad((expval(backend, circuit, leaf, gradient=how) * cotangent).sum(), leaf)
         grads.append(grad)
@@ -115,7 +119,7 @@ def test_adjoint_vjp_with_wires_met_out_of_order(device):
     cotangent = torch.randn(2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     got = PennyLaneBackend(pl_device=device).vjp(circuit, angles, cotangent)
     leaf = angles.clone().requires_grad_(True)
-    (want,) = torch.autograd.grad((TorchBackend().expval(circuit, leaf) * cotangent).sum(), leaf)
+    (want,) = torch.autograd.grad((ReferenceBackend().expval(circuit, leaf) * cotangent).sum(), leaf)
     torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
 
 
@@ -132,7 +136,7 @@ def test_backprop_on_default_qubit_gives_exact_second_derivatives():
     a0 = torch.tensor([[0.4, -0.9]], dtype=torch.float64)
     hessians = [
         torch.autograd.functional.hessian(lambda a, b=backend: expval(b, circuit, a, gradient="backprop").sum(), a0)
-        for backend in (PennyLaneBackend(), TorchBackend())
+        for backend in (PennyLaneBackend(), ReferenceBackend())
     ]
     torch.testing.assert_close(hessians[0], hessians[1], atol=1e-12, rtol=0)
 
@@ -141,7 +145,7 @@ def test_complex64_on_lightning_only():
     backend = PennyLaneBackend(pl_device="lightning.qubit", dtype="complex64")
     got = backend.expval(CIRCUIT, _angles(2, CIRCUIT.n_params))
     assert got.dtype == torch.float32
-    torch.testing.assert_close(got.double(), TorchBackend().expval(CIRCUIT, _angles(2, CIRCUIT.n_params)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(got.double(), ReferenceBackend().expval(CIRCUIT, _angles(2, CIRCUIT.n_params)), atol=1e-5, rtol=0)
     assert backend.capabilities.dtypes == {"complex64"} and "backprop" not in backend.capabilities.gradients
     with pytest.raises(ConfigError, match="complex64.*lightning"):
         PennyLaneBackend(pl_device="default.qubit", dtype="complex64")
@@ -151,7 +155,7 @@ def test_complex64_on_lightning_only():
 def test_omp_threads_option_keeps_the_values(threads):
     backend = PennyLaneBackend(pl_device="lightning.qubit", omp_threads=threads)
     angles = _angles(3, CIRCUIT.n_params)
-    torch.testing.assert_close(backend.expval(CIRCUIT, angles), TorchBackend().expval(CIRCUIT, angles), atol=1e-12, rtol=0)
+    torch.testing.assert_close(backend.expval(CIRCUIT, angles), ReferenceBackend().expval(CIRCUIT, angles), atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("threads", [0, 1.5, True])
@@ -171,8 +175,6 @@ def test_registered_and_built_by_name():
 
 
 def test_availability_names_the_extra_when_pennylane_is_missing(monkeypatch):
-    import importlib.util
-
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pennylane" else real(name, *a))
     availability = PennyLaneBackend.availability()

@@ -1,5 +1,6 @@
 """The ``qiskit-aer`` backend: qubit order, compile-once, one primitive call per batch, exact and shots modes."""
 
+import importlib.util
 import math
 
 import numpy as np
@@ -10,11 +11,10 @@ pytest.importorskip("qiskit_aer")
 from qiskit_aer.primitives import EstimatorV2  # noqa: E402
 
 from hqf.backends.qiskit_aer import QiskitAerBackend, compile_circuit, measurement_groups, parity_expectation  # noqa: E402
-from hqf.backends.torch_sv import TorchBackend  # noqa: E402
 from hqf.quantum.circuit import Circuit, Operation, PauliWord  # noqa: E402
 from hqf.errors import ConfigError  # noqa: E402
 from hqf.quantum.make import make_backend  # noqa: E402
-from hqf.testing import Tolerance  # noqa: E402
+from hqf.testing import ReferenceBackend, Tolerance  # noqa: E402
 
 NO_ANGLES = torch.zeros(1, 0, dtype=torch.float64)
 
@@ -47,7 +47,7 @@ def test_columns_bind_by_mapping_not_by_parameter_name_order():
     ops += [Operation("CNOT", (q, q + 1)) for q in range(3)]
     circuit = Circuit(4, ops, [PauliWord.z(q) for q in range(4)] + [PauliWord.parse("X0 Y3")])
     angles = torch.rand(5, n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * math.tau
-    torch.testing.assert_close(QiskitAerBackend().expval(circuit, angles), TorchBackend().expval(circuit, angles), atol=1e-12, rtol=0)
+    torch.testing.assert_close(QiskitAerBackend().expval(circuit, angles), ReferenceBackend().expval(circuit, angles), atol=1e-12, rtol=0)
 
 
 def test_compiled_once_per_circuit():
@@ -87,7 +87,7 @@ def test_exact_by_default_and_sampled_with_shots():
     circuit = Circuit(2, [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RX", 1, 1)],
                       [PauliWord.parse("Z0 Z1"), PauliWord.parse("Y1"), PauliWord.z(0)])
     angles = torch.tensor([[0.4, 1.0], [2.0, -0.5]], dtype=torch.float64)
-    exact = TorchBackend().expval(circuit, angles)
+    exact = ReferenceBackend().expval(circuit, angles)
     got = sampled.expval(circuit, angles)
     bound = Tolerance.for_backend(sampled).value_bound(exact)
     assert bool(((got - exact).abs() <= bound).all())
@@ -134,8 +134,6 @@ def test_registered_as_qiskit_aer():
 
 
 def test_availability_names_the_extra(monkeypatch):
-    import importlib.util
-
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "qiskit_aer" else real(name, *a))
     availability = QiskitAerBackend.availability()

@@ -1,4 +1,9 @@
-"""``hqf check`` and the conformance suite catch wrong backends; exit codes 0 / 1 / 2."""
+"""``hqf check`` and the conformance suite catch wrong backends; exit codes 0 / 1 / 2.
+
+The wrong backends are test doubles around the reference simulator; ``torch`` is the registered one.
+"""
+
+import importlib.metadata
 
 import pytest
 import torch
@@ -6,17 +11,15 @@ from click.testing import CliRunner
 
 import hqf.quantum.registry
 from hqf import hookimpl
-from hqf.backends import torch_sv
-from hqf.backends.torch_sv import TorchBackend
-from hqf.quantum.circuit import Circuit, Operation
 from hqf.cli import main
-from hqf.cli.check_cmd import parse_option
+from hqf.cli.check_cmd import MAX_QUBITS, parse_option
+from hqf.quantum.circuit import Circuit, Operation
 from hqf.quantum.interfaces import Availability
-from hqf.quantum.registry import Registry
-from hqf.testing import Limits, check_backend
+from hqf.quantum.registry import GROUP, Registry
+from hqf.testing import Limits, ReferenceBackend, check_backend
 
 
-class SwappedWires(TorchBackend):
+class SwappedWires(ReferenceBackend):
     """Wrong on purpose: runs every gate with wires 0 and 1 exchanged (observables untouched)."""
 
     name = "swapped-wires"
@@ -31,7 +34,7 @@ class SwappedWires(TorchBackend):
         return super().expval(circuit, angles)
 
 
-class FlippedRY(TorchBackend):
+class FlippedRY(ReferenceBackend):
     """Wrong on purpose: RY(θ) runs as RY(−θ), which ⟨Z⟩ alone (even in θ) cannot see."""
 
     name = "flipped-ry"
@@ -44,7 +47,7 @@ class FlippedRY(TorchBackend):
         return super().expval(circuit, angles * sign)
 
 
-class NeverAvailable(TorchBackend):
+class NeverAvailable(ReferenceBackend):
     name = "never"
 
     @classmethod
@@ -62,8 +65,8 @@ class _Plugin:
 
 @pytest.fixture
 def fake_registry(monkeypatch):
-    reg = Registry(entry_points=[])
-    reg.add(torch_sv, "torch")
+    """The registered ``torch`` backend (through its entry point) and the wrong ones."""
+    reg = Registry(entry_points=importlib.metadata.entry_points(group=GROUP, name="torch"))
     reg.add(_Plugin(), "wrong-backends")
     monkeypatch.setattr(hqf.quantum.registry, "_REGISTRY", reg)
     return reg
@@ -91,12 +94,19 @@ def test_api_catches_a_sign_error_through_the_gradients():
     assert "RY" in results["shift-jacobian"].circuit
 
 
-def test_cli_passes_torch(fake_registry):
+def test_cli_passes_torch_against_the_reference(fake_registry):
     result = CliRunner().invoke(main, ["check", "--backend", "torch", "--examples", "3", "--max-qubits", "4"])
     assert result.exit_code == 0, result.output
+    assert "reference: hqf.testing.ReferenceBackend (dense, complex128)" in result.output
     for prop in ("shape", "expval", "shift-jacobian", "shift-gradient", "native-gradient"):
         assert f"\n{prop} " in result.output
     assert "5 passed, 0 failed" in result.output
+
+
+def test_cli_draws_no_circuit_larger_than_the_reference_runs(fake_registry):
+    assert MAX_QUBITS == ReferenceBackend.capabilities.max_qubits
+    result = CliRunner().invoke(main, ["check", "--backend", "torch", "--max-qubits", str(MAX_QUBITS + 1)])
+    assert result.exit_code == 2 and f"1<=x<={MAX_QUBITS}" in result.output, result.output
 
 
 def test_cli_exits_1_and_shows_the_smallest_failing_circuit(fake_registry):

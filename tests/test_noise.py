@@ -14,6 +14,7 @@ from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.quantum.gradients import expval
 from hqf.quantum.make import make_backend
 from hqf.quantum.noise import check_probability, count_channels, qiskit_lambda
+from hqf.testing import ReferenceBackend
 from hqf.testing.strategies import angle_batches, circuits
 
 NOISY = ("torch-dm", "pennylane-mixed", "qiskit-aer-dm")
@@ -40,7 +41,7 @@ def test_noisy_backends_agree_on_random_circuits(data, p):
 def test_zero_noise_equals_noiseless_state_vector(data):
     circuit = data.draw(circuits(max_qubits=4, max_ops=14))
     angles = data.draw(angle_batches(circuit))
-    pure = make_backend("torch").expval(circuit, torch.as_tensor(angles)).numpy()
+    pure = ReferenceBackend().expval(circuit, torch.as_tensor(angles)).numpy()
     for name in NOISY:
         np.testing.assert_allclose(_run(name, circuit, angles, 0.0), pure, atol=1e-10, err_msg=name)
 

@@ -6,11 +6,15 @@ import time
 
 import click
 
+from hqf.errors import ConfigError, HqfError
+
+#: the largest circuit the reference simulator (:data:`hqf.testing.reference.MAX_QUBITS`) runs; a
+#: literal here so that ``hqf --help`` does not import the suite (tests/test_check_cli.py keeps them equal)
+MAX_QUBITS = 10
+
 
 def parse_option(text: str) -> tuple[str, object]:
     """``key=value`` with the value read as int, float, true/false/none, or else a string."""
-    from hqf.errors import ConfigError
-
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--option must look like key=value (got {text!r})")
@@ -42,19 +46,19 @@ def _number(value: float | None) -> str:
               help="Backend constructor option, repeatable (e.g. --option pl_device=lightning.qubit).")
 @click.option("--property", "properties", multiple=True, metavar="NAME",
               help="Run only these properties (repeatable); default: all.")
-@click.option("--max-qubits", default=8, show_default=True, type=click.IntRange(1, 20),
-              help="Largest drawn circuit.")
+@click.option("--max-qubits", default=8, show_default=True, type=click.IntRange(1, MAX_QUBITS),
+              help=f"Largest drawn circuit (the dense reference runs at most {MAX_QUBITS} qubits).")
 @click.option("--max-ops", default=20, show_default=True, type=click.IntRange(1, 200),
               help="Most gates in a drawn circuit.")
 def check_command(backend_name, examples, seed, dtype, options, properties, max_qubits, max_ops):
-    """Check a backend against the torch reference: values, shift Jacobians, gradients, shapes.
+    """Check a backend against the reference simulator: values, shift Jacobians, gradients, shapes.
 
     Exits 0 when every property holds, 1 on a mismatch (showing the smallest failing circuit), and 2
     when the backend is unknown, unavailable here, or rejects the options.
     """
-    from hqf.errors import ConfigError, HqfError
+    # imported when the command runs, not when the CLI lists its commands: keeps `hqf --help` fast
     from hqf.quantum.make import make_backend
-    from hqf.testing import PROPERTIES, Limits, Tolerance, check_backend, native_gradients
+    from hqf.testing import PROPERTIES, Limits, check_backend
 
     opts = dict(parse_option(text) for text in options)
     if dtype is not None:
@@ -69,16 +73,8 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"backend {backend_name!r} rejects the options {opts}: {exc}") from None
 
-    caps = backend.capabilities
-    shown = ", ".join(f"{k}={v}" for k, v in sorted(opts.items()))
-    click.echo(f"hqf check: backend {backend_name!r}" + (f" ({shown})" if shown else ""))
-    gradients = ", ".join(native_gradients(backend)) or "none (parameter-shift only)"
-    click.echo(f"  dtype {backend.dtype}; {'exact' if caps.exact else 'sampled'}; native gradients: {gradients}")
-    click.echo(f"  tolerance: {Tolerance.for_backend(backend).describe()}")
-    click.echo(f"  {examples} examples per property, seed {seed}, circuits of 1-{max_qubits} qubits, "
-               f"up to {max_ops} gates; reference: torch complex128")
-    click.echo("")
-
+    _print_setup(backend_name, backend, opts, f"{examples} examples per property, seed {seed}, "
+                 f"circuits of 1-{max_qubits} qubits, up to {max_ops} gates")
     started = time.perf_counter()
     results = check_backend(
         lambda: make_backend(backend_name, **opts),
@@ -87,8 +83,25 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
         properties=list(properties) or None,
         limits=Limits(max_qubits=max_qubits, max_ops=max_ops),
     )
-    elapsed = time.perf_counter() - started
+    _print_results(results, time.perf_counter() - started)
 
+
+def _print_setup(backend_name: str, backend, opts: dict, drawn: str) -> None:
+    """What is checked, against what, within which bound."""
+    from hqf.testing import Tolerance, native_gradients  # the suite loads with the command (see above)
+
+    caps = backend.capabilities
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(opts.items()))
+    click.echo(f"hqf check: backend {backend_name!r}" + (f" ({shown})" if shown else ""))
+    gradients = ", ".join(native_gradients(backend)) or "none (parameter-shift only)"
+    click.echo(f"  dtype {backend.dtype}; {'exact' if caps.exact else 'sampled'}; native gradients: {gradients}")
+    click.echo(f"  tolerance: {Tolerance.for_backend(backend).describe()}")
+    click.echo(f"  {drawn}; reference: hqf.testing.ReferenceBackend (dense, complex128)")
+    click.echo("")
+
+
+def _print_results(results, elapsed: float) -> None:
+    """One line per property, the counts, the skips, and each failure's smallest circuit; exit 1 on a failure."""
     header = f"{'property':<16} {'result':<6} {'examples':>8}  {'worst |Δ|':>9}  {'bound':>9}"
     click.echo(header)
     click.echo("-" * len(header))

@@ -6,21 +6,16 @@
 
 - :func:`check_backend` / :func:`check_property` run the properties of :data:`PROPERTIES` with Hypothesis
   and return :class:`PropertyResult` values (pass / fail / skip, worst error, smallest failing circuit);
+- :class:`ReferenceBackend` is the answer key: a small dense simulator with its own derivatives
+  (not registered as a plugin);
 - :class:`Tolerance` is the stated error bound (dtype tolerance, or a Bernstein bound for shots);
 - :mod:`hqf.testing.strategies` holds the circuit, angle and Pauli-word strategies;
 - :class:`Target` and :func:`targets` list the registered backend configurations to test (pytest helpers).
 """
 
-from hqf.testing.conformance import (
-    PROPERTIES,
-    Limits,
-    Mismatch,
-    PropertyResult,
-    check_backend,
-    check_property,
-    default_settings,
-    native_gradients,
-)
+from hqf.testing.conformance import Limits, PropertyResult, check_backend, check_property, default_settings
+from hqf.testing.properties import PROPERTIES, Mismatch, native_gradients
+from hqf.testing.reference import ReferenceBackend
 from hqf.testing.targets import Target, targets
 from hqf.testing.tolerance import ATOL, Tolerance
 
@@ -30,6 +25,7 @@ __all__ = [
     "Limits",
     "Mismatch",
     "PropertyResult",
+    "ReferenceBackend",
     "Target",
     "Tolerance",
     "check_backend",

@@ -9,6 +9,8 @@ import attrs
 from hypothesis import settings
 
 from hqf.quantum.interfaces import Availability, Backend
+from hqf.quantum.make import make_backend
+from hqf.quantum.registry import registry
 from hqf.testing.conformance import Limits, PropertyResult, check_property
 
 
@@ -37,13 +39,9 @@ class Target:
         return self.backend + "[" + ",".join(f"{k}={v}" for k, v in self.options) + "]"
 
     def availability(self) -> Availability:
-        from hqf.quantum.registry import registry
-
         return registry().get("backend", self.backend).availability()
 
     def make(self) -> Backend:
-        from hqf.quantum.make import make_backend
-
         return make_backend(self.backend, **dict(self.options))
 
     def check(self, prop: str, hypothesis_settings: settings | None = None) -> PropertyResult:
@@ -59,8 +57,6 @@ def targets(variants: Mapping[str, Sequence[Target]] | None = None) -> list[Targ
 
     Unavailable backends are included: callers decide to skip them, showing ``availability().reason``.
     """
-    from hqf.quantum.registry import registry
-
     variants = variants or {}
     out: list[Target] = []
     for name in registry().names("backend"):
