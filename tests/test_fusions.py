@@ -46,6 +46,16 @@ def test_gated_limits_and_gradients():
     assert all(p.grad is not None for p in fusion.parameters())
 
 
+def test_diagnostics_gated_reports_its_mean_gate_and_others_nothing():
+    fusion = make_fusion("gated", 4, 2)
+    assert fusion.diagnostics() == {}  # before any call
+    fusion(torch.randn(5, 4), torch.randn(5, 2))
+    assert fusion.diagnostics() == {"gate_mean": pytest.approx(float(fusion.last_gate.mean()))}
+    concat = make_fusion("concat", 4, 2)
+    concat(torch.randn(5, 4), torch.randn(5, 2))
+    assert concat.diagnostics() == {}
+
+
 def test_concat_and_single_branch_fusions():
     h_c, h_q = torch.randn(2, 4), torch.randn(2, 3)
     concat = make_fusion("concat", 4, 3)

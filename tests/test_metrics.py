@@ -41,6 +41,18 @@ def test_ece_on_a_constructed_case():
     assert bins["confidence"][0] is None
 
 
+def test_ece_weights_each_bin_by_its_population():
+    # three samples at confidence 0.9, all right (gap 0.1), one at confidence 0.7, wrong (gap 0.7):
+    # weighted by population 0.75·0.1 + 0.25·0.7 = 0.25; the unweighted mean over the bins would be 0.4
+    probs = _probs([[0.9, 0.1]] * 3 + [[0.7, 0.3]])
+    y = np.array([0, 0, 0, 1])
+    bins = M.reliability(probs, y)
+    assert [bins["count"][13], bins["count"][10]] == [3, 1] and sum(bins["count"]) == 4
+    gaps = [abs(a - c) for a, c in zip(bins["accuracy"], bins["confidence"]) if a is not None]
+    assert np.mean(gaps) == pytest.approx(0.4)
+    assert M.expected_calibration_error(probs, y) == pytest.approx(0.25)
+
+
 def test_ece_bin_edges_and_perfect_calibration():
     # confidence exactly 1/15 belongs to the first bin, 1.0 to the last
     bins = M.reliability(_probs([[1 / 15] * 15, [1.0] + [0.0] * 14]), np.array([0, 0]))

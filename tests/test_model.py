@@ -106,6 +106,20 @@ def test_baseline_replaces_the_model():
     model = build_model(_config(baseline="logistic"), 10, 3)
     features, logits = model.forward_features(torch.randn(2, 10))
     assert logits.shape == (2, 3) and model.quantum is None
+    assert model.quantum_gradient is None and model.fusion_diagnostics(torch.randn(2, 10)) == {}
+
+
+def test_the_model_declares_its_quantum_gradient_and_fusion_diagnostics():
+    model = build_model(_config(), 10, 3)
+    assert model.quantum_gradient == "backprop"  # the torch backend under gradient="auto"
+    assert build_model(_config(gradient="parameter-shift"), 10, 3).quantum_gradient == "parameter-shift"
+    assert build_model(_config(fusion="classical-only"), 10, 3).quantum_gradient is None
+    x = torch.randn(6, 10)
+    diagnostics = model.fusion_diagnostics(x)
+    with torch.no_grad():
+        h_c = model.backbone(x)
+        gate = torch.sigmoid(model.fusion.gate(torch.cat([h_c, model.quantum(h_c).float()], 1)))
+    assert diagnostics == {"gate_mean": pytest.approx(float(gate.mean()), rel=1e-6)}
 
 
 def test_bad_names_and_options_are_clear_errors():

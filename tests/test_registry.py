@@ -45,6 +45,19 @@ def test_failing_hook_is_recorded_and_the_rest_works(fake_module):
     assert [(b.plugin, b.error) for b in reg.broken] == [("bad", "register_backends: RuntimeError: boom")]
 
 
+def test_trace_hooks_writes_each_plugins_hook_call(fake_module, monkeypatch, capsys):
+    fake_module("hqf_tests_traced_a", register_backends=lambda register: register(TorchBackend))
+    fake_module("hqf_tests_traced_b", register_backends=lambda register: None)
+    points = [_ep("a", "hqf_tests_traced_a"), _ep("b", "hqf_tests_traced_b")]
+    monkeypatch.setenv("HQF_TRACE_HOOKS", "1")
+    assert Registry(points).names("backend") == ["torch"]
+    trace = capsys.readouterr().err
+    assert trace.count("register_backends [hook]") == 2  # one call per plugin, each through pluggy
+    assert trace.count("finish register_backends") == 2 and "plugin='a'" in trace and "plugin='b'" in trace
+    monkeypatch.delenv("HQF_TRACE_HOOKS")
+    assert Registry(points).names("backend") == ["torch"] and capsys.readouterr().err == ""
+
+
 def test_wrong_class_and_duplicates_name_the_culprit(fake_module):
     fake_module("hqf_tests_wrong", register_backends=lambda register: register(int))
     fake_module("hqf_tests_dup", register_backends=lambda register: register(TorchBackend))

@@ -142,12 +142,12 @@ def ghost_registry(monkeypatch):
 
 
 def test_unavailable_backend_stops_before_any_work(tmp_path, ghost_registry, monkeypatch):
-    import hqf.learn.data
+    import hqf.learn.experiment
 
     def no_data(*args, **kwargs):
         raise AssertionError("data must not be loaded for an unavailable backend")
 
-    monkeypatch.setattr(hqf.learn.data, "load_dataset", no_data)
+    monkeypatch.setattr(hqf.learn.experiment, "load_dataset", no_data)
     result = _invoke("--backend", "ghost", "--out", str(tmp_path / "r"))
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
@@ -210,6 +210,39 @@ def test_a_gpu_only_backend_keeps_its_device_while_the_model_stays_on_the_cpu(tm
     assert make_run_backend(RunConfig(backend="torch")).device.type == "cpu"
     result = _invoke(*TINY, "--backend", "gpu-only", "--regularizer", "none", "--out", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
+
+
+class _CountedBackend(Backend):
+    """The torch backend's results, counting how often it is built."""
+
+    name = "counted"
+    built = 0
+
+    def __init__(self, *, dtype="complex128", device="cpu"):
+        super().__init__(dtype=dtype, device=device)
+        type(self).built += 1
+
+    def expval(self, circuit, angles):
+        from hqf.backends.torch_sv import TorchBackend
+
+        return TorchBackend().expval(circuit, angles)
+
+
+def test_one_hqf_run_builds_its_backend_once(tmp_path, monkeypatch):
+    _registry_with_backend(monkeypatch, _CountedBackend)
+    monkeypatch.setattr(_CountedBackend, "built", 0)
+    result = _invoke(*TINY, "--backend", "counted", "--regularizer", "none", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert _CountedBackend.built == 1
+
+
+def test_run_refuses_the_preflight_of_another_configuration(tmp_path):
+    from hqf.learn.experiment import preflight
+
+    checked = preflight(RunConfig(fusion="classical-only"))
+    assert checked.backend is None
+    with pytest.raises(ValueError, match="another configuration"):
+        run(RunConfig(fusion="classical-only", seed=1), tmp_path / "r", checked=checked)
 
 
 @pytest.mark.parametrize("backend, batch_size", [("pennylane", 32), ("qiskit-aer", 16)])

@@ -1,13 +1,21 @@
+import importlib.metadata
 import math
+import sys
+import types
 
+import attrs
 import numpy as np
 import pytest
 import torch
 
+import hqf.quantum.registry
+from hqf.errors import ConfigError
 from hqf.learn.config import RunConfig
 from hqf.learn.model import build_model
-from hqf.quantum.interfaces import RegularizerInputs
-from hqf.learn.training import TrainSettings, build_terms, train
+from hqf.learn.terms import build_terms
+from hqf.learn.training import TrainSettings, train
+from hqf.quantum.hookspecs import hookimpl
+from hqf.quantum.interfaces import Regularizer, RegularizerInputs, RegularizerKeys
 
 
 def _blobs(n=96, d=4, classes=3):
@@ -22,8 +30,6 @@ def _run(config: RunConfig, **settings):
     (x, y), (xv, yv) = _blobs()
     model = build_model(config, x.shape[1], 3)
     base = TrainSettings.from_config(config)
-    import attrs
-
     return model, train(model, x, y, xv, yv, build_terms(config), attrs.evolve(base, **settings))
 
 
@@ -119,23 +125,96 @@ def test_first_iterations_agree_across_backends():
 
 
 def test_curvature_scope_holds_quantum_features_constant_without_backprop():
-    import attrs
-
-    from hqf.learn.training import _inputs_for, curvature_scope
-
     shift = RunConfig(ansatz="hea2x1", hidden=6, latent=4, batch_size=16, gradient="parameter-shift", curvature_every=1)
     backprop = attrs.evolve(shift, gradient="auto")
     model = build_model(shift, 4, 3)
-    assert curvature_scope(shift, model) == "classical"
-    assert curvature_scope(backprop, build_model(backprop, 4, 3)) == "full"
-    assert curvature_scope(attrs.evolve(shift, curvature_scope="full"), model) == "full"
+    assert model.quantum_gradient == "parameter-shift"
+    assert [t.quantum_constant for t in build_terms(shift, model)] == [False, True]  # stability, curvature
+    assert not build_terms(backprop, build_model(backprop, 4, 3))[1].quantum_constant
+    assert not build_terms(attrs.evolve(shift, curvature_scope="full"), model)[1].quantum_constant
+    assert build_terms(attrs.evolve(backprop, curvature_scope="classical"))[1].quantum_constant
     [_, curv] = build_terms(shift, model)
-    assert curv.quantum_constant
     (x, y), _ = _blobs()
     xb, yb = x[:16], y[:16]
     features, logits = model.forward_features(xb)
     full = RegularizerInputs(features, logits, torch.nn.functional.cross_entropy(logits, yb), tuple(model.parameters()))
-    penalty = curv.regularizer.penalty(_inputs_for(curv, model, xb, yb, full))
+    penalty = curv.regularizer.penalty(curv.inputs(model, xb, yb, full))
     weights_grad, head_grad = torch.autograd.grad(penalty, [model.quantum.weights, model.head.weight], allow_unused=True)
     assert weights_grad is None or not weights_grad.any()
     assert head_grad is not None and head_grad.abs().sum() > 0
+
+
+def test_terms_read_the_keys_each_regularizer_declares():
+    config = RunConfig(lambda_stab=0.25, gamma_curv=0.5, curvature_every=3, curvature_batch=None, curvature_probes=2, seed=7,
+                       regularizer_options={"curvature": {"probes": 4}})  # fmt: skip
+    stability, curvature = build_terms(config)
+    assert (stability.weight, stability.column, stability.every, stability.batch) == (0.25, "stab", 1, None)
+    assert (curvature.weight, curvature.column, curvature.every, curvature.batch) == (0.5, "curv", 3, None)
+    assert (curvature.regularizer.probes, curvature.regularizer.seed) == (4, 7)  # regularizer_options win over keys
+
+
+class _Spread(Regularizer):
+    """A third party's regularizer: the stability penalty under its own name, on the curvature schedule."""
+
+    name = "spread"
+    config_keys = RegularizerKeys(weight="lambda_stab", column="spread", every="curvature_every")
+
+    def penalty(self, inputs):
+        return inputs.features.var(dim=0, unbiased=False).sum()
+
+
+class _Undeclared(_Spread):
+    name = "undeclared"
+    config_keys = RegularizerKeys()
+
+
+class _Misdeclared(_Spread):
+    name = "misdeclared"
+    config_keys = RegularizerKeys(every="spread_every")
+
+
+@pytest.fixture
+def third_party_regularizers(monkeypatch):
+    """The process registry with hqf's own plugins and the regularizers above (for one test)."""
+    module = types.ModuleType("hqf_tests_regularizers")
+    module.register_regularizers = hookimpl(lambda register: [register(c) for c in (_Spread, _Undeclared, _Misdeclared)])
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
+    points.append(importlib.metadata.EntryPoint(name="spread", value=module.__name__, group="hqf"))
+    monkeypatch.setattr(hqf.quantum.registry, "_REGISTRY", hqf.quantum.registry.Registry(points))
+
+
+def test_a_third_party_regularizer_is_scheduled_by_its_declaration(third_party_regularizers):
+    config = attrs.evolve(CLASSICAL, regularizers=("spread", "undeclared"), lambda_stab=0.5, curvature_every=2,
+                          regularizer_options={"undeclared": {"weight": 0.25}})  # fmt: skip
+    spread, undeclared = build_terms(config)
+    assert (spread.weight, spread.column, spread.every) == (0.5, "spread", 2)
+    assert (undeclared.weight, undeclared.column, undeclared.every, undeclared.batch) == (0.25, "reg_undeclared", 1, None)
+    _, result = _run(config, eps=0.0, delta=0.0, epochs=1)
+    c = result.curves
+    assert [s for s, v in zip(c["step"], c["spread"]) if not math.isnan(v)] == [1, 3, 5]
+    assert not any(math.isnan(v) for v in c["reg_undeclared"]) and all(math.isnan(v) for v in c["stab"])
+    for ce, spread_value, other, total in zip(c["loss_ce"], c["spread"], c["reg_undeclared"], c["loss"]):
+        expected = ce + (0.5 * spread_value if not math.isnan(spread_value) else 0.0) + 0.25 * other
+        assert total == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ConfigError, match="regularizer 'misdeclared' reads run-configuration key 'spread_every'"):
+        build_terms(attrs.evolve(CLASSICAL, regularizers=("misdeclared",)))
+
+
+def test_the_classical_surrogate_trains_with_the_curvature_term():
+    config = RunConfig(baseline="classical-surrogate", ansatz="hea2x2", hidden=6, latent=4, batch_size=32, curvature_every=1)
+    model, result = _run(config, eps=0.0, delta=0.0, epochs=1, max_iterations=2)
+    assert model.quantum_gradient == "backprop" and not build_terms(config, model)[1].quantum_constant
+    assert all(v > 0 for v in result.curves["curv"])
+
+
+def test_a_non_finite_loss_stops_before_the_step():
+    model = build_model(CLASSICAL, 4, 3)
+    with torch.no_grad():
+        model.head.bias[0] = float("nan")
+    (x, y), (xv, yv) = _blobs()
+    before = [p.detach().clone() for p in model.parameters()]
+    result = train(model, x, y, xv, yv, [], attrs.evolve(TrainSettings.from_config(CLASSICAL), epochs=3))
+    assert (result.stop_reason, result.steps, result.epochs_completed) == ("non_finite_loss", 1, 0)
+    assert result.curves["step"] == [] and [row["step"] for row in result.evals] == [1]
+    assert all(torch.allclose(a, b, rtol=0, atol=0, equal_nan=True) for a, b in zip(before, model.parameters()))

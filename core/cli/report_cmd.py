@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import click
 
 
@@ -15,9 +17,7 @@ def report_command(runs, baseline, out) -> None:
     Each metric: mean ± std and a 95% t-interval over seeds; against --baseline: paired t-test and
     Wilcoxon signed-rank test, paired by seed. Writes report.md, tableN.md, tableN.csv and figN_*.png.
     """
-    import pathlib
-
-    from hqf.studies.report import make_report
+    from hqf.studies.report import make_report  # at use: it loads scipy (~1.5 s), which `hqf report --help` does not need
 
     folder = pathlib.Path(out) if out else pathlib.Path(runs[0]) / "report"
     report = make_report(runs, folder, baseline)

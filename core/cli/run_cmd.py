@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import pathlib
+import sys
+
 import click
+from tqdm import tqdm
+
+from hqf.errors import ConfigError
+from hqf.learn.config import RunConfig
+from hqf.learn.rundir import check_writable, default_run_dir
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
 
 #: CLI option -> configuration key (options left unset do not override the file or the defaults)
 OPTION_KEYS = {
@@ -27,12 +40,6 @@ OPTION_KEYS = {
 
 def _parse_set(items: tuple[str, ...]) -> dict:
     """``KEY=VALUE`` pairs; VALUE is read as a TOML value (``3``, ``0.1``, ``true``, ``["a"]``), else text."""
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib
-    from hqf.errors import ConfigError
-
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -47,8 +54,6 @@ def _parse_set(items: tuple[str, ...]) -> dict:
 
 def resolve_config(config_file: str | None, options: dict, regularizers: tuple[str, ...], sets: tuple[str, ...]):
     """The run configuration: defaults, then the TOML file, then CLI options, then ``--set`` pairs."""
-    from hqf.learn.config import RunConfig
-
     data = {}
     if config_file:
         data = RunConfig.from_toml(config_file).to_dict()  # unknown keys are reported against the file
@@ -128,22 +133,16 @@ def run_command(config_file, regularizers, sets, out, quiet, **options) -> None:
     regularizers, on a 60,000-sample Dataset-A-like set, 8 epochs (under a minute on two CPU cores). The run
     directory holds config.toml, meta.json, metrics.json, curves.csv, epochs.csv and convergence.png.
     """
-    import pathlib
-    import sys
-
-    from hqf.learn.experiment import preflight, run
-    from hqf.learn.rundir import check_writable, default_run_dir
+    from hqf.learn.experiment import preflight, run  # at use: it loads torch, which `hqf run --help` does not need
 
     config = resolve_config(config_file, options, regularizers, sets)
-    preflight(config)  # device, names and the backend: an unknown or unavailable one stops here
+    checked = preflight(config)  # device, names and the backend: an unknown or unavailable one stops here
     folder = pathlib.Path(out) if out else default_run_dir()
     check_writable(folder)
     bars: list = []
 
     def progress(step: int, total: int, row: dict) -> None:
         if not bars:
-            from tqdm import tqdm
-
             bars.append(tqdm(total=total, unit="it", file=sys.stderr, dynamic_ncols=True, desc="training"))
         bar = bars[0]
         bar.update(1)
@@ -156,7 +155,7 @@ def run_command(config_file, regularizers, sets, out, quiet, **options) -> None:
         click.echo(text, err=True)
 
     try:
-        metrics = run(config, folder, progress=None if quiet else progress, log=None if quiet else log)
+        metrics = run(config, folder, progress=None if quiet else progress, log=None if quiet else log, checked=checked)
     finally:
         if bars:
             bars[0].close()

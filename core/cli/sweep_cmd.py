@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+
 import click
+
+from hqf.studies.sweep import expand, is_finished, read_grid, run_sweep, validate
 
 
 @click.command("sweep")
@@ -16,11 +21,6 @@ def sweep_command(grid, out, jobs, dry_run) -> None:
     Finished runs (a complete metrics.json) are skipped, so an interrupted sweep resumes where it
     stopped. Then `hqf report OUT` aggregates the seeds.
     """
-    import os
-    import pathlib
-
-    from hqf.studies.sweep import expand, is_finished, read_grid, run_sweep, validate
-
     spec = read_grid(grid)
     folder = pathlib.Path(out) if out else pathlib.Path("runs") / pathlib.Path(grid).stem
     runs = expand(spec, folder)

@@ -12,8 +12,14 @@ import pathlib
 from typing import Any
 
 import attrs
+import tomli_w
 
 from hqf.errors import ConfigError
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 BACKBONES = ("mlp", "transformer")
@@ -226,8 +232,6 @@ class RunConfig:
     def to_toml(self) -> str:
         """The configuration as TOML: ``None`` is written as ``"all"`` for :data:`ALL_KEYS` and left out
         otherwise (those keys default to ``None``), so :meth:`from_toml` reads back the same value."""
-        import tomli_w
-
         data = {k: ("all" if v is None and k in ALL_KEYS else v) for k, v in self.to_dict().items()}
         return tomli_w.dumps({k: v for k, v in data.items() if v is not None})
 
@@ -238,10 +242,6 @@ class RunConfig:
 
 def read_toml(path: str | pathlib.Path) -> dict[str, Any]:
     """A TOML file's top-level table; a missing file or a syntax error is a ConfigError."""
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib
     path = pathlib.Path(path)
     try:
         text = path.read_text()

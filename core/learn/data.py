@@ -220,7 +220,7 @@ def flip_labels(y: np.ndarray, fraction: float, n_classes: int, rng: np.random.G
 
 def digits(downsample: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled 8×8 digits (1,797 images, 10 classes); 2×2 mean-pooled to 4×4 if asked."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # at use: scikit-learn takes ~1 s to import
 
     bunch = load_digits()
     x = bunch.data.astype(np.float32)

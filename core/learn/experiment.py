@@ -18,15 +18,24 @@ import sys
 import time
 from collections.abc import Callable
 
+import attrs
 import numpy as np
 import torch
 
 from hqf import __version__
+from hqf.errors import ConfigError
+from hqf.learn import metrics as M
 from hqf.learn.config import RunConfig
+from hqf.learn.data import load_dataset
+from hqf.learn.model import BaselineModel, HybridModel, build_model, count_parameters, make_run_backend
 from hqf.learn.rundir import atomic_dir, check_writable, clean, plot_convergence, write_csv, write_json
-from hqf.learn.training import EVAL_COLUMNS, TrainResult
+from hqf.learn.terms import build_terms, declared_keys
+from hqf.learn.training import EVAL_COLUMNS, TrainResult, TrainSettings, train
+from hqf.quantum.interfaces import Backend
+from hqf.quantum.make import make_ansatz
+from hqf.quantum.registry import registry
 
-__all__ = ["RunConfig", "run", "TIMING_KEYS", "METRIC_KEYS"]
+__all__ = ["RunConfig", "Preflight", "preflight", "run", "TIMING_KEYS", "METRIC_KEYS"]
 
 #: metrics that measure time (they differ between otherwise identical runs)
 TIMING_KEYS = (
@@ -63,6 +72,8 @@ METRIC_KEYS = (
     "n_quantum_parameters",
     *TIMING_KEYS,
 )
+#: metrics a fusion may report through its ``diagnostics()`` (None where it does not)
+FUSION_DIAGNOSTICS = ("gate_mean",)
 
 Progress = Callable[[int, int, dict], None]
 
@@ -80,7 +91,7 @@ def environment(config: RunConfig, backend=None) -> dict:
         "device": config.device,
         "seed": config.seed,
         "backend": config.backend if backend is not None else None,
-        "backend_dtype": getattr(backend, "dtype", None),
+        "backend_dtype": backend.dtype if backend is not None else None,
     }
     if torch.device(config.device).type == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(config.device))
@@ -89,8 +100,6 @@ def environment(config: RunConfig, backend=None) -> dict:
 
 def load_data(config: RunConfig):
     """The dataset of a configuration (``data_seed`` defaults to ``seed``)."""
-    from hqf.learn.data import load_dataset
-
     return load_dataset(
         config.dataset,
         samples=config.samples,
@@ -108,10 +117,8 @@ def _tensor(array: np.ndarray, device: str, dtype=None) -> torch.Tensor:
     return torch.as_tensor(array, dtype=dtype).to(device)
 
 
-def evaluate(model: torch.nn.Module, config: RunConfig, dataset, device: str) -> dict:
-    """Test-set metrics, VAI, accuracy under input noise and latency of a trained model."""
-    from hqf.learn import metrics as M
-
+def evaluate(model: HybridModel | BaselineModel, config: RunConfig, dataset, device: str) -> dict:
+    """Test-set metrics, VAI, accuracy under input noise, the fusion's diagnostics and latency of a trained model."""
     x_test = _tensor(dataset.test.x, device)
     probs = M.predict_proba(model, x_test)
     out = M.classification_metrics(probs, dataset.test.y, dataset.n_classes)
@@ -121,13 +128,8 @@ def evaluate(model: torch.nn.Module, config: RunConfig, dataset, device: str) ->
     noisy = x_test + config.vai_sigma * torch.randn(x_test.shape, generator=generator).to(x_test.device)
     out["accuracy_input_noise"] = M.accuracy(dataset.test.y, M.predict_proba(model, noisy).argmax(axis=1))
     out.update(variance_amplification_index=vai["vai"], vai_noise_var=vai["noise_var"], vai_signal_var=vai["signal_var"])
-    gate = getattr(getattr(model, "fusion", None), "last_gate", None)
-    if gate is not None:
-        with torch.inference_mode():
-            model.features(x_test[:1024])
-        out["gate_mean"] = float(model.fusion.last_gate.float().mean())
-    else:
-        out["gate_mean"] = None
+    diagnostics = model.fusion_diagnostics(x_test[:1024])
+    out.update({key: diagnostics.get(key) for key in FUSION_DIAGNOSTICS})
     out["latency_ms_batch1"] = 1e3 * M.latency_per_instance(model, x_test, 1, config.latency_repeats)
     out["latency_ms_batch256"] = 1e3 * M.latency_per_instance(model, x_test, 256, max(3, config.latency_repeats // 5))
     return out
@@ -159,14 +161,18 @@ def convergence_metrics(result: TrainResult, config: RunConfig) -> dict:
     return out
 
 
-def preflight(config: RunConfig):
-    """Checks that need no data: the device, the fusion name, then the backend (built and returned;
-    None when the model has no quantum branch). Raises the one-line HqfError a user can act on."""
-    from hqf.errors import ConfigError
-    from hqf.quantum.make import make_ansatz
-    from hqf.learn.model import make_run_backend
-    from hqf.quantum.registry import registry
+@attrs.frozen
+class Preflight:
+    """A configuration that passed :func:`preflight`, with the backend built for it (None when the model
+    has no quantum branch), so that :func:`run` neither checks nor builds again."""
 
+    config: RunConfig
+    backend: Backend | None
+
+
+def preflight(config: RunConfig) -> Preflight:
+    """Checks that need no data: the device, the plugin names and the keys the regularizers read, then
+    the backend (built). Raises the one-line HqfError a user can act on."""
     device = torch.device(config.device) if _valid_device(config.device) else None
     if device is None:
         raise ConfigError(f"'device' must be a torch device such as cpu, cuda or cuda:1 (got {config.device!r})")
@@ -174,14 +180,14 @@ def preflight(config: RunConfig):
         raise ConfigError(f"device {config.device!r} requested but torch sees no CUDA GPU (use --device cpu)")
     if config.baseline is not None:
         registry().get("baseline", config.baseline)
-        return None
+        return Preflight(config, None)
     for name in config.regularizers:
-        registry().get("regularizer", name)
+        declared_keys(name)
     if not registry().get("fusion", config.fusion).cls.uses_quantum:
-        return None
+        return Preflight(config, None)
     make_ansatz(config.ansatz)  # the spec parses and its family is registered
     registry().get("encoder", config.encoder)
-    return make_run_backend(config)
+    return Preflight(config, make_run_backend(config))
 
 
 def _valid_device(text: str) -> bool:
@@ -197,25 +203,27 @@ def run(
     out_dir: str | pathlib.Path,
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
+    checked: Preflight | None = None,
 ) -> dict:
     """Train and evaluate ``config``; write the run directory ``out_dir``; return the metrics.
 
     ``progress(step, total_steps, row)`` is called after every iteration; ``log(text)`` receives a few
-    status lines. Raises :class:`hqf.errors.HqfError` subclasses for user mistakes (before any work
-    where they can be detected up front: the output directory, the backend, the plugin names).
+    status lines. ``checked``: the :func:`preflight` of ``config`` already done (its backend is used).
+    Raises :class:`hqf.errors.HqfError` subclasses for user mistakes (before any work where they can be
+    detected up front: the output directory, the backend, the plugin names).
     """
-    from hqf.learn.model import build_model, count_parameters
-    from hqf.learn.training import TrainSettings, build_terms, train
-
     started = time.perf_counter()
     out = pathlib.Path(out_dir)
     check_writable(out)
     say = log or (lambda text: None)
-    backend = preflight(config)
+    if checked is None:
+        checked = preflight(config)
+    elif checked.config != config:
+        raise ValueError("'checked' is the preflight of another configuration")
     dataset = load_data(config)
     say(f"data: {dataset.name}: {len(dataset.train)} train / {len(dataset.val)} val / {len(dataset.test)} test, "
         f"{dataset.n_features} features, {dataset.n_classes} classes")
-    model = build_model(config, dataset.n_features, dataset.n_classes, backend=backend)
+    model = build_model(config, dataset.n_features, dataset.n_classes, backend=checked.backend)
     counts = count_parameters(model)
     terms = build_terms(config, model)
     device = config.device
@@ -232,6 +240,20 @@ def run(
     metrics = {**evaluate(model, config, dataset, device), **convergence_metrics(result, config), **counts}
     metrics["total_time_s"] = time.perf_counter() - started
     metrics = {key: metrics.get(key) for key in METRIC_KEYS}
+    _write_run_dir(out, config, dataset, model, result, metrics, backend=checked.backend)
+    return clean(metrics)
+
+
+def _write_run_dir(
+    out: pathlib.Path,
+    config: RunConfig,
+    dataset,
+    model: HybridModel | BaselineModel,
+    result: TrainResult,
+    metrics: dict,
+    backend: Backend | None,
+) -> None:
+    """The run directory, written atomically; ``metrics.json`` last (a run counts as finished when it parses)."""
     meta = {"environment": environment(config, backend), "data": dataset.summary(), "model": repr(model)}
     with atomic_dir(out) as tmp:
         (tmp / "config.toml").write_text(config.to_toml())
@@ -242,12 +264,11 @@ def run(
         write_csv(tmp / "epochs.csv", EVAL_COLUMNS, result.evals)
         if config.baseline is not None:
             what = f"baseline {config.baseline}"
-        elif getattr(model, "quantum", None) is None:
+        elif model.quantum is None:
             what = f"{config.fusion} fusion (no quantum layer)"
         else:
             what = f"{config.fusion} fusion, {config.ansatz} on {config.backend}"
         title = f"{what}, {config.optimizer} lr={config.lr:g}, {dataset.name}, seed {config.seed}"
         plot_convergence(tmp / "convergence.png", result.curves, result.evals, config.eps, title)
         write_json(tmp / "metrics.json", metrics)  # last: a run counts as finished when this parses
-    return clean(metrics)
 

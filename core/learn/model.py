@@ -17,7 +17,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hqf.errors import ConfigError
 from hqf.quantum.interfaces import Backend, Fusion
+from hqf.quantum.layer import QuantumLayer
+from hqf.quantum.make import make_ansatz, make_backend, make_encoder, make_fusion
+from hqf.quantum.registry import registry
 
 
 class MLPBackbone(nn.Module):
@@ -80,7 +84,12 @@ class TransformerBackbone(nn.Module):
 
 
 class HybridModel(nn.Module):
-    """Backbone, optional quantum layer, fusion and head; ``forward(x)`` gives logits ``[B, C]``."""
+    """Backbone, optional quantum branch, fusion and head; ``forward(x)`` gives logits ``[B, C]``.
+
+    The quantum branch (``quantum``: a :class:`hqf.quantum.layer.QuantumLayer`, or a stand-in such as
+    the classical surrogate's) maps its input to ``H_q`` and declares ``out_features`` and
+    ``gradient_method``.
+    """
 
     def __init__(
         self,
@@ -128,14 +137,30 @@ class HybridModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    @property
+    def quantum_gradient(self) -> str | None:
+        """How the quantum branch is differentiated (``backprop``, ``adjoint``, ``parameter-shift``); None without one."""
+        return self.quantum.gradient_method if self.quantum is not None else None
+
+    @torch.inference_mode()
+    def fusion_diagnostics(self, x: torch.Tensor) -> dict[str, float]:
+        """The fusion's diagnostics (:meth:`hqf.quantum.interfaces.Fusion.diagnostics`) after a call on ``x``."""
+        self.features(x)
+        return self.fusion.diagnostics()
+
 
 class BaselineModel(nn.Module):
-    """A whole classical baseline (``hqf.quantum.interfaces``) with the hybrid's interface; ``F`` is its logits."""
+    """A whole classical baseline (``hqf.quantum.interfaces``) with the hybrid's interface; ``F`` is its logits.
+
+    It has no quantum branch (``quantum`` is None) and no fusion (no diagnostics).
+    """
+
+    quantum = None
+    quantum_gradient = None
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         self.module = module
-        self.quantum = None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.module(x)
@@ -147,6 +172,10 @@ class BaselineModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.module(x)
 
+    def fusion_diagnostics(self, x: torch.Tensor) -> dict[str, float]:
+        """None: a baseline has no fusion."""
+        return {}
+
 
 def make_run_backend(config) -> Backend:
     """The backend a configuration names, checked first (unavailable/unknown: a one-line HqfError).
@@ -155,10 +184,6 @@ def make_run_backend(config) -> Backend:
     does not (cuquantum: GPU only, the model on the CPU) keeps its own default device, and the
     expectation values come back to the model's device.
     """
-    from hqf.errors import ConfigError
-    from hqf.quantum.make import make_backend
-    from hqf.quantum.registry import registry
-
     options = dict(config.backend_options)
     if config.depolarizing:
         options["depolarizing"] = config.depolarizing
@@ -173,23 +198,17 @@ def make_run_backend(config) -> Backend:
         raise ConfigError(f"backend {config.backend!r}: {exc}") from None
 
 
-def build_model(config, in_features: int, n_classes: int, backend: Backend | None = None) -> nn.Module:
+def build_model(config, in_features: int, n_classes: int, backend: Backend | None = None) -> HybridModel | BaselineModel:
     """The model a :class:`hqf.learn.experiment.RunConfig` describes, on ``config.device``.
 
     Seeds torch's global generator with ``config.seed`` first, so the initial weights are a function of
     the configuration. ``backend`` is built from the configuration when not given (and only when the
     fusion uses the quantum branch).
     """
-    from hqf.errors import ConfigError
-    from hqf.quantum.layer import QuantumLayer
-    from hqf.quantum.make import make_ansatz, make_encoder, make_fusion
-    from hqf.quantum.registry import registry
-
     torch.manual_seed(config.seed)
     if config.baseline is not None:
         baseline = registry().get("baseline", config.baseline).cls()
-        if hasattr(baseline, "configure"):  # a baseline that mirrors the hybrid reads the run configuration
-            baseline.configure(config)
+        baseline.configure(config)
         module = baseline.build(in_features, n_classes)
         # a baseline that returns a whole hybrid-shaped model (e.g. classical-surrogate) keeps its own F
         return (module if isinstance(module, HybridModel) else BaselineModel(module)).to(config.device)
@@ -223,9 +242,9 @@ def build_model(config, in_features: int, n_classes: int, backend: Backend | Non
     return model.to(config.device)
 
 
-def count_parameters(model: nn.Module) -> dict[str, int]:
+def count_parameters(model: HybridModel | BaselineModel) -> dict[str, int]:
     """Trainable parameters: in all, and in the quantum layer (encoder and ansatz)."""
     total = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    quantum = getattr(model, "quantum", None)
+    quantum = model.quantum
     n_quantum = sum(p.numel() for p in quantum.parameters() if p.requires_grad) if quantum is not None else 0
     return {"n_parameters": total, "n_quantum_parameters": n_quantum}

@@ -1,13 +1,14 @@
 """Training per Algorithm 1 of the seed paper (HQCCA), with its convergence criterion.
 
-One iteration (optimizer step ``t = 1, 2, …``) on a mini-batch: forward, composite loss
-``L_total = L_ce + λ·L_stab + γ·L_curv`` (eq. 10; the curvature term is estimated every
-``curvature_every`` iterations — optionally on a sub-batch of ``curvature_batch`` samples — and is
-absent, i.e. 0, in between), backward (autograd for the classical
-parameters; the quantum weights get the backend's gradient — autograd, adjoint or the parameter-shift
-rule, eq. 12), the gradient norm ``g_t = ‖∇L_total‖₂`` over all trainable parameters, one optimizer step.
+One iteration (optimizer step ``t = 1, 2, …``, :func:`train_step`) on a mini-batch: forward, composite
+loss ``L_total = L_ce + λ·L_stab + γ·L_curv`` (eq. 10; each term with the weight, schedule and
+sub-batch its regularizer declares, :mod:`hqf.learn.terms`: by default the curvature term is
+estimated every ``curvature_every`` iterations on ``curvature_batch`` samples and is absent, i.e. 0,
+in between), backward (autograd for the classical parameters; the quantum weights get the backend's
+gradient — autograd, adjoint or the parameter-shift rule, eq. 12), the gradient norm
+``g_t = ‖∇L_total‖₂`` over all trainable parameters, one optimizer step.
 
-Stopping (the first that holds, checked in this order after the step):
+Stopping (the first that holds, checked in this order after the step: :data:`STOP_RULES`):
 
 - ``grad_norm``: the bias-corrected exponential moving average ``ĝ_t`` of ``g_t`` (weight ``grad_ema``;
   0 means the raw ``g_t``) is ``≤ eps``. *Iterations to ε* is that ``t``.
@@ -23,42 +24,39 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hqf.quantum.interfaces import Regularizer, RegularizerInputs
+from hqf.learn.terms import Term, build_terms
+from hqf.quantum.interfaces import RegularizerInputs
 
-#: columns of the per-iteration curves, in order (``step`` is the iteration t; ``loss`` is L_total)
+__all__ = [
+    "CURVE_COLUMNS",
+    "EVAL_COLUMNS",
+    "StepResult",
+    "Term",
+    "TrainResult",
+    "TrainSettings",
+    "build_terms",  # kept here for callers that import it with train
+    "evaluate_loss",
+    "grad_norm",
+    "make_optimizer",
+    "train",
+    "train_step",
+]
+
+#: columns of the per-iteration curves, in order (``step`` is the iteration t; ``loss`` is L_total);
+#: ``stab`` and ``curv`` are the curve columns the built-in regularizers declare, kept in every file
+#: (empty where not computed); other terms' columns follow these
 CURVE_COLUMNS = ("step", "epoch", "loss", "loss_ce", "stab", "curv", "grad_norm", "grad_norm_ema", "lr", "wall_time_s")
 #: columns of the per-validation table
 EVAL_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "val_accuracy", "wall_time_s", "epoch_time_s")
 #: relative tolerance of the surrogate "iterations to within 1% of the best validation loss"
 VAL_TOLERANCE = 0.01
-
-
-@attrs.frozen
-class Term:
-    """A regularizer in the loss with its weight; computed on iterations ``t`` with ``(t−1) % every == 0``.
-
-    ``batch``: evaluate the penalty on the first ``batch`` samples of the mini-batch only (a separate
-    forward pass on that sub-batch; None: on the whole mini-batch, sharing its forward pass).
-    """
-
-    name: str
-    regularizer: Regularizer
-    weight: float
-    every: int = 1
-    column: str = ""
-    batch: int | None = None
-    #: evaluate the penalty with the quantum features held constant (a separate forward pass)
-    quantum_constant: bool = False
-
-    def due(self, step: int) -> bool:
-        return (step - 1) % self.every == 0
 
 
 @attrs.frozen
@@ -140,21 +138,204 @@ def grad_norm(params: Sequence[torch.Tensor]) -> float:
     return math.sqrt(float(torch.stack(squares).sum())) if squares else 0.0
 
 
+
 Progress = Callable[[int, dict], None]
 
 
-def _inputs_for(term: Term, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, full: RegularizerInputs) -> RegularizerInputs:
-    """The regularizer inputs of the whole mini-batch, or of its first ``term.batch`` samples."""
-    whole = term.batch is None or term.batch >= len(yb)
-    if whole and not term.quantum_constant:
-        return full
-    size = len(yb) if whole else term.batch
-    if term.quantum_constant:
-        features, logits = model.forward_features(xb[:size], quantum_constant=True)
-    else:
-        features, logits = model.forward_features(xb[:size])
-    ce = F.cross_entropy(logits.float(), yb[:size])
-    return RegularizerInputs(features, logits, ce, full.parameters)
+@attrs.frozen
+class StepResult:
+    """The numbers of one iteration. A ``loss`` that is not finite means no backward pass and no
+    optimizer step were taken (``grad_norm`` is then NaN)."""
+
+    loss: float  # L_total
+    loss_ce: float
+    penalties: dict[str, float]  # by curve column, for the terms computed at this iteration
+    grad_norm: float = math.nan
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    params: Sequence[torch.nn.Parameter],
+    terms: Sequence[Term],
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    step: int,
+) -> StepResult:
+    """Iteration ``step`` on the mini-batch ``(xb, yb)``: forward, composite loss (eq. 10), backward,
+    the gradient norm ``g_t`` over ``params``, one optimizer step."""
+    features, logits = model.forward_features(xb)
+    ce = F.cross_entropy(logits.float(), yb)
+    total = ce
+    penalties: dict[str, float] = {}
+    inputs = RegularizerInputs(features, logits, ce, tuple(params))
+    for term in terms:
+        if term.due(step) and term.weight > 0:
+            penalty = term.regularizer.penalty(term.inputs(model, xb, yb, inputs))
+            total = total + term.weight * penalty
+            penalties[term.column] = float(penalty.detach())
+    optimizer.zero_grad(set_to_none=True)
+    loss = float(total.detach())
+    if not math.isfinite(loss):
+        return StepResult(loss, float(ce.detach()), penalties)
+    total.backward()
+    norm = grad_norm(params)
+    optimizer.step()
+    return StepResult(loss, float(ce.detach()), penalties, norm)
+
+
+@attrs.define
+class SmoothedNorm:
+    """The bias-corrected moving average ``ĝ_t`` of the gradient norms (weight ``beta``; 0: the raw ``g_t``)."""
+
+    beta: float
+    average: float = 0.0
+    count: int = 0
+
+    def update(self, g: float) -> float:
+        self.count += 1
+        self.average = self.beta * self.average + (1 - self.beta) * g
+        return self.average / (1 - self.beta**self.count) if self.beta > 0 else g
+
+
+@attrs.define
+class Validation:
+    """Validation rows (``EVAL_COLUMNS``) and the δ-criterion on the validation loss."""
+
+    model: torch.nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    delta: float
+    started: float  # perf_counter() when training started
+    rows: list[dict] = attrs.field(factory=list)
+
+    @property
+    def last_step(self) -> int | None:
+        return self.rows[-1]["step"] if self.rows else None
+
+    def record(self, epoch: int, step: int, train_losses: Sequence[float], epoch_start: float, full_epoch: bool) -> bool:
+        """Validate the model now and record a row; True when ``|L_val − L_val(previous)| < delta``."""
+        val_loss, val_acc = evaluate_loss(self.model, self.x, self.y)
+        now = time.perf_counter()
+        previous = self.rows[-1]["val_loss"] if self.rows else None
+        row = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": float(np.mean(train_losses)) if train_losses else float("nan"),
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "wall_time_s": now - self.started,
+            "epoch_time_s": now - epoch_start if full_epoch else float("nan"),
+        }
+        self.rows.append(row)
+        return previous is not None and abs(val_loss - previous) < self.delta
+
+
+@attrs.frozen
+class AfterStep:
+    """What the stopping rules see after an iteration's optimizer step."""
+
+    step: int
+    smoothed_grad_norm: float
+    settings: TrainSettings
+    #: validate now (a mid-epoch validation row); True when the δ-criterion holds
+    validate: Callable[[], bool]
+
+
+def _eps_reached(after: AfterStep) -> bool:
+    return after.smoothed_grad_norm <= after.settings.eps
+
+
+def _val_loss_settled(after: AfterStep) -> bool:
+    every = after.settings.eval_every
+    return bool(every) and after.step % every == 0 and after.validate()
+
+
+def _iterations_spent(after: AfterStep) -> bool:
+    limit = after.settings.max_iterations
+    return limit is not None and after.step >= limit
+
+
+#: the stopping rules checked after every step, in this order: (stop_reason, rule)
+STOP_RULES: tuple[tuple[str, Callable[[AfterStep], bool]], ...] = (
+    ("grad_norm", _eps_reached),
+    ("val_loss_change", _val_loss_settled),
+    ("max_iterations", _iterations_spent),
+)
+
+
+def stop_reason_after(after: AfterStep) -> str | None:
+    """The first stopping rule that holds after a step, or None."""
+    return next((reason for reason, holds in STOP_RULES if holds(after)), None)
+
+
+@attrs.define
+class _Training:
+    """One ``train`` call between iterations: the iteration count, curves, validations, epoch times."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    params: list[torch.nn.Parameter]
+    terms: Sequence[Term]
+    settings: TrainSettings
+    progress: Progress | None
+    started: float
+    validation: Validation
+    curves: dict[str, list]
+    smoothed: SmoothedNorm
+    step: int = 0
+    epoch_times: list[float] = attrs.field(factory=list)
+
+    def run_epoch(self, epoch: int, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], epoch_start: float) -> str | None:
+        """One pass over ``batches``, then the end-of-epoch validation; the stop reason, or None to go on."""
+        train_losses: list[float] = []
+        reason = None
+        for xb, yb in batches:
+            self.step += 1
+            result = train_step(self.model, self.optimizer, self.params, self.terms, xb, yb, self.step)
+            if not math.isfinite(result.loss):
+                reason = "non_finite_loss"
+                break
+            smoothed = self.smoothed.update(result.grad_norm)
+            train_losses.append(result.loss_ce)
+            row = self._record(epoch, result, smoothed)
+            if self.progress is not None:
+                self.progress(self.step, row)
+            validate = lambda: self.validation.record(epoch, self.step, train_losses, epoch_start, False)  # noqa: E731
+            reason = stop_reason_after(AfterStep(self.step, smoothed, self.settings, validate))
+            if reason is not None:
+                break
+        return self._close_epoch(epoch, reason, train_losses, epoch_start)
+
+    def _record(self, epoch: int, result: StepResult, smoothed: float) -> dict:
+        """Append the iteration's row to the curves; the row."""
+        values = {
+            "step": self.step,
+            "epoch": epoch,
+            "loss": result.loss,
+            "loss_ce": result.loss_ce,
+            "grad_norm": result.grad_norm,
+            "grad_norm_ema": smoothed,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "wall_time_s": time.perf_counter() - self.started,
+        }
+        row = {column: values.get(column, result.penalties.get(column, math.nan)) for column in self.curves}
+        for column, value in row.items():
+            self.curves[column].append(value)
+        return row
+
+    def _close_epoch(self, epoch: int, reason: str | None, train_losses: list[float], epoch_start: float) -> str | None:
+        """Validate at the end of the epoch (without ``eval_every``: its δ-criterion may stop training;
+        with it: once for the final model); record the time of a full epoch."""
+        full_epoch = reason is None
+        if not self.settings.eval_every:
+            if self.validation.record(epoch, self.step, train_losses, epoch_start, full_epoch) and reason is None:
+                reason = "val_loss_change"
+        elif (reason is not None or epoch == self.settings.epochs) and self.validation.last_step != self.step:
+            self.validation.record(epoch, self.step, train_losses, epoch_start, full_epoch)
+        if full_epoch:
+            self.epoch_times.append(time.perf_counter() - epoch_start)
+        return reason
 
 
 def train(
@@ -171,157 +352,42 @@ def train(
 
     ``model`` must offer ``forward_features(x) -> (F, logits)``. The mini-batch order is drawn from a
     generator seeded with ``settings.seed`` (the model's initialization is the caller's business).
-    ``progress(step, info)`` is called after every iteration.
+    ``progress(step, row)`` is called after every iteration with its row of the curves.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(settings.optimizer, params, settings)
     generator = torch.Generator().manual_seed(settings.seed)
-    n = len(y_train)
-    batches_per_epoch = math.ceil(n / settings.batch_size)
-    curves: dict[str, list] = {c: [] for c in CURVE_COLUMNS}
-    extra_columns = [t.column for t in terms if t.column not in CURVE_COLUMNS]
-    for column in extra_columns:
-        curves[column] = []
-    evals: list[dict] = []
-    ema, beta = 0.0, settings.grad_ema
-    step, epoch, stop_reason, reached = 0, 0, "epochs", None
-    epoch_times: list[float] = []
-    previous_val: float | None = None
-    start = time.perf_counter()
+    columns = [*CURVE_COLUMNS, *(t.column for t in terms if t.column not in CURVE_COLUMNS)]
+    started = time.perf_counter()
+    run = _Training(
+        model=model,
+        optimizer=optimizer,
+        params=params,
+        terms=terms,
+        settings=settings,
+        progress=progress,
+        started=started,
+        validation=Validation(model, x_val, y_val, settings.delta, started),
+        curves={c: [] for c in columns},
+        smoothed=SmoothedNorm(settings.grad_ema),
+    )
     model.train()
-
-    def validate(epoch_index: int, train_losses: list[float], epoch_start: float, full_epoch: bool) -> bool:
-        """Record a validation row; True when the val-loss-change criterion holds."""
-        nonlocal previous_val
-        val_loss, val_acc = evaluate_loss(model, x_val, y_val)
-        now = time.perf_counter()
-        row = {
-            "epoch": epoch_index,
-            "step": step,
-            "train_loss": float(np.mean(train_losses)) if train_losses else float("nan"),
-            "val_loss": val_loss,
-            "val_accuracy": val_acc,
-            "wall_time_s": now - start,
-            "epoch_time_s": now - epoch_start if full_epoch else float("nan"),
-        }
-        evals.append(row)
-        changed = previous_val is not None and abs(val_loss - previous_val) < settings.delta
-        previous_val = val_loss
-        return changed
-
-    stopped = False
-    while epoch < settings.epochs and not stopped:
-        epoch += 1
+    reason = None
+    for epoch in range(1, settings.epochs + 1):
         epoch_start = time.perf_counter()
-        order = torch.randperm(n, generator=generator).to(x_train.device)
-        train_losses: list[float] = []
-        for batch_index in range(batches_per_epoch):
-            index = order[batch_index * settings.batch_size : (batch_index + 1) * settings.batch_size]
-            xb, yb = x_train[index], y_train[index]
-            step += 1
-            features, logits = model.forward_features(xb)
-            ce = F.cross_entropy(logits.float(), yb)
-            total = ce
-            values: dict[str, float] = {}
-            inputs = RegularizerInputs(features, logits, ce, tuple(params))
-            for term in terms:
-                if term.due(step) and term.weight > 0:
-                    penalty = term.regularizer.penalty(_inputs_for(term, model, xb, yb, inputs))
-                    total = total + term.weight * penalty
-                    values[term.column] = float(penalty.detach())
-            optimizer.zero_grad(set_to_none=True)
-            loss_value = float(total.detach())
-            if not math.isfinite(loss_value):
-                stop_reason, stopped = "non_finite_loss", True
-                break
-            total.backward()
-            g = grad_norm(params)
-            optimizer.step()
-            ema = beta * ema + (1 - beta) * g
-            smoothed = ema / (1 - beta**step) if beta > 0 else g
-            train_losses.append(float(ce.detach()))
-            row = {
-                "step": step,
-                "epoch": epoch,
-                "loss": loss_value,
-                "loss_ce": float(ce.detach()),
-                "stab": values.get("stab", float("nan")),
-                "curv": values.get("curv", float("nan")),
-                "grad_norm": g,
-                "grad_norm_ema": smoothed,
-                "lr": optimizer.param_groups[0]["lr"],
-                "wall_time_s": time.perf_counter() - start,
-            }
-            for column in extra_columns:
-                row[column] = values.get(column, float("nan"))
-            for key, value in row.items():
-                curves[key].append(value)
-            if progress is not None:
-                progress(step, row)
-            if smoothed <= settings.eps:
-                reached, stop_reason, stopped = step, "grad_norm", True
-                break
-            if settings.eval_every and step % settings.eval_every == 0 and validate(epoch, train_losses, epoch_start, False):
-                stop_reason, stopped = "val_loss_change", True
-                break
-            if settings.max_iterations is not None and step >= settings.max_iterations:
-                stop_reason, stopped = "max_iterations", True
-                break
-        full_epoch = not stopped
-        if not settings.eval_every:
-            if validate(epoch, train_losses, epoch_start, full_epoch) and not stopped:
-                stop_reason, stopped = "val_loss_change", True
-        elif (stopped or epoch == settings.epochs) and (not evals or evals[-1]["step"] != step):
-            validate(epoch, train_losses, epoch_start, full_epoch)  # the final model's validation loss
-        if full_epoch:
-            epoch_times.append(time.perf_counter() - epoch_start)
+        order = torch.randperm(len(y_train), generator=generator).to(x_train.device)
+        batches = ((x_train[index], y_train[index]) for index in _slices(order, settings.batch_size))
+        reason = run.run_epoch(epoch, batches, epoch_start)
+        if reason is not None:
+            break
     model.eval()
-    epochs_completed = len(epoch_times)
-    return TrainResult(curves, evals, stop_reason, step, epochs_completed, reached, time.perf_counter() - start, epoch_times)
+    reached = run.step if reason == "grad_norm" else None
+    elapsed = time.perf_counter() - started
+    epochs = len(run.epoch_times)
+    return TrainResult(run.curves, run.validation.rows, reason or "epochs", run.step, epochs, reached, elapsed, run.epoch_times)
 
 
-def curvature_scope(config, model: torch.nn.Module | None = None) -> str:
-    """``full`` or ``classical``: what the curvature term differentiates through.
-
-    ``auto`` is ``full`` unless the model's quantum layer runs without backprop: through the
-    parameter-shift rule, training on L_curv (third derivatives) costs ``(2P)³`` circuit runs per
-    sample, so the quantum features are then held constant in that term.
-    """
-    if config.curvature_scope != "auto":
-        return config.curvature_scope
-    layer = getattr(model, "quantum", None)
-    if layer is None:
-        return "full"
-    from hqf.quantum.gradients import default_gradient
-
-    method = default_gradient(layer.backend) if layer.gradient == "auto" else layer.gradient
-    return "full" if method == "backprop" else "classical"
-
-
-def build_terms(config, model: torch.nn.Module | None = None) -> list[Term]:
-    """The weighted regularizer terms a configuration names (``stability`` → λ, ``curvature`` → γ)."""
-    from hqf.quantum.make import make_regularizer
-
-    terms = []
-    for name in config.regularizers:
-        options = dict(config.regularizer_options.get(name, {}))
-        every, batch = 1, None
-        if name == "stability":
-            weight, column = config.lambda_stab, "stab"
-        elif name == "curvature":
-            weight, column, every, batch = config.gamma_curv, "curv", config.curvature_every, config.curvature_batch
-            options.setdefault("probes", config.curvature_probes)
-            options.setdefault("seed", config.seed)
-        else:
-            weight, column = float(options.pop("weight", 1.0)), f"reg_{name}"
-        try:
-            regularizer = make_regularizer(name, **options)
-        except (TypeError, ValueError) as exc:
-            from hqf.errors import ConfigError, HqfError
-
-            if isinstance(exc, HqfError):
-                raise
-            raise ConfigError(f"regularizer {name!r} with options {options}: {exc}") from None
-        constant = name == "curvature" and curvature_scope(config, model) == "classical"
-        terms.append(Term(name, regularizer, float(weight), every, column, batch, constant))
-    return terms
+def _slices(order: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
+    """Consecutive pieces of ``order`` of ``size`` elements (the last may be shorter)."""
+    for start in range(0, len(order), size):
+        yield order[start : start + size]

@@ -37,14 +37,16 @@ def register_ansatze(register: Register) -> None:
 
 @hookspec
 def register_fusions(register: Register) -> None:
-    """Register :class:`hqf.quantum.interfaces.Fusion` subclasses."""
+    """Register :class:`hqf.quantum.interfaces.Fusion` subclasses (with ``diagnostics()`` for numbers a run reports)."""
 
 
 @hookspec
 def register_regularizers(register: Register) -> None:
-    """Register :class:`hqf.quantum.interfaces.Regularizer` subclasses."""
+    """Register :class:`hqf.quantum.interfaces.Regularizer` subclasses; each declares the run-configuration
+    keys it reads (its weight, schedule, sub-batch and options) in ``config_keys``."""
 
 
 @hookspec
 def register_baselines(register: Register) -> None:
-    """Register :class:`hqf.quantum.interfaces.Baseline` subclasses: whole classical models to compare against."""
+    """Register :class:`hqf.quantum.interfaces.Baseline` subclasses: whole classical models to compare
+    against (``configure(config)`` receives the run configuration before ``build``)."""

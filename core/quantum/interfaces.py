@@ -203,6 +203,13 @@ class Fusion(torch.nn.Module, abc.ABC):
     def forward(self, h_c: torch.Tensor | None, h_q: torch.Tensor | None) -> torch.Tensor:
         """``F[B, out_features]``; an input the fusion does not use is passed as ``None``."""
 
+    def diagnostics(self) -> dict[str, float]:
+        """Numbers describing its most recent call, by metric name (``gated``: ``gate_mean``); none by default.
+
+        A run reports those that are keys of ``metrics.json`` (docs/method.md), after one call on test inputs.
+        """
+        return {}
+
 
 @attrs.frozen(eq=False)
 class RegularizerInputs:
@@ -214,10 +221,47 @@ class RegularizerInputs:
     parameters: tuple[torch.Tensor, ...]  # the trainable parameters
 
 
+def _option_pairs(value) -> tuple[tuple[str, str], ...]:
+    return tuple(dict(value).items())
+
+
+@attrs.frozen
+class RegularizerKeys:
+    """The run-configuration keys a regularizer reads (field names of ``hqf.learn.config.RunConfig``).
+
+    Every key is optional: a regularizer declaring none is computed on every iteration, on the whole
+    mini-batch, with the weight ``regularizer_options[name]["weight"]`` (default 1) and the curve column
+    ``reg_<name>``.
+    """
+
+    #: the key of its weight in the loss (``lambda_stab``, ``gamma_curv``)
+    weight: str | None = None
+    #: its column in the per-iteration curves (``stab``, ``curv``)
+    column: str | None = None
+    #: the key of its schedule k: computed on iterations t with (t − 1) mod k = 0, absent (0) on the others
+    every: str | None = None
+    #: the key of its sub-batch size m: computed on the first m samples of the mini-batch (None: all)
+    batch: str | None = None
+    #: constructor option -> the key that gives it (``regularizer_options`` still override these)
+    options: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_option_pairs)
+    #: the key (values ``auto``, ``full``, ``classical``) that chooses whether it sees the quantum
+    #: features held constant; without one it is ``auto``, see :attr:`Regularizer.needs_second_derivatives`
+    scope: str | None = None
+
+
 class Regularizer(abc.ABC):
-    """A penalty added to the loss with a weight the run configuration sets (λ, γ, ...)."""
+    """A penalty added to the loss with a weight the run configuration sets (λ, γ, ...).
+
+    It declares the run-configuration keys it reads in :attr:`config_keys` (its weight, curve column,
+    schedule, sub-batch and options); a run builds its term of the loss from that declaration alone.
+    """
 
     name: ClassVar[str]
+    config_keys: ClassVar[RegularizerKeys] = RegularizerKeys()
+    #: its penalty is built from gradients of the loss (double backward), so training on it needs third
+    #: derivatives: where the quantum layer has no backprop (the parameter-shift rule would cost
+    #: ``(2P)³`` circuit runs per sample) it sees the quantum features held constant under scope ``auto``
+    needs_second_derivatives: ClassVar[bool] = False
 
     @abc.abstractmethod
     def penalty(self, inputs: RegularizerInputs) -> torch.Tensor:
@@ -229,6 +273,10 @@ class Baseline(abc.ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+
+    def configure(self, config) -> None:
+        """Read the run configuration (a ``hqf.learn.config.RunConfig``) before :meth:`build`; a baseline
+        that mirrors the hybrid needs it. Does nothing by default."""
 
     @abc.abstractmethod
     def build(self, in_features: int, n_classes: int) -> torch.nn.Module:

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from hqf.quantum.circuit import Circuit, PauliWord, compose
-from hqf.quantum.gates import full_angles
-from hqf.quantum.gradients import expval
+from hqf.quantum.gradients import default_gradient, expval
 from hqf.quantum.interfaces import Ansatz, Backend, Encoder
 
 
@@ -41,9 +40,11 @@ class QuantumLayer(torch.nn.Module):
     def out_features(self) -> int:
         return self.circuit.n_outputs
 
-    def angles(self, x: torch.Tensor) -> torch.Tensor:
-        """The angle matrix ``[B, P]`` the backend sees for inputs ``x``."""
-        return full_angles(self.encoder(x).to(self.backend.real_dtype), self.weights.to(self.backend.real_dtype).reshape(-1))
+    @property
+    def gradient_method(self) -> str:
+        """How its expectation values are differentiated: ``backprop``, ``adjoint`` or ``parameter-shift``
+        (for ``gradient="auto"``, the first of these the backend supports)."""
+        return default_gradient(self.backend) if self.gradient == "auto" else self.gradient
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return expval(self.backend, self.circuit, self.encoder(x), self.gradient, shared=self.weights.reshape(-1))

@@ -1,7 +1,8 @@
 """The plugin registry: one pluggy manager, plugins found through the ``hqf`` entry-point group.
 
-Plugins load lazily (never at import time), once. A plugin whose import or hook fails is recorded in
-:attr:`Registry.broken` with its error and does not affect the others.
+Plugins load lazily (never at import time), once. Each plugin's hook is called through pluggy on its
+own, so a plugin whose import or hook fails is recorded in :attr:`Registry.broken` with its error and
+does not affect the others.
 
 Environment:
   ``HQF_PLUGINS``      comma-separated allowlist of entry-point names to load (set but empty: none)
@@ -142,33 +143,48 @@ class Registry:
         raise UnknownPluginError(kind, name, self.names(kind))
 
     def _collect(self, kind: str) -> dict[str, Entry]:
-        hook_name, base = KINDS[kind]
+        """The classes every plugin registers for ``kind``, each plugin's hook called through pluggy on
+        its own: a plugin whose hook fails is recorded in :attr:`broken` and registers nothing."""
+        hook_name, _ = KINDS[kind]
         found: dict[str, Entry] = {}
-        caller = getattr(self._pm.hook, hook_name)
-        for impl in caller.get_hookimpls():  # in registration order
+        for impl in getattr(self._pm.hook, hook_name).get_hookimpls():  # in registration order
             plugin = impl.plugin_name
             package = self._packages.get(plugin, "?")
             batch: list[Entry] = []
-
-            def register(cls: type, _batch=batch, _plugin=plugin, _package=package) -> None:
-                if not (isinstance(cls, type) and issubclass(cls, base)):
-                    raise PluginRegistrationError(
-                        f"plugin {_plugin!r}: {cls!r} must subclass {base.__module__}.{base.__name__}"
-                    )
-                name = getattr(cls, "name", None)
-                if not isinstance(name, str) or not name:
-                    raise PluginRegistrationError(f"plugin {_plugin!r}: {cls.__name__} has no 'name'")
-                if name in found or any(e.name == name for e in _batch):
-                    raise PluginRegistrationError(f"plugin {_plugin!r}: {kind} name {name!r} is taken")
-                _batch.append(Entry(kind, name, cls, _plugin, _package))
-
             try:
-                impl.function(register=register)
+                self._hook_of(impl.plugin, hook_name)(register=_Registrar(kind, plugin, package, found, batch))
             except Exception as exc:
                 self.broken.append(BrokenPlugin(plugin, package, f"{hook_name}: {_one_line(exc)}"))
                 continue
             found.update((e.name, e) for e in batch)
         return found
+
+    def _hook_of(self, plugin: object, hook_name: str) -> pluggy.HookCaller:
+        """The hook ``hook_name`` of ``plugin`` alone (traced like any pluggy call)."""
+        others = [p for p in self._pm.get_plugins() if p is not plugin]
+        return self._pm.subset_hook_caller(hook_name, remove_plugins=others)
+
+
+@attrs.define
+class _Registrar:
+    """The ``register`` callback one plugin's hook receives: checks each class, then adds it to ``batch``."""
+
+    kind: str
+    plugin: str
+    package: str
+    taken: dict[str, Entry] = attrs.field(repr=False)
+    batch: list[Entry] = attrs.field(repr=False)
+
+    def __call__(self, cls: type) -> None:
+        base = KINDS[self.kind][1]
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginRegistrationError(f"plugin {self.plugin!r}: {cls!r} must subclass {base.__module__}.{base.__name__}")
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginRegistrationError(f"plugin {self.plugin!r}: {cls.__name__} has no 'name'")
+        if name in self.taken or any(e.name == name for e in self.batch):
+            raise PluginRegistrationError(f"plugin {self.plugin!r}: {self.kind} name {name!r} is taken")
+        self.batch.append(Entry(self.kind, name, cls, self.plugin, self.package))
 
 
 _REGISTRY: Registry | None = None

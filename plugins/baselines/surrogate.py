@@ -26,8 +26,9 @@ import math
 
 import torch
 
-from hqf.quantum.interfaces import Baseline
-from hqf.quantum.interfaces import Encoder
+from hqf.errors import ConfigError
+from hqf.learn.model import build_model
+from hqf.quantum.interfaces import Baseline, Encoder
 
 
 def surrogate_shape(n_weights: int, n_inputs: int, n_outputs: int) -> tuple[int, int, int]:
@@ -47,7 +48,12 @@ def surrogate_shape(n_weights: int, n_inputs: int, n_outputs: int) -> tuple[int,
 
 
 class SurrogateLayer(torch.nn.Module):
-    """``encoder`` then the exact-count classical map of the module docstring; ``[B, in] -> [B, R]``."""
+    """``encoder`` then the exact-count classical map of the module docstring; ``[B, in] -> [B, R]``.
+
+    Differentiated by autograd throughout (``gradient_method = "backprop"``, as a quantum branch declares).
+    """
+
+    gradient_method = "backprop"
 
     def __init__(self, encoder: Encoder, n_weights: int, n_outputs: int, generator: torch.Generator | None = None) -> None:
         super().__init__()
@@ -82,7 +88,6 @@ class SurrogateLayer(torch.nn.Module):
         return torch.tanh(out)
 
 
-
 class ClassicalSurrogate(Baseline):
     """The hybrid model of the run configuration with :class:`SurrogateLayer` in place of its quantum block.
 
@@ -101,14 +106,11 @@ class ClassicalSurrogate(Baseline):
         self.config = config
 
     def build(self, in_features: int, n_classes: int) -> torch.nn.Module:
-        from hqf.errors import ConfigError
-        from hqf.learn.model import build_model
-
         if self.config is None:
             raise ConfigError("the classical-surrogate baseline needs the run configuration (configure(config) first)")
         hybrid_config = self.config.replace(baseline=None, backend="torch", depolarizing=0.0, backend_options={})
         model = build_model(hybrid_config, in_features, n_classes)
-        quantum = getattr(model, "quantum", None)
+        quantum = model.quantum
         if quantum is None:
             raise ConfigError(f"fusion {hybrid_config.fusion!r} has no quantum block to replace")
         generator = torch.Generator().manual_seed(hybrid_config.seed)

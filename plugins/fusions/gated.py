@@ -13,8 +13,8 @@ class GatedFusion(Fusion):
 
     ``W_g`` is ``nn.Linear(k + r, k)`` and the projection ``nn.Linear(r, k)``, both with a bias (the
     paper writes ``W_g`` only; a bias lets the gate start away from 1/2 and costs ``k`` parameters).
-    ``out_features = k``. The gate values of the last call are kept in ``last_gate`` (detached) so a
-    run can report how much the quantum branch is used.
+    ``out_features = k``. The gate values of the last call are kept in ``last_gate`` (detached); their
+    mean is its diagnostic ``gate_mean``, which a run reports: how much the quantum branch is used.
 
     Args:
         classical_features: k, the width of ``H_c``.
@@ -50,3 +50,9 @@ class GatedFusion(Fusion):
         g = torch.sigmoid(self.gate(torch.cat([h_c, h_q], dim=1)))
         self.last_gate = g.detach()
         return torch.lerp(self.project(h_q), h_c, g)  # g ⊙ h_c + (1 − g) ⊙ W_p h_q in one operation
+
+    def diagnostics(self) -> dict[str, float]:
+        """``gate_mean``: the mean of ``G`` in the last call (1 = classical branch only); none before a call."""
+        if self.last_gate is None:
+            return {}
+        return {"gate_mean": float(self.last_gate.float().mean())}

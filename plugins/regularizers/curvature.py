@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hqf.quantum.interfaces import Regularizer, RegularizerInputs
+from hqf.quantum.interfaces import Regularizer, RegularizerInputs, RegularizerKeys
 
 
 class CurvatureRegularizer(Regularizer):
@@ -18,6 +18,11 @@ class CurvatureRegularizer(Regularizer):
     (Jensen); ``‖H‖_F²`` itself is estimated without bias by :meth:`hv_squared_norms`.
 
     When the Hessian is diagonal a single probe is exact (``‖Hv‖ = ‖H‖_F`` for every ±1 vector).
+
+    In a run (``config_keys``): weight γ = ``gamma_curv``, curve column ``curv``, computed every
+    ``curvature_every`` iterations on the first ``curvature_batch`` samples, ``probes`` and ``seed``
+    from ``curvature_probes`` and ``seed``, and ``curvature_scope`` choosing whether the quantum
+    features are held constant (``auto``: where the quantum layer has no backprop).
 
     Args:
         probes: number of Rademacher probes per call (default 1).
@@ -43,6 +48,15 @@ class CurvatureRegularizer(Regularizer):
     """
 
     name = "curvature"
+    config_keys = RegularizerKeys(
+        weight="gamma_curv",
+        column="curv",
+        every="curvature_every",
+        batch="curvature_batch",
+        options={"probes": "curvature_probes", "seed": "seed"},
+        scope="curvature_scope",
+    )
+    needs_second_derivatives = True
 
     def __init__(
         self,

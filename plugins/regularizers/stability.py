@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from hqf.quantum.interfaces import Regularizer, RegularizerInputs
+from hqf.quantum.interfaces import Regularizer, RegularizerInputs, RegularizerKeys
 
 
 class StabilityRegularizer(Regularizer):
     """``L_stab = (1/n) Σ_i ‖F_i − F̄‖²`` with ``F̄`` the batch mean of the fused features ``F[n, k]``.
 
     The mean squared Euclidean distance to the batch mean (the trace of the biased batch covariance);
-    0 for a batch of one. No options.
+    0 for a batch of one. No options; its weight λ is the run configuration's ``lambda_stab`` and its
+    curve column ``stab``.
 
     Example::
 
@@ -21,6 +22,7 @@ class StabilityRegularizer(Regularizer):
     """
 
     name = "stability"
+    config_keys = RegularizerKeys(weight="lambda_stab", column="stab")
 
     def penalty(self, inputs: RegularizerInputs) -> torch.Tensor:
         features = inputs.features

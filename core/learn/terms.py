@@ -1,0 +1,133 @@
+"""The loss terms of a run: each configured regularizer with its weight, schedule and sub-batch.
+
+A regularizer declares which run-configuration keys give these (``Regularizer.config_keys``, e.g.
+``stability``: weight ``lambda_stab``; ``curvature``: weight ``gamma_curv``, every
+``curvature_every`` iterations on ``curvature_batch`` samples); :func:`build_terms` reads that
+declaration, so a new regularizer needs no change here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+import torch.nn.functional as F
+
+from hqf.errors import ConfigError, HqfError
+from hqf.learn.config import RunConfig
+from hqf.learn.model import BaselineModel, HybridModel
+from hqf.quantum.interfaces import Regularizer, RegularizerInputs, RegularizerKeys
+from hqf.quantum.make import make_regularizer
+from hqf.quantum.registry import registry
+
+#: values of a scope key: what a term differentiates through
+SCOPES = ("auto", "full", "classical")
+
+
+def _positive_int(_, attribute, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"'{attribute.name}' must be an integer >= 1 (got {value!r})")
+
+
+@attrs.frozen
+class Term:
+    """A regularizer in the loss with its weight; computed on iterations ``t`` with ``(t−1) % every == 0``.
+
+    ``batch``: evaluate the penalty on the first ``batch`` samples of the mini-batch only (a separate
+    forward pass on that sub-batch; None: on the whole mini-batch, sharing its forward pass).
+    """
+
+    name: str
+    regularizer: Regularizer
+    weight: float
+    every: int = attrs.field(default=1, validator=_positive_int)
+    column: str = ""
+    batch: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive_int))
+    #: evaluate the penalty with the quantum features held constant (a separate forward pass)
+    quantum_constant: bool = False
+
+    def due(self, step: int) -> bool:
+        return (step - 1) % self.every == 0
+
+    def inputs(self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, full: RegularizerInputs) -> RegularizerInputs:
+        """What the penalty sees: ``full`` (the mini-batch's own forward pass), or a separate forward
+        pass on the first ``batch`` samples and/or with the quantum features held constant."""
+        whole = self.batch is None or self.batch >= len(yb)
+        if whole and not self.quantum_constant:
+            return full
+        size = len(yb) if whole else self.batch
+        if self.quantum_constant:
+            features, logits = model.forward_features(xb[:size], quantum_constant=True)
+        else:
+            features, logits = model.forward_features(xb[:size])
+        ce = F.cross_entropy(logits.float(), yb[:size])
+        return RegularizerInputs(features, logits, ce, full.parameters)
+
+
+def build_terms(config: RunConfig, model: HybridModel | BaselineModel | None = None) -> list[Term]:
+    """The weighted terms of ``config.regularizers``, each read from its regularizer's declared keys.
+
+    ``model`` tells whether its quantum branch has backprop, which a term of scope ``auto`` that needs
+    second derivatives depends on; None: no quantum branch.
+    """
+    return [_term(name, config, model) for name in config.regularizers]
+
+
+def declared_keys(name: str) -> RegularizerKeys:
+    """The run-configuration keys regularizer ``name`` declares; one that is not a key is a ConfigError."""
+    keys = registry().get("regularizer", name).cls.config_keys
+    known = RunConfig.keys()
+    used = [keys.weight, keys.every, keys.batch, keys.scope, *(key for _, key in keys.options)]
+    for key in used:
+        if key is not None and key not in known:
+            raise ConfigError(f"regularizer {name!r} reads run-configuration key {key!r}, which does not exist")
+    return keys
+
+
+def _term(name: str, config: RunConfig, model: HybridModel | BaselineModel | None) -> Term:
+    keys = declared_keys(name)
+    options = dict(config.regularizer_options.get(name, {}))
+    weight = options.pop("weight", 1.0) if keys.weight is None else getattr(config, keys.weight)
+    for option, key in keys.options:
+        options.setdefault(option, getattr(config, key))
+    regularizer = _make(name, options)
+    return Term(
+        name,
+        regularizer,
+        _weight(name, weight),
+        getattr(config, keys.every) if keys.every is not None else 1,
+        keys.column or f"reg_{name}",
+        getattr(config, keys.batch) if keys.batch is not None else None,
+        _holds_quantum_constant(regularizer, keys, config, model),
+    )
+
+
+def _make(name: str, options: dict[str, Any]) -> Regularizer:
+    try:
+        return make_regularizer(name, **options)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, HqfError):
+            raise
+        raise ConfigError(f"regularizer {name!r} with options {options}: {exc}") from None
+
+
+def _weight(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"regularizer {name!r}: the weight must be a number (got {value!r})") from None
+
+
+def _holds_quantum_constant(
+    regularizer: Regularizer, keys: RegularizerKeys, config: RunConfig, model: HybridModel | BaselineModel | None
+) -> bool:
+    """Whether the term sees the quantum features held constant: its scope ``classical``, or ``auto``
+    for a regularizer that needs second derivatives on a quantum branch without backprop."""
+    scope = getattr(config, keys.scope) if keys.scope is not None else "auto"
+    if scope not in SCOPES:
+        raise ConfigError(f"'{keys.scope}' must be one of {', '.join(SCOPES)} (got {scope!r})")
+    if scope != "auto":
+        return scope == "classical"
+    gradient = model.quantum_gradient if model is not None else None
+    return regularizer.needs_second_derivatives and gradient not in (None, "backprop")
