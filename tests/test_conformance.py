@@ -1,5 +1,8 @@
 """The conformance suite (hqf.testing) over every registered backend, under the active Hypothesis profile.
 
+The answer key for every target, torch included, is the reference simulator shipped in hqf.testing
+(tests/test_reference.py checks it; tests/test_conformance_bounds.py pins the tolerances).
+
 Each registered backend is tested with its default options; the ones below are also tested in their other
 configurations. Unavailable backends are skipped with the reason ``hqf list`` shows. Slow backends get fewer
 or smaller examples (still within the ``ci`` profile's bounds; ``nightly`` raises them).
