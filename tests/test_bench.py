@@ -1,14 +1,32 @@
 """``hqf bench`` and hqf.studies.bench: the workload, the ratios, the command's output (no timing assertions)."""
 
+import importlib.util
 import json
 import math
+import pathlib
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from hqf.studies.bench import TARGETS, Row, Workload, median_seconds, ratios, time_backend
+import hqf.studies.bench_suite
+import hqf.studies.peers
 from hqf.cli import main
+from hqf.quantum.circuit import Circuit, Operation, PauliWord
+from hqf.quantum.gradients import expval
+from hqf.quantum.make import make_backend
+from hqf.studies.bench import Comparison, Latency, Row, Workload, median_seconds, peer_comparisons, ratios, time_backend
+from hqf.studies.bench_suite import fitting_backends
+from hqf.studies.peers import PEERS, pennylane_layer, qiskit_connector
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _targets_script():
+    spec = importlib.util.spec_from_file_location("targets", BENCHMARKS / "targets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_workload_is_ry_encoding_then_the_ansatz_with_z_on_every_qubit():
@@ -30,16 +48,53 @@ def test_ratios_divide_the_named_columns_and_skip_missing_rows():
     rows = [
         Row("torch/backprop", "hqf torch", "backprop", 2000.0, 600.0, 256, forward_new_weights=1000.0),
         Row("peer/pennylane-backprop", "PL", "backprop", 100.0, 40.0, 256),
+        Row("torch/parameter-shift", "hqf torch", "parameter-shift", 2000.0, 50.0, 256, forward_new_weights=1000.0),
     ]
-    measured = {r.target.name: r for r in ratios(rows)}
-    assert len(measured) == 3
-    new = measured["torch forward, new weights every call, vs PennyLane backprop forward"]
-    assert new.value == pytest.approx(10.0) and new.met is False  # its own column against the peer's forward
-    fwd = measured["torch forward vs PennyLane backprop forward"]
+    measured = {(r.comparison.numerator, r.comparison.column): r.value for r in ratios(rows, peer_comparisons(rows))}
+    assert measured == {  # each hqf row against the peer rows of its gradient only
+        ("torch/backprop", "forward"): pytest.approx(20.0),
+        ("torch/backprop", "forward_new_weights"): pytest.approx(10.0),  # its own column against the peer's forward
+        ("torch/backprop", "forward_backward"): pytest.approx(15.0),
+    }
+    missing = Comparison("torch/adjoint", "peer/lightning-adjoint", "forward")
+    assert ratios(rows, [missing, Comparison("torch/backprop", "peer/pennylane-backprop", "forward")])[0].value == pytest.approx(20.0)
+    assert len(ratios(rows, [missing])) == 0
+
+
+def test_the_goals_file_checks_a_saved_run():
+    targets = _targets_script()
+    goals = targets.tomllib.loads((BENCHMARKS / "targets.toml").read_text())
+    assert {g["numerator"] for g in goals["ratio"]} >= {"torch/backprop", "torch/parameter-shift", "torch/adjoint", "qiskit-aer/parameter-shift"}
+    rows = [
+        Row("torch/backprop", "hqf torch", "backprop", 2000.0, 600.0, 256, forward_new_weights=1000.0),
+        Row("peer/pennylane-backprop", "PL", "backprop", 100.0, 40.0, 256),
+    ]
+    run = {"workload": {"ansatz": "hea8x6", "batch": 256}, "rows": [r.to_dict() for r in rows], "latency": {"model_seconds": 2e-4}}
+    verdicts = {v.name: v for v in targets.check(run, goals)}
+    new = verdicts["torch forward, new weights every call, vs PennyLane backprop forward"]
+    assert new.value == pytest.approx(10.0) and new.met is False
+    fwd = verdicts["torch forward vs PennyLane backprop forward"]
     assert fwd.value == pytest.approx(20.0) and fwd.met is True
-    fb = measured["torch fwd+bwd vs PennyLane backprop fwd+bwd"]
+    fb = verdicts["torch fwd+bwd vs PennyLane backprop fwd+bwd"]
     assert fb.value == pytest.approx(15.0) and fb.met is False
-    assert {t.numerator for t in TARGETS} >= {"torch/backprop", "torch/parameter-shift", "torch/adjoint", "qiskit-aer/parameter-shift"}
+    assert verdicts["torch adjoint vs lightning adjoint fwd+bwd"].met is None  # rows not in this run
+    assert verdicts["hea16x6 fwd+bwd (default gradient) vs lightning adjoint"].met is None  # another workload
+    assert verdicts["inference latency of the default model at batch 1 (seconds)"].met is False
+    assert verdicts["full epoch, 1.05M samples, batch 256, both regularizers (seconds)"].met is None
+
+
+def test_the_goals_script_exits_1_on_a_missed_goal(tmp_path, capsys):
+    targets = _targets_script()
+    row = Row("torch/backprop", "hqf torch", "backprop", 2000.0, 600.0, 256, forward_new_weights=3000.0).to_dict()
+    peer = Row("peer/pennylane-backprop", "PL", "backprop", 100.0, 20.0, 256).to_dict()
+    run = {"workload": {"ansatz": "hea8x6", "batch": 256}, "rows": [row, peer]}
+    (tmp_path / "met.json").write_text(json.dumps(run))
+    assert targets.main([str(tmp_path / "met.json")]) == 0
+    assert "30.0× (goal ≥ 20×) met" in capsys.readouterr().out
+    run["rows"][1]["forward_backward"] = 40.0
+    (tmp_path / "missed.json").write_text(json.dumps(run))
+    assert targets.main([str(tmp_path / "missed.json")]) == 1
+    assert "15.0× (goal ≥ 20×) MISSED" in capsys.readouterr().out
 
 
 def test_median_seconds_counts_warmup_and_budget():
@@ -89,31 +144,27 @@ def test_bench_epoch_estimate_takes_the_curvature_interval():
     assert epoch["curvature_every"] == 2 and epoch["iterations"] == 2 and epoch["epoch_seconds"] > 0
 
 
+def _fake_timings(monkeypatch, order: list[str]):
+    def fake_backend(name, workload, gradient="auto", repeats=7, warmup=2, **_):
+        order.append(f"{name}/{gradient}")
+        return Row(f"{name}/{gradient}", f"hqf {name}", gradient, 4.0, 2.0, workload.batch, forward_new_weights=3.0)
+
+    def fake_peer(peer, workload, slow_batch=1):
+        order.append(peer.name)
+        return Row(f"peer/{peer.name}", peer.name, peer.gradient, 1.0, 1.0, workload.batch)
+
+    monkeypatch.setattr(hqf.studies.bench_suite, "time_backend", fake_backend)
+    monkeypatch.setattr(hqf.studies.bench_suite, "time_peer", fake_peer)
+    monkeypatch.setattr(hqf.studies.bench_suite, "inference_latency", lambda: order.append("latency") or Latency(1e-4, 1e-4))
+    monkeypatch.setattr(hqf.studies.bench_suite, "epoch_estimate", lambda n, **kw: order.append("epoch") or None)
+    monkeypatch.setattr(hqf.studies.peers, "available_peers", lambda: list(PEERS))
+
+
 def test_bench_times_qiskit_aer_last_and_the_latency_and_epoch_before_it(monkeypatch):
     # once Qiskit Aer's own OpenMP runtime has run in a process, torch's two-thread steps slow down:
     # everything else (the torch-based peers, the latency, the epoch) is timed before it
-    import hqf.studies.bench
-    import hqf.studies.peers
-
     order = []
-
-    def fake_backend(name, workload, gradient="auto", repeats=7, warmup=2, **_):
-        order.append(f"{name}/{gradient}")
-        return Row(f"{name}/{gradient}", f"hqf {name}", gradient, 1.0, 1.0, workload.batch, forward_new_weights=1.0)
-
-    def fake_peer(name):
-        def run(workload, **_):
-            order.append(name)
-            return Row(f"peer/{name}", name, "backprop", 1.0, 1.0, workload.batch)
-
-        return run
-
-    monkeypatch.setattr(hqf.studies.bench, "time_backend", fake_backend)
-    monkeypatch.setattr(hqf.studies.bench, "inference_latency", lambda: order.append("latency") or hqf.studies.bench.Latency(1e-4, 1e-4))
-    monkeypatch.setattr(hqf.studies.bench, "epoch_estimate", lambda n, **kw: order.append("epoch") or None)
-    for name in ("pennylane-backprop", "qiskit-ml"):
-        monkeypatch.setitem(hqf.studies.peers.PEERS, name, (hqf.studies.peers.PEERS[name][0], fake_peer(name)))
-    monkeypatch.setattr(hqf.studies.peers, "available_peers", lambda: {"pennylane-backprop", "qiskit-ml"})
+    _fake_timings(monkeypatch, order)
     args = ["bench", "--ansatz", "hea2x1", "--batch", "2", "--backend", "qiskit-aer", "--backend", "torch", "--gradient", "auto",
             "--peer", "qiskit-ml", "--peer", "pennylane-backprop", "--latency", "--epoch", "3", "--json"]
     result = CliRunner().invoke(main, args)
@@ -121,3 +172,65 @@ def test_bench_times_qiskit_aer_last_and_the_latency_and_epoch_before_it(monkeyp
     assert order == ["torch/auto", "pennylane-backprop", "latency", "epoch", "qiskit-aer/auto", "qiskit-ml"]
     keys = [r["key"] for r in json.loads(result.output)["rows"]]
     assert keys == ["qiskit-aer/auto", "torch/auto", "peer/qiskit-ml", "peer/pennylane-backprop"]  # as asked
+
+
+def test_bench_peers_times_the_fitting_registered_backends_and_prints_the_ratios(monkeypatch):
+    order = []
+    _fake_timings(monkeypatch, order)
+    args = ["bench", "--ansatz", "hea2x1", "--batch", "2", "--peer", "pennylane-backprop", "--gradient", "backprop"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    fitting, unfit = fitting_backends(Workload("hea2x1"))
+    assert "torch" in fitting and "torch-dm" not in fitting and any(line.startswith("backend torch-dm:") for line in unfit)
+    timed = [name.split("/")[0] for name in order if "/" in name]
+    assert sorted(timed) == sorted(n for n in fitting if "backprop" in make_backend(n).capabilities.gradients)
+    assert "Ratios, hqf row ÷ peer row of the same gradient" in result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("| torch/backprop ")]
+    assert [cell.strip() for cell in line.split("|")[1:-1]] == ["torch/backprop", "peer/pennylane-backprop", "4.0×", "3.0×", "2.0×"]
+    assert "skipped: backend torch-dm: not an exact pure-state simulator" in result.output
+
+
+def _every_gate_circuit() -> tuple[Circuit, int]:
+    """Three qubits, every gate hqf knows, inputs in columns 0-2 and weights in 3-5, multi-wire Pauli words."""
+    ops = [
+        Operation("RY", 0, 0), Operation("RX", 1, 1), Operation("H", 2), Operation("RZ", 2, 2),
+        Operation("RY", 0, 3), Operation("RZ", 1, 4), Operation("CNOT", (0, 1)), Operation("CZ", (1, 2)),
+        Operation("X", 0), Operation("CNOT", (2, 0)), Operation("RX", 2, 5),
+    ]
+    observables = [PauliWord.parse("Z0"), PauliWord.parse("X1 Y2"), PauliWord.parse("Z0 Z1 Z2"), PauliWord.parse("Y0")]
+    return Circuit(3, ops, observables), 3
+
+
+def _every_gate_inputs() -> tuple[Circuit, int, torch.Tensor, torch.Tensor, torch.Tensor]:
+    circuit, n_inputs = _every_gate_circuit()
+    generator = torch.Generator().manual_seed(3)
+    x = torch.rand(5, n_inputs, generator=generator, dtype=torch.float64) * math.pi
+    weights = torch.rand(circuit.n_params - n_inputs, generator=generator, dtype=torch.float64) * 2 * math.pi
+    want = expval(make_backend("torch"), circuit, torch.cat([x, weights.expand(5, -1)], dim=1))
+    return circuit, n_inputs, x, weights, want
+
+
+def test_the_pennylane_peer_runs_exactly_the_hqf_circuit():
+    pytest.importorskip("pennylane")
+    circuit, n_inputs, x, weights, want = _every_gate_inputs()
+    layer = pennylane_layer(circuit, n_inputs, weights, "default.qubit", "backprop")
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), want, rtol=0, atol=1e-10)
+
+
+def test_the_qiskit_peer_runs_exactly_the_hqf_circuit():
+    pytest.importorskip("qiskit_machine_learning")
+    from qiskit.quantum_info import Statevector
+
+    circuit, n_inputs, x, weights, want = _every_gate_inputs()
+    layer = qiskit_connector(circuit, n_inputs, weights)
+    qnn = layer.neural_network
+    exact = []
+    for row in x.tolist():
+        bound = qnn.circuit.assign_parameters(dict(zip([*qnn.input_params, *qnn.weight_params], [*row, *weights.tolist()])))
+        state = Statevector(bound)
+        exact.append([state.expectation_value(obs).real for obs in qnn.observables])
+    torch.testing.assert_close(torch.tensor(exact, dtype=torch.float64), want, rtol=0, atol=1e-10)
+    with torch.no_grad():  # the connector feeds inputs and weights to those parameters; its values are estimates
+        sampled = torch.as_tensor(layer(x), dtype=torch.float64)  # at EstimatorQNN's default precision, 1/64
+    assert float((sampled - want).abs().max()) < 0.1

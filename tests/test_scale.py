@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from hqf.cli import main
+from hqf.quantum.make import make_backend
 from hqf.studies.scale import VariancePoint, decay_rate, gradient_variance, study_circuit
 from reference import reference_expval
 
@@ -18,7 +19,7 @@ from reference import reference_expval
 @pytest.mark.parametrize("cost", ["local", "global"])
 def test_gradient_variance_matches_reference_shift_rule(cost):
     n, layers, inits, seed = 3, 2, 12, 5
-    point = gradient_variance(n, layers, cost, inits, seed)
+    point = gradient_variance(make_backend("torch"), n, layers, cost, inits, seed)
     circuit = study_circuit(n, layers, cost)
     angles = torch.rand(inits, circuit.n_params, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     angles = angles.numpy() * 2 * math.pi

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import click
+from click.core import ParameterSource
 
 
 def _fmt(value: float | None) -> str:
@@ -13,9 +15,7 @@ def _fmt(value: float | None) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.3g}"
 
 
-def _table(rows) -> str:
-    head = ("implementation", "gradient", "fwd samples/s", "fwd, new weights", "fwd+bwd samples/s", "note")
-    body = [(r.label, r.gradient, _fmt(r.forward), _fmt(r.forward_new_weights), _fmt(r.forward_backward), r.note) for r in rows]
+def _table(head: tuple[str, ...], body: list[tuple]) -> str:
     widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(head, widths)) + " |"]
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -23,33 +23,46 @@ def _table(rows) -> str:
     return "\n".join(lines)
 
 
-#: hqf backends timed by ``--peers`` when no ``--backend`` is given (those installed and available)
-PEER_RUN_BACKENDS = ("torch", "qiskit-aer", "pennylane")
-#: timed after everything else: once Qiskit Aer (its own OpenMP runtime) has run in a process, torch's
-#: two-thread steps ran about 2× slower there (a training step 8.6 → 16.4 ms; one thread: unchanged)
-USES_QISKIT_AER = frozenset({"qiskit-aer", "qiskit-ml"})
+def _rows_table(rows) -> str:
+    head = ("implementation", "gradient", "fwd samples/s", "fwd, new weights", "fwd+bwd samples/s", "note")
+    body = [(r.label, r.gradient, _fmt(r.forward), _fmt(r.forward_new_weights), _fmt(r.forward_backward), r.note) for r in rows]
+    return _table(head, body)
 
 
-def _default_backends(peers: bool, dtype: str, skipped: list[str]) -> list[str]:
-    if not peers:
-        return ["torch"]
-    from hqf.quantum.registry import registry
+def _times(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}×"
 
-    names = []
-    for name in PEER_RUN_BACKENDS:
-        try:
-            entry = registry().get("backend", name)
-        except KeyError:
-            skipped.append(f"backend {name}: not registered")
-            continue
-        availability = entry.availability()
-        if not availability.ok:
-            skipped.append(f"backend {name}: {availability.reason}")
-        elif dtype not in entry.cls.capabilities.dtypes:
-            skipped.append(f"backend {name}: no {dtype}")
-        else:
-            names.append(name)
-    return names
+
+def _ratios_table(ratios) -> str:
+    """One line per (hqf row, peer row) pair: its forward, new-weights and fwd+bwd ratios."""
+    pairs: dict[tuple[str, str], dict[str, float | None]] = {}
+    for r in ratios:
+        pairs.setdefault((r.comparison.numerator, r.comparison.denominator), {})[r.comparison.column] = r.value
+    head = ("hqf row", "peer row", "fwd", "fwd, new weights", "fwd+bwd")
+    columns = ("forward", "forward_new_weights", "forward_backward")
+    body = [(num, den, *(_times(values.get(c)) for c in columns)) for (num, den), values in pairs.items()]
+    return _table(head, body)
+
+
+def _print_text(result, skipped: list[str], header: str) -> None:
+    click.echo(header)
+    click.echo(_rows_table(result.rows))
+    if result.ratios:
+        click.echo("\nRatios, hqf row ÷ peer row of the same gradient (fwd, new weights: against the peer's fwd):")
+        click.echo(_ratios_table(result.ratios))
+    if lat := result.latency:
+        click.echo(
+            f"\nInference latency at batch 1: model {lat.model_seconds * 1e3:.3f} ms, quantum layer {lat.layer_seconds * 1e3:.3f} ms"
+        )
+    if epoch := result.epoch:
+        curv = "—" if epoch.seconds_curvature_iteration is None else f"{epoch.seconds_curvature_iteration * 1e3:.0f} ms"
+        click.echo(
+            f"\nEpoch estimate ({epoch.iterations} iterations measured, extrapolated to {epoch.epoch_samples:,} samples): "
+            f"{epoch.epoch_seconds:.0f} s; per iteration {epoch.seconds_plain_iteration * 1e3:.0f} ms, with the curvature "
+            f"term (every {epoch.curvature_every}) {curv}"
+        )
+    for line in skipped:
+        click.echo(f"skipped: {line}")
 
 
 @click.command("bench")
@@ -60,7 +73,10 @@ def _default_backends(peers: bool, dtype: str, skipped: list[str]) -> list[str]:
     "--backend",
     "backends",
     multiple=True,
-    help="hqf backend to time (repeatable; default: torch, and with --peers also qiskit-aer and pennylane where available).",
+    default=("torch",),
+    show_default=True,
+    help="Registered hqf backend to time (repeatable). With --peers and no --backend: every available registered "
+    "backend that runs the workload (its dtype on the CPU, exact, no noise model).",
 )
 @click.option(
     "--gradient",
@@ -69,11 +85,11 @@ def _default_backends(peers: bool, dtype: str, skipped: list[str]) -> list[str]:
     help="Core gradient method (repeatable): auto, backprop, adjoint, parameter-shift. "
     "Default: auto; with --peers also parameter-shift and, where declared, adjoint.",
 )
-@click.option("--peers", is_flag=True, help="Also time the native peer implementations that are installed.")
+@click.option("--peers", is_flag=True, help="Also time the native peer implementations that are installed, and print the ratios.")
 @click.option("--peer", "peer_names", multiple=True, help="Only these peers (repeatable; implies --peers).")
 @click.option("--repeats", default=7, show_default=True, type=click.IntRange(min=1), help="Timed calls (median).")
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0))
-@click.option("--slow-batch", default=1, show_default=True, type=click.IntRange(min=1), help="Rows for the Qiskit ML backward (it runs ~0.1 sample/s).")
+@click.option("--slow-batch", default=1, show_default=True, type=click.IntRange(min=1), help="Rows for the backward of slow peers (Qiskit ML: ~0.1 sample/s).")
 @click.option("--threads", type=click.IntRange(min=1), help="torch.set_num_threads (default: torch's own choice).")
 @click.option("--latency", is_flag=True, help="Also the inference latency of the default hybrid model at batch 1.")
 @click.option("--epoch", "epoch_iterations", type=click.IntRange(min=2), help="Also estimate a full training epoch from N iterations.")
@@ -83,124 +99,53 @@ def _default_backends(peers: bool, dtype: str, skipped: list[str]) -> list[str]:
     help="With --epoch: the curvature term every K iterations (default: hqf run's, curvature_every).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_context
 def bench_command(
-    ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup, slow_batch, threads, latency, epoch_iterations,
-    curvature_every, as_json
+    ctx, ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup, slow_batch, threads, latency,
+    epoch_iterations, curvature_every, as_json
 ) -> None:
     """Time forward and forward+backward (samples/s, median after warm-up) of hqf backends on one circuit.
 
-    Whatever uses Qiskit Aer is timed last, after the latency and the epoch: once Aer's OpenMP runtime
-    has run in a process, torch's multi-threaded steps there are slower.
+    With peers, also the ratio of each hqf row to each peer row of the same gradient. What computes in
+    torch is timed first, then the latency and the epoch, then the rest: another runtime (Qiskit Aer's
+    OpenMP) can slow torch's threads for the rest of the process. Goals for the ratios:
+    benchmarks/targets.toml, checked on a saved --json by benchmarks/targets.py.
     """
-    import platform
-
+    # imported here, not at the top: `hqf --help` imports every command module, and these import torch
     import torch
 
-    from hqf.studies.bench import TARGETS, Workload, epoch_estimate, inference_latency, ratios, resolve_gradient, time_backend
-    from hqf.studies.peers import PEERS, available_peers
-    from hqf.errors import ConfigError
-    from hqf.quantum.make import make_backend
     from hqf.quantum.specs import parse_ansatz_spec
+    from hqf.studies.bench import Workload
+    from hqf.studies.bench_suite import fitting_backends, run_bench
+    from hqf.studies.peers import select_peers
 
     parse_ansatz_spec(ansatz)  # a bad spec is a one-line error
     if threads:
         torch.set_num_threads(threads)
     peers = peers or bool(peer_names)
-    unknown = sorted(set(peer_names) - set(PEERS))
-    if unknown:
-        raise ConfigError(f"unknown peer(s) {unknown}; peers: {', '.join(PEERS)}")
     workload = Workload(ansatz, batch, dtype)
-    skipped: list[str] = []
-    backend_names = list(backends or _default_backends(peers, dtype, skipped))
-    for name in backend_names:
-        make_backend(name, dtype=dtype)  # unknown/unavailable: a one-line error before anything is timed
-    installed = available_peers() if peers else set()
-    peer_list = []
-    for name in (peer_names or PEERS) if peers else ():
-        if name in installed:
-            peer_list.append(name)
-        else:
-            skipped.append(f"peer {name}: not installed")
-
-    def time_hqf(name: str) -> list:
-        backend = make_backend(name, dtype=dtype)  # unknown/unavailable: one-line error
-        methods = list(gradients) or ["auto"] + (["parameter-shift"] if peers else [])
-        if peers and not gradients and "adjoint" in backend.capabilities.gradients:
-            methods.append("adjoint")
-        timed, done = [], set()
-        for method in methods:
-            if method not in ("auto", "parameter-shift") and method not in backend.capabilities.gradients:
-                skipped.append(f"{name}/{method}: backend has no native {method!r} gradient")
-                continue
-            if resolve_gradient(backend, method) in done:  # auto is one of the others
-                continue
-            done.add(resolve_gradient(backend, method))
-            timed.append(time_backend(name, workload, method, repeats, warmup))
-        return timed
-
-    def time_peer(name: str) -> list:
-        options = {"slow_batch": slow_batch} if name == "qiskit-ml" else {}
-        try:
-            return [PEERS[name][1](workload, **options)]
-        except Exception as exc:  # a peer's own failure is reported, not fatal
-            skipped.append(f"peer {name}: {type(exc).__name__}: {exc}")
-            return []
-
-    hqf_rows: dict[str, list] = {}
-    peer_rows: dict[str, list] = {}
-    for later in (False, True):  # Qiskit Aer last (USES_QISKIT_AER), the latency and the epoch before it
-        for name in backend_names:
-            if (name in USES_QISKIT_AER) == later:
-                hqf_rows[name] = time_hqf(name)
-        for name in peer_list:
-            if (name in USES_QISKIT_AER) == later:
-                peer_rows[name] = time_peer(name)
-        if not later:
-            lat = inference_latency() if latency else None
-            overrides = {"curvature_every": curvature_every} if curvature_every else {}
-            epoch = epoch_estimate(epoch_iterations, **overrides) if epoch_iterations else None
-    rows = [r for name in backend_names for r in hqf_rows.get(name, [])]
-    rows += [r for name in peer_list for r in peer_rows.get(name, [])]
-    measured = ratios(rows, TARGETS)
-    machine = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "processor": platform.processor() or platform.machine(),
-    }
+    peer_list, skipped = select_peers(peer_names) if peers else ([], [])
+    if peers and ctx.get_parameter_source("backends") is ParameterSource.DEFAULT:
+        backends, unfit = fitting_backends(workload)
+        skipped = unfit + skipped
+    overrides = {"curvature_every": curvature_every} if curvature_every else {}
+    result = run_bench(workload, backends, peer_list, gradients, repeats, warmup, slow_batch, latency, epoch_iterations, **overrides)
+    skipped += result.skipped
     if as_json:
         payload = {
             "workload": {"ansatz": ansatz, "batch": batch, "dtype": dtype},
-            "machine": machine,
-            "rows": [r.to_dict() for r in rows],
-            "ratios": [{"target": r.target.name, "value": r.value, "goal": r.target.factor, "met": r.met} for r in measured],
-            "latency": lat.to_dict() if lat else None,
-            "epoch": epoch.to_dict() if epoch else None,
+            "machine": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "processor": platform.processor() or platform.machine(),
+            },
+            "rows": [r.to_dict() for r in result.rows],
+            "ratios": [r.to_dict() for r in result.ratios],
+            "latency": result.latency.to_dict() if result.latency else None,
+            "epoch": result.epoch.to_dict() if result.epoch else None,
             "skipped": skipped,
         }
         click.echo(json.dumps(payload, indent=2))
         return
-    click.echo(f"{ansatz}, batch {batch}, {dtype}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
-    click.echo(_table(rows))
-    if measured:
-        click.echo("\nTargets (ratios in this run):")
-        for r in measured:
-            verdict = "n/a" if r.met is None else ("met" if r.met else "MISSED")
-            value = "—" if r.value is None else f"{r.value:.1f}×"
-            click.echo(f"  {r.target.name}: {value} (goal ≥ {r.target.factor:g}×) {verdict}")
-    if lat:
-        verdict = "met" if lat.model_seconds <= lat.target_seconds else "MISSED"
-        click.echo(
-            f"\nInference latency at batch 1: model {lat.model_seconds * 1e3:.3f} ms, quantum layer "
-            f"{lat.layer_seconds * 1e3:.3f} ms (goal ≤ {lat.target_seconds * 1e3:g} ms) {verdict}"
-        )
-    if epoch:
-        verdict = "met" if epoch.epoch_seconds <= epoch.target_seconds else "MISSED"
-        curv = "—" if epoch.seconds_curvature_iteration is None else f"{epoch.seconds_curvature_iteration * 1e3:.0f} ms"
-        click.echo(
-            f"\nEpoch estimate ({epoch.iterations} iterations measured, extrapolated to {epoch.epoch_samples:,} samples): "
-            f"{epoch.epoch_seconds:.0f} s (goal ≤ {epoch.target_seconds:g} s) {verdict}; per iteration "
-            f"{epoch.seconds_plain_iteration * 1e3:.0f} ms, with the curvature term (every {epoch.curvature_every}) {curv}"
-        )
-    for line in skipped:
-        click.echo(f"skipped: {line}")
+    _print_text(result, skipped, f"{ansatz}, batch {batch}, {dtype}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import pathlib
+
+import attrs
 import click
+
+from hqf.errors import ConfigError
 
 
 def _ints(text: str) -> list[int]:
-    from hqf.errors import ConfigError
-
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -21,29 +25,25 @@ def _ints(text: str) -> list[int]:
 @click.option("--qubits", default="2,4,6,8", show_default=True, help="Qubit counts, comma-separated.")
 @click.option("--layers", default="1,2,4,8", show_default=True, help="Ansatz depths (hea layers), comma-separated.")
 @click.option("--backend", default="torch", show_default=True, help="Backend timed for the epoch cost.")
+@click.option("--variance-backend", default="torch", show_default=True, help="Backend whose gradients give the variance.")
 @click.option("--samples", default=256, show_default=True, help="Inputs per timed epoch.")
 @click.option("--batch-size", default=64, show_default=True, help="Mini-batch size of the timed epoch.")
 @click.option("--inits", default=100, show_default=True, help="Random initializations per gradient variance.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", default="runs/scale", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
-def scale_command(qubits, layers, backend, samples, batch_size, inits, seed, out) -> None:
+def scale_command(qubits, layers, backend, variance_backend, samples, batch_size, inits, seed, out) -> None:
     """Sweep qubits × depth: epoch time, state memory, and Var[∂C/∂θ₁] for a local and a global cost.
 
     Writes cost.csv, variance.csv and scale.png under --out.
     """
-    import csv
-    import pathlib
-
-    import attrs
-
-    from hqf.errors import ConfigError
+    # imported here, not at the top: `hqf --help` imports every command module, and these import torch
     from hqf.quantum.make import make_backend
     from hqf.studies.scale import decay_rate, epoch_cost, gradient_variance, plot
 
     qs, ls = _ints(qubits), _ints(layers)
     if samples < 1 or batch_size < 1 or inits < 2:
         raise ConfigError(f"--samples and --batch-size must be >= 1 and --inits >= 2 (got {samples}, {batch_size}, {inits})")
-    engine = make_backend(backend)
+    engine, variance_engine = make_backend(backend), make_backend(variance_backend)
     folder = pathlib.Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     costs, variances = [], []
@@ -52,7 +52,7 @@ def scale_command(qubits, layers, backend, samples, batch_size, inits, seed, out
             for n_layers in ls:
                 costs.append(epoch_cost(engine, q, n_layers, samples, batch_size, seed))
                 for cost in ("local", "global"):
-                    variances.append(gradient_variance(q, n_layers, cost, inits, seed))
+                    variances.append(gradient_variance(variance_engine, q, n_layers, cost, inits, seed))
                 bar.update(1)
     for name, rows in (("cost.csv", costs), ("variance.csv", variances)):
         with open(folder / name, "w", newline="") as fh:

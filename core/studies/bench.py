@@ -11,8 +11,9 @@ ansatz (``hea8x6`` by default), ``⟨Z⟩`` on every qubit, a batch of ``B`` row
   ansatz weights *and* the inputs (peers that cannot differentiate the inputs say so in their note).
 
 A time is the median of ``repeats`` calls after ``warmup`` calls; throughput is ``batch / time`` in
-samples per second. :data:`TARGETS` are the ratios issue 6 asks for; :func:`ratios` evaluates them on
-whatever rows were measured.
+samples per second. :func:`ratios` divides the throughputs of named rows (:class:`Comparison`);
+:func:`peer_comparisons` pairs every hqf row with every peer row of the same gradient. What a ratio
+should reach is no part of the library: benchmarks/targets.toml states the goals.
 """
 
 from __future__ import annotations
@@ -23,10 +24,21 @@ import time
 from collections.abc import Callable, Sequence
 
 import attrs
+import numpy as np
 import torch
 
+from hqf.learn.config import RunConfig
+from hqf.learn.model import build_model
+from hqf.learn.training import TrainSettings, build_terms, train
 from hqf.quantum.circuit import Circuit, Operation, compose
-from hqf.quantum.make import make_ansatz
+from hqf.quantum.gradients import default_gradient, expval
+from hqf.quantum.interfaces import Backend
+from hqf.quantum.make import make_ansatz, make_backend
+
+#: the key prefix of a native peer's row (hqf rows are keyed ``BACKEND/GRADIENT``)
+PEER_PREFIX = "peer/"
+#: a row's throughput columns, in samples per second
+COLUMNS = ("forward", "forward_new_weights", "forward_backward")
 
 
 @attrs.frozen
@@ -43,8 +55,9 @@ class Workload:
         return make_ansatz(self.ansatz).n_qubits
 
     @property
-    def n_layers(self) -> int:
-        return make_ansatz(self.ansatz).n_layers
+    def n_inputs(self) -> int:
+        """Columns ``0..n_inputs-1`` of the circuit read the inputs; the others the flattened ansatz weights."""
+        return self.n_qubits
 
     def circuit(self) -> Circuit:
         """RY(x_q) on every wire, then the ansatz; ``⟨Z_q⟩`` on every wire."""
@@ -89,73 +102,68 @@ class Row:
     note: str = ""
     forward_new_weights: float | None = None
 
+    @property
+    def is_peer(self) -> bool:
+        """Whether a native peer implementation was timed (not an hqf backend)."""
+        return self.key.startswith(PEER_PREFIX)
+
     def to_dict(self) -> dict:
         return attrs.asdict(self)
 
 
 @attrs.frozen
-class Target:
-    """``numerator`` row's ``column`` at least ``factor`` times ``denominator`` row's."""
+class Comparison:
+    """``numerator`` row's ``column`` divided by ``denominator`` row's ``denominator_column``."""
 
-    name: str
-    numerator: str
+    numerator: str  # a row's key
     denominator: str
-    column: str  # "forward" or "forward_backward"
-    factor: float
-    denominator_column: str | None = None
-
-
-TARGETS: tuple[Target, ...] = (
-    Target("torch forward vs PennyLane backprop forward", "torch/backprop", "peer/pennylane-backprop", "forward", 20),
-    Target(
-        "torch forward, new weights every call, vs PennyLane backprop forward",
-        "torch/backprop",
-        "peer/pennylane-backprop",
-        "forward_new_weights",
-        20,
-        denominator_column="forward",
-    ),
-    Target("torch fwd+bwd vs PennyLane backprop fwd+bwd", "torch/backprop", "peer/pennylane-backprop", "forward_backward", 20),
-    Target(
-        "torch shift rule (weights+inputs) vs PennyLane parameter-shift (weights)",
-        "torch/parameter-shift",
-        "peer/pennylane-parameter-shift",
-        "forward_backward",
-        30,
-    ),
-    Target("torch adjoint vs lightning adjoint fwd+bwd", "torch/adjoint", "peer/lightning-adjoint", "forward_backward", 10),
-    Target("qiskit-aer forward vs EstimatorQNN forward", "qiskit-aer/parameter-shift", "peer/qiskit-ml", "forward", 4),
-    Target(
-        "qiskit-aer shift rule vs TorchConnector backward",
-        "qiskit-aer/parameter-shift",
-        "peer/qiskit-ml",
-        "forward_backward",
-        100,
-    ),
-)
+    column: str = attrs.field(validator=attrs.validators.in_(COLUMNS))
+    #: default: ``column``
+    denominator_column: str = attrs.field(
+        default=attrs.Factory(lambda self: self.column, takes_self=True), validator=attrs.validators.in_(COLUMNS)
+    )
 
 
 @attrs.frozen
 class Ratio:
-    target: Target
-    value: float | None  # None: a row is missing
+    comparison: Comparison
+    value: float | None  # None: a throughput is missing or zero
 
-    @property
-    def met(self) -> bool | None:
-        return None if self.value is None else self.value >= self.target.factor
+    def to_dict(self) -> dict:
+        return {**attrs.asdict(self.comparison), "value": self.value}
 
 
-def ratios(rows: Sequence[Row], targets: Sequence[Target] = TARGETS) -> list[Ratio]:
-    """Each target's measured ratio (targets whose rows were both measured, or whose numerator was)."""
+def ratios(rows: Sequence[Row], comparisons: Sequence[Comparison]) -> list[Ratio]:
+    """Each comparison whose two rows were both measured, evaluated on ``rows``."""
     by_key = {row.key: row for row in rows}
     out = []
-    for target in targets:
-        num, den = by_key.get(target.numerator), by_key.get(target.denominator)
+    for comparison in comparisons:
+        num, den = by_key.get(comparison.numerator), by_key.get(comparison.denominator)
         if num is None or den is None:
             continue
-        a, b = getattr(num, target.column), getattr(den, target.denominator_column or target.column)
-        out.append(Ratio(target, a / b if a and b else None))
+        a, b = getattr(num, comparison.column), getattr(den, comparison.denominator_column)
+        out.append(Ratio(comparison, a / b if a and b else None))
     return out
+
+
+def peer_comparisons(rows: Sequence[Row]) -> list[Comparison]:
+    """Every hqf row against every peer row of the same gradient: forward, forward with new weights, fwd+bwd.
+
+    The forward with new weights is divided by the peer's forward: a peer keeps nothing keyed on the
+    weights, so its forward is what a forward with new weights costs it.
+    """
+    hqf_rows, peer_rows = [row for row in rows if not row.is_peer], [row for row in rows if row.is_peer]
+    return [
+        comparison
+        for row in hqf_rows
+        for peer in peer_rows
+        if peer.gradient == row.gradient
+        for comparison in (
+            Comparison(row.key, peer.key, "forward"),
+            Comparison(row.key, peer.key, "forward_new_weights", "forward"),
+            Comparison(row.key, peer.key, "forward_backward"),
+        )
+    ]
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, budget_s: float | None = None) -> float:
@@ -187,9 +195,6 @@ def time_backend(
     **options,
 ) -> Row:
     """Time hqf's ``expval`` on the backend registered as ``name`` (the core's gradient ``gradient``)."""
-    from hqf.quantum.gradients import expval
-    from hqf.quantum.make import make_backend
-
     backend = make_backend(name, dtype=workload.dtype, **options)
     circuit = workload.circuit()
     _, weights = workload.inputs()
@@ -222,10 +227,8 @@ def time_backend(
     return Row(f"{name}/{resolved}", label, resolved, fwd, fb, batch, note, fwd_new)
 
 
-def resolve_gradient(backend, gradient: str) -> str:
+def resolve_gradient(backend: Backend, gradient: str) -> str:
     """The method ``gradient`` names on ``backend`` (``auto``: the backend's cheapest exact one)."""
-    from hqf.quantum.gradients import default_gradient
-
     return default_gradient(backend) if gradient == "auto" else gradient
 
 
@@ -235,7 +238,6 @@ class Latency:
 
     model_seconds: float  # the default hybrid model (hqf.learn.model.build_model), one row
     layer_seconds: float  # its quantum layer alone, one row
-    target_seconds: float = 1e-4
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
@@ -243,9 +245,6 @@ class Latency:
 
 def inference_latency(repeats: int = 200, warmup: int = 20, in_features: int = 128, n_classes: int = 12) -> Latency:
     """Median seconds per call of the default hybrid model and of its quantum layer at batch 1."""
-    from hqf.learn.config import RunConfig
-    from hqf.learn.model import build_model
-
     model = build_model(RunConfig(), in_features, n_classes).eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -268,7 +267,6 @@ class EpochEstimate:
     curvature_every: int
     epoch_samples: int
     batch: int
-    target_seconds: float = 120.0
 
     @property
     def epoch_seconds(self) -> float:
@@ -284,12 +282,6 @@ def epoch_estimate(iterations: int = 200, epoch_samples: int = 1_050_000, in_fea
     The loop is :func:`hqf.learn.training.train` on the default :class:`~hqf.learn.config.RunConfig` (``overrides``
     change it); the curvature term comes every ``curvature_every`` iterations as configured.
     """
-    import numpy as np
-
-    from hqf.learn.config import RunConfig
-    from hqf.learn.model import build_model
-    from hqf.learn.training import TrainSettings, build_terms, train
-
     config = RunConfig(max_iterations=iterations, epochs=1, eps=0.0, **overrides)
     model = build_model(config, in_features, n_classes)
     generator = torch.Generator().manual_seed(0)

@@ -1,8 +1,12 @@
-"""The native peer implementations ``hqf bench --peers`` times on the same workload as hqf's backends.
+"""Benchmarking tooling: the native peer implementations ``hqf bench --peers`` times against hqf's backends.
 
-Each peer builds the :class:`~hqf.studies.bench.Workload` circuit (RY encoding, then the ``hea`` ansatz:
-per layer RY then RZ on every qubit and a CNOT ring, ``⟨Z⟩`` on every qubit) the way its own users
-would, and is timed like the hqf rows:
+A peer is no hqf backend and nothing outside ``hqf bench`` uses it: it is another library's own torch
+layer over the :class:`~hqf.studies.bench.Workload` circuit, built the way that library's users would,
+and timed like the hqf rows. Each peer translates the workload's hqf
+:class:`~hqf.quantum.circuit.Circuit` gate by gate (``RX RY RZ H X CNOT CZ``, the same wires: hqf wire
+``w`` is PennyLane wire ``w`` and Qiskit qubit ``w``, and an expectation value of a Pauli word does not
+depend on how a library orders its basis), columns ``0..Q-1`` read from the inputs and the others from
+the flattened ansatz weights, so a peer runs exactly the circuit the hqf rows run:
 
 - ``pennylane-backprop``: ``qml.qnn.TorchLayer`` over ``default.qubit``, ``diff_method="backprop"``,
   the batch broadcast through the QNode; gradient w.r.t. weights and inputs;
@@ -11,80 +15,77 @@ would, and is timed like the hqf rows:
 - ``lightning-adjoint``: ``lightning.qubit`` with ``diff_method="adjoint"`` (it runs a broadcast batch
   as one tape per sample); weights only;
 - ``qiskit-ml``: Qiskit Machine Learning ``EstimatorQNN`` on Aer's ``EstimatorV2`` wrapped in a
-  ``TorchConnector`` (its default parameter-shift gradient), inputs and weights. Its backward is so slow
+  ``TorchConnector`` (its default parameter-shift gradient), inputs and weights; its values are estimates
+  at ``EstimatorQNN``'s default precision (1/64), as its users get them. Its backward is so slow
   that it is timed on ``slow_batch`` rows (throughput is per sample, so rows are comparable).
+
+Timing order: ``qiskit-ml`` does not spare torch (:attr:`Peer.spares_torch`): once Qiskit Aer's OpenMP
+runtime has run in a process, torch's multi-threaded steps there run about 2× slower (a training step
+8.6 → 16.4 ms; one thread: unchanged), so ``hqf bench`` times it after every row that computes in torch.
+The PennyLane peers, lightning included, leave torch as fast as they found it.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Sequence
 
+import attrs
 import torch
 
-from hqf.studies.bench import Row, Workload, median_seconds
-from hqf.plugins.ansatze.hea import cnot_ring
+from hqf.errors import ConfigError
+from hqf.quantum.circuit import Circuit, Operation
+from hqf.studies.bench import PEER_PREFIX, Row, Workload, median_seconds
+
+#: hqf gate -> PennyLane operation class name (``qml.<name>``)
+PENNYLANE_GATES = {"RX": "RX", "RY": "RY", "RZ": "RZ", "H": "Hadamard", "X": "PauliX", "CNOT": "CNOT", "CZ": "CZ"}
+#: hqf gate -> QuantumCircuit method (``qc.<name>(*angle, *wires)``; ``cx(control, target)``)
+QISKIT_GATES = {"RX": "rx", "RY": "ry", "RZ": "rz", "H": "h", "X": "x", "CNOT": "cx", "CZ": "cz"}
+#: Pauli letter -> PennyLane observable class name
+PENNYLANE_PAULIS = {"X": "PauliX", "Y": "PauliY", "Z": "PauliZ"}
+
+#: a peer's builder: (circuit, number of input columns, flat weights) -> a torch module mapping inputs[B, Q] to [B, R]
+Build = Callable[[Circuit, int, torch.Tensor], torch.nn.Module]
 
 
-def _installed(*modules: str) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in modules)
+def _angle_source(op: Operation, n_inputs: int) -> tuple[str, int] | None:
+    """``("inputs", column)`` or ``("weights", index)`` for a parameterized gate, None for a fixed one."""
+    if op.param is None:
+        return None
+    return ("inputs", op.param) if op.param < n_inputs else ("weights", op.param - n_inputs)
 
 
-def _time_pair(forward: Callable[[], object], forward_backward: Callable[[], object] | None, batch: int, repeats: int, warmup: int, budget_s: float) -> tuple[float, float | None]:
-    fwd = batch / median_seconds(forward, repeats, warmup, budget_s)
-    fb = None if forward_backward is None else batch / median_seconds(forward_backward, repeats, min(warmup, 1), budget_s)
-    return fwd, fb
+def pennylane_layer(circuit: Circuit, n_inputs: int, weights: torch.Tensor, device: str, diff_method: str) -> torch.nn.Module:
+    """``circuit`` as a ``qml.qnn.TorchLayer`` on the PennyLane ``device`` (float64), holding ``weights``."""
+    import pennylane as qml  # optional dependency (hqf[pennylane]): imported only when a PennyLane peer runs
 
-
-def _pennylane_layer(workload: Workload, device: str, diff_method: str):
-    import pennylane as qml
-
-    n, layers = workload.n_qubits, workload.n_layers
-    dev = qml.device(device, wires=n)
+    program = [(getattr(qml, PENNYLANE_GATES[op.gate]), list(op.wires), _angle_source(op, n_inputs)) for op in circuit.operations]
+    paulis = {letter: getattr(qml, name) for letter, name in PENNYLANE_PAULIS.items()}
+    dev = qml.device(device, wires=circuit.n_qubits)
 
     @qml.qnode(dev, interface="torch", diff_method=diff_method)
     def qnode(inputs, weights):
-        for q in range(n):
-            qml.RY(inputs[..., q], wires=q)
-        for layer in range(layers):
-            for q in range(n):
-                qml.RY(weights[layer, q, 0], wires=q)
-                qml.RZ(weights[layer, q, 1], wires=q)
-            for op in cnot_ring(n):
-                qml.CNOT(wires=list(op.wires))
-        return [qml.expval(qml.PauliZ(q)) for q in range(n)]
+        for gate, wires, source in program:
+            if source is None:
+                gate(wires=wires)
+            elif source[0] == "inputs":
+                gate(inputs[..., source[1]], wires=wires)
+            else:
+                gate(weights[source[1]], wires=wires)
+        words = [[paulis[letter](wire) for wire, letter in word.terms] for word in circuit.observables]
+        return [qml.expval(functools.reduce(operator.matmul, factors)) for factors in words]
 
-    layer = qml.qnn.TorchLayer(qnode, {"weights": (layers, n, 2)}).double()
-    _, weights = workload.inputs()
+    layer = qml.qnn.TorchLayer(qnode, {"weights": (circuit.n_params - n_inputs,)}).double()
     with torch.no_grad():
         layer.weights.copy_(weights)
     return layer
 
 
-def time_pennylane(workload: Workload, kind: str, repeats: int = 5, warmup: int = 1, budget_s: float = 30.0) -> Row:
-    """``kind``: ``backprop``, ``parameter-shift`` (default.qubit) or ``adjoint`` (lightning.qubit)."""
-    device = "lightning.qubit" if kind == "adjoint" else "default.qubit"
-    layer = _pennylane_layer(workload, device, kind)
-    stream = workload.input_stream()
-    inputs_too = kind == "backprop"
-
-    def forward() -> None:
-        with torch.no_grad():
-            layer(stream())
-
-    def forward_backward() -> None:
-        xs = stream().clone().requires_grad_(inputs_too)
-        layer.zero_grad(set_to_none=True)
-        layer(xs).sum().backward()
-
-    fwd, fb = _time_pair(forward, forward_backward, workload.batch, repeats, warmup, budget_s)
-    key = {"backprop": "pennylane-backprop", "parameter-shift": "pennylane-parameter-shift", "adjoint": "lightning-adjoint"}[kind]
-    label = f"PennyLane {device} TorchLayer"
-    note = "weights and inputs" if inputs_too else "weights only"
-    return Row(f"peer/{key}", label, kind, fwd, fb, workload.batch, note)
-
-
-def _qiskit_connector(workload: Workload):
+def qiskit_connector(circuit: Circuit, n_inputs: int, weights: torch.Tensor) -> torch.nn.Module:
+    """``circuit`` as an ``EstimatorQNN`` on Aer's ``EstimatorV2`` in a ``TorchConnector``, holding ``weights``."""
+    # optional dependencies (hqf[qiskit,peers]): imported only when the Qiskit ML peer runs
     from qiskit import QuantumCircuit
     from qiskit.circuit import ParameterVector
     from qiskit.quantum_info import SparsePauliOp
@@ -93,63 +94,134 @@ def _qiskit_connector(workload: Workload):
     from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
     from qiskit_machine_learning.neural_networks import EstimatorQNN
 
-    n, layers = workload.n_qubits, workload.n_layers
-    inputs, weights = ParameterVector("x", n), ParameterVector("w", layers * n * 2)
-    qc = QuantumCircuit(n)
-    for q in range(n):
-        qc.ry(inputs[q], q)
-    for layer in range(layers):
-        for q in range(n):
-            base = 2 * (layer * n + q)
-            qc.ry(weights[base], q)
-            qc.rz(weights[base + 1], q)
-        for op in cnot_ring(n):
-            qc.cx(*op.wires)
-    observables = [SparsePauliOp.from_sparse_list([("Z", [q], 1.0)], num_qubits=n) for q in range(n)]
+    parameters = {"inputs": ParameterVector("x", n_inputs), "weights": ParameterVector("w", circuit.n_params - n_inputs)}
+    qc = QuantumCircuit(circuit.n_qubits)
+    for op in circuit.operations:
+        source = _angle_source(op, n_inputs)
+        angle = [] if source is None else [parameters[source[0]][source[1]]]
+        getattr(qc, QISKIT_GATES[op.gate])(*angle, *op.wires)
+    observables = [
+        SparsePauliOp.from_sparse_list([("".join(p for _, p in word.terms), list(word.wires), 1.0)], num_qubits=circuit.n_qubits)
+        for word in circuit.observables
+    ]
     estimator = EstimatorV2()
     qnn = EstimatorQNN(
         circuit=qc,
         observables=observables,
-        input_params=list(inputs),
-        weight_params=list(weights),
+        input_params=list(parameters["inputs"]),
+        weight_params=list(parameters["weights"]),
         estimator=estimator,
         gradient=ParamShiftEstimatorGradient(estimator),
         input_gradients=True,
     )
-    _, initial = workload.inputs()
-    return TorchConnector(qnn, initial_weights=initial.reshape(-1).numpy())
+    return TorchConnector(qnn, initial_weights=weights.numpy())
 
 
-def time_qiskit_ml(workload: Workload, slow_batch: int = 1, repeats: int = 3, warmup: int = 1, budget_s: float = 60.0) -> Row:
-    """EstimatorQNN + TorchConnector on Aer: forward on the full batch, backward on ``slow_batch`` rows."""
-    connector = _qiskit_connector(workload)
+@attrs.frozen
+class Peer:
+    """A native implementation: how to build it over a circuit, and how to time it."""
+
+    name: str
+    label: str
+    gradient: str  # the method of its backward; its row is compared with the hqf rows of this gradient
+    modules: tuple[str, ...]  # the packages it needs
+    build: Build
+    inputs_differentiable: bool
+    #: its forward+backward is timed on ``slow_batch`` rows, without warm-up
+    slow: bool = False
+    #: False when running it slows torch for the rest of the process (see the module docstring)
+    spares_torch: bool = True
+    repeats: int = 5
+    warmup: int = 1
+    budget_s: float = 30.0
+
+    @property
+    def installed(self) -> bool:
+        return all(importlib.util.find_spec(m) is not None for m in self.modules)
+
+
+def time_peer(peer: Peer, workload: Workload, slow_batch: int = 1) -> Row:
+    """Time ``peer`` on ``workload``: forward on the full batch, forward+backward (gradient of the sum)."""
+    _, weights = workload.inputs()
+    layer = peer.build(workload.circuit(), workload.n_inputs, weights.reshape(-1))
     stream = workload.input_stream()
-    rows = min(slow_batch, workload.batch)
+    rows = min(slow_batch, workload.batch) if peer.slow else workload.batch
 
     def forward() -> None:
         with torch.no_grad():
-            connector(stream())
+            layer(stream())
 
     def forward_backward() -> None:
-        xs = stream()[:rows].clone().requires_grad_()
-        connector.zero_grad(set_to_none=True)
-        connector(xs).sum().backward()
+        xs = stream()[:rows].clone().requires_grad_(peer.inputs_differentiable)
+        layer.zero_grad(set_to_none=True)
+        layer(xs).sum().backward()
 
-    fwd = workload.batch / median_seconds(forward, repeats, warmup, budget_s)
-    fb = rows / median_seconds(forward_backward, repeats, 0, budget_s)
-    note = f"weights and inputs; fwd+bwd timed on {rows} rows"
-    return Row("peer/qiskit-ml", "Qiskit ML EstimatorQNN + TorchConnector (Aer)", "parameter-shift", fwd, fb, workload.batch, note)
+    fwd = workload.batch / median_seconds(forward, peer.repeats, peer.warmup, peer.budget_s)
+    fb_warmup = 0 if peer.slow else min(peer.warmup, 1)
+    fb = rows / median_seconds(forward_backward, peer.repeats, fb_warmup, peer.budget_s)
+    note = "weights and inputs" if peer.inputs_differentiable else "weights only"
+    if peer.slow:
+        note += f"; fwd+bwd timed on {rows} rows"
+    return Row(PEER_PREFIX + peer.name, peer.label, peer.gradient, fwd, fb, workload.batch, note)
 
 
-#: peer name -> (modules it needs, timing function)
-PEERS: dict[str, tuple[tuple[str, ...], Callable[..., Row]]] = {
-    "pennylane-backprop": (("pennylane",), lambda w, **kw: time_pennylane(w, "backprop", **kw)),
-    "pennylane-parameter-shift": (("pennylane",), lambda w, **kw: time_pennylane(w, "parameter-shift", **kw)),
-    "lightning-adjoint": (("pennylane", "pennylane_lightning"), lambda w, **kw: time_pennylane(w, "adjoint", **kw)),
-    "qiskit-ml": (("qiskit", "qiskit_aer", "qiskit_machine_learning"), lambda w, **kw: time_qiskit_ml(w, **kw)),
+def _pennylane(device: str, diff_method: str) -> Build:
+    return lambda circuit, n_inputs, weights: pennylane_layer(circuit, n_inputs, weights, device, diff_method)
+
+
+PEERS: dict[str, Peer] = {
+    peer.name: peer
+    for peer in (
+        Peer(
+            name="pennylane-backprop",
+            label="PennyLane default.qubit TorchLayer",
+            gradient="backprop",
+            modules=("pennylane",),
+            build=_pennylane("default.qubit", "backprop"),
+            inputs_differentiable=True,
+        ),
+        Peer(
+            name="pennylane-parameter-shift",
+            label="PennyLane default.qubit TorchLayer",
+            gradient="parameter-shift",
+            modules=("pennylane",),
+            build=_pennylane("default.qubit", "parameter-shift"),
+            inputs_differentiable=False,
+        ),
+        Peer(
+            name="lightning-adjoint",
+            label="PennyLane lightning.qubit TorchLayer",
+            gradient="adjoint",
+            modules=("pennylane", "pennylane_lightning"),
+            build=_pennylane("lightning.qubit", "adjoint"),
+            inputs_differentiable=False,
+        ),
+        Peer(
+            name="qiskit-ml",
+            label="Qiskit ML EstimatorQNN + TorchConnector (Aer)",
+            gradient="parameter-shift",
+            modules=("qiskit", "qiskit_aer", "qiskit_machine_learning"),
+            build=qiskit_connector,
+            inputs_differentiable=True,
+            slow=True,
+            spares_torch=False,
+            repeats=3,
+            budget_s=60.0,
+        ),
+    )
 }
 
 
 def available_peers() -> list[str]:
     """The peers whose packages are installed here."""
-    return [name for name, (modules, _) in PEERS.items() if _installed(*modules)]
+    return [name for name, peer in PEERS.items() if peer.installed]
+
+
+def select_peers(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The installed peers among ``names`` (empty: all of them), and a reason for each one left out."""
+    unknown = sorted(set(names) - set(PEERS))
+    if unknown:
+        raise ConfigError(f"unknown peer(s) {unknown}; peers: {', '.join(PEERS)}")
+    installed = set(available_peers())
+    chosen = [name for name in names or PEERS if name in installed]
+    return chosen, [f"peer {name}: not installed" for name in names or PEERS if name not in installed]

@@ -26,6 +26,7 @@ import attrs
 import numpy as np
 import torch
 
+from hqf.learn.plotting import pyplot
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
 from hqf.quantum.gradients import expval
 from hqf.quantum.interfaces import Backend
@@ -90,11 +91,10 @@ def epoch_cost(backend: Backend, n_qubits: int, n_layers: int, samples: int = 25
     return CostPoint(n_qubits, n_layers, batch, samples, seconds, state_bytes, _peak_rss_mb())
 
 
-def gradient_variance(n_qubits: int, n_layers: int, cost: str = "local", inits: int = 200, seed: int = 0) -> VariancePoint:
-    """``Var[∂C/∂θ_1]`` over ``inits`` random initializations (one batch of the torch backend)."""
-    from hqf.quantum.make import make_backend
-
-    backend = make_backend("torch")
+def gradient_variance(
+    backend: Backend, n_qubits: int, n_layers: int, cost: str = "local", inits: int = 200, seed: int = 0
+) -> VariancePoint:
+    """``Var[∂C/∂θ_1]`` over ``inits`` random initializations, one batch of ``inits`` rows on ``backend``."""
     circuit = study_circuit(n_qubits, n_layers, cost)
     gen = torch.Generator().manual_seed(seed)
     angles = (torch.rand(inits, circuit.n_params, generator=gen, dtype=torch.float64) * 2 * math.pi).requires_grad_(True)
@@ -114,11 +114,7 @@ def decay_rate(points: list[VariancePoint]) -> float:
 
 def plot(costs: list[CostPoint], variances: list[VariancePoint], path) -> None:
     """Three panels: time per epoch and state memory against qubits, gradient variance (log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     layers = sorted({c.n_layers for c in costs} | {v.n_layers for v in variances})
     color = {n: f"C{i}" for i, n in enumerate(layers)}

@@ -1,0 +1,136 @@
+"""What one ``hqf bench`` call times, and in which order.
+
+The hqf backends timed are the ones named, or (:func:`fitting_backends`) every registered backend that
+can run the workload here. Each is timed with the gradient methods asked, else ``auto``; alongside the
+peers also with ``parameter-shift`` and, where the backend declares it, ``adjoint``.
+
+Timing order: first whatever spares torch (the backends that compute in torch, which declare the
+``backprop`` gradient, and the peers marked so), then the inference latency and the epoch estimate
+(torch too), then everything else. Another runtime can slow torch for the rest of the process (once
+Qiskit Aer's OpenMP runtime has run, torch's multi-threaded steps run about 2× slower), and a backend
+that computes outside torch may start one, so it waits until the torch measurements are done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from hqf.quantum.interfaces import Backend
+from hqf.quantum.make import make_backend
+from hqf.quantum.registry import registry
+from hqf.studies.bench import (
+    EpochEstimate,
+    Latency,
+    Ratio,
+    Row,
+    Workload,
+    epoch_estimate,
+    inference_latency,
+    peer_comparisons,
+    ratios,
+    resolve_gradient,
+    time_backend,
+)
+from hqf.studies.peers import PEERS, time_peer
+
+
+@attrs.frozen
+class BenchResult:
+    """The rows in the order asked (hqf backends, then peers), and the extras measured."""
+
+    rows: list[Row]
+    ratios: list[Ratio]  # every hqf row against every peer row of the same gradient
+    latency: Latency | None
+    epoch: EpochEstimate | None
+    skipped: list[str]  # what was not timed, and why
+
+
+def fitting_backends(workload: Workload) -> tuple[list[str], list[str]]:
+    """The registered backends that can run ``workload`` here, and why each other one cannot.
+
+    A backend fits when it is available and declares the workload's dtype, the CPU, at least its qubits,
+    exact values and no noise model: the workload is a noiseless pure-state circuit, and a backend that
+    models noise simulates density matrices (``4^Q`` numbers per row); name one to time it.
+    """
+    names, skipped = [], []
+    for entry in registry().entries("backend"):
+        caps = entry.cls.capabilities
+        availability = entry.availability()
+        if not availability.ok:
+            reason = availability.reason
+        elif workload.dtype not in caps.dtypes or "cpu" not in caps.devices:
+            reason = f"no {workload.dtype} on the CPU"
+        elif caps.max_qubits < workload.n_qubits:
+            reason = f"at most {caps.max_qubits} qubits"
+        elif not caps.exact or caps.noise:
+            reason = "not an exact pure-state simulator"
+        else:
+            names.append(entry.name)
+            continue
+        skipped.append(f"backend {entry.name}: {reason}")
+    return names, skipped
+
+
+def spares_torch(backend: Backend) -> bool:
+    """Whether ``backend`` is known to leave torch as fast as it found it: it computes in torch (``backprop``)."""
+    return "backprop" in backend.capabilities.gradients
+
+
+def gradient_methods(backend: Backend, asked: Sequence[str], with_peers: bool) -> tuple[list[str], list[str]]:
+    """The gradient methods to time on ``backend`` (one per resolved method), and a reason for each refused."""
+    methods = list(asked) or ["auto"] + (["parameter-shift"] if with_peers else [])
+    if with_peers and not asked and "adjoint" in backend.capabilities.gradients:
+        methods.append("adjoint")
+    chosen, resolved, skipped = [], set(), []
+    for method in methods:
+        if method not in ("auto", "parameter-shift") and method not in backend.capabilities.gradients:
+            skipped.append(f"{backend.name}/{method}: backend has no native {method!r} gradient")
+        elif resolve_gradient(backend, method) not in resolved:  # auto is one of the others
+            resolved.add(resolve_gradient(backend, method))
+            chosen.append(method)
+    return chosen, skipped
+
+
+def run_bench(
+    workload: Workload,
+    backends: Sequence[str],
+    peers: Sequence[str] = (),
+    gradients: Sequence[str] = (),
+    repeats: int = 7,
+    warmup: int = 2,
+    slow_batch: int = 1,
+    latency: bool = False,
+    epoch_iterations: int | None = None,
+    **epoch_overrides,
+) -> BenchResult:
+    """Time ``backends`` and ``peers`` on ``workload`` (and the latency, the epoch) in the order above.
+
+    Every backend is built first, so an unknown or unavailable one stops the call before any timing.
+    """
+    engines = {name: make_backend(name, dtype=workload.dtype) for name in backends}
+    skipped: list[str] = []
+    backend_rows: dict[str, list[Row]] = {}
+    peer_rows: dict[str, list[Row]] = {}
+
+    def time_group(torch_first: bool) -> None:
+        for name, engine in engines.items():
+            if spares_torch(engine) == torch_first:
+                methods, refused = gradient_methods(engine, gradients, bool(peers))
+                skipped.extend(refused)
+                backend_rows[name] = [time_backend(name, workload, method, repeats, warmup) for method in methods]
+        for name in peers:
+            if PEERS[name].spares_torch == torch_first:
+                try:
+                    peer_rows[name] = [time_peer(PEERS[name], workload, slow_batch)]
+                except Exception as exc:  # a peer's own failure is reported, not fatal
+                    skipped.append(f"peer {name}: {type(exc).__name__}: {exc}")
+
+    time_group(torch_first=True)
+    lat = inference_latency() if latency else None
+    epoch = epoch_estimate(epoch_iterations, **epoch_overrides) if epoch_iterations else None
+    time_group(torch_first=False)
+    rows = [row for name in backends for row in backend_rows[name]]
+    rows += [row for name in peers for row in peer_rows.get(name, [])]
+    return BenchResult(rows, ratios(rows, peer_comparisons(rows)), lat, epoch, skipped)
