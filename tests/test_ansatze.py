@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from hqf.backends.torch_sv import TorchBackend
+from hqf.backends.torch import TorchBackend
 from hqf.quantum.circuit import PauliWord, compose
 from hqf.quantum.gradients import expval
 from hqf.quantum.make import make_ansatz

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hqf.backends.torch_sv import TorchBackend
+from hqf.backends.torch import TorchBackend
 from hqf.quantum.circuit import PauliWord, compose
 from hqf.errors import DataError
 from hqf.quantum.gradients import expval

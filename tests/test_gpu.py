@@ -18,10 +18,13 @@ import json
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 import hqf.backends.cuquantum as cq
-from hqf.backends.torch_sv import TorchBackend
+from hqf.backends.torch import TorchBackend
+from hqf.cli import main
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
+from hqf.quantum.gradients import expval
 from hqf.quantum.make import make_ansatz
 from hqf.testing import PROPERTIES, Limits, Target
 
@@ -103,8 +106,6 @@ def test_twenty_qubits_match_torch_cuda():
 @pytest.mark.parametrize("dtype", ["complex128", "complex64"])
 def test_adjoint_gradient_matches_torch_cuda_autograd_at_14_qubits(dtype):
     require_cuquantum()
-    from hqf.quantum.gradients import expval
-
     circuit = _hea_circuit(14, 2, [PauliWord.z(0), PauliWord.parse("X5 Y9"), PauliWord.z(13)])
     angles = torch.rand(3, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 6
     weights = torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6)).cuda()
@@ -115,8 +116,6 @@ def test_adjoint_gradient_matches_torch_cuda_autograd_at_14_qubits(dtype):
 
 
 def test_torch_backend_runs_on_cuda_end_to_end_through_the_shift_rule_and_autograd():
-    from hqf.quantum.gradients import expval
-
     circuit = _hea_circuit(5, 2)
     angles = torch.rand(4, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     cpu, gpu = angles.clone().requires_grad_(), angles.cuda().requires_grad_()
@@ -142,10 +141,6 @@ RUNS = {
 def test_hqf_run_on_cuda_end_to_end(name, tmp_path):
     if name.startswith("cuquantum"):
         require_cuquantum()
-    from click.testing import CliRunner
-
-    from hqf.cli import main
-
     out = tmp_path / "run"
     args = ["run", *RUNS[name], "--device", "cuda", "--ansatz", "hea4x1", "--samples", "300", "--epochs", "1",
             "--quiet", "--out", str(out)]  # fmt: skip

@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from hqf.backends.torch_sv import TorchBackend
+from hqf.backends.torch import TorchBackend
 from hqf.errors import UnknownPluginError
 from hqf.quantum.hookspecs import hookimpl
 from hqf.quantum.registry import Registry, registry
@@ -29,7 +29,7 @@ def fake_module(monkeypatch):
 
 
 def test_broken_import_is_recorded_and_the_rest_works():
-    reg = Registry([_ep("torch", "hqf.backends.torch_sv"), _ep("ghost", "hqf_tests_no_such_module")])
+    reg = Registry([_ep("torch", "hqf.backends.torch"), _ep("ghost", "hqf_tests_no_such_module")])
     assert reg.names("backend") == ["torch"]
     [broken] = reg.broken
     assert broken.plugin == "ghost" and "ModuleNotFoundError" in broken.error
@@ -40,7 +40,7 @@ def test_failing_hook_is_recorded_and_the_rest_works(fake_module):
         raise RuntimeError("boom")
 
     fake_module("hqf_tests_bad_hook", register_backends=register_backends)
-    reg = Registry([_ep("torch", "hqf.backends.torch_sv"), _ep("bad", "hqf_tests_bad_hook")])
+    reg = Registry([_ep("torch", "hqf.backends.torch"), _ep("bad", "hqf_tests_bad_hook")])
     assert reg.names("backend") == ["torch"]
     assert [(b.plugin, b.error) for b in reg.broken] == [("bad", "register_backends: RuntimeError: boom")]
 
@@ -61,7 +61,7 @@ def test_trace_hooks_writes_each_plugins_hook_call(fake_module, monkeypatch, cap
 def test_wrong_class_and_duplicates_name_the_culprit(fake_module):
     fake_module("hqf_tests_wrong", register_backends=lambda register: register(int))
     fake_module("hqf_tests_dup", register_backends=lambda register: register(TorchBackend))
-    reg = Registry([_ep("torch", "hqf.backends.torch_sv"), _ep("wrong", "hqf_tests_wrong"), _ep("dup", "hqf_tests_dup")])
+    reg = Registry([_ep("torch", "hqf.backends.torch"), _ep("wrong", "hqf_tests_wrong"), _ep("dup", "hqf_tests_dup")])
     assert reg.names("backend") == ["torch"]
     errors = {b.plugin: b.error for b in reg.broken}
     assert "must subclass hqf.quantum.interfaces.Backend" in errors["wrong"]
@@ -83,7 +83,7 @@ def test_unknown_name_lists_available():
 
 
 def test_allowlist_env(monkeypatch):
-    points = [_ep("torch", "hqf.backends.torch_sv"), _ep("ansatze", "hqf.plugins.ansatze")]
+    points = [_ep("torch", "hqf.backends.torch"), _ep("ansatze", "hqf.plugins.ansatze")]
     monkeypatch.setenv("HQF_PLUGINS", "ansatze")
     reg = Registry(points)
     assert reg.names("backend") == [] and reg.names("ansatz") == ["basic", "hea", "sel"]
@@ -93,6 +93,6 @@ def test_allowlist_env(monkeypatch):
 
 def test_builtins_come_through_the_public_entry_points():
     names = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="hqf")}
-    assert names["torch"] == "hqf.backends.torch_sv"
+    assert names["torch"] == "hqf.backends.torch"
     entry = registry().get("backend", "torch")
     assert entry.package == "hqf" and entry.cls is TorchBackend and entry.availability().ok

@@ -197,7 +197,7 @@ class _GpuOnlyBackend(Backend):
         super().__init__(dtype=dtype, device=device)
 
     def expval(self, circuit, angles):
-        from hqf.backends.torch_sv import TorchBackend
+        from hqf.backends.torch import TorchBackend
 
         return TorchBackend().expval(circuit, angles)
 
@@ -223,7 +223,7 @@ class _CountedBackend(Backend):
         type(self).built += 1
 
     def expval(self, circuit, angles):
-        from hqf.backends.torch_sv import TorchBackend
+        from hqf.backends.torch import TorchBackend
 
         return TorchBackend().expval(circuit, angles)
 

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hqf.backends.torch_sv import TorchBackend
+from hqf.backends.torch import TorchBackend
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from reference import reference_expval
 from strategies import angle_batches, circuits

@@ -1,4 +1,6 @@
-"""Every fast path of the torch backend against its plain gate-by-gate path (and the dense reference)."""
+"""Every fast path of the torch backend against its plain gate-by-gate path (and the dense reference).
+
+Which path ran a call is read from the backend's one diagnostic, ``backend.last_path``."""
 
 import math
 
@@ -8,12 +10,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hqf.backends import _fused_cpu as fused_cpu
-from hqf.backends._torch_plan import PermutationStep, ProductStep, RotationStep, compile_plan
-from hqf.backends.torch_sv import TorchBackend
+from hqf.backends.torch import TorchBackend, adjoint, fused, kernels
+from hqf.backends.torch.backend import FUSED_OVER_FROZEN_ROWS
+from hqf.backends.torch.plan import Chain, PermutationStep, ProductStep, RotationStep, compile_plan, lower
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
-from hqf.quantum.gradients import expval
-from hqf.quantum.make import make_ansatz
+from hqf.quantum.gates import full_angles, shifted_rows
+from hqf.quantum.gradients import default_gradient, expval, shift_jacobian
+from hqf.quantum.interfaces import RegularizerInputs
+from hqf.quantum.layer import QuantumLayer
+from hqf.quantum.make import make_ansatz, make_encoder, make_regularizer
 from reference import reference_expval
 from strategies import circuits
 
@@ -55,8 +60,6 @@ def test_adjoint_vjp_equals_autograd_of_plain_path(circuit, batch, seed):
 @given(circuit=circuits(max_qubits=6), batch=st.integers(1, 4), seed=st.integers(0, 2**16), chunk=st.integers(1, 9))
 def test_paired_shifted_values_equal_the_shifted_circuits(circuit, batch, seed, chunk):
     # one propagated state per column gives both ±π/2 values: against running every shifted row plainly
-    from hqf.quantum.gates import shifted_rows
-
     angles = _angles(circuit, batch, seed)
     backend = TorchBackend(chunk=chunk)
     got = backend.expval_shifted(circuit, angles)
@@ -69,8 +72,6 @@ def test_paired_shifted_values_equal_the_shifted_circuits(circuit, batch, seed, 
 def test_shifted_product_state_columns_come_from_one_run_per_wire_and_stay_exact():
     # a batch larger than the chunk: the product state's columns (encoding and first layer) are
     # shifted by linearity from one extra run per wire; every value against the plain shifted circuits
-    from hqf.quantum.gates import shifted_rows
-
     circuit = _hea(4, 2)
     angles = _angles(circuit, 5, seed=3, shared_fraction=0.0)
     angles[:, 4:] = angles[:1, 4:]
@@ -78,7 +79,7 @@ def test_shifted_product_state_columns_come_from_one_run_per_wire_and_stay_exact
     got = backend.expval_shifted(circuit, angles)
     want = backend.expval_plain(circuit, shifted_rows(angles)).reshape(got.shape)
     assert torch.max(torch.abs(got - want)).item() <= 1e-10
-    assert len(compile_plan(circuit, backend.block).steps[0].chain.wire_of) == 12  # RY(x), RY, RZ on 4 wires
+    assert len(compile_plan(circuit, backend.block).product_columns) == 12  # RY(x), RY, RZ on 4 wires
 
 
 @pytest.mark.parametrize("checkpoint_mib", [0, 256])  # undo the circuit on the state, or keep checkpoints
@@ -125,10 +126,6 @@ def test_default_gradient_supports_double_backward():
 
 def test_quantum_layer_curvature_term_runs_vectorized():
     # double backward with vmap over the probes (the curvature regularizer's vectorize=True)
-    from hqf.quantum.interfaces import RegularizerInputs
-    from hqf.quantum.layer import QuantumLayer
-    from hqf.quantum.make import make_encoder, make_regularizer
-
     torch.manual_seed(0)
     layer = QuantumLayer(make_encoder("angle", 5, 3), make_ansatz("hea3x2"), TorchBackend(), generator=torch.Generator().manual_seed(0))
     x = torch.randn(4, 5, dtype=torch.float64)
@@ -156,8 +153,6 @@ def test_adjoint_gradient_through_the_core_equals_backprop():
 
 
 def default_gradient_is_backprop(backend):
-    from hqf.quantum.gradients import default_gradient
-
     return default_gradient(backend) == "backprop" and "adjoint" in backend.capabilities.gradients
 
 
@@ -183,6 +178,27 @@ def test_final_permutation_is_kept_for_non_diagonal_observables():
     angles = torch.tensor([[0.3], [1.2]], dtype=torch.float64)
     backend = TorchBackend()
     torch.testing.assert_close(backend.expval(circuit, angles), backend.expval_plain(circuit, angles), atol=1e-12, rtol=0)
+
+
+def test_a_subclass_that_changes_expval_gets_the_generic_shift_and_broadcast():
+    # the plan's own shift and broadcast paths are declared per class (plan_values): a subclass that
+    # changes the values is shifted and broadcast through its own expval unless it declares otherwise
+    class Doubled(TorchBackend):
+        def expval(self, circuit, angles):
+            return 2 * super().expval(circuit, angles)
+
+    class Declared(TorchBackend):
+        plan_values = True
+
+    assert TorchBackend.plan_values and not Doubled.plan_values and Declared.plan_values
+    circuit = _hea(3, 1)
+    angles = _angles(circuit, 2, seed=4)
+    backend, plain = Doubled(), TorchBackend()
+    shifted = backend.expval_shifted(circuit, angles)
+    want = 2 * plain.expval_plain(circuit, shifted_rows(angles)).reshape(shifted.shape)
+    assert torch.max(torch.abs(shifted - want)).item() <= 1e-10
+    broadcast = backend.expval_broadcast(circuit, angles[:, :3], angles[0, 3:])
+    assert torch.max(torch.abs(broadcast - 2 * plain.expval_plain(circuit, full_angles(angles[:, :3], angles[0, 3:])))).item() <= 1e-10
 
 
 def test_rejects_bad_plan_options():
@@ -220,11 +236,13 @@ def test_frozen_weights_use_the_cached_unitary_and_stay_exact():
         for row in range(6):  # batch 1, same weights: the frozen-weight matrix is built on the second call
             angles = torch.cat([x[row : row + 1], w[None]], dim=1)
             got = backend.expval(circuit, angles)
+            assert backend.last_path == ("plan" if row == 0 else "frozen")
             assert torch.max(torch.abs(got - backend.expval_plain(circuit, angles))).item() <= 1e-12
-        assert backend._frozen_cache[id(circuit)][2] is not None
         w2 = w + 0.1  # new weights: no stale unitary
         angles = torch.cat([x[:1], w2[None]], dim=1)
-        assert torch.max(torch.abs(backend.expval(circuit, angles) - backend.expval_plain(circuit, angles))).item() <= 1e-12
+        got = backend.expval(circuit, angles)
+        assert backend.last_path == "plan"
+        assert torch.max(torch.abs(got - backend.expval_plain(circuit, angles))).item() <= 1e-12
     # tables first built under inference mode still work with autograd afterwards
     leaf = torch.cat([x, w.expand(6, -1)], dim=1).requires_grad_()
     backend.expval(circuit, leaf).sum().backward()
@@ -238,15 +256,14 @@ def test_frozen_weight_matrix_equals_plain_path(circuit, batch, seed):
     words = tuple(PauliWord.z(q) for q in range(circuit.n_qubits)) + (PauliWord.parse(" ".join(f"Z{q}" for q in range(circuit.n_qubits))),)
     circuit = Circuit(circuit.n_qubits, circuit.operations, words)
     backend = TorchBackend()
-    _, lowered, _ = backend._plan(circuit)
     angles = _angles(circuit, batch, seed, shared_fraction=0.0)
-    frozen = lowered[-1]["frozen_index"]
+    frozen = list(compile_plan(circuit).frozen_columns)  # every column but the data read first on each wire
     angles[:, frozen] = angles[:1, frozen]
     want = backend.expval_plain(circuit, angles)
     with torch.no_grad():
         for _ in range(3):
             assert torch.max(torch.abs(backend.expval(circuit, angles) - want)).item() <= 1e-10, circuit.diagram()
-    assert backend._frozen_cache[id(circuit)][2] is not None
+    assert backend.last_path == "frozen"
 
 
 @given(circuit=circuits(max_qubits=6), batch=st.integers(1, 3), seed=st.integers(0, 2**16), split=st.integers(0, 40))
@@ -256,7 +273,6 @@ def test_frozen_broadcast_weights_equal_plain_path(circuit, batch, seed, split):
     words = tuple(PauliWord.z(q) for q in range(circuit.n_qubits))
     circuit = Circuit(circuit.n_qubits, circuit.operations, words)
     backend = TorchBackend()
-    _, lowered, _ = backend._plan(circuit)
     n_shared = circuit.n_params - min(split, circuit.n_params)
     full = _angles(circuit, batch, seed, shared_fraction=0.0)
     full[:, circuit.n_params - n_shared :] = full[:1, circuit.n_params - n_shared :]
@@ -266,9 +282,9 @@ def test_frozen_broadcast_weights_equal_plain_path(circuit, batch, seed, split):
         for _ in range(3):
             got = expval(backend, circuit, angles, shared=shared)
             assert torch.max(torch.abs(got - want)).item() <= 1e-10, circuit.diagram()
-        keyed = lowered[-1]["frozen_start"] == circuit.n_params - n_shared and n_shared > 0
+        keyed = compile_plan(circuit).frozen_start == circuit.n_params - n_shared and n_shared > 0
         if keyed:
-            assert backend._frozen_cache[id(circuit)][2] is not None
+            assert backend.last_path == "frozen"
         moved = shared + 0.25  # new weights: never a stale matrix
         want = backend.expval_plain(circuit, torch.cat([angles, moved.expand(batch, -1)], dim=1))
         assert torch.max(torch.abs(expval(backend, circuit, angles, shared=moved) - want)).item() <= 1e-10
@@ -284,10 +300,10 @@ def test_changing_broadcast_weights_never_build_the_frozen_matrix():
         for k in range(4):
             w = torch.full((circuit.n_params - 4,), 0.1 * k, dtype=torch.float64)
             got = expval(backend, circuit, x, shared=w)
+            assert backend.last_path != "frozen"  # (the matrix is built only where it is used)
             assert torch.max(torch.abs(got - backend.expval_plain(circuit, torch.cat([x, w.expand(5, -1)], 1)))).item() <= 1e-12
-            assert backend._frozen_cache[id(circuit)][2] is None
         expval(backend, circuit, x, shared=w)
-        assert backend._frozen_cache[id(circuit)][2] is not None
+        assert backend.last_path == "frozen"
 
 
 @given(circuit=circuits(max_qubits=5, max_ops=16).filter(lambda c: c.n_params >= 1), seed=st.integers(0, 2**16))
@@ -298,8 +314,6 @@ def test_prefix_reuse_across_passes_is_exact(circuit, seed):
     # plain path
     angles = _angles(circuit, 2, seed)
     reuse, fresh = TorchBackend(chunk=2), TorchBackend(chunk=2, prefix_mib=0)
-    from hqf.quantum.gradients import shift_jacobian
-
     got = shift_jacobian(lambda a: reuse.expval(circuit, a), angles)
     want = shift_jacobian(lambda a: fresh.expval(circuit, a), angles)
     plain = shift_jacobian(lambda a: fresh.expval_plain(circuit, a), angles)
@@ -362,14 +376,12 @@ def test_broadcast_weights_support_double_backward():
 
 @given(n=st.integers(1, 7), batch=st.integers(1, 4), block=st.integers(1, 5), seed=st.integers(0, 2**16))
 def test_product_state_transitions_equal_the_general_ones(n, batch, block, seed):
-    from hqf.backends import _torch_kernels as kernels
-
     gen = torch.Generator().manual_seed(seed)
     vectors = torch.randn(batch, n, 2, dtype=torch.complex128, generator=gen)
     lam = torch.randn(2**n, batch, dtype=torch.complex128, generator=gen)
     blocks = tuple((s, min(block, n - s)) for s in range(0, n, block))
-    got = kernels.product_cotangents(lam, vectors)[..., :, None] * vectors[..., None, :]  # T_w = μ_w v_wᵀ
-    want = kernels.wire_transitions(lam, kernels.product_vector(vectors), n, blocks)
+    got = adjoint.product_cotangents(lam, vectors)[..., :, None] * vectors[..., None, :]  # T_w = μ_w v_wᵀ
+    want = adjoint.wire_transitions(lam, kernels.product_vector(vectors), n, blocks)
     assert torch.max(torch.abs(got - want)).item() <= 1e-12
 
 
@@ -377,15 +389,12 @@ def test_product_state_transitions_equal_the_general_ones(n, batch, block, seed)
 def test_real_then_phase_runs_apply_like_their_fused_matrices(gates, n, seed):
     # the same gate sequence on every wire: split (real blocks, then a phase) exactly when it is
     # RY/H first and RZ after; applying it (and undoing it) must equal the fused complex matrices
-    from hqf.backends import _torch_kernels as kernels
-    from hqf.backends._torch_plan import Chain
-
     ops, column = [], 0
     for gate in gates:
         for q in range(n):
             ops.append(Operation(gate, q, None if gate == "H" else column))
             column += gate != "H"
-    chain = Chain(n, ops, column)
+    chain = Chain(n, ops)
     kinds = "".join("R" if g in ("RY", "H") else "Z" if g == "RZ" else "X" for g in gates)
     assert (chain.split is not None) == ("X" not in kinds and "ZR" not in kinds)
     if chain.split is None:
@@ -393,15 +402,15 @@ def test_real_then_phase_runs_apply_like_their_fused_matrices(gates, n, seed):
     prefix = [Operation("H", q) for q in range(n)] + [Operation("CZ", (0, 1))]  # the run is not the first
     circuit = Circuit(n, prefix + ops, [PauliWord.z(0)])
     plan = compile_plan(circuit, 3)
-    lowered = plan.lower(torch.complex128, torch.device("cpu"))
+    tables = lower(plan, torch.complex128, torch.device("cpu"))
     k = next(i for i, s in enumerate(plan.steps) if isinstance(s, RotationStep))
     angles = torch.rand(1, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)) * 7
-    mats, fused = kernels.chain_matrices(lowered[k], angles)
+    mats, fused_matrices = kernels.chain_matrices(tables.steps[k], angles)
     state = torch.randn(2**n, 3, dtype=torch.complex128, generator=torch.Generator().manual_seed(seed + 1))
     step = plan.steps[k]
-    split = kernels.rotation_operands(step, mats, fused)
+    split = kernels.rotation_operands(step, mats, fused_matrices)
     assert split.real
-    fused_blocks = kernels.Operands([kernels.kron_block(fused, s, z)[0] for s, z in step.blocks], None, real=False, rows=False)
+    fused_blocks = kernels.Operands([kernels.kron_block(fused_matrices, s, z)[0] for s, z in step.blocks], None, real=False, rows=False)
     for inverse in (False, True):
         got = kernels.apply_rotations(state, split, step, n, inverse=inverse)
         want = kernels.apply_rotations(state, fused_blocks, step, n, inverse=inverse)
@@ -410,19 +419,20 @@ def test_real_then_phase_runs_apply_like_their_fused_matrices(gates, n, seed):
 
 def test_real_then_phase_runs_rebuild_large_phases_with_the_same_result(monkeypatch):
     # above MAX_KEPT_PHASE amplitudes a run keeps only the per-wire diagonals of its phase (memory)
-    from hqf.backends import _torch_kernels as kernels
-
     circuit = _hea(5, 3)
     angles = _angles(circuit, 3, seed=7, shared_fraction=0.0)
     angles[:, 5:] = angles[:1, 5:]  # the weights: equal in every row
     want = TorchBackend().expval(circuit, angles)
     monkeypatch.setattr(kernels, "MAX_KEPT_PHASE", 2)
-    backend = TorchBackend()
-    backend._plan(circuit)[1][-1]["last_operands"].clear()  # (the lowered tables are shared: rebuild)
+    backend = TorchBackend()  # (a backend keeps its own operands: these are built anew)
     got = backend.expval(circuit, angles)
+    assert backend.last_path == "plan"
     assert torch.max(torch.abs(got - want)).item() <= 1e-13
     assert torch.max(torch.abs(got - backend.expval_plain(circuit, angles))).item() <= 1e-12
-    ops = [entry[3] for entry in backend._plan(circuit)[1][-1]["last_operands"].values()]
+    plan = compile_plan(circuit)  # the operands of its runs, built as the plan builds them for constant angles
+    tables = lower(plan, torch.complex128, torch.device("cpu"))
+    runs = [(step, tables.steps[k]) for k, step in enumerate(plan.steps) if isinstance(step, RotationStep)]
+    ops = [kernels.rotation_operands(step, *kernels.chain_matrices(t, angles[:1])) for step, t in runs]
     assert ops and all(o.kept_phase is None and o.diagonals is not None for o in ops)
 
 
@@ -480,13 +490,13 @@ def test_fused_kernels_give_the_plain_values_and_gradients(body, encoding, batch
     # broadcast weights: values, data gradients and summed weight gradients against the plain path
     circuit = _encoded(body, encoding)
     n_data = circuit.n_params - body.n_params
-    plan = compile_plan(circuit)
-    assert fused_cpu.program(plan, n_data) is not None, circuit.diagram()
     gen = torch.Generator().manual_seed(seed)
     data = ((torch.rand(batch, n_data, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi).requires_grad_()
     weights = ((torch.rand(body.n_params, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi).requires_grad_()
     cotangent = torch.randn(batch, circuit.n_outputs, dtype=torch.float64, generator=gen)
-    got = expval(TorchBackend(), circuit, data, shared=weights)
+    backend = TorchBackend()
+    got = expval(backend, circuit, data, shared=weights)
+    assert backend.last_path == "fused", circuit.diagram()
     got_grads = torch.autograd.grad((got * cotangent).sum(), [data, weights], allow_unused=True)
     plain = TorchBackend().expval_plain(circuit, torch.cat([data, weights.expand(batch, -1)], dim=1))
     want_grads = torch.autograd.grad((plain * cotangent).sum(), [data, weights], allow_unused=True)
@@ -499,29 +509,28 @@ def test_fused_kernels_give_the_plain_values_and_gradients(body, encoding, batch
         assert torch.max(torch.abs(expval(TorchBackend(), circuit, data, shared=weights) - plain)).item() <= 1e-12
 
 
-def test_fused_kernels_run_hea_and_only_where_they_apply(monkeypatch):
-    calls = []
-    forward = fused_cpu.forward
-    monkeypatch.setattr(fused_cpu, "forward", lambda *a: calls.append(1) or forward(*a))
+def test_fused_kernels_run_hea_and_only_where_they_apply():
     circuit = _hea(4, 2)
     data, weights = torch.rand(5, 4, dtype=torch.float64), torch.rand(circuit.n_params - 4, dtype=torch.float64)
-    expval(TorchBackend(), circuit, data, shared=weights.requires_grad_()).sum().backward()
-    assert calls == [1]
-    expval(TorchBackend(fused=False), circuit, data, shared=weights).sum().backward()  # switched off
-    expval(TorchBackend(dtype="complex64"), circuit, data.float(), shared=weights.float()).sum().backward()
+
+    def path(backend, circuit, data, weights):
+        expval(backend, circuit, data, shared=weights.clone().requires_grad_()).sum().backward()
+        return backend.last_path
+
+    assert path(TorchBackend(), circuit, data, weights) == "fused"
+    assert path(TorchBackend(fused=False), circuit, data, weights) == "plan"  # switched off
+    assert path(TorchBackend(dtype="complex64"), circuit, data.float(), weights.float()) == "plan"
     x_read_out = Circuit(4, circuit.operations, [PauliWord(((0, "X"),))])
-    expval(TorchBackend(), x_read_out, data, shared=weights).sum().backward()
-    assert calls == [1]
-    plan = compile_plan(circuit)
-    assert fused_cpu.program(plan, 4) is not None
-    assert fused_cpu.program(plan, 4 + 8 + 1) is None  # a data column read after the product state (layer 2)
-    assert fused_cpu.program(compile_plan(_hea(fused_cpu.MAX_QUBITS + 1, 1)), fused_cpu.MAX_QUBITS + 1) is None
+    assert path(TorchBackend(), x_read_out, data, weights) == "plan"
+    # a data column read after the product state (layer 2's first RY)
+    assert path(TorchBackend(), circuit, torch.rand(5, 4 + 8 + 1, dtype=torch.float64), weights[9:]) == "plan"
+    wide = _hea(fused.MAX_QUBITS + 1, 1)
+    n = fused.MAX_QUBITS + 1
+    assert path(TorchBackend(), wide, torch.rand(2, n, dtype=torch.float64), torch.rand(wide.n_params - n, dtype=torch.float64)) == "plan"
 
 
 def test_frozen_weights_at_large_batches_run_the_fused_kernels():
     # from FUSED_OVER_FROZEN_ROWS rows on, the fused kernels beat the frozen-weight matrix: it is never built
-    from hqf.backends.torch_sv import FUSED_OVER_FROZEN_ROWS
-
     circuit = _hea(4, 2)
     backend = TorchBackend()
     x = torch.rand(FUSED_OVER_FROZEN_ROWS, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -530,8 +539,9 @@ def test_frozen_weights_at_large_batches_run_the_fused_kernels():
     with torch.no_grad():
         for _ in range(3):
             assert torch.max(torch.abs(expval(backend, circuit, x, shared=w) - want)).item() <= 1e-12
-    assert id(circuit) not in backend._frozen_cache
-    with torch.no_grad():  # small batches still use it
-        for _ in range(2):
-            expval(backend, circuit, x[:4], shared=w)
-    assert backend._frozen_cache[id(circuit)][2] is not None
+            assert backend.last_path == "fused"
+        # small batches still use it: built on the second small call, so the large ones never keyed it
+        expval(backend, circuit, x[:4], shared=w)
+        assert backend.last_path == "fused"
+        expval(backend, circuit, x[:4], shared=w)
+        assert backend.last_path == "frozen"

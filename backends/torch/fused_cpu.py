@@ -1,137 +1,34 @@
-"""Fused CPU kernels (numba) for circuits whose angles after the leading product state are shared.
+"""The fused CPU kernels (numba): a whole circuit gate by gate on tiles of ``LANES`` rows that stay in cache.
 
-When only the leading one-qubit gates read per-row angles (the data) and every later gate reads
-angles every row shares (broadcast ansatz weights), the whole circuit runs gate by gate on tiles of
-``LANES`` rows at a time: the tile's product state is built from its per-wire vectors, then each gate
-is one vectorised pass over the tile's state (``2**n × LANES`` real and imaginary parts, which stays
-in cache through the whole circuit), a run's trailing RZ gates are one diagonal phase, a CNOT/CZ run
-one signed row permutation, and the Z read-out comes last. There are no operator calls between gates.
-The backward pass is the adjoint method on the same tiles: it undoes each gate on the state and on
-``λ`` and reads the rotation's gradient ``Im⟨λ|P|ψ⟩`` in the same loop, summed over the rows; a
-phase's RZ gradients come from one overlap vector; at the product state, per-wire cotangent
-2-vectors give the per-row gradients of its angles.
+A tile's state is ``2**n × LANES`` real and imaginary parts (32 KiB at 8 qubits). Its product state is
+built from the rows' per-wire vectors, then each gate is one vectorised pass over the tile, a run's
+trailing RZ gates one diagonal phase, a CNOT/CZ run one signed row permutation, and the Z read-out comes
+last: no operator calls between gates. The backward pass is the adjoint method on the same tiles: it
+undoes each gate on the state and on ``λ`` and reads the rotation's gradient ``Im⟨λ|P|ψ⟩`` in the same
+loop, summed over the rows; a phase's RZ gradients come from one overlap vector; at the product state,
+per-wire cotangent 2-vectors give the per-row gradients of its angles.
 
-The circuit is described once per plan by a :class:`Program` of plain arrays; each call builds the
-gate matrices and phases from the shared angles, and the product state's per-row matrices
-(:class:`Operands`).
+What the kernels run is a :class:`~hqf.backends.torch.fused.Program` (its ``ops``: ``(kind, index)``
+with the kinds below); :mod:`hqf.backends.torch.fused` builds it from a plan and drives these loops.
+All kernels release the GIL.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
 import math
 
 import numba
 import numpy as np
 
-from hqf.backends._torch_plan import PermutationStep, Plan
-from hqf.quantum.gates import bit_table
-
 #: rows per tile: one AVX-512 vector of float64
 LANES = 8
 
+#: the kinds of a program's ops: a one-qubit gate, a diagonal phase, a signed permutation
 GATE, PHASE, PERMUTATION = 0, 1, 2
-_GENERATOR = {"RX": 1, "RY": 2, "RZ": 3}
-
-
-class Program:
-    """A plan's steps after the product state as arrays the kernels read (see the module docstring).
-
-    ``ops`` is ``[(kind, index)]`` in circuit order. Gate ``g`` acts on ``gate_wire[g]``; its matrix is
-    ``gate_fixed[g]`` if ``gate_column[g] < 0``, else the rotation ``exp(-iθ/2 P)`` with ``P`` given by
-    ``gate_kind[g]`` (1: X, 2: Y, 3: Z) and ``θ`` the shared angle in column ``gate_column[g]``. Phase
-    ``p`` is the product of the RZ gates ``phase_gates[p]`` (a run's trailing diagonal part).
-    """
-
-    def __init__(self, plan: Plan) -> None:
-        n = plan.n_qubits
-        ops, wires, columns, kinds, fixed, real = [], [], [], [], [], []
-        phase_gates: list[list[int]] = []
-        sources, inverses, signs = [], [], []
-
-        def add_gate(chain, d: int, wire: int) -> int:
-            gate = chain.gates[d, wire]
-            wires.append(wire)
-            columns.append(int(chain.columns[d, wire]) if chain.rotation[d, wire] else -1)
-            kinds.append(_GENERATOR.get(gate, 0))
-            fixed.append(chain.a[d, wire])  # a fixed gate's matrix (unused for rotations)
-            real.append(gate in ("RY", "H", "X"))
-            return len(wires) - 1
-
-        for step in plan.steps[1:]:
-            if isinstance(step, PermutationStep):
-                ops.append((PERMUTATION, len(sources)))
-                sources.append(step.source)
-                inverses.append(step.inverse)
-                signs.append(np.ones(2**n) if step.sign is None else step.sign)
-                continue
-            chain = step.chain
-            split = chain.split if chain.split is not None else chain.a.shape[0]
-            for d in range(chain.a.shape[0]):
-                phase: list[int] = []
-                for w in range(n):
-                    if chain.gates[d, w] == "I":
-                        continue
-                    if d >= split:  # diagonal part of a real-then-phase run
-                        phase.append(add_gate(chain, d, w))
-                    else:
-                        ops.append((GATE, add_gate(chain, d, w)))
-                if phase:
-                    if ops and ops[-1][0] == PHASE and d > split:  # one phase for the run's whole diagonal part
-                        phase_gates[ops[-1][1]].extend(phase)
-                    else:
-                        ops.append((PHASE, len(phase_gates)))
-                        phase_gates.append(phase)
-        self.n_qubits = n
-        first = plan.steps[0].chain  # the product state: per-row tables
-        self.product_columns, self.product_rotation = first.columns, first.rotation
-        self.product_a, self.product_b, self.product_c, self.product_generator = first.a, first.b, first.c, first.generator
-        self.ops = np.array(ops, dtype=np.int64).reshape(-1, 2)
-        self.gate_wire = np.array(wires, dtype=np.int64)
-        self.gate_column = np.array(columns, dtype=np.int64)
-        self.gate_kind = np.array(kinds, dtype=np.int64)
-        self.gate_fixed = np.array(fixed, dtype=np.complex128).reshape(-1, 2, 2)
-        self.gate_real = np.array(real, dtype=np.bool_)
-        width = max((len(p) for p in phase_gates), default=0)
-        self.phase_gates = np.full((len(phase_gates), width), -1, dtype=np.int64)
-        for p, gates in enumerate(phase_gates):
-            self.phase_gates[p, : len(gates)] = gates
-        dim = 2**n
-        source = np.array(sources, dtype=np.int64).reshape(-1, dim)
-        inverse = np.array(inverses, dtype=np.int64).reshape(-1, dim)
-        sign = np.array(signs, dtype=np.float64).reshape(-1, dim)
-        # out[i] = sign[i]·in[source[i]]; undoing it: in[j] = sign[inverse[j]]·out[inverse[j]]
-        self.source, self.sign = source, sign
-        self.inverse, self.inverse_sign = inverse, np.take_along_axis(sign, inverse, axis=1)
-        self.z_signs = np.ascontiguousarray(plan.z_signs, dtype=np.float64)
-        self.z_signs_t = np.ascontiguousarray(self.z_signs.T)
-        self.z_table = np.stack([1.0 - 2.0 * bit_table(n, w) for w in range(n)])  # [n, 2**n]: Z_w's eigenvalues
-
-
-#: the largest circuit the fused kernels run (a tile is ``2**n × LANES`` amplitudes; measured up to here)
-MAX_QUBITS = 12
-
-
-@functools.lru_cache(maxsize=64)
-def program(plan: Plan, n_data: int) -> Program | None:
-    """The :class:`Program` of ``plan`` (cached) when the fused kernels run it with the angle columns
-    from ``n_data`` on broadcast (equal in every row), else ``None``. They run it when every
-    observable is a Z word and only the leading product state reads the first ``n_data`` columns."""
-    if plan.n_qubits > MAX_QUBITS or plan.z_signs is None or plan.other_words or plan.steps[0].chain.a.shape[0] == 0:
-        return None
-    shared = frozenset(range(n_data, plan.n_params))
-    if not all(isinstance(step, PermutationStep) or step.chain.angle_columns <= shared for step in plan.steps[1:]):
-        return None
-    return Program(plan)
-
-
-# ---------------------------------------------------------------------------------------------------
-# kernels
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _gate_matrices(angles, columns, kinds, fixed):
+def gate_matrices(angles, columns, kinds, fixed):
     """``[G, 2, 2]`` complex: each gate's matrix at the shared ``angles``."""
     out = np.empty((columns.shape[0], 2, 2), dtype=np.complex128)
     for g in range(columns.shape[0]):
@@ -150,7 +47,7 @@ def _gate_matrices(angles, columns, kinds, fixed):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _phases(n, mats, wires, phase_gates):
+def phases(n, mats, wires, phase_gates):
     """``[n_phases, 2**n]`` complex: each phase's diagonal, the product of its gates' diagonals."""
     dim = 1 << n
     out = np.ones((phase_gates.shape[0], dim), dtype=np.complex128)
@@ -367,7 +264,7 @@ def _store(re, im, b0, state):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _forward_tiles(vectors, first, last, n, ops, mats, wires, real, phase_re, phase_im, source, sign, z_signs_t, out, final):
+def forward_tiles(vectors, first, last, n, ops, mats, wires, real, phase_re, phase_im, source, sign, z_signs_t, out, final):
     """Run tiles ``first … last-1`` from the product states ``⊗_w vectors[row, w]`` through the
     program; ``out[K, B]`` gets ⟨Z⟩ (``z_signs_t [K, 2**n]``) and ``final [2**n, B]`` the final state."""
     dim = 1 << n
@@ -402,7 +299,7 @@ def _forward_tiles(vectors, first, last, n, ops, mats, wires, real, phase_re, ph
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _backward_tiles(final, grad_output_t, first, last, n, ops, mats, wires, kinds, columns, phase_re, phase_im, inverse, inverse_sign, z_signs, grad, overlap,
+def backward_tiles(final, grad_output_t, first, last, n, ops, mats, wires, kinds, columns, phase_re, phase_im, inverse, inverse_sign, z_signs, grad, overlap,
                     vectors, product_mats, product_columns, product_rotation, product_generator, grad_rows):
     """Undo the program on tiles ``first … last-1`` of ``final`` and ``λ = Σ_q g_q Z_q ψ``
     (``grad_output_t [K, B]``): ``grad[P]`` (summed over the rows) gets the gates' gradients,
@@ -440,80 +337,3 @@ def _backward_tiles(final, grad_output_t, first, last, n, ops, mats, wires, kind
                 lre, re2, lim, im2 = re2, lre, im2, lim
         _cotangents(lre, lim, vectors, b0, n, mu)
         _product_gradients(mu, vectors, product_mats, b0, product_columns, product_rotation, product_generator, grad_rows)
-
-
-# ---------------------------------------------------------------------------------------------------
-# driver
-
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _in_parallel(fn, n_tiles: int, threads: int) -> list:
-    """``[fn(first, last)]`` over ``threads`` contiguous ranges of the tiles (the kernels release the GIL)."""
-    global _POOL
-    threads = max(1, min(threads, n_tiles))
-    bounds = [n_tiles * t // threads for t in range(threads + 1)]
-    parts = [(bounds[t], bounds[t + 1]) for t in range(threads)]
-    if threads == 1:
-        return [fn(*parts[0])]
-    if _POOL is None or _POOL._max_workers < threads:
-        _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hqf-fused")
-    return [f.result() for f in [_POOL.submit(fn, *part) for part in parts]]
-
-
-class Operands:
-    """What one call runs on: the gate matrices and phases at the shared angles (``angles[0]``), and
-    the product state's per-row matrices and vectors. Rows are padded to a multiple of ``LANES``."""
-
-    def __init__(self, program: Program, angles: np.ndarray) -> None:
-        p = program
-        self.batch = angles.shape[0]
-        pad = -self.batch % LANES
-        if pad:  # padded rows run like any other; their outputs are dropped and their cotangents are zero
-            angles = np.concatenate([angles, np.zeros((pad, angles.shape[1]))])
-        self.mats = _gate_matrices(angles[0], p.gate_column, p.gate_kind, p.gate_fixed)
-        phases = np.repeat(_phases(p.n_qubits, self.mats, p.gate_wire, p.phase_gates), LANES, axis=1)
-        self.phase_re, self.phase_im = np.ascontiguousarray(phases.real), np.ascontiguousarray(phases.imag)
-        self.product_mats, self.vectors = product_matrices(angles, p.product_columns, p.product_rotation, p.product_a, p.product_b, p.product_c)
-
-
-def forward(program: Program, operands: Operands, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(⟨Z⟩ [B, K], the final states [2**n, B'])`` (``B'``: the padded rows)."""
-    p, ops = program, operands
-    rows = ops.vectors.shape[0]
-    out = np.empty((p.z_signs.shape[1], rows))
-    final = np.empty((2**p.n_qubits, rows), dtype=np.complex128)
-
-    def part(first: int, last: int) -> None:
-        _forward_tiles(ops.vectors, first, last, p.n_qubits, p.ops, ops.mats, p.gate_wire, p.gate_real, ops.phase_re, ops.phase_im, p.source, p.sign, p.z_signs_t, out, final)
-
-    _in_parallel(part, rows // LANES, threads)
-    return out.T[: ops.batch], final
-
-
-def backward(program: Program, operands: Operands, final: np.ndarray, grad_output: np.ndarray, n_params: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(grad_rows [B, P], grad_sum [P])`` for ``L = Σ grad_output ⊙ ⟨Z⟩`` (``grad_output [B, K]``):
-    the product state's angles per row, the later (shared) angles summed over the rows."""
-    p, ops = program, operands
-    dim, rows = final.shape
-    grad_output_t = np.zeros((grad_output.shape[1], rows))
-    grad_output_t[:, : ops.batch] = grad_output.T
-    grad_rows = np.zeros((rows, n_params))
-
-    def part(first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
-        grad, overlap = np.zeros(n_params), np.zeros((p.phase_gates.shape[0], dim * LANES))
-        _backward_tiles(final, grad_output_t, first, last, p.n_qubits, p.ops, ops.mats, p.gate_wire, p.gate_kind, p.gate_column,
-                        ops.phase_re, ops.phase_im, p.inverse, p.inverse_sign, p.z_signs, grad, overlap,
-                        ops.vectors, ops.product_mats, p.product_columns, p.product_rotation, p.product_generator, grad_rows)
-        return grad, overlap
-
-    parts = _in_parallel(part, rows // LANES, threads)
-    grad = sum(g for g, _ in parts)
-    if p.phase_gates.size:  # RZ on wire w: Σ_x z_w(x) Σ_rows Im conj(λ(x))ψ(x)
-        overlap = sum(o for _, o in parts).reshape(-1, dim, LANES).sum(2)
-        per_wire = overlap @ p.z_table.T  # [n_phases, n]
-        for q, gates in enumerate(p.phase_gates):
-            for g in gates[gates >= 0]:
-                if p.gate_column[g] >= 0:
-                    grad[p.gate_column[g]] += per_wire[q, p.gate_wire[g]]
-    return grad_rows[: ops.batch], grad
