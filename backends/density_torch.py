@@ -3,7 +3,10 @@
 The batch of density matrices is a tensor ``[B, 4**n]``: ``ρ[r, c]`` flattened, the row bits being wires
 ``0..n-1`` and the column bits wires ``n..2n-1`` of a ``2n``-wire vector (wire 0 most significant).
 A one-qubit gate ``U`` followed by ``D_p`` is one superoperator on that wire's (row, column) bits;
-CNOT and CZ permute or sign the entries, then ``D_p`` acts on each of their wires (see :mod:`hqf.quantum.noise`). Differentiable by autograd.
+CNOT and CZ permute or sign the entries; any other gate of the vocabulary is ``U ρ U†``, ``U`` on the
+row bits of its wires and ``U*`` on their column bits; then ``D_p`` acts on each wire the gate acts on
+(see :mod:`hqf.quantum.noise`). Read-outs: Pauli words, Hamiltonians and ``Probs`` (the diagonal's
+marginals). Differentiable by autograd.
 Memory is ``16 · 4**n`` bytes per sample: meant for small circuits (≤ 10 qubits).
 """
 
@@ -13,8 +16,9 @@ import functools
 
 import torch
 
-from hqf.quantum.circuit import Circuit
-from hqf.quantum.gates import bits, one_qubit_matrices, pauli_action
+from hqf.backends.torch.plain import apply_matrix
+from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit, Hamiltonian, Probs
+from hqf.quantum.gates import ROTATIONS, bits, gate_matrices, one_qubit_matrices, pauli_action
 from hqf.quantum.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 from hqf.quantum.noise import check_probability, noisy_wires
@@ -72,6 +76,8 @@ class TorchDensityMatrixBackend(Backend):
         max_qubits=10,
         gradients={"backprop"},
         noise=True,
+        gates=GATES,
+        observables=OBSERVABLE_KINDS,
     )
 
     @classmethod
@@ -100,6 +106,9 @@ class TorchDensityMatrixBackend(Backend):
                         rho = _apply_super(rho, n, wire, noise)
                 continue
             theta = None if op.param is None else angles[:, op.param]
+            if op.gate not in ROTATIONS and op.gate not in ("H", "X"):
+                rho = self._apply_gate(rho, n, op, theta, noise)
+                continue
             m = one_qubit_matrices(op.gate, theta, batch, self.complex_dtype, self.device)
             # U ρ U† on this wire as one superoperator: (i',j',i,j) -> U[i',i] conj(U[j',j]), then D_p
             unitary = torch.einsum("bIi,bJj->bIJij", m, m.conj())
@@ -108,17 +117,40 @@ class TorchDensityMatrixBackend(Backend):
             rho = _apply_super(rho, n, op.wires[0], unitary)
         return self.measure(rho, circuit).to(out_device)
 
+    def _apply_gate(self, rho: torch.Tensor, n: int, op, theta, noise) -> torch.Tensor:
+        """``U ρ U†`` for any gate (``U`` on the row bits of its wires, ``U*`` on the column bits), then ``D_p``."""
+        m = gate_matrices(op.gate, theta, rho.shape[0], self.complex_dtype, self.device)
+        rho = apply_matrix(rho, 2 * n, op.wires, m)
+        rho = apply_matrix(rho, 2 * n, tuple(n + w for w in op.wires), m.conj())
+        for wire in noisy_wires(op) if noise is not None else ():
+            rho = _apply_super(rho, n, wire, noise)
+        return rho
+
     def measure(self, rho: torch.Tensor, circuit: Circuit) -> torch.Tensor:
-        """``Tr(P ρ)`` for each observable: ``Σ_i coeff[i] ρ[source[i], i]``."""
+        """``Tr(P ρ)`` for each Pauli word (``Σ_i coeff[i] ρ[source[i], i]``), Hamiltonians as weighted
+        sums of those, and ``Probs`` as marginals of the diagonal."""
         n = circuit.n_qubits
         matrix = rho.reshape(rho.shape[0], 2**n, 2**n)
-        index = torch.arange(2**n)
         columns = []
-        for word in circuit.observables:
-            source, coeff = pauli_action(n, word.terms)
-            picked = matrix[:, source.to(self.device), index.to(self.device)]
-            columns.append((picked * coeff.to(device=self.device, dtype=self.complex_dtype)).sum(dim=1).real)
+        for obs in circuit.observables:
+            if isinstance(obs, Probs):
+                diagonal = torch.diagonal(matrix, dim1=1, dim2=2).real.reshape(-1, *[2] * n)
+                others = [1 + w for w in range(n) if w not in obs.wires]
+                summed = diagonal.sum(dim=others) if others else diagonal
+                kept = sorted(obs.wires)
+                marginal = summed.permute(0, *[1 + kept.index(w) for w in obs.wires]).reshape(rho.shape[0], -1)
+                columns += list(marginal.unbind(1))
+            elif isinstance(obs, Hamiltonian):
+                columns.append(sum(c * self._pauli(matrix, n, word) for c, word in obs.terms))
+            else:
+                columns.append(self._pauli(matrix, n, obs))
         return torch.stack(columns, dim=1)
+
+    def _pauli(self, matrix: torch.Tensor, n: int, word) -> torch.Tensor:
+        """``[B]``: ``Tr(P ρ)`` for one Pauli word."""
+        source, coeff = pauli_action(n, word.terms)
+        picked = matrix[:, source.to(self.device), torch.arange(2**n, device=self.device)]
+        return (picked * coeff.to(device=self.device, dtype=self.complex_dtype)).sum(dim=1).real
 
 
 @hookimpl

@@ -54,7 +54,7 @@ def test_shift_jacobian_equals_autograd_jacobian(backend_name, data):
     circuit = data.draw(circuits(max_qubits=5, max_ops=12))
     angles = torch.from_numpy(data.draw(angle_batches(circuit, max_batch=2)))
     backend = BACKENDS[backend_name]()
-    jac_shift = shift_jacobian(lambda a: backend.expval(circuit, a), angles)
+    jac_shift = shift_jacobian(lambda a: backend.expval(circuit, a), angles, None, circuit.column_gates)
     jac_auto = torch.autograd.functional.jacobian(lambda a: backend.expval(circuit, a), angles)  # [B,R,B,P]
     diag = torch.stack([jac_auto[b, :, b, :] for b in range(angles.shape[0])])
     assert jac_shift.shape == diag.shape == (angles.shape[0], circuit.n_outputs, circuit.n_params)

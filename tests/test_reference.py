@@ -6,6 +6,7 @@ must equal those definitions, and the reference's own Jacobian must equal finite
 """
 
 import importlib.metadata
+import itertools
 import math
 
 import numpy as np
@@ -110,10 +111,7 @@ def test_shifted_rows_shift_one_column_by_plus_then_minus_half_pi():
 # -- the reference simulator against tests/reference.py ---------------------------------------------
 def _every_gate(n_qubits):
     for gate, (arity, parameterized) in GATES.items():
-        wire_sets = [(w,) for w in range(n_qubits)] if arity == 1 else [
-            (a, b) for a in range(n_qubits) for b in range(n_qubits) if a != b
-        ]
-        for wires in wire_sets:
+        for wires in itertools.permutations(range(n_qubits), arity):
             yield Operation(gate, wires, 0 if parameterized else None)
 
 

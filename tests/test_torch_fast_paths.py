@@ -13,14 +13,19 @@ from hypothesis import strategies as st
 from hqf.backends.torch import TorchBackend, adjoint, fused, kernels
 from hqf.backends.torch.backend import FUSED_OVER_FROZEN_ROWS
 from hqf.backends.torch.plan import Chain, PermutationStep, ProductStep, RotationStep, compile_plan, lower
-from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
+from hqf.quantum.circuit import BASE_GATES, Circuit, Operation, PauliWord, compose
 from hqf.quantum.gates import full_angles, shifted_rows
 from hqf.quantum.gradients import default_gradient, expval, shift_jacobian
 from hqf.quantum.interfaces import RegularizerInputs
 from hqf.quantum.layer import QuantumLayer
 from hqf.quantum.make import make_ansatz, make_encoder, make_regularizer
 from reference import reference_expval
-from strategies import circuits
+from strategies import circuits as any_circuits
+
+
+def circuits(**kwargs):
+    """Circuits of the gates the plan and its fast paths cover (others run gate by gate: tests/test_vocabulary.py)."""
+    return any_circuits(gates=BASE_GATES, **kwargs)
 
 
 def _angles(circuit, batch, seed, shared_fraction=0.5):

@@ -8,19 +8,25 @@
 - ``frozen``: at inference, the circuit as one real matrix (:mod:`~hqf.backends.torch.frozen`);
 - ``fused``: broadcast weights on the CPU in complex128 through the numba kernels
   (:mod:`~hqf.backends.torch.fused`).
+
+A plan covers the original seven gates and Pauli-word read-outs (:func:`~hqf.backends.torch.plan.fits`);
+any other circuit of the vocabulary (more gates, Hamiltonians, probabilities) runs on the ``plain``
+path, differentiable by torch autograd. With ``shots`` every value is a shot estimate
+(:mod:`~hqf.backends.torch.shots`) and only the parameter-shift gradient is declared.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+import attrs
 import torch
 
-from hqf.backends.torch import frozen, passes, plain, shift
+from hqf.backends.torch import frozen, passes, plain, shift, shots as shot_sampling
 from hqf.backends.torch.autograd import PlanExpval, PlanExpvalBroadcast
 from hqf.backends.torch.cache import Cache, Compiled
-from hqf.backends.torch.plan import DEFAULT_BLOCK, Plan
-from hqf.quantum.circuit import Circuit, Operation
+from hqf.backends.torch.plan import DEFAULT_BLOCK, Plan, fits
+from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit, Operation
 from hqf.quantum.gates import full_angles
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
@@ -55,8 +61,15 @@ class TorchBackend(Backend):
             they apply (CPU, complex128, Z read-outs, at most ``hqf.backends.torch.fused.MAX_QUBITS``
             qubits, data read only by the leading product state).
 
+    Args (sampling):
+        shots: estimate every value from this many samples of the exact distribution (``None``: exact
+            values). The instance then declares ``exact=False`` and no native gradient.
+        seed: the seed of the sampling generator (one generator per instance: calls in the same order
+            give the same estimates).
+
     Raises:
-        ValueError: for an unknown dtype or device, CUDA without a GPU, or ``block``/``chunk`` < 1.
+        ValueError: for an unknown dtype or device, CUDA without a GPU, ``block``/``chunk`` < 1 or
+            ``shots`` < 1.
 
     What a backend keeps between calls is one :class:`~hqf.backends.torch.cache.Cache` (``cache``).
     After each call, ``last_path`` names the path that computed its values (one of :data:`PATHS`:
@@ -76,6 +89,8 @@ class TorchBackend(Backend):
         devices={"cpu", "cuda"},
         max_qubits=26,
         gradients={"backprop", "adjoint"},
+        gates=GATES,
+        observables=OBSERVABLE_KINDS,
     )
     #: Whether this class's :meth:`expval` is the compiled plan's, so that :meth:`expval_shifted` and
     #: :meth:`expval_broadcast` may compute its values by the plan's own methods (the paired shift
@@ -103,8 +118,17 @@ class TorchBackend(Backend):
         cache_mib: float = 4,
         prefix_mib: float = 32,
         fused: bool = True,
+        shots: int | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__(dtype=dtype, device=device)
+        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+            raise ValueError(f"'shots' must be an integer >= 1 or None (got {shots!r})")
+        self.shots, self.seed = shots, seed
+        self.generator: torch.Generator | None = None
+        if shots is not None:  # this instance estimates: no exact values, no native gradient
+            self.capabilities = attrs.evolve(type(self).capabilities, exact=False, gradients=frozenset())
+            self.generator = torch.Generator(device=self.device).manual_seed(seed)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but torch sees no CUDA GPU")
         for name, value in (("block", block), ("chunk", chunk)):
@@ -129,6 +153,10 @@ class TorchBackend(Backend):
         the first-order backward is the adjoint method on the recorded forward; a backward that must
         itself be differentiable (``create_graph=True``) goes through the plan with torch autograd.
         """
+        if self.shots is not None:
+            return self._sampled(circuit, angles)
+        if not fits(circuit):
+            return self.expval_plain(circuit, angles)
         out_device = angles.device
         angles = angles.to(device=self.device, dtype=self.real_dtype)
         compiled = self.compiled(circuit)
@@ -149,7 +177,7 @@ class TorchBackend(Backend):
         gates instead of one per row), which is all a broadcast weight needs. Without, when the shared
         angles are exactly the frozen (non-data) columns, they key the frozen-weight matrix directly.
         Where the fused kernels apply, they run the call (with autograd, its backward too)."""
-        if not self.plan_values:
+        if not self.plan_values or self.shots is not None or not fits(circuit):
             return super().expval_broadcast(circuit, angles, shared)
         out_device = angles.device
         if out_device != self.device or angles.dtype != self.real_dtype or shared.dtype != self.real_dtype:
@@ -187,7 +215,7 @@ class TorchBackend(Backend):
     def expval_shifted(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """``[2, P, B, R]`` values at every column shifted by ``±π/2``, from one ``π``-shifted run per
         column (:mod:`~hqf.backends.torch.shift`: exactly the shifted values, half the runs)."""
-        if not self.plan_values:
+        if not self.plan_values or self.shots is not None or not fits(circuit):
             return super().expval_shifted(circuit, angles, chunk)
         out_device = angles.device
         angles = angles.to(device=self.device, dtype=self.real_dtype)
@@ -200,13 +228,32 @@ class TorchBackend(Backend):
         """``[B, P]`` vector-Jacobian product by the adjoint method (two states in memory, any depth)."""
         out_device = angles.device
         angles = angles.to(device=self.device, dtype=self.real_dtype)
+        if not fits(circuit):  # the plain path's autograd is its vector-Jacobian product
+            with torch.enable_grad():
+                leaf = angles.detach().requires_grad_()
+                out = self.expval_plain(circuit, leaf)
+                (grad,) = torch.autograd.grad(out, leaf, grad_output.to(device=self.device, dtype=out.dtype))
+            return grad.to(out_device)
         self.last_path = "plan"
         return passes.adjoint(self, self.compiled(circuit), angles, grad_output.to(self.device)).to(out_device)
 
     def expval_plain(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
-        """The same values gate by gate, with no plan: the reference the fast paths are tested against."""
+        """The same values gate by gate, with no plan: the reference the fast paths are tested against,
+        and the path of every circuit a plan does not cover."""
         self.last_path = "plain"
         return plain.expval(circuit, angles, self.complex_dtype, self.device)
+
+    def _sampled(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        """``[B, R]`` shot estimates (``shots`` samples per observable from the exact distribution)."""
+        def exact(expanded: Circuit, rows: torch.Tensor) -> torch.Tensor:
+            if fits(expanded):
+                return passes.expectations(self, self.compiled(expanded), rows)
+            return plain.expval(expanded, rows, self.complex_dtype, self.device)
+
+        out_device = angles.device
+        angles = angles.detach().to(device=self.device, dtype=self.real_dtype)
+        self.last_path = "plain"
+        return shot_sampling.sample(circuit, angles, exact, self.shots, self.generator).to(out_device)
 
     def initial_state(self, n_qubits: int, batch: int) -> torch.Tensor:
         """``|0…0⟩`` for every row, ``[B, 2**n]`` (the plain path's layout)."""

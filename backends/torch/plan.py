@@ -25,7 +25,7 @@ import attrs
 import numpy as np
 import torch
 
-from hqf.quantum.circuit import Circuit, Operation
+from hqf.quantum.circuit import BASE_GATES, Circuit, Operation, PauliWord
 from hqf.quantum.gates import FIXED_1Q, PAULI, ROTATIONS, bit_table, z_signs
 
 #: wires fused into one Kronecker block when applying a run of one-qubit gates (measured: docs/performance.md)
@@ -36,6 +36,12 @@ _PAULI = {name: np.array(matrix, dtype=complex) for name, matrix in PAULI.items(
 # H as (X + Z)/√2: ``1/np.sqrt(2)`` rounds to …5475 where FIXED_1Q's ``2**-0.5`` gives …5476, and the
 # plan's values are kept bit for bit as they were
 _FIXED = {"H": (_PAULI["X"] + _PAULI["Z"]) / np.sqrt(2), "X": np.array(FIXED_1Q["X"], dtype=complex)}
+
+
+def fits(circuit: Circuit) -> bool:
+    """Whether a plan can run ``circuit``: the original seven gates (rotations, H, X, CNOT, CZ) and
+    Pauli-word read-outs only. Any other circuit runs gate by gate (:mod:`~hqf.backends.torch.plain`)."""
+    return circuit.gate_names <= BASE_GATES and all(isinstance(obs, PauliWord) for obs in circuit.observables)
 
 
 class Chain:

@@ -1,23 +1,27 @@
 """The backend-neutral circuit description.
 
-A :class:`Circuit` is a qubit count, an ordered tuple of :class:`Operation` and a tuple of
-:class:`PauliWord` observables. Parameterized gates do not hold numbers: each reads one column of a
+A :class:`Circuit` is a qubit count, an ordered tuple of :class:`Operation` and a tuple of observables
+(:class:`PauliWord`, :class:`Hamiltonian`, :class:`Probs`). Parameterized gates do not hold numbers: each reads one column of a
 batched angle matrix ``angles[B, P]``, so a backend only ever sees a circuit (hashable, cacheable) and a
 real matrix. Each column is read by exactly one gate, which keeps the parameter-shift rule exact.
 
 Wire order: wire 0 is the most significant bit of a computational-basis index (big-endian, as in
-PennyLane). Backends with another convention convert in their adapter.
+PennyLane). Backends with another convention convert in their adapter. A controlled gate's
+``wires[0]`` is the control; a rotation is ``exp(−iθP/2)``. Multi-parameter gates (``Rot``, ``U3``)
+are products of one-parameter gates (:func:`rot`, :func:`u3`), so each column still has one gate.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import attrs
 
 from hqf.errors import InvalidCircuitError
+from hqf.quantum.drawing import draw_text
 
-#: gate name -> (number of wires, parameterized)
+#: gate name -> (number of wires, parameterized); every matrix is in :mod:`hqf.quantum.gates`
 GATES: dict[str, tuple[int, bool]] = {
     "RX": (1, True),
     "RY": (1, True),
@@ -26,9 +30,28 @@ GATES: dict[str, tuple[int, bool]] = {
     "X": (1, False),
     "CNOT": (2, False),
     "CZ": (2, False),
+    "Y": (1, False),
+    "Z": (1, False),
+    "S": (1, False),
+    "T": (1, False),
+    "SX": (1, False),
+    "PhaseShift": (1, True),
+    "CY": (2, False),
+    "SWAP": (2, False),
+    "RXX": (2, True),
+    "RYY": (2, True),
+    "RZZ": (2, True),
+    "CRX": (2, True),
+    "CRY": (2, True),
+    "CRZ": (2, True),
+    "CPhase": (2, True),
+    "Toffoli": (3, False),
+    "CSWAP": (3, False),
 }
-#: gates ``exp(-i θ/2 P)`` whose derivative the two-term ±π/2 shift rule gives exactly
-SHIFT_RULE_GATES = frozenset({"RX", "RY", "RZ"})
+#: the gates every backend supports unless it declares otherwise (the original vocabulary)
+BASE_GATES = frozenset({"RX", "RY", "RZ", "H", "X", "CNOT", "CZ"})
+#: the observable kinds a backend may declare (``Capabilities.observables``)
+OBSERVABLE_KINDS = ("pauli", "hamiltonian", "probs")
 
 MAX_QUBITS = 30
 
@@ -87,6 +110,8 @@ class PauliWord:
     """A tensor product of Pauli operators, e.g. ``Z0 Z3`` or ``X1 Y2``; identity elsewhere."""
 
     terms: tuple[tuple[int, str], ...] = attrs.field(converter=_pauli_terms)
+    kind = "pauli"
+    n_outputs = 1
 
     @classmethod
     def z(cls, wire: int) -> PauliWord:
@@ -109,14 +134,86 @@ class PauliWord:
         return " ".join(f"{p}{w}" for w, p in self.terms)
 
 
+def _hamiltonian_terms(value) -> tuple[tuple[float, PauliWord], ...]:
+    terms = []
+    for coefficient, word in value:
+        word = word if isinstance(word, PauliWord) else PauliWord.parse(str(word))
+        coefficient = float(coefficient)
+        if not math.isfinite(coefficient):
+            raise InvalidCircuitError(f"a Hamiltonian's coefficients must be finite real numbers; got {coefficient}")
+        terms.append((coefficient, word))
+    if not terms:
+        raise InvalidCircuitError("a Hamiltonian needs at least one term")
+    return tuple(terms)
+
+
+@attrs.frozen
+class Hamiltonian:
+    """``Σ_k c_k P_k``: Pauli words with real coefficients; one expectation value."""
+
+    terms: tuple[tuple[float, PauliWord], ...] = attrs.field(converter=_hamiltonian_terms)
+    kind = "hamiltonian"
+    n_outputs = 1
+
+    @property
+    def wires(self) -> tuple[int, ...]:
+        return tuple(sorted({w for _, word in self.terms for w in word.wires}))
+
+    def __str__(self) -> str:
+        return " + ".join(f"{c:g}·{word}" for c, word in self.terms)
+
+
+def _probs_wires(value) -> tuple[int, ...]:
+    wires = _wires(value)
+    if not wires or len(set(wires)) != len(wires) or min(wires) < 0:
+        raise InvalidCircuitError(f"Probs needs distinct wires >= 0; got {wires}")
+    return wires
+
+
+@attrs.frozen
+class Probs:
+    """Computational-basis probabilities on ``wires``: ``2**k`` outputs, ``wires[0]`` the most significant
+    bit of the output index (as ``qml.probs(wires=…)``)."""
+
+    wires: tuple[int, ...] = attrs.field(converter=_probs_wires)
+    kind = "probs"
+
+    @property
+    def n_outputs(self) -> int:
+        return 2 ** len(self.wires)
+
+    def __str__(self) -> str:
+        return "probs(" + ",".join(f"q{w}" for w in self.wires) + ")"
+
+
+#: anything a circuit may read out
+Observable = PauliWord | Hamiltonian | Probs
+
+
+def rot(wire: int, columns: Sequence[int]) -> tuple[Operation, ...]:
+    """``Rot(φ, θ, ω) = RZ(ω) RY(θ) RZ(φ)`` on ``wire`` as three gates reading ``columns = (φ, θ, ω)``."""
+    phi, theta, omega = columns
+    return (Operation("RZ", wire, phi), Operation("RY", wire, theta), Operation("RZ", wire, omega))
+
+
+def u3(wire: int, columns: Sequence[int]) -> tuple[Operation, ...]:
+    """``U3(θ, φ, λ) = RZ(φ) RY(θ) RZ(λ)`` (up to the global phase ``e^{i(φ+λ)/2}``) on ``wire``, as
+    three gates reading ``columns = (θ, φ, λ)``."""
+    theta, phi, lam = columns
+    return (Operation("RZ", wire, lam), Operation("RY", wire, theta), Operation("RZ", wire, phi))
+
+
 @attrs.frozen(cache_hash=True)
 class Circuit:
     """A qubit count, gates in order, and the observables whose expectation values a backend returns."""
 
     n_qubits: int = attrs.field(validator=[attrs.validators.ge(1), attrs.validators.le(MAX_QUBITS)])
     operations: tuple[Operation, ...] = attrs.field(converter=tuple)
-    observables: tuple[PauliWord, ...] = attrs.field(converter=tuple)
+    observables: tuple[Observable, ...] = attrs.field(converter=tuple)
     _n_params: int = attrs.field(init=False, eq=False, repr=False)
+    _column_gates: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
+    _gate_names: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+    _observable_kinds: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.observables:
@@ -125,6 +222,8 @@ class Circuit:
             if max(op.wires) >= self.n_qubits:
                 raise InvalidCircuitError(f"{op} acts outside the {self.n_qubits} qubit(s)")
         for obs in self.observables:
+            if not isinstance(obs, (PauliWord, Hamiltonian, Probs)):
+                raise InvalidCircuitError(f"an observable is a PauliWord, Hamiltonian or Probs; got {obs!r}")
             if max(obs.wires) >= self.n_qubits:
                 raise InvalidCircuitError(f"observable {obs} acts outside the {self.n_qubits} qubit(s)")
         columns = sorted(op.param for op in self.operations if op.param is not None)
@@ -134,6 +233,10 @@ class Circuit:
                 f"got {columns[:12]}{'...' if len(columns) > 12 else ''}"
             )
         object.__setattr__(self, "_n_params", len(columns))  # read on every call: counted once
+        by_column = sorted((op.param, op.gate) for op in self.operations if op.param is not None)
+        object.__setattr__(self, "_column_gates", tuple(gate for _, gate in by_column))
+        object.__setattr__(self, "_gate_names", frozenset(op.gate for op in self.operations))
+        object.__setattr__(self, "_observable_kinds", frozenset(obs.kind for obs in self.observables))
 
     @property
     def n_params(self) -> int:
@@ -141,9 +244,29 @@ class Circuit:
         return self._n_params
 
     @property
+    def column_gates(self) -> tuple[str, ...]:
+        """The gate reading each angle column, ``[P]`` (its shift recipe is ``SHIFT_RULES[gate]``)."""
+        return self._column_gates
+
+    @property
+    def gate_names(self) -> frozenset[str]:
+        """The distinct gates this circuit uses."""
+        return self._gate_names
+
+    @property
+    def observable_kinds(self) -> frozenset[str]:
+        """The distinct observable kinds it reads (``pauli``, ``hamiltonian``, ``probs``)."""
+        return self._observable_kinds
+
+    @property
     def n_outputs(self) -> int:
-        """R, the number of expectation values per sample."""
-        return len(self.observables)
+        """R, the width of one output row: the observables' outputs concatenated in order."""
+        return sum(obs.n_outputs for obs in self.observables)
+
+    def draw(self, angles: Sequence[float] | None = None, decimals: int = 2) -> str:
+        """A text diagram in the style of ``qml.draw``: one line per wire, gates in columns, each
+        parametric gate labelled with its column (``θ3``) or, given one angle row, its value."""
+        return draw_text(self, angles, decimals)
 
     def diagram(self) -> str:
         """A readable listing: one gate per line, then the observables."""
@@ -156,7 +279,7 @@ class Circuit:
 def compose(
     n_qubits: int,
     blocks: Sequence[Sequence[Operation]],
-    observables: Sequence[PauliWord] | None = None,
+    observables: Sequence[Observable] | None = None,
 ) -> Circuit:
     """Concatenate blocks whose parameters are numbered locally from 0 into one circuit.
 

@@ -5,12 +5,17 @@ whose result torch autograd already differentiates (``backprop``), or wraps the 
 autograd function whose backward is the backend's native vector-Jacobian product (``adjoint``) or the
 core's parameter-shift rule.
 
-Parameter shift: for a gate ``exp(-i θ/2 P)`` with ``P² = 1``,
-``∂⟨O⟩/∂θ = (⟨O⟩(θ + π/2) − ⟨O⟩(θ − π/2)) / 2`` exactly. A first-order backward asks the backend for
-all ``2P`` shifted values at once (:meth:`~hqf.quantum.interfaces.Backend.expval_shifted`: by default all
-shifted copies of the batch stacked into batched ``expval`` calls). A backward that must itself be
-differentiable is built from differentiable ``expval`` calls, so second derivatives (double backward)
-are exact too.
+Parameter shift: each column uses the exact recipe of the gate that reads it
+(:data:`hqf.quantum.gates.SHIFT_RULES`, derived from the generator's spectrum):
+``∂⟨O⟩/∂θ = Σ_k c_k ⟨O⟩(θ + s_k)``. For generator eigenvalues ``±1/2`` (``exp(−iθP/2)``, Ising
+couplings, phase shifts) it is the two-term rule ``(⟨O⟩(θ + π/2) − ⟨O⟩(θ − π/2)) / 2``; controlled
+rotations (eigenvalues ``{0, ±1/2}``) take four terms at ``±π/2, ±3π/2``. A first-order backward asks the
+backend for all shifted values at once (:meth:`~hqf.quantum.interfaces.Backend.expval_shifted` when every
+recipe is two-term, else :meth:`~hqf.quantum.interfaces.Backend.expval_shifts`). A backward that must
+itself be differentiable is built from differentiable ``expval`` calls, so second derivatives (double
+backward) are exact too.
+
+A circuit the backend does not declare support for is refused before any work.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ import torch
 
 from hqf.quantum.circuit import Circuit
 from hqf.errors import InvalidCircuitError
-from hqf.quantum.gates import full_angles, shifted_values
-from hqf.quantum.interfaces import GRADIENTS, Backend
+from hqf.quantum.gates import full_angles, recipe_values, shift_coefficients, shifted_values, two_term_only
+from hqf.quantum.interfaces import GRADIENTS, Backend, check_supported
 
 def check_angles(circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor | None = None) -> None:
     """Raise :class:`InvalidCircuitError` unless ``angles`` is a finite real ``[B, P − S]`` and ``shared``
@@ -46,16 +51,24 @@ def check_angles(circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor | 
 
 
 def shift_jacobian(
-    evaluate: Callable[[torch.Tensor], torch.Tensor], angles: torch.Tensor, chunk: int | None = None
+    evaluate: Callable[[torch.Tensor], torch.Tensor],
+    angles: torch.Tensor,
+    chunk: int | None = None,
+    column_gates: tuple[str, ...] | None = None,
 ) -> torch.Tensor:
     """Jacobian ``[B, R, P]`` of ``evaluate: [N, P] -> [N, R]`` at ``angles[B, P]`` by parameter shift.
 
-    One call of ``evaluate`` on all ``2·P·B`` shifted rows, or calls of at most ``chunk`` rows.
+    ``column_gates[p]`` names the gate reading column ``p`` (its recipe is used; default: the two-term
+    rule everywhere). One call of ``evaluate`` on all shifted rows, or calls of at most ``chunk`` rows.
     """
     if angles.shape[1] == 0:
         return evaluate(angles).unsqueeze(-1)[..., :0]
-    values = shifted_values(evaluate, angles, chunk)  # [2, P, B, R]
-    return ((values[0] - values[1]) / 2).permute(1, 2, 0)
+    if column_gates is None or two_term_only(column_gates):
+        values = shifted_values(evaluate, angles, chunk)  # [2, P, B, R]
+        return ((values[0] - values[1]) / 2).permute(1, 2, 0)
+    coefficients = shift_coefficients(column_gates).to(angles.dtype)
+    values = recipe_values(evaluate, angles, coefficients, chunk)  # [S, P, B, R]
+    return torch.einsum("sp,spbr->brp", coefficients.to(values.dtype), values)
 
 
 class _ShiftRule(torch.autograd.Function):
@@ -73,14 +86,23 @@ class _ShiftRule(torch.autograd.Function):
         (angles,) = ctx.saved_tensors
         backend, circuit, chunk = ctx.backend, ctx.circuit, ctx.chunk
         if torch.is_grad_enabled():  # create_graph: the shifted values must be differentiable again
-            jac = shift_jacobian(lambda a: _ShiftRule.apply(a, backend, circuit, chunk), angles, chunk)
+            jac = shift_jacobian(
+                lambda a: _ShiftRule.apply(a, backend, circuit, chunk), angles, chunk, circuit.column_gates
+            )
             return torch.einsum("brp,br->bp", jac, grad_output), None, None, None
         if angles.shape[1] == 0:
             return torch.zeros_like(angles), None, None, None
-        values = backend.expval_shifted(circuit, angles.detach(), chunk)  # [2, P, B, R]
-        if values.shape[:3] != (2, angles.shape[1], angles.shape[0]):
-            raise RuntimeError(f"backend {backend.name!r} returned shifted values of shape {list(values.shape)}")
-        jac = (values[0] - values[1]) / 2  # [P, B, R]
+        if two_term_only(circuit.column_gates):
+            values = backend.expval_shifted(circuit, angles.detach(), chunk)  # [2, P, B, R]
+            if values.shape[:3] != (2, angles.shape[1], angles.shape[0]):
+                raise RuntimeError(f"backend {backend.name!r} returned shifted values of shape {list(values.shape)}")
+            jac = (values[0] - values[1]) / 2  # [P, B, R]
+        else:
+            values = backend.expval_shifts(circuit, angles.detach(), chunk)  # [S, P, B, R]
+            coefficients = shift_coefficients(circuit.column_gates).to(device=values.device, dtype=values.dtype)
+            if values.shape[:3] != (coefficients.shape[0], angles.shape[1], angles.shape[0]):
+                raise RuntimeError(f"backend {backend.name!r} returned shifted values of shape {list(values.shape)}")
+            jac = torch.einsum("sp,spbr->pbr", coefficients, values)
         return torch.einsum("pbr,br->bp", jac.to(grad_output.dtype), grad_output), None, None, None
 
 
@@ -104,7 +126,7 @@ class _NativeVjp(torch.autograd.Function):
         (angles,) = ctx.saved_tensors
         backend, circuit = ctx.backend, ctx.circuit
         if torch.is_grad_enabled():  # create_graph: a higher derivative will follow
-            jac = shift_jacobian(lambda a: _ShiftRule.apply(a, backend, circuit, None), angles)
+            jac = shift_jacobian(lambda a: _ShiftRule.apply(a, backend, circuit, None), angles, None, circuit.column_gates)
             return torch.einsum("brp,br->bp", jac, grad_output), None, None
         with torch.no_grad():
             return backend.vjp(circuit, angles.detach(), grad_output), None, None
@@ -135,6 +157,7 @@ def expval(
     shared angles as such (:meth:`Backend.expval_broadcast`: e.g. their gradient summed over the rows
     directly, or frozen weights recognised at inference).
     """
+    check_supported(backend, circuit)
     check_angles(circuit, angles, shared)
     method = default_gradient(backend) if gradient == "auto" else gradient
     if method not in GRADIENTS:

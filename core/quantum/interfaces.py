@@ -14,8 +14,9 @@ from typing import ClassVar
 import attrs
 import torch
 
-from hqf.quantum.circuit import Circuit, Operation
-from hqf.quantum.gates import full_angles, shifted_values
+from hqf.errors import UnsupportedCircuitError
+from hqf.quantum.circuit import BASE_GATES, GATES, OBSERVABLE_KINDS, Circuit, Operation
+from hqf.quantum.gates import SHIFTS, full_angles, recipe_values, shift_coefficients, shifted_values
 
 DTYPES: dict[str, tuple[torch.dtype, torch.dtype]] = {
     "complex128": (torch.complex128, torch.float64),
@@ -32,15 +33,19 @@ class Availability:
     reason: str = ""
 
     @classmethod
-    def missing_package(cls, module: str, extra: str) -> Availability:
-        return cls(False, f"Python package '{module}' is not installed (pip install 'hqf[{extra}]')")
+    def missing_package(cls, module: str, extra: str | None = None, install: str | None = None) -> Availability:
+        """Unavailable for want of ``module``; the hint is ``install`` when the plugin gives one (a third
+        party: ``"pip install my-backend"``), else ``pip install 'hqf[extra]'``, else ``pip install module``."""
+        hint = install or (f"pip install 'hqf[{extra}]'" if extra else f"pip install {module}")
+        return cls(False, f"Python package '{module}' is not installed ({hint})")
 
     @classmethod
-    def of_modules(cls, modules: tuple[str, ...], extra: str) -> Availability:
-        """Available when every module can be found; nothing is imported (cheap for ``hqf list``)."""
+    def of_modules(cls, modules: tuple[str, ...], extra: str | None = None, install: str | None = None) -> Availability:
+        """Available when every module can be found; nothing is imported (cheap for ``hqf list``).
+        ``extra`` and ``install`` give the install hint as in :meth:`missing_package`."""
         for module in modules:
             if importlib.util.find_spec(module) is None:
-                return cls.missing_package(module, extra)
+                return cls.missing_package(module, extra, install)
         return cls(True)
 
 
@@ -59,6 +64,34 @@ class Capabilities:
     #: results are exact expectation values (False when estimated from shots)
     exact: bool = True
     noise: bool = False
+    #: the gate names it runs (``hqf.quantum.circuit.GATES``); by default the original seven
+    gates: frozenset[str] = attrs.field(default=BASE_GATES, converter=frozenset)
+    #: the observable kinds it reads: ``pauli``, ``hamiltonian``, ``probs``; by default Pauli words only
+    observables: frozenset[str] = attrs.field(default=frozenset({"pauli"}), converter=frozenset)
+
+    @gates.validator
+    def _known_gates(self, attribute, value) -> None:
+        if not value <= set(GATES):
+            raise ValueError(f"'gates' must name gates of hqf.quantum.circuit.GATES (got {sorted(value - set(GATES))})")
+
+    @observables.validator
+    def _known_kinds(self, attribute, value) -> None:
+        if not value <= set(OBSERVABLE_KINDS):
+            raise ValueError(f"'observables' must be among {OBSERVABLE_KINDS} (got {sorted(value - set(OBSERVABLE_KINDS))})")
+
+
+def check_supported(backend: Backend, circuit: Circuit) -> None:
+    """Raise :class:`~hqf.errors.UnsupportedCircuitError` (naming the gate or observable and the backend)
+    unless ``backend`` declares every gate and observable kind ``circuit`` uses."""
+    caps = backend.capabilities
+    if circuit.gate_names <= caps.gates and circuit.observable_kinds <= caps.observables:
+        return
+    for op in circuit.operations:
+        if op.gate not in caps.gates:
+            raise UnsupportedCircuitError(backend.name, "gate", op.gate, caps.gates)
+    for obs in circuit.observables:
+        if obs.kind not in caps.observables:
+            raise UnsupportedCircuitError(backend.name, "observable", obs.kind, caps.observables)
 
 
 class Backend(abc.ABC):
@@ -118,6 +151,23 @@ class Backend(abc.ABC):
         with torch.no_grad():
             return shifted_values(lambda rows: self.expval(circuit, rows), angles, chunk)
 
+    def expval_shifts(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """``[S, P, B, R]``: the values with column ``p`` shifted by ``hqf.quantum.gates.SHIFTS[s]``
+        (``±π/2, ±3π/2``) wherever column ``p``'s gate recipe (``SHIFT_RULES``) has that shift, zero
+        elsewhere: what the general (e.g. four-term) parameter-shift rule evaluates.
+
+        This default stacks the needed shifted rows into :meth:`expval` calls of at most ``chunk`` rows.
+        """
+        coefficients = shift_coefficients(circuit.column_gates)
+        if angles.shape[1] == 0:
+            return angles.new_zeros(len(SHIFTS), 0, angles.shape[0], circuit.n_outputs)
+        with torch.no_grad():
+            return recipe_values(lambda rows: self.expval(circuit, rows), angles, coefficients, chunk)
+
+    def check_supported(self, circuit: Circuit) -> None:
+        """Refuse (:class:`~hqf.errors.UnsupportedCircuitError`) a circuit outside the declared vocabulary."""
+        check_supported(self, circuit)
+
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         """Native vector-Jacobian product ``[B, P]`` (only for backends declaring ``adjoint``)."""
         raise NotImplementedError(f"backend {self.name!r} has no native vector-Jacobian product")
@@ -151,6 +201,16 @@ class Encoder(torch.nn.Module, abc.ABC):
     def n_angles(self) -> int:
         return sum(op.param is not None for op in self.operations())
 
+    #: True for an encoder that re-uploads the data: once :meth:`interleave` has been called with the
+    #: ansatz's layer count ``L``, :meth:`operations` is ``L`` equal blocks (block ``l`` reading the
+    #: ``l``-th ``n_angles / L`` columns), which :class:`~hqf.quantum.layer.QuantumLayer` interleaves
+    #: with the ansatz's layers: block 1, layer 1, block 2, layer 2, …
+    interleaved: ClassVar[bool] = False
+
+    def interleave(self, n_layers: int) -> None:
+        """Make one encoding block per ansatz layer (``interleaved`` encoders; the quantum layer calls it)."""
+        raise NotImplementedError(f"encoder {self.name!r} is not interleaved with the ansatz layers")
+
 
 @attrs.frozen
 class Ansatz(abc.ABC):
@@ -172,6 +232,24 @@ class Ansatz(abc.ABC):
     @abc.abstractmethod
     def operations(self) -> tuple[Operation, ...]:
         """The gates; weight ``w.flatten()[k]`` is parameter column ``k``."""
+
+    def layer_operations(self, layer: int) -> tuple[Operation, ...]:
+        """The gates of layer ``layer`` (``0 ≤ layer < n_layers``), reading the same columns as in
+        :meth:`operations`; the layers in order make up :meth:`operations`.
+
+        By default :meth:`operations` cut into ``n_layers`` parts of equal length (right for hea, basic
+        and sel); an ansatz whose layers differ in length overrides it.
+        """
+        if not 0 <= layer < self.n_layers:
+            raise ValueError(f"'layer' must be in 0..{self.n_layers - 1} (got {layer})")
+        ops = self.operations()
+        if len(ops) % self.n_layers:
+            raise NotImplementedError(
+                f"ansatz {self.spec}: {len(ops)} gates do not split into {self.n_layers} equal layers; "
+                "it must define layer_operations()"
+            )
+        size = len(ops) // self.n_layers
+        return ops[layer * size : (layer + 1) * size]
 
     @property
     def n_weights(self) -> int:

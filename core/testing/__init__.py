@@ -9,7 +9,8 @@
 - :class:`ReferenceBackend` is the answer key: a small dense simulator with its own derivatives
   (not registered as a plugin);
 - :class:`Tolerance` is the stated error bound (dtype tolerance, or a Bernstein bound for shots);
-- :mod:`hqf.testing.strategies` holds the circuit, angle and Pauli-word strategies;
+- :mod:`hqf.testing.strategies` holds the circuit, angle and observable strategies (over a declared
+  vocabulary), and :mod:`hqf.testing.fixed` the fixed cases every property runs first;
 - :class:`Target` and :func:`targets` list the registered backend configurations to test (pytest helpers).
 """
 

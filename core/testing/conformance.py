@@ -1,7 +1,10 @@
 """The backend conformance suite: properties every hqf backend must have, checked with Hypothesis.
 
-Each property (:data:`~hqf.testing.properties.PROPERTIES`) draws a random circuit (1–8 qubits, the whole
-gate set, Pauli-word observables) and an angle batch, runs it on the backend under test and on the
+Each property (:data:`~hqf.testing.properties.PROPERTIES`) first runs the fixed cases of
+:mod:`hqf.testing.fixed` (every declared gate on every order of its wires at chosen angles, every
+declared observable kind on a known state), then draws random circuits (1–8 qubits, the gates and
+observable kinds the backend declares in ``capabilities``) and angle batches, runs them on the backend
+under test and on the
 reference simulator (:class:`~hqf.testing.reference.ReferenceBackend`, dense, ``complex128``), and
 compares within the bound of :mod:`hqf.testing.tolerance`:
 
@@ -17,14 +20,17 @@ compares within the bound of :mod:`hqf.testing.tolerance`:
 - ``native-gradient``: the same with each native gradient the backend declares (``adjoint``: its
   ``vjp``; ``backprop``: autograd through its ``expval``); skipped when it declares none.
 
-A failing example is shrunk by Hypothesis; the result carries the smallest failing circuit as
-:meth:`hqf.quantum.circuit.Circuit.diagram` text and its angles.
+A failing example is shrunk by Hypothesis for at most ``Limits.shrink_seconds``; the result carries
+the smallest failing circuit as :meth:`hqf.quantum.circuit.Circuit.diagram` text, its angles, and the
+backend's and the reference's whole output row where they differ.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import time
 
 import attrs
 import numpy as np
@@ -33,7 +39,9 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
+from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS
 from hqf.quantum.interfaces import Backend
+from hqf.testing.fixed import fixed_cases
 from hqf.quantum.make import make_backend
 from hqf.testing.properties import PROPERTIES, Example, Mismatch, Stats, check, native_gradients
 from hqf.testing.reference import ReferenceBackend
@@ -51,6 +59,8 @@ class Limits:
     max_qubits: int = 8
     max_ops: int = 20
     max_batch: int = 3
+    #: seconds Hypothesis may spend shrinking a failure; then the smallest failure seen is reported
+    shrink_seconds: float = 20.0
 
 
 @attrs.frozen
@@ -59,6 +69,7 @@ class PropertyResult:
 
     property: str
     status: str
+    #: examples run up to and including the first failure (all of them when the property held)
     examples: int = 0
     #: the largest |backend − reference| seen, and the bound it was held to at that point
     worst_error: float | None = None
@@ -67,6 +78,12 @@ class PropertyResult:
     #: the smallest failing circuit (``Circuit.diagram()``) and its angles, when the property failed
     circuit: str | None = None
     angles: str | None = None
+    #: the backend's and the reference's whole output row where they differ
+    rows: str | None = None
+    #: calls after the first failure: Hypothesis shrinking it to the smallest failing example
+    shrink_steps: int = 0
+    #: fixed cases run before Hypothesis (:mod:`hqf.testing.fixed`; up to the first failing one)
+    fixed_cases: int = 0
 
     @property
     def ok(self) -> bool:
@@ -74,11 +91,15 @@ class PropertyResult:
 
     def report(self) -> str:
         """A readable account, with the failing circuit when there is one."""
-        lines = [f"{self.property}: {self.status} ({self.examples} examples) {self.message}".rstrip()]
+        counted = f"{self.examples} examples" + (f", {self.shrink_steps} shrink steps" if self.shrink_steps else "")
+        fixed = f" after {self.fixed_cases} fixed cases" if self.fixed_cases else ""
+        lines = [f"{self.property}: {self.status} ({counted}){fixed} {self.message}".rstrip()]
         if self.circuit:
             lines += ["smallest failing circuit:", self.circuit]
         if self.angles:
             lines += ["angles:", self.angles]
+        if self.rows:
+            lines += ["output row:", self.rows]
         return "\n".join(lines)
 
 
@@ -141,21 +162,52 @@ def check_property(
     reference = ReferenceBackend()
     stats = Stats()
     max_qubits = max(1, min(limits.max_qubits, probe.capabilities.max_qubits, reference.capabilities.max_qubits))
+    gates = probe.capabilities.gates & set(GATES)
+    kinds = probe.capabilities.observables & set(OBSERVABLE_KINDS)
+
+    def one(circuit, values: np.ndarray, gradient_seed: int) -> None:
+        angles = torch.from_numpy(values).to(probe.real_dtype)
+        example = Example(factory(), reference, tolerance, circuit, angles, stats)
+        try:
+            check(prop, example, gradient_seed)
+        except Mismatch as mismatch:
+            stats.note(mismatch)
+            raise
+        except Exception as exc:  # the backend raised: report it with the circuit that made it
+            mismatch = example.fail(f"raised {type(exc).__name__}: {exc}")
+            stats.note(mismatch)
+            raise mismatch from exc
+
+    fixed_failure, n_fixed = None, 0
+    for case, values in fixed_cases(gates, kinds, max_qubits):  # before Hypothesis, whatever --examples is
+        n_fixed += 1
+        try:
+            one(case, values, 0)
+        except Mismatch as mismatch:  # reported whatever Hypothesis finds next
+            fixed_failure = mismatch
+            break
+    stats.smallest = None
+
+    shrink_until: list[float] = []  # set at the first failure
 
     @given(data=st.data())
     def run(data):
-        circuit = data.draw(circuits(max_qubits=max_qubits, max_ops=limits.max_ops), label="circuit")
+        circuit = data.draw(
+            circuits(max_qubits=max_qubits, max_ops=limits.max_ops, gates=gates, observable_kinds=kinds), label="circuit"
+        )
         values = data.draw(angle_batches(circuit, max_batch=limits.max_batch), label="angles")
         gradient_seed = data.draw(st.integers(0, 2**16), label="seed")
-        angles = torch.from_numpy(values).to(probe.real_dtype)
-        example = Example(factory(), reference, tolerance, circuit, angles, stats)
-        stats.examples += 1
+        stats.count_call()
+        if shrink_until and time.monotonic() > shrink_until[0]:  # out of shrinking time: report the smallest seen
+            smallest = stats.smallest
+            raise Mismatch(smallest.message, smallest.circuit, smallest.angles, smallest.rows)
         try:
-            check(prop, example, gradient_seed)
+            one(circuit, values, gradient_seed)
         except Mismatch:
+            if not stats.failed:
+                stats.failed = True
+                shrink_until.append(time.monotonic() + limits.shrink_seconds)
             raise
-        except Exception as exc:  # the backend raised: report it with the circuit that made it
-            raise example.fail(f"raised {type(exc).__name__}: {exc}") from exc
 
     run = (hypothesis_settings or default_settings(seed=seed))(run)
     if seed is not None:
@@ -165,25 +217,34 @@ def check_property(
     except BaseException as exc:  # noqa: BLE001 - Hypothesis may raise groups or its own errors
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return _failure(prop, exc, stats, tolerance)
+        return _failure(prop, exc, stats, tolerance, n_fixed, fixed_failure)
+    if fixed_failure is not None:
+        return _failure(prop, Exception(), stats, tolerance, n_fixed, fixed_failure)
     return PropertyResult(
         prop, "pass", stats.examples, stats.worst_error, stats.bound, message=f"({tolerance.describe()})"
-        if prop != "shape" else "",
+        if prop != "shape" else "", fixed_cases=n_fixed,
     )
 
 
-def _failure(prop: str, exc: BaseException, stats: Stats, tolerance: Tolerance) -> PropertyResult:
-    mismatches = _mismatches(exc)
+def _failure(
+    prop: str, exc: BaseException, stats: Stats, tolerance: Tolerance, n_fixed: int = 0, fixed: Mismatch | None = None
+) -> PropertyResult:
+    """The failed result, with the smallest failing circuit: Hypothesis' or the failing fixed case's."""
+    mismatches = _mismatches(exc) + ([] if fixed is None else [fixed])
     if not mismatches:
-        return PropertyResult(prop, "fail", stats.examples, message=f"{type(exc).__name__}: {exc}".splitlines()[0])
-    smallest = min(mismatches, key=lambda m: (len(m.circuit.operations), m.circuit.n_qubits))
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return PropertyResult(
+            prop, "fail", stats.examples, message=message, shrink_steps=stats.shrink_steps, fixed_cases=n_fixed
+        )
+    smallest = min(mismatches, key=lambda m: m.size)
     angles = None
     if smallest.angles is not None:
         angles = np.array2string(smallest.angles.detach().cpu().numpy(), precision=6, max_line_width=100)
     return PropertyResult(
         prop, "fail", stats.examples, stats.worst_error, stats.bound,
-        message=f"{smallest.message} ({tolerance.describe()})",
-        circuit=smallest.circuit.diagram(), angles=angles,
+        message=f"{'fixed case: ' if smallest is fixed else ''}{smallest.message} ({tolerance.describe()})",
+        circuit=smallest.circuit.diagram(), angles=angles, rows=smallest.rows, shrink_steps=stats.shrink_steps,
+        fixed_cases=n_fixed,
     )
 
 

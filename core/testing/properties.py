@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from hqf.quantum.circuit import Circuit, PauliWord
-from hqf.quantum.gates import shifted_values
+from hqf.quantum.gates import recipe_values, shift_coefficients
 from hqf.quantum.gradients import expval, shift_jacobian
 from hqf.quantum.interfaces import Backend
 from hqf.testing.reference import ReferenceBackend
@@ -37,19 +37,45 @@ NATIVE = ("backprop", "adjoint")
 class Mismatch(AssertionError):
     """A backend disagreed with the reference (or raised) on one example."""
 
-    def __init__(self, message: str, circuit: Circuit, angles: torch.Tensor | None = None):
+    def __init__(self, message: str, circuit: Circuit, angles: torch.Tensor | None = None, rows: str | None = None):
         super().__init__(message)
-        self.message, self.circuit, self.angles = message, circuit, angles
+        self.message, self.circuit, self.angles, self.rows = message, circuit, angles, rows
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """How small the failing circuit is (gates, then qubits): the smallest one is reported."""
+        return (len(self.circuit.operations), self.circuit.n_qubits)
 
 
 @attrs.define
 class Stats:
-    """The examples run so far, and the comparison that came closest to its bound."""
+    """The examples run so far, and the comparison that came closest to its bound.
+
+    ``examples``: drawn examples run up to and including the first failure (all of them when the
+    property holds); ``shrink_steps``: the calls after the first failure — Hypothesis shrinking it to
+    the smallest failing example and replaying that (with any further search for other failures).
+    """
 
     examples: int = 0
     ratio: float = -1.0
     worst_error: float | None = None
     bound: float | None = None
+    shrink_steps: int = 0
+    failed: bool = False
+    #: the smallest mismatch seen so far (what a time-bounded shrink reports)
+    smallest: Mismatch | None = None
+
+    def note(self, mismatch: Mismatch) -> None:
+        """Remember ``mismatch`` if its circuit is the smallest failing one so far."""
+        if self.smallest is None or mismatch.size < self.smallest.size:
+            self.smallest = mismatch
+
+    def count_call(self) -> None:
+        """Count one call of the property: an example until a failure was seen, a shrink step after."""
+        if self.failed:
+            self.shrink_steps += 1
+        else:
+            self.examples += 1
 
     def record(self, error: float, bound: float) -> None:
         ratio = error / bound if bound > 0 else (0.0 if error == 0 else float("inf"))
@@ -73,9 +99,9 @@ class Example:
         """The angles as the reference reads them (float64)."""
         return self.angles.to(torch.float64)
 
-    def fail(self, message: str, circuit: Circuit | None = None) -> Mismatch:
+    def fail(self, message: str, circuit: Circuit | None = None, rows: str | None = None) -> Mismatch:
         """A mismatch on this example; ``circuit`` is what ran when it differs from the drawn one."""
-        return Mismatch(message, circuit or self.circuit, self.angles)
+        return Mismatch(message, circuit or self.circuit, self.angles, rows)
 
     def compare(
         self, what: str, got: torch.Tensor, want: torch.Tensor, bound: torch.Tensor, circuit: Circuit | None = None
@@ -97,12 +123,37 @@ class Example:
             where = tuple(int(i) for i in np.unravel_index(index, tuple(got.shape)))
             observable = ""
             if circuit is not None and len(where) >= 2:  # [B, R] values or [B, R, P] Jacobians
-                observable = f", observable <{circuit.observables[where[1]]}>"
+                observable = f", observable <{output_label(circuit, where[1])}>"
             raise self.fail(
                 f"{what}: |Δ| = {worst:.3g} > bound {limit:.3g} at index {where}{observable} "
                 f"(backend {got.flatten()[index].item():.10g}, reference {want.flatten()[index].item():.10g})",
                 circuit,
+                whole_rows(got, want, where),
             )
+
+
+def output_label(circuit: Circuit, column: int) -> str:
+    """The observable that output ``column`` belongs to (with the outcome, for ``Probs``)."""
+    at = 0
+    for obs in circuit.observables:
+        if column < at + obs.n_outputs:
+            return str(obs) if obs.n_outputs == 1 else f"{obs} outcome {column - at}"
+        at += obs.n_outputs
+    return f"column {column}"
+
+
+def whole_rows(got: torch.Tensor, want: torch.Tensor, where: tuple[int, ...]) -> str:
+    """The backend's and the reference's whole output row around index ``where``: ``[b, :]`` of a
+    ``[B, R]`` result, ``[b, :, p]`` of a ``[B, R, P]`` Jacobian, the whole of a 1-D one."""
+    if got.ndim == 1:
+        pick = (slice(None),)
+    elif got.ndim == 2:
+        pick = (where[0], slice(None))
+    else:
+        pick = (where[0], slice(None), *where[2:])
+    def text(t: torch.Tensor) -> str:
+        return np.array2string(t[pick].numpy(), precision=8, max_line_width=100, separator=", ")
+    return f"backend:   {text(got)}\nreference: {text(want)}"
 
 
 def with_probes(circuit: Circuit) -> Circuit:
@@ -117,16 +168,18 @@ def with_probes(circuit: Circuit) -> Circuit:
 
 
 def jacobian_bound(ex: Example, angles64: torch.Tensor, circuit: Circuit) -> torch.Tensor:
-    """``[B, R, P]`` bound on a shift-rule derivative ``(E₊ − E₋)/2``: ``(b(E₊) + b(E₋))/2``.
+    """``[B, R, P]`` bound on a shift-rule derivative ``Σ_s c_s E_s``: ``Σ_s |c_s| b(E_s)`` (for exact
+    backends ``atol``, as ``Σ |c_s| = 1`` in every recipe).
 
-    A shot-based bound depends on the exact shifted values ``E±``, which the reference supplies.
+    A shot-based bound depends on the exact shifted values ``E_s``, which the reference supplies.
     """
     batch, n_params = angles64.shape
     if ex.tolerance.shots is None or n_params == 0:
         return torch.full((batch, circuit.n_outputs, n_params), ex.tolerance.atol, dtype=torch.float64)
-    exact = shifted_values(lambda rows: ex.reference.expval(circuit, rows), angles64)  # [2, P, B, R]
-    bound = ex.tolerance.value_bound(exact)
-    return ((bound[0] + bound[1]) / 2).permute(1, 2, 0)
+    coefficients = shift_coefficients(circuit.column_gates)  # [S, P]
+    exact = recipe_values(lambda rows: ex.reference.expval(circuit, rows), angles64, coefficients)  # [S, P, B, R]
+    bound = ex.tolerance.output_bound(circuit, exact)
+    return torch.einsum("sp,spbr->brp", coefficients.abs(), bound)
 
 
 # -- the properties ----------------------------------------------------------------------------
@@ -160,13 +213,13 @@ def check_expval(ex: Example) -> None:
     circuit = with_probes(ex.circuit)
     exact = ex.reference.expval(circuit, ex.angles64)
     got = ex.backend.expval(circuit, ex.angles)
-    ex.compare("expval", got, exact, ex.tolerance.value_bound(exact), circuit)
+    ex.compare("expval", got, exact, ex.tolerance.output_bound(circuit, exact), circuit)
 
 
 def check_shift_jacobian(ex: Example) -> None:
     circuit = with_probes(ex.circuit)
     want = ex.reference.jacobian(circuit, ex.angles64)
-    got = shift_jacobian(lambda a: ex.backend.expval(circuit, a), ex.angles)
+    got = shift_jacobian(lambda a: ex.backend.expval(circuit, a), ex.angles, None, circuit.column_gates)
     ex.compare("shift Jacobian", got, want, jacobian_bound(ex, ex.angles64, circuit), circuit)
 
 

@@ -1,4 +1,5 @@
-"""Hypothesis strategies for circuits over hqf's whole gate set, angle batches and Pauli observables."""
+"""Hypothesis strategies for circuits over hqf's gate set (or the part a backend declares), angle
+batches and observables (Pauli words, Hamiltonians, probabilities)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from hqf.quantum.circuit import GATES, Circuit, Operation, PauliWord
+from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Operation, PauliWord, Probs
 
 
 @st.composite
@@ -31,13 +32,40 @@ def pauli_words(draw, n_qubits: int, max_factors: int = 3, paulis: str = "XYZ") 
 
 
 @st.composite
+def hamiltonians(draw, n_qubits: int, max_terms: int = 3) -> Hamiltonian:
+    """A Hamiltonian of 1..``max_terms`` Pauli words with real coefficients in [-2, 2]."""
+    count = draw(st.integers(1, max_terms))
+    coefficients = draw(st.lists(st.floats(-2, 2, allow_nan=False), min_size=count, max_size=count))
+    return Hamiltonian((c, draw(pauli_words(n_qubits))) for c in coefficients)
+
+
+@st.composite
+def probabilities(draw, n_qubits: int, max_wires: int = 3) -> Probs:
+    """Probabilities on 1..``max_wires`` distinct wires, in a drawn order."""
+    return Probs(draw(distinct_wires(n_qubits, draw(st.integers(1, min(n_qubits, max_wires))))))
+
+
+@st.composite
+def observables(draw, n_qubits: int, kinds=("pauli",), paulis: str = "XYZ"):
+    """One observable of a drawn kind among ``kinds`` (``pauli``, ``hamiltonian``, ``probs``)."""
+    kind = draw(st.sampled_from(sorted(kinds, key=("pauli", "hamiltonian", "probs").index)))
+    if kind == "hamiltonian":
+        return draw(hamiltonians(n_qubits))
+    if kind == "probs":
+        return draw(probabilities(n_qubits))
+    return draw(pauli_words(n_qubits, paulis=paulis))
+
+
+@st.composite
 def circuits(draw, min_qubits: int = 1, max_qubits: int = 8, max_ops: int = 24, paulis: str = "XYZ",
-             max_observables: int = 3) -> Circuit:
-    """Random circuits over the whole gate set with 1..``max_observables`` random Pauli-word observables."""
+             max_observables: int = 3, gates=None, observable_kinds=("pauli",)) -> Circuit:
+    """Random circuits over ``gates`` (default: the whole gate set) with 1..``max_observables``
+    observables of ``observable_kinds`` (default: Pauli words only)."""
     n = draw(st.integers(min_qubits, max_qubits))
-    gates = [g for g, (arity, _) in GATES.items() if arity <= n]
+    allowed = GATES if gates is None else [g for g in GATES if g in set(gates)]
+    gates = [g for g in allowed if GATES[g][0] <= n]
     ops, n_params = [], 0
-    for _ in range(draw(st.integers(1, max_ops))):
+    for _ in range(draw(st.integers(1, max_ops)) if gates else 0):
         gate = draw(st.sampled_from(gates))
         arity, parameterized = GATES[gate]
         wires = draw(distinct_wires(n, arity))
@@ -45,8 +73,8 @@ def circuits(draw, min_qubits: int = 1, max_qubits: int = 8, max_ops: int = 24, 
         if parameterized:
             param, n_params = n_params, n_params + 1
         ops.append(Operation(gate, wires, param))
-    observables = [draw(pauli_words(n, paulis=paulis)) for _ in range(draw(st.integers(1, max_observables)))]
-    return Circuit(n, ops, observables)
+    count = draw(st.integers(1, max_observables))
+    return Circuit(n, ops, [draw(observables(n, observable_kinds, paulis)) for _ in range(count)])
 
 
 def angle_batches(circuit: Circuit, max_batch: int = 3, min_batch: int = 1):

@@ -15,6 +15,10 @@ Every expectation value a backend returns is treated as ``E + e`` with ``|e| <= 
   unlike a Gaussian kσ rule, it stays valid near eigenstates (``E ≈ ±1``), where a single odd shot is
   a 2/N jump that σ ≈ 0 would call impossible.
 
+Other read-outs: a ``Probs`` output is a frequency ``p̂`` of ``N`` draws, half the ±1 case,
+``b_p(p) = atol + (L/3 + sqrt(L²/9 + 2·N·L·p(1 − p))) / N``; a Hamiltonian ``Σ c_k P_k`` (each word
+measured with its own ``N`` shots) is held to ``Σ |c_k| · b(0)``, the largest ``b`` over ``E``.
+
 Derived quantities are linear in the values: a shift-rule derivative is ``(E₊ − E₋)/2`` and a gradient is
 a sum ``Σ cᵢ Eᵢ``. Their bound is ``Σ |cᵢ| b(Eᵢ)``, which holds whatever the correlation between the
 estimates (observables measured from the same shots are correlated); by the union bound the chance that a
@@ -27,6 +31,8 @@ import math
 
 import attrs
 import torch
+
+from hqf.quantum.circuit import Circuit, Hamiltonian, Probs
 
 #: per-value error allowed for exact backends, by state dtype
 ATOL = {"complex128": 1e-8, "complex64": 1e-4}
@@ -63,6 +69,24 @@ class Tolerance:
         variance = (1 - exact**2).clamp(min=0)
         spread = (2 * log_term / 3 + torch.sqrt(4 * log_term**2 / 9 + 2 * n * log_term * variance)) / n
         return self.atol + spread
+
+    def output_bound(self, circuit: Circuit, exact: torch.Tensor) -> torch.Tensor:
+        """``[..., R]`` bounds for the exact outputs ``exact[..., R]`` of ``circuit``, by observable kind."""
+        exact = exact.to(torch.float64)
+        if self.shots is None:
+            return torch.full_like(exact, self.atol)
+        parts, at = [], 0
+        for obs in circuit.observables:
+            values = exact[..., at : at + obs.n_outputs]
+            if isinstance(obs, Probs):
+                parts.append((self.value_bound(1 - 2 * values) - self.atol) / 2 + self.atol)
+            elif isinstance(obs, Hamiltonian):
+                weight = sum(abs(c) for c, _ in obs.terms)
+                parts.append(weight * (self.value_bound(torch.zeros_like(values)) - self.atol) + self.atol)
+            else:
+                parts.append(self.value_bound(values))
+            at += obs.n_outputs
+        return torch.cat(parts, dim=-1)
 
     def describe(self) -> str:
         if self.shots is None:
