@@ -15,13 +15,23 @@ class InvalidCircuitError(HqfError, ValueError):
     """A circuit description or its angle matrix is malformed."""
 
 
+class UnsupportedCircuitError(HqfError, ValueError):
+    """A backend is asked for a gate or observable it does not declare (``Capabilities.gates``/``.observables``)."""
+
+    def __init__(self, backend: str, what: str, name: str, supported):
+        self.backend, self.what, self.name, self.supported = backend, what, name, tuple(sorted(supported))
+        listed = ", ".join(self.supported) or "none"
+        super().__init__(f"backend {backend!r} does not support {what} {name!r} (it supports: {listed})")
+
+
 class UnknownPluginError(HqfError, KeyError):
     """No plugin of this kind is registered under this name."""
 
-    def __init__(self, kind: str, name: str, available: list[str]):
+    def __init__(self, kind: str, name: str, available: list[str], label: str = "available",
+                 shown: list[str] | None = None, note: str = ""):
         self.kind, self.name, self.available = kind, name, available
-        listed = ", ".join(sorted(available)) or "none"
-        super().__init__(f"unknown {kind} {name!r}; available: {listed}")
+        listed = ", ".join(sorted(available if shown is None else shown)) or "none"
+        super().__init__(f"unknown {kind} {name!r}; {label}: {listed}{note}")
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
@@ -45,3 +55,45 @@ class DataError(HqfError, ValueError):
 
 class ConfigError(HqfError, ValueError):
     """A run configuration (CLI options or TOML file) is invalid."""
+
+
+class BackendContractError(HqfError, RuntimeError):
+    """A backend broke the :class:`hqf.quantum.interfaces.Backend` contract (e.g. a result of the wrong shape)."""
+
+    def __init__(self, name: str, problem: str):
+        self.name, self.problem = name, problem
+        super().__init__(f"backend {name!r} broke its contract: {problem}")
+
+
+class PluginConflictError(HqfError, KeyError):
+    """Two plugins register one name; neither is used until one is removed or left out (``HQF_PLUGINS``)."""
+
+    def __init__(self, kind: str, name: str, owners: list[str]):
+        self.kind, self.name, self.owners = kind, name, owners
+        super().__init__(
+            f"{kind} name {name!r} is registered by {' and by '.join(owners)}; uninstall one, or choose with "
+            "HQF_PLUGINS=<distribution or entry point>"
+        )
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class RunDirInUseError(HqfError, RuntimeError):
+    """A run directory is claimed (its ``lock`` file) by a process that is still running."""
+
+
+class RunFailedError(HqfError, RuntimeError):
+    """A run ended without a result (a non-finite loss, an error while training); its directory says why."""
+
+    def __init__(self, directory: str, reason: str):
+        self.directory, self.reason = directory, reason
+        super().__init__(f"run failed: {reason} (recorded in {directory}/status.json)")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM after saving a checkpoint; ``exit_code`` is 128 + the signal."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        self.exit_code = exit_code
+        super().__init__(message)

@@ -156,3 +156,26 @@ def test_parse_option_types():
     assert parse_option("flag=true") == ("flag", True)
     assert parse_option("seed=none") == ("seed", None)
     assert parse_option("pl_device=lightning.qubit") == ("pl_device", "lightning.qubit")
+
+
+def test_examples_and_shrink_steps_are_counted_apart():
+    results = {r.property: r for r in check_backend(SwappedWires, examples=30, seed=1, properties=["shape", "expval"])}
+    passed, failed = results["shape"], results["expval"]
+    assert (passed.examples, passed.shrink_steps) == (30, 0)  # a property that holds: every example, no shrinking
+    assert 1 <= failed.examples <= 30 and failed.shrink_steps >= 1  # examples up to the first failure, then shrinking
+    assert f"({failed.examples} examples, {failed.shrink_steps} shrink steps)" in failed.report()
+
+
+def test_cli_table_shows_examples_and_shrink_steps_in_their_own_columns(fake_registry):
+    args = ["--backend", "swapped-wires", "--examples", "20", "--seed", "3", "--property", "shape", "--property", "expval"]
+    result = CliRunner().invoke(main, ["check", *args])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert "up to 20 examples per property" in result.output
+    header = next(line for line in lines if line.startswith("property"))
+    assert header.split()[:5] == ["property", "result", "examples", "shrink", "steps"]
+    shape = next(line for line in lines if line.startswith("shape "))
+    expval = next(line for line in lines if line.startswith("expval "))
+    assert shape.split()[1:4] == ["pass", "20", "-"]
+    examples, shrinks = (int(v) for v in expval.split()[2:4])
+    assert examples <= 20 and shrinks >= 1

@@ -78,7 +78,7 @@ def test_bad_hook_signature_is_rejected_at_registration(fake_module):
 def test_unknown_name_lists_available():
     with pytest.raises(UnknownPluginError) as info:
         registry().get("backend", "nope")
-    assert "unknown backend 'nope'; available:" in str(info.value) and "torch" in str(info.value)
+    assert "unknown backend 'nope'; registered:" in str(info.value) and "torch" in str(info.value)
     assert isinstance(info.value, KeyError)
 
 

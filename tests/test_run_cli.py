@@ -33,7 +33,7 @@ def test_run_end_to_end_writes_a_complete_run_directory(tmp_path):
     assert result.exit_code == 0, result.output
     assert "accuracy (test)" in result.output and "iterations to ε=0.001" in result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.toml", "convergence.png", "curves.csv", "epochs.csv", "meta.json", "metrics.json",
+        "config.toml", "convergence.png", "curves.csv", "epochs.csv", "meta.json", "metrics.json", "model.safetensors",
     ]  # fmt: skip
     config = RunConfig.from_toml(out / "config.toml")
     assert config.samples == 300 and config.ansatz == "hea2x2" and config.latent == 4
@@ -110,7 +110,7 @@ def test_unknown_backend_lists_the_available_ones(tmp_path):
     result = _invoke("--backend", "warp-drive", "--out", str(tmp_path / "r"))
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "unknown backend 'warp-drive'; available:" in lines[0] and "torch" in lines[0]
+    assert len(lines) == 1 and "unknown backend 'warp-drive'; registered:" in lines[0] and "torch" in lines[0]
 
 
 class _GhostBackend(Backend):

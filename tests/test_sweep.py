@@ -116,7 +116,9 @@ def test_a_failed_run_is_reported_and_retried_on_resume(tmp_path):
     result = run_sweep(runs, tmp_path / "out", runner=fake_runner)
     assert len(result.failed) == 2 and all("boom" in error for _, error in result.failed)
     assert (runs[2].directory / "error.txt").exists()
-    again = run_sweep(runs, tmp_path / "out", runner=fake_runner)
+    kept = run_sweep(runs, tmp_path / "out", runner=fake_runner)  # a failed run is not rerun unless asked
+    assert kept.ran == () and [d for d, _ in kept.failed_before] == [runs[2].directory, runs[3].directory]
+    again = run_sweep(runs, tmp_path / "out", runner=fake_runner, retry_failed=True)
     assert again.skipped == (runs[0].directory, runs[1].directory) and len(again.ran) == 2
 
 

@@ -13,7 +13,9 @@ from hqf.errors import HqfError
 COMMANDS: dict[str, str] = {
     "bench": "hqf.cli.bench_cmd:bench_command",
     "check": "hqf.cli.check_cmd:check_command",
+    "draw": "hqf.cli.draw_cmd:draw_command",
     "list": "hqf.cli.list_cmd:list_command",
+    "predict": "hqf.cli.predict_cmd:predict_command",
     "report": "hqf.cli.report_cmd:report_command",
     "run": "hqf.cli.run_cmd:run_command",
     "scale": "hqf.cli.scale_cmd:scale_command",
@@ -46,6 +48,9 @@ class LazyGroup(click.Group):
             raise UserError(str(exc)) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             raise UserError(f"{exc.strerror or exc}: {exc.filename}") from None
+        except KeyboardInterrupt as exc:  # Ctrl-C (or SIGTERM in a run): what was kept and where, exit 128 + signal
+            click.echo(f"Interrupted: {exc}" if str(exc) else "Interrupted.", err=True)
+            raise click.exceptions.Exit(getattr(exc, "exit_code", 130)) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -73,8 +73,8 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"backend {backend_name!r} rejects the options {opts}: {exc}") from None
 
-    _print_setup(backend_name, backend, opts, f"{examples} examples per property, seed {seed}, "
-                 f"circuits of 1-{max_qubits} qubits, up to {max_ops} gates")
+    _print_setup(backend_name, backend, opts, f"up to {examples} examples per property (a failure then "
+                 f"shrinks, counted apart), seed {seed}, circuits of 1-{max_qubits} qubits, up to {max_ops} gates")
     started = time.perf_counter()
     results = check_backend(
         lambda: make_backend(backend_name, **opts),
@@ -101,13 +101,15 @@ def _print_setup(backend_name: str, backend, opts: dict, drawn: str) -> None:
 
 
 def _print_results(results, elapsed: float) -> None:
-    """One line per property, the counts, the skips, and each failure's smallest circuit; exit 1 on a failure."""
-    header = f"{'property':<16} {'result':<6} {'examples':>8}  {'worst |Δ|':>9}  {'bound':>9}"
+    """One line per property (examples run, and shrink steps after a failure), the counts, the skips,
+    and each failure's smallest circuit; exit 1 on a failure."""
+    header = f"{'property':<16} {'result':<6} {'examples':>8}  {'shrink steps':>12}  {'worst |Δ|':>9}  {'bound':>9}"
     click.echo(header)
     click.echo("-" * len(header))
     for r in results:
         worst, bound = (None, None) if r.property == "shape" else (r.worst_error, r.bound)
-        click.echo(f"{r.property:<16} {r.status:<6} {r.examples:>8}  {_number(worst):>9}  {_number(bound):>9}")
+        shrunk = r.shrink_steps if r.status == "fail" else "-"
+        click.echo(f"{r.property:<16} {r.status:<6} {r.examples:>8}  {shrunk:>12}  {_number(worst):>9}  {_number(bound):>9}")
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
     click.echo(f"\n{len(results)} properties: {counts['pass']} passed, {counts['fail']} failed, "
                f"{counts['skip']} skipped in {elapsed:.1f}s")

@@ -29,6 +29,9 @@ NOISE_SPLITS = ("all", "train", "test")
 DATASET_ALIASES = {"a": "dataset-a", "b": "dataset-b"}
 #: keys accepted in place of a field name
 KEY_ALIASES = {"regularizer": "regularizers"}
+#: the table of a run directory's config.toml recording what ``auto`` settings resolved to
+#: (:func:`resolved_toml`); read back, it is skipped, so the file still reproduces the run
+RESOLVED = "resolved"
 
 
 def _fail(message: str) -> None:
@@ -71,6 +74,11 @@ def _positive(_, attribute, value):
 def _fraction(_, attribute, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         _fail(f"'{attribute.name}' must be in [0, 1) (got {value!r})")
+
+
+def _flag(_, attribute, value):
+    if not isinstance(value, bool):
+        _fail(f"'{attribute.name}' must be true or false (got {value!r})")
 
 
 def _text(_, attribute, value):
@@ -193,6 +201,11 @@ class RunConfig:
     vai_samples: int = attrs.field(default=512, validator=_integer(2))
     vai_draws: int = attrs.field(default=8, validator=_integer(2))
     latency_repeats: int = attrs.field(default=30, validator=_integer(1))
+    # -- output ----------------------------------------------------------------------------------
+    #: write TensorBoard event files into the run directory (needs the ``hqf[tensorboard]`` extra)
+    tensorboard: bool = attrs.field(default=False, validator=_flag)
+    #: save a checkpoint every this many iterations (and always at each epoch's end; 0: only there)
+    checkpoint_every: int = attrs.field(default=200, validator=_integer(0))
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -206,6 +219,8 @@ class RunConfig:
         for raw_key, value in data.items():
             key = str(raw_key).replace("-", "_")
             key = KEY_ALIASES.get(key, key)
+            if key == RESOLVED and isinstance(value, dict):
+                continue  # a run directory's record of what "auto" became, not a setting
             if key not in known:
                 raise ConfigError(f"{source}: unknown key {raw_key!r}; known keys: {', '.join(sorted(known))}")
             if key in values:
@@ -240,13 +255,32 @@ class RunConfig:
         return type(self).from_dict({**self.to_dict(), **changes})
 
 
+def resolved_toml(resolved: dict[str, Any]) -> str:
+    """The ``[resolved]`` table appended to a run directory's config.toml: beside each requested key
+    (e.g. ``gradient = "auto"``), the value this run used; ``None`` values are left out."""
+    values = {k: v for k, v in resolved.items() if v is not None}
+    if not values:
+        return ""
+    return "\n# what the requested values above resolved to in this run (a record: not read back as settings)\n" + (
+        tomli_w.dumps({RESOLVED: values})
+    )
+
+
+def read_resolved(path: str | pathlib.Path) -> dict[str, Any]:
+    """The ``[resolved]`` table of a run directory's config.toml (empty when it has none)."""
+    table = read_toml(path).get(RESOLVED, {})
+    return dict(table) if isinstance(table, dict) else {}
+
+
 def read_toml(path: str | pathlib.Path) -> dict[str, Any]:
     """A TOML file's top-level table; a missing file or a syntax error is a ConfigError."""
     path = pathlib.Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a TOML file (not UTF-8 text: byte {exc.start})") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -17,6 +17,11 @@ so ``dataset-a`` is one benchmark. ``seed`` draws the *samples* (labels, latents
 
 Label noise flips a fraction of the training and validation labels to a uniformly drawn *other* class;
 the test labels stay clean. Gaussian input noise (σ) can be added after scaling to chosen splits.
+
+User files (``.csv``, ``.npz``) are read here too, and any malformed one is a :class:`DataError`: text
+that is not UTF-8 or not CSV, ragged rows, cells that are not numbers, arrays of objects (never
+unpickled: ``allow_pickle=False``). The synthetic sets and the file readers share the split, the
+scaling and these checks, which is why they live in one module longer than the others.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import csv
 import math
 import pathlib
+import zipfile
 import zlib
 
 import attrs
@@ -58,6 +64,8 @@ class Dataset:
     n_classes: int
     class_names: tuple[str, ...]
     info: dict = attrs.field(factory=dict)
+    #: the per-feature mean and standard deviation (float64) every split was z-scored with; None: not scaled
+    scaler: tuple[np.ndarray, np.ndarray] | None = None
 
     def summary(self) -> dict:
         """Sizes and class counts, JSON-ready."""
@@ -244,10 +252,16 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def read_csv(path: pathlib.Path, label_column: str | int | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Features and labels from a CSV file (header optional; labels may be any strings or numbers)."""
-    with path.open(newline="") as handle:
-        rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+def read_csv_table(path: pathlib.Path) -> tuple[list[str] | None, list[list[str]]]:
+    """The header (None when the first row is all numbers) and the data rows of a CSV file, every row as
+    wide as the first; blank lines are skipped. A file that is not UTF-8 text or not CSV is a DataError."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file (byte {exc.start}); a .csv must be text") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from None
     if not rows:
         raise DataError(f"{path}: the file is empty")
     header = None if all(_is_number(cell) for cell in rows[0]) else [c.strip() for c in rows[0]]
@@ -255,27 +269,38 @@ def read_csv(path: pathlib.Path, label_column: str | int | None = None) -> tuple
     if not body:
         raise DataError(f"{path}: no data rows after the header")
     width = len(rows[0])
-    if width < 2:
-        raise DataError(f"{path}: need at least one feature column and a label column (got {width} column)")
     first_line = 2 if header is not None else 1
     for i, row in enumerate(body):
         if len(row) != width:
             raise DataError(f"{path}: line {first_line + i} has {len(row)} fields; expected {width} like the first line")
+    return header, body
+
+
+def as_numbers(table: np.ndarray, names: list[str], first_line: int, path: pathlib.Path) -> np.ndarray:
+    """The cells of ``table`` (an object array of strings) as float64; a DataError names the first that is not a number."""
+    try:
+        return table.astype(np.float64)
+    except ValueError:
+        for (i, j), cell in np.ndenumerate(table):
+            if not _is_number(cell):
+                raise DataError(f"{path}: line {first_line + i}, column {names[j]!r}: {cell!r} is not a number") from None
+        raise DataError(f"{path}: the features are not numbers") from None
+
+
+def read_csv(path: pathlib.Path, label_column: str | int | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Features and labels from a CSV file (header optional; labels may be any strings or numbers)."""
+    header, body = read_csv_table(path)
+    width = len(body[0])
+    if width < 2:
+        raise DataError(f"{path}: need at least one feature column and a label column (got {width} column)")
+    first_line = 2 if header is not None else 1
     label = _column_index(label_column, header, width, path)
     names = header or [str(j) for j in range(width)]
     table = np.array(body, dtype=object)
     raw_labels = np.array([cell.strip() for cell in table[:, label]])
     features = np.delete(table, label, axis=1)
     feature_names = [n for j, n in enumerate(names) if j != label]
-    try:
-        x = features.astype(np.float64)
-    except ValueError:
-        for (i, j), cell in np.ndenumerate(features):
-            if not _is_number(cell):
-                raise DataError(
-                    f"{path}: line {first_line + i}, column {feature_names[j]!r}: {cell!r} is not a number"
-                ) from None
-        raise
+    x = as_numbers(features, feature_names, first_line, path)
     return x, raw_labels, tuple(feature_names)
 
 
@@ -295,24 +320,41 @@ def _column_index(label_column: str | int | None, header: list[str] | None, widt
 
 def read_npz(path: pathlib.Path, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Features (key ``X`` or ``x``) and labels (key ``label_column``, default ``y``) from a .npz file."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a readable .npz archive ({exc})") from None
-    with archive:
-        keys = list(archive.keys())
-        label_key = label_column or "y"
-        feature_key = next((k for k in ("X", "x") if k in keys), None)
-        if feature_key is None or label_key not in keys:
-            raise DataError(f"{path}: expected arrays 'X' (or 'x') and {label_key!r}; found {keys}")
-        x, y = archive[feature_key], archive[label_key]
+    label_key = label_column or "y"
+    arrays = read_npz_arrays(path, label_key, need_labels=True)
+    x, y = arrays["x"], arrays["y"]
     if x.ndim != 2:
         raise DataError(f"{path}: features must be a 2-D array [samples, features] (got shape {list(x.shape)})")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{path}: labels must be 1-D with one per row of features (got {list(y.shape)} for {len(x)} rows)")
     if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
         raise DataError(f"{path}: features must be real numbers (got dtype {x.dtype})")
+    if y.dtype.kind not in "biufUS":
+        raise DataError(f"{path}: labels must be integers, numbers or strings (got dtype {y.dtype})")
     return x.astype(np.float64), y
+
+
+def read_npz_arrays(path: pathlib.Path, label_key: str, need_labels: bool) -> dict[str, np.ndarray]:
+    """Features (``X`` or ``x``) and, when present, labels (``label_key``) of a .npz archive, read
+    without unpickling (``allow_pickle=False``: an object array is a DataError, never executed)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = list(archive.keys())
+            feature_key = next((k for k in ("X", "x") if k in keys), None)
+            if feature_key is None or (need_labels and label_key not in keys):
+                wanted = "'X' (or 'x')" + (f" and {label_key!r}" if need_labels else "")
+                raise DataError(f"{path}: expected arrays {wanted}; found {keys}")
+            arrays = {"x": archive[feature_key]}
+            if label_key in keys:
+                arrays["y"] = archive[label_key]
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "allow_pickle" in text:
+            text = "it holds object arrays, which hqf does not load (they would need unpickling)"
+        raise DataError(f"{path}: not a readable .npz archive ({text})") from None
+    return arrays
 
 
 def read_file(path: str | pathlib.Path, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], str]:
@@ -377,16 +419,29 @@ def _column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(m2 / max(n, 1))
 
 
-def standardize(splits: list[Split]) -> dict:
-    """z-score every split in place with the training split's per-feature mean and std (std 0 → 1)."""
-    mean, std = _column_stats(splits[0].x)
+def fit_scaler(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std (float64) of ``x``; a std of 0 becomes 1."""
+    mean, std = _column_stats(x)
     std[std == 0] = 1.0
+    return mean, std
+
+
+def apply_scaler(x: np.ndarray, scaler: tuple[np.ndarray, np.ndarray]) -> None:
+    """z-score the float32 array ``x`` in place: ``(x − mean)·(1/std)`` in float32, chunk by chunk."""
+    mean, std = scaler
     mean32, inv32 = mean.astype(np.float32), (1.0 / std).astype(np.float32)
+    for start in range(0, len(x), _CHUNK):
+        block = x[start : start + _CHUNK]
+        block -= mean32
+        block *= inv32
+
+
+def standardize(splits: list[Split], scaler: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """z-score every split in place with the training split's per-feature mean and std (std 0 → 1),
+    or with ``scaler`` (:func:`fit_scaler` of the training split) when given."""
+    mean, std = scaler if scaler is not None else fit_scaler(splits[0].x)
     for split in splits:
-        for start in range(0, len(split.x), _CHUNK):
-            block = split.x[start : start + _CHUNK]
-            block -= mean32
-            block *= inv32
+        apply_scaler(split.x, (mean, std))
     return {"scaler_mean_abs_max": float(np.abs(mean).max()), "scaler_std_min": float(std.min())}
 
 
@@ -452,11 +507,13 @@ def load_dataset(
     for s in (0, 1):  # training and validation labels; the test split stays clean
         splits[s] = Split(splits[s].x, flip_labels(splits[s].y, noise, n_classes, rng))
     info["label_noise"] = noise
+    scaler = None
     if standardize_features:
-        info.update(standardize(splits))
+        scaler = fit_scaler(splits[0].x)
+        info.update(standardize(splits, scaler))
     if input_noise:
         for s in NOISE_SPLITS[input_noise_on]:
             add_input_noise(splits[s].x, input_noise, rng)
     info.update(input_noise=input_noise, input_noise_on=input_noise_on if input_noise else None)
     train, val, test = splits
-    return Dataset(name, train, val, test, train.x.shape[1], n_classes, class_names, info)
+    return Dataset(name, train, val, test, train.x.shape[1], n_classes, class_names, info, scaler)

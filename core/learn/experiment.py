@@ -5,8 +5,10 @@ Programmatic API (also what ``hqf run``, ``hqf sweep`` and the search baselines 
     from hqf.learn.experiment import RunConfig, run
     metrics = run(RunConfig(samples=3000, epochs=2, seed=1), "runs/example")
 
-``run`` refuses an existing non-empty ``out_dir`` before doing any work, checks the backend before
-anything else, and writes the directory atomically: it appears complete or not at all.
+``run`` refuses an existing non-empty ``out_dir`` before doing any work and checks the backend before
+anything else. The run directory exists while the run trains, holding its checkpoints; it is finished
+when its metrics.json, written last and atomically, parses (:mod:`hqf.learn.lifecycle`).
+``run(config, out_dir, resume=True)`` continues an interrupted run from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -25,13 +27,17 @@ import torch
 from hqf import __version__
 from hqf.errors import ConfigError
 from hqf.learn import metrics as M
-from hqf.learn.config import RunConfig
+from hqf.learn import tensorboard as tb
+from hqf.learn.config import RunConfig, resolved_toml
 from hqf.learn.data import load_dataset
-from hqf.learn.model import BaselineModel, HybridModel, build_model, count_parameters, make_run_backend
-from hqf.learn.rundir import atomic_dir, check_writable, clean, plot_convergence, write_csv, write_json
-from hqf.learn.terms import build_terms, declared_keys
-from hqf.learn.training import EVAL_COLUMNS, TrainResult, TrainSettings, train
-from hqf.quantum.interfaces import Backend
+from hqf.learn import lifecycle
+from hqf.learn.model import BaselineModel, HybridModel, build_model, check_backend_contract, count_parameters, make_run_backend
+from hqf.learn.pace import slow_run_warning
+from hqf.learn.rundir import clean, finish_into, plot_convergence, write_csv, write_json
+from hqf.learn.saved import MODEL, save_model
+from hqf.learn.terms import Term, build_terms, declared_keys
+from hqf.learn.training import EVAL_COLUMNS, TrainResult, TrainSettings
+from hqf.quantum.interfaces import GRADIENTS, Backend
 from hqf.quantum.make import make_ansatz
 from hqf.quantum.registry import registry
 
@@ -178,6 +184,10 @@ def preflight(config: RunConfig) -> Preflight:
         raise ConfigError(f"'device' must be a torch device such as cpu, cuda or cuda:1 (got {config.device!r})")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {config.device!r} requested but torch sees no CUDA GPU (use --device cpu)")
+    if config.tensorboard:
+        tb.require()
+    if config.gradient not in ("auto", *GRADIENTS):
+        raise ConfigError(f"'gradient' must be auto or one of {', '.join(GRADIENTS)} (got {config.gradient!r})")
     if config.baseline is not None:
         registry().get("baseline", config.baseline)
         return Preflight(config, None)
@@ -187,7 +197,12 @@ def preflight(config: RunConfig) -> Preflight:
         return Preflight(config, None)
     make_ansatz(config.ansatz)  # the spec parses and its family is registered
     registry().get("encoder", config.encoder)
-    return Preflight(config, make_run_backend(config))
+    backend = make_run_backend(config)
+    if config.gradient not in ("auto", "parameter-shift") and config.gradient not in backend.capabilities.gradients:
+        native = ", ".join(sorted(backend.capabilities.gradients)) or "none"
+        raise ConfigError(f"backend {config.backend!r} has no native {config.gradient!r} gradient (native: {native}; "
+                          "parameter-shift works on every backend)")
+    return Preflight(config, backend)
 
 
 def _valid_device(text: str) -> bool:
@@ -204,17 +219,28 @@ def run(
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
     checked: Preflight | None = None,
+    warn: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> dict:
     """Train and evaluate ``config``; write the run directory ``out_dir``; return the metrics.
 
     ``progress(step, total_steps, row)`` is called after every iteration; ``log(text)`` receives a few
     status lines. ``checked``: the :func:`preflight` of ``config`` already done (its backend is used).
+    ``warn(text)``: receives, before training, a warning when the quantum layer will be slow
+    (:func:`hqf.learn.pace.slow_run_warning`; without ``warn`` that probe is not run).
+    ``resume``: continue the unfinished run in ``out_dir`` (its config.toml must equal ``config``) from
+    its last checkpoint; the result is the same, bit for bit, as that of a run never interrupted.
     Raises :class:`hqf.errors.HqfError` subclasses for user mistakes (before any work where they can be
-    detected up front: the output directory, the backend, the plugin names).
+    detected up front: the output directory, the backend, the plugin names);
+    :class:`hqf.errors.RunFailedError` when the loss becomes non-finite (the directory records why), and
+    :class:`hqf.errors.RunInterrupted` on SIGINT/SIGTERM after saving a checkpoint.
     """
     started = time.perf_counter()
     out = pathlib.Path(out_dir)
-    check_writable(out)
+    if resume:  # the unfinished run in out_dir, continued from its checkpoint (see hqf.learn.lifecycle)
+        lifecycle.check_resumable(out, config)
+    else:
+        lifecycle.check_fresh(out)
     say = log or (lambda text: None)
     if checked is None:
         checked = preflight(config)
@@ -224,6 +250,7 @@ def run(
     say(f"data: {dataset.name}: {len(dataset.train)} train / {len(dataset.val)} val / {len(dataset.test)} test, "
         f"{dataset.n_features} features, {dataset.n_classes} classes")
     model = build_model(config, dataset.n_features, dataset.n_classes, backend=checked.backend)
+    check_backend_contract(model)
     counts = count_parameters(model)
     terms = build_terms(config, model)
     device = config.device
@@ -234,14 +261,67 @@ def run(
     total_steps = per_epoch * config.epochs
     if config.max_iterations is not None:
         total_steps = min(total_steps, config.max_iterations)
-    callback = None if progress is None else (lambda step, row: progress(step, total_steps, row))
-    result = train(model, x_train, y_train, x_val, y_val, terms, settings, callback)
-    say(f"trained: {result.steps} iterations, stopped by {result.stop_reason}; evaluating on the test split")
-    metrics = {**evaluate(model, config, dataset, device), **convergence_metrics(result, config), **counts}
-    metrics["total_time_s"] = time.perf_counter() - started
-    metrics = {key: metrics.get(key) for key in METRIC_KEYS}
-    _write_run_dir(out, config, dataset, model, result, metrics, backend=checked.backend)
+    if warn is not None and (text := slow_run_warning(config, model, x_train, total_steps)) is not None:
+        warn(text)
+    with lifecycle.open_run(out, config, resume) as live, tb.live(config.tensorboard, out, model, x_val) as board:
+        callback = _iteration_callback(progress, board, total_steps)
+        on_validation = board.validation if board is not None else None
+        tensors = (x_train, y_train, x_val, y_val)
+        result = lifecycle.train_durably(live, model, tensors, terms, settings, dataset, callback, on_validation)
+        say(f"trained: {result.steps} iterations, stopped by {result.stop_reason}; evaluating on the test split")
+        metrics = {**evaluate(model, config, dataset, device), **convergence_metrics(result, config), **counts}
+        metrics["total_time_s"] = time.perf_counter() - started
+        metrics = {key: metrics.get(key) for key in METRIC_KEYS}
+        if board is not None:
+            board.finish(config.to_dict(), metrics)
+        resolved = resolved_values(model, terms)
+        _write_run_dir(out, config, dataset, model, result, metrics, checked.backend, resolved)
+        live.finished()
     return clean(metrics)
+
+
+def _iteration_callback(progress: Progress | None, board: tb.TensorBoardLog | None, total_steps: int):
+    """What :func:`train` calls after every iteration: the caller's ``progress`` and the event files."""
+    if progress is None and board is None:
+        return None
+
+    def callback(step: int, row: dict) -> None:
+        if board is not None:
+            board.iteration(row)
+        if progress is not None:
+            progress(step, total_steps, row)
+
+    return callback
+
+
+#: what ``auto`` resolves to where the quantum layer has backprop (the default backend): the gradient
+#: method, and any regularizer's scope key; a run that resolves otherwise gives other numbers per seed
+BACKPROP_RESOLUTION = {"gradient": "backprop", "scope": "full"}
+
+
+def resolved_values(model: HybridModel | BaselineModel, terms: list[Term]) -> dict:
+    """What this run used for the settings that may be ``auto``: the quantum layer's gradient method
+    (None without one) and each regularizer's scope key (``full``, or ``classical``: the quantum
+    features held constant in that term)."""
+    values = {"gradient": model.quantum_gradient}
+    for term in terms:
+        key = declared_keys(term.name).scope
+        if key is not None:
+            values[key] = "classical" if term.quantum_constant else "full"
+    return values
+
+
+def resolution_notes(config: RunConfig, resolved: dict) -> list[str]:
+    """One line per ``auto`` setting that resolved otherwise than where the quantum layer has backprop."""
+    notes = []
+    for key, value in resolved.items():
+        usual = BACKPROP_RESOLUTION["gradient" if key == "gradient" else "scope"]
+        if getattr(config, key, None) == "auto" and value != usual:
+            notes.append(
+                f"note: {key} = \"auto\" resolved to {value!r} here; where the quantum layer has backprop "
+                f"(the default backend) it is {usual!r}, so the same seed gives other numbers there"
+            )
+    return notes
 
 
 def _write_run_dir(
@@ -252,11 +332,15 @@ def _write_run_dir(
     result: TrainResult,
     metrics: dict,
     backend: Backend | None,
+    resolved: dict | None = None,
 ) -> None:
-    """The run directory, written atomically; ``metrics.json`` last (a run counts as finished when it parses)."""
+    """The run directory, written atomically; ``metrics.json`` last (a run counts as finished when it parses).
+
+    ``resolved``: what ``auto`` settings became (the ``[resolved]`` table of config.toml).
+    """
     meta = {"environment": environment(config, backend), "data": dataset.summary(), "model": repr(model)}
-    with atomic_dir(out) as tmp:
-        (tmp / "config.toml").write_text(config.to_toml())
+    with finish_into(out) as tmp:
+        (tmp / "config.toml").write_text(config.to_toml() + resolved_toml(resolved or {}))
         write_json(tmp / "meta.json", meta)
         columns = list(result.curves)
         rows = [dict(zip(columns, values)) for values in zip(*result.curves.values())]
@@ -270,5 +354,6 @@ def _write_run_dir(
             what = f"{config.fusion} fusion, {config.ansatz} on {config.backend}"
         title = f"{what}, {config.optimizer} lr={config.lr:g}, {dataset.name}, seed {config.seed}"
         plot_convergence(tmp / "convergence.png", result.curves, result.evals, config.eps, title)
-        write_json(tmp / "metrics.json", metrics)  # last: a run counts as finished when this parses
+        save_model(tmp / MODEL, model, dataset)
+        write_json(tmp / "metrics.json", metrics)  # moved in last: a run counts as finished when this parses
 

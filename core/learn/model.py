@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hqf.errors import ConfigError
+from hqf.errors import BackendContractError, ConfigError, HqfError
 from hqf.quantum.interfaces import Backend, Fusion
 from hqf.quantum.layer import QuantumLayer
 from hqf.quantum.make import make_ansatz, make_backend, make_encoder, make_fusion
@@ -196,6 +196,35 @@ def make_run_backend(config) -> Backend:
         raise ConfigError(f"backend {config.backend!r} does not take these options {sorted(options)}: {exc}") from None
     except ValueError as exc:
         raise ConfigError(f"backend {config.backend!r}: {exc}") from None
+
+
+def check_backend_contract(model: HybridModel | BaselineModel) -> None:
+    """Run the model's backend once on a 2-row batch of zero angles before training, and check that it
+    returns ``[2, R]`` real values (:class:`BackendContractError` names a backend that does not).
+
+    The global random state is left as it was (a sampling backend may draw from it)."""
+    quantum = getattr(model, "quantum", None)
+    backend, circuit = getattr(quantum, "backend", None), getattr(quantum, "circuit", None)
+    if not isinstance(backend, Backend) or circuit is None:
+        return
+    angles = torch.zeros(2, circuit.n_params, dtype=backend.real_dtype, device=quantum.weights.device)
+    expected = [2, circuit.n_outputs]
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            out = backend.expval(circuit, angles)
+        except HqfError:
+            raise
+        except Exception as exc:  # noqa: BLE001  any failure of a plugin on a valid circuit breaks the contract
+            text = str(exc).strip().splitlines()
+            raise BackendContractError(backend.name, f"expval failed on a valid circuit: {type(exc).__name__}: "
+                                                     f"{text[0] if text else ''}") from None
+    if not isinstance(out, torch.Tensor):
+        raise BackendContractError(backend.name, f"expval returned {type(out).__name__}, not a torch.Tensor")
+    if list(out.shape) != expected:
+        raise BackendContractError(backend.name, f"expval returned shape {list(out.shape)} for {expected[0]} rows "
+                                                 f"of {expected[1]} observables; expected {expected}")
+    if out.is_complex() or not out.is_floating_point():
+        raise BackendContractError(backend.name, f"expval returned dtype {out.dtype}; expected real values")
 
 
 def build_model(config, in_features: int, n_classes: int, backend: Backend | None = None) -> HybridModel | BaselineModel:

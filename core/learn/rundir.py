@@ -1,7 +1,9 @@
-"""Run directories: written atomically (a temporary sibling folder renamed into place at the end).
+"""Run directories: the files of a finished run, moved in from a hidden folder inside it, metrics.json last.
 
-Layout (see docs/method.md): ``config.toml``, ``meta.json``, ``metrics.json``, ``curves.csv``,
-``epochs.csv``, ``convergence.png``. A directory that exists and is not empty is never written into.
+Layout (see docs/method.md and docs/reliability.md): ``config.toml``, ``meta.json``, ``metrics.json``,
+``curves.csv``, ``epochs.csv``, ``convergence.png``, ``model.safetensors``; while the run is alive,
+:mod:`hqf.learn.lifecycle` keeps its status, lock and checkpoint there too. A directory that exists and
+is not empty is never written into by a fresh run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from hqf.errors import ConfigError
+from hqf.learn import plotting
 
 
 def default_run_dir(root: str | pathlib.Path = "runs") -> pathlib.Path:
@@ -34,7 +37,12 @@ def default_run_dir(root: str | pathlib.Path = "runs") -> pathlib.Path:
 
 
 def check_writable(out: pathlib.Path) -> None:
-    """Refuse an existing non-empty directory, or a path that is a file (ConfigError)."""
+    """Refuse an existing non-empty directory, a path that is a file, or one under a file (ConfigError)."""
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"output path {out}: {parent} exists and is not a directory")
+            break
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output path {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
@@ -54,6 +62,30 @@ def atomic_dir(out: str | pathlib.Path) -> Iterator[pathlib.Path]:
             out.rmdir()
         check_writable(out)  # something may have appeared meanwhile: keep it, keep ours aside
         os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def finish_into(out: str | pathlib.Path, last: str = "metrics.json") -> Iterator[pathlib.Path]:
+    """Yield a hidden folder inside the existing run directory ``out``; on success each file written
+    there is fsync-ed and renamed into ``out``, ``last`` after all others (a run counts as finished
+    when its metrics.json parses); on error the folder is removed. Nothing is written beside ``out``."""
+    out = pathlib.Path(out)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=".finishing-", dir=out))
+    try:
+        yield tmp
+        items = sorted(tmp.iterdir(), key=lambda item: item.name == last)
+        for item in items:
+            if item.is_file():
+                with open(item, "rb") as handle:
+                    os.fsync(handle.fileno())
+            target = out / item.name
+            if item.is_dir() and target.is_dir():
+                shutil.rmtree(target)  # a folder of an earlier attempt (a resumed run)
+            os.replace(item, target)
+        tmp.rmdir()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -84,31 +116,37 @@ def write_csv(path: pathlib.Path, columns: Sequence[str], rows: Sequence[Mapping
 
 
 def plot_convergence(path: pathlib.Path, curves: Mapping[str, Sequence[float]], evals: Sequence[Mapping], eps: float, title: str) -> None:
-    """Loss (total, CE, validation) and gradient norm (raw, smoothed, ε) against iteration, log y."""
-    import matplotlib  # at use: matplotlib takes ~0.5 s to import
+    """Loss (total, CE, validation) and gradient norm (raw, smoothed, ε) against iteration.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    Each value axis is linear unless its values span a decade or more (:func:`hqf.learn.plotting.value_axis`:
+    then log with 1-2-5 ticks); the gradient axis includes ε, so the target line is always in view.
+    """
+    plt = plotting.pyplot()
     steps = np.asarray(curves["step"], dtype=float)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+    losses: list[float] = []
     if steps.size:
         left.plot(steps, curves["loss"], lw=0.9, label="L_total (mini-batch)")
         left.plot(steps, curves["loss_ce"], lw=0.9, alpha=0.8, label="L_ce (mini-batch)")
+        losses += [*curves["loss"], *curves["loss_ce"]]
     val = [(row["step"], row["val_loss"]) for row in evals if math.isfinite(row["val_loss"])]
     if val:
         left.plot(*zip(*val), "o-", color="black", ms=4, lw=1.2, label="validation L_ce")
-    left.set(title="Loss", xlabel="iteration (optimizer step)", ylabel="loss", yscale="log")
+        losses += [v for _, v in val]
+    left.set_title("Loss", fontsize=plotting.LABEL_SIZE)
+    plotting.value_axis(left, losses, "loss")
+    norms: list[float] = []
     if steps.size:
         right.plot(steps, curves["grad_norm"], lw=0.7, alpha=0.5, label="‖∇L_total‖₂ (mini-batch)")
         right.plot(steps, curves["grad_norm_ema"], lw=1.4, label="smoothed (EMA, bias-corrected)")
+        norms += [*curves["grad_norm"], *curves["grad_norm_ema"]]
     if eps > 0:
         right.axhline(eps, color="red", ls="--", lw=1, label=f"ε = {eps:g}")
-    right.set(title="Gradient norm", xlabel="iteration (optimizer step)", ylabel="gradient norm", yscale="log")
+        norms.append(eps)
+    right.set_title("Gradient norm", fontsize=plotting.LABEL_SIZE)
+    plotting.value_axis(right, norms, "gradient norm")
     for ax in (left, right):
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        ax.set_xlabel("iteration (optimizer step)")
+        plotting.finish(ax)
+    fig.suptitle(title, fontsize=plotting.LABEL_SIZE)
+    plotting.save(fig, path)

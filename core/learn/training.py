@@ -15,13 +15,20 @@ Stopping (the first that holds, checked in this order after the step: :data:`STO
 - ``val_loss_change``: after a validation (once per epoch, or every ``eval_every`` iterations),
   ``|L_val − L_val(previous validation)| < delta``.
 - ``max_iterations`` or ``epochs``: the budget is spent.
-- ``non_finite_loss``: the loss became NaN or infinite (training stops; the run still reports).
+- ``non_finite_loss``: the loss became NaN or infinite (training stops; :func:`hqf.learn.experiment.run`
+  then records the run as failed).
+
+Resuming (:class:`Checkpointing`): the loop's whole state — model, optimizer, the data-order generator
+and the position in the current epoch, curves and validations — is saved as it goes and can be
+restored, so that a resumed run continues bit for bit. That state is the loop's own, so it lives here
+with the loop (which makes this module longer than the others).
 
 See docs/method.md for why the moving average and for the surrogate recorded when ε is never reached.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -208,6 +215,8 @@ class Validation:
     delta: float
     started: float  # perf_counter() when training started
     rows: list[dict] = attrs.field(factory=list)
+    #: called with each new row (e.g. to log it to TensorBoard)
+    on_record: Callable[[dict], None] | None = None
 
     @property
     def last_step(self) -> int | None:
@@ -228,6 +237,8 @@ class Validation:
             "epoch_time_s": now - epoch_start if full_epoch else float("nan"),
         }
         self.rows.append(row)
+        if self.on_record is not None:
+            self.on_record(row)
         return previous is not None and abs(val_loss - previous) < self.delta
 
 
@@ -269,9 +280,36 @@ def stop_reason_after(after: AfterStep) -> str | None:
     return next((reason for reason, holds in STOP_RULES if holds(after)), None)
 
 
+@attrs.frozen
+class Checkpointing:
+    """Saving and resuming one ``train`` call.
+
+    ``save(state)`` receives the training state (:meth:`_Training.state`: model and optimizer state,
+    the data-order generator, the current epoch's order and how many of its batches are done, the
+    curves, validation rows and timings so far) every ``every`` iterations (None: never), at the end of
+    every epoch, and once when training stops early (with its ``stop_reason``). After each iteration
+    ``stop_requested()`` may name a signal: the state is then saved and :class:`TrainingInterrupted`
+    raised. ``resume``: a saved state to continue from, bit for bit.
+    """
+
+    save: Callable[[dict], None]
+    every: int | None = None
+    stop_requested: Callable[[], str | None] = lambda: None
+    resume: dict | None = None
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on request (``signal``) after saving its state at iteration ``step``."""
+
+    def __init__(self, step: int, signal: str) -> None:
+        self.step, self.signal = step, signal
+        super().__init__(f"training stopped by {signal} at iteration {step}")
+
+
 @attrs.define
 class _Training:
-    """One ``train`` call between iterations: the iteration count, curves, validations, epoch times."""
+    """One ``train`` call between iterations: the iteration count, curves, validations, epoch times,
+    and the position in the data (epoch, its order, the batches done), which a checkpoint saves."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -285,13 +323,21 @@ class _Training:
     smoothed: SmoothedNorm
     step: int = 0
     epoch_times: list[float] = attrs.field(factory=list)
+    generator: torch.Generator | None = None  # draws each epoch's order
+    checkpointing: Checkpointing | None = None
+    epoch: int = 1
+    order: torch.Tensor | None = None  # this epoch's order (CPU); None: the epoch has not begun
+    batches_done: int = 0
+    train_losses: list[float] = attrs.field(factory=list)  # this epoch's, for its validation row
+    epoch_start: float = 0.0
 
     def run_epoch(self, epoch: int, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], epoch_start: float) -> str | None:
         """One pass over ``batches``, then the end-of-epoch validation; the stop reason, or None to go on."""
-        train_losses: list[float] = []
+        train_losses = self.train_losses
         reason = None
         for xb, yb in batches:
             self.step += 1
+            self.batches_done += 1
             result = train_step(self.model, self.optimizer, self.params, self.terms, xb, yb, self.step)
             if not math.isfinite(result.loss):
                 reason = "non_finite_loss"
@@ -305,7 +351,65 @@ class _Training:
             reason = stop_reason_after(AfterStep(self.step, smoothed, self.settings, validate))
             if reason is not None:
                 break
+            self._checkpoint(periodic=True)
         return self._close_epoch(epoch, reason, train_losses, epoch_start)
+
+    def end_epoch(self) -> None:
+        """The epoch is over and training goes on: a checkpoint at the boundary."""
+        self.epoch += 1
+        self.order, self.batches_done, self.train_losses = None, 0, []
+        self._checkpoint(periodic=False)
+
+    def _checkpoint(self, periodic: bool) -> None:
+        """Save when due (every ``every`` iterations, or always at an epoch's end) or asked to stop; then stop if asked."""
+        checkpointing = self.checkpointing
+        if checkpointing is None:
+            return
+        signal = checkpointing.stop_requested()
+        every = checkpointing.every
+        if signal is not None or not periodic or (every and self.step % every == 0):
+            checkpointing.save(self.state())
+        if signal is not None:
+            raise TrainingInterrupted(self.step, signal)
+
+    def state(self, stop_reason: str | None = None) -> dict:
+        """Everything needed to continue from here (see :class:`Checkpointing`); tensors and plain values."""
+        now = time.perf_counter()
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "order": None if self.order is None else self.order.cpu(),
+            "batches_done": self.batches_done,
+            "data_generator": self.generator.get_state(),
+            "train_losses": list(self.train_losses),
+            "curves": {column: list(values) for column, values in self.curves.items()},
+            "evals": [dict(row) for row in self.validation.rows],
+            "epoch_times": list(self.epoch_times),
+            "smoothed": [self.smoothed.average, self.smoothed.count],
+            "elapsed": now - self.started,
+            "epoch_elapsed": now - self.epoch_start,
+            "stop_reason": stop_reason,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def restore(self, state: dict) -> None:
+        """Continue from a :meth:`state` (the same model and configuration)."""
+        if list(state["curves"]) != list(self.curves):
+            raise ValueError(f"the saved curves have columns {list(state['curves'])}; this run has {list(self.curves)}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["data_generator"])
+        self.step, self.epoch, self.batches_done = state["step"], state["epoch"], state["batches_done"]
+        self.order = state["order"]
+        self.train_losses = list(state["train_losses"])
+        self.curves = {column: list(values) for column, values in state["curves"].items()}
+        self.validation.rows = [dict(row) for row in state["evals"]]
+        self.epoch_times = list(state["epoch_times"])
+        self.smoothed.average, self.smoothed.count = state["smoothed"]
+        now = time.perf_counter()
+        self.started = self.validation.started = now - state["elapsed"]
+        self.epoch_start = now - state["epoch_elapsed"]
 
     def _record(self, epoch: int, result: StepResult, smoothed: float) -> dict:
         """Append the iteration's row to the curves; the row."""
@@ -347,12 +451,17 @@ def train(
     terms: Sequence[Term],
     settings: TrainSettings,
     progress: Progress | None = None,
+    on_validation: Callable[[dict], None] | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> TrainResult:
     """Train ``model`` in place (Algorithm 1) and return its curves and stopping facts.
 
     ``model`` must offer ``forward_features(x) -> (F, logits)``. The mini-batch order is drawn from a
     generator seeded with ``settings.seed`` (the model's initialization is the caller's business).
-    ``progress(step, row)`` is called after every iteration with its row of the curves.
+    ``progress(step, row)`` is called after every iteration with its row of the curves;
+    ``on_validation(row)`` after every validation with its row (:data:`EVAL_COLUMNS`).
+    ``checkpointing``: save the state as it goes and/or continue from a saved one (see :class:`Checkpointing`);
+    raises :class:`TrainingInterrupted` when it asks training to stop.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(settings.optimizer, params, settings)
@@ -367,22 +476,32 @@ def train(
         settings=settings,
         progress=progress,
         started=started,
-        validation=Validation(model, x_val, y_val, settings.delta, started),
+        validation=Validation(model, x_val, y_val, settings.delta, started, on_record=on_validation),
         curves={c: [] for c in columns},
         smoothed=SmoothedNorm(settings.grad_ema),
+        generator=generator,
+        checkpointing=checkpointing,
     )
-    model.train()
     reason = None
-    for epoch in range(1, settings.epochs + 1):
-        epoch_start = time.perf_counter()
-        order = torch.randperm(len(y_train), generator=generator).to(x_train.device)
-        batches = ((x_train[index], y_train[index]) for index in _slices(order, settings.batch_size))
-        reason = run.run_epoch(epoch, batches, epoch_start)
-        if reason is not None:
-            break
+    if checkpointing is not None and checkpointing.resume is not None:
+        run.restore(checkpointing.resume)
+        reason = checkpointing.resume["stop_reason"]
+    model.train()
+    while reason is None and run.epoch <= settings.epochs:
+        if run.order is None:  # a new epoch
+            run.epoch_start = time.perf_counter()
+            run.order = torch.randperm(len(y_train), generator=generator)
+        pieces = itertools.islice(_slices(run.order.to(x_train.device), settings.batch_size), run.batches_done, None)
+        batches = ((x_train[index], y_train[index]) for index in pieces)
+        reason = run.run_epoch(run.epoch, batches, run.epoch_start)
+        if reason is None:
+            run.end_epoch()
+    resumed_finished = checkpointing is not None and checkpointing.resume is not None and reason is not None
+    if checkpointing is not None and reason not in (None, "non_finite_loss") and not resumed_finished:
+        checkpointing.save(run.state(stop_reason=reason))
     model.eval()
     reached = run.step if reason == "grad_norm" else None
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - run.started
     epochs = len(run.epoch_times)
     return TrainResult(run.curves, run.validation.rows, reason or "epochs", run.step, epochs, reached, elapsed, run.epoch_times)
 

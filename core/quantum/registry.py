@@ -4,8 +4,17 @@ Plugins load lazily (never at import time), once. Each plugin's hook is called t
 own, so a plugin whose import or hook fails is recorded in :attr:`Registry.broken` with its error and
 does not affect the others.
 
+A name registered by two plugins (of one kind) is a conflict: looking it up raises
+:class:`hqf.errors.PluginConflictError` naming both distributions, whichever loaded first, so a
+built-in is never replaced silently; both plugins are listed as broken for that name. An entry point
+whose name another distribution also uses is loaded under ``<distribution>:<name>``.
+
+A class that leaves an abstract method of its interface unimplemented (a backend without ``expval``)
+is registered but not available: :meth:`Entry.availability` names the missing method.
+
 Environment:
-  ``HQF_PLUGINS``      comma-separated allowlist of entry-point names to load (set but empty: none)
+  ``HQF_PLUGINS``      comma-separated allowlist of plugins to load, each an entry-point name, a
+                       distribution name, or ``<distribution>:<entry point>`` (set but empty: none)
   ``HQF_TRACE_HOOKS``  ``1`` prints every hook call to stderr
 """
 
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import sys
 from collections.abc import Iterable
 from types import ModuleType
@@ -21,7 +31,7 @@ import attrs
 import pluggy
 
 from hqf.quantum import hookspecs
-from hqf.errors import PluginRegistrationError, UnknownPluginError
+from hqf.errors import PluginConflictError, PluginRegistrationError, UnknownPluginError
 from hqf.quantum.interfaces import Ansatz, Availability, Backend, Baseline, Encoder, Fusion, Regularizer
 
 GROUP = "hqf"
@@ -49,6 +59,10 @@ class Entry:
     package: str
 
     def availability(self) -> Availability:
+        missing = sorted(getattr(self.cls, "__abstractmethods__", ()))
+        if missing:
+            base = KINDS[self.kind][1].__name__
+            return Availability(False, f"{self.cls.__name__} does not implement {', '.join(missing)} (required of a {base})")
         check = getattr(self.cls, "availability", None)
         if check is None:
             return Availability(True)
@@ -67,6 +81,19 @@ class BrokenPlugin:
     error: str
 
 
+def _normalized(name: str) -> str:
+    """A distribution name as packaging compares them (PEP 503: case and ``-_.`` runs ignored)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _allowed(allow: str | None, name: str, package: str) -> bool:
+    """Whether ``HQF_PLUGINS`` (None: unset) lets the entry point ``name`` of ``package`` load."""
+    if allow is None:
+        return True
+    items = {item.strip() for item in allow.split(",") if item.strip()}
+    return bool({name, f"{package}:{name}"} & items) or _normalized(package) in {_normalized(i) for i in items}
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
@@ -81,6 +108,8 @@ class Registry:
         self._pm.add_hookspecs(hookspecs)
         self._packages: dict[str, str] = {}
         self._entries: dict[str, dict[str, Entry]] = {}
+        #: kind -> name -> the entries of every plugin that registers that name (more than one)
+        self.conflicts: dict[str, dict[str, list[Entry]]] = {}
         self.broken: list[BrokenPlugin] = []
         self._loaded = False
         if os.environ.get("HQF_TRACE_HOOKS") == "1":
@@ -97,19 +126,20 @@ class Registry:
         if points is None:
             points = importlib.metadata.entry_points(group=GROUP)
         allow = os.environ.get("HQF_PLUGINS")
-        allowed = None if allow is None else {n.strip() for n in allow.split(",") if n.strip()}
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
+        names: dict[str, str] = {}  # entry-point name -> the distribution that took it
         for ep in points:
-            if (allowed is not None and ep.name not in allowed) or ep.name in seen:
-                continue
-            seen.add(ep.name)
             package = ep.dist.name if getattr(ep, "dist", None) is not None else "?"
+            if (ep.name, package) in seen or not _allowed(allow, ep.name, package):
+                continue  # one distribution found twice (e.g. a stale copy of its metadata), or not allowed
+            seen.add((ep.name, package))
+            name = ep.name if names.setdefault(ep.name, package) == package else f"{package}:{ep.name}"
             try:
                 module = ep.load()
             except Exception as exc:
-                self.broken.append(BrokenPlugin(ep.name, package, _one_line(exc)))
+                self.broken.append(BrokenPlugin(name, package, _one_line(exc)))
                 continue
-            self.add(module, ep.name, package)
+            self.add(module, name, package)
         return self
 
     def add(self, plugin: ModuleType | object, name: str, package: str = "(local)") -> None:
@@ -136,27 +166,59 @@ class Registry:
         return [e.name for e in self.entries(kind)]
 
     def get(self, kind: str, name: str) -> Entry:
-        """The entry registered as ``name``; :class:`UnknownPluginError` lists the others."""
-        for entry in self.entries(kind):
+        """The entry registered as ``name``; :class:`UnknownPluginError` lists the others (backends:
+        which of them can run here) and the plugins that failed to load; :class:`PluginConflictError`
+        when two plugins register ``name``."""
+        entries = self.entries(kind)
+        if name in self.conflicts.get(kind, {}):
+            owners = [f"distribution {e.package!r} (plugin {e.plugin!r})" for e in self.conflicts[kind][name]]
+            raise PluginConflictError(kind, name, owners)
+        for entry in entries:
             if entry.name == name:
                 return entry
-        raise UnknownPluginError(kind, name, self.names(kind))
+        raise UnknownPluginError(kind, name, self.names(kind), *self._unknown_detail(kind, name, entries))
+
+    def _unknown_detail(self, kind: str, name: str, entries: list[Entry]) -> tuple[str, list[str], str]:
+        """The list label, the names as listed and the note on broken plugins of an unknown-name error."""
+        label, shown = "available", [e.name for e in entries]
+        if kind == "backend":
+            label = "registered"
+            shown = [e.name if e.availability().ok else f"{e.name} (cannot run here)" for e in entries]
+        same = [b for b in self.broken if b.plugin == name]
+        if same:
+            note = f"; plugin {name!r} [{same[0].package}] failed to load: {same[0].error}"
+        elif self.broken:
+            note = "; plugins that failed to load: " + "; ".join(f"{b.plugin} [{b.package}]: {b.error}" for b in self.broken)
+        else:
+            note = ""
+        return label, shown, note
 
     def _collect(self, kind: str) -> dict[str, Entry]:
         """The classes every plugin registers for ``kind``, each plugin's hook called through pluggy on
         its own: a plugin whose hook fails is recorded in :attr:`broken` and registers nothing."""
         hook_name, _ = KINDS[kind]
         found: dict[str, Entry] = {}
+        claims: dict[str, list[Entry]] = {}
         for impl in getattr(self._pm.hook, hook_name).get_hookimpls():  # in registration order
             plugin = impl.plugin_name
             package = self._packages.get(plugin, "?")
             batch: list[Entry] = []
             try:
-                self._hook_of(impl.plugin, hook_name)(register=_Registrar(kind, plugin, package, found, batch))
+                self._hook_of(impl.plugin, hook_name)(register=_Registrar(kind, plugin, package, batch))
             except Exception as exc:
                 self.broken.append(BrokenPlugin(plugin, package, f"{hook_name}: {_one_line(exc)}"))
                 continue
-            found.update((e.name, e) for e in batch)
+            for entry in batch:
+                claims.setdefault(entry.name, []).append(entry)
+                found.setdefault(entry.name, entry)
+        conflicts = {name: owners for name, owners in claims.items() if len(owners) > 1}
+        self.conflicts[kind] = conflicts
+        for name, owners in conflicts.items():
+            for entry in owners:
+                others = ", ".join(f"plugin {o.plugin!r} [{o.package}]" for o in owners if o is not entry)
+                self.broken.append(BrokenPlugin(
+                    entry.plugin, entry.package, f"{kind} name {name!r} is taken: also registered by {others}; neither is used"
+                ))
         return found
 
     def _hook_of(self, plugin: object, hook_name: str) -> pluggy.HookCaller:
@@ -172,7 +234,6 @@ class _Registrar:
     kind: str
     plugin: str
     package: str
-    taken: dict[str, Entry] = attrs.field(repr=False)
     batch: list[Entry] = attrs.field(repr=False)
 
     def __call__(self, cls: type) -> None:
@@ -182,8 +243,8 @@ class _Registrar:
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginRegistrationError(f"plugin {self.plugin!r}: {cls.__name__} has no 'name'")
-        if name in self.taken or any(e.name == name for e in self.batch):
-            raise PluginRegistrationError(f"plugin {self.plugin!r}: {self.kind} name {name!r} is taken")
+        if any(e.name == name for e in self.batch):
+            raise PluginRegistrationError(f"plugin {self.plugin!r}: {self.kind} name {name!r} is registered twice")
         self.batch.append(Entry(self.kind, name, cls, self.plugin, self.package))
 
 

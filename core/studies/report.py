@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 import pathlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -34,6 +35,7 @@ from typing import Any
 import attrs
 
 from hqf.errors import ConfigError
+from hqf.studies.runcheck import failure, read_manifest, type_warnings
 from hqf.studies.stats import PairedTest, Summary, paired, summarize
 
 #: metric keys of metrics.json (written by hqf.learn.experiment) that the tables use
@@ -115,31 +117,60 @@ def _config_seed(directory: pathlib.Path) -> int:
         return 0
 
 
+@attrs.frozen
+class Loaded:
+    """What :func:`load_runs` found: finished runs, ``[report]`` settings, failed runs (directory,
+    reason: left out of every statistic) and warnings (metric values of the wrong type)."""
+
+    runs: list[Run]
+    settings: dict
+    failed: tuple[tuple[pathlib.Path, str], ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
 def load(paths: Iterable[str | pathlib.Path]) -> tuple[list[Run], dict]:
     """Finished runs under ``paths`` (sweep folders or run folders) and the merged ``[report]`` settings."""
+    loaded = load_runs(paths)
+    return loaded.runs, loaded.settings
+
+
+def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
+    """Finished runs under ``paths`` (sweep folders or run folders), the merged ``[report]`` settings,
+    the failed runs (never averaged) and warnings about metric values of the wrong type."""
     runs: list[Run] = []
     settings: dict = {}
+    failed: list[tuple[pathlib.Path, str]] = []
     for path in map(pathlib.Path, paths):
         if not path.exists():
             raise ConfigError(f"no such run or sweep folder: {path}")
         manifest = path / "sweep.json"
         if manifest.exists():
-            data = json.loads(manifest.read_text())
+            data = read_manifest(manifest)
             settings = {**data.get("report", {}), **settings}
             for row in data["runs"]:
                 directory = path / row["dir"]
                 metrics = _metrics(directory)
-                if metrics is None:
-                    continue
-                axes = tuple((k, v) for k, v in row.items() if k not in ("dir", "variant", "seed"))
-                runs.append(Run(directory, row["variant"], int(row["seed"]), axes, metrics))
-        elif (metrics := _metrics(path)) is not None:
+                if (reason := failure(directory, metrics)) is not None:
+                    failed.append((directory, reason))
+                elif metrics is not None:
+                    axes = tuple((k, v) for k, v in row.items() if k not in ("dir", "variant", "seed"))
+                    runs.append(Run(directory, row["variant"], int(row["seed"]), axes, metrics))
+        elif (reason := failure(path, metrics := _metrics(path))) is not None:
+            failed.append((path, reason))
+        elif metrics is not None:
             runs.append(Run(path, path.name, _config_seed(path), (), metrics))
         else:
             raise ConfigError(f"{path} holds neither sweep.json nor a finished run (metrics.json)")
     if not runs:
-        raise ConfigError("no finished runs found")
-    return runs, settings
+        raise ConfigError("no finished runs found" + (f" ({len(failed)} failed: {failed[0][0]}: {failed[0][1]})" if failed else ""))
+    wrong = tuple(line for r in runs for line in type_warnings(r.directory, r.metrics, [*KEYS.values(), "search_total_steps"]))
+    for line in wrong:
+        warnings.warn(line, MetricTypeWarning, stacklevel=2)
+    return Loaded(runs, settings, tuple(failed), wrong)
+
+
+class MetricTypeWarning(UserWarning):
+    """A metrics.json value of the wrong type (it is reported as n/a)."""
 
 
 @attrs.frozen
@@ -318,13 +349,18 @@ class Report:
     tables: dict  # table id -> (title, [(Row, {column: Cell})])
     figures: tuple[pathlib.Path, ...]
     markdown: str
+    n_runs: int = 0
+    baseline: str | None = None
+    failed: tuple[tuple[pathlib.Path, str], ...] = ()  # failed runs, left out of every statistic
+    warnings: tuple[str, ...] = ()  # metric values of the wrong type
 
 
 def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, baseline: str | None = None) -> Report:
     """Write ``report.md``, ``tableN.md``/``tableN.csv`` and ``fig*.png`` under ``out``."""
     from hqf.studies import figures as figs
 
-    runs, settings = load(paths)
+    loaded = load_runs(paths)
+    runs, settings = loaded.runs, loaded.settings
     baseline = baseline or settings.get("baseline")
     groups = group(runs)
     if baseline is not None and not any(g.variant == baseline for g in groups):
@@ -334,6 +370,7 @@ def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, ba
     axis = settings.get("noise_axis", "depolarizing")
     tables = {}
     parts = ["# hqf report", "", f"{len(runs)} finished runs in {len(groups)} groups; baseline: {baseline or 'none'}.", ""]
+    parts += _failed_and_warnings(loaded)
     for table, (title, _) in TABLES.items():
         names = settings.get(table)
         if names is None and any(k.startswith("table") for k in settings) and table != "table1":
@@ -365,4 +402,15 @@ def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, ba
             parts += [f"![{name}]({name})", ""]
     text = "\n".join(parts)
     (out / "report.md").write_text(text)
-    return Report(tables, tuple(figures), text)
+    return Report(tables, tuple(figures), text, len(runs), baseline, loaded.failed, loaded.warnings)
+
+
+def _failed_and_warnings(loaded: Loaded) -> list[str]:
+    """The report's lines on failed runs (left out of every statistic) and on metric values of the wrong type."""
+    lines = []
+    if loaded.failed:
+        lines += [f"{len(loaded.failed)} failed runs, left out of every statistic:", ""]
+        lines += [f"- FAILED `{directory}`: {reason}" for directory, reason in loaded.failed] + [""]
+    if loaded.warnings:
+        lines += ["Warnings:", ""] + [f"- {line}" for line in loaded.warnings] + [""]
+    return lines

@@ -1,66 +1,47 @@
-"""Grids of runs: expand a sweep file into run configurations, run them in parallel, resumably.
+"""Grids of runs: run the configurations of a sweep file (:mod:`hqf.studies.grid`) in parallel, resumably.
 
-A sweep file (TOML) has four parts::
+Each run gets its own directory ``OUT/<variant>[/<key>=<value>...]/seed<k>``, written by the run
+itself (``hqf run``'s layout), and ``OUT/sweep.json`` lists every run with its labels, for ``hqf report``.
 
-    [sweep]
-    seeds = [0, 1, 2, 3, 4]         # every configuration runs once per seed
-    jobs = 2                         # default for --jobs
+Running and resuming (see docs/reliability.md). Each run runs in a worker process that dies with the
+sweep (:mod:`hqf.studies.workers`), and first claims its run directory with a lock file
+(:mod:`hqf.learn.lock`): a directory claimed by a live process is waited for, never run twice at once;
+a claim whose process is gone is stale and taken over. Then, by the state of the directory:
 
-    [base]                           # keys of a run configuration (as `hqf run --config` reads)
-    dataset = "A"
-    samples = 2000
-
-    [variants]                       # named variants: each a table of overrides of [base] ...
-    adam = { optimizer = "adam" }
-    sgd = { optimizer = "sgd", momentum = 0.9 }
-    full = "full"                    # ... or the name of a built-in variant (ABLATIONS)
-    noisy = { ablation = "full", backend = "torch-dm", axes = { "backend_options.depolarizing" = [0.0, 0.02] } }
-
-    [axes]                           # optional: config key -> list of values, crossed with everything
-    label_noise = [0.0, 0.02]
-
-    [report]                         # optional: read by `hqf report` (see hqf.studies.report)
-    baseline = "adam"
-
-The runs are the Cartesian product variants × axes × seeds; a variant's own ``axes`` are crossed with
-that variant only, and its own ``seeds`` replace ``[sweep] seeds``. A dotted key (``backend_options.depolarizing``) sets a nested configuration entry.
-A variant may set ``search = "bo"`` or ``search = "es"`` (see :mod:`hqf.studies.search`) instead of training once. Each run gets its own directory
-``OUT/<variant>[/<key>=<value>...]/seed<k>``, written by the run itself (``hqf run``'s layout), and
-``OUT/sweep.json`` lists every run with its labels, for ``hqf report``.
-
-Resuming: a run whose directory holds a ``metrics.json`` that parses is finished and skipped (after
-checking that its ``config.toml`` has the values the grid sets: a changed grid is an error, never a
-silent reuse); any other existing run directory is half-written and is removed and run again.
+- finished (``metrics.json`` parses): skipped, after checking that its ``config.toml`` has the values
+  the grid sets (a changed grid is an error, never a silent reuse);
+- interrupted with a checkpoint: continued from it (``hqf run --resume``), so its result is the same
+  as if it had never stopped;
+- failed (``status.json`` says so: a non-finite loss, an error): left alone and reported, or run again
+  from scratch with ``retry_failed`` (``hqf sweep --retry-failed``);
+- anything else (half-written): emptied and run again.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib
-import itertools
+import inspect
 import json
-import multiprocessing
 import os
 import pathlib
-import shutil
+import socket
+import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from hqf.errors import ConfigError
+from hqf.errors import ConfigError, RunDirInUseError
+from hqf.learn.lock import claim, holder
+from hqf.learn.runstate import clear, is_finished, read_status, state_of
+from hqf.studies.grid import ABLATIONS, SWEEP_KEYS, RunSpec, expand, read_grid, validate
+from hqf.studies.workers import run_pool
 
-#: Table IV's ablations: name -> run-configuration overrides (keys of hqf.learn.experiment.RunConfig)
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "backbone-only": {"fusion": "classical-only", "regularizers": []},
-    "+quantum-no-gating": {"fusion": "concat", "regularizers": []},
-    "+gated-no-stability": {"fusion": "gated", "regularizers": ["curvature"]},
-    "full": {"fusion": "gated", "regularizers": ["stability", "curvature"]},
-}
-
-#: keys the sweep reads itself and does not pass to a run configuration
-SWEEP_KEYS = ("search", "trials")
+__all__ = [
+    "ABLATIONS", "RunSpec", "SweepResult", "default_runner", "expand", "is_finished", "read_grid", "run_sweep",
+    "stale_keys", "validate", "write_manifest",
+]  # fmt: skip
 
 MANIFEST = "sweep.json"
 METRICS = "metrics.json"
@@ -68,127 +49,11 @@ METRICS = "metrics.json"
 Runner = Callable[[dict, pathlib.Path], Any]
 
 
-@attrs.frozen
-class RunSpec:
-    """One run of a sweep: its labels, the configuration it trains, and its directory."""
-
-    variant: str
-    axes: tuple[tuple[str, Any], ...]
-    seed: int
-    config: dict = attrs.field(eq=False)
-    directory: pathlib.Path
-
-    def labels(self) -> dict:
-        return {"variant": self.variant, "seed": self.seed, **dict(self.axes)}
-
-
-def _slug(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return "".join(c if c.isalnum() or c in "+-._" else "_" for c in text)
-
-
-def read_grid(path: str | pathlib.Path) -> dict:
-    """The parsed sweep file (``ConfigError`` on a file that does not parse)."""
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib
-    path = pathlib.Path(path)
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-
-
-def expand(grid: Mapping[str, Any], out: str | pathlib.Path) -> list[RunSpec]:
-    """Every run of the grid, in a fixed order (variant, axes, seed)."""
-    unknown = set(grid) - {"sweep", "base", "variants", "axes", "report"}
-    if unknown:
-        raise ConfigError(f"unknown sweep section(s) {sorted(unknown)}; sections: sweep, base, variants, axes, report")
-    settings = grid.get("sweep", {})
-    seeds = settings.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ConfigError(f"[sweep] seeds must be a non-empty list of integers (got {seeds!r})")
-    base = dict(grid.get("base", {}))
-    variants = grid.get("variants") or {"base": {}}
-    axes = grid.get("axes", {})
-    for key, values in axes.items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"[axes] {key} must be a non-empty list (got {values!r})")
-    out = pathlib.Path(out)
-    runs = []
-    for name, overrides in variants.items():
-        overrides = _variant(name, overrides)
-        own_axes = overrides.pop("axes", {})
-        own_seeds = overrides.pop("seeds", seeds)
-        if not isinstance(own_seeds, list) or not own_seeds or not all(isinstance(x, int) for x in own_seeds):
-            raise ConfigError(f"variant {name!r}: 'seeds' must be a non-empty list of integers (got {own_seeds!r})")
-        if not isinstance(own_axes, Mapping) or any(not isinstance(v, list) or not v for v in own_axes.values()):
-            raise ConfigError(f"variant {name!r}: 'axes' must map keys to non-empty lists (got {own_axes!r})")
-        variant_axes = {**axes, **own_axes}
-        keys = list(variant_axes)
-        for combo in itertools.product(*(variant_axes[k] for k in keys)):
-            point = tuple(zip(keys, combo))
-            for seed in own_seeds:
-                config = _nested({**base, **overrides})
-                for key, value in point:
-                    _set(config, key, value)
-                config["seed"] = seed
-                folder = out / _slug(name)
-                for key, value in point:
-                    folder = folder / f"{_slug(key)}={_slug(value)}"
-                runs.append(RunSpec(name, point, seed, config, folder / f"seed{seed}"))
-    directories = [r.directory for r in runs]
-    if len(set(directories)) != len(directories):
-        raise ConfigError("two runs of the sweep would share a directory (duplicate variant or axis values)")
-    return runs
-
-
-def _variant(name: str, overrides: Any) -> dict:
-    """A variant's overrides: a built-in name, or a table (``ablation = NAME`` merges a built-in under it)."""
-    if isinstance(overrides, str):
-        overrides = {"ablation": overrides}
-    if not isinstance(overrides, Mapping):
-        raise ConfigError(f"variant {name!r} must be a table of overrides or a built-in name (got {overrides!r})")
-    overrides = dict(overrides)
-    builtin = overrides.pop("ablation", None)
-    if builtin is not None:
-        if builtin not in ABLATIONS:
-            raise ConfigError(f"variant {name!r}: unknown built-in {builtin!r}; built-ins: {', '.join(ABLATIONS)}")
-        overrides = {**ABLATIONS[builtin], **overrides}
-    return overrides
-
-
-def _nested(config: Mapping) -> dict:
-    """A deep copy of a configuration whose dotted keys (``backend_options.depolarizing``) are nested."""
-    out: dict = {}
-    for key, value in config.items():
-        _set(out, key, dict(value) if isinstance(value, Mapping) else value)
-    return out
-
-
-def _set(config: dict, key: str, value: Any) -> None:
-    *parents, leaf = key.split(".")
-    for part in parents:
-        config = config.setdefault(part, {})
-        if not isinstance(config, dict):
-            raise ConfigError(f"cannot set {key!r}: {part!r} is not a table")
-    config[leaf] = dict(value) if isinstance(value, Mapping) else value
-
-
-def is_finished(directory: pathlib.Path) -> bool:
-    """Whether ``directory`` holds a complete run: a ``metrics.json`` that parses as a JSON object."""
-    try:
-        return isinstance(json.loads((directory / METRICS).read_text()), dict)
-    except (OSError, ValueError):
-        return False
-
-
 def write_manifest(runs: Iterable[RunSpec], out: pathlib.Path, report: Mapping | None = None) -> None:
     """``OUT/sweep.json``: every run's directory and labels, and the sweep file's ``[report]`` section."""
     rows = [{"dir": str(r.directory.relative_to(out)), **r.labels()} for r in runs]
     tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"runs": rows, "report": dict(report or {})}, indent=1))
+    tmp.write_text(json.dumps({"runs": rows, "report": dict(report or {})}, indent=1, default=str))
     os.replace(tmp, out / MANIFEST)
 
 
@@ -217,21 +82,9 @@ def stale_keys(spec: RunSpec) -> list[str]:
     return sorted(k for k, v in wanted.items() if stored.get(k) != v)
 
 
-def validate(runs: Iterable[RunSpec]) -> None:
-    """Check every run configuration before any work (``ConfigError`` naming the run)."""
-    from hqf.learn.config import RunConfig
-    from hqf.studies.search import METHODS
-
-    for spec in runs:
-        config = {k: v for k, v in spec.config.items() if k not in SWEEP_KEYS}
-        search = spec.config.get("search")
-        if search is not None and search not in METHODS:
-            raise ConfigError(f"{spec.directory}: 'search' must be one of {METHODS} (got {search!r})")
-        RunConfig.from_dict(config, source=f"variant {spec.variant!r}")
-
-
-def default_runner(config: dict, directory: pathlib.Path) -> Any:
-    """Train one configuration with :func:`hqf.learn.experiment.run`, or search it (``search`` key)."""
+def default_runner(config: dict, directory: pathlib.Path, resume: bool = False) -> Any:
+    """Train one configuration with :func:`hqf.learn.experiment.run` (``resume``: continue it from its
+    checkpoint), or search it (``search`` key; a search starts over)."""
     config = dict(config)
     search = config.pop("search", None)
     trials = config.pop("trials", None)
@@ -241,7 +94,7 @@ def default_runner(config: dict, directory: pathlib.Path) -> Any:
         return run_search(config, directory, method=search, trials=trials)
     from hqf.learn.experiment import RunConfig, run
 
-    return run(RunConfig.from_dict(config), directory)
+    return run(RunConfig.from_dict(config), directory, resume=resume)
 
 
 def _resolve(runner: Runner | str) -> Runner:
@@ -251,27 +104,74 @@ def _resolve(runner: Runner | str) -> Runner:
     return getattr(importlib.import_module(module), attr)
 
 
-def _execute(runner: Runner | str, config: dict, directory: str, threads: int | None) -> tuple[str, str | None]:
-    """Run one configuration (in a worker process); returns (directory, error text or None)."""
+def _takes_resume(runner: Runner) -> bool:
+    try:
+        return "resume" in inspect.signature(runner).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+#: what became of one run: ran, resumed, skipped (finished), failed, failed-before (not retried), busy
+Outcome = tuple[str, str, str | None]
+
+
+def _execute(runner: Runner | str, config: dict, directory: str, threads: int | None, retry_failed: bool,
+             may_resume: bool) -> Outcome:
+    """Claim ``directory``, then run, resume or skip its configuration by the directory's state
+    (in a worker process, or in the sweep's own); returns ``(directory, outcome, error text or None)``."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     path = pathlib.Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
     try:
-        _resolve(runner)(config, path)
-    except Exception:
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "error.txt").write_text(traceback.format_exc())
-        return directory, traceback.format_exc(limit=3).strip().splitlines()[-1]
-    return directory, None
+        lock = claim(path)
+    except RunDirInUseError as exc:
+        return directory, "busy", str(exc)
+    with lock:
+        state = state_of(path)
+        if state == "finished":
+            return directory, "skipped", None
+        if state == "failed" and not retry_failed:
+            return directory, "failed-before", (read_status(path) or {}).get("reason", "failed earlier")
+        function = _resolve(runner)
+        resume = may_resume and state == "resumable" and "search" not in config and _takes_resume(function)
+        if not resume:
+            clear(path)
+        try:
+            function(config, path, resume=True) if resume else function(config, path)
+        except Exception as exc:  # noqa: BLE001  a failed run is recorded and reported, the sweep goes on
+            (path / "error.txt").write_text(traceback.format_exc())
+            reason = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            _record_failure(path, reason)
+            return directory, "failed", reason
+    return directory, "resumed" if resume else "ran", None
+
+
+def _record_failure(path: pathlib.Path, reason: str) -> None:
+    """``status.json`` says failed (a run records its own; a runner that does not gets it here)."""
+    status = read_status(path) or {}
+    if status.get("status") != "failed":
+        (path / "status.json").write_text(json.dumps({"status": "failed", "reason": reason}, indent=1) + "\n")
 
 
 @attrs.frozen
 class SweepResult:
+    """What a sweep did: ``ran`` (every run it started or resumed, failed ones included), ``resumed``, ``skipped`` (finished before),
+    ``failed`` (now: directory, error), ``failed_before`` (failed earlier, not retried), ``busy`` (claimed
+    by a process on another host: not run)."""
+
     ran: tuple[pathlib.Path, ...]
     skipped: tuple[pathlib.Path, ...]
     failed: tuple[tuple[pathlib.Path, str], ...]
+    resumed: tuple[pathlib.Path, ...] = ()
+    failed_before: tuple[tuple[pathlib.Path, str], ...] = ()
+    busy: tuple[tuple[pathlib.Path, str], ...] = ()
+
+
+#: seconds between looks at run directories held by another live process on this host
+WAIT_S = 1.0
 
 
 def run_sweep(
@@ -281,50 +181,125 @@ def run_sweep(
     runner: Runner | str = default_runner,
     progress: Callable[[RunSpec, str | None], None] | None = None,
     report: Mapping | None = None,
+    retry_failed: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> SweepResult:
-    """Run every unfinished run of ``runs``, ``jobs`` at a time in separate processes.
+    """Run every unfinished run of ``runs``, ``jobs`` at a time in worker processes that die with this one.
 
-    Finished runs are skipped; half-written run directories are removed first. ``progress`` is called
-    once per run that ran, with its error text (None when it succeeded). ``report`` (the sweep file's
-    ``[report]`` section) is stored in the manifest for ``hqf report``.
+    Finished runs are skipped; interrupted runs resume from their checkpoints; half-written run
+    directories are emptied and run again; failed runs are run again only with ``retry_failed``. A run
+    directory claimed by another live process on this host is waited for (``notify(text)`` says so),
+    one claimed from another host is left alone. ``progress(spec, error)`` is called once per run that
+    ran (error None when it succeeded). ``report`` (the sweep file's ``[report]`` section) is stored in
+    the manifest for ``hqf report``.
     """
     if jobs < 1:
         raise ConfigError(f"'jobs' must be >= 1 (got {jobs})")
     out = pathlib.Path(out)
+    fresh_only = _check_existing(runs)
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(runs, out, report)
-    todo, skipped = [], []
+    by_dir = {str(spec.directory): spec for spec in runs}
+    outcomes: dict[str, list] = {k: [] for k in ("ran", "resumed", "skipped", "failed", "failed-before", "busy")}
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+
+    def task(spec: RunSpec) -> tuple:
+        return (runner, spec.config, str(spec.directory), threads, retry_failed, spec.directory not in fresh_only)
+
+    lost_race: list[RunSpec] = []  # claimed by someone else between the look and the claim
+
+    def done(directory: str, outcome: str, error: str | None) -> None:
+        spec = by_dir[directory]
+        if outcome == "busy":
+            lost_race.append(spec)
+            return
+        outcomes[outcome].append((spec.directory, error))
+        if outcome in ("ran", "resumed", "failed"):
+            outcomes["attempted"].append(spec.directory)
+            if progress is not None:
+                progress(spec, error)
+
+    outcomes["attempted"] = []
+    todo, told = list(runs), set()
+    while todo:
+        ready, held = _split_claimed(todo, told, outcomes, notify)
+        lost_race.clear()
+        _dispatch(ready, jobs, task, done)
+        todo = held + lost_race
+        if todo:
+            time.sleep(WAIT_S)
+    return SweepResult(
+        ran=tuple(outcomes["attempted"]),
+        skipped=tuple(d for d, _ in outcomes["skipped"]),
+        failed=tuple(outcomes["failed"]),
+        resumed=tuple(d for d, _ in outcomes["resumed"]),
+        failed_before=tuple(outcomes["failed-before"]),
+        busy=tuple(outcomes["busy"]),
+    )
+
+
+def _check_existing(runs: list[RunSpec]) -> set[pathlib.Path]:
+    """Refuse a finished run of other grid values (ConfigError); the interrupted runs of other grid
+    values, which are redone rather than resumed."""
+    fresh_only = set()
     for spec in runs:
-        if is_finished(spec.directory):
-            stale = stale_keys(spec)
-            if stale:
-                raise ConfigError(
-                    f"{spec.directory} holds a finished run with other values of {', '.join(stale)}; "
-                    "sweep into a new --out (or delete that run) after changing the grid"
-                )
-            skipped.append(spec.directory)
-            continue
-        if spec.directory.exists():
-            shutil.rmtree(spec.directory)
-        spec.directory.parent.mkdir(parents=True, exist_ok=True)
-        todo.append(spec)
-    failed = []
-    by_dir = {str(s.directory): s for s in todo}
+        state = state_of(spec.directory)
+        stale = stale_keys(spec) if state in ("finished", "resumable") else []
+        if stale and state == "finished":
+            raise ConfigError(
+                f"{spec.directory} holds a finished run with other values of {', '.join(stale)}; "
+                "sweep into a new --out (or delete that run) after changing the grid"
+            )
+        if stale:
+            fresh_only.add(spec.directory)
+    return fresh_only
 
-    def finish(directory: str, error: str | None) -> None:
-        if error is not None:
-            failed.append((pathlib.Path(directory), error))
-        if progress is not None:
-            progress(by_dir[directory], error)
 
-    if jobs == 1 or len(todo) <= 1:
-        for spec in todo:
-            finish(*_execute(runner, spec.config, str(spec.directory), None))
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = [pool.submit(_execute, runner, s.config, str(s.directory), threads) for s in todo]
-            for future in concurrent.futures.as_completed(futures):
-                finish(*future.result())
-    return SweepResult(tuple(s.directory for s in todo), tuple(skipped), tuple(failed))
+def _split_claimed(todo: list[RunSpec], told: set, outcomes: dict, notify) -> tuple[list[RunSpec], list[RunSpec]]:
+    """The runs of ``todo`` nobody else holds now, and those a live process on this host holds (to look
+    at again later; said once through ``notify``); those held from another host go to ``outcomes['busy']``."""
+    ready, held = [], []
+    for spec in todo:
+        claimed = holder(spec.directory)
+        if claimed is None or claimed.is_me():
+            ready.append(spec)
+        elif claimed.host != socket.gethostname():
+            outcomes["busy"].append((spec.directory, f"claimed by {claimed.describe()}"))
+        else:
+            if spec.directory not in told and notify is not None:
+                notify(f"waiting for {spec.directory}: in use by {claimed.describe()}")
+            told.add(spec.directory)
+            held.append(spec)
+    return ready, held
+
+
+def _dispatch(specs: list[RunSpec], jobs: int, task, done) -> None:
+    """Execute the specs: in this process when ``jobs`` is 1, else in worker processes."""
+    if jobs == 1:
+        for spec in specs:
+            done(*_execute(*task(spec)))
+        return
+
+    def finished(args: tuple, result: tuple) -> None:
+        kind, value = result
+        if kind == "ok":
+            done(*value)
+        else:  # the worker died or stopped: its run stays resumable or half-written for the next sweep
+            done(args[2], "failed", f"worker {kind}: {value}")
+
+    _preload()  # once here rather than once per run: the workers are forked from this process
+    run_pool([task(spec) for spec in specs], jobs, _execute, finished)
+
+
+def _preload() -> None:
+    """Import now what a run imports on first use (hqf's training stack, torch's optimizers, scikit-learn's
+    F1, matplotlib), so that the workers forked from this process start warm instead of importing per run.
+    Imported here, not at the top: `hqf sweep --help` and `--dry-run` need none of it."""
+    import sklearn.metrics  # noqa: F401  (what hqf.learn.metrics.macro_f1 imports at use)
+    import torch
+
+    import hqf.learn.experiment  # noqa: F401
+    from hqf.learn import plotting
+
+    plotting.pyplot()
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first construction imports torch's compiler stack

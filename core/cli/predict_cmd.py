@@ -1,0 +1,79 @@
+"""``hqf predict RUN_DIR``: the trained model of a finished run on new data; predictions and probabilities as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import pathlib
+import sys
+
+import click
+
+from hqf.errors import ConfigError
+
+
+@click.command("predict")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--dataset", help="A .csv/.npz file (every row), or a built-in name (its test split, drawn as in the run) "
+              "[default: the run's own dataset].")
+@click.option("--out", type=click.Path(dir_okay=False), help="CSV file to write (must not exist) [default: stdout].")
+@click.option("--backend", help="Simulate the quantum layer on this backend instead of the run's (hqf list).")
+@click.option("--device", help="torch device to run on instead of the run's.")
+def predict_command(run_dir, dataset, out, backend, device) -> None:
+    """Predict with the model a finished run kept (model.safetensors): one CSV row per sample with its
+    index, its label where the data has one, the predicted class and the probability of every class.
+
+    A CSV file may hold the model's features alone, or one more column with the label (by the run's
+    label_column, else the last); it is z-scored with the training split's statistics.
+    """
+    from hqf.learn.saved import load, read_features  # at use: they load torch, which --help does not need
+
+    target = pathlib.Path(out) if out else None
+    if target is not None and (target.exists() or not target.parent.is_dir()):
+        problem = "exists" if target.exists() else "is in a folder that does not exist"
+        raise ConfigError(f"--out {target} {problem}; give a new file in an existing folder")
+    trained = load(run_dir, backend=backend, device=device)
+    config = trained.config
+    name = dataset or config.dataset
+    path = pathlib.Path(name)
+    if path.suffix.lower() in (".csv", ".npz"):
+        x, labels = read_features(path, trained.n_features, config.label_column)
+        probs = trained.predict_proba(x)
+    else:
+        probs, labels = _builtin_test_split(trained, name)
+    text = _csv(probs, labels, trained.class_names)
+    if target is None:
+        sys.stdout.write(text)
+        return
+    from hqf.learn.checkpoint import atomic_write_text
+
+    atomic_write_text(target, text)
+    click.echo(f"wrote {len(probs)} predictions to {target}", err=True)
+
+
+def _builtin_test_split(trained, name: str):
+    """Probabilities and labels on the test split of a built-in dataset, drawn as the run drew its own."""
+    from hqf.learn.data import BUILTIN, load_dataset
+
+    config = trained.config
+    if name not in BUILTIN and name != config.dataset:
+        raise ConfigError(f"--dataset {name!r}: not a .csv/.npz file nor a built-in dataset ({', '.join(BUILTIN)})")
+    data = load_dataset(
+        name, samples=config.samples, seed=config.seed if config.data_seed is None else config.data_seed,
+        imbalance=config.imbalance, label_noise=config.label_noise, label_column=config.label_column,
+        features=config.features, input_noise=config.input_noise, input_noise_on=config.input_noise_on,
+    )  # fmt: skip
+    if data.n_features != trained.n_features:
+        raise ConfigError(f"--dataset {name!r} has {data.n_features} features; the model takes {trained.n_features}")
+    probs = trained.predict_proba(data.test.x, scaled=True)  # z-scored with its own training split, as in the run
+    return probs, [data.class_names[i] for i in data.test.y]
+
+
+def _csv(probs, labels, class_names) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["row", *(["label"] if labels is not None else []), "prediction", *(f"p_{c}" for c in class_names)])
+    for i, row in enumerate(probs):
+        label = [str(labels[i])] if labels is not None else []
+        writer.writerow([i, *label, class_names[int(row.argmax())], *(repr(float(p)) for p in row)])
+    return buffer.getvalue()

@@ -1,0 +1,172 @@
+"""The trained model a run keeps: its weights in ``model.safetensors``, loaded for inference anywhere.
+
+``model.safetensors`` (a format that stores tensors and text only, read without unpickling) holds the
+model's state dict under ``model.*``, the training split's per-feature mean and standard deviation
+under ``scaler.*`` (new data is z-scored exactly as the training data was), and as metadata the
+number of features and the class names. With the run's ``config.toml`` that rebuilds the model::
+
+    import hqf.learn.saved
+
+    trained = hqf.learn.saved.load("runs/example")             # the run's own backend
+    trained = hqf.learn.saved.load("runs/example", backend="pennylane")
+    probabilities = trained.predict_proba(features)             # raw features [N, d] -> [N, C]
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import safetensors
+import safetensors.torch
+import torch
+
+from hqf.errors import ConfigError, DataError
+from hqf.learn.checkpoint import atomic_write
+from hqf.learn.config import RunConfig
+from hqf.learn.data import BUILTIN, Dataset, apply_scaler, as_numbers, read_csv_table, read_npz_arrays
+from hqf.learn.model import BaselineModel, HybridModel, build_model
+
+MODEL = "model.safetensors"
+FORMAT = "hqf-model-1"
+
+
+def save_model(path: str | pathlib.Path, model: torch.nn.Module, dataset: Dataset) -> None:
+    """Write ``model``'s weights, ``dataset``'s scaler and class names to ``path`` (atomically)."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    if dataset.scaler is not None:
+        mean, std = dataset.scaler
+        tensors["scaler.mean"], tensors["scaler.std"] = torch.from_numpy(mean.copy()), torch.from_numpy(std.copy())
+    metadata = {
+        "format": FORMAT,
+        "n_features": str(dataset.n_features),
+        "n_classes": str(dataset.n_classes),
+        "class_names": json.dumps(list(dataset.class_names)),
+    }
+    data = safetensors.torch.save(tensors, metadata=metadata)
+    atomic_write(path, lambda handle: handle.write(data))
+
+
+class TrainedModel(torch.nn.Module):
+    """A run's trained model taking raw features: ``forward(x)`` z-scores ``x[N, d]`` as in training,
+    then gives the logits ``[N, C]``. ``model`` is the network itself (on z-scored input)."""
+
+    def __init__(self, model: HybridModel | BaselineModel, scaler, class_names: tuple[str, ...], config: RunConfig,
+                 n_features: int) -> None:
+        super().__init__()
+        self.model, self.scaler, self.class_names, self.config = model, scaler, class_names, config
+        self.n_features = n_features
+
+    def scale(self, x: np.ndarray) -> torch.Tensor:
+        """``x`` as float32, z-scored like the training split (bit for bit), on the model's device."""
+        x = np.array(x, dtype=np.float32)  # a copy: scaled in place
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise DataError(f"expected features of shape [N, {self.n_features}] (got {list(x.shape)})")
+        if self.scaler is not None:
+            apply_scaler(x, self.scaler)
+        return torch.as_tensor(x).to(self.config.device)
+
+    def forward(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        return self.model(self.scale(x))
+
+    @torch.inference_mode()
+    def predict_proba(self, x: np.ndarray, scaled: bool = False, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities ``[N, C]`` (float64) of raw features (``scaled``: already z-scored)."""
+        tensor = torch.as_tensor(np.asarray(x, dtype=np.float32)).to(self.config.device) if scaled else self.scale(x)
+        self.model.eval()
+        parts = [torch.softmax(self.model(tensor[i : i + batch_size]).double(), dim=1) for i in range(0, len(tensor), batch_size)]
+        return torch.cat(parts).cpu().numpy() if parts else np.zeros((0, len(self.class_names)))
+
+    def predict(self, x: np.ndarray) -> list[str]:
+        """The most probable class name of each row of raw features."""
+        return [self.class_names[i] for i in self.predict_proba(x).argmax(axis=1)]
+
+
+def load(run_dir: str | pathlib.Path, backend: str | None = None, device: str | None = None) -> TrainedModel:
+    """The trained model of the finished run in ``run_dir``, in eval mode, ready for inference.
+
+    ``backend``: simulate the quantum layer on another registered backend (its own default options;
+    the gradient method is left to ``auto``); ``device``: another torch device. The global random
+    state is left as it was.
+
+    Raises:
+        ConfigError: ``run_dir`` holds no ``model.safetensors`` (not a finished run), or the file does
+            not fit the run's configuration; an unknown or unavailable ``backend``.
+    """
+    run_dir = pathlib.Path(run_dir)
+    path = run_dir / MODEL
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} holds no trained model ({MODEL}); only a finished run has one")
+    config = RunConfig.from_toml(run_dir / "config.toml")
+    changes = {}
+    if backend is not None and backend != config.backend:
+        changes.update(backend=backend, backend_options={}, gradient="auto")
+    if device is not None:
+        changes["device"] = device
+    config = config.replace(**changes) if changes else config
+    tensors, metadata = _read(path)
+    n_features, n_classes = int(metadata["n_features"]), int(metadata["n_classes"])
+    with torch.random.fork_rng(devices=[]):  # building seeds torch's generator: keep the caller's
+        model = build_model(config, n_features, n_classes)
+    state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ConfigError(f"{path} does not fit the model of {run_dir}/config.toml: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    scaler = None
+    if "scaler.mean" in tensors:
+        scaler = (tensors["scaler.mean"].numpy(), tensors["scaler.std"].numpy())
+    return TrainedModel(model, scaler, tuple(json.loads(metadata["class_names"])), config, n_features).eval()
+
+
+def _read(path: pathlib.Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as exc:  # noqa: BLE001  safetensors raises its own error types for a damaged file
+        raise ConfigError(f"{path} is not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+    if metadata.get("format") != FORMAT:
+        raise ConfigError(f"{path} is not an hqf model file (format {metadata.get('format')!r}; expected {FORMAT!r})")
+    return tensors, metadata
+
+
+def read_features(path: str | pathlib.Path, n_features: int, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw features ``[N, n_features]`` of a .csv or .npz file, and its labels when it has them.
+
+    A CSV with ``n_features`` columns is all features; with one more, the label column is
+    ``label_column`` (default: the last). A .npz needs ``X`` (or ``x``) and may hold ``y``.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        arrays = read_npz_arrays(path, label_column or "y", need_labels=False)
+        x, labels = arrays["x"], arrays.get("y")
+        if x.ndim != 2 or x.shape[1] != n_features or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+            raise DataError(f"{path}: 'X' must be real numbers of shape [N, {n_features}] (got {x.dtype} {list(x.shape)})")
+        x = x.astype(np.float64)
+    elif suffix == ".csv":
+        header, body = read_csv_table(path)
+        width = len(body[0])
+        names = header or [str(j) for j in range(width)]
+        table = np.array(body, dtype=object)
+        labels = None
+        if width == n_features + 1:
+            label = names.index(label_column) if header and label_column in names else width - 1
+            labels = np.array([str(cell).strip() for cell in table[:, label]])
+            table, names = np.delete(table, label, axis=1), [n for j, n in enumerate(names) if j != label]
+        elif width != n_features:
+            raise DataError(f"{path}: the model takes {n_features} features; the file has {width} columns "
+                            f"(give {n_features}, or {n_features + 1} with the label)")
+        x = as_numbers(table, names, 2 if header is not None else 1, path)
+    else:
+        raise DataError(f"{path}: unsupported data file type {suffix!r}; use .csv or .npz (or a built-in: {', '.join(BUILTIN)})")
+    if not np.isfinite(x).all():
+        raise DataError(f"{path}: features contain NaN or infinity")
+    return x, labels
