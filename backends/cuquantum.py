@@ -8,17 +8,24 @@ both conventions.
 
 Two ways to run a batch (option ``batching``), kept so that they can be measured against each other:
 
-- ``batched`` (default): per gate one ``apply_matrix_batched`` call for all states (rotations: one
-  2×2 matrix per state, built on the GPU by torch, ``MATRIX_INDEXED``; fixed gates: one matrix,
+- ``batched`` (default): per gate one ``apply_matrix_batched`` call for all states (parametric gates:
+  one matrix per state, built on the GPU by torch, ``MATRIX_INDEXED``; fixed gates: one matrix,
   ``BROADCAST``), then per set of measured wires one ``compute_expectation_batched`` call.
 - ``loop``: per gate and state one ``apply_matrix`` call, then ``compute_expectations_on_pauli_basis``
   per state.
 
-CNOT and CZ are X and Z on the target with one control bit. Gradients: the core's parameter-shift
+Every gate of the vocabulary runs: a controlled gate (CNOT, CZ, CY, CRX, CRY, CRZ, CPhase, Toffoli,
+CSWAP) is its target gate with cuStateVec control bits, any other gate its whole matrix from
+:mod:`hqf.quantum.gates` on its wires (the last wire on matrix bit 0, :func:`gate_call`). Hamiltonians
+and probabilities are linear maps of measured Pauli words (:mod:`hqf.backends.readout`). Gradients: the core's parameter-shift
 rule, or with the option ``adjoint=True`` an adjoint vector-Jacobian product (:meth:`CuQuantumBackend.vjp`).
 The adjoint is opt-in until it has been measured against the shift rule on a GPU; a second
 derivative (the curvature regularizer) through it falls back to the shift rule in the core. Importing this module imports neither cuquantum nor CuPy: the binding
 is loaded when a backend is probed or built.
+
+One module of about 500 lines: the circuit-to-call translation, the availability probe and the three
+CUDA hooks share the binding's conventions and are tested together against one CPU double
+(tests/test_backend_cuquantum.py).
 """
 
 from __future__ import annotations
@@ -34,9 +41,10 @@ import attrs
 import numpy as np
 import torch
 
-from hqf.quantum.circuit import Circuit
-from hqf.quantum.gates import rotation_matrices
+from hqf.backends.readout import readout
 from hqf.errors import BackendUnavailableError, InvalidCircuitError
+from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit
+from hqf.quantum.gates import FIXED, GENERATORS, gate_matrices
 from hqf.quantum.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
@@ -69,7 +77,6 @@ PAULI_MATRIX = {
     "Y": np.array([[0, -1j], [1j, 0]], dtype=np.complex128),
     "Z": np.array([[1, 0], [0, -1]], dtype=np.complex128),
 }
-FIXED_MATRIX = {"H": np.array([[1, 1], [1, -1]], dtype=np.complex128) / np.sqrt(2), **PAULI_MATRIX}
 BATCHING = ("batched", "loop")
 
 
@@ -81,18 +88,30 @@ def index_bit(n_qubits: int, wire: int) -> int:
     return n_qubits - 1 - wire
 
 
+def _bits(value) -> tuple[int, ...]:
+    return (value,) if isinstance(value, int) else tuple(value)
+
+
 @attrs.frozen
 class GateCall:
-    """One 2×2 matrix on one index bit, applied where every control bit is 1.
+    """One matrix on index bits ``targets``, applied where every control bit is 1.
 
-    ``matrix`` is a rotation (``RX``/``RY``/``RZ``, one matrix per state from angle column ``param``)
-    or a fixed gate (``H``, ``X``, ``Y``, ``Z``).
+    ``targets[i]`` is bit ``i`` of the matrix index (cuStateVec's rule); ``matrix`` names a gate of
+    :mod:`hqf.quantum.gates` whose matrix over its own wires is applied (one matrix per state, at angle
+    column ``param``, for a parametric gate).
     """
 
     matrix: str
-    target: int
+    targets: tuple[int, ...] = attrs.field(converter=_bits)
     controls: tuple[int, ...] = ()
     param: int | None = None
+
+
+#: controlled gates run as their target gate with cuStateVec control bits: hqf gate -> (target gate, controls)
+CONTROLLED = {
+    "CNOT": ("X", 1), "CZ": ("Z", 1), "CY": ("Y", 1), "CRX": ("RX", 1), "CRY": ("RY", 1), "CRZ": ("RZ", 1),
+    "CPhase": ("PhaseShift", 1), "Toffoli": ("X", 2), "CSWAP": ("SWAP", 1),
+}  # fmt: skip
 
 
 @attrs.frozen
@@ -110,28 +129,32 @@ class ObservableGroup:
 
 @attrs.frozen
 class Plan:
+    """The gate calls, then the Pauli words measured (``n_words`` of them, grouped by index bits)."""
+
     gates: tuple[GateCall, ...]
     groups: tuple[ObservableGroup, ...]
-    n_outputs: int
+    n_words: int
+
+
+def gate_call(n: int, op) -> GateCall:
+    """The cuStateVec call of one hqf operation: a controlled gate as its target gate with control bits,
+    any other gate as its whole matrix (the last wire on matrix bit 0: ``wires[0]`` is the most significant)."""
+    bits = [index_bit(n, w) for w in op.wires]
+    if op.gate in CONTROLLED:
+        target_gate, n_controls = CONTROLLED[op.gate]
+        return GateCall(target_gate, tuple(reversed(bits[n_controls:])), tuple(bits[:n_controls]), op.param)
+    return GateCall(op.gate, tuple(reversed(bits)), (), op.param)
 
 
 @functools.lru_cache(maxsize=256)
 def compile_circuit(circuit: Circuit) -> Plan:
-    """The cuStateVec calls that simulate ``circuit`` and measure its observables."""
+    """The cuStateVec calls that simulate ``circuit`` and measure the Pauli words of its observables
+    (:func:`hqf.backends.readout.readout`)."""
     n = circuit.n_qubits
-    gates = []
-    for op in circuit.operations:
-        bits = [index_bit(n, w) for w in op.wires]
-        if op.gate in ("RX", "RY", "RZ"):
-            gates.append(GateCall(op.gate, bits[0], (), op.param))
-        elif op.gate in ("H", "X"):
-            gates.append(GateCall(op.gate, bits[0]))
-        elif op.gate in ("CNOT", "CZ"):
-            gates.append(GateCall("X" if op.gate == "CNOT" else "Z", bits[1], (bits[0],)))
-        else:
-            raise InvalidCircuitError(f"backend 'cuquantum' has no rule for gate {op.gate}")
+    gates = tuple(gate_call(n, op) for op in circuit.operations)
+    words = readout(circuit).words
     by_bits: dict[tuple[int, ...], list[tuple[int, tuple[str, ...]]]] = {}
-    for column, word in enumerate(circuit.observables):
+    for column, word in enumerate(words):
         letters = {index_bit(n, w): p for w, p in word.terms}
         bits = tuple(sorted(letters))
         by_bits.setdefault(bits, []).append((column, tuple(letters[b] for b in bits)))
@@ -139,7 +162,16 @@ def compile_circuit(circuit: Circuit) -> Plan:
         ObservableGroup(bits, tuple(c for c, _ in members), tuple(p for _, p in members))
         for bits, members in by_bits.items()
     )
-    return Plan(tuple(gates), groups, circuit.n_outputs)
+    return Plan(gates, groups, len(words))
+
+
+def generator_call(call: GateCall) -> tuple[GateCall, np.ndarray]:
+    """The generator ``G`` of a parametric call's gate (``U = exp(−iθG)``) as a call on its target and
+    control bits together, and its matrix: ``|1…1⟩⟨1…1| ⊗ G_target`` for a controlled gate."""
+    matrix = GENERATORS[call.matrix]
+    for _ in call.controls:  # the control bits follow the targets: more significant matrix bits
+        matrix = np.kron(np.diag([0, 1]), matrix)
+    return GateCall(f"generator:{call.matrix}:{len(call.controls)}", call.targets + call.controls), matrix
 
 
 def pauli_matrix(letters: tuple[str, ...]) -> np.ndarray:
@@ -211,7 +243,10 @@ class CuQuantumBackend(Backend):
 
     name = "cuquantum"
     description = "NVIDIA cuStateVec on a CUDA GPU, batched (extra hqf[cuquantum])"
-    capabilities = Capabilities(dtypes={"complex128", "complex64"}, devices={"cuda"}, max_qubits=30)
+    capabilities = Capabilities(
+        dtypes={"complex128", "complex64"}, devices={"cuda"}, max_qubits=30,
+        gates=frozenset(GATES), observables=frozenset(OBSERVABLE_KINDS),
+    )
 
     @classmethod
     def availability(cls) -> Availability:
@@ -258,6 +293,7 @@ class CuQuantumBackend(Backend):
 
     # -- public ---------------------------------------------------------------------------------
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        self.check_supported(circuit)
         if circuit.n_qubits > self.capabilities.max_qubits:
             raise InvalidCircuitError(
                 f"backend 'cuquantum' simulates at most {self.capabilities.max_qubits} qubits (got {circuit.n_qubits})"
@@ -266,23 +302,28 @@ class CuQuantumBackend(Backend):
         angles = angles.to(device=self.device, dtype=self.real_dtype)
         plan = compile_circuit(circuit)
         if angles.shape[0] == 0:
-            return torch.zeros(0, plan.n_outputs, dtype=self.real_dtype, device=out_device)
+            return torch.zeros(0, circuit.n_outputs, dtype=self.real_dtype, device=out_device)
         rows = self.rows_per_pass(circuit.n_qubits)
         with self._device_context():
             self._cusv.set_stream(self._handle, self._stream())
-            out = torch.cat([self._run(plan, circuit.n_qubits, part) for part in angles.split(rows)])
+            words = torch.cat([self._run(plan, circuit.n_qubits, part) for part in angles.split(rows)])
+        out = readout(circuit)
+        out = words if out.identity else out.apply_torch(words.to(torch.float64))
         return out.to(device=out_device, dtype=self.real_dtype)
 
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         """``Σ_r grad_output[b, r] · ∂⟨O_r⟩_b/∂angles[b, p]`` by adjoint differentiation.
 
         One forward run, then the gates are undone in reverse on two states: ``φ`` (the circuit's
-        state) and ``λ = Σ_r g_r O_r ψ``; a rotation ``exp(-iθP/2)`` contributes
-        ``Im⟨λ|P|φ⟩`` where ``φ`` is the state just after it. Three states per sample are held.
+        state) and ``λ = Σ_r g_r O_r ψ`` (the observables as Pauli words, :mod:`hqf.backends.readout`:
+        the words' cotangent is ``grad_output @ matrix``); a gate ``exp(−iθG)`` contributes
+        ``2·Im⟨λ|G|φ⟩`` where ``φ`` is the state just after it (a rotation, ``G = P/2``: ``Im⟨λ|P|φ⟩``).
+        Three states per sample are held.
         """
         out_device = angles.device
         angles = angles.to(device=self.device, dtype=self.real_dtype)
-        grad_output = grad_output.to(device=self.device, dtype=self.real_dtype)
+        matrix = torch.as_tensor(readout(circuit).matrix, dtype=torch.float64, device=self.device)
+        grad_output = (grad_output.to(device=self.device, dtype=torch.float64) @ matrix).to(self.real_dtype)
         plan = compile_circuit(circuit)
         if angles.shape[0] == 0:
             return torch.zeros_like(angles, device=out_device)
@@ -308,8 +349,10 @@ class CuQuantumBackend(Backend):
         for call in reversed(plan.gates):
             if call.param is not None:
                 moved = phi.clone()
-                self._apply(GateCall(call.matrix[1], call.target), n, moved, angles)
-                grad[:, call.param] = torch.linalg.vecdot(lam, moved).imag  # vecdot conjugates lam
+                generator, dense = generator_call(call)
+                matrices = self._constant(("gate", generator.matrix), lambda: dense[None])
+                self._apply_matrices(generator, n, moved, matrices, adjoint=False)
+                grad[:, call.param] = 2 * torch.linalg.vecdot(lam, moved).imag  # vecdot conjugates lam
             matrices = self._gate_matrices(call, angles)
             self._apply_matrices(call, n, phi, matrices, adjoint=True)
             self._apply_matrices(call, n, lam, matrices, adjoint=True)
@@ -367,10 +410,11 @@ class CuQuantumBackend(Backend):
             self._apply_loop(call, n, states, matrices, int(adjoint))
 
     def _gate_matrices(self, call: GateCall, angles: torch.Tensor) -> torch.Tensor:
-        """``[B, 2, 2]`` (rotations) or ``[1, 2, 2]`` (fixed gates), row-major, on the GPU."""
+        """``[B, d, d]`` (parametric gates) or ``[1, d, d]`` (fixed gates), row-major, on the GPU."""
         if call.param is not None:
-            return rotation_matrices(call.matrix, angles[:, call.param], self.complex_dtype).contiguous()
-        return self._constant(("gate", call.matrix), lambda: FIXED_MATRIX[call.matrix][None])
+            theta = angles[:, call.param]
+            return gate_matrices(call.matrix, theta, theta.shape[0], self.complex_dtype, self.device).contiguous()
+        return self._constant(("gate", call.matrix), lambda: FIXED[call.matrix][None])
 
     def _constant(self, key: tuple, build) -> torch.Tensor:
         """A small matrix stack built once per backend and kept on the device."""
@@ -396,21 +440,21 @@ class CuQuantumBackend(Backend):
         if self._indices.numel() < batch:
             self._indices = torch.arange(batch, dtype=torch.int32, device=self.device)
         indices = self._indices[:batch]
-        n_controls = len(call.controls)
+        n_controls, n_targets = len(call.controls), len(call.targets)
         size = cusv.apply_matrix_batched_get_workspace_size(
             handle, sv_type, n, batch, stride, map_type, indices.data_ptr(), matrices.data_ptr(),
-            sv_type, LAYOUT_ROW, adjoint, n_matrices, 1, n_controls, compute,
+            sv_type, LAYOUT_ROW, adjoint, n_matrices, n_targets, n_controls, compute,
         )  # fmt: skip
         cusv.apply_matrix_batched(
             handle, states.data_ptr(), sv_type, n, batch, stride, map_type, indices.data_ptr(),
-            matrices.data_ptr(), sv_type, LAYOUT_ROW, adjoint, n_matrices, [call.target], 1,
+            matrices.data_ptr(), sv_type, LAYOUT_ROW, adjoint, n_matrices, list(call.targets), n_targets,
             list(call.controls), 0, n_controls, compute, self._workspace_ptr(size), size,
         )  # fmt: skip
 
     def _measure_batched(self, plan: Plan, n: int, states: torch.Tensor) -> torch.Tensor:
         cusv, handle, sv_type, compute = self._cusv, self._handle, self._sv_type, self._compute
         batch, stride = states.shape[0], 2**n
-        out = torch.empty(batch, plan.n_outputs, dtype=self.real_dtype, device=self.device)
+        out = torch.empty(batch, plan.n_words, dtype=self.real_dtype, device=self.device)
         for group in plan.groups:
             matrices = self._constant(
                 ("obs", group.paulis), lambda g=group: np.stack([pauli_matrix(p) for p in g.paulis])
@@ -430,16 +474,17 @@ class CuQuantumBackend(Backend):
 
     def _apply_loop(self, call: GateCall, n: int, states: torch.Tensor, matrices: torch.Tensor, adjoint: int) -> None:
         cusv, handle, sv_type, compute = self._cusv, self._handle, self._sv_type, self._compute
-        step = 4 * states.element_size() if call.param is not None else 0
-        n_controls = len(call.controls)
+        n_controls, n_targets = len(call.controls), len(call.targets)
+        step = 4**n_targets * states.element_size() if call.param is not None else 0
         size = cusv.apply_matrix_get_workspace_size(
-            handle, sv_type, n, matrices.data_ptr(), sv_type, LAYOUT_ROW, adjoint, 1, n_controls, compute
+            handle, sv_type, n, matrices.data_ptr(), sv_type, LAYOUT_ROW, adjoint, n_targets, n_controls, compute
         )
         workspace = self._workspace_ptr(size)
         for b in range(states.shape[0]):
             cusv.apply_matrix(
                 handle, states[b].data_ptr(), sv_type, n, matrices.data_ptr() + b * step, sv_type,
-                LAYOUT_ROW, adjoint, [call.target], 1, list(call.controls), 0, n_controls, compute, workspace, size,
+                LAYOUT_ROW, adjoint, list(call.targets), n_targets, list(call.controls), 0, n_controls, compute,
+                workspace, size,
             )  # fmt: skip
 
     def _measure_loop(self, plan: Plan, n: int, states: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,10 @@ whose gates are each followed by ``depolarizing_error(4p/3, 1)`` on every wire t
 channel as hqf's ``p``, see :mod:`hqf.quantum.noise`), then the whole angle batch runs in one
 ``AerSimulator(method="density_matrix")`` call with parameter binds; expectation values are traced
 from the saved density matrices. hqf wire ``w`` is Qiskit qubit ``n − 1 − w``, so the saved matrix is
-indexed exactly as hqf's (wire 0 most significant). Gradients: the core's parameter-shift rule.
+indexed exactly as hqf's (wire 0 most significant). Gates are appended as by the ``qiskit-aer`` adapter
+(:func:`hqf.backends.qiskit_aer.append_gate`: controlled rotations decomposed, each followed by the noise
+of the one gate it stands for); Hamiltonians and probabilities are read through Pauli words
+(:mod:`hqf.backends.readout`). Gradients: the core's parameter-shift rule.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import functools
 import numpy as np
 import torch
 
+from hqf.backends.qiskit_aer import QISKIT_GATES, append_gate
+from hqf.backends.readout import readout
 from hqf.quantum.circuit import Circuit, PauliWord
 from hqf.quantum.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
@@ -40,7 +45,10 @@ class QiskitAerDensityMatrixBackend(Backend):
 
     name = "qiskit-aer-dm"
     description = "Qiskit Aer density matrix, depolarizing gate noise (option depolarizing=p)"
-    capabilities = Capabilities(dtypes={"complex128"}, devices={"cpu"}, max_qubits=12, noise=True)
+    capabilities = Capabilities(
+        dtypes={"complex128"}, devices={"cpu"}, max_qubits=12, noise=True,
+        gates=frozenset(QISKIT_GATES), observables={"pauli", "hamiltonian", "probs"},
+    )
 
     @classmethod
     def availability(cls) -> Availability:
@@ -63,21 +71,18 @@ class QiskitAerDensityMatrixBackend(Backend):
         error = depolarizing_error(qiskit_lambda(self.depolarizing), 1) if self.depolarizing > 0 else None
         q = lambda wire: n - 1 - wire  # noqa: E731  hqf wire -> Qiskit qubit
         for op in circuit.operations:
-            if op.param is not None:
-                getattr(qc, op.gate.lower())(params[op.param], q(op.wires[0]))
-            elif op.gate == "CNOT":
-                qc.cx(q(op.wires[0]), q(op.wires[1]))
-            else:
-                getattr(qc, op.gate.lower())(*[q(w) for w in op.wires])
+            append_gate(qc, op, params, q)
             if error is not None:
                 for wire in noisy_wires(op):
                     qc.append(error, [q(wire)])
         qc.save_density_matrix()
-        observables = [_pauli_matrix(n, word) for word in circuit.observables]
+        observables = [_pauli_matrix(n, word) for word in readout(circuit).words]
         return qc, params, observables
 
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         from qiskit_aer import AerSimulator
+
+        self.check_supported(circuit)
 
         if self._simulator is None:
             self._simulator = AerSimulator(method="density_matrix")
@@ -92,8 +97,8 @@ class QiskitAerDensityMatrixBackend(Backend):
             rho = np.asarray(self._simulator.run(qc).result().data(0)["density_matrix"])
             rhos = [rho] * batch
         stacked = np.stack(rhos)  # [B, 2**n, 2**n]
-        out = np.stack([np.einsum("bij,ji->b", stacked, obs).real for obs in observables], axis=1)
-        return torch.as_tensor(out, dtype=self.real_dtype).to(angles.device)
+        words = np.stack([np.einsum("bij,ji->b", stacked, obs).real for obs in observables], axis=1)
+        return torch.as_tensor(readout(circuit).apply(words), dtype=self.real_dtype).to(angles.device)
 
 
 @hookimpl

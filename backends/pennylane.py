@@ -7,6 +7,10 @@ vectorized pass; ``lightning.qubit`` expands it into one tape per row inside the
 Wire order: PennyLane's wire 0 is the most significant bit of a basis index, as in hqf; wire ``w`` maps to
 PennyLane wire ``w`` with no conversion (tests/test_backend_pennylane.py checks it on the state vector).
 
+Every gate of the vocabulary is one PennyLane operation (:data:`PENNYLANE_GATES`); the tape measures Pauli
+words only, and Hamiltonians and probabilities are linear maps of them (:mod:`hqf.backends.readout`).
+With ``shots=N`` the device samples (``exact=False``, no native gradient, no ``Probs``).
+
 Native gradients, declared per instance from the device's own support:
 - ``backprop`` (``default.qubit``): when the angles need a gradient, the tape holds the torch tensor's
   columns and the device simulates with torch operations, so autograd (and double backward) runs
@@ -27,14 +31,29 @@ import attrs
 import numpy as np
 import torch
 
-from hqf.quantum.circuit import Circuit, PauliWord
+from hqf.backends.readout import readout
 from hqf.errors import ConfigError
+from hqf.quantum.circuit import Circuit, PauliWord
 from hqf.quantum.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
-_ROTATIONS = {"RX": "RX", "RY": "RY", "RZ": "RZ"}
-_FIXED = {"H": "Hadamard", "X": "PauliX", "CNOT": "CNOT", "CZ": "CZ"}
+#: hqf gate -> PennyLane operation (same wire order: control first; Ising gates are exp(−iθ P⊗P/2))
+PENNYLANE_GATES = {
+    "RX": "RX", "RY": "RY", "RZ": "RZ", "PhaseShift": "PhaseShift", "H": "Hadamard", "X": "PauliX",
+    "Y": "PauliY", "Z": "PauliZ", "S": "S", "T": "T", "SX": "SX", "CNOT": "CNOT", "CZ": "CZ", "CY": "CY",
+    "SWAP": "SWAP", "RXX": "IsingXX", "RYY": "IsingYY", "RZZ": "IsingZZ", "CRX": "CRX", "CRY": "CRY",
+    "CRZ": "CRZ", "CPhase": "ControlledPhaseShift", "Toffoli": "Toffoli", "CSWAP": "CSWAP",
+}  # fmt: skip
 _PAULIS = {"X": "PauliX", "Y": "PauliY", "Z": "PauliZ"}
+OBSERVABLES = frozenset({"pauli", "hamiltonian", "probs"})
+
+
+def gate_operation(qml, op, angles: Any):
+    """The PennyLane operation of hqf operation ``op``; a parametric one reads ``angles[..., op.param]``."""
+    cls = getattr(qml, PENNYLANE_GATES[op.gate])
+    if op.param is None:
+        return cls(wires=list(op.wires))
+    return cls(angles[..., op.param], wires=list(op.wires))
 
 
 def _observable(qml, word: PauliWord):
@@ -43,33 +62,32 @@ def _observable(qml, word: PauliWord):
     return functools.reduce(operator.matmul, factors)
 
 
-def build_tape(circuit: Circuit, angles: Any):
-    """The circuit as one ``QuantumScript``: a gate reads ``angles[..., op.param]`` (numpy or torch).
+def build_tape(circuit: Circuit, angles: Any, shots: int | None = None):
+    """The circuit as one ``QuantumScript``: a gate reads ``angles[..., op.param]`` (numpy or torch); it
+    measures the Pauli words of :func:`hqf.backends.readout.readout` (Hamiltonians and probabilities
+    are linear maps of those).
 
     A matrix ``angles[B, P]`` gives a broadcast tape (batch size ``B``); a row ``angles[P]`` a plain one.
     """
     import pennylane as qml
 
-    ops = []
-    for op in circuit.operations:
-        if op.param is not None:
-            ops.append(getattr(qml, _ROTATIONS[op.gate])(angles[..., op.param], wires=op.wires[0]))
-        else:
-            ops.append(getattr(qml, _FIXED[op.gate])(wires=list(op.wires)))
-    measurements = [qml.expval(_observable(qml, word)) for word in circuit.observables]
-    return qml.tape.QuantumScript(ops, measurements)
+    ops = [gate_operation(qml, op, angles) for op in circuit.operations]
+    measurements = [qml.expval(_observable(qml, word)) for word in readout(circuit).words]
+    return qml.tape.QuantumScript(ops, measurements, shots=shots)
 
 
-def _as_rows(result: Any, batch: int, n_outputs: int, stack, broadcast) -> Any:
-    """PennyLane's result (one value, or a tuple of ``R`` values, each ``()`` or ``(B,)``) as ``[B, R]``."""
-    columns = result if n_outputs > 1 else (result,)
-    if len(columns) != n_outputs:
-        raise RuntimeError(f"PennyLane returned {len(columns)} results for {n_outputs} observables")
+def _as_rows(result: Any, batch: int, n_words: int, stack, broadcast) -> Any:
+    """PennyLane's result (one value, or a tuple of ``M`` values, each ``()`` or ``(B,)``) as ``[B, M]``."""
+    columns = result if n_words > 1 else (result,)
+    if len(columns) != n_words:
+        raise RuntimeError(f"PennyLane returned {len(columns)} results for {n_words} observables")
     return stack([broadcast(c, batch) for c in columns], 1)
 
 
 class PennyLaneBackend(Backend):
-    """Any installed PennyLane device; options ``pl_device`` (a device name), ``dtype``, ``omp_threads``.
+    """Any installed PennyLane device; options ``pl_device`` (a device name), ``dtype``, ``omp_threads``,
+    ``shots`` (None: exact; N: sampled by the device, ``exact=False``, no native gradient) and ``seed``
+    (seeds the device's sampler).
 
     ``complex64`` is available on the ``lightning.*`` devices (their ``c_dtype``). Native gradients are
     declared per instance from what the chosen device supports: ``backprop`` where it differentiates
@@ -79,7 +97,10 @@ class PennyLaneBackend(Backend):
 
     name = "pennylane"
     description = "PennyLane devices (default.qubit, lightning.qubit, ...): broadcast tapes, backprop/adjoint"
-    capabilities = Capabilities(dtypes={"complex128", "complex64"}, max_qubits=26, gradients={"backprop", "adjoint"})
+    capabilities = Capabilities(
+        dtypes={"complex128", "complex64"}, max_qubits=26, gradients={"backprop", "adjoint"},
+        gates=frozenset(PENNYLANE_GATES), observables=OBSERVABLES,
+    )
 
     @classmethod
     def availability(cls) -> Availability:
@@ -92,8 +113,13 @@ class PennyLaneBackend(Backend):
         device: str = "cpu",
         pl_device: str = "default.qubit",
         omp_threads: int | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__(dtype=dtype, device=device)
+        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+            raise ConfigError(f"'shots' must be None or an integer >= 1 (got {shots!r})")
+        self.shots = shots
         bad_threads = isinstance(omp_threads, bool) or not isinstance(omp_threads, (int, type(None)))
         if bad_threads or (omp_threads is not None and omp_threads < 1):
             raise ConfigError(f"'omp_threads' must be None or an integer >= 1 (got {omp_threads!r})")
@@ -108,6 +134,8 @@ class PennyLaneBackend(Backend):
             if not pl_device.startswith("lightning."):
                 raise ConfigError(f"dtype 'complex64' needs a lightning.* PennyLane device (got {pl_device!r})")
             self._device_options["c_dtype"] = np.complex64
+        if shots is not None:  # the device's sampler, seeded once: a fresh backend replays exactly
+            self._device_options["seed"] = np.random.default_rng(seed)
         self._devices: dict[int, Any] = {}
         probe = self._device_for(1)
         native = set()
@@ -116,8 +144,16 @@ class PennyLaneBackend(Backend):
             native.add("backprop")
         if probe.supports_derivatives(ExecutionConfig(gradient_method="adjoint")):
             native.add("adjoint")
-        # declared per instance: the chosen device decides which native gradients exist
-        self.capabilities = attrs.evolve(type(self).capabilities, dtypes={dtype}, gradients=native)
+        observables = OBSERVABLES
+        if shots is not None:  # sampled values: estimates, differentiated by the core's shift rule only
+            native = set()
+            # the devices may sample each Pauli word separately: probabilities rebuilt from words would
+            # not be frequencies of one set of shots (they can come out negative), so none are offered
+            observables = OBSERVABLES - {"probs"}
+        # declared per instance: the chosen device (and shots) decide which native gradients exist
+        self.capabilities = attrs.evolve(
+            type(self).capabilities, dtypes={dtype}, gradients=native, exact=shots is None, observables=observables
+        )
 
     def _device_for(self, n_qubits: int):
         """One device per qubit count, created on first use."""
@@ -149,23 +185,26 @@ class PennyLaneBackend(Backend):
             return self._expval(circuit, angles)
 
     def _expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
-        batch = angles.shape[0]
+        self.check_supported(circuit)
+        batch, words = angles.shape[0], readout(circuit)
         device = self._device_for(circuit.n_qubits)
         if "backprop" in self.capabilities.gradients and angles.requires_grad and torch.is_grad_enabled():
             # torch parameters: the device's own differentiable simulation keeps the autograd graph
             tape = build_tape(circuit, angles.to(device="cpu", dtype=torch.float64))
             (result,) = self._qml.execute([tape], device, diff_method="backprop")
             rows = _as_rows(
-                result, batch, circuit.n_outputs, torch.stack,
+                result, batch, len(words.words), torch.stack,
                 lambda c, b: torch.as_tensor(c, dtype=torch.float64).expand(b),
             )
+            rows = rows if words.identity else words.apply_torch(rows)
             return rows.to(dtype=self.real_dtype, device=angles.device)
         values = angles.detach().to(device="cpu", dtype=torch.float64).numpy()
-        (result,) = self._qml.execute([build_tape(circuit, values)], device, diff_method=None)
+        (result,) = self._qml.execute([build_tape(circuit, values, self.shots)], device, diff_method=None)
         rows = _as_rows(
-            result, batch, circuit.n_outputs, np.stack,
+            result, batch, len(words.words), np.stack,
             lambda c, b: np.broadcast_to(np.asarray(c, dtype=np.float64), (b,)),
         )
+        rows = rows if words.identity else words.apply(rows)
         return torch.as_tensor(rows, dtype=self.real_dtype, device=angles.device)
 
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
@@ -190,8 +229,9 @@ class PennyLaneBackend(Backend):
                 f"PennyLane device {self.pl_device!r} rewrites the circuit for adjoint differentiation "
                 f"({len(tapes)} tapes for {batch} rows); use gradient='parameter-shift'"
             )
-        cotangent = grad_output.detach().to(device="cpu", dtype=torch.float64).numpy()
-        if circuit.n_outputs == 1:
+        # the outputs are offset + matrix @ ⟨words⟩: the words' cotangent is grad_output @ matrix
+        cotangent = grad_output.detach().to(device="cpu", dtype=torch.float64).numpy() @ readout(circuit).matrix
+        if cotangent.shape[1] == 1:
             cotangents = [row[0] for row in cotangent]
         else:
             cotangents = [tuple(row) for row in cotangent]
@@ -203,7 +243,8 @@ class PennyLaneBackend(Backend):
         return torch.as_tensor(grad, dtype=angles.dtype, device=angles.device)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} pl_device={self.pl_device} dtype={self.dtype}>"
+        mode = "" if self.shots is None else f" shots={self.shots}"
+        return f"<{type(self).__name__} {self.name!r} pl_device={self.pl_device}{mode} dtype={self.dtype}>"
 
 
 @hookimpl

@@ -13,7 +13,12 @@ is bound through an explicit ``{θ: values[B, P]}`` mapping (never by the positi
 Qubit order: hqf wire ``w`` is Qiskit qubit ``w``. Qiskit writes labels and basis indices little-endian,
 but an expectation value of a Pauli word on named qubits does not depend on how indices are written, so
 observables are built with ``SparsePauliOp.from_sparse_list`` on the same qubit indices and no
-reversal is needed (tests/test_backend_qiskit.py checks it on wire-asymmetric circuits).
+reversal is needed (tests/test_backend_qiskit.py checks it on wire-asymmetric circuits). Gates take
+their qubits in hqf's order (control first), which no index convention affects.
+
+Every gate of the vocabulary is a native Qiskit gate (:data:`QISKIT_GATES`). Hamiltonians and
+probabilities are linear maps of Pauli-word expectation values (:mod:`hqf.backends.readout`), so the
+exact estimator and the shot path measure Pauli words only.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ import attrs
 import numpy as np
 import torch
 
-from hqf.quantum.circuit import Circuit, PauliWord
+from hqf.backends.readout import readout
 from hqf.errors import ConfigError
+from hqf.quantum.circuit import Circuit, PauliWord
 from hqf.quantum.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
@@ -42,32 +48,68 @@ class Compiled:
     observables: tuple  # SparsePauliOp per observable
 
 
+#: hqf gate -> the ``QuantumCircuit`` method that appends it (qubit arguments in hqf's wire order:
+#: control first; Qiskit's RXX/RYY/RZZ are ``exp(−iθ P⊗P/2)``, ``p``/``cp`` are PhaseShift/CPhase)
+QISKIT_GATES = {
+    "RX": "rx", "RY": "ry", "RZ": "rz", "PhaseShift": "p", "H": "h", "X": "x", "Y": "y", "Z": "z",
+    "S": "s", "T": "t", "SX": "sx", "CNOT": "cx", "CZ": "cz", "CY": "cy", "SWAP": "swap",
+    "RXX": "rxx", "RYY": "ryy", "RZZ": "rzz", "CRX": "crx", "CRY": "cry", "CRZ": "crz", "CPhase": "cp",
+    "Toffoli": "ccx", "CSWAP": "cswap",
+}  # fmt: skip
+
+
+#: gates written with other gates: Aer gives wrong values for bound ``crx``/``cry``/``crz``/``cp``
+#: parameters (0.18.2, ``runtime_parameter_bind_enable``), and its ``density_matrix`` method refuses
+#: ``crx``/``cry``/``crz`` and ``cswap`` (its estimator does not transpile; tests/test_adapters_vocabulary.py)
+DECOMPOSED = frozenset({"CRX", "CRY", "CRZ", "CPhase", "CSWAP"})
+
+
+def _controlled_rotation(qc, gate: str, angle, control: int, target: int) -> None:
+    """``CR_P(θ) = R_P(θ/2) · CX · R_P(−θ/2) · CX`` on the target (CRX conjugated by H: X = HZH);
+    ``CPhase(φ) = P(φ/2) ⊗ P(φ/2) · CX · P(−φ/2) · CX`` (Nielsen & Chuang, ex. 4.22 / Qiskit's cu1)."""
+    if gate == "CPhase":
+        qc.p(angle / 2, control)
+        rotate = qc.p
+    else:
+        rotate = {"CRX": qc.rz, "CRY": qc.ry, "CRZ": qc.rz}[gate]
+    if gate == "CRX":
+        qc.h(target)
+    rotate(angle / 2, target)
+    qc.cx(control, target)
+    rotate(-angle / 2, target)
+    qc.cx(control, target)
+    if gate == "CRX":
+        qc.h(target)
+
+
+def append_gate(qc, op, theta, qubit=lambda wire: wire) -> None:
+    """Append hqf operation ``op`` to ``qc``; ``theta`` holds the parameters, ``qubit`` maps wires."""
+    qubits = [qubit(w) for w in op.wires]
+    if op.gate == "CSWAP":  # CSWAP(c, a, b) = CX(b, a) · CCX(c, a, b) · CX(b, a)
+        control, a, b = qubits
+        qc.cx(b, a)
+        qc.ccx(control, a, b)
+        qc.cx(b, a)
+    elif op.gate in DECOMPOSED:
+        _controlled_rotation(qc, op.gate, theta[op.param], *qubits)
+    elif op.param is None:
+        getattr(qc, QISKIT_GATES[op.gate])(*qubits)
+    else:
+        getattr(qc, QISKIT_GATES[op.gate])(theta[op.param], *qubits)
+
+
 @functools.lru_cache(maxsize=128)
 def compile_circuit(circuit: Circuit) -> Compiled:
-    """The Qiskit form of ``circuit`` (cached: compiled once per distinct circuit)."""
+    """The Qiskit form of ``circuit`` (cached: compiled once per distinct circuit); its observables are
+    the Pauli words of :func:`hqf.backends.readout.readout`."""
     from qiskit import QuantumCircuit
     from qiskit.circuit import ParameterVector
 
     theta = ParameterVector("θ", circuit.n_params)
     qc = QuantumCircuit(circuit.n_qubits)
     for op in circuit.operations:
-        if op.gate == "RX":
-            qc.rx(theta[op.param], op.wires[0])
-        elif op.gate == "RY":
-            qc.ry(theta[op.param], op.wires[0])
-        elif op.gate == "RZ":
-            qc.rz(theta[op.param], op.wires[0])
-        elif op.gate == "H":
-            qc.h(op.wires[0])
-        elif op.gate == "X":
-            qc.x(op.wires[0])
-        elif op.gate == "CNOT":
-            qc.cx(op.wires[0], op.wires[1])
-        elif op.gate == "CZ":
-            qc.cz(op.wires[0], op.wires[1])
-        else:
-            raise NotImplementedError(f"gate {op.gate}")
-    observables = tuple(pauli_operator(word, circuit.n_qubits) for word in circuit.observables)
+        append_gate(qc, op, theta)
+    observables = tuple(pauli_operator(word, circuit.n_qubits) for word in readout(circuit).words)
     return Compiled(qc, tuple(theta), observables)
 
 
@@ -95,10 +137,18 @@ def measurement_groups(observables: tuple[PauliWord, ...]) -> list[tuple[dict[in
 
 @functools.lru_cache(maxsize=128)
 def measured_circuits(circuit: Circuit) -> tuple[tuple[Any, tuple[int, ...]], ...]:
-    """Per measurement group: the circuit rotated into the group's basis and measured, and its words."""
+    """Per measurement group: the circuit rotated into the group's basis and measured, and its words
+    (indices into ``readout(circuit).words``).
+
+    The words made only of Z factors are grouped first, so they all come from one set of shots: the
+    probabilities rebuilt from them (:mod:`hqf.backends.readout`) are then exactly observed frequencies.
+    """
     compiled = compile_circuit(circuit)
+    words = readout(circuit).words
+    order = sorted(range(len(words)), key=lambda i: any(p != "Z" for _, p in words[i].terms))
     out = []
-    for basis, members in measurement_groups(circuit.observables):
+    for basis, members in measurement_groups(tuple(words[i] for i in order)):
+        members = [order[m] for m in members]
         qc = compiled.circuit.copy()
         for wire, pauli in sorted(basis.items()):
             if pauli == "X":
@@ -133,7 +183,9 @@ class QiskitAerBackend(Backend):
 
     name = "qiskit-aer"
     description = "Qiskit Aer (EstimatorV2 exact state vector; shots option)"
-    capabilities = Capabilities(dtypes={"complex128"}, max_qubits=28)
+    capabilities = Capabilities(
+        dtypes={"complex128"}, max_qubits=28, gates=frozenset(QISKIT_GATES), observables={"pauli", "hamiltonian", "probs"}
+    )
 
     @classmethod
     def availability(cls) -> Availability:
@@ -172,6 +224,7 @@ class QiskitAerBackend(Backend):
         return {"method": self.method, "runtime_parameter_bind_enable": True}
 
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        self.check_supported(circuit)
         values = angles.detach().to(device="cpu", dtype=torch.float64).numpy()
         run = self._sampled if self.shots is not None else self._exact
         if values.shape[0] <= self.chunk:
@@ -189,11 +242,12 @@ class QiskitAerBackend(Backend):
             options = {"default_precision": 0.0, "backend_options": self.simulator_options()}
             self._estimator = EstimatorV2(options=options)
         compiled = compile_circuit(circuit)
-        observables = [[obs] for obs in compiled.observables]  # shape (R, 1): broadcasts against (B,)
+        observables = [[obs] for obs in compiled.observables]  # shape (M, 1): broadcasts against (B,)
         bindings = BindingsArray({compiled.params: values}) if circuit.n_params else None
         (result,) = self._estimator.run([(compiled.circuit, observables, bindings)], precision=0.0).result()
-        evs = np.asarray(result.data.evs, dtype=np.float64)  # (R, B), or (R, 1) with no parameters
-        return np.broadcast_to(evs, (circuit.n_outputs, values.shape[0])).T.copy()
+        evs = np.asarray(result.data.evs, dtype=np.float64)  # (M, B), or (M, 1) with no parameters
+        words = np.broadcast_to(evs, (len(observables), values.shape[0])).T
+        return readout(circuit).apply(words)
 
     def _sampled(self, circuit: Circuit, values: np.ndarray) -> np.ndarray:
         from qiskit_aer import AerSimulator
@@ -202,6 +256,7 @@ class QiskitAerBackend(Backend):
             self._simulator = AerSimulator(**self.simulator_options())
         batch = values.shape[0]
         groups = measured_circuits(circuit)
+        words = readout(circuit).words
         if circuit.n_params:
             compiled = compile_circuit(circuit)
             binds = {p: values[:, k].tolist() for k, p in enumerate(compiled.params)}
@@ -211,13 +266,13 @@ class QiskitAerBackend(Backend):
         seed = int(self._seeds.integers(2**31 - 1))
         job = self._simulator.run(run[0], shots=self.shots, seed_simulator=seed, parameter_binds=run[1])
         result = job.result()
-        out = np.empty((batch, circuit.n_outputs))
+        out = np.empty((batch, len(words)))
         for g, (_, members) in enumerate(groups):  # experiments are ordered circuit-major, then row
             for b in range(batch):
                 counts = result.get_counts(g * batch + b)
                 for r in members:
-                    out[b, r] = parity_expectation(counts, circuit.observables[r].wires)
-        return out
+                    out[b, r] = parity_expectation(counts, words[r].wires)
+        return readout(circuit).apply(out)
 
     def __repr__(self) -> str:
         mode = "exact" if self.shots is None else f"shots={self.shots}"

@@ -96,3 +96,24 @@ def test_sel_matches_pennylane_strongly_entangling_layers(n_qubits, n_layers):
     observables = [PauliWord.z(q) for q in range(n_qubits)] + [PauliWord.parse("X0")]
     got = _hqf_expvals(StronglyEntangling(n_qubits, n_layers), weights, observables)
     np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
+def test_layer_operations_default_splits_equal_layers_and_refuses_unequal_ones():
+    from hqf.quantum.circuit import Operation
+    from hqf.quantum.interfaces import Ansatz
+
+    class Uneven(Ansatz):
+        name = "uneven"
+
+        @staticmethod
+        def shape(n_qubits, n_layers):
+            return (n_layers + 1,)
+
+        def operations(self):
+            return (Operation("RX", 0, 0), Operation("RY", 0, 1), Operation("RZ", 0, 2))
+
+    with pytest.raises(NotImplementedError, match=r"ansatz uneven1x2: 3 gates do not split into 2 equal layers"):
+        Uneven(1, 2).layer_operations(0)
+    sel = make_ansatz("sel3x2")
+    assert sel.layer_operations(1) == sel.operations()[len(sel.operations()) // 2 :]
+    assert [op.param for op in sel.layer_operations(1) if op.param is not None] == list(range(9, 18))

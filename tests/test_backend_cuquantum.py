@@ -24,6 +24,7 @@ import subprocess
 import sys
 import types
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -34,7 +35,7 @@ import hqf.backends.cuquantum as cq
 from hqf.errors import BackendUnavailableError
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.quantum.gradients import default_gradient, expval
-from hqf.quantum.interfaces import Availability, Capabilities
+from hqf.quantum.interfaces import Availability
 from hqf.quantum.make import make_backend
 from hqf.testing import Limits, ReferenceBackend, check_backend
 from reference import PAULI, kron_on, reference_expval
@@ -57,16 +58,19 @@ def _sv_dtype(code: int):
     return {cq.CUDA_C_64F: np.complex128, cq.CUDA_C_32F: np.complex64}[code]
 
 
-def _apply_2x2(sv: np.ndarray, n: int, m: np.ndarray, target: int, controls) -> None:
+def _apply_matrix(sv: np.ndarray, n: int, m: np.ndarray, targets, controls) -> None:
+    """``m`` on index bits ``targets`` (``targets[i]`` is bit ``i`` of the matrix index) where every control bit is 1."""
     index = np.arange(2**n)
-    mask = ((index >> target) & 1) == 0
+    mask = np.ones(2**n, dtype=bool)
+    for t in targets:
+        mask &= ((index >> t) & 1) == 0
     for c in controls:
         mask &= ((index >> c) & 1) == 1
-    zero = index[mask]
-    one = zero | (1 << target)
-    a, b = sv[zero].copy(), sv[one].copy()
-    sv[zero] = m[0, 0] * a + m[0, 1] * b
-    sv[one] = m[1, 0] * a + m[1, 1] * b
+    base = index[mask]
+    slots = [base | sum(((k >> i) & 1) << t for i, t in enumerate(targets)) for k in range(2 ** len(targets))]
+    old = np.stack([sv[s] for s in slots])  # [2^t, rows]
+    for j, s in enumerate(slots):
+        sv[s] = m[j] @ old
 
 
 def _expectation(sv: np.ndarray, n: int, m: np.ndarray, bits) -> complex:
@@ -111,11 +115,11 @@ class FakeCuStateVec(types.SimpleNamespace):
     def apply_matrix(self, handle, sv, sv_data_type, n_index_bits, matrix, matrix_data_type, layout, adjoint, targets, n_targets, controls, control_bit_values, n_controls, compute_type, extra_workspace, extra_workspace_size_in_bytes):  # noqa: E501
         self._check(sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes)
         assert adjoint in (0, 1) and control_bit_values == 0
-        assert len(targets) == n_targets == 1 and len(controls) == n_controls
-        dtype = _sv_dtype(sv_data_type)
+        assert len(targets) == n_targets and len(controls) == n_controls and not set(targets) & set(controls)
+        dtype, dim = _sv_dtype(sv_data_type), 2**n_targets
         state = _view(sv, 2**n_index_bits, dtype)
-        m = _view(matrix, 4, dtype).reshape(2, 2)
-        _apply_2x2(state, n_index_bits, m.conj().T if adjoint else m, targets[0], controls)
+        m = _view(matrix, dim * dim, dtype).reshape(dim, dim)
+        _apply_matrix(state, n_index_bits, m.conj().T if adjoint else m, targets, controls)
         self.calls.append("apply_matrix")
 
     def apply_matrix_batched_get_workspace_size(self, handle, sv_data_type, n_index_bits, n_svs, sv_stride, map_type, matrix_indices, matrices, matrix_data_type, layout, adjoint, n_matrices, n_targets, n_controls, compute_type):  # noqa: E501
@@ -124,10 +128,10 @@ class FakeCuStateVec(types.SimpleNamespace):
     def apply_matrix_batched(self, handle, batched_sv, sv_data_type, n_index_bits, n_svs, sv_stride, map_type, matrix_indices, matrices, matrix_data_type, layout, adjoint, n_matrices, targets, n_targets, controls, control_bit_values, n_controls, compute_type, extra_workspace, extra_workspace_size_in_bytes):  # noqa: E501
         self._check(sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes)
         assert adjoint in (0, 1) and control_bit_values == 0 and sv_stride == 2**n_index_bits
-        assert len(targets) == n_targets == 1 and len(controls) == n_controls
-        dtype = _sv_dtype(sv_data_type)
+        assert len(targets) == n_targets and len(controls) == n_controls and not set(targets) & set(controls)
+        dtype, dim = _sv_dtype(sv_data_type), 2**n_targets
         states = _view(batched_sv, n_svs * sv_stride, dtype).reshape(n_svs, sv_stride)
-        mats = _view(matrices, n_matrices * 4, dtype).reshape(n_matrices, 2, 2)
+        mats = _view(matrices, n_matrices * dim * dim, dtype).reshape(n_matrices, dim, dim)
         if map_type == cq.MAP_MATRIX_INDEXED:
             chosen = _view(matrix_indices, n_svs, np.int32)
         else:
@@ -135,7 +139,7 @@ class FakeCuStateVec(types.SimpleNamespace):
             chosen = np.zeros(n_svs, dtype=np.int32)
         for s in range(n_svs):
             m = mats[chosen[s]]
-            _apply_2x2(states[s], n_index_bits, m.conj().T if adjoint else m, targets[0], controls)
+            _apply_matrix(states[s], n_index_bits, m.conj().T if adjoint else m, targets, controls)
         self.calls.append("apply_matrix_batched")
 
     def compute_expectation_batched_get_workspace_size(self, handle, sv_data_type, n_index_bits, n_svs, sv_stride, matrices, matrix_data_type, layout, n_matrices, n_basis_bits, compute_type):  # noqa: E501
@@ -169,7 +173,7 @@ class FakeCuStateVec(types.SimpleNamespace):
 class CpuDouble(cq.CuQuantumBackend):
     """The real backend class with its three CUDA hooks pointed at host memory."""
 
-    capabilities = Capabilities(dtypes={"complex128", "complex64"}, devices={"cpu"}, max_qubits=30)
+    capabilities = attrs.evolve(cq.CuQuantumBackend.capabilities, devices={"cpu"})
 
     def _device_context(self):
         return contextlib.nullcontext()

@@ -189,3 +189,29 @@ def test_importing_the_plugin_and_probing_it_does_not_import_pennylane():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
+
+
+@pytest.mark.parametrize("pl_device", ["default.qubit", "lightning.qubit"])
+def test_shots_are_estimates_within_the_bernstein_bound_and_probabilities_are_not_offered(pl_device):
+    from hqf.errors import UnsupportedCircuitError
+    from hqf.quantum.circuit import Hamiltonian, Probs
+    from hqf.testing import Tolerance
+
+    backend = PennyLaneBackend(pl_device=pl_device, shots=3000, seed=4)
+    assert not backend.capabilities.exact and not backend.capabilities.gradients
+    assert "probs" not in backend.capabilities.observables and "probs" in PennyLaneBackend.capabilities.observables
+    ops = [Operation("RY", 0, 0), Operation("CRX", (0, 1), 1), Operation("RZZ", (1, 2), 2), Operation("H", 2)]
+    words = [PauliWord.parse("Z1"), PauliWord.parse("X2 Z0"), PauliWord.parse("Y1")]
+    circuit = Circuit(3, ops, words)
+    angles = torch.tensor([[0.9, 2.1, -0.4], [-1.7, 0.6, 1.2]], dtype=torch.float64)
+    got, want = backend.expval(circuit, angles), ReferenceBackend().expval(circuit, angles)
+    assert bool((got - want).abs().le(Tolerance.for_backend(backend).value_bound(want)).all())
+    assert bool((got - want).abs().gt(1e-6).any())  # sampled, not exact
+    again = PennyLaneBackend(pl_device=pl_device, shots=3000, seed=4).expval(circuit, angles)
+    torch.testing.assert_close(again, got, atol=0, rtol=0)  # the seed replays
+    with pytest.raises(UnsupportedCircuitError, match="does not support observable 'probs'"):
+        expval(backend, Circuit(3, ops, [Probs((0,))]), angles)
+    hamiltonian = Circuit(3, ops, [Hamiltonian(((0.5, "Z1"), (2.0, "Y1")))])
+    assert backend.expval(hamiltonian, angles).shape == (2, 1)
+    with pytest.raises(ConfigError, match=r"'shots' must be None or an integer >= 1 \(got 0\)"):
+        PennyLaneBackend(shots=0)

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hqf.quantum.circuit import Circuit, Operation, PauliWord
+from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Operation, PauliWord, Probs
 from hqf.quantum.gradients import expval
 from hqf.quantum.make import make_backend
 from hqf.quantum.noise import check_probability, count_channels, qiskit_lambda
@@ -89,3 +89,65 @@ def test_conventions_and_validation():
             check_probability(bad)
     with pytest.raises(ValueError):
         make_backend("torch-dm", depolarizing=2.0)
+
+
+# -- the whole vocabulary on the noisy adapters ------------------------------------------------------
+def _embed(n: int, wires: tuple[int, ...], matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` (over ``wires``, ``wires[0]`` most significant) as a ``2**n`` matrix, by basis index."""
+    full = np.zeros((2**n, 2**n), dtype=complex)
+    for i in range(2**n):
+        bits = [(i >> (n - 1 - w)) & 1 for w in range(n)]
+        column = int("".join(str(bits[w]) for w in wires), 2)
+        for row in range(2 ** len(wires)):
+            out = list(bits)
+            for k, w in enumerate(wires):
+                out[w] = (row >> (len(wires) - 1 - k)) & 1
+            full[int("".join(map(str, out)), 2), i] += matrix[row, column]
+    return full
+
+
+def _noisy_reference(circuit: Circuit, row: np.ndarray, p: float) -> np.ndarray:
+    """ρ after each gate and a D_p on each of its wires; then ⟨P⟩ = tr(ρP) and the probabilities."""
+    from hqf.quantum.gates import matrix
+
+    n = circuit.n_qubits
+    paulis = {"X": np.array([[0, 1], [1, 0]]), "Y": np.array([[0, -1j], [1j, 0]]), "Z": np.diag([1, -1])}
+    rho = np.zeros((2**n, 2**n), dtype=complex)
+    rho[0, 0] = 1
+    for op in circuit.operations:
+        u = _embed(n, op.wires, matrix(op.gate, None if op.param is None else row[op.param]))
+        rho = u @ rho @ u.conj().T
+        for w in op.wires:
+            errors = [_embed(n, (w,), paulis[letter]) for letter in "XYZ"]
+            rho = (1 - p) * rho + p / 3 * sum(e @ rho @ e.conj().T for e in errors)
+    out = []
+    for obs in circuit.observables:
+        if isinstance(obs, Probs):
+            diagonal = np.real(np.diag(rho)).reshape((2,) * n)
+            kept = np.moveaxis(diagonal, obs.wires, range(len(obs.wires)))
+            out += list(kept.reshape(2 ** len(obs.wires), -1).sum(axis=1))
+        else:
+            words = obs.terms if isinstance(obs, Hamiltonian) else ((1.0, obs),)
+            value = 0.0
+            for coefficient, word in words:
+                full = np.eye(1)
+                for w in range(n):
+                    full = np.kron(full, paulis[dict(word.terms)[w]] if w in word.wires else np.eye(2))
+                value += coefficient * np.real(np.trace(rho @ full))
+            out.append(value)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name", ["pennylane-mixed", "qiskit-aer-dm"])
+def test_every_gate_and_observable_with_noise_matches_the_density_matrix_written_out(name):
+    ops = [Operation("RY", 0, 0), Operation("H", 1), Operation("RX", 2, 1)]
+    column = 2
+    for gate, (n_wires, parameterized) in sorted(GATES.items()):
+        wires = {1: (1,), 2: (2, 0), 3: (1, 2, 0)}[n_wires]
+        ops.append(Operation(gate, wires, column if parameterized else None))
+        column += parameterized
+    observables = [PauliWord.parse("Z0 X2"), PauliWord.parse("Y1"), Hamiltonian(((0.5, "Z1"), (-2.0, "X0 Y2"))), Probs((2, 0))]
+    circuit = Circuit(3, ops, observables)
+    angles = np.random.default_rng(5).uniform(-math.pi, math.pi, (2, column))
+    want = np.stack([_noisy_reference(circuit, row, 0.02) for row in angles])
+    np.testing.assert_allclose(_run(name, circuit, angles, 0.02), want, atol=1e-10)

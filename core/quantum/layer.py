@@ -6,9 +6,30 @@ from collections.abc import Sequence
 
 import torch
 
-from hqf.quantum.circuit import Circuit, PauliWord, compose
+from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
 from hqf.quantum.gradients import default_gradient, expval
 from hqf.quantum.interfaces import Ansatz, Backend, Encoder
+
+
+def interleaved_circuit(encoder: Encoder, ansatz: Ansatz, observables: Sequence[PauliWord] | None = None) -> Circuit:
+    """Encoding blocks interleaved with the ansatz's layers: block 1, layer 1, block 2, layer 2, …
+
+    ``encoder.operations()`` must be ``ansatz.n_layers`` blocks of equal length (an ``interleaved``
+    encoder after :meth:`~hqf.quantum.interfaces.Encoder.interleave`). Columns keep the layout of
+    :func:`~hqf.quantum.circuit.compose`: the encoder's columns first, then the ansatz's weights.
+    Observables default to Pauli Z on every qubit.
+    """
+    blocks, n_layers = encoder.operations(), ansatz.n_layers
+    if len(blocks) % n_layers:
+        raise ValueError(f"encoder {encoder.name!r}: {len(blocks)} gates do not make {n_layers} equal blocks")
+    size, offset = len(blocks) // n_layers, encoder.n_angles
+    operations: list[Operation] = []
+    for layer in range(n_layers):
+        operations += blocks[layer * size : (layer + 1) * size]
+        operations += [op.renumbered(offset) for op in ansatz.layer_operations(layer)]
+    if observables is None:
+        observables = [PauliWord.z(q) for q in range(ansatz.n_qubits)]
+    return Circuit(ansatz.n_qubits, operations, observables)
 
 
 class QuantumLayer(torch.nn.Module):
@@ -16,6 +37,8 @@ class QuantumLayer(torch.nn.Module):
 
     The angle matrix is ``[encoder(x), weights]``: data angles first, then the ansatz weights
     (broadcast over the batch: passed as ``shared``). ``gradient`` is passed to :func:`hqf.quantum.gradients.expval`.
+    The circuit is the encoding block then the ansatz, or, for an ``interleaved`` encoder (data
+    re-uploading), its blocks interleaved with the ansatz's layers (:func:`interleaved_circuit`).
     """
 
     def __init__(
@@ -33,7 +56,11 @@ class QuantumLayer(torch.nn.Module):
                 f"encoder acts on {encoder.n_qubits} qubits but ansatz {ansatz.spec} on {ansatz.n_qubits}"
             )
         self.encoder, self.ansatz, self.backend, self.gradient = encoder, ansatz, backend, gradient
-        self.circuit: Circuit = compose(ansatz.n_qubits, [encoder.operations(), ansatz.operations()], observables)
+        if encoder.interleaved:
+            encoder.interleave(ansatz.n_layers)
+            self.circuit: Circuit = interleaved_circuit(encoder, ansatz, observables)
+        else:
+            self.circuit = compose(ansatz.n_qubits, [encoder.operations(), ansatz.operations()], observables)
         self.weights = torch.nn.Parameter(ansatz.init_weights(generator))
 
     @property

@@ -3,9 +3,15 @@
 from hqf.quantum.hookspecs import hookimpl
 from hqf.plugins.encoders.amplitude import AmplitudeEncoder
 from hqf.plugins.encoders.angle import AngleEncoder
+from hqf.plugins.encoders.basis import BasisEncoder
+from hqf.plugins.encoders.iqp import IQPEncoder
+from hqf.plugins.encoders.reupload import ReuploadEncoder
 
 
 @hookimpl
 def register_encoders(register) -> None:
     register(AngleEncoder)
     register(AmplitudeEncoder)
+    register(IQPEncoder)
+    register(BasisEncoder)
+    register(ReuploadEncoder)
