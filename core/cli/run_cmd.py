@@ -157,9 +157,9 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, **op
     """Train the hybrid model of the seed paper and write a run directory.
 
     With no options: torch backend, hea8x6, angle encoder, gated fusion, stability and curvature
-    regularizers, on a 60,000-sample Dataset-A-like set, 8 epochs: 1,320 iterations, about 3 min expected
-    on two quiet CPU cores (0.12 s per iteration measured there; 11.6 min measured on a loaded, shared
-    machine). For a first look in about 15 s, use --quick. The run
+    regularizers, on a 60,000-sample Dataset-A-like set, 8 epochs: 1,320 iterations, 1 min 43 s measured
+    on two quiet CPU cores (91 s of training; 11.6 min measured on a loaded, shared machine). For a first
+    look in about 15 s, use --quick. The run
     directory holds config.toml, meta.json, metrics.json, curves.csv, epochs.csv, convergence.png and
     model.safetensors; while the run trains, a checkpoint too (continue an interrupted run with --resume).
     Exit status: 0 done, 1 the run failed (a non-finite loss), 2 a mistake in the input, 130 Ctrl-C.
