@@ -9,7 +9,7 @@ import pathlib
 import pytest
 import torch
 
-from hqf.errors import ConfigError
+from hqf.errors import ConfigError, RunFailedError
 from hqf.quantum.make import make_ansatz, make_encoder
 from hqf.plugins.baselines.logistic import LogisticRegression
 from hqf.plugins.baselines.surrogate import SurrogateLayer, surrogate_shape
@@ -87,6 +87,32 @@ def test_search_spends_the_same_budget_with_the_same_initialization(tmp_path, me
     assert metrics["val_loss"] == pytest.approx(best["score"])
     assert (tmp_path / "run" / "curves.csv").exists()  # the selected trial's run directory is the result
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["search_method"] == method
+
+
+@pytest.mark.parametrize("method", ["bo", "es"])
+def test_a_diverged_trial_scores_worst_and_the_search_goes_on(tmp_path, method):
+    log: list = []
+    fine = _fake_trainer(log)
+
+    def train(config: dict, directory: pathlib.Path) -> dict:
+        if len(log) == 0:  # the first trial's loss became NaN: its run failed
+            log.append(config)
+            directory.mkdir(parents=True)
+            raise RunFailedError(str(directory), "the loss became non-finite at iteration 3")
+        return fine(config, directory)
+
+    metrics = run_search({"seed": 3}, tmp_path / "run", method, trials=4, train=train)
+    trials = json.loads((tmp_path / "run" / "search.json").read_text())["trials"]
+    assert len(log) == 4 and trials[0]["score"] == math.inf and metrics["search_selected_trial"] != 0
+
+
+def test_a_search_whose_every_trial_failed_fails(tmp_path):
+    def train(config: dict, directory: pathlib.Path) -> dict:
+        directory.mkdir(parents=True)
+        raise RunFailedError(str(directory), "the loss became non-finite")
+
+    with pytest.raises(RunFailedError, match="every one of the 3 search trials failed"):
+        run_search({"seed": 0}, tmp_path / "run", "bo", trials=3, train=train)
 
 
 def test_search_validates_its_options(tmp_path):

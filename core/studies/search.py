@@ -32,7 +32,7 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
-from hqf.errors import ConfigError
+from hqf.errors import ConfigError, RunFailedError
 
 METHODS = ("bo", "es")
 BOUNDS = {"lr": (-4.0, -1.5), "weight_decay": (-6.0, -2.0)}
@@ -86,7 +86,10 @@ def run_search(
         k = len(history)
         params = {"lr": 10.0**log_lr, "weight_decay": 10.0**log_wd}
         trial_dir = directory / "trials" / f"t{k:02d}"
-        metrics = train({**config, **params}, trial_dir)
+        try:
+            metrics = train({**config, **params}, trial_dir)
+        except RunFailedError:  # a diverged trial (non-finite loss) is the worst score, not the search's end
+            metrics = {}
         score = _score(metrics)
         history.append({"trial": k, **params, "score": score, "steps": metrics.get(STEPS), "dir": str(trial_dir.relative_to(directory))})
         return score
@@ -117,6 +120,8 @@ def run_search(
                 es.tell(candidates, scores)
 
     best = min(history, key=lambda h: (h["score"], h["trial"]))
+    if not (directory / best["dir"] / "metrics.json").is_file():
+        raise RunFailedError(str(directory), f"every one of the {trials} search trials failed")
     source = directory / best["dir"]
     for item in source.iterdir():
         if item.name != "metrics.json" and item.is_file():
