@@ -50,24 +50,6 @@ def check_writable(out: pathlib.Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(out: str | pathlib.Path) -> Iterator[pathlib.Path]:
-    """Yield a temporary folder next to ``out``; on success rename it to ``out``, on error remove it."""
-    out = pathlib.Path(out)
-    check_writable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        check_writable(out)  # something may have appeared meanwhile: keep it, keep ours aside
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-@contextlib.contextmanager
 def finish_into(out: str | pathlib.Path, last: str = "metrics.json") -> Iterator[pathlib.Path]:
     """Yield a hidden folder inside the existing run directory ``out``; on success each file written
     there is fsync-ed and renamed into ``out``, ``last`` after all others (a run counts as finished
