@@ -79,13 +79,18 @@ class QiskitAerDensityMatrixBackend(Backend):
         observables = [_pauli_matrix(n, word) for word in readout(circuit).words]
         return qc, params, observables
 
+    def set_threads(self, n: int) -> None:
+        super().set_threads(n)
+        self._simulator = None  # rebuilt with the new thread count
+
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         from qiskit_aer import AerSimulator
 
         self.check_supported(circuit)
 
         if self._simulator is None:
-            self._simulator = AerSimulator(method="density_matrix")
+            threads = {} if self.threads is None else {"max_parallel_threads": self.threads}
+            self._simulator = AerSimulator(method="density_matrix", **threads)
         qc, params, observables = self._compiled(circuit)
         values = angles.detach().cpu().to(torch.float64).numpy()
         batch = values.shape[0]

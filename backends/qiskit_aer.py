@@ -219,9 +219,17 @@ class QiskitAerBackend(Backend):
         """Options for ``AerSimulator`` (a subclass may add e.g. a noise model here).
 
         Parameters are bound inside Aer at run time (``runtime_parameter_bind_enable``): about twice as
-        fast for large batches as binding a circuit copy per row.
+        fast for large batches as binding a circuit copy per row. ``max_parallel_threads``: the run's
+        thread count (:meth:`set_threads`).
         """
-        return {"method": self.method, "runtime_parameter_bind_enable": True}
+        options = {"method": self.method, "runtime_parameter_bind_enable": True}
+        if self.threads is not None:
+            options["max_parallel_threads"] = self.threads
+        return options
+
+    def set_threads(self, n: int) -> None:
+        super().set_threads(n)
+        self._estimator = self._simulator = None  # rebuilt with the new thread count
 
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         self.check_supported(circuit)

@@ -57,6 +57,7 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
     when the backend is unknown, unavailable here, or rejects the options.
     """
     # imported when the command runs, not when the CLI lists its commands: keeps `hqf --help` fast
+    from hqf.learn.runtime import resolve_threads, set_threads
     from hqf.quantum.make import make_backend
     from hqf.testing import PROPERTIES, Limits, check_backend
 
@@ -73,11 +74,19 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"backend {backend_name!r} rejects the options {opts}: {exc}") from None
 
+    threads = resolve_threads("auto", amplitudes=0)  # the checked circuits are small: one thread unless OMP_NUM_THREADS says
+    set_threads(threads)
+
+    def fresh_backend():
+        made = make_backend(backend_name, **opts)
+        made.set_threads(threads)
+        return made
+
     _print_setup(backend_name, backend, opts, f"up to {examples} examples per property (a failure then "
                  f"shrinks, counted apart), seed {seed}, circuits of 1-{max_qubits} qubits, up to {max_ops} gates")
     started = time.perf_counter()
     results = check_backend(
-        lambda: make_backend(backend_name, **opts),
+        fresh_backend,
         examples=examples,
         seed=seed,
         properties=list(properties) or None,

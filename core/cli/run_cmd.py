@@ -36,10 +36,20 @@ OPTION_KEYS = {
     "device": "device",
     "dtype": "dtype",
     "gradient": "gradient",
+    "threads": "threads",
     "tensorboard": "tensorboard",
 }
 #: ``--quick``: a first look at the default model in seconds (options given explicitly still win)
 QUICK = {"samples": 2000, "epochs": 2, "vai_samples": 256, "latency_repeats": 5}
+
+
+def threads_value(text: str | None) -> int | str | None:
+    """``--threads``: ``auto`` or a whole number (None: not given)."""
+    if text is None or text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"--threads expects auto or an integer >= 1 (got {text!r})")
+    return int(text)
 
 
 def _parse_set(items: tuple[str, ...]) -> dict:
@@ -144,6 +154,8 @@ def results_table(metrics: dict, config, out) -> list[str]:
 @click.option("--device", help="torch device: cpu, cuda, cuda:1 [default: cpu].")
 @click.option("--dtype", help="Simulation precision: complex128 or complex64 [default: complex128].")
 @click.option("--gradient", help="auto, backprop, adjoint or parameter-shift [default: auto].")
+@click.option("--threads", callback=lambda ctx, param, value: threads_value(value), metavar="N|auto",
+              help="Threads of torch and the simulator; auto: one for small circuits, else the idle cores (docs/performance.md) [default: auto].")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other configuration key (repeatable), e.g. --set curvature_every=5.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (must not exist or be empty) [default: runs/<UTC time>].")
 @click.option("--tensorboard", is_flag=True, help="Write TensorBoard event files into the run directory (pip install 'hqf[tensorboard]') [default: False].")
@@ -165,6 +177,7 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, **op
     Exit status: 0 done, 1 the run failed (a non-finite loss), 2 a mistake in the input, 130 Ctrl-C.
     """
     from hqf.learn.config import read_resolved
+    from hqf.learn.eta import clock
     from hqf.learn.experiment import preflight, resolution_notes, run  # at use: they load torch, which --help does not need
 
     from hqf.learn.lifecycle import check_fresh, check_resumable, read_run_config
@@ -183,12 +196,13 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, **op
     bars: list = []
 
     def progress(step: int, total: int, row: dict) -> None:
-        if not bars:
-            bars.append(tqdm(total=total, unit="it", file=sys.stderr, dynamic_ncols=True, desc="training"))
+        if not bars:  # the time left is hqf's own estimate (hqf.learn.eta), not tqdm's
+            bars.append(tqdm(total=total, unit="it", file=sys.stderr, dynamic_ncols=True, desc="training",
+                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"))
         bar = bars[0]
         bar.update(1)
         if step % 5 == 0 or step == total:
-            bar.set_postfix(loss=f"{row['loss']:.4f}", grad=f"{row['grad_norm_ema']:.3g}", refresh=False)
+            bar.set_postfix_str(f"left {clock(row.get('eta_s'))}, loss {row['loss']:.4f}, grad {row['grad_norm_ema']:.3g}", refresh=False)
 
     def log(text: str) -> None:
         if bars:

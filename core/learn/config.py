@@ -81,6 +81,11 @@ def _flag(_, attribute, value):
         _fail(f"'{attribute.name}' must be true or false (got {value!r})")
 
 
+def _threads(_, attribute, value):
+    if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"'{attribute.name}' must be \"auto\" or an integer >= 1 (got {value!r})")
+
+
 def _text(_, attribute, value):
     if not isinstance(value, str) or not value.strip():
         _fail(f"'{attribute.name}' must be a non-empty string (got {value!r})")
@@ -157,6 +162,8 @@ class RunConfig:
     quantum_input: str = attrs.field(default="latent", validator=_one_of(QUANTUM_INPUTS))
     dtype: str = attrs.field(default="complex128", validator=_text)
     device: str = attrs.field(default="cpu", validator=_text)
+    #: threads of torch and of the simulator: a number, or "auto" (hqf.learn.runtime.resolve_threads)
+    threads: int | str = attrs.field(default="auto", validator=_threads)
     gradient: str = attrs.field(default="auto", validator=_text)
     #: depolarizing probability after every gate, passed to the backend (noisy backends only); 0: none
     depolarizing: float = attrs.field(default=0.0, validator=_fraction)
@@ -172,6 +179,9 @@ class RunConfig:
     #: what L_curv differentiates through: "full" (every parameter, the quantum layer included),
     #: "classical" (quantum features held constant), "auto" (full where the backend has backprop)
     curvature_scope: str = attrs.field(default="auto", validator=_one_of(("auto", "full", "classical")))
+    #: how L_curv's Hessian-vector products are computed: "autograd" (double backward), "finite-difference"
+    #: (central differences of float64 gradients), "auto" (finite differences where the run is in complex128)
+    curvature_method: str = attrs.field(default="auto", validator=_one_of(("auto", "autograd", "finite-difference")))
     regularizer_options: dict = attrs.field(factory=dict, converter=_nested_options)
     optimizer: str = attrs.field(default="adam", validator=_one_of(OPTIMIZERS))
     lr: float = attrs.field(default=1e-3, validator=_positive)

@@ -30,9 +30,11 @@ from hqf.learn import metrics as M
 from hqf.learn import tensorboard as tb
 from hqf.learn.config import RunConfig, resolved_toml
 from hqf.learn.data import load_dataset
+from hqf.learn.eta import PeriodicEta
 from hqf.learn import lifecycle
 from hqf.learn.model import BaselineModel, HybridModel, build_model, check_backend_contract, count_parameters, make_run_backend
 from hqf.learn.pace import slow_run_warning
+from hqf.learn.runtime import resolve_threads, set_threads
 from hqf.learn.rundir import clean, finish_into, plot_convergence, write_csv, write_json
 from hqf.learn.saved import MODEL, save_model
 from hqf.learn.terms import Term, build_terms, declared_keys
@@ -228,6 +230,8 @@ def run(
     status lines. ``checked``: the :func:`preflight` of ``config`` already done (its backend is used).
     ``warn(text)``: receives, before training, a warning when the quantum layer will be slow
     (:func:`hqf.learn.pace.slow_run_warning`; without ``warn`` that probe is not run).
+    Sets torch's and the backend's thread count for the process (``config.threads``,
+    :func:`hqf.learn.runtime.resolve_threads`).
     ``resume``: continue the unfinished run in ``out_dir`` (its config.toml must equal ``config``) from
     its last checkpoint; the result is the same, bit for bit, as that of a run never interrupted.
     Raises :class:`hqf.errors.HqfError` subclasses for user mistakes (before any work where they can be
@@ -261,10 +265,14 @@ def run(
     total_steps = per_epoch * config.epochs
     if config.max_iterations is not None:
         total_steps = min(total_steps, config.max_iterations)
+    threads = resolve_threads(config.threads, _amplitudes(model, config.batch_size))
+    set_threads(threads, checked.backend if getattr(model, "quantum", None) is not None else None)
+    say(f"model: {counts['n_parameters']:,} parameters ({counts['n_quantum_parameters']:,} quantum), {threads} thread(s); "
+        "preparing its kernels (compiled on first use, then cached)")
     if warn is not None and (text := slow_run_warning(config, model, x_train, total_steps)) is not None:
         warn(text)
     with lifecycle.open_run(out, config, resume) as live, tb.live(config.tensorboard, out, model, x_val) as board:
-        callback = _iteration_callback(progress, board, total_steps)
+        callback = _iteration_callback(progress, board, total_steps, terms)
         on_validation = board.validation if board is not None else None
         tensors = (x_train, y_train, x_val, y_val)
         result = lifecycle.train_durably(live, model, tensors, terms, settings, dataset, callback, on_validation)
@@ -280,16 +288,25 @@ def run(
     return clean(metrics)
 
 
-def _iteration_callback(progress: Progress | None, board: tb.TensorBoardLog | None, total_steps: int):
-    """What :func:`train` calls after every iteration: the caller's ``progress`` and the event files."""
+def _amplitudes(model: HybridModel | BaselineModel, batch: int) -> int:
+    """Amplitudes one simulator operation touches: ``batch × 2**n_qubits`` (0 without a quantum layer)."""
+    quantum = getattr(model, "quantum", None)
+    return batch * 2**quantum.circuit.n_qubits if quantum is not None else 0
+
+
+def _iteration_callback(progress: Progress | None, board: tb.TensorBoardLog | None, total_steps: int, terms: list[Term]):
+    """What :func:`train` calls after every iteration: the caller's ``progress`` (its row also holds
+    ``eta_s``, the seconds left: :class:`hqf.learn.eta.PeriodicEta`) and the event files."""
     if progress is None and board is None:
         return None
+    eta = PeriodicEta(total_steps, [term.every for term in terms])
 
     def callback(step: int, row: dict) -> None:
         if board is not None:
             board.iteration(row)
         if progress is not None:
-            progress(step, total_steps, row)
+            eta.update(step, row["wall_time_s"])
+            progress(step, total_steps, {**row, "eta_s": eta.seconds_left()})
 
     return callback
 

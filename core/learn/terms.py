@@ -46,6 +46,8 @@ class Term:
     batch: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive_int))
     #: evaluate the penalty with the quantum features held constant (a separate forward pass)
     quantum_constant: bool = False
+    #: offer the penalty the loss as a function of float64 parameter values (``RegularizerInputs.loss_at``)
+    float64_loss: bool = False
 
     def due(self, step: int) -> bool:
         return (step - 1) % self.every == 0
@@ -54,15 +56,39 @@ class Term:
         """What the penalty sees: ``full`` (the mini-batch's own forward pass), or a separate forward
         pass on the first ``batch`` samples and/or with the quantum features held constant."""
         whole = self.batch is None or self.batch >= len(yb)
+        size = len(yb) if whole else self.batch
+        if self.float64_loss:
+            logits = full.logits[:size]
+            ce = full.ce_loss if whole else F.cross_entropy(logits.float(), yb[:size])
+            return RegularizerInputs(full.features[:size], logits, ce, full.parameters, loss_at(model, xb[:size], yb[:size], full.parameters))
         if whole and not self.quantum_constant:
             return full
-        size = len(yb) if whole else self.batch
         if self.quantum_constant:
             features, logits = model.forward_features(xb[:size], quantum_constant=True)
         else:
             features, logits = model.forward_features(xb[:size])
         ce = F.cross_entropy(logits.float(), yb[:size])
         return RegularizerInputs(features, logits, ce, full.parameters)
+
+
+def loss_at(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, parameters: tuple[torch.Tensor, ...]):
+    """The cross-entropy of ``model`` on ``(x, y)`` in float64 as a function of values of ``parameters``.
+
+    Every call sees the same random draws (dropout) and leaves the model's buffers (batch-norm
+    statistics) and torch's random state as they were.
+    """
+    names = {id(p): name for name, p in model.named_parameters()}
+    keys = [names[id(p)] for p in parameters]
+    x64 = x.double()
+    devices = [x.device] if x.device.type == "cuda" else []
+
+    def loss(values):
+        buffers = {n: b.detach().double() if b.is_floating_point() else b.clone() for n, b in model.named_buffers()}
+        with torch.random.fork_rng(devices=devices):
+            logits = torch.func.functional_call(model, {**buffers, **dict(zip(keys, values))}, (x64,))
+        return F.cross_entropy(logits.double(), y)
+
+    return loss
 
 
 def build_terms(config: RunConfig, model: HybridModel | BaselineModel | None = None) -> list[Term]:
@@ -92,6 +118,7 @@ def _term(name: str, config: RunConfig, model: HybridModel | BaselineModel | Non
     for option, key in keys.options:
         options.setdefault(option, getattr(config, key))
     regularizer = _make(name, options)
+    constant = _holds_quantum_constant(regularizer, keys, config, model)
     return Term(
         name,
         regularizer,
@@ -99,7 +126,8 @@ def _term(name: str, config: RunConfig, model: HybridModel | BaselineModel | Non
         getattr(config, keys.every) if keys.every is not None else 1,
         keys.column or f"reg_{name}",
         getattr(config, keys.batch) if keys.batch is not None else None,
-        _holds_quantum_constant(regularizer, keys, config, model),
+        constant,
+        _offers_float64_loss(name, regularizer, constant, config),
     )
 
 
@@ -117,6 +145,18 @@ def _weight(name: str, value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"regularizer {name!r}: the weight must be a number (got {value!r})") from None
+
+
+def _offers_float64_loss(name: str, regularizer: Regularizer, quantum_constant: bool, config: RunConfig) -> bool:
+    """Whether the term gets ``loss_at``: a regularizer that needs second derivatives, differentiating
+    through the quantum layer, on a simulator in double precision."""
+    offered = regularizer.needs_second_derivatives and not quantum_constant and config.dtype == "complex128"
+    if getattr(regularizer, "method", None) == "finite-difference" and not offered:
+        raise ConfigError(
+            f"regularizer {name!r}: method 'finite-difference' needs dtype complex128 and the full scope "
+            f"(got dtype {config.dtype!r}{', quantum features held constant' if quantum_constant else ''})"
+        )
+    return offered
 
 
 def _holds_quantum_constant(

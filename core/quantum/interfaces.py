@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import importlib.util
 import math
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import attrs
@@ -104,6 +105,8 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: the thread count given to :meth:`set_threads` (None: the simulator's own default)
+    threads: int | None = None
 
     def __init__(self, *, dtype: str = "complex128", device: str = "cpu") -> None:
         caps = self.capabilities
@@ -122,6 +125,14 @@ class Backend(abc.ABC):
     def availability(cls) -> Availability:
         """Whether this backend can run here. Must be cheap and must not raise."""
         return Availability(True)
+
+    def set_threads(self, n: int) -> None:
+        """Use at most ``n`` threads in the simulator's own kernels; a run calls it with its thread count
+        (``hqf.learn.runtime``). A simulator with its own thread pool passes ``n`` on; the default
+        records it in :attr:`threads` (torch's own operations follow ``torch.set_num_threads``)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"'n' must be an integer >= 1 (got {n!r})")
+        self.threads = n
 
     @abc.abstractmethod
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
@@ -297,6 +308,9 @@ class RegularizerInputs:
     logits: torch.Tensor  # [B, C]
     ce_loss: torch.Tensor  # scalar, still attached to the graph
     parameters: tuple[torch.Tensor, ...]  # the trainable parameters
+    #: the same cross-entropy as a function of float64 values of ``parameters`` (a float64 scalar with
+    #: its own graph), where the run can evaluate it so; None elsewhere
+    loss_at: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
 
 
 def _option_pairs(value) -> tuple[tuple[str, str], ...]:
