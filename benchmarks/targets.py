@@ -1,7 +1,8 @@
 """Check a saved ``hqf bench --json`` against the performance goals in benchmarks/targets.toml.
 
     hqf bench --peers --threads 1 --repeats 5 --latency --epoch 161 --curvature-every 40 --json > bench.json
-    python benchmarks/targets.py bench.json                   # or several files; --targets FILE for others
+    hqf bench --peers --ansatz hea20x6 --threads 1 --json > bench20.json      # large circuits (batch 16)
+    python benchmarks/targets.py bench.json bench20.json      # or one file; --targets FILE for others
 
 Prints one line per goal the run measured (its value, the goal, met or MISSED); goals whose rows or
 workload the run does not have are listed as not measured. Exit status 1 when a measured goal is missed.

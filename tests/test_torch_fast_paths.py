@@ -80,7 +80,7 @@ def test_shifted_product_state_columns_come_from_one_run_per_wire_and_stay_exact
     circuit = _hea(4, 2)
     angles = _angles(circuit, 5, seed=3, shared_fraction=0.0)
     angles[:, 4:] = angles[:1, 4:]
-    backend = TorchBackend(chunk=2)
+    backend = TorchBackend(chunk=2, fused=False)  # the torch path (the fused one: tests/test_shift_fused.py)
     got = backend.expval_shifted(circuit, angles)
     want = backend.expval_plain(circuit, shifted_rows(angles)).reshape(got.shape)
     assert torch.max(torch.abs(got - want)).item() <= 1e-10
@@ -531,7 +531,8 @@ def test_fused_kernels_run_hea_and_only_where_they_apply():
     assert path(TorchBackend(), circuit, torch.rand(5, 4 + 8 + 1, dtype=torch.float64), weights[9:]) == "plan"
     wide = _hea(fused.MAX_QUBITS + 1, 1)
     n = fused.MAX_QUBITS + 1
-    assert path(TorchBackend(), wide, torch.rand(2, n, dtype=torch.float64), torch.rand(wide.n_params - n, dtype=torch.float64)) == "plan"
+    wide_path = path(TorchBackend(), wide, torch.rand(2, n, dtype=torch.float64), torch.rand(wide.n_params - n, dtype=torch.float64))
+    assert wide_path == "blocked"  # past the fused kernels' size: the cache-blocked ones (tests/test_blocked.py)
 
 
 def test_frozen_weights_at_large_batches_run_the_fused_kernels():

@@ -7,7 +7,7 @@
   :mod:`~hqf.backends.torch.shift`);
 - ``frozen``: at inference, the circuit as one real matrix (:mod:`~hqf.backends.torch.frozen`);
 - ``fused``: broadcast weights on the CPU in complex128 through the numba kernels
-  (:mod:`~hqf.backends.torch.fused`).
+  (:mod:`~hqf.backends.torch.fused`; the shift rule's values by :mod:`~hqf.backends.torch.shift_cpu`).
 
 A plan covers the original seven gates and Pauli-word read-outs (:func:`~hqf.backends.torch.plan.fits`);
 any other circuit of the vocabulary (more gates, Hamiltonians, probabilities) runs on the ``plain``
@@ -31,9 +31,9 @@ from hqf.quantum.gates import full_angles
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
 try:  # numba is a dependency; without it the torch kernels run everything
-    from hqf.backends.torch import fused as fused_path
+    from hqf.backends.torch import blocked as blocked_path, fused as fused_path, shift_cpu
 except ImportError:  # pragma: no cover - exercised only where numba is missing
-    fused_path = None
+    blocked_path = fused_path = shift_cpu = None
 
 #: rows per forward pass without autograd (measured: docs/performance.md)
 DEFAULT_CHUNK = 256
@@ -41,7 +41,7 @@ DEFAULT_CHUNK = 256
 #: (measured, hea8x6: docs/performance.md)
 FUSED_OVER_FROZEN_ROWS = 8
 #: the values of :attr:`TorchBackend.last_path`
-PATHS = ("plain", "plan", "frozen", "fused")
+PATHS = ("plain", "plan", "frozen", "fused", "blocked")
 
 
 class TorchBackend(Backend):
@@ -59,7 +59,8 @@ class TorchBackend(Backend):
             where its angles are bitwise equal.
         fused: run broadcast weights (:meth:`expval_broadcast`) through the fused CPU kernels where
             they apply (CPU, complex128, Z read-outs, at most ``hqf.backends.torch.fused.MAX_QUBITS``
-            qubits, data read only by the leading product state).
+            qubits, data read only by the leading product state), and the cache-blocked kernels past that
+            (:mod:`~hqf.backends.torch.blocked`: 13 to 24 qubits, Z read-outs, any angles).
 
     Args (sampling):
         shots: estimate every value from this many samples of the exact distribution (``None``: exact
@@ -159,6 +160,8 @@ class TorchBackend(Backend):
             return self.expval_plain(circuit, angles)
         out_device = angles.device
         angles = angles.to(device=self.device, dtype=self.real_dtype)
+        if (program := self._blocked_program(circuit)) is not None:
+            return blocked_path.expval(self, circuit, program, angles).to(out_device)
         compiled = self.compiled(circuit)
         if torch.is_grad_enabled() and angles.requires_grad:
             self.last_path = "plan"
@@ -183,6 +186,8 @@ class TorchBackend(Backend):
         if out_device != self.device or angles.dtype != self.real_dtype or shared.dtype != self.real_dtype:
             angles = angles.to(device=self.device, dtype=self.real_dtype)
             shared = shared.to(device=self.device, dtype=self.real_dtype)
+        if (program := self._blocked_program(circuit)) is not None:
+            return blocked_path.expval(self, circuit, program, angles, shared).to(out_device)
         compiled = self.compiled(circuit)
         plan = compiled.plan
         if torch.is_grad_enabled() and (angles.requires_grad or shared.requires_grad):
@@ -212,17 +217,32 @@ class TorchBackend(Backend):
         weights, or ``None`` where the fused kernels do not apply."""
         return fused_path.program(plan, n_data) if self.fused else None
 
+    def _blocked_program(self, circuit: Circuit):
+        """The cache-blocked kernels' program for ``circuit`` (13 to 24 qubits, Z words; sets
+        ``last_path``), or ``None`` where they do not apply."""
+        program = blocked_path.program(circuit) if self.fused else None
+        if program is not None:
+            self.last_path = "blocked"
+        return program
+
     def expval_shifted(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """``[2, P, B, R]`` values at every column shifted by ``±π/2``, from one ``π``-shifted run per
-        column (:mod:`~hqf.backends.torch.shift`: exactly the shifted values, half the runs)."""
+        column (:mod:`~hqf.backends.torch.shift`: exactly the shifted values, half the runs). Where the
+        fused kernels apply to the columns read after the product state as broadcast weights, they run
+        it (:mod:`~hqf.backends.torch.shift_cpu`)."""
         if not self.plan_values or self.shots is not None or not fits(circuit):
             return super().expval_shifted(circuit, angles, chunk)
         out_device = angles.device
         angles = angles.to(device=self.device, dtype=self.real_dtype)
         if angles.shape[1] == 0:
             return angles.new_zeros(2, 0, angles.shape[0], circuit.n_outputs).to(out_device)
+        compiled = self.compiled(circuit)
+        program = shift_cpu.broadcast_program(compiled.plan, angles) if self.fused else None
+        if program is not None:
+            self.last_path = "fused"
+            return shift_cpu.shifted_values(program, angles, torch.get_num_threads()).to(out_device)
         self.last_path = "plan"
-        return shift.shifted_values(self, self.compiled(circuit), angles, chunk).to(out_device)
+        return shift.shifted_values(self, compiled, angles, chunk).to(out_device)
 
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         """``[B, P]`` vector-Jacobian product by the adjoint method (two states in memory, any depth)."""
@@ -234,6 +254,9 @@ class TorchBackend(Backend):
                 out = self.expval_plain(circuit, leaf)
                 (grad,) = torch.autograd.grad(out, leaf, grad_output.to(device=self.device, dtype=out.dtype))
             return grad.to(out_device)
+        if (program := self._blocked_program(circuit)) is not None:
+            grad = program.vjp(angles.detach().numpy(), grad_output.detach().double().numpy(), torch.get_num_threads())
+            return torch.from_numpy(grad).to(out_device)
         self.last_path = "plan"
         return passes.adjoint(self, self.compiled(circuit), angles, grad_output.to(self.device)).to(out_device)
 

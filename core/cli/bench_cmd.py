@@ -8,6 +8,9 @@ import platform
 import click
 from click.core import ParameterSource
 
+#: the default batch from ``LARGE_QUBITS`` qubits on (hqf's rows; the peers time fewer, see hqf.studies.peers)
+LARGE_QUBITS, LARGE_BATCH = 16, 16
+
 
 def _fmt(value: float | None) -> str:
     if value is None:
@@ -48,8 +51,13 @@ def _print_text(result, skipped: list[str], header: str) -> None:
     click.echo(header)
     click.echo(_rows_table(result.rows))
     if result.ratios:
-        click.echo("\nRatios, hqf row ÷ peer row of the same gradient (fwd, new weights: against the peer's fwd):")
+        click.echo(
+            "\nRatios, hqf row ÷ peer row of the same gradient (fwd, new weights: against the peer's fwd; "
+            "a forward-only peer against every row's forward):"
+        )
         click.echo(_ratios_table(result.ratios))
+    if result.hqf_peak_rss_mib is not None:
+        click.echo(f"\nPeak RSS once the hqf rows were timed (before any peer): {result.hqf_peak_rss_mib:,.0f} MiB")
     if lat := result.latency:
         click.echo(
             f"\nInference latency at batch 1: model {lat.model_seconds * 1e3:.3f} ms, quantum layer {lat.layer_seconds * 1e3:.3f} ms"
@@ -67,7 +75,11 @@ def _print_text(result, skipped: list[str], header: str) -> None:
 
 @click.command("bench")
 @click.option("--ansatz", default="hea8x6", show_default=True, help="Ansatz spec; the circuit is RY encoding + ansatz, ⟨Z⟩ on every qubit.")
-@click.option("--batch", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    help=f"Rows per call (default: 256; {LARGE_BATCH} from {LARGE_QUBITS} qubits on, where a row's state is 1 MiB or more).",
+)
 @click.option("--dtype", default="complex128", show_default=True, type=click.Choice(["complex128", "complex64"]))
 @click.option(
     "--backend",
@@ -88,7 +100,7 @@ def _print_text(result, skipped: list[str], header: str) -> None:
 @click.option("--peers", is_flag=True, help="Also time the native peer implementations that are installed, and print the ratios.")
 @click.option("--peer", "peer_names", multiple=True, help="Only these peers (repeatable; implies --peers).")
 @click.option("--repeats", default=7, show_default=True, type=click.IntRange(min=1), help="Timed calls (median).")
-@click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0))
+@click.option("--warmup", type=click.IntRange(min=0), help=f"Untimed calls first (default: 2; 1 from {LARGE_QUBITS} qubits on).")
 @click.option("--slow-batch", default=1, show_default=True, type=click.IntRange(min=1), help="Rows for the backward of slow peers (Qiskit ML: ~0.1 sample/s).")
 @click.option("--threads", type=click.IntRange(min=1), help="torch.set_num_threads (default: torch's own choice).")
 @click.option("--latency", is_flag=True, help="Also the inference latency of the default hybrid model at batch 1.")
@@ -123,11 +135,17 @@ def bench_command(
     if threads:
         torch.set_num_threads(threads)
     peers = peers or bool(peer_names)
+    large = Workload(ansatz).n_qubits >= LARGE_QUBITS
+    batch = batch or (LARGE_BATCH if large else 256)
+    warmup = (1 if large else 2) if warmup is None else warmup
     workload = Workload(ansatz, batch, dtype)
-    peer_list, skipped = select_peers(peer_names) if peers else ([], [])
+    peer_list, skipped = select_peers(peer_names, workload.n_qubits) if peers else ([], [])
     if peers and ctx.get_parameter_source("backends") is ParameterSource.DEFAULT:
-        backends, unfit = fitting_backends(workload)
-        skipped = unfit + skipped
+        if large:  # other backends' shift rule or autograd graph would take hours or all memory there
+            skipped.insert(0, f"backends: from {LARGE_QUBITS} qubits on, --peers times {', '.join(backends)} unless --backend names others")
+        else:
+            backends, unfit = fitting_backends(workload)
+            skipped = unfit + skipped
     overrides = {"curvature_every": curvature_every} if curvature_every else {}
     result = run_bench(workload, backends, peer_list, gradients, repeats, warmup, slow_batch, latency, epoch_iterations, **overrides)
     skipped += result.skipped
@@ -144,6 +162,7 @@ def bench_command(
             "ratios": [r.to_dict() for r in result.ratios],
             "latency": result.latency.to_dict() if result.latency else None,
             "epoch": result.epoch.to_dict() if result.epoch else None,
+            "memory": {"hqf_peak_rss_mib": result.hqf_peak_rss_mib},
             "skipped": skipped,
         }
         click.echo(json.dumps(payload, indent=2))

@@ -2,7 +2,8 @@
 
 The hqf backends timed are the ones named, or (:func:`fitting_backends`) every registered backend that
 can run the workload here. Each is timed with the gradient methods asked, else ``auto``; alongside the
-peers also with ``parameter-shift`` and, where the backend declares it, ``adjoint``.
+peers also with the peers' gradients (``parameter-shift``; ``adjoint`` where the backend declares it).
+A forward-only peer is compared with every hqf row's forward.
 
 Timing order: first whatever spares torch (the backends that compute in torch, which declare the
 ``backprop`` gradient, and the peers marked so), then the inference latency and the epoch estimate
@@ -13,7 +14,9 @@ that computes outside torch may start one, so it waits until the torch measureme
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import resource
+import sys
+from collections.abc import Collection, Sequence
 
 import attrs
 
@@ -21,6 +24,7 @@ from hqf.quantum.interfaces import Backend
 from hqf.quantum.make import make_backend
 from hqf.quantum.registry import registry
 from hqf.studies.bench import (
+    Comparison,
     EpochEstimate,
     Latency,
     Ratio,
@@ -45,6 +49,8 @@ class BenchResult:
     latency: Latency | None
     epoch: EpochEstimate | None
     skipped: list[str]  # what was not timed, and why
+    #: the process's peak resident memory (MiB) once the hqf rows that compute in torch were timed, before any peer
+    hqf_peak_rss_mib: float | None = None
 
 
 def fitting_backends(workload: Workload) -> tuple[list[str], list[str]]:
@@ -78,10 +84,11 @@ def spares_torch(backend: Backend) -> bool:
     return "backprop" in backend.capabilities.gradients
 
 
-def gradient_methods(backend: Backend, asked: Sequence[str], with_peers: bool) -> tuple[list[str], list[str]]:
-    """The gradient methods to time on ``backend`` (one per resolved method), and a reason for each refused."""
-    methods = list(asked) or ["auto"] + (["parameter-shift"] if with_peers else [])
-    if with_peers and not asked and "adjoint" in backend.capabilities.gradients:
+def gradient_methods(backend: Backend, asked: Sequence[str], peer_gradients: Collection[str] = ()) -> tuple[list[str], list[str]]:
+    """The gradient methods to time on ``backend`` (one per resolved method), and a reason for each
+    refused: those asked, else ``auto`` and the peers' (``peer_gradients``) that it runs."""
+    methods = list(asked) or ["auto"] + (["parameter-shift"] if "parameter-shift" in peer_gradients else [])
+    if "adjoint" in peer_gradients and not asked and "adjoint" in backend.capabilities.gradients:
         methods.append("adjoint")
     chosen, resolved, skipped = [], set(), []
     for method in methods:
@@ -114,23 +121,38 @@ def run_bench(
     backend_rows: dict[str, list[Row]] = {}
     peer_rows: dict[str, list[Row]] = {}
 
-    def time_group(torch_first: bool) -> None:
+    def time_group(torch_first: bool, backends_too: bool = True, peers_too: bool = True) -> None:
         for name, engine in engines.items():
-            if spares_torch(engine) == torch_first:
-                methods, refused = gradient_methods(engine, gradients, bool(peers))
+            if backends_too and spares_torch(engine) == torch_first:
+                methods, refused = gradient_methods(engine, gradients, {PEERS[peer].gradient for peer in peers})
                 skipped.extend(refused)
                 backend_rows[name] = [time_backend(name, workload, method, repeats, warmup) for method in methods]
         for name in peers:
-            if PEERS[name].spares_torch == torch_first:
+            if peers_too and PEERS[name].spares_torch == torch_first:
                 try:
                     peer_rows[name] = [time_peer(PEERS[name], workload, slow_batch)]
                 except Exception as exc:  # a peer's own failure is reported, not fatal
                     skipped.append(f"peer {name}: {type(exc).__name__}: {exc}")
 
-    time_group(torch_first=True)
+    time_group(torch_first=True, peers_too=False)
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)  # bytes / KiB
+    time_group(torch_first=True, backends_too=False)
     lat = inference_latency() if latency else None
     epoch = epoch_estimate(epoch_iterations, **epoch_overrides) if epoch_iterations else None
     time_group(torch_first=False)
     rows = [row for name in backends for row in backend_rows[name]]
     rows += [row for name in peers for row in peer_rows.get(name, [])]
-    return BenchResult(rows, ratios(rows, peer_comparisons(rows)), lat, epoch, skipped)
+    comparisons = peer_comparisons(rows) + forward_comparisons(rows)
+    return BenchResult(rows, ratios(rows, comparisons), lat, epoch, skipped, peak_rss_mib)
+
+
+def forward_comparisons(rows: Sequence[Row]) -> list[Comparison]:
+    """Every hqf row's forward (and forward with new weights) against each forward-only peer's forward."""
+    hqf_rows = [row for row in rows if not row.is_peer]
+    forward_only = [row for row in rows if row.is_peer and row.forward_backward is None and row.forward]
+    return [
+        comparison
+        for row in hqf_rows
+        for peer in forward_only
+        for comparison in (Comparison(row.key, peer.key, "forward"), Comparison(row.key, peer.key, "forward_new_weights", "forward"))
+    ]

@@ -14,6 +14,8 @@ the flattened ansatz weights, so a peer runs exactly the circuit the hqf rows ru
   (PennyLane cannot shift broadcast trainable inputs, #4462);
 - ``lightning-adjoint``: ``lightning.qubit`` with ``diff_method="adjoint"`` (it runs a broadcast batch
   as one tape per sample); weights only;
+- ``qulacs``: Qulacs' ``ParametricQuantumCircuit`` run one sample at a time (its users' loop), forward
+  only (Qulacs has no torch layer), with as many OpenMP threads as torch has;
 - ``qiskit-ml``: Qiskit Machine Learning ``EstimatorQNN`` on Aer's ``EstimatorV2`` wrapped in a
   ``TorchConnector`` (its default parameter-shift gradient), inputs and weights; its values are estimates
   at ``EstimatorQNN``'s default precision (1/64), as its users get them. Its backward is so slow
@@ -23,6 +25,10 @@ Timing order: ``qiskit-ml`` does not spare torch (:attr:`Peer.spares_torch`): on
 runtime has run in a process, torch's multi-threaded steps there run about 2× slower (a training step
 8.6 → 16.4 ms; one thread: unchanged), so ``hqf bench`` times it after every row that computes in torch.
 The PennyLane peers, lightning included, leave torch as fast as they found it.
+
+Large circuits (from ``LARGE_QUBITS`` on): a peer is timed on at most ``large_rows`` rows per call
+(throughput is per sample), with one timed call and no warm-up, and the peers whose ``max_qubits`` the
+circuit passes (the ones that would take hours or the machine's memory there) are timed only when named.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import operator
+import os
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -45,6 +52,9 @@ PENNYLANE_GATES = {"RX": "RX", "RY": "RY", "RZ": "RZ", "H": "Hadamard", "X": "Pa
 QISKIT_GATES = {"RX": "rx", "RY": "ry", "RZ": "rz", "H": "h", "X": "x", "CNOT": "cx", "CZ": "cz"}
 #: Pauli letter -> PennyLane observable class name
 PENNYLANE_PAULIS = {"X": "PauliX", "Y": "PauliY", "Z": "PauliZ"}
+
+#: from this many qubits on, a peer is timed on at most its ``large_rows`` rows, once, without warm-up
+LARGE_QUBITS = 16
 
 #: a peer's builder: (circuit, number of input columns, flat weights) -> a torch module mapping inputs[B, Q] to [B, R]
 Build = Callable[[Circuit, int, torch.Tensor], torch.nn.Module]
@@ -117,6 +127,46 @@ def qiskit_connector(circuit: Circuit, n_inputs: int, weights: torch.Tensor) -> 
     return TorchConnector(qnn, initial_weights=weights.numpy())
 
 
+class QulacsLayer(torch.nn.Module):
+    """``circuit`` as a Qulacs ``ParametricQuantumCircuit``, run one sample at a time; no gradient."""
+
+    def __init__(self, circuit: Circuit, n_inputs: int, weights: torch.Tensor) -> None:
+        super().__init__()
+        # optional dependency (hqf[peers]); its OpenMP runtime reads the thread count when it loads
+        os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
+        import qulacs
+
+        n = circuit.n_qubits
+        self.qulacs, self.n_qubits, self.weights = qulacs, n, weights.detach().double().numpy()
+        self.program = qulacs.ParametricQuantumCircuit(n)
+        self.sources = []  # per parametric gate, in order: ("inputs" | "weights", index)
+        for op in circuit.operations:
+            # hqf wire w is Qulacs qubit w; Qulacs' RX/RY/RZ(θ) turn by exp(+iθP/2), hence −θ
+            source = _angle_source(op, n_inputs)
+            if source is not None:
+                getattr(self.program, f"add_parametric_{op.gate}_gate")(op.wires[0], 0.0)
+                self.sources.append(source)
+            elif op.gate in ("CNOT", "CZ"):
+                getattr(self.program, f"add_{op.gate}_gate")(*op.wires)
+            else:
+                getattr(self.program, f"add_{op.gate}_gate")(op.wires[0])
+        self.observables = []
+        for word in circuit.observables:
+            observable = qulacs.Observable(n)
+            observable.add_operator(1.0, " ".join(f"{letter} {wire}" for wire, letter in word.terms))
+            self.observables.append(observable)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        state, out = self.qulacs.QuantumState(self.n_qubits), []
+        for row in inputs.detach().double().numpy():
+            for k, (kind, index) in enumerate(self.sources):
+                self.program.set_parameter(k, -(row[index] if kind == "inputs" else self.weights[index]))
+            state.set_zero_state()
+            self.program.update_quantum_state(state)
+            out.append([obs.get_expectation_value(state) for obs in self.observables])
+        return torch.tensor(out, dtype=torch.float64)
+
+
 @attrs.frozen
 class Peer:
     """A native implementation: how to build it over a circuit, and how to time it."""
@@ -134,6 +184,12 @@ class Peer:
     repeats: int = 5
     warmup: int = 1
     budget_s: float = 30.0
+    #: False: forward only (no fwd+bwd column)
+    differentiable: bool = True
+    #: past this many qubits the peer is timed only when named (None: no limit)
+    max_qubits: int | None = None
+    #: rows per call from ``LARGE_QUBITS`` qubits on
+    large_rows: int = 1
 
     @property
     def installed(self) -> bool:
@@ -146,22 +202,30 @@ def time_peer(peer: Peer, workload: Workload, slow_batch: int = 1) -> Row:
     layer = peer.build(workload.circuit(), workload.n_inputs, weights.reshape(-1))
     stream = workload.input_stream()
     rows = min(slow_batch, workload.batch) if peer.slow else workload.batch
+    large = workload.n_qubits >= LARGE_QUBITS
+    forward_rows = min(peer.large_rows, workload.batch) if large else workload.batch
+    repeats, warmup = (1, 0) if large else (peer.repeats, peer.warmup)
+    rows = min(rows, forward_rows)
 
     def forward() -> None:
         with torch.no_grad():
-            layer(stream())
+            layer(stream()[:forward_rows])
 
     def forward_backward() -> None:
         xs = stream()[:rows].clone().requires_grad_(peer.inputs_differentiable)
         layer.zero_grad(set_to_none=True)
         layer(xs).sum().backward()
 
-    fwd = workload.batch / median_seconds(forward, peer.repeats, peer.warmup, peer.budget_s)
-    fb_warmup = 0 if peer.slow else min(peer.warmup, 1)
-    fb = rows / median_seconds(forward_backward, peer.repeats, fb_warmup, peer.budget_s)
+    fwd = forward_rows / median_seconds(forward, repeats, warmup, peer.budget_s)
+    fb_warmup = 0 if peer.slow else min(warmup, 1)
+    fb = rows / median_seconds(forward_backward, repeats, fb_warmup, peer.budget_s) if peer.differentiable else None
     note = "weights and inputs" if peer.inputs_differentiable else "weights only"
+    if not peer.differentiable:
+        note = "forward only, one sample at a time"
     if peer.slow:
         note += f"; fwd+bwd timed on {rows} rows"
+    if large:
+        note += f"; timed once on {forward_rows} row(s)"
     return Row(PEER_PREFIX + peer.name, peer.label, peer.gradient, fwd, fb, workload.batch, note)
 
 
@@ -179,6 +243,7 @@ PEERS: dict[str, Peer] = {
             modules=("pennylane",),
             build=_pennylane("default.qubit", "backprop"),
             inputs_differentiable=True,
+            max_qubits=LARGE_QUBITS,
         ),
         Peer(
             name="pennylane-parameter-shift",
@@ -187,6 +252,7 @@ PEERS: dict[str, Peer] = {
             modules=("pennylane",),
             build=_pennylane("default.qubit", "parameter-shift"),
             inputs_differentiable=False,
+            max_qubits=LARGE_QUBITS,
         ),
         Peer(
             name="lightning-adjoint",
@@ -195,6 +261,15 @@ PEERS: dict[str, Peer] = {
             modules=("pennylane", "pennylane_lightning"),
             build=_pennylane("lightning.qubit", "adjoint"),
             inputs_differentiable=False,
+        ),
+        Peer(
+            name="qulacs",
+            label="Qulacs ParametricQuantumCircuit, per sample",
+            gradient="forward only",
+            modules=("qulacs",),
+            build=QulacsLayer,
+            inputs_differentiable=False,
+            differentiable=False,
         ),
         Peer(
             name="qiskit-ml",
@@ -207,6 +282,7 @@ PEERS: dict[str, Peer] = {
             spares_torch=False,
             repeats=3,
             budget_s=60.0,
+            max_qubits=LARGE_QUBITS,
         ),
     )
 }
@@ -217,11 +293,20 @@ def available_peers() -> list[str]:
     return [name for name, peer in PEERS.items() if peer.installed]
 
 
-def select_peers(names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The installed peers among ``names`` (empty: all of them), and a reason for each one left out."""
+def select_peers(names: Sequence[str], n_qubits: int = 0) -> tuple[list[str], list[str]]:
+    """The installed peers among ``names`` (empty: all of them that run ``n_qubits`` qubits), and a
+    reason for each one left out."""
     unknown = sorted(set(names) - set(PEERS))
     if unknown:
         raise ConfigError(f"unknown peer(s) {unknown}; peers: {', '.join(PEERS)}")
     installed = set(available_peers())
-    chosen = [name for name in names or PEERS if name in installed]
-    return chosen, [f"peer {name}: not installed" for name in names or PEERS if name not in installed]
+    chosen, skipped = [], []
+    for name in names or PEERS:
+        limit = PEERS[name].max_qubits
+        if name not in installed:
+            skipped.append(f"peer {name}: not installed")
+        elif not names and limit is not None and n_qubits > limit:
+            skipped.append(f"peer {name}: past {limit} qubits only when named (--peer {name})")
+        else:
+            chosen.append(name)
+    return chosen, skipped
