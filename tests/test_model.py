@@ -4,7 +4,8 @@ import torch
 from hqf.learn.config import RunConfig
 from hqf.errors import ConfigError, UnknownPluginError
 from hqf.quantum.layer import QuantumLayer
-from hqf.learn.model import HybridModel, TransformerBackbone, build_model, count_parameters
+from hqf.learn.model import HybridModel, build_model, count_parameters
+from hqf.plugins.backbones.transformer import TransformerBackbone
 
 
 def _config(**changes):
@@ -77,7 +78,7 @@ def test_transformer_backbone_supports_double_backward():
 
 
 def test_transformer_attention_equals_torch_multihead_attention():
-    from hqf.learn.model import _EncoderLayer
+    from hqf.plugins.backbones.transformer import _EncoderLayer
 
     torch.manual_seed(0)
     layer = _EncoderLayer(8, 2)

@@ -144,7 +144,8 @@ def results_table(metrics: dict, config, out) -> list[str]:
 @click.option("--regularizer", "regularizers", multiple=True, help="Regularizer in the loss (repeatable; 'none' for none) [default: stability, curvature].")
 @click.option("--lambda-stab", type=float, help="Weight λ of the stability term [default: 0.1].")
 @click.option("--gamma-curv", type=float, help="Weight γ of the curvature term [default: 0.01].")
-@click.option("--dataset", help="dataset-a, dataset-b, digits, digits-4x4, or a .csv/.npz file [default: dataset-a].")
+@click.option("--dataset", help="dataset-a, dataset-b, digits, digits-4x4, a .csv/.npz file, or images KIND:DIR "
+              "(mnist, fashion-mnist, cifar10, cifar100, stl10, images) [default: dataset-a].")
 @click.option("--samples", type=int, help="Samples before the 70/15/15 split; --set samples=all for the full size [default: 60000].")
 @click.option("--epochs", type=int, help="Epoch budget [default: 8].")
 @click.option("--batch-size", type=int, help="Mini-batch size [default: 256].")

@@ -22,7 +22,6 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-BACKBONES = ("mlp", "transformer")
 QUANTUM_INPUTS = ("latent", "input")
 NOISE_SPLITS = ("all", "train", "test")
 #: aliases accepted for ``dataset``
@@ -112,6 +111,13 @@ def _names(value: Any) -> tuple[str, ...]:
     return names
 
 
+def _widths(value: Any) -> tuple[int, ...]:
+    """``head``: a list of positive integers (hidden widths)."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+        raise ConfigError(f"'head' must be a list of positive integers (hidden widths; got {value!r})")
+    return tuple(value)
+
+
 #: keys whose default is a number but that may be None, written as "all" in TOML (which has no null)
 ALL_KEYS = ("samples", "curvature_batch")
 
@@ -153,13 +159,21 @@ class RunConfig:
     fusion: str = attrs.field(default="gated", validator=_text)
     #: a registered classical baseline model replacing the whole hybrid (``hqf list``); None: the hybrid
     baseline: str | None = attrs.field(default=None, validator=_optional_text)
-    backbone: str = attrs.field(default="mlp", validator=_one_of(BACKBONES))
+    #: options of the baseline (e.g. ``qsvm``'s ``C``, ``kernel``, ``qubits``; docs/seeds.md)
+    baseline_options: dict = attrs.field(factory=dict, converter=_options("baseline_options"))
+    #: a registered backbone (``hqf list``): mlp, transformer, cnn, resnet
+    backbone: str = attrs.field(default="mlp", validator=_text)
+    #: options of the backbone beyond the keys below (cnn: channels, kernel, pool, dropout, fc, image_shape)
+    backbone_options: dict = attrs.field(factory=dict, converter=_options("backbone_options"))
     hidden: int = attrs.field(default=64, validator=_integer(1))  # MLP hidden width
     latent: int = attrs.field(default=32, validator=_integer(1))  # k, the width of H_c
     transformer_dim: int = attrs.field(default=32, validator=_integer(1))
     transformer_layers: int = attrs.field(default=2, validator=_integer(1))
     transformer_heads: int = attrs.field(default=4, validator=_integer(1))
     quantum_input: str = attrs.field(default="latent", validator=_one_of(QUANTUM_INPUTS))
+    #: hidden widths of the classical head after the fusion (Linear → ReLU → Dropout each); []: one Linear
+    head: tuple[int, ...] = attrs.field(default=(), converter=_widths)
+    head_dropout: float = attrs.field(default=0.0, validator=_fraction)
     dtype: str = attrs.field(default="complex128", validator=_text)
     device: str = attrs.field(default="cpu", validator=_text)
     #: threads of torch and of the simulator: a number, or "auto" (hqf.learn.runtime.resolve_threads)
@@ -252,6 +266,7 @@ class RunConfig:
         """Plain values (lists, not tuples; ``None`` kept) that :meth:`from_dict` reads back."""
         data = attrs.asdict(self, recurse=False)
         data["regularizers"] = list(self.regularizers)
+        data["head"] = list(self.head)
         return data
 
     def to_toml(self) -> str:

@@ -22,6 +22,9 @@ User files (``.csv``, ``.npz``) are read here too, and any malformed one is a :c
 that is not UTF-8 or not CSV, ragged rows, cells that are not numbers, arrays of objects (never
 unpickled: ``allow_pickle=False``). The synthetic sets and the file readers share the split, the
 scaling and these checks, which is why they live in one module longer than the others.
+
+Image files (``mnist:DIR``, ``cifar10:DIR``, …) are read by :mod:`hqf.learn.images`; their rows are the
+pixels of one image each, row-major (``Dataset.image_shape`` gives ``(C, H, W)``), scaled per channel.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import attrs
 import numpy as np
 
 from hqf.errors import DataError
+from hqf.learn import images
 
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 _CHUNK = 1 << 16
@@ -66,6 +70,8 @@ class Dataset:
     info: dict = attrs.field(factory=dict)
     #: the per-feature mean and standard deviation (float64) every split was z-scored with; None: not scaled
     scaler: tuple[np.ndarray, np.ndarray] | None = None
+    #: ``(C, H, W)`` of an image dataset (each row holds one image's pixels, row-major); None otherwise
+    image_shape: tuple[int, int, int] | None = None
 
     def summary(self) -> dict:
         """Sizes and class counts, JSON-ready."""
@@ -361,7 +367,8 @@ def read_file(path: str | pathlib.Path, label_column: str | None = None) -> tupl
     """Validated features ``x[n, d]`` and class indices ``y[n]`` from a .csv or .npz file."""
     path = pathlib.Path(path)
     if not path.exists() and path.suffix.lower() not in (".csv", ".npz"):
-        raise DataError(f"unknown dataset {str(path)!r}; built-in: {', '.join(BUILTIN)}, or a path to a .csv or .npz file")
+        raise DataError(f"unknown dataset {str(path)!r}; built-in: {', '.join(BUILTIN)}, a path to a .csv or .npz file, "
+                        f"or KIND:DIRECTORY of images ({', '.join(images.KINDS)})")
     if not path.exists():
         raise DataError(f"data file not found: {path}")
     if not path.is_file():
@@ -470,7 +477,10 @@ def load_dataset(
     standardize_features: bool = True,
     features: int | None = None,
 ) -> Dataset:
-    """A built-in dataset (``dataset-a``, ``dataset-b``, ``digits``, ``digits-4x4``) or a .csv/.npz path.
+    """A built-in dataset (``dataset-a``, ``dataset-b``, ``digits``, ``digits-4x4``), a .csv/.npz path, or
+    image files named ``KIND:DIRECTORY`` (:mod:`hqf.learn.images`: ``mnist``, ``fashion-mnist``,
+    ``cifar10``, ``cifar100``, ``stl10``, ``images``), scaled per channel with the training split's mean
+    and std and kept as uint8 until the split makes its one float32 copy.
 
     ``samples`` caps the total before splitting (synthetic sets: the number generated; default their
     full size). ``label_noise`` defaults to 2% for the synthetic sets and 0 otherwise. ``imbalance``
@@ -482,6 +492,7 @@ def load_dataset(
         raise DataError(f"'samples' must be >= 1 (got {samples})")
     rng = np.random.default_rng([seed, 1])
     info: dict = {"seed": seed}
+    image_shape = None  # (C, H, W) of an image dataset, whose rows are its pixels row-major
     if name in SYNTHETIC:
         spec = SYNTHETIC[name]
         noise = 0.02 if label_noise is None else label_noise
@@ -497,6 +508,11 @@ def load_dataset(
             x, y = digits(downsample=name == "digits-4x4")
             class_names = tuple(str(c) for c in range(10))
             source = name
+        elif (image_source := images.parse_source(name)) is not None:
+            pictures = images.read_images(*image_source)
+            image_shape = pictures.x.shape[1:]
+            x, y, class_names, source = pictures.x.reshape(len(pictures.y), -1), pictures.y, pictures.class_names, name
+            info["image_shape"] = list(image_shape)
         else:
             x, y, class_names, source = read_file(name, label_column)
         if samples is not None and samples < len(y):
@@ -509,11 +525,11 @@ def load_dataset(
     info["label_noise"] = noise
     scaler = None
     if standardize_features:
-        scaler = fit_scaler(splits[0].x)
+        scaler = fit_scaler(splits[0].x) if image_shape is None else images.channel_scaler(splits[0].x, image_shape)
         info.update(standardize(splits, scaler))
     if input_noise:
         for s in NOISE_SPLITS[input_noise_on]:
             add_input_noise(splits[s].x, input_noise, rng)
     info.update(input_noise=input_noise, input_noise_on=input_noise_on if input_noise else None)
     train, val, test = splits
-    return Dataset(name, train, val, test, train.x.shape[1], n_classes, class_names, info, scaler)
+    return Dataset(name, train, val, test, train.x.shape[1], n_classes, class_names, info, scaler, image_shape)

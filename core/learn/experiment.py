@@ -76,12 +76,18 @@ METRIC_KEYS = (
     "vai_signal_var",
     "accuracy_input_noise",
     "gate_mean",
+    "kernel_circuits_gram",
+    "kernel_circuits_prediction",
+    "support_vectors",
+    "kernel_target_alignment",
     "n_parameters",
     "n_quantum_parameters",
     *TIMING_KEYS,
 )
 #: metrics a fusion may report through its ``diagnostics()`` (None where it does not)
 FUSION_DIAGNOSTICS = ("gate_mean",)
+#: metrics a baseline's module may report through its ``diagnostics()`` (the quantum-kernel SVM's counts)
+BASELINE_DIAGNOSTICS = ("kernel_circuits_gram", "kernel_circuits_prediction", "support_vectors", "kernel_target_alignment")
 
 Progress = Callable[[int, int, dict], None]
 
@@ -138,6 +144,10 @@ def evaluate(model: HybridModel | BaselineModel, config: RunConfig, dataset, dev
     out.update(variance_amplification_index=vai["vai"], vai_noise_var=vai["noise_var"], vai_signal_var=vai["signal_var"])
     diagnostics = model.fusion_diagnostics(x_test[:1024])
     out.update({key: diagnostics.get(key) for key in FUSION_DIAGNOSTICS})
+    baseline = getattr(getattr(model, "module", None), "diagnostics", None)
+    if baseline is not None:
+        counts = baseline()  # measured before the latency passes below add prediction circuits
+        out.update({key: counts.get(key) for key in BASELINE_DIAGNOSTICS})
     out["latency_ms_batch1"] = 1e3 * M.latency_per_instance(model, x_test, 1, config.latency_repeats)
     out["latency_ms_batch256"] = 1e3 * M.latency_per_instance(model, x_test, 256, max(3, config.latency_repeats // 5))
     return out
@@ -289,9 +299,9 @@ def run(
 
 
 def _amplitudes(model: HybridModel | BaselineModel, batch: int) -> int:
-    """Amplitudes one simulator operation touches: ``batch × 2**n_qubits`` (0 without a quantum layer)."""
-    quantum = getattr(model, "quantum", None)
-    return batch * 2**quantum.circuit.n_qubits if quantum is not None else 0
+    """Amplitudes one simulator operation touches: ``batch × 2**n_qubits`` (0 without a simulated circuit)."""
+    circuit = getattr(getattr(model, "quantum", None), "circuit", None)
+    return batch * 2**circuit.n_qubits if circuit is not None else 0
 
 
 def _iteration_callback(progress: Progress | None, board: tb.TensorBoardLog | None, total_steps: int, terms: list[Term]):

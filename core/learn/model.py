@@ -1,11 +1,14 @@
-"""The hybrid model of the seed paper (eqs. 1–9): backbone f_c, quantum branch, fusion, linear head.
+"""The hybrid model of the seed paper (eqs. 1–9): backbone f_c, quantum branch, fusion, head.
 
 ::
 
     x ──f_c──► H_c ─────────────────────────┐
     │           └─(quantum_input="latent")─┐ ▼
-    └──────────(quantum_input="input")──► encoder → ansatz → backend ─► H_q ─► fusion ─► F ─► W_o F + b_o
+    └──────────(quantum_input="input")──► encoder → ansatz → backend ─► H_q ─► fusion ─► F ─► head
 
+The backbone is a registered plugin (``hqf list``: ``mlp``, ``transformer``, ``cnn``, ``resnet``). The
+head is ``W_o F + b_o`` by default; ``head = [h₁, …]`` puts ``Linear → ReLU → Dropout(head_dropout)``
+layers of those widths before it (seed 003's ``Linear(4→128)``, dropout, classes; seed 001's QENN).
 The head produces logits; the softmax of eq. 9 lives in the cross-entropy loss. The classical parts
 run in float32; the quantum layer runs in the backend's real dtype and ``H_q`` is cast to float32.
 A fusion that does not use the quantum branch (``classical-only``) builds no quantum layer at all; a
@@ -18,69 +21,23 @@ import torch
 from torch import nn
 
 from hqf.errors import BackendContractError, ConfigError, HqfError
-from hqf.quantum.interfaces import Backend, Fusion
+from hqf.quantum.interfaces import Backbone, Backend, Fusion
 from hqf.quantum.layer import QuantumLayer
-from hqf.quantum.make import make_ansatz, make_backend, make_encoder, make_fusion
+from hqf.quantum.make import make_ansatz, make_backbone, make_backend, make_encoder, make_fusion
 from hqf.quantum.registry import registry
 
 
-class MLPBackbone(nn.Module):
-    """``H_c = GELU(W₂ GELU(W₁ x + b₁) + b₂)``: ``in_features → hidden → latent``."""
-
-    def __init__(self, in_features: int, hidden: int, latent: int) -> None:
-        super().__init__()
-        self.out_features = latent
-        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(), nn.Linear(hidden, latent), nn.GELU())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first, _, second, _ = self.net  # the GELUs as functions: two module calls fewer at batch 1
-        return nn.functional.gelu(second(nn.functional.gelu(first(x))))
-
-
-class _EncoderLayer(nn.Module):
-    """Pre-norm transformer encoder layer with explicit attention ``softmax(QKᵀ/√d_h) V``.
-
-    Written out (rather than ``nn.TransformerEncoderLayer``) because torch's fused CPU attention kernel
-    has no double backward, which the curvature regularizer needs.
-    """
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-        self.ff = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, dim = x.shape
-        q, k, v = self.qkv(self.norm1(x)).reshape(b, n, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        weights = torch.softmax(q @ k.transpose(-2, -1) / (dim // self.heads) ** 0.5, dim=-1)
-        x = x + self.proj((weights @ v).transpose(1, 2).reshape(b, n, dim))
-        return x + self.ff(self.norm2(x))
-
-
-class TransformerBackbone(nn.Module):
-    """A small transformer encoder over feature tokens (the seed's "transformer-based backbone").
-
-    Feature ``j`` of ``x`` becomes the token ``x_j · v_j + e_j`` (a learned value direction and a
-    learned feature embedding, width ``dim``); ``layers`` pre-norm encoder layers with ``heads`` heads
-    (feed-forward width ``2·dim``, no dropout); mean pooling over tokens; ``H_c = GELU(W · pooled + b)``
-    of width ``latent``. Cost grows with the square of the number of features.
-    """
-
-    def __init__(self, in_features: int, latent: int, dim: int = 32, layers: int = 2, heads: int = 4) -> None:
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"'transformer_dim' ({dim}) must be divisible by 'transformer_heads' ({heads})")
-        self.out_features = latent
-        self.value = nn.Parameter(torch.randn(in_features, dim) / dim**0.5)
-        self.position = nn.Parameter(torch.randn(in_features, dim) * 0.02)
-        self.layers = nn.Sequential(*(_EncoderLayer(dim, heads) for _ in range(layers)))
-        self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, latent), nn.GELU())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = x.unsqueeze(-1) * self.value + self.position  # [B, d, dim]
-        return self.out(self.layers(tokens).mean(dim=1))
+def make_head(in_features: int, n_classes: int, hidden: tuple[int, ...] = (), dropout: float = 0.0) -> nn.Module:
+    """``Linear(in_features → n_classes)`` when ``hidden`` is empty; otherwise ``Linear → ReLU →
+    Dropout(dropout)`` for each hidden width (no Dropout module when ``dropout`` is 0), then the
+    ``Linear`` to the classes."""
+    if not hidden:
+        return nn.Linear(in_features, n_classes)
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_features, width), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+        in_features = width
+    return nn.Sequential(*layers, nn.Linear(in_features, n_classes))
 
 
 class HybridModel(nn.Module):
@@ -98,6 +55,8 @@ class HybridModel(nn.Module):
         fusion: Fusion,
         n_classes: int,
         quantum_input: str = "latent",
+        head: tuple[int, ...] = (),
+        head_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if quantum_input not in ("latent", "input"):
@@ -108,7 +67,7 @@ class HybridModel(nn.Module):
             raise ValueError("this layout needs a classical backbone")
         self.backbone, self.quantum, self.fusion = backbone, quantum, fusion
         self.quantum_input = quantum_input
-        self.head = nn.Linear(fusion.out_features, n_classes)
+        self.head = make_head(fusion.out_features, n_classes, head, head_dropout)
 
     def features(self, x: torch.Tensor, quantum_constant: bool = False) -> torch.Tensor:
         """The fused representation ``F[B, k]`` (float32).
@@ -227,6 +186,20 @@ def check_backend_contract(model: HybridModel | BaselineModel) -> None:
         raise BackendContractError(backend.name, f"expval returned dtype {out.dtype}; expected real values")
 
 
+def build_backbone(config, in_features: int) -> Backbone:
+    """The registered backbone ``config.backbone`` for rows of ``in_features`` values: its options are the
+    configuration keys it declares (``config_options``), then ``config.backbone_options``."""
+    cls = registry().get("backbone", config.backbone).cls
+    options = {option: getattr(config, key) for option, key in cls.config_options}
+    options.update(config.backbone_options)
+    try:
+        return make_backbone(config.backbone, in_features, config.latent, **options)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, HqfError):
+            raise
+        raise ConfigError(f"backbone {config.backbone!r} with {in_features} input features: {exc}") from None
+
+
 def build_model(config, in_features: int, n_classes: int, backend: Backend | None = None) -> HybridModel | BaselineModel:
     """The model a :class:`hqf.learn.experiment.RunConfig` describes, on ``config.device``.
 
@@ -245,12 +218,7 @@ def build_model(config, in_features: int, n_classes: int, backend: Backend | Non
     needs_backbone = fusion_cls.uses_classical or (fusion_cls.uses_quantum and config.quantum_input == "latent")
     backbone = None
     if needs_backbone:
-        if config.backbone == "mlp":
-            backbone = MLPBackbone(in_features, config.hidden, config.latent)
-        else:
-            backbone = TransformerBackbone(
-                in_features, config.latent, config.transformer_dim, config.transformer_layers, config.transformer_heads
-            )
+        backbone = build_backbone(config, in_features)
     quantum = None
     if fusion_cls.uses_quantum:
         ansatz = make_ansatz(config.ansatz)
@@ -267,7 +235,7 @@ def build_model(config, in_features: int, n_classes: int, backend: Backend | Non
     classical_width = backbone.out_features if backbone is not None else 0
     quantum_width = quantum.out_features if quantum is not None else 0
     fusion = make_fusion(config.fusion, classical_width, quantum_width)
-    model = HybridModel(backbone, quantum, fusion, n_classes, config.quantum_input)
+    model = HybridModel(backbone, quantum, fusion, n_classes, config.quantum_input, config.head, config.head_dropout)
     return model.to(config.device)
 
 

@@ -203,6 +203,24 @@ def u3(wire: int, columns: Sequence[int]) -> tuple[Operation, ...]:
     return (Operation("RZ", wire, lam), Operation("RY", wire, theta), Operation("RZ", wire, phi))
 
 
+#: the dagger of the fixed gates that are not their own inverse, as vocabulary gates in order:
+#: ``S† = Z S``, ``T† = Z S T``, ``SX† = X SX`` (``SX² = X``); every other fixed gate is self-inverse
+FIXED_ADJOINTS: dict[str, tuple[str, ...]] = {"S": ("S", "Z"), "T": ("T", "S", "Z"), "SX": ("SX", "X")}
+
+
+def adjoint(operations: Sequence[Operation]) -> tuple[Operation, ...]:
+    """The gates of ``U†`` for the gates of ``U``: reversed, each fixed gate replaced by its dagger.
+
+    A parameterized gate keeps its gate and its column: every one is ``exp(−iθG)``, whose inverse is
+    the same gate at ``−θ``, so the result is ``U(θ)†`` when each column holds ``−θ``. Compose it as
+    its own block (:func:`compose`) and pass the negated angles there.
+    """
+    out: list[Operation] = []
+    for op in reversed(tuple(operations)):
+        out += [Operation(gate, op.wires) for gate in FIXED_ADJOINTS[op.gate]] if op.gate in FIXED_ADJOINTS else [op]
+    return tuple(out)
+
+
 @attrs.frozen(cache_hash=True)
 class Circuit:
     """A qubit count, gates in order, and the observables whose expectation values a backend returns."""

@@ -50,3 +50,9 @@ def register_regularizers(register: Register) -> None:
 def register_baselines(register: Register) -> None:
     """Register :class:`hqf.quantum.interfaces.Baseline` subclasses: whole classical models to compare
     against (``configure(config)`` receives the run configuration before ``build``)."""
+
+
+@hookspec
+def register_backbones(register: Register) -> None:
+    """Register :class:`hqf.quantum.interfaces.Backbone` subclasses: classical feature extractors ``f_c``
+    (``config_options`` names the run-configuration keys their constructor reads)."""

@@ -1,4 +1,4 @@
-"""The six plugin interfaces: Backend, Encoder, Ansatz, Fusion, Regularizer, Baseline.
+"""The seven plugin interfaces: Backend, Encoder, Ansatz, Fusion, Regularizer, Baseline, Backbone.
 
 Each has one required method; optional abilities are declared as data (``Capabilities``), never
 discovered by trial. Plugins subclass these and register the class through a hook (see hookspecs).
@@ -373,3 +373,31 @@ class Baseline(abc.ABC):
     @abc.abstractmethod
     def build(self, in_features: int, n_classes: int) -> torch.nn.Module:
         """A module mapping ``x[B, in_features]`` to logits ``[B, n_classes]``."""
+
+
+class Backbone(torch.nn.Module, abc.ABC):
+    """The classical feature extractor ``f_c``: rows ``x[B, in_features]`` to the latent ``H_c[B, latent]``.
+
+    An image backbone (``image_input = True``) reads each row as an image ``[C, H, W]`` stored row-major
+    (the layout of the image datasets) and views the batch as ``[B, C, H, W]``. Options beyond
+    ``in_features`` and ``latent`` come from the run configuration: the keys named in
+    :attr:`config_options`, then the ``backbone_options`` table.
+    """
+
+    name: ClassVar[str]
+    #: constructor option -> the run-configuration key that gives it (``mlp``: ``(("hidden", "hidden"),)``)
+    config_options: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: True for a backbone that reads its input rows as images ``[C, H, W]``
+    image_input: ClassVar[bool] = False
+
+    def __init__(self, in_features: int, latent: int) -> None:
+        super().__init__()
+        if in_features < 1:
+            raise ValueError(f"'in_features' must be >= 1 (got {in_features})")
+        if latent < 1:
+            raise ValueError(f"'latent' must be >= 1 (got {latent})")
+        self.in_features, self.out_features = in_features, latent
+
+    @abc.abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``H_c[B, out_features]`` from ``x[B, in_features]`` (or ``[B, C, H, W]`` for an image backbone)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hqf.errors import BackendUnavailableError
-from hqf.quantum.interfaces import Ansatz, Backend, Encoder, Fusion, Regularizer
+from hqf.quantum.interfaces import Ansatz, Backbone, Backend, Encoder, Fusion, Regularizer
 from hqf.quantum.registry import registry
 from hqf.quantum.specs import parse_ansatz_spec
 
@@ -36,3 +36,7 @@ def make_fusion(name: str, classical_features: int, quantum_features: int, **opt
 
 def make_regularizer(name: str, **options: Any) -> Regularizer:
     return registry().get("regularizer", name).cls(**options)
+
+
+def make_backbone(name: str, in_features: int, latent: int, **options: Any) -> Backbone:
+    return registry().get("backbone", name).cls(in_features, latent, **options)

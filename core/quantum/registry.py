@@ -32,7 +32,7 @@ import pluggy
 
 from hqf.quantum import hookspecs
 from hqf.errors import PluginConflictError, PluginRegistrationError, UnknownPluginError
-from hqf.quantum.interfaces import Ansatz, Availability, Backend, Baseline, Encoder, Fusion, Regularizer
+from hqf.quantum.interfaces import Ansatz, Availability, Backbone, Backend, Baseline, Encoder, Fusion, Regularizer
 
 GROUP = "hqf"
 
@@ -45,6 +45,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "fusion": ("register_fusions", Fusion),
     "regularizer": ("register_regularizers", Regularizer),
     "baseline": ("register_baselines", Baseline),
+    "backbone": ("register_backbones", Backbone),
 }
 
 
