@@ -166,7 +166,9 @@ def results_table(metrics: dict, config, out) -> list[str]:
 @click.option("--resume", type=click.Path(exists=True, file_okay=False), metavar="RUN_DIR",
               help="Continue the interrupted run in RUN_DIR from its last checkpoint, with its own configuration.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no status lines (warnings still show).")
-def run_command(config_file, regularizers, sets, out, quick, resume, quiet, **options) -> None:
+@click.option("--ddp", type=click.IntRange(min=2), metavar="N", help="Train data-parallel in N processes of this machine "
+              "(torchrun; gloo on CPU, nccl on CUDA; docs/scale-out.md).")
+def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp, **options) -> None:
     """Train the hybrid model of the seed paper and write a run directory.
 
     With no options: torch backend, hea8x6, angle encoder, gated fusion, stability and curvature
@@ -176,11 +178,14 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, **op
     directory holds config.toml, meta.json, metrics.json, curves.csv, epochs.csv, convergence.png and
     model.safetensors; while the run trains, a checkpoint too (continue an interrupted run with --resume).
     Exit status: 0 done, 1 the run failed (a non-finite loss), 2 a mistake in the input, 130 Ctrl-C.
+    Under torchrun (`torchrun --nproc-per-node N -m hqf run …`) each process trains one rank's shard of
+    every batch and rank 0 alone writes the run directory.
     """
     from hqf.learn.config import read_resolved
     from hqf.learn.eta import clock
     from hqf.learn.experiment import preflight, resolution_notes, run  # at use: they load torch, which --help does not need
 
+    from hqf.learn.distributed import from_environment, rank_setup
     from hqf.learn.lifecycle import check_fresh, check_resumable, read_run_config
 
     if resume:
@@ -190,10 +195,16 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, **op
         config = resolve_config(config_file, options, regularizers, sets, quick=quick)
         folder = pathlib.Path(out) if out else default_run_dir()
     checked = preflight(config)  # device, names and the backend: an unknown or unavailable one stops here
-    if resume:
-        check_resumable(folder, config)
-    else:
-        check_fresh(folder)  # also says when --out holds an interrupted run to resume
+    ranks = from_environment()  # one rank of a torchrun launch, or None
+    if ranks is None or ranks.writes:
+        if resume:
+            check_resumable(folder, config)
+        else:
+            check_fresh(folder)  # also says when --out holds an interrupted run to resume
+    if ddp is not None:
+        _launch_ranks(ddp, folder, given_out=bool(out or resume))
+        return
+    quiet = quiet or (ranks is not None and not ranks.writes)
     bars: list = []
 
     def progress(step: int, total: int, row: dict) -> None:
@@ -214,15 +225,40 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, **op
         click.echo(text, err=True)
 
     try:
-        metrics = run(config, folder, progress=None if quiet else progress, log=None if quiet else log, checked=checked,
-                      warn=warn, resume=bool(resume))
+        with rank_setup(ranks, config.device, folder, bool(resume)) as here:  # here: folder, or a rank's scratch
+            metrics = run(config, here, progress=None if quiet else progress, log=None if quiet else log, checked=checked,
+                          warn=None if ranks is not None and not ranks.writes else warn, resume=bool(resume), ranks=ranks)
     except RunFailedError as exc:  # not a mistake in the input (exit 2): the run itself failed
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from None
     finally:
         if bars:
             bars[0].close()
+    if ranks is not None and not ranks.writes:
+        return
     for line in results_table(metrics, config, folder):
         click.echo(line)
     for line in resolution_notes(config, read_resolved(folder / "config.toml")):
         click.echo(line)
+
+
+def _launch_ranks(processes: int, folder: pathlib.Path, given_out: bool) -> None:
+    """``hqf run --ddp N``: this command again, without ``--ddp``, as N torchrun ranks on this machine."""
+    import os
+    import subprocess
+
+    from hqf.learn.distributed import free_port, launch_command
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg == "--ddp" or arg.startswith("--ddp="):
+            skip = arg == "--ddp"
+            continue
+        args.append(arg)
+    if not given_out:
+        args += ["--out", str(folder)]  # one folder for every rank, chosen here
+    environment = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    code = subprocess.call(launch_command(processes, args, free_port()), env=environment)
+    if code != 0:
+        click.echo(f"Error: the data-parallel run failed (torchrun exit status {code}; see above)", err=True)
+        raise SystemExit(1 if code != 130 else 130)

@@ -31,6 +31,7 @@ from hqf.learn import tensorboard as tb
 from hqf.learn.config import RunConfig, resolved_toml
 from hqf.learn.data import load_dataset
 from hqf.learn.eta import PeriodicEta
+from hqf.learn.distributed import DataParallel, Ranks, adapt_terms
 from hqf.learn import lifecycle
 from hqf.learn.model import BaselineModel, HybridModel, build_model, check_backend_contract, count_parameters, make_run_backend
 from hqf.learn.pace import slow_run_warning
@@ -233,6 +234,7 @@ def run(
     checked: Preflight | None = None,
     warn: Callable[[str], None] | None = None,
     resume: bool = False,
+    ranks: Ranks | None = None,
 ) -> dict:
     """Train and evaluate ``config``; write the run directory ``out_dir``; return the metrics.
 
@@ -244,6 +246,9 @@ def run(
     :func:`hqf.learn.runtime.resolve_threads`).
     ``resume``: continue the unfinished run in ``out_dir`` (its config.toml must equal ``config``) from
     its last checkpoint; the result is the same, bit for bit, as that of a run never interrupted.
+    ``ranks``: this process is one rank of a data-parallel run (:mod:`hqf.learn.distributed`, in an
+    initialized process group): it trains its shard of every batch; rank 0 alone evaluates, writes
+    ``out_dir`` and returns the metrics, the other ranks return ``{}`` (their ``out_dir`` is scratch).
     Raises :class:`hqf.errors.HqfError` subclasses for user mistakes (before any work where they can be
     detected up front: the output directory, the backend, the plugin names);
     :class:`hqf.errors.RunFailedError` when the loss becomes non-finite (the directory records why), and
@@ -267,6 +272,9 @@ def run(
     check_backend_contract(model)
     counts = count_parameters(model)
     terms = build_terms(config, model)
+    trained = model
+    if ranks is not None:  # every rank trains its shard of each mini-batch (hqf.learn.distributed)
+        terms, trained = adapt_terms(terms, ranks), DataParallel(model, ranks)
     device = config.device
     x_train, y_train = _tensor(dataset.train.x, device), _tensor(dataset.train.y, device, torch.int64)
     x_val, y_val = _tensor(dataset.val.x, device), _tensor(dataset.val.y, device, torch.int64)
@@ -285,7 +293,10 @@ def run(
         callback = _iteration_callback(progress, board, total_steps, terms)
         on_validation = board.validation if board is not None else None
         tensors = (x_train, y_train, x_val, y_val)
-        result = lifecycle.train_durably(live, model, tensors, terms, settings, dataset, callback, on_validation)
+        result = lifecycle.train_durably(live, trained, tensors, terms, settings, dataset, callback, on_validation)
+        if ranks is not None and not ranks.writes:  # rank 0 alone evaluates and writes the run directory
+            live.finished()
+            return {}
         say(f"trained: {result.steps} iterations, stopped by {result.stop_reason}; evaluating on the test split")
         metrics = {**evaluate(model, config, dataset, device), **convergence_metrics(result, config), **counts}
         metrics["total_time_s"] = time.perf_counter() - started

@@ -39,7 +39,7 @@ from hqf.studies.grid import ABLATIONS, SWEEP_KEYS, RunSpec, expand, read_grid, 
 from hqf.studies.workers import run_pool
 
 __all__ = [
-    "ABLATIONS", "RunSpec", "SweepResult", "default_runner", "expand", "is_finished", "read_grid", "run_sweep",
+    "ABLATIONS", "RunSpec", "SweepResult", "default_runner", "execute", "expand", "is_finished", "read_grid", "run_sweep",
     "stale_keys", "validate", "write_manifest",
 ]  # fmt: skip
 
@@ -115,10 +115,10 @@ def _takes_resume(runner: Runner) -> bool:
 Outcome = tuple[str, str, str | None]
 
 
-def _execute(runner: Runner | str, config: dict, directory: str, threads: int | None, retry_failed: bool,
-             may_resume: bool) -> Outcome:
+def execute(runner: Runner | str, config: dict, directory: str, threads: int | None, retry_failed: bool,
+            may_resume: bool) -> Outcome:
     """Claim ``directory``, then run, resume or skip its configuration by the directory's state
-    (in a worker process, or in the sweep's own); returns ``(directory, outcome, error text or None)``."""
+    (in a worker process, a Ray task, or the sweep's own process); returns ``(directory, outcome, error text or None)``."""
     if threads:
         import torch
 
@@ -170,6 +170,9 @@ class SweepResult:
     busy: tuple[tuple[pathlib.Path, str], ...] = ()
 
 
+#: an engine: ``dispatch(specs, jobs, task, done)`` calls ``done(*execute(*task(spec)))`` for every spec
+Dispatch = Callable[[list[RunSpec], int, Callable[[RunSpec], tuple], Callable[..., None]], None]
+
 #: seconds between looks at run directories held by another live process on this host
 WAIT_S = 1.0
 
@@ -183,6 +186,7 @@ def run_sweep(
     report: Mapping | None = None,
     retry_failed: bool = False,
     notify: Callable[[str], None] | None = None,
+    dispatch: Dispatch | None = None,
 ) -> SweepResult:
     """Run every unfinished run of ``runs``, ``jobs`` at a time in worker processes that die with this one.
 
@@ -191,7 +195,8 @@ def run_sweep(
     directory claimed by another live process on this host is waited for (``notify(text)`` says so),
     one claimed from another host is left alone. ``progress(spec, error)`` is called once per run that
     ran (error None when it succeeded). ``report`` (the sweep file's ``[report]`` section) is stored in
-    the manifest for ``hqf report``.
+    the manifest for ``hqf report``. ``dispatch``: the engine that executes a round of runs (default:
+    this machine's worker processes; :func:`hqf.studies.ray_engine.ray_dispatch` sends them to a Ray cluster).
     """
     if jobs < 1:
         raise ConfigError(f"'jobs' must be >= 1 (got {jobs})")
@@ -224,7 +229,7 @@ def run_sweep(
     while todo:
         ready, held = _split_claimed(todo, told, outcomes, notify)
         lost_race.clear()
-        _dispatch(ready, jobs, task, done)
+        (dispatch or _dispatch)(ready, jobs, task, done)
         todo = held + lost_race
         if todo:
             time.sleep(WAIT_S)
@@ -277,7 +282,7 @@ def _dispatch(specs: list[RunSpec], jobs: int, task, done) -> None:
     """Execute the specs: in this process when ``jobs`` is 1, else in worker processes."""
     if jobs == 1:
         for spec in specs:
-            done(*_execute(*task(spec)))
+            done(*execute(*task(spec)))
         return
 
     def finished(args: tuple, result: tuple) -> None:
@@ -288,7 +293,7 @@ def _dispatch(specs: list[RunSpec], jobs: int, task, done) -> None:
             done(args[2], "failed", f"worker {kind}: {value}")
 
     _preload()  # once here rather than once per run: the workers are forked from this process
-    run_pool([task(spec) for spec in specs], jobs, _execute, finished)
+    run_pool([task(spec) for spec in specs], jobs, execute, finished)
 
 
 def _preload() -> None:
