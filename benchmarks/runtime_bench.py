@@ -41,6 +41,11 @@ import tempfile
 import time
 
 HQF = [sys.executable, "-c", "from hqf.cli import main; main()"]
+#: the goals of issue 21 this script checks
+MAX_LOADED_OVER_QUIET = 1.2  # threads=auto under the busy load, against its quiet time
+MAX_AUTO_OVER_ONE_THREAD = 1.05  # threads=auto against threads=1 under each load (5%: run-to-run noise)
+MAX_CURVATURE_OVER_PLAIN = 4.0  # a curvature iteration against a plain one, threads=auto, quiet
+MAX_FIRST_STEP_S = 5.0  # seconds to the first training step of the default run, quiet
 LOADS = {
     "busy": "import time\nend = time.time() + {limit}\nwhile time.time() < end: pass",
     "openmp": "import time, numpy as np\na = np.random.rand(600, 600)\nend = time.time() + {limit}\n"
@@ -108,6 +113,24 @@ def threads_table(iterations: int | None, loads: list[str], limit: float) -> lis
     return rows
 
 
+def threads_goals(rows: list[dict]) -> list[tuple[str, float, float]]:
+    """(goal, value, limit) for every goal the rows measure."""
+    by = {(r["load"], r["threads"]): r for r in rows}
+    goals = []
+    if ("busy", "auto") in by:
+        goals.append(("busy load: auto wall time / its quiet time", by["busy", "auto"]["vs_quiet"], MAX_LOADED_OVER_QUIET))
+    for load in sorted({r["load"] for r in rows}):
+        goals.append((f"{load}: auto wall time / threads=1", by[load, "auto"]["wall_s"] / by[load, "1"]["wall_s"], MAX_AUTO_OVER_ONE_THREAD))
+    quiet = by["quiet", "auto"]
+    goals.append(("quiet: curvature iteration / plain iteration", quiet["curvature_ms"] / quiet["plain_ms"], MAX_CURVATURE_OVER_PLAIN))
+    return goals
+
+
+def print_goals(goals: list[tuple[str, float, float]]) -> None:
+    for name, value, limit in goals:
+        print(f"goal  {name}: {value:.2f} (at most {limit:g}) {'met' if value <= limit else 'MISSED'}")
+
+
 def first_step_seconds(args: list[str]) -> float:
     """Seconds from launching ``hqf run ARGS`` to its progress bar's first line."""
     with tempfile.TemporaryDirectory(prefix="hqf-bench-") as folder:
@@ -147,12 +170,16 @@ def main() -> None:
     parser.add_argument("--json", type=pathlib.Path, help="write the rows here")
     args = parser.parse_args()
     info = {"cores": cores(), "loadavg_before": os.getloadavg()}
+    print(f"{info['cores']} usable cores, load average before: {' '.join(f'{x:.2f}' for x in info['loadavg_before'])}")
     if args.mode == "threads":
         rows = threads_table(args.iterations, [x for x in args.loads.split(",") if x], args.load_limit)
+        goals = threads_goals(rows)
     else:
         rows = startup_table(args.repeats)
+        goals = [("default run: seconds to the first training step", rows[0]["first_step_s"], MAX_FIRST_STEP_S)]
+    print_goals(goals)
     if args.json:
-        args.json.write_text(json.dumps({"mode": args.mode, **info, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"mode": args.mode, **info, "rows": rows, "goals": goals}, indent=2))
 
 
 if __name__ == "__main__":
