@@ -160,7 +160,7 @@ def results_table(metrics: dict, config, out) -> list[str]:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other configuration key (repeatable), e.g. --set curvature_every=5.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (must not exist or be empty) [default: runs/<UTC time>].")
 @click.option("--tensorboard", is_flag=True, help="Write TensorBoard event files into the run directory (pip install 'hqf[tensorboard]') [default: False].")
-@click.option("--quick", is_flag=True, help=f"A first look, about 15 s on 2 CPU cores (mostly start-up): {QUICK['samples']:,} samples, "
+@click.option("--quick", is_flag=True, help=f"A first look, about 7 s on 2 CPU cores (mostly start-up): {QUICK['samples']:,} samples, "
               f"{QUICK['epochs']} epochs, {QUICK['vai_samples']} VAI samples, {QUICK['latency_repeats']} latency repeats "
               "(options given still win).")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False), metavar="RUN_DIR",
@@ -172,9 +172,9 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
     """Train the hybrid model of the seed paper and write a run directory.
 
     With no options: torch backend, hea8x6, angle encoder, gated fusion, stability and curvature
-    regularizers, on a 60,000-sample Dataset-A-like set, 8 epochs: 1,320 iterations, 1 min 43 s measured
-    on two quiet CPU cores (91 s of training; 11.6 min measured on a loaded, shared machine). For a first
-    look in about 15 s, use --quick. The run
+    regularizers, on a 60,000-sample Dataset-A-like set, 8 epochs: 1,320 iterations, 24.5 s measured
+    on two quiet CPU cores (17.7 s of training; 27.6 s with one core kept busy). For a first look in
+    about 7 s, use --quick. The run
     directory holds config.toml, meta.json, metrics.json, curves.csv, epochs.csv, convergence.png and
     model.safetensors; while the run trains, a checkpoint too (continue an interrupted run with --resume).
     Exit status: 0 done, 1 the run failed (a non-finite loss), 2 a mistake in the input, 130 Ctrl-C.
