@@ -208,6 +208,10 @@ class RunConfig:
     delta: float = attrs.field(default=1e-4, validator=_at_least(0.0))
     grad_ema: float = attrs.field(default=0.9, validator=_fraction)
     eval_every: int | None = attrs.field(default=None, validator=_integer(1, optional=True))
+    #: every this many iterations, the full-batch gradient norm on ``full_grad_samples`` training rows
+    #: (a second definition of iterations to ε, hqf.learn.probes; None: not measured)
+    full_grad_every: int | None = attrs.field(default=None, validator=_integer(1, optional=True))
+    full_grad_samples: int = attrs.field(default=8192, validator=_integer(1))
     seed: int = attrs.field(default=0, validator=_integer(0))
     # -- data ------------------------------------------------------------------------------------
     dataset: str = attrs.field(default="dataset-a", converter=_dataset, validator=_text)

@@ -30,11 +30,13 @@ from hqf.learn import metrics as M
 from hqf.learn import tensorboard as tb
 from hqf.learn.config import RunConfig, resolved_toml
 from hqf.learn.data import load_dataset
+from hqf.learn.energy import EnergyMeter, Reading
 from hqf.learn.eta import PeriodicEta
 from hqf.learn.distributed import DataParallel, Ranks, adapt_terms
 from hqf.learn import lifecycle
 from hqf.learn.model import BaselineModel, HybridModel, build_model, check_backend_contract, count_parameters, make_run_backend
 from hqf.learn.pace import slow_run_warning
+from hqf.learn.probes import full_batch_gradient, full_batch_metrics
 from hqf.learn.runtime import resolve_threads, set_threads
 from hqf.learn.rundir import clean, finish_into, plot_convergence, write_csv, write_json
 from hqf.learn.saved import MODEL, save_model
@@ -46,13 +48,16 @@ from hqf.quantum.registry import registry
 
 __all__ = ["RunConfig", "Preflight", "preflight", "run", "TIMING_KEYS", "METRIC_KEYS"]
 
-#: metrics that measure time (they differ between otherwise identical runs)
+#: metrics that measure time or energy, and what measured it (they differ between otherwise identical runs)
 TIMING_KEYS = (
     "wall_time_s",
     "time_per_epoch_s",
     "total_time_s",
     "latency_ms_batch1",
     "latency_ms_batch256",
+    "energy_j",
+    "energy_per_epoch_j",
+    "energy_source",
 )
 #: every key of metrics.json, documented in docs/method.md
 METRIC_KEYS = (
@@ -65,6 +70,9 @@ METRIC_KEYS = (
     "val_accuracy",
     "iterations_to_eps",
     "iterations_to_eps_reason",
+    "iterations_to_eps_full",
+    "full_grad_norm_min",
+    "full_grad_norm_final",
     "iterations_to_val_within_1pct",
     "grad_norm_ema_min",
     "grad_norm_ema_final",
@@ -154,6 +162,12 @@ def evaluate(model: HybridModel | BaselineModel, config: RunConfig, dataset, dev
     return out
 
 
+def energy_metrics(energy: Reading, epochs: int) -> dict:
+    """``energy_j`` of training, ``energy_per_epoch_j`` over its full epochs, and ``energy_source``."""
+    per_epoch = energy.joules / epochs if energy.joules is not None and epochs else None
+    return {"energy_j": energy.joules, "energy_per_epoch_j": per_epoch, "energy_source": energy.source}
+
+
 def convergence_metrics(result: TrainResult, config: RunConfig) -> dict:
     out = {
         "iterations_to_eps": result.iterations_to_eps,
@@ -162,6 +176,7 @@ def convergence_metrics(result: TrainResult, config: RunConfig) -> dict:
         "steps": result.steps,
         "epochs_completed": result.epochs_completed,
         **result.surrogates(),
+        **full_batch_metrics(result.curves, config.eps),
     }
     if result.iterations_to_eps is None:
         low = out["grad_norm_ema_min"]
@@ -273,6 +288,8 @@ def run(
     counts = count_parameters(model)
     terms = build_terms(config, model)
     trained = model
+    if ranks is not None and config.full_grad_every is not None:
+        raise ConfigError("'full_grad_every' is not supported under data-parallel training (--ddp)")
     if ranks is not None:  # every rank trains its shard of each mini-batch (hqf.learn.distributed)
         terms, trained = adapt_terms(terms, ranks), DataParallel(model, ranks)
     device = config.device
@@ -293,12 +310,18 @@ def run(
         callback = _iteration_callback(progress, board, total_steps, terms)
         on_validation = board.validation if board is not None else None
         tensors = (x_train, y_train, x_val, y_val)
-        result = lifecycle.train_durably(live, trained, tensors, terms, settings, dataset, callback, on_validation)
+        probe = full_batch_gradient(config, x_train, y_train, terms)
+        meter = EnergyMeter(config.device)
+        meter.start()
+        result = lifecycle.train_durably(live, trained, tensors, terms, settings, dataset, callback, on_validation,
+                                         probes=(probe,) if probe is not None else ())
+        energy = meter.stop() if not resume else Reading(None, "not measured: a resumed run's counters cover part of its training")
         if ranks is not None and not ranks.writes:  # rank 0 alone evaluates and writes the run directory
             live.finished()
             return {}
         say(f"trained: {result.steps} iterations, stopped by {result.stop_reason}; evaluating on the test split")
-        metrics = {**evaluate(model, config, dataset, device), **convergence_metrics(result, config), **counts}
+        metrics = {**evaluate(model, config, dataset, device), **convergence_metrics(result, config), **counts,
+                   **energy_metrics(energy, result.epochs_completed)}
         metrics["total_time_s"] = time.perf_counter() - started
         metrics = {key: metrics.get(key) for key in METRIC_KEYS}
         if board is not None:

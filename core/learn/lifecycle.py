@@ -136,6 +136,7 @@ def train_durably(
     dataset: Dataset,
     progress=None,
     on_validation=None,
+    probes=(),
 ) -> TrainResult:
     """:func:`hqf.learn.training.train` with checkpoints in ``live``'s directory (every
     ``checkpoint_every`` iterations and at each epoch's end), continuing from its checkpoint if it has
@@ -160,7 +161,7 @@ def train_durably(
     with StopSignals() as stop:
         checkpointing = Checkpointing(save, live.config.checkpoint_every, stop.requested, saved)
         try:
-            result = train(model, *tensors, terms, settings, progress, on_validation, checkpointing=checkpointing)
+            result = train(model, *tensors, terms, settings, progress, on_validation, checkpointing=checkpointing, probes=probes)
         except TrainingInterrupted as exc:
             raise _interrupted(live, exc.signal, exc.step) from None
         late = stop.requested()  # after the last iteration: the final state is saved already

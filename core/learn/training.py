@@ -330,8 +330,11 @@ class _Training:
     batches_done: int = 0
     train_losses: list[float] = attrs.field(factory=list)  # this epoch's, for its validation row
     epoch_start: float = 0.0
+    #: measurements taken after some iterations (``due(step)``, ``measure(model, params)``, ``column``),
+    #: their time kept out of every clock of the run (hqf.learn.probes)
+    probes: Sequence = ()
 
-    def run_epoch(self, epoch: int, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], epoch_start: float) -> str | None:
+    def run_epoch(self, epoch: int, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> str | None:
         """One pass over ``batches``, then the end-of-epoch validation; the stop reason, or None to go on."""
         train_losses = self.train_losses
         reason = None
@@ -347,12 +350,12 @@ class _Training:
             row = self._record(epoch, result, smoothed)
             if self.progress is not None:
                 self.progress(self.step, row)
-            validate = lambda: self.validation.record(epoch, self.step, train_losses, epoch_start, False)  # noqa: E731
+            validate = lambda: self.validation.record(epoch, self.step, train_losses, self.epoch_start, False)  # noqa: E731
             reason = stop_reason_after(AfterStep(self.step, smoothed, self.settings, validate))
             if reason is not None:
                 break
             self._checkpoint(periodic=True)
-        return self._close_epoch(epoch, reason, train_losses, epoch_start)
+        return self._close_epoch(epoch, reason, train_losses, self.epoch_start)
 
     def end_epoch(self) -> None:
         """The epoch is over and training goes on: a checkpoint at the boundary."""
@@ -411,8 +414,22 @@ class _Training:
         self.started = self.validation.started = now - state["elapsed"]
         self.epoch_start = now - state["epoch_elapsed"]
 
+    def _probe(self) -> dict[str, float]:
+        """The due probes' values by column; the clocks are moved on by the time they took."""
+        values = {}
+        for probe in self.probes:
+            if probe.due(self.step):
+                before = time.perf_counter()
+                values[probe.column] = probe.measure(self.model, self.params)
+                spent = time.perf_counter() - before
+                self.started += spent
+                self.validation.started += spent
+                self.epoch_start += spent
+        return values
+
     def _record(self, epoch: int, result: StepResult, smoothed: float) -> dict:
         """Append the iteration's row to the curves; the row."""
+        probed = self._probe()
         values = {
             "step": self.step,
             "epoch": epoch,
@@ -422,6 +439,7 @@ class _Training:
             "grad_norm_ema": smoothed,
             "lr": self.optimizer.param_groups[0]["lr"],
             "wall_time_s": time.perf_counter() - self.started,
+            **probed,
         }
         row = {column: values.get(column, result.penalties.get(column, math.nan)) for column in self.curves}
         for column, value in row.items():
@@ -453,6 +471,7 @@ def train(
     progress: Progress | None = None,
     on_validation: Callable[[dict], None] | None = None,
     checkpointing: Checkpointing | None = None,
+    probes: Sequence = (),
 ) -> TrainResult:
     """Train ``model`` in place (Algorithm 1) and return its curves and stopping facts.
 
@@ -462,11 +481,13 @@ def train(
     ``on_validation(row)`` after every validation with its row (:data:`EVAL_COLUMNS`).
     ``checkpointing``: save the state as it goes and/or continue from a saved one (see :class:`Checkpointing`);
     raises :class:`TrainingInterrupted` when it asks training to stop.
+    ``probes``: measurements after some iterations, each in a curve column of its own, their time
+    excluded from every timing of the run (:class:`hqf.learn.probes.FullBatchGradient`).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(settings.optimizer, params, settings)
     generator = torch.Generator().manual_seed(settings.seed)
-    columns = [*CURVE_COLUMNS, *(t.column for t in terms if t.column not in CURVE_COLUMNS)]
+    columns = [*CURVE_COLUMNS, *(t.column for t in terms if t.column not in CURVE_COLUMNS), *(p.column for p in probes)]
     started = time.perf_counter()
     run = _Training(
         model=model,
@@ -481,6 +502,7 @@ def train(
         smoothed=SmoothedNorm(settings.grad_ema),
         generator=generator,
         checkpointing=checkpointing,
+        probes=tuple(probes),
     )
     reason = None
     if checkpointing is not None and checkpointing.resume is not None:
@@ -493,7 +515,7 @@ def train(
             run.order = torch.randperm(len(y_train), generator=generator)
         pieces = itertools.islice(_slices(run.order.to(x_train.device), settings.batch_size), run.batches_done, None)
         batches = ((x_train[index], y_train[index]) for index in pieces)
-        reason = run.run_epoch(run.epoch, batches, run.epoch_start)
+        reason = run.run_epoch(run.epoch, batches)
         if reason is None:
             run.end_epoch()
     resumed_finished = checkpointing is not None and checkpointing.resume is not None and reason is not None
