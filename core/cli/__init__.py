@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "bench": "hqf.cli.bench_cmd:bench_command",
     "check": "hqf.cli.check_cmd:check_command",
     "draw": "hqf.cli.draw_cmd:draw_command",
+    "evaluate": "hqf.cli.evaluate_cmd:evaluate_command",
     "list": "hqf.cli.list_cmd:list_command",
     "predict": "hqf.cli.predict_cmd:predict_command",
     "report": "hqf.cli.report_cmd:report_command",

@@ -53,18 +53,9 @@ def predict_command(run_dir, dataset, out, backend, device) -> None:
 
 def _builtin_test_split(trained, name: str):
     """Probabilities and labels on the test split of a built-in dataset, drawn as the run drew its own."""
-    from hqf.learn.data import BUILTIN, load_dataset
+    from hqf.learn.saved import run_dataset
 
-    config = trained.config
-    if name not in BUILTIN and name != config.dataset:
-        raise ConfigError(f"--dataset {name!r}: not a .csv/.npz file nor a built-in dataset ({', '.join(BUILTIN)})")
-    data = load_dataset(
-        name, samples=config.samples, seed=config.seed if config.data_seed is None else config.data_seed,
-        imbalance=config.imbalance, label_noise=config.label_noise, label_column=config.label_column,
-        features=config.features, input_noise=config.input_noise, input_noise_on=config.input_noise_on,
-    )  # fmt: skip
-    if data.n_features != trained.n_features:
-        raise ConfigError(f"--dataset {name!r} has {data.n_features} features; the model takes {trained.n_features}")
+    data = run_dataset(trained, name)
     probs = trained.predict_proba(data.test.x, scaled=True)  # z-scored with its own training split, as in the run
     return probs, [data.class_names[i] for i in data.test.y]
 

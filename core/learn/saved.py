@@ -85,12 +85,14 @@ class TrainedModel(torch.nn.Module):
         return [self.class_names[i] for i in self.predict_proba(x).argmax(axis=1)]
 
 
-def load(run_dir: str | pathlib.Path, backend: str | None = None, device: str | None = None) -> TrainedModel:
+def load(run_dir: str | pathlib.Path, backend: str | None = None, device: str | None = None,
+         depolarizing: float | None = None) -> TrainedModel:
     """The trained model of the finished run in ``run_dir``, in eval mode, ready for inference.
 
     ``backend``: simulate the quantum layer on another registered backend (its own default options;
-    the gradient method is left to ``auto``); ``device``: another torch device. The global random
-    state is left as it was.
+    the gradient method is left to ``auto``); ``device``: another torch device; ``depolarizing``: the
+    gate-noise probability given to the backend (a noisy backend such as ``torch-dm``). The global
+    random state is left as it was.
 
     Raises:
         ConfigError: ``run_dir`` holds no ``model.safetensors`` (not a finished run), or the file does
@@ -106,6 +108,8 @@ def load(run_dir: str | pathlib.Path, backend: str | None = None, device: str | 
         changes.update(backend=backend, backend_options={}, gradient="auto")
     if device is not None:
         changes["device"] = device
+    if depolarizing is not None:
+        changes["depolarizing"] = depolarizing
     config = config.replace(**changes) if changes else config
     tensors, metadata = _read(path)
     n_features, n_classes = int(metadata["n_features"]), int(metadata["n_classes"])
@@ -170,3 +174,21 @@ def read_features(path: str | pathlib.Path, n_features: int, label_column: str |
     if not np.isfinite(x).all():
         raise DataError(f"{path}: features contain NaN or infinity")
     return x, labels
+
+
+def run_dataset(trained: TrainedModel, name: str | None = None) -> Dataset:
+    """The dataset ``name`` (default: the run's own) drawn, split and scaled exactly as the run drew its own."""
+    from hqf.learn.data import load_dataset
+
+    config = trained.config
+    name = name or config.dataset
+    if name not in BUILTIN and name != config.dataset:
+        raise ConfigError(f"--dataset {name!r}: not a .csv/.npz file nor a built-in dataset ({', '.join(BUILTIN)})")
+    data = load_dataset(
+        name, samples=config.samples, seed=config.seed if config.data_seed is None else config.data_seed,
+        imbalance=config.imbalance, label_noise=config.label_noise, label_column=config.label_column,
+        features=config.features, input_noise=config.input_noise, input_noise_on=config.input_noise_on,
+    )  # fmt: skip
+    if data.n_features != trained.n_features:
+        raise ConfigError(f"--dataset {name!r} has {data.n_features} features; the model takes {trained.n_features}")
+    return data
