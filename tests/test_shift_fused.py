@@ -16,7 +16,7 @@ from hqf.quantum.gradients import expval
 from hqf.quantum.make import make_ansatz
 from hqf.testing import ReferenceBackend
 from reference import reference_expval
-from strategies import circuits
+from strategies import circuits, encoded
 
 
 def _hea(n_qubits: int, n_layers: int) -> Circuit:
@@ -146,16 +146,6 @@ def test_two_threads_give_the_same_values():
     assert torch.equal(one, two)  # the same tiles, the same arithmetic: only their split differs
 
 
-def _encoded(body: Circuit, encoding: list[str]) -> Circuit:
-    """``body`` after one-qubit encoding gates on every wire (the data columns come first)."""
-    n, ops, column = body.n_qubits, [], 0
-    for gate in encoding:
-        for q in range(n):
-            ops.append(Operation(gate, q, None if gate == "H" else column))
-            column += gate != "H"
-    return compose(n, [ops, body.operations], body.observables)
-
-
 @given(
     body=circuits(gates=BASE_GATES, max_qubits=6, max_ops=30, paulis="Z"),
     encoding=st.lists(st.sampled_from(["RY", "RX", "RZ", "H"]), min_size=1, max_size=3).filter(lambda g: g != ["H"] * len(g)),
@@ -163,7 +153,7 @@ def _encoded(body: Circuit, encoding: list[str]) -> Circuit:
     seed=st.integers(0, 2**16),
 )
 def test_random_circuits_give_the_torch_path_values(body, encoding, batch, seed):
-    circuit = _encoded(body, encoding)
+    circuit = encoded(body, encoding)
     n_data = circuit.n_params - body.n_params
     angles = full_angles(*_inputs(circuit, n_data, batch, seed))
     backend = TorchBackend()

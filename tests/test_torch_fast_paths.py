@@ -21,6 +21,7 @@ from hqf.quantum.layer import QuantumLayer
 from hqf.quantum.make import make_ansatz, make_encoder, make_regularizer
 from reference import reference_expval
 from strategies import circuits as any_circuits
+from strategies import encoded
 
 
 def circuits(**kwargs):
@@ -474,16 +475,6 @@ def test_real_then_phase_layers_give_the_plain_broadcast_gradients(cache_mib, la
         assert torch.max(torch.abs(a - b)).item() <= 1e-10, circuit.diagram()
 
 
-def _encoded(body: Circuit, encoding: list[str]) -> Circuit:
-    """``body`` after one-qubit encoding gates on every wire (the data columns come first)."""
-    n, ops, column = body.n_qubits, [], 0
-    for gate in encoding:
-        for q in range(n):
-            ops.append(Operation(gate, q, None if gate == "H" else column))
-            column += gate != "H"
-    return compose(n, [ops, body.operations], body.observables)
-
-
 @given(
     body=circuits(max_qubits=6, max_ops=30, paulis="Z"),
     encoding=st.lists(st.sampled_from(["RY", "RX", "RZ", "H"]), min_size=1, max_size=3).filter(lambda g: g != ["H"] * len(g)),
@@ -493,7 +484,7 @@ def _encoded(body: Circuit, encoding: list[str]) -> Circuit:
 def test_fused_kernels_give_the_plain_values_and_gradients(body, encoding, batch, seed):
     # everything after the leading product state runs in the fused kernels when its angles are
     # broadcast weights: values, data gradients and summed weight gradients against the plain path
-    circuit = _encoded(body, encoding)
+    circuit = encoded(body, encoding)
     n_data = circuit.n_params - body.n_params
     gen = torch.Generator().manual_seed(seed)
     data = ((torch.rand(batch, n_data, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi).requires_grad_()

@@ -13,10 +13,9 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from hqf.learn.terms import Term
-from hqf.quantum.interfaces import RegularizerInputs
+from hqf.learn.training import composite_loss
 
 #: seed offset of the generator that picks the probe's fixed subset
 SUBSET_SEED = 104729
@@ -46,12 +45,7 @@ class FullBatchGradient:
         buffers = {name: b.clone() for name, b in model.named_buffers()}
         devices = [self.x.device] if self.x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            features, logits = model.forward_features(self.x)
-            ce = F.cross_entropy(logits.float(), self.y)
-            total = ce
-            inputs = RegularizerInputs(features, logits, ce, tuple(params))
-            for term in self.terms:
-                total = total + term.weight * term.regularizer.penalty(inputs)
+            total, _, _ = composite_loss(model, params, self.terms, self.x, self.y, step=1)  # every kept term is due
             grads = torch.autograd.grad(total, list(params), allow_unused=True)
         with torch.no_grad():
             for name, b in model.named_buffers():

@@ -72,13 +72,14 @@ class Term:
 
 
 def loss_at(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, parameters: tuple[torch.Tensor, ...]):
-    """The cross-entropy of ``model`` on ``(x, y)`` in float64 as a function of values of ``parameters``.
+    """The cross-entropy of ``model`` on ``(x, y)`` in float64 as a function of values of the trainable
+    ones among ``parameters`` (in their order).
 
     Every call sees the same random draws (dropout) and leaves the model's buffers (batch-norm
     statistics) and torch's random state as they were.
     """
     names = {id(p): name for name, p in model.named_parameters()}
-    keys = [names[id(p)] for p in parameters]
+    keys = [names[id(p)] for p in parameters if p.requires_grad]
     x64 = x.double()
     devices = [x.device] if x.device.type == "cuda" else []
 

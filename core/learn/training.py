@@ -49,6 +49,7 @@ __all__ = [
     "TrainResult",
     "TrainSettings",
     "build_terms",  # kept here for callers that import it with train
+    "composite_loss",
     "evaluate_loss",
     "grad_norm",
     "make_optimizer",
@@ -160,6 +161,24 @@ class StepResult:
     grad_norm: float = math.nan
 
 
+def composite_loss(
+    model: torch.nn.Module, params: Sequence[torch.Tensor], terms: Sequence[Term], xb: torch.Tensor, yb: torch.Tensor, step: int
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """``(L_total, L_ce, the penalties by curve column)`` of iteration ``step`` on ``(xb, yb)`` (eq. 10):
+    the terms due at ``step`` with a positive weight."""
+    features, logits = model.forward_features(xb)
+    ce = F.cross_entropy(logits.float(), yb)
+    total = ce
+    penalties: dict[str, float] = {}
+    inputs = RegularizerInputs(features, logits, ce, tuple(params))
+    for term in terms:
+        if term.due(step) and term.weight > 0:
+            penalty = term.regularizer.penalty(term.inputs(model, xb, yb, inputs))
+            total = total + term.weight * penalty
+            penalties[term.column] = float(penalty.detach())
+    return total, ce, penalties
+
+
 def train_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -171,16 +190,7 @@ def train_step(
 ) -> StepResult:
     """Iteration ``step`` on the mini-batch ``(xb, yb)``: forward, composite loss (eq. 10), backward,
     the gradient norm ``g_t`` over ``params``, one optimizer step."""
-    features, logits = model.forward_features(xb)
-    ce = F.cross_entropy(logits.float(), yb)
-    total = ce
-    penalties: dict[str, float] = {}
-    inputs = RegularizerInputs(features, logits, ce, tuple(params))
-    for term in terms:
-        if term.due(step) and term.weight > 0:
-            penalty = term.regularizer.penalty(term.inputs(model, xb, yb, inputs))
-            total = total + term.weight * penalty
-            penalties[term.column] = float(penalty.detach())
+    total, ce, penalties = composite_loss(model, params, terms, xb, yb, step)
     optimizer.zero_grad(set_to_none=True)
     loss = float(total.detach())
     if not math.isfinite(loss):

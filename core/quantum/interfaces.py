@@ -308,7 +308,7 @@ class RegularizerInputs:
     logits: torch.Tensor  # [B, C]
     ce_loss: torch.Tensor  # scalar, still attached to the graph
     parameters: tuple[torch.Tensor, ...]  # the trainable parameters
-    #: the same cross-entropy as a function of float64 values of ``parameters`` (a float64 scalar with
+    #: the same cross-entropy as a function of float64 values of the trainable ``parameters`` (a float64 scalar with
     #: its own graph), where the run can evaluate it so; None elsewhere
     loss_at: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
 
