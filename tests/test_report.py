@@ -110,6 +110,49 @@ def test_table3_has_a_column_per_noise_level(tmp_path):
     assert {r["model"] for r in rows} == {"adam", "sgd", "full"}  # one row per variant, noise in columns
 
 
+def test_table3_reads_the_runs_gate_noise_evaluations(tmp_path):
+    """Each kind of ``hqf evaluate --out RUN/evaluations/…`` result is a Table III column, by seed."""
+    sweep = _sweep(tmp_path / "s")
+    drop = {0.0: 0.0, 0.02: 0.01, 0.05: 0.03}
+    for seed in SEEDS:
+        run = sweep / f"full/depolarizing=0.0/seed{seed}"
+        (run / "evaluations").mkdir()
+        for p, d in drop.items():
+            backend = "torch" if p == 0 else "torch-dm"
+            record = {"accuracy": 0.8 + 0.01 * seed - d, "backend": backend, "depolarizing": p, "input_noise": 0.0,
+                      "test_samples": 1024}
+            (run / "evaluations" / f"{backend}_p{p:g}_n1024.json").write_text(json.dumps(record))
+        (run / "evaluations" / "broken.json").write_text("{not json")
+    make_report([sweep], tmp_path / "out")
+    rows = _csv(tmp_path / "out" / "table3.csv")
+    title = "Accuracy (%), torch-dm, gate noise p=0.05, 1,024 test rows"
+    full = next(r for r in rows if r["variant"] == "full" and r["metric"] == title)
+    assert float(full["mean"]) == pytest.approx(np.mean([100 * (0.8 + 0.01 * s - 0.03) for s in SEEDS]))
+    assert int(full["n"]) == 5
+    clean = next(r for r in rows if r["variant"] == "full" and r["metric"] == "Accuracy (%), torch, gate noise p=0, 1,024 test rows")
+    assert float(clean["mean"]) == pytest.approx(np.mean([100 * (0.8 + 0.01 * s) for s in SEEDS]))
+    adam = next(r for r in rows if r["variant"] == "adam" and r["metric"] == title)
+    assert int(adam["n"]) == 0  # no evaluations kept: n/a, never zero
+    metrics = [r["metric"] for r in rows if r["variant"] == "full"]
+    assert metrics.index("Accuracy (%), torch, gate noise p=0, 1,024 test rows") < metrics.index(title)
+
+
+def test_a_row_may_have_its_own_baseline(tmp_path):
+    """``[report] baselines``: full is tested against sgd (e.g. the same model family on another
+    dataset), the other rows against adam."""
+    sweep = _sweep(tmp_path / "s", report={"baseline": "adam", "baselines": {"full": "sgd"}})
+    make_report([sweep], tmp_path / "out")
+    rows = _csv(tmp_path / "out" / "table1.csv")
+    full = next(r for r in rows if r["variant"] == "full" and r["metric"] == "Accuracy (%)")
+    sgd = next(r for r in rows if r["variant"] == "sgd" and r["metric"] == "Accuracy (%)")
+    assert full["baseline"] == "sgd" and sgd["baseline"] == "adam"
+    expected = np.mean([100 * (ACC["full"][s] - ACC["sgd"][s]) for s in SEEDS])
+    assert float(full["mean_difference"]) == pytest.approx(expected)
+    assert "full is compared with sgd" in (tmp_path / "out" / "table1.md").read_text()
+    with pytest.raises(ConfigError, match="baselines"):
+        make_report([_sweep(tmp_path / "t", report={"baselines": ["sgd"]})], tmp_path / "out2")
+
+
 def test_figures_are_written(tmp_path):
     report = make_report([_sweep(tmp_path / "s")], tmp_path / "out")
     names = {p.name for p in report.figures}

@@ -10,6 +10,7 @@ carries the sweep file's optional ``[report]`` section::
 
     [report]
     baseline = "adam"                       # default for --baseline
+    baselines = { "full-b" = "adam-b" }     # rows compared with another variant (e.g. another dataset)
     table1 = ["sgd", "rmsprop", "adam", "bo", "es", "full"]   # variants per table (default: all)
     table3 = ["adam", "rmsprop", "bo", "full"]
     table4 = ["backbone-only", "+quantum-no-gating", "+gated-no-stability", "full"]
@@ -42,6 +43,8 @@ from hqf.studies.stats import PairedTest, Summary, paired, summarize
 KEYS = {
     "iterations": "iterations_to_eps",
     "iterations_val": "iterations_to_val_within_1pct",
+    "iterations_full": "iterations_to_eps_full",
+    "energy": "energy_per_epoch_j",
     "accuracy_input_noise": "accuracy_input_noise",
     "accuracy": "accuracy",
     "macro_f1": "macro_f1",
@@ -52,6 +55,14 @@ KEYS = {
     "latency": "latency_ms_batch1",
     "steps_total": "steps",  # read through Run.value: search_total_steps when present
 }
+#: table id -> columns shown only when some run's metrics.json has their key (newer runs' metrics)
+OPTIONAL_COLUMNS: dict[str, list[tuple[str, str, float]]] = {
+    "table1": [("Iterations to ε (full batch)", "iterations_full", 1)],
+    "table2": [("Energy per epoch (J)", "energy", 1)],
+    "table4": [("Iterations to ε (full batch)", "iterations_full", 1)],
+}
+#: role prefix of Table III's columns read from a run's evaluations/<stem>.json (``hqf evaluate --out``)
+EVALUATION = "evaluation:"
 
 #: table id -> (title, [(column title, KEYS role, scale)])
 TABLES: dict[str, tuple[str, list[tuple[str, str, float]]]] = {
@@ -86,10 +97,14 @@ class Run:
     seed: int
     axes: tuple[tuple[str, Any], ...]
     metrics: dict = attrs.field(eq=False)
+    #: ``hqf evaluate`` results kept in the run's ``evaluations/`` folder: file stem -> its JSON
+    evaluations: dict = attrs.field(factory=dict, eq=False)
 
     def value(self, role: str) -> float:
         if role == "steps_total":  # optimizer steps spent, a search's trials included
             v = self.metrics.get("search_total_steps", self.metrics.get("steps"))
+        elif role.startswith(EVALUATION):  # accuracy of one evaluation (EVALUATION + file stem)
+            v = self.evaluations.get(role[len(EVALUATION):], {}).get("accuracy")
         else:
             v = self.metrics.get(KEYS[role])
         try:
@@ -104,6 +119,19 @@ def _metrics(directory: pathlib.Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _evaluations(directory: pathlib.Path) -> dict:
+    """The run's ``evaluations/*.json`` (``hqf evaluate --out``) by file stem; unreadable files are skipped."""
+    found = {}
+    for path in sorted((directory / "evaluations").glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            found[path.stem] = data
+    return found
 
 
 def _config_seed(directory: pathlib.Path) -> int:
@@ -154,11 +182,11 @@ def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
                     failed.append((directory, reason))
                 elif metrics is not None:
                     axes = tuple((k, v) for k, v in row.items() if k not in ("dir", "variant", "seed"))
-                    runs.append(Run(directory, row["variant"], int(row["seed"]), axes, metrics))
+                    runs.append(Run(directory, row["variant"], int(row["seed"]), axes, metrics, _evaluations(directory)))
         elif (reason := failure(path, metrics := _metrics(path))) is not None:
             failed.append((path, reason))
         elif metrics is not None:
-            runs.append(Run(path, path.name, _config_seed(path), (), metrics))
+            runs.append(Run(path, path.name, _config_seed(path), (), metrics, _evaluations(path)))
         else:
             raise ConfigError(f"{path} holds neither sweep.json nor a finished run (metrics.json)")
     if not runs:
@@ -266,7 +294,9 @@ def _rows(groups: Sequence[Group], columns: Sequence[Column], axis: str) -> list
     return rows
 
 
-def _baseline_row(row: Row, rows: Sequence[Row], baseline: str | None) -> Row | None:
+def _baseline_row(row: Row, rows: Sequence[Row], baseline: str | None, own: dict | None = None) -> Row | None:
+    """The row ``row`` is tested against: its own baseline variant (``own``) or ``baseline``, same axes."""
+    baseline = (own or {}).get(row.variant, baseline)
     if baseline is None:
         return None
     candidates = [r for r in rows if r.variant == baseline]
@@ -281,11 +311,12 @@ class Cell:
     test: PairedTest | None
 
 
-def evaluate(rows: Sequence[Row], baseline: str | None) -> list[tuple[Row, dict]]:
-    """Per row, per column: the seed summary and the paired test against the baseline row."""
+def evaluate(rows: Sequence[Row], baseline: str | None, own: dict | None = None) -> list[tuple[Row, dict]]:
+    """Per row, per column: the seed summary and the paired test against the baseline row (``own``:
+    variant -> the baseline variant of that row, where it is not ``baseline``)."""
     out = []
     for row in rows:
-        base = _baseline_row(row, rows, baseline)
+        base = _baseline_row(row, rows, baseline, own)
         cells = {}
         for title, by_seed in row.values.items():
             test = None if base is None or base is row else paired(by_seed, base.values[title])
@@ -294,7 +325,7 @@ def evaluate(rows: Sequence[Row], baseline: str | None) -> list[tuple[Row, dict]
     return out
 
 
-def markdown(title: str, table: Sequence[tuple[Row, dict]], baseline: str | None) -> str:
+def markdown(title: str, table: Sequence[tuple[Row, dict]], baseline: str | None, own: dict | None = None) -> str:
     """``mean ± std [95% CI]`` per metric, then the paired-test p-values against the baseline."""
     if not table:
         return ""
@@ -302,7 +333,9 @@ def markdown(title: str, table: Sequence[tuple[Row, dict]], baseline: str | None
     has_tests = baseline is not None and any(c.test is not None for _, cells in table for c in cells.values())
     header = ["Model"] + titles + ([f"p vs {baseline}: {t} (t / W)" for t in titles] if has_tests else [])
     lines = [f"**{title}** — mean ± std [95% CI] over seeds"
-             + ("; p: paired t-test / Wilcoxon signed-rank, paired by seed" if has_tests else ""), ""]
+             + ("; p: paired t-test / Wilcoxon signed-rank, paired by seed" if has_tests else "")
+             + "".join(f"; {v} is compared with {b}" for v, b in (own or {}).items() if any(r.variant == v for r, _ in table)),
+             ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, cells in table:
         line = [row.label] + [_cell(c.summary, c.total) for c in cells.values()]
@@ -316,7 +349,7 @@ CSV_FIELDS = ["model", "variant", "axes", "metric", "n", "mean", "std", "ci_low"
               "mean_difference", "t_statistic", "t_pvalue", "wilcoxon_statistic", "wilcoxon_pvalue"]
 
 
-def write_csv(path: pathlib.Path, table: Sequence[tuple[Row, dict]], baseline: str | None) -> None:
+def write_csv(path: pathlib.Path, table: Sequence[tuple[Row, dict]], baseline: str | None, own: dict | None = None) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         writer.writeheader()
@@ -325,7 +358,7 @@ def write_csv(path: pathlib.Path, table: Sequence[tuple[Row, dict]], baseline: s
                 s = c.summary
                 record = {"model": row.label, "variant": row.variant, "axes": json.dumps(dict(row.axes)), "metric": metric,
                           "n": s.n, "mean": s.mean, "std": s.std, "ci_low": s.ci_low, "ci_high": s.ci_high,
-                          "baseline": baseline or ""}
+                          "baseline": (own or {}).get(row.variant, baseline) or ""}
                 if c.test is not None:
                     t = c.test
                     record |= {"n_pairs": t.n, "mean_difference": t.mean_difference, "t_statistic": t.t_statistic,
@@ -335,13 +368,33 @@ def write_csv(path: pathlib.Path, table: Sequence[tuple[Row, dict]], baseline: s
 
 
 def table_columns(table: str, groups: Sequence[Group], axis: str) -> list[Column]:
-    """The columns of a table; Table III adds accuracy at every non-zero level of the noise axis."""
+    """The columns of a table; Table III adds accuracy at every non-zero level of the noise axis, and
+    the accuracy of every kind of ``hqf evaluate`` result the runs keep (backend, gate noise, rows)."""
     columns = [Column(title, role, scale) for title, role, scale in TABLES[table][1]]
+    present = {key for g in groups for r in g.runs for key in r.metrics}
+    columns[1:1] = [Column(title, role, scale) for title, role, scale in OPTIONAL_COLUMNS.get(table, []) if KEYS[role] in present]
     if table == "table3":
         levels = sorted({dict(g.axes)[axis] for g in groups if axis in dict(g.axes)} - {0, 0.0})
         columns.append(Column("Accuracy (%), no gate noise", "accuracy", 100))
         columns += [Column(f"Accuracy (%) at {axis}={level:g}", "accuracy", 100, level) for level in levels]
+        kinds = {stem: e for g in groups for r in g.runs for stem, e in r.evaluations.items()}
+        for stem, e in sorted(kinds.items(), key=lambda item: _evaluation_order(item[1])):
+            columns.append(Column(_evaluation_title(e), EVALUATION + stem, 100))
     return columns
+
+
+def _evaluation_order(e: dict) -> tuple:
+    return (e.get("test_samples") or 0, e.get("input_noise") or 0, e.get("depolarizing") or 0, str(e.get("backend")))
+
+
+def _evaluation_title(e: dict) -> str:
+    """``Accuracy (%), torch-dm, gate noise p=0.02, 1,024 test rows`` for one kind of evaluation."""
+    parts = [f"Accuracy (%), {e.get('backend')}", f"gate noise p={e.get('depolarizing') or 0:g}"]
+    if e.get("input_noise"):
+        parts.append(f"input noise σ={e['input_noise']:g}")
+    if e.get("test_samples") is not None:
+        parts.append(f"{int(e['test_samples']):,} test rows")
+    return ", ".join(parts)
 
 
 @attrs.frozen
@@ -368,6 +421,9 @@ def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, ba
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     axis = settings.get("noise_axis", "depolarizing")
+    own = settings.get("baselines", {})
+    if not isinstance(own, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in own.items()):
+        raise ConfigError("[report] baselines must map variant names to variant names, e.g. { \"full-b\" = \"adam-b\" }")
     tables = {}
     parts = ["# hqf report", "", f"{len(runs)} finished runs in {len(groups)} groups; baseline: {baseline or 'none'}.", ""]
     parts += _failed_and_warnings(loaded)
@@ -379,11 +435,11 @@ def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, ba
         rows = _rows(chosen, table_columns(table, chosen, axis), axis)
         if not rows:
             continue
-        evaluated = evaluate(rows, baseline)
+        evaluated = evaluate(rows, baseline, own)
         tables[table] = (title, evaluated)
-        text = markdown(title, evaluated, baseline)
+        text = markdown(title, evaluated, baseline, own)
         (out / f"{table}.md").write_text(text)
-        write_csv(out / f"{table}.csv", evaluated, baseline)
+        write_csv(out / f"{table}.csv", evaluated, baseline, own)
         parts += [text, ""]
     def chosen_for(figure: str) -> list[Group]:
         named = settings.get(figure, settings.get("table1"))
