@@ -11,6 +11,24 @@ import click
 from hqf.errors import ConfigError
 
 
+#: bytes of simulator state per batch that keep each gate's pass in the CPU's cache (measured: an
+#: 8-qubit density matrix ran 6 rows/s at 1-16 rows per batch and 2.5 rows/s at 256)
+BATCH_STATE_BYTES = 16 << 20
+
+
+def rows_per_batch(config) -> int:
+    """Rows per forward pass: as many as fit :data:`BATCH_STATE_BYTES` of state, from 1 to 1024."""
+    from hqf.quantum.make import make_ansatz
+    from hqf.quantum.registry import registry
+
+    if config.baseline is not None:
+        return 1024
+    qubits = make_ansatz(config.ansatz).n_qubits
+    mixed = config.depolarizing > 0 or registry().get("backend", config.backend).cls.capabilities.noise
+    dense = 4**qubits if mixed else 2**qubits  # amplitudes of a density matrix or a state vector
+    return max(1, min(1024, BATCH_STATE_BYTES // (16 * dense)))
+
+
 @click.command("evaluate")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--backend", help="Simulate the quantum layer on this backend instead of the run's, e.g. torch-dm (hqf list).")
@@ -44,7 +62,7 @@ def evaluate_command(run_dir, backend, depolarizing, input_noise, test_samples, 
     if input_noise:
         generator = torch.Generator().manual_seed(seed)
         x = x + input_noise * torch.randn(x.shape, generator=generator, dtype=torch.float64).numpy().astype(x.dtype)
-    probs = trained.predict_proba(x, scaled=True)
+    probs = trained.predict_proba(x, scaled=True, batch_size=rows_per_batch(trained.config))
     result = {key: value for key, value in M.classification_metrics(probs, y, data.n_classes).items() if key != "reliability"}
     config = trained.config
     result.update(backend=config.backend, depolarizing=config.depolarizing, input_noise=input_noise,
