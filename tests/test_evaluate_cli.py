@@ -52,3 +52,17 @@ def test_gate_noise_on_a_noiseless_backend_is_one_line(finished):
     folder, _ = finished
     result = CliRunner().invoke(main, ["evaluate", str(folder), "--depolarizing", "0.02"])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+
+
+def test_rows_per_batch_keep_a_density_matrix_batch_small():
+    import attrs
+
+    from hqf.cli.evaluate_cmd import BATCH_STATE_BYTES, rows_per_batch
+    from hqf.learn.experiment import RunConfig
+
+    config = RunConfig()  # hea8x6 on the state vector: 4 KiB per row
+    assert rows_per_batch(config) == 1024
+    noisy = attrs.evolve(config, backend="torch-dm", depolarizing=0.02)  # 1 MiB per row
+    assert rows_per_batch(noisy) == BATCH_STATE_BYTES // (16 * 4**8) == 16
+    assert rows_per_batch(attrs.evolve(config, backend="torch-dm")) == 16  # a mixed-state backend without noise
+    assert rows_per_batch(attrs.evolve(config, ansatz="hea4x2", backend="torch-dm")) == 1024
