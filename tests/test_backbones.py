@@ -44,6 +44,41 @@ def test_mlp_through_the_registry_is_the_two_gelu_layers():
     torch.testing.assert_close(backbone.double()(x), expected, rtol=1e-12, atol=1e-12)
 
 
+def test_transformer_patches_are_tokens_of_summed_feature_values():
+    """patch = 4 on 10 features: 3 tokens (the last padded), each Σ_j x_j v_j + e_t, written out by hand."""
+    from hqf.plugins.backbones.transformer import TransformerBackbone
+
+    torch.manual_seed(0)
+    backbone = build_backbone(RunConfig(backbone="transformer", transformer_dim=8, transformer_heads=2,
+                                        transformer_layers=1, latent=3, backbone_options={"patch": 4}), 10).double()
+    assert isinstance(backbone, TransformerBackbone) and backbone.tokens == 3
+    x = torch.randn(5, 10, dtype=torch.float64)
+    seen = []
+    backbone.layers.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    out = backbone(x)
+    v, e = backbone.value.detach(), backbone.position.detach()
+    expected = torch.stack([sum(x[:, j, None] * v[j] for j in range(4 * t, min(4 * t + 4, 10))) + e[t] for t in range(3)], dim=1)
+    torch.testing.assert_close(seen[0], expected, rtol=1e-12, atol=1e-12)
+    with torch.no_grad():
+        backbone.value[10:] += 1.0  # the padding's value directions meet zeros only
+    torch.testing.assert_close(backbone(x), out, rtol=0, atol=0)
+
+
+def test_transformer_with_patch_one_is_one_token_per_feature():
+    from hqf.plugins.backbones.transformer import TransformerBackbone
+
+    torch.manual_seed(1)
+    backbone = TransformerBackbone(6, 3, dim=8, layers=1, heads=2, patch=1).double()
+    x = torch.randn(2, 6, dtype=torch.float64)
+    seen = []
+    backbone.layers.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    backbone(x)
+    torch.testing.assert_close(seen[0], x.unsqueeze(-1) * backbone.value + backbone.position, rtol=0, atol=0)
+    for bad in (0, 7, 2.5, True):
+        with pytest.raises(ValueError, match="'patch' must be an integer from 1 to 6"):
+            TransformerBackbone(6, 3, dim=8, layers=1, heads=2, patch=bad)
+
+
 @pytest.mark.parametrize("in_features, shape", [(64, (1, 8, 8)), (784, (1, 28, 28)), (3072, (3, 32, 32)), (27648, (3, 96, 96))])
 def test_square_image_shapes_are_inferred(in_features, shape):
     assert resolve_image_shape(in_features) == shape

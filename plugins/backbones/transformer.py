@@ -1,4 +1,4 @@
-"""``transformer``: a small transformer encoder over feature tokens (the seed's "transformer-based backbone")."""
+"""``transformer``: a small transformer encoder over feature tokens or patches (the seed's "transformer-based backbone")."""
 
 from __future__ import annotations
 
@@ -31,20 +31,23 @@ class _EncoderLayer(nn.Module):
 
 
 class TransformerBackbone(Backbone):
-    """A small transformer encoder over feature tokens.
+    """A small transformer encoder over feature tokens, or over patches of ``patch`` features.
 
-    Feature ``j`` of ``x`` becomes the token ``x_j · v_j + e_j`` (a learned value direction and a
-    learned feature embedding, width ``dim``); ``layers`` pre-norm encoder layers with ``heads`` heads
-    (feed-forward width ``2·dim``, no dropout); mean pooling over tokens; ``H_c = GELU(W · pooled + b)``
-    of width ``latent``. Cost grows with the square of the number of features.
+    Patch ``t`` (features ``t·patch … t·patch + patch − 1``, the last one zero-padded) becomes the
+    token ``Σ_j x_j · v_j + e_t`` (a learned value direction per feature and a learned embedding per
+    patch, width ``dim``; with ``patch = 1`` each feature is one token ``x_j · v_j + e_j``); ``layers``
+    pre-norm encoder layers with ``heads`` heads (feed-forward width ``2·dim``, no dropout); mean
+    pooling over tokens; ``H_c = GELU(W · pooled + b)`` of width ``latent``. Cost grows with the square
+    of the number of tokens, ``ceil(in_features / patch)``.
 
     Args:
         in_features, latent: the widths of ``x`` and ``H_c``.
         dim, layers, heads: run-configuration keys ``transformer_dim``, ``transformer_layers``,
             ``transformer_heads``; ``dim`` must be divisible by ``heads``.
+        patch: features per token (``backbone_options = { patch = 8 }``), from 1 to ``in_features``.
 
     Raises:
-        ValueError: ``dim`` is not divisible by ``heads``.
+        ValueError: ``dim`` is not divisible by ``heads``, or ``patch`` is out of range.
 
     Example::
 
@@ -55,15 +58,23 @@ class TransformerBackbone(Backbone):
     name = "transformer"
     config_options = (("dim", "transformer_dim"), ("layers", "transformer_layers"), ("heads", "transformer_heads"))
 
-    def __init__(self, in_features: int, latent: int, dim: int = 32, layers: int = 2, heads: int = 4) -> None:
+    def __init__(self, in_features: int, latent: int, dim: int = 32, layers: int = 2, heads: int = 4, patch: int = 1) -> None:
         super().__init__(in_features, latent)
         if dim % heads:
             raise ValueError(f"'transformer_dim' ({dim}) must be divisible by 'transformer_heads' ({heads})")
-        self.value = nn.Parameter(torch.randn(in_features, dim) / dim**0.5)
-        self.position = nn.Parameter(torch.randn(in_features, dim) * 0.02)
+        if isinstance(patch, bool) or not isinstance(patch, int) or not 1 <= patch <= in_features:
+            raise ValueError(f"the transformer's 'patch' must be an integer from 1 to {in_features} (got {patch!r})")
+        self.patch, self.tokens = patch, -(-in_features // patch)
+        self.value = nn.Parameter(torch.randn(self.tokens * patch, dim) / dim**0.5)
+        self.position = nn.Parameter(torch.randn(self.tokens, dim) * 0.02)
         self.layers = nn.Sequential(*(_EncoderLayer(dim, heads) for _ in range(layers)))
         self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, latent), nn.GELU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = x.unsqueeze(-1) * self.value + self.position  # [B, d, dim]
+        if self.patch == 1:
+            tokens = x.unsqueeze(-1) * self.value + self.position  # [B, d, dim]
+        else:
+            padded = nn.functional.pad(x, (0, self.tokens * self.patch - x.shape[-1]))
+            patches = padded.reshape(*x.shape[:-1], self.tokens, self.patch)
+            tokens = torch.einsum("btp,tpd->btd", patches, self.value.reshape(self.tokens, self.patch, -1)) + self.position
         return self.out(self.layers(tokens).mean(dim=1))
