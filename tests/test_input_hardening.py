@@ -15,7 +15,8 @@ import hqf.learn.experiment
 from hqf.cli import main
 from hqf.errors import DataError
 from hqf.learn.data import load_dataset
-from hqf.studies.report import MetricTypeWarning, make_report
+from hqf.studies.report import make_report
+from hqf.studies.runs import MetricTypeWarning
 
 BINARY = bytes(range(256)) * 4
 

@@ -14,7 +14,8 @@ from scipy import stats as sps
 
 from hqf.cli import main
 from hqf.errors import ConfigError
-from hqf.studies.report import KEYS, make_report
+from hqf.studies.report import make_report
+from hqf.studies.runs import KEYS
 from hqf.studies.figures import CURVE_GRAD, CURVE_LOSS, CURVE_STEP, RELIABILITY
 
 SEEDS = [0, 1, 2, 3, 4]

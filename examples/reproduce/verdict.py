@@ -26,7 +26,7 @@ import sys
 import numpy as np
 from scipy import stats as sps
 
-from hqf.studies.report import group, load_runs
+from hqf.studies.runs import group, load_runs
 from hqf.studies.stats import paired, summarize
 
 ALPHA = 0.05
