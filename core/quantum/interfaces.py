@@ -187,6 +187,13 @@ class Backend(abc.ABC):
         return f"<{type(self).__name__} {self.name!r} dtype={self.dtype} device={self.device}>"
 
 
+def _check_sizes(**sizes: int) -> None:
+    """Raise ValueError for the first of ``sizes`` (name -> value) below 1."""
+    for name, value in sizes.items():
+        if value < 1:
+            raise ValueError(f"'{name}' must be >= 1 (got {value})")
+
+
 class Encoder(torch.nn.Module, abc.ABC):
     """Maps classical features ``x[B, F]`` to the angles of a data-encoding block.
 
@@ -198,10 +205,7 @@ class Encoder(torch.nn.Module, abc.ABC):
 
     def __init__(self, in_features: int, n_qubits: int) -> None:
         super().__init__()
-        if in_features < 1:
-            raise ValueError(f"'in_features' must be >= 1 (got {in_features})")
-        if n_qubits < 1:
-            raise ValueError(f"'n_qubits' must be >= 1 (got {n_qubits})")
+        _check_sizes(in_features=in_features, n_qubits=n_qubits)
         self.in_features, self.n_qubits = in_features, n_qubits
 
     @abc.abstractmethod
@@ -392,10 +396,7 @@ class Backbone(torch.nn.Module, abc.ABC):
 
     def __init__(self, in_features: int, latent: int) -> None:
         super().__init__()
-        if in_features < 1:
-            raise ValueError(f"'in_features' must be >= 1 (got {in_features})")
-        if latent < 1:
-            raise ValueError(f"'latent' must be >= 1 (got {latent})")
+        _check_sizes(in_features=in_features, latent=latent)
         self.in_features, self.out_features = in_features, latent
 
     @abc.abstractmethod

@@ -56,14 +56,6 @@ def by_seed(runs, key: str, scale: float) -> dict[int, float]:
     return out
 
 
-def interval(differences: np.ndarray) -> tuple[float, float]:
-    n = len(differences)
-    if n < 2:
-        return math.nan, math.nan
-    half = sps.t.ppf(0.975, n - 1) * differences.std(ddof=1) / math.sqrt(n)
-    return differences.mean() - half, differences.mean() + half
-
-
 def fmt(x: float, digits: int = 3) -> str:
     if x is None or not math.isfinite(x):
         return "n/a"
@@ -84,7 +76,8 @@ def compare(claim: str, hybrid: dict, adam: dict, direction: int, claimed: tuple
         return [claim, fmt(h.mean), fmt(a.mean), "n/a", "n/a", "n/a", "n/a", "n/a",
                 f"**not supported at this budget** (undefined: {reached})"]
     d = np.array([hybrid[s] - adam[s] for s in seeds])
-    low, high = interval(d)
+    spread = summarize(d)
+    low, high = spread.ci_low, spread.ci_high
     test = paired({s: hybrid[s] for s in seeds}, {s: adam[s] for s in seeds})
     relative = 100 * (np.mean([hybrid[s] for s in seeds]) / np.mean([adam[s] for s in seeds]) - 1)
     dz = d.mean() / d.std(ddof=1) if d.std(ddof=1) > 0 else math.inf * np.sign(d.mean())
@@ -118,7 +111,8 @@ def noise_row(runs, p: float, rows_hint: str) -> list[str] | None:
     if len(seeds) < 2:
         return [claim, "n/a", "n/a", "n/a", "n/a", "n/a", str(len(seeds)), "no loss", "**not supported at this budget** (not evaluated)"]
     drop = np.array([clean[s] - noisy[s] for s in seeds])
-    low, high = interval(drop)
+    spread = summarize(drop)
+    low, high = spread.ci_low, spread.ci_high
     test = sps.ttest_1samp(drop, 0.0)
     if -NOISE_MARGIN <= low and high <= NOISE_MARGIN:
         verdict = "**holds**"
