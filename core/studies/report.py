@@ -67,7 +67,8 @@ TABLES: dict[str, tuple[str, list[tuple[str, str, float]]]] = {
 }
 
 
-def _fmt(x: float, digits: int = 3) -> str:
+def format_number(x: float, digits: int = 3) -> str:
+    """`digits` significant digits; thousands separators from 1,000 up; "n/a" when not finite."""
     if x is None or not math.isfinite(x):
         return "n/a"
     if abs(x) >= 1000:
@@ -75,7 +76,8 @@ def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
-def _pfmt(p: float) -> str:
+def format_p(p: float) -> str:
+    """A p-value: two significant digits, scientific below 0.001; "n/a" when not finite."""
     if p is None or not math.isfinite(p):
         return "n/a"
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
@@ -86,9 +88,9 @@ def _cell(s: Summary, total: int) -> str:
         return "—"
     if s.n == 0:
         return f"n/a (0/{total})"
-    text = f"{_fmt(s.mean)} ± {_fmt(s.std)}" if s.n > 1 else _fmt(s.mean)
+    text = f"{format_number(s.mean)} ± {format_number(s.std)}" if s.n > 1 else format_number(s.mean)
     if s.n > 1:
-        text += f" [{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]"
+        text += f" [{format_number(s.ci_low)}, {format_number(s.ci_high)}]"
     if s.n < total:
         text += f" ({s.n}/{total} seeds)"
     return text
@@ -181,7 +183,7 @@ def markdown(title: str, table: Sequence[tuple[Row, dict]], baseline: str | None
     for row, cells in table:
         line = [row.label] + [_cell(c.summary, c.total) for c in cells.values()]
         if has_tests:
-            line += ["—" if c.test is None else f"{_pfmt(c.test.t_pvalue)} / {_pfmt(c.test.wilcoxon_pvalue)}" for c in cells.values()]
+            line += ["—" if c.test is None else f"{format_p(c.test.t_pvalue)} / {format_p(c.test.wilcoxon_pvalue)}" for c in cells.values()]
         lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines) + "\n"
 

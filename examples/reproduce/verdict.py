@@ -26,6 +26,7 @@ import sys
 import numpy as np
 from scipy import stats as sps
 
+from hqf.studies.report import format_number, format_p
 from hqf.studies.runs import group, load_runs
 from hqf.studies.stats import paired, summarize
 
@@ -56,16 +57,6 @@ def by_seed(runs, key: str, scale: float) -> dict[int, float]:
     return out
 
 
-def fmt(x: float, digits: int = 3) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.{digits}g}"
-
-
-def pfmt(p: float) -> str:
-    return "n/a" if p is None or not math.isfinite(p) else (f"{p:.2g}" if p >= 0.001 else f"{p:.1e}")
-
-
 def compare(claim: str, hybrid: dict, adam: dict, direction: int, claimed: tuple[str, float]) -> list[str]:
     """One row: means, the paired effect and its interval, d_z, p-values, the paper's effect and
     whether the interval holds it, the verdict."""
@@ -73,7 +64,7 @@ def compare(claim: str, hybrid: dict, adam: dict, direction: int, claimed: tuple
     h, a = summarize(hybrid.values()), summarize(adam.values())
     reached = f"{h.n}/{len(hybrid)} vs {a.n}/{len(adam)} runs defined"
     if len(seeds) < 2:
-        return [claim, fmt(h.mean), fmt(a.mean), "n/a", "n/a", "n/a", "n/a", "n/a",
+        return [claim, format_number(h.mean), format_number(a.mean), "n/a", "n/a", "n/a", "n/a", "n/a",
                 f"**not supported at this budget** (undefined: {reached})"]
     d = np.array([hybrid[s] - adam[s] for s in seeds])
     spread = summarize(d)
@@ -90,9 +81,10 @@ def compare(claim: str, hybrid: dict, adam: dict, direction: int, claimed: tuple
     kind, size = claimed
     paper = size * np.mean([adam[s] for s in seeds]) if kind == "rel" else size
     inside = "inside" if low <= paper <= high else "outside"
-    return [claim, fmt(h.mean), fmt(a.mean), f"{fmt(d.mean())} [{fmt(low)}, {fmt(high)}] ({relative:+.1f}%)",
-            fmt(dz, 2), f"{pfmt(test.t_pvalue)} / {pfmt(test.wilcoxon_pvalue)}", str(len(seeds)),
-            f"{fmt(paper)} ({inside})", verdict]
+    effect = f"{format_number(d.mean())} [{format_number(low)}, {format_number(high)}] ({relative:+.1f}%)"
+    p_values = f"{format_p(test.t_pvalue)} / {format_p(test.wilcoxon_pvalue)}"
+    return [claim, format_number(h.mean), format_number(a.mean), effect, format_number(dz, 2), p_values,
+            str(len(seeds)), f"{format_number(paper)} ({inside})", verdict]
 
 
 def noise_row(runs, p: float, rows_hint: str) -> list[str] | None:
@@ -120,8 +112,10 @@ def noise_row(runs, p: float, rows_hint: str) -> list[str] | None:
         verdict = "**contradicted**"
     else:
         verdict = "**not supported at this budget**"
-    return [claim, fmt(np.mean([noisy[s] for s in seeds])), fmt(np.mean([clean[s] for s in seeds])) + " (p = 0)",
-            f"drop {fmt(drop.mean())} pts [{fmt(low)}, {fmt(high)}]", "—", f"{pfmt(test.pvalue)} (one-sample t)",
+    noisy_mean = format_number(np.mean([noisy[s] for s in seeds]))
+    clean_mean = format_number(np.mean([clean[s] for s in seeds])) + " (p = 0)"
+    effect = f"drop {format_number(drop.mean())} pts [{format_number(low)}, {format_number(high)}]"
+    return [claim, noisy_mean, clean_mean, effect, "—", f"{format_p(test.pvalue)} (one-sample t)",
             str(len(seeds)), "no loss", verdict]
 
 
@@ -132,7 +126,8 @@ def latency_row(runs) -> list[str]:
     if s.n == 0:
         return [claim, "n/a", "—", "n/a", "—", "—", "0", "7.4 ms", "**not supported at this budget** (not measured)"]
     verdict = "**holds**" if s.ci_high <= LATENCY_LIMIT_MS else ("**contradicted**" if s.ci_low > LATENCY_LIMIT_MS else "**not supported at this budget**")
-    return [claim, f"{fmt(s.mean)} ms [{fmt(s.ci_low)}, {fmt(s.ci_high)}]", "—", "—", "—", "—", str(s.n), "7.4 ms", verdict]
+    interval = f"{format_number(s.mean)} ms [{format_number(s.ci_low)}, {format_number(s.ci_high)}]"
+    return [claim, interval, "—", "—", "—", "—", str(s.n), "7.4 ms", verdict]
 
 
 def verdicts(folder: pathlib.Path, hybrid: str = "full", baseline: str = "adam") -> str:
