@@ -66,13 +66,12 @@ def compare(claim: str, hybrid: dict, adam: dict, direction: int, claimed: tuple
     if len(seeds) < 2:
         return [claim, format_number(h.mean), format_number(a.mean), "n/a", "n/a", "n/a", "n/a", "n/a",
                 f"**not supported at this budget** (undefined: {reached})"]
-    d = np.array([hybrid[s] - adam[s] for s in seeds])
-    spread = summarize(d)
-    low, high = spread.ci_low, spread.ci_high
+    d = summarize(hybrid[s] - adam[s] for s in seeds)
+    low, high = d.ci_low, d.ci_high
     test = paired({s: hybrid[s] for s in seeds}, {s: adam[s] for s in seeds})
     relative = 100 * (np.mean([hybrid[s] for s in seeds]) / np.mean([adam[s] for s in seeds]) - 1)
-    dz = d.mean() / d.std(ddof=1) if d.std(ddof=1) > 0 else math.inf * np.sign(d.mean())
-    if test.t_pvalue < ALPHA and np.sign(d.mean()) == direction:
+    dz = d.mean / d.std if d.std > 0 else math.inf * np.sign(d.mean)
+    if test.t_pvalue < ALPHA and np.sign(d.mean) == direction:
         verdict = "**holds**"
     elif test.t_pvalue < ALPHA:
         verdict = "**contradicted**"
@@ -81,13 +80,13 @@ def compare(claim: str, hybrid: dict, adam: dict, direction: int, claimed: tuple
     kind, size = claimed
     paper = size * np.mean([adam[s] for s in seeds]) if kind == "rel" else size
     inside = "inside" if low <= paper <= high else "outside"
-    effect = f"{format_number(d.mean())} [{format_number(low)}, {format_number(high)}] ({relative:+.1f}%)"
+    effect = f"{format_number(d.mean)} [{format_number(low)}, {format_number(high)}] ({relative:+.1f}%)"
     p_values = f"{format_p(test.t_pvalue)} / {format_p(test.wilcoxon_pvalue)}"
     return [claim, format_number(h.mean), format_number(a.mean), effect, format_number(dz, 2), p_values,
             str(len(seeds)), f"{format_number(paper)} ({inside})", verdict]
 
 
-def noise_row(runs, p: float, rows_hint: str) -> list[str] | None:
+def noise_row(runs, p: float, rows_hint: str) -> list[str]:
     """The gate-noise claim: paired drop (p = 0 minus p) on the same test rows, in points."""
     clean, noisy = {}, {}
     for run in runs:
@@ -102,10 +101,10 @@ def noise_row(runs, p: float, rows_hint: str) -> list[str] | None:
     claim = f"no loss under {100 * p:g}% depolarizing gate noise ({rows_hint})"
     if len(seeds) < 2:
         return [claim, "n/a", "n/a", "n/a", "n/a", "n/a", str(len(seeds)), "no loss", "**not supported at this budget** (not evaluated)"]
-    drop = np.array([clean[s] - noisy[s] for s in seeds])
-    spread = summarize(drop)
-    low, high = spread.ci_low, spread.ci_high
-    test = sps.ttest_1samp(drop, 0.0)
+    differences = [clean[s] - noisy[s] for s in seeds]
+    drop = summarize(differences)
+    low, high = drop.ci_low, drop.ci_high
+    test = sps.ttest_1samp(differences, 0.0)
     if -NOISE_MARGIN <= low and high <= NOISE_MARGIN:
         verdict = "**holds**"
     elif low > NOISE_MARGIN:
@@ -114,7 +113,7 @@ def noise_row(runs, p: float, rows_hint: str) -> list[str] | None:
         verdict = "**not supported at this budget**"
     noisy_mean = format_number(np.mean([noisy[s] for s in seeds]))
     clean_mean = format_number(np.mean([clean[s] for s in seeds])) + " (p = 0)"
-    effect = f"drop {format_number(drop.mean())} pts [{format_number(low)}, {format_number(high)}]"
+    effect = f"drop {format_number(drop.mean)} pts [{format_number(low)}, {format_number(high)}]"
     return [claim, noisy_mean, clean_mean, effect, "—", f"{format_p(test.pvalue)} (one-sample t)",
             str(len(seeds)), "no loss", verdict]
 
