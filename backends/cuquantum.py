@@ -45,7 +45,7 @@ from hqf.backends.readout import readout
 from hqf.errors import BackendUnavailableError, InvalidCircuitError
 from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit
 from hqf.quantum.gates import FIXED, GENERATORS, gate_matrices
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
 #: where the cuStateVec binding lives: cuquantum-python >= 25.09, then the older location

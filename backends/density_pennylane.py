@@ -15,7 +15,7 @@ import torch
 from hqf.backends.pennylane import OBSERVABLES, PENNYLANE_GATES, gate_operation
 from hqf.backends.readout import readout
 from hqf.quantum.circuit import Circuit, PauliWord
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 from hqf.quantum.noise import check_probability, noisy_wires, pennylane_probability
 

@@ -21,7 +21,7 @@ import torch
 from hqf.backends.qiskit_aer import QISKIT_GATES, append_gate
 from hqf.backends.readout import readout
 from hqf.quantum.circuit import Circuit, PauliWord
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 from hqf.quantum.noise import check_probability, noisy_wires, qiskit_lambda
 

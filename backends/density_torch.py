@@ -19,7 +19,7 @@ import torch
 from hqf.backends.torch.plain import apply_matrix
 from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit, Hamiltonian, Probs
 from hqf.quantum.gates import ROTATIONS, bits, gate_matrices, one_qubit_matrices, pauli_action
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 from hqf.quantum.noise import check_probability, noisy_wires
 

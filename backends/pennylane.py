@@ -34,7 +34,7 @@ import torch
 from hqf.backends.readout import readout
 from hqf.errors import ConfigError
 from hqf.quantum.circuit import Circuit, PauliWord
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
 #: hqf gate -> PennyLane operation (same wire order: control first; Ising gates are exp(−iθ P⊗P/2))

@@ -35,7 +35,7 @@ import torch
 from hqf.quantum.circuit import compose
 from hqf.errors import BackendUnavailableError
 from hqf.quantum.gradients import expval
-from hqf.quantum.make import make_ansatz, make_backend
+from hqf.registry.make import make_ansatz, make_backend
 
 #: datasheet peak memory bandwidth in TB/s, matched against torch.cuda.get_device_name()
 PEAK_TB_S = {

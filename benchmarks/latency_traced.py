@@ -22,10 +22,10 @@ import warnings
 
 import torch
 
-from hqf.learn.runtime import tune_process
+from hqf.learn.process.runtime import tune_process
 from hqf.studies.bench import median_seconds
 from hqf.learn.config import RunConfig
-from hqf.learn.model import build_model
+from hqf.learn.training.model import build_model
 
 
 def main() -> None:

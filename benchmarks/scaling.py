@@ -41,10 +41,10 @@ def measure_point(n_qubits: int, n_layers: int, batch: int, repeats: int, thread
 
     import torch
 
-    from hqf.learn.runtime import tune_process
+    from hqf.learn.process.runtime import tune_process
     from hqf.studies.bench import Workload
     from hqf.quantum.gradients import expval
-    from hqf.quantum.make import make_backend
+    from hqf.registry.make import make_backend
 
     tune_process()  # as the hqf commands do
     torch.set_num_threads(threads)

@@ -11,7 +11,7 @@ with :mod:`hqf.cli` (the ``hqf`` command) and :mod:`hqf.testing` (the conformanc
 reference simulator) on top. Importing hqf loads no plugin.
 """
 
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 

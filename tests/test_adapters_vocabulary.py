@@ -18,7 +18,7 @@ from hqf.errors import UnsupportedCircuitError
 from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Operation, PauliWord, Probs
 from hqf.quantum.gradients import expval
 from hqf.quantum.interfaces import Availability
-from hqf.quantum.make import make_backend
+from hqf.registry.make import make_backend
 from hqf.testing import ReferenceBackend
 from test_backend_cuquantum import CpuDouble, FakeCuStateVec
 

@@ -5,10 +5,10 @@ import torch
 from hqf.backends.torch import TorchBackend
 from hqf.quantum.circuit import PauliWord, compose
 from hqf.quantum.gradients import expval
-from hqf.quantum.make import make_ansatz
+from hqf.registry.make import make_ansatz
 from hqf.plugins.ansatze.basic import BasicEntangler
 from hqf.plugins.ansatze.sel import StronglyEntangling, layer_range
-from hqf.quantum.registry import registry
+from hqf.registry.loader import registry
 from reference import reference_expval
 
 

@@ -9,13 +9,13 @@ from torch import nn
 from hqf.errors import ConfigError, UnknownPluginError
 from hqf.learn.config import RunConfig
 from hqf.learn.experiment import run
-from hqf.learn.model import build_backbone, build_model
+from hqf.learn.training.model import build_backbone, build_model
 from hqf.plugins.backbones._shape import resolve_image_shape
 from hqf.plugins.backbones.cnn import CNNBackbone
 from hqf.plugins.backbones.mlp import MLPBackbone
 from hqf.plugins.backbones.resnet import ResNetBackbone
-from hqf.quantum.interfaces import Backbone
-from hqf.quantum.registry import registry
+from hqf.registry.contracts import Backbone
+from hqf.registry.loader import registry
 
 SEED003 = dict(backbone="cnn", backbone_options={"channels": [4, 8], "fc": [16]}, latent=16, encoder="amplitude",
                ansatz="basic4x2", fusion="quantum-only", head=[12], head_dropout=0.2, regularizers=[])

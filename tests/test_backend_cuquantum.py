@@ -36,7 +36,7 @@ from hqf.errors import BackendUnavailableError
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.quantum.gradients import default_gradient, expval
 from hqf.quantum.interfaces import Availability
-from hqf.quantum.make import make_backend
+from hqf.registry.make import make_backend
 from hqf.testing import Limits, ReferenceBackend, check_backend
 from reference import PAULI, kron_on, reference_expval
 from strategies import angle_batches, circuits
@@ -465,7 +465,7 @@ PLUGINS = "torch,cuquantum,ansatze,encoders,fusions,regularizers,baselines"
 FRESH_PROCESS = """
 import sys
 import hqf
-from hqf.quantum.registry import registry
+from hqf.registry.loader import registry
 
 reg = registry()
 assert 'cuquantum' in reg.names('backend')

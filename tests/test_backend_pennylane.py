@@ -19,7 +19,7 @@ from hqf.backends.pennylane import PennyLaneBackend, build_tape  # noqa: E402
 from hqf.errors import ConfigError  # noqa: E402
 from hqf.quantum.circuit import Circuit, Operation, PauliWord  # noqa: E402
 from hqf.quantum.gradients import expval  # noqa: E402
-from hqf.quantum.make import make_backend  # noqa: E402
+from hqf.registry.make import make_backend  # noqa: E402
 from hqf.testing import ReferenceBackend  # noqa: E402
 
 DEVICES = ["default.qubit", "lightning.qubit"]

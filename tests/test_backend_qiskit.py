@@ -13,7 +13,7 @@ from qiskit_aer.primitives import EstimatorV2  # noqa: E402
 from hqf.backends.qiskit_aer import QiskitAerBackend, compile_circuit, measurement_groups, parity_expectation  # noqa: E402
 from hqf.quantum.circuit import Circuit, Operation, PauliWord  # noqa: E402
 from hqf.errors import ConfigError  # noqa: E402
-from hqf.quantum.make import make_backend  # noqa: E402
+from hqf.registry.make import make_backend  # noqa: E402
 from hqf.testing import ReferenceBackend, Tolerance  # noqa: E402
 
 NO_ANGLES = torch.zeros(1, 0, dtype=torch.float64)

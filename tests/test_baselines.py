@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from hqf.errors import ConfigError, RunFailedError
-from hqf.quantum.make import make_ansatz, make_encoder
+from hqf.registry.make import make_ansatz, make_encoder
 from hqf.plugins.baselines.logistic import LogisticRegression
 from hqf.plugins.baselines.surrogate import SurrogateLayer, surrogate_shape
-from hqf.quantum.registry import registry
+from hqf.registry.loader import registry
 from hqf.studies.search import BOUNDS, run_search
 
 
@@ -37,7 +37,7 @@ def test_logistic_regression_is_one_linear_map():
 @pytest.mark.parametrize("in_features, qubits, layers", [(16, 8, 6), (4, 4, 2), (32, 3, 2), (7, 5, 3)])
 def test_surrogate_has_the_quantum_blocks_parameter_count(in_features, qubits, layers):
     from hqf.quantum.layer import QuantumLayer
-    from hqf.quantum.make import make_backend
+    from hqf.registry.make import make_backend
 
     gen = torch.Generator().manual_seed(0)
     quantum = QuantumLayer(make_encoder("angle", in_features, qubits), make_ansatz(f"hea{qubits}x{layers}"), make_backend("torch"))
@@ -124,7 +124,7 @@ def test_search_validates_its_options(tmp_path):
 
 def test_surrogate_model_matches_the_hybrids_parameter_count_and_shape():
     from hqf.learn.experiment import RunConfig
-    from hqf.learn.model import build_model, count_parameters
+    from hqf.learn.training.model import build_model, count_parameters
 
     config = RunConfig(ansatz="hea4x2", latent=8, hidden=16, seed=2)
     hybrid = build_model(config, 12, 3)

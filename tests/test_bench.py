@@ -14,7 +14,7 @@ import hqf.studies.peers
 from hqf.cli import main
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.quantum.gradients import expval
-from hqf.quantum.make import make_backend
+from hqf.registry.make import make_backend
 from hqf.studies.bench import Comparison, Latency, Row, Workload, median_seconds, peer_comparisons, ratios, time_backend
 from hqf.studies.bench_suite import fitting_backends
 from hqf.studies.peers import PEERS, pennylane_layer, qiskit_connector

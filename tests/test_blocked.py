@@ -13,7 +13,7 @@ from hqf.backends.torch import TorchBackend
 from hqf.backends.torch.blocked import Program, program
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
 from hqf.quantum.gradients import expval
-from hqf.quantum.make import make_ansatz
+from hqf.registry.make import make_ansatz
 from hqf.studies.peers import QulacsLayer
 
 TOL = 1e-10

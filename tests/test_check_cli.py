@@ -9,13 +9,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import hqf.quantum.registry
+import hqf.registry.loader
 from hqf import hookimpl
 from hqf.cli import main
 from hqf.cli.check_cmd import MAX_QUBITS, parse_option
 from hqf.quantum.circuit import Circuit, Operation
 from hqf.quantum.interfaces import Availability
-from hqf.quantum.registry import GROUP, Registry
+from hqf.registry.loader import GROUP, Registry
 from hqf.testing import Limits, ReferenceBackend, check_backend
 
 
@@ -68,7 +68,7 @@ def fake_registry(monkeypatch):
     """The registered ``torch`` backend (through its entry point) and the wrong ones."""
     reg = Registry(entry_points=importlib.metadata.entry_points(group=GROUP, name="torch"))
     reg.add(_Plugin(), "wrong-backends")
-    monkeypatch.setattr(hqf.quantum.registry, "_REGISTRY", reg)
+    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", reg)
     return reg
 
 

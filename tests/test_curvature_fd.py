@@ -8,11 +8,11 @@ import torch.nn.functional as F
 
 from hqf.errors import ConfigError
 from hqf.learn.config import RunConfig
-from hqf.learn.model import build_model
-from hqf.learn.terms import build_terms, loss_at
+from hqf.learn.training.model import build_model
+from hqf.learn.training.terms import build_terms, loss_at
 from hqf.plugins.regularizers import hessian
-from hqf.quantum.interfaces import RegularizerInputs
-from hqf.quantum.make import make_regularizer
+from hqf.registry.contracts import RegularizerInputs
+from hqf.registry.make import make_regularizer
 
 
 def _relative(a, b) -> float:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hqf.learn.data import SPLIT_FRACTIONS, class_priors, digits, load_dataset
+from hqf.learn.data.sets import SPLIT_FRACTIONS, class_priors, digits, load_dataset
 from hqf.errors import DataError
 
 

@@ -1,4 +1,4 @@
-"""Data-parallel training (``hqf.learn.distributed``): two gloo ranks on 127.0.0.1 against one process."""
+"""Data-parallel training (``hqf.learn.process.distributed``): two gloo ranks on 127.0.0.1 against one process."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ import uuid
 import pytest
 import torch
 
-from hqf.learn.distributed import free_port, shard_bounds
+from hqf.learn.process.distributed import free_port, shard_bounds
 
 #: a float64 model (every layer), its data and K = 6 iterations: batches of 9 rows (shards of 5 and 4),
 #: the last batch of 4; curvature every 2nd iteration on the first 6 rows, stability on every batch
 SETUP = """
 import torch
 from hqf.learn.config import RunConfig
-from hqf.learn.model import build_model
-from hqf.learn.terms import build_terms
-from hqf.learn.training import TrainSettings
+from hqf.learn.training.model import build_model
+from hqf.learn.training.terms import build_terms
+from hqf.learn.training.loop import TrainSettings
 
 # curvature by double backward: its finite-difference method magnifies the rounding of sums in another
 # order, so that the ranks' weights would agree to about 1e-6 only (docs/method.md)
@@ -42,8 +42,8 @@ def setup():
 """
 RANK = SETUP + """
 import sys
-from hqf.learn.distributed import DataParallel, Ranks, adapt_terms, process_group
-from hqf.learn.training import train
+from hqf.learn.process.distributed import DataParallel, Ranks, adapt_terms, process_group
+from hqf.learn.training.loop import train
 
 model, terms, x, y = setup()
 initial = {name: value.clone() for name, value in model.state_dict().items()}

@@ -21,15 +21,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import hqf.quantum.registry
+import hqf.registry.loader
 from hqf.cli import main
 from hqf.errors import ConfigError, RunDirInUseError, RunFailedError
-from hqf.learn import checkpoint as ckpt
-from hqf.learn import lock
+from hqf.learn.rundir import checkpoint as ckpt
+from hqf.learn.rundir import lock
 from hqf.learn.config import RunConfig
 from hqf.learn.experiment import TIMING_KEYS, run
-from hqf.learn.lifecycle import StopSignals
-from hqf.quantum.hookspecs import hookimpl
+from hqf.learn.rundir.lifecycle import StopSignals
+from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Backend
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ TINY_ITERATIONS = 21
 #: then into argv[3], SIGKILLed at iteration argv[4]
 KILLER = """
 import os, signal, sys
-from hqf.learn.runtime import tune_process
+from hqf.learn.process.runtime import tune_process
 from hqf.learn.config import RunConfig
 from hqf.learn.experiment import run
 tune_process()  # what `hqf run` does: the same kernels as the resumed run
@@ -115,9 +115,9 @@ def test_a_run_killed_at_a_random_iteration_resumes_to_the_same_result_bit_for_b
 def _tiny_run_setup(eval_every=None):
     """A tiny model, data, terms and settings, built as a run builds them."""
     from hqf.learn.experiment import load_data
-    from hqf.learn.model import build_model
-    from hqf.learn.terms import build_terms
-    from hqf.learn.training import TrainSettings
+    from hqf.learn.training.model import build_model
+    from hqf.learn.training.terms import build_terms
+    from hqf.learn.training.loop import TrainSettings
 
     config = RunConfig.from_dict({**TINY, "eval_every": eval_every, "epochs": 2, "curvature_every": 3})
     data = load_data(config)
@@ -130,7 +130,7 @@ def _tiny_run_setup(eval_every=None):
 
 @pytest.mark.parametrize("eval_every", [None, 3])
 def test_training_continues_bit_for_bit_from_every_saved_state(eval_every, one_thread):
-    from hqf.learn.training import Checkpointing, train
+    from hqf.learn.training.loop import Checkpointing, train
 
     states = []
 
@@ -309,7 +309,7 @@ def registry_with(monkeypatch, *classes) -> None:
     monkeypatch.setitem(sys.modules, module.__name__, module)
     points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
     points.append(importlib.metadata.EntryPoint(name="durable-fakes", value=module.__name__, group="hqf"))
-    monkeypatch.setattr(hqf.quantum.registry, "_REGISTRY", hqf.quantum.registry.Registry(points))
+    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", hqf.registry.loader.Registry(points))
 
 
 def test_a_non_finite_loss_fails_the_run(tmp_path, monkeypatch):
@@ -351,8 +351,8 @@ def finished_run(tmp_path_factory):
 def test_the_trained_model_is_kept_and_predicts_as_the_run_did(finished_run):
     import safetensors
 
-    from hqf.learn.data import load_dataset
-    from hqf.learn.saved import MODEL, load
+    from hqf.learn.data.sets import load_dataset
+    from hqf.learn.rundir.saved import MODEL, load
 
     out, metrics = finished_run
     assert sorted(p.name for p in out.iterdir()) == [
@@ -375,8 +375,8 @@ def test_the_trained_model_is_kept_and_predicts_as_the_run_did(finished_run):
 
 
 def test_hqf_predict_writes_predictions_and_probabilities(finished_run, tmp_path):
-    from hqf.learn.data import load_dataset
-    from hqf.learn.saved import load
+    from hqf.learn.data.sets import load_dataset
+    from hqf.learn.rundir.saved import load
 
     out, _ = finished_run
     trained = load(out)

@@ -8,7 +8,7 @@ from hqf.backends.torch import TorchBackend
 from hqf.quantum.circuit import PauliWord, compose
 from hqf.errors import DataError
 from hqf.quantum.gradients import expval
-from hqf.quantum.make import make_encoder
+from hqf.registry.make import make_encoder
 from hqf.plugins.encoders.amplitude import AmplitudeEncoder, walsh_gray_matrix
 from hqf.plugins.encoders.angle import AngleEncoder
 from reference import reference_expval

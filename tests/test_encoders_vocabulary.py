@@ -14,7 +14,7 @@ from hqf.errors import ConfigError, DataError, UnknownPluginError
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
 from hqf.quantum.gradients import expval
 from hqf.quantum.layer import QuantumLayer
-from hqf.quantum.make import make_ansatz, make_backend, make_encoder
+from hqf.registry.make import make_ansatz, make_backend, make_encoder
 from hqf.testing import ReferenceBackend
 from reference import reference_expval
 

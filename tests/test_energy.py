@@ -1,10 +1,10 @@
-"""Energy from hardware counters (hqf.learn.energy), tested on a fake powercap tree."""
+"""Energy from hardware counters (hqf.learn.process.energy), tested on a fake powercap tree."""
 
 from __future__ import annotations
 
 import pytest
 
-from hqf.learn.energy import EnergyMeter
+from hqf.learn.process.energy import EnergyMeter
 
 
 def _zone(root, name, energy_uj, max_range=1_000_000):

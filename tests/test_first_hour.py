@@ -13,11 +13,12 @@ from click.testing import CliRunner
 
 from hqf.cli import main
 from hqf.cli.run_cmd import QUICK, resolve_config
-from hqf.learn import pace, plotting
+from hqf.learn.process import pace
+from hqf.learn.training import plotting
 from hqf.learn.config import RunConfig, read_resolved
 from hqf.learn.experiment import TIMING_KEYS, resolution_notes, run
-from hqf.learn.model import build_model
-from hqf.learn.rundir import plot_convergence
+from hqf.learn.training.model import build_model
+from hqf.learn.rundir.folder import plot_convergence
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 TINY = [

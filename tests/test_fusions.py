@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from hqf.quantum.make import make_fusion
-from hqf.quantum.registry import registry
+from hqf.registry.make import make_fusion
+from hqf.registry.loader import registry
 
 
 def test_registered_names():

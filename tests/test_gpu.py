@@ -25,7 +25,7 @@ from hqf.backends.torch import TorchBackend
 from hqf.cli import main
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
 from hqf.quantum.gradients import expval
-from hqf.quantum.make import make_ansatz
+from hqf.registry.make import make_ansatz
 from hqf.testing import PROPERTIES, Limits, Target
 
 pytestmark = [

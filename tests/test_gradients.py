@@ -15,7 +15,7 @@ from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.quantum.gradients import default_gradient, expval, shift_jacobian
 from hqf.quantum.interfaces import Encoder
 from hqf.quantum.layer import QuantumLayer
-from hqf.quantum.make import make_ansatz, make_backend
+from hqf.registry.make import make_ansatz, make_backend
 from hqf.testing import ReferenceBackend
 from strategies import angle_batches, circuits
 

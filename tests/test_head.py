@@ -6,7 +6,7 @@ from torch import nn
 
 from hqf.errors import ConfigError
 from hqf.learn.config import RunConfig
-from hqf.learn.model import build_model, make_head
+from hqf.learn.training.model import build_model, make_head
 
 
 def _config(**changes):

@@ -1,4 +1,4 @@
-"""Image readers (hqf.learn.images): each format written here by an independent writer and read back."""
+"""Image readers (hqf.learn.data.images): each format written here by an independent writer and read back."""
 
 import gzip
 import struct
@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from hqf.cli import main
 from hqf.errors import DataError, HqfError
-from hqf.learn.data import load_dataset
-from hqf.learn.images import channel_scaler, parse_source, read_idx, read_images
+from hqf.learn.data.sets import load_dataset
+from hqf.learn.data.images import channel_scaler, parse_source, read_idx, read_images
 
 
 

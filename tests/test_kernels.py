@@ -10,7 +10,7 @@ import torch
 
 from hqf.quantum.circuit import GATES, Circuit, Operation, PauliWord, adjoint, compose
 from hqf.quantum.kernels import FidelityKernel, ProjectedKernel, ideal_kernel, overlap_circuit, target_alignment
-from hqf.quantum.make import make_backend, make_encoder
+from hqf.registry.make import make_backend, make_encoder
 from hqf.testing.reference import ReferenceBackend, gate_matrix
 
 REFERENCE = ReferenceBackend()

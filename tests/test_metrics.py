@@ -5,9 +5,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
-from hqf.learn import metrics as M
-
-
+from hqf.learn.training import metrics as M
 def _probs(rows):
     return np.asarray(rows, dtype=np.float64)
 

@@ -4,7 +4,7 @@ import torch
 from hqf.learn.config import RunConfig
 from hqf.errors import ConfigError, UnknownPluginError
 from hqf.quantum.layer import QuantumLayer
-from hqf.learn.model import HybridModel, build_model, count_parameters
+from hqf.learn.training.model import HybridModel, build_model, count_parameters
 from hqf.plugins.backbones.transformer import TransformerBackbone
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Operation, PauliWord, Probs
 from hqf.quantum.gradients import expval
-from hqf.quantum.make import make_backend
+from hqf.registry.make import make_backend
 from hqf.quantum.noise import check_probability, count_channels, qiskit_lambda
 from hqf.testing import ReferenceBackend
 from hqf.testing.strategies import angle_batches, circuits

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hqf.learn.plotting import decades, pyplot, value_axis
+from hqf.learn.training.plotting import decades, pyplot, value_axis
 
 
 @pytest.mark.parametrize(("values", "expected"), [([2.0, 2.0], 0.0), ([1.0, 10.0], 1.0), ([0.01, 0.1, 10.0], 3.0), ([5.0], 0.0), ([-1.0, 0.0, 3.0], 0.0)])

@@ -11,13 +11,13 @@ import types
 import pytest
 from click.testing import CliRunner
 
-import hqf.quantum.registry
+import hqf.registry.loader
 from hqf.cli import main
 from hqf.errors import BackendUnavailableError, PluginConflictError, UnknownPluginError
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend
-from hqf.quantum.make import make_backend
-from hqf.quantum.registry import Registry
+from hqf.registry.make import make_backend
+from hqf.registry.loader import Registry
 
 BUILTIN_TORCH = ("torch", "hqf.backends.torch", "hqf")
 
@@ -88,7 +88,7 @@ def test_the_allow_list_names_entry_points_or_distributions(plugin_module, monke
 
 def test_a_broken_plugin_shows_its_import_error_where_its_name_is_asked_for(monkeypatch):
     points = [FakeEntryPoint(*BUILTIN_TORCH), FakeEntryPoint("ghost", "hqf_tests_no_such_module", "ghost-backend")]
-    monkeypatch.setattr(hqf.quantum.registry, "_REGISTRY", Registry(points))
+    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", Registry(points))
     result = CliRunner().invoke(main, ["check", "--backend", "ghost"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
@@ -145,7 +145,7 @@ def test_a_backend_without_expval_is_not_available_and_says_why(plugin_module, m
     reg = Registry([*own, FakeEntryPoint("half", module, "half-done")])
     availability = reg.get("backend", "half-done").availability()
     assert not availability.ok and availability.reason == "_NoExpval does not implement expval (required of a Backend)"
-    monkeypatch.setattr(hqf.quantum.registry, "_REGISTRY", reg)
+    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", reg)
     with pytest.raises(BackendUnavailableError, match="does not implement expval"):
         make_backend("half-done")
     result = CliRunner().invoke(main, ["run", "--backend", "half-done", "--quiet"])

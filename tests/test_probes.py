@@ -1,4 +1,4 @@
-"""The full-batch gradient-norm probe (hqf.learn.probes): its value, its place in the curves and
+"""The full-batch gradient-norm probe (hqf.learn.training.probes): its value, its place in the curves and
 metrics, and that its time stays out of the run's clocks."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import torch.nn.functional as F
 
 from hqf.learn.config import RunConfig
 from hqf.learn.experiment import run
-from hqf.learn.model import build_model
-from hqf.learn.probes import FullBatchGradient, full_batch_metrics
-from hqf.learn.terms import build_terms
-from hqf.learn.training import TrainSettings, train
+from hqf.learn.training.model import build_model
+from hqf.learn.training.probes import FullBatchGradient, full_batch_metrics
+from hqf.learn.training.terms import build_terms
+from hqf.learn.training.loop import TrainSettings, train
 
 TINY = dict(dataset="digits-4x4", samples=300, epochs=2, batch_size=32, ansatz="hea4x2", latent=4, hidden=8,
             vai_samples=32, latency_repeats=2, curvature_every=3, curvature_batch=16)

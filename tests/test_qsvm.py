@@ -11,7 +11,7 @@ import torch
 from hqf.errors import ConfigError
 from hqf.learn.config import RunConfig
 from hqf.learn.experiment import load_data, run
-from hqf.learn.model import build_model
+from hqf.learn.training.model import build_model
 from hqf.quantum.kernels import target_alignment
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from hqf.quantum import gates
 from hqf.quantum.circuit import GATES, Circuit, Operation, PauliWord
-from hqf.quantum.registry import GROUP
+from hqf.registry.loader import GROUP
 from hqf.testing import ReferenceBackend, check_backend
 from hqf.testing.reference import MAX_QUBITS
 from reference import FIXED, I2, PAULI, gate_unitary, kron_on, reference_expval

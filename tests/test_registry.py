@@ -6,8 +6,8 @@ import pytest
 
 from hqf.backends.torch import TorchBackend
 from hqf.errors import UnknownPluginError
-from hqf.quantum.hookspecs import hookimpl
-from hqf.quantum.registry import Registry, registry
+from hqf.registry.hookspecs import hookimpl
+from hqf.registry.loader import Registry, registry
 
 
 def _ep(name, value):

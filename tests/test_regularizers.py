@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from hqf.quantum.interfaces import RegularizerInputs
-from hqf.quantum.make import make_regularizer
-from hqf.quantum.registry import registry
+from hqf.registry.contracts import RegularizerInputs
+from hqf.registry.make import make_regularizer
+from hqf.registry.loader import registry
 
 
 def _inputs(loss, params, features=None):
@@ -145,7 +145,7 @@ def test_curvature_errors():
 
 def test_curvature_through_a_quantum_layer_is_the_same_with_backprop_and_parameter_shift():
     from hqf.quantum.layer import QuantumLayer
-    from hqf.quantum.make import make_ansatz, make_backend, make_encoder
+    from hqf.registry.make import make_ansatz, make_backend, make_encoder
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(5, 4, generator=gen, dtype=torch.float64)

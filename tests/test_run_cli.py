@@ -9,12 +9,12 @@ import attrs
 import pytest
 from click.testing import CliRunner
 
-import hqf.quantum.registry
+import hqf.registry.loader
 from hqf.cli import main
 from hqf.learn.config import RunConfig
 from hqf.errors import ConfigError
 from hqf.learn.experiment import METRIC_KEYS, TIMING_KEYS, run
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend
 
 TINY = [
@@ -132,7 +132,7 @@ def _registry_with_backend(monkeypatch, backend_cls) -> None:
     monkeypatch.setitem(sys.modules, modname, module)
     points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
     points.append(importlib.metadata.EntryPoint(name=backend_cls.name, value=modname, group="hqf"))
-    monkeypatch.setattr(hqf.quantum.registry, "_REGISTRY", hqf.quantum.registry.Registry(points))
+    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", hqf.registry.loader.Registry(points))
 
 
 @pytest.fixture
@@ -157,7 +157,7 @@ def test_unavailable_backend_stops_before_any_work(tmp_path, ghost_registry, mon
     with pytest.raises(hqf.errors.BackendUnavailableError):
         run(RunConfig(backend="ghost"), tmp_path / "api")
     # a classical-only run does not need the backend at all
-    assert hqf.quantum.registry.registry().get("backend", "ghost").availability().ok is False
+    assert hqf.registry.loader.registry().get("backend", "ghost").availability().ok is False
 
 
 def test_no_regularizer_and_classical_only(tmp_path):
@@ -204,7 +204,7 @@ class _GpuOnlyBackend(Backend):
 
 def test_a_gpu_only_backend_keeps_its_device_while_the_model_stays_on_the_cpu(tmp_path, monkeypatch):
     _registry_with_backend(monkeypatch, _GpuOnlyBackend)
-    from hqf.learn.model import make_run_backend
+    from hqf.learn.training.model import make_run_backend
 
     assert make_run_backend(RunConfig(backend="gpu-only")).device.type == "cuda"
     assert make_run_backend(RunConfig(backend="torch")).device.type == "cpu"
@@ -248,7 +248,7 @@ def test_run_refuses_the_preflight_of_another_configuration(tmp_path):
 @pytest.mark.parametrize("backend, batch_size", [("pennylane", 32), ("qiskit-aer", 16)])
 def test_hqf_run_trains_the_default_model_on_other_backends(tmp_path, backend, batch_size):
     """The default model (gated fusion, stability and curvature terms) end to end on each simulator."""
-    if not hqf.quantum.registry.registry().get("backend", backend).availability().ok:
+    if not hqf.registry.loader.registry().get("backend", backend).availability().ok:
         pytest.skip(f"{backend} backend unavailable here")
     out = tmp_path / "run"
     result = _invoke("--backend", backend, "--ansatz", "hea2x1", "--samples", "300", "--epochs", "1",

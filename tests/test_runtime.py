@@ -3,7 +3,7 @@ import sys
 import pytest
 import torch
 
-from hqf.learn.runtime import keep_freed_memory, tune_process
+from hqf.learn.process.runtime import keep_freed_memory, tune_process
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc settings: Linux only")

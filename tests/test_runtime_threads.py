@@ -1,4 +1,4 @@
-"""The thread policy of a run (hqf.learn.runtime) and the progress bar's time left (hqf.learn.eta)."""
+"""The thread policy of a run (hqf.learn.process.runtime) and the progress bar's time left (hqf.learn.process.eta)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 from hqf.cli import main
 from hqf.errors import ConfigError
-from hqf.learn import runtime
+from hqf.learn.process import runtime
 from hqf.learn.config import RunConfig
-from hqf.learn.eta import PeriodicEta, clock
+from hqf.learn.process.eta import PeriodicEta, clock
 from hqf.quantum.interfaces import Backend
 
 

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from hqf.cli import main
-from hqf.quantum.make import make_backend
+from hqf.registry.make import make_backend
 from hqf.studies.scale import VariancePoint, decay_rate, gradient_variance, study_circuit
 from reference import reference_expval
 

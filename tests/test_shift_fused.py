@@ -13,7 +13,7 @@ from hqf.backends.torch import TorchBackend
 from hqf.quantum.circuit import BASE_GATES, Circuit, Operation, PauliWord, compose
 from hqf.quantum.gates import full_angles
 from hqf.quantum.gradients import expval
-from hqf.quantum.make import make_ansatz
+from hqf.registry.make import make_ansatz
 from hqf.testing import ReferenceBackend
 from reference import reference_expval
 from strategies import circuits, encoded

@@ -1,8 +1,8 @@
 import pytest
 
 from hqf.errors import InvalidSpecError
-from hqf.quantum.make import make_ansatz
-from hqf.quantum.specs import parse_ansatz_spec
+from hqf.registry.make import make_ansatz
+from hqf.registry.specs import parse_ansatz_spec
 
 
 def test_hea8x6_has_96_weights_and_the_designed_layout():

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import hqf.studies.sweep
 from hqf.cli import main
 from hqf.errors import ConfigError
-from hqf.learn.lock import Holder
+from hqf.learn.rundir.lock import Holder
 from hqf.studies.grid import expand
 from hqf.studies.sweep import run_sweep
 

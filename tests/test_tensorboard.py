@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 import hqf.learn.experiment
 from hqf.cli import main
-from hqf.learn import tensorboard as tb
+from hqf.learn.process import tensorboard as tb
 from hqf.learn.config import RunConfig
 from hqf.learn.experiment import TIMING_KEYS, run
 

@@ -16,9 +16,9 @@ from hqf.backends.torch.plan import Chain, PermutationStep, ProductStep, Rotatio
 from hqf.quantum.circuit import BASE_GATES, Circuit, Operation, PauliWord, compose
 from hqf.quantum.gates import full_angles, shifted_rows
 from hqf.quantum.gradients import default_gradient, expval, shift_jacobian
-from hqf.quantum.interfaces import RegularizerInputs
+from hqf.registry.contracts import RegularizerInputs
 from hqf.quantum.layer import QuantumLayer
-from hqf.quantum.make import make_ansatz, make_encoder, make_regularizer
+from hqf.registry.make import make_ansatz, make_encoder, make_regularizer
 from reference import reference_expval
 from strategies import circuits as any_circuits
 from strategies import encoded

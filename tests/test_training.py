@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-import hqf.quantum.registry
+import hqf.registry.loader
 from hqf.errors import ConfigError
 from hqf.learn.config import RunConfig
-from hqf.learn.model import build_model
-from hqf.learn.terms import build_terms
-from hqf.learn.training import TrainSettings, train
-from hqf.quantum.hookspecs import hookimpl
-from hqf.quantum.interfaces import Regularizer, RegularizerInputs, RegularizerKeys
+from hqf.learn.training.model import build_model
+from hqf.learn.training.terms import build_terms
+from hqf.learn.training.loop import TrainSettings, train
+from hqf.registry.hookspecs import hookimpl
+from hqf.registry.contracts import Regularizer, RegularizerInputs, RegularizerKeys
 
 
 def _blobs(n=96, d=4, classes=3):
@@ -112,7 +112,7 @@ def test_same_seed_same_curves():
 def test_first_iterations_agree_across_backends():
     """Loss, both penalties (the curvature through double backward) and the gradient norm are exact
     on every exact backend, whatever its gradient method."""
-    from hqf.quantum.registry import registry
+    from hqf.registry.loader import registry
 
     if not registry().get("backend", "pennylane").availability().ok:
         pytest.skip("pennylane backend unavailable here")
@@ -181,7 +181,7 @@ def third_party_regularizers(monkeypatch):
     monkeypatch.setitem(sys.modules, module.__name__, module)
     points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
     points.append(importlib.metadata.EntryPoint(name="spread", value=module.__name__, group="hqf"))
-    monkeypatch.setattr(hqf.quantum.registry, "_REGISTRY", hqf.quantum.registry.Registry(points))
+    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", hqf.registry.loader.Registry(points))
 
 
 def test_a_third_party_regularizer_is_scheduled_by_its_declaration(third_party_regularizers):

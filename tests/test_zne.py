@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
-from hqf.quantum.make import make_ansatz, make_backend
-from hqf.quantum.mitigation import depolarizing_factory, extrapolate, extrapolation_weights, fold, folded_angles, zne
+from hqf.registry.make import make_ansatz, make_backend
+from hqf.registry.make import depolarizing_factory
+from hqf.quantum.mitigation import extrapolate, extrapolation_weights, fold, folded_angles, zne
 from hqf.quantum.noise import count_channels
 from hqf.testing.reference import ReferenceBackend
 

@@ -13,7 +13,7 @@ instance keeps between calls.
 """
 
 from hqf.backends.torch.backend import TorchBackend
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 
 __all__ = ["TorchBackend", "register_backends"]
 

@@ -58,6 +58,6 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="hqf")
 def main() -> None:
     """hqf: hybrid quantum-classical machine learning on any simulator."""
-    from hqf.learn.runtime import tune_process
+    from hqf.learn.process.runtime import tune_process
 
     tune_process()

@@ -126,7 +126,7 @@ def bench_command(
     # imported here, not at the top: `hqf --help` imports every command module, and these import torch
     import torch
 
-    from hqf.quantum.specs import parse_ansatz_spec
+    from hqf.registry.specs import parse_ansatz_spec
     from hqf.studies.bench import Workload
     from hqf.studies.bench_suite import fitting_backends, run_bench
     from hqf.studies.peers import select_peers

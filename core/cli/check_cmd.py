@@ -57,8 +57,8 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
     when the backend is unknown, unavailable here, or rejects the options.
     """
     # imported when the command runs, not when the CLI lists its commands: keeps `hqf --help` fast
-    from hqf.learn.runtime import resolve_threads, set_threads
-    from hqf.quantum.make import make_backend
+    from hqf.learn.process.runtime import resolve_threads, set_threads
+    from hqf.registry.make import make_backend
     from hqf.testing import PROPERTIES, Limits, check_backend
 
     opts = dict(parse_option(text) for text in options)

@@ -8,11 +8,11 @@ import click
 
 from hqf.cli.check_cmd import parse_option
 from hqf.errors import ConfigError
-from hqf.learn.plotting import pyplot, save
+from hqf.learn.training.plotting import pyplot, save
 from hqf.quantum.circuit import Circuit
 from hqf.quantum.drawing import layout, observable_ends
 from hqf.quantum.layer import QuantumLayer
-from hqf.quantum.make import make_ansatz, make_encoder
+from hqf.registry.make import make_ansatz, make_encoder
 
 
 def composed_circuit(ansatz: str, encoder: str, features: int | None, options: dict) -> Circuit:

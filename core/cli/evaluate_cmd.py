@@ -18,8 +18,8 @@ BATCH_STATE_BYTES = 16 << 20
 
 def rows_per_batch(config) -> int:
     """Rows per forward pass: as many as fit :data:`BATCH_STATE_BYTES` of state, from 1 to 1024."""
-    from hqf.quantum.make import make_ansatz
-    from hqf.quantum.registry import registry
+    from hqf.registry.make import make_ansatz
+    from hqf.registry.loader import registry
 
     if config.baseline is not None:
         return 1024
@@ -49,8 +49,8 @@ def evaluate_command(run_dir, backend, depolarizing, input_noise, test_samples, 
     import numpy as np
     import torch
 
-    from hqf.learn import metrics as M
-    from hqf.learn.saved import load, run_dataset
+    from hqf.learn.training import metrics as M
+    from hqf.learn.rundir.saved import load, run_dataset
 
     target = pathlib.Path(out) if out else None
     if target is not None and (target.exists() or not target.parent.is_dir()):
@@ -71,7 +71,7 @@ def evaluate_command(run_dir, backend, depolarizing, input_noise, test_samples, 
         click.echo(f"{key:<10} {result[key]:.4g}")
     click.echo(f"on {len(y)} test rows, backend {config.backend}, depolarizing {config.depolarizing:g}, input noise σ={input_noise:g}")
     if target is not None:
-        from hqf.learn.checkpoint import atomic_write_text
+        from hqf.learn.rundir.checkpoint import atomic_write_text
 
         atomic_write_text(target, json.dumps({k: (float(v) if isinstance(v, np.floating) else v) for k, v in result.items()}, indent=2))
         click.echo(f"wrote {target}", err=True)

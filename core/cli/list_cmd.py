@@ -8,7 +8,7 @@ import click
 @click.command("list")
 def list_command() -> None:
     """List encoders, ansätze, fusions, regularizers, baselines, backbones and backends, with availability."""
-    from hqf.quantum.registry import KINDS, registry  # at use: it loads torch, which `hqf list --help` does not need
+    from hqf.registry.loader import KINDS, registry  # at use: it loads torch, which `hqf list --help` does not need
 
     reg = registry()
     for kind in KINDS:

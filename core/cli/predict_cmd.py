@@ -26,7 +26,7 @@ def predict_command(run_dir, dataset, out, backend, device) -> None:
     A CSV file may hold the model's features alone, or one more column with the label (by the run's
     label_column, else the last); it is z-scored with the training split's statistics.
     """
-    from hqf.learn.saved import load, read_features  # at use: they load torch, which --help does not need
+    from hqf.learn.rundir.saved import load, read_features  # at use: they load torch, which --help does not need
 
     target = pathlib.Path(out) if out else None
     if target is not None and (target.exists() or not target.parent.is_dir()):
@@ -45,7 +45,7 @@ def predict_command(run_dir, dataset, out, backend, device) -> None:
     if target is None:
         sys.stdout.write(text)
         return
-    from hqf.learn.checkpoint import atomic_write_text
+    from hqf.learn.rundir.checkpoint import atomic_write_text
 
     atomic_write_text(target, text)
     click.echo(f"wrote {len(probs)} predictions to {target}", err=True)
@@ -53,7 +53,7 @@ def predict_command(run_dir, dataset, out, backend, device) -> None:
 
 def _builtin_test_split(trained, name: str):
     """Probabilities and labels on the test split of a built-in dataset, drawn as the run drew its own."""
-    from hqf.learn.saved import run_dataset
+    from hqf.learn.rundir.saved import run_dataset
 
     data = run_dataset(trained, name)
     probs = trained.predict_proba(data.test.x, scaled=True)  # z-scored with its own training split, as in the run

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from hqf.errors import ConfigError, RunFailedError
 from hqf.learn.config import RunConfig
-from hqf.learn.rundir import default_run_dir
+from hqf.learn.rundir.folder import default_run_dir
 
 try:
     import tomllib
@@ -182,11 +182,11 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
     every batch and rank 0 alone writes the run directory.
     """
     from hqf.learn.config import read_resolved
-    from hqf.learn.eta import clock
+    from hqf.learn.process.eta import clock
     from hqf.learn.experiment import preflight, resolution_notes, run  # at use: they load torch, which --help does not need
 
-    from hqf.learn.distributed import from_environment, rank_setup
-    from hqf.learn.lifecycle import check_fresh, check_resumable, read_run_config
+    from hqf.learn.process.distributed import from_environment, rank_setup
+    from hqf.learn.rundir.lifecycle import check_fresh, check_resumable, read_run_config
 
     if resume:
         _refuse_with_resume(config_file, regularizers, sets, out, quick, options)
@@ -208,7 +208,7 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
     bars: list = []
 
     def progress(step: int, total: int, row: dict) -> None:
-        if not bars:  # the time left is hqf's own estimate (hqf.learn.eta), not tqdm's
+        if not bars:  # the time left is hqf's own estimate (hqf.learn.process.eta), not tqdm's
             bars.append(tqdm(total=total, unit="it", file=sys.stderr, dynamic_ncols=True, desc="training",
                              bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"))
         bar = bars[0]
@@ -247,7 +247,7 @@ def _launch_ranks(processes: int, folder: pathlib.Path, given_out: bool) -> None
     import os
     import subprocess
 
-    from hqf.learn.distributed import free_port, launch_command
+    from hqf.learn.process.distributed import free_port, launch_command
 
     args, skip = [], False
     for arg in sys.argv[1:]:

@@ -37,7 +37,7 @@ def scale_command(qubits, layers, backend, variance_backend, samples, batch_size
     Writes cost.csv, variance.csv and scale.png under --out.
     """
     # imported here, not at the top: `hqf --help` imports every command module, and these import torch
-    from hqf.quantum.make import make_backend
+    from hqf.registry.make import make_backend
     from hqf.studies.scale import decay_rate, epoch_cost, gradient_variance, plot
 
     qs, ls = _ints(qubits), _ints(layers)

@@ -8,7 +8,7 @@ import pathlib
 import click
 
 from hqf.errors import ConfigError
-from hqf.learn.runstate import state_of
+from hqf.learn.rundir.state import state_of
 from hqf.studies.grid import expand, read_grid, validate
 from hqf.studies.sweep import is_finished, run_sweep
 

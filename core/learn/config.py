@@ -176,7 +176,7 @@ class RunConfig:
     head_dropout: float = attrs.field(default=0.0, validator=_fraction)
     dtype: str = attrs.field(default="complex128", validator=_text)
     device: str = attrs.field(default="cpu", validator=_text)
-    #: threads of torch and of the simulator: a number, or "auto" (hqf.learn.runtime.resolve_threads)
+    #: threads of torch and of the simulator: a number, or "auto" (hqf.learn.process.runtime.resolve_threads)
     threads: int | str = attrs.field(default="auto", validator=_threads)
     gradient: str = attrs.field(default="auto", validator=_text)
     #: depolarizing probability after every gate, passed to the backend (noisy backends only); 0: none
@@ -209,7 +209,7 @@ class RunConfig:
     grad_ema: float = attrs.field(default=0.9, validator=_fraction)
     eval_every: int | None = attrs.field(default=None, validator=_integer(1, optional=True))
     #: every this many iterations, the full-batch gradient norm on ``full_grad_samples`` training rows
-    #: (a second definition of iterations to ε, hqf.learn.probes; None: not measured)
+    #: (a second definition of iterations to ε, hqf.learn.training.probes; None: not measured)
     full_grad_every: int | None = attrs.field(default=None, validator=_integer(1, optional=True))
     full_grad_samples: int = attrs.field(default=8192, validator=_integer(1))
     seed: int = attrs.field(default=0, validator=_integer(0))

@@ -7,7 +7,7 @@ Programmatic API (also what ``hqf run``, ``hqf sweep`` and the search baselines 
 
 ``run`` refuses an existing non-empty ``out_dir`` before doing any work and checks the backend before
 anything else. The run directory exists while the run trains, holding its checkpoints; it is finished
-when its metrics.json, written last and atomically, parses (:mod:`hqf.learn.lifecycle`).
+when its metrics.json, written last and atomically, parses (:mod:`hqf.learn.rundir.lifecycle`).
 ``run(config, out_dir, resume=True)`` continues an interrupted run from its last checkpoint.
 """
 
@@ -26,25 +26,25 @@ import torch
 
 from hqf import __version__
 from hqf.errors import ConfigError
-from hqf.learn import metrics as M
-from hqf.learn import tensorboard as tb
+from hqf.learn.training import metrics as M
+from hqf.learn.process import tensorboard as tb
 from hqf.learn.config import RunConfig, resolved_toml
-from hqf.learn.data import load_dataset
-from hqf.learn.energy import EnergyMeter, Reading
-from hqf.learn.eta import PeriodicEta
-from hqf.learn.distributed import DataParallel, Ranks, adapt_terms
-from hqf.learn import lifecycle
-from hqf.learn.model import BaselineModel, HybridModel, build_model, check_backend_contract, count_parameters, make_run_backend
-from hqf.learn.pace import slow_run_warning
-from hqf.learn.probes import full_batch_gradient, full_batch_metrics
-from hqf.learn.runtime import resolve_threads, set_threads
-from hqf.learn.rundir import clean, finish_into, plot_convergence, write_csv, write_json
-from hqf.learn.saved import MODEL, save_model
-from hqf.learn.terms import Term, build_terms, declared_keys
-from hqf.learn.training import EVAL_COLUMNS, TrainResult, TrainSettings
+from hqf.learn.data.sets import load_dataset
+from hqf.learn.process.energy import EnergyMeter, Reading
+from hqf.learn.process.eta import PeriodicEta
+from hqf.learn.process.distributed import DataParallel, Ranks, adapt_terms
+from hqf.learn.rundir import lifecycle
+from hqf.learn.training.model import BaselineModel, HybridModel, build_model, check_backend_contract, count_parameters, make_run_backend
+from hqf.learn.process.pace import slow_run_warning
+from hqf.learn.training.probes import full_batch_gradient, full_batch_metrics
+from hqf.learn.process.runtime import resolve_threads, set_threads
+from hqf.learn.rundir.folder import clean, finish_into, plot_convergence, write_csv, write_json
+from hqf.learn.rundir.saved import MODEL, save_model
+from hqf.learn.training.terms import Term, build_terms, declared_keys
+from hqf.learn.training.loop import EVAL_COLUMNS, TrainResult, TrainSettings
 from hqf.quantum.interfaces import GRADIENTS, Backend
-from hqf.quantum.make import make_ansatz
-from hqf.quantum.registry import registry
+from hqf.registry.make import make_ansatz
+from hqf.registry.loader import registry
 
 __all__ = ["RunConfig", "Preflight", "preflight", "run", "TIMING_KEYS", "METRIC_KEYS"]
 
@@ -256,12 +256,12 @@ def run(
     ``progress(step, total_steps, row)`` is called after every iteration; ``log(text)`` receives a few
     status lines. ``checked``: the :func:`preflight` of ``config`` already done (its backend is used).
     ``warn(text)``: receives, before training, a warning when the quantum layer will be slow
-    (:func:`hqf.learn.pace.slow_run_warning`; without ``warn`` that probe is not run).
+    (:func:`hqf.learn.process.pace.slow_run_warning`; without ``warn`` that probe is not run).
     Sets torch's and the backend's thread count for the process (``config.threads``,
-    :func:`hqf.learn.runtime.resolve_threads`).
+    :func:`hqf.learn.process.runtime.resolve_threads`).
     ``resume``: continue the unfinished run in ``out_dir`` (its config.toml must equal ``config``) from
     its last checkpoint; the result is the same, bit for bit, as that of a run never interrupted.
-    ``ranks``: this process is one rank of a data-parallel run (:mod:`hqf.learn.distributed`, in an
+    ``ranks``: this process is one rank of a data-parallel run (:mod:`hqf.learn.process.distributed`, in an
     initialized process group): it trains its shard of every batch; rank 0 alone evaluates, writes
     ``out_dir`` and returns the metrics, the other ranks return ``{}`` (their ``out_dir`` is scratch).
     Raises :class:`hqf.errors.HqfError` subclasses for user mistakes (before any work where they can be
@@ -271,7 +271,7 @@ def run(
     """
     started = time.perf_counter()
     out = pathlib.Path(out_dir)
-    if resume:  # the unfinished run in out_dir, continued from its checkpoint (see hqf.learn.lifecycle)
+    if resume:  # the unfinished run in out_dir, continued from its checkpoint (see hqf.learn.rundir.lifecycle)
         lifecycle.check_resumable(out, config)
     else:
         lifecycle.check_fresh(out)
@@ -290,7 +290,7 @@ def run(
     trained = model
     if ranks is not None and config.full_grad_every is not None:
         raise ConfigError("'full_grad_every' is not supported under data-parallel training (--ddp)")
-    if ranks is not None:  # every rank trains its shard of each mini-batch (hqf.learn.distributed)
+    if ranks is not None:  # every rank trains its shard of each mini-batch (hqf.learn.process.distributed)
         terms, trained = adapt_terms(terms, ranks), DataParallel(model, ranks)
     device = config.device
     x_train, y_train = _tensor(dataset.train.x, device), _tensor(dataset.train.y, device, torch.int64)
@@ -340,7 +340,7 @@ def _amplitudes(model: HybridModel | BaselineModel, batch: int) -> int:
 
 def _iteration_callback(progress: Progress | None, board: tb.TensorBoardLog | None, total_steps: int, terms: list[Term]):
     """What :func:`train` calls after every iteration: the caller's ``progress`` (its row also holds
-    ``eta_s``, the seconds left: :class:`hqf.learn.eta.PeriodicEta`) and the event files."""
+    ``eta_s``, the seconds left: :class:`hqf.learn.process.eta.PeriodicEta`) and the event files."""
     if progress is None and board is None:
         return None
     eta = PeriodicEta(total_steps, [term.every for term in terms])

@@ -1,4 +1,4 @@
-"""The seven plugin interfaces: Backend, Encoder, Ansatz, Fusion, Regularizer, Baseline, Backbone.
+"""The quantum plugin interfaces: Backend, Encoder, Ansatz (the learning ones: :mod:`hqf.registry.contracts`).
 
 Each has one required method; optional abilities are declared as data (``Capabilities``), never
 discovered by trial. Plugins subclass these and register the class through a hook (see hookspecs).
@@ -9,7 +9,6 @@ from __future__ import annotations
 import abc
 import importlib.util
 import math
-from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import attrs
@@ -128,7 +127,7 @@ class Backend(abc.ABC):
 
     def set_threads(self, n: int) -> None:
         """Use at most ``n`` threads in the simulator's own kernels; a run calls it with its thread count
-        (``hqf.learn.runtime``). A simulator with its own thread pool passes ``n`` on; the default
+        (``hqf.learn.process.runtime``). A simulator with its own thread pool passes ``n`` on; the default
         records it in :attr:`threads` (torch's own operations follow ``torch.set_num_threads``)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"'n' must be an integer >= 1 (got {n!r})")
@@ -187,7 +186,7 @@ class Backend(abc.ABC):
         return f"<{type(self).__name__} {self.name!r} dtype={self.dtype} device={self.device}>"
 
 
-def _check_sizes(**sizes: int) -> None:
+def check_sizes(**sizes: int) -> None:
     """Raise ValueError for the first of ``sizes`` (name -> value) below 1."""
     for name, value in sizes.items():
         if value < 1:
@@ -205,7 +204,7 @@ class Encoder(torch.nn.Module, abc.ABC):
 
     def __init__(self, in_features: int, n_qubits: int) -> None:
         super().__init__()
-        _check_sizes(in_features=in_features, n_qubits=n_qubits)
+        check_sizes(in_features=in_features, n_qubits=n_qubits)
         self.in_features, self.n_qubits = in_features, n_qubits
 
     @abc.abstractmethod
@@ -274,131 +273,3 @@ class Ansatz(abc.ABC):
         """Initial weights, uniform in [0, 2π), float64."""
         shape = self.shape(self.n_qubits, self.n_layers)
         return torch.rand(shape, generator=generator, dtype=torch.float64) * (2 * math.pi)
-
-
-class Fusion(torch.nn.Module, abc.ABC):
-    """Combines the classical latent ``H_c[B, k]`` and the quantum features ``H_q[B, r]`` into ``F``."""
-
-    name: ClassVar[str]
-    uses_classical: ClassVar[bool] = True
-    uses_quantum: ClassVar[bool] = True
-
-    def __init__(self, classical_features: int, quantum_features: int) -> None:
-        super().__init__()
-        self.classical_features, self.quantum_features = classical_features, quantum_features
-
-    @property
-    @abc.abstractmethod
-    def out_features(self) -> int:
-        """The width of ``F``."""
-
-    @abc.abstractmethod
-    def forward(self, h_c: torch.Tensor | None, h_q: torch.Tensor | None) -> torch.Tensor:
-        """``F[B, out_features]``; an input the fusion does not use is passed as ``None``."""
-
-    def diagnostics(self) -> dict[str, float]:
-        """Numbers describing its most recent call, by metric name (``gated``: ``gate_mean``); none by default.
-
-        A run reports those that are keys of ``metrics.json`` (docs/method.md), after one call on test inputs.
-        """
-        return {}
-
-
-@attrs.frozen(eq=False)
-class RegularizerInputs:
-    """What a regularizer may look at for one mini-batch."""
-
-    features: torch.Tensor  # F, the fused representation [B, k]
-    logits: torch.Tensor  # [B, C]
-    ce_loss: torch.Tensor  # scalar, still attached to the graph
-    parameters: tuple[torch.Tensor, ...]  # the trainable parameters
-    #: the same cross-entropy as a function of float64 values of the trainable ``parameters`` (a float64 scalar with
-    #: its own graph), where the run can evaluate it so; None elsewhere
-    loss_at: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None
-
-
-def _option_pairs(value) -> tuple[tuple[str, str], ...]:
-    return tuple(dict(value).items())
-
-
-@attrs.frozen
-class RegularizerKeys:
-    """The run-configuration keys a regularizer reads (field names of ``hqf.learn.config.RunConfig``).
-
-    Every key is optional: a regularizer declaring none is computed on every iteration, on the whole
-    mini-batch, with the weight ``regularizer_options[name]["weight"]`` (default 1) and the curve column
-    ``reg_<name>``.
-    """
-
-    #: the key of its weight in the loss (``lambda_stab``, ``gamma_curv``)
-    weight: str | None = None
-    #: its column in the per-iteration curves (``stab``, ``curv``)
-    column: str | None = None
-    #: the key of its schedule k: computed on iterations t with (t − 1) mod k = 0, absent (0) on the others
-    every: str | None = None
-    #: the key of its sub-batch size m: computed on the first m samples of the mini-batch (None: all)
-    batch: str | None = None
-    #: constructor option -> the key that gives it (``regularizer_options`` still override these)
-    options: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_option_pairs)
-    #: the key (values ``auto``, ``full``, ``classical``) that chooses whether it sees the quantum
-    #: features held constant; without one it is ``auto``, see :attr:`Regularizer.needs_second_derivatives`
-    scope: str | None = None
-
-
-class Regularizer(abc.ABC):
-    """A penalty added to the loss with a weight the run configuration sets (λ, γ, ...).
-
-    It declares the run-configuration keys it reads in :attr:`config_keys` (its weight, curve column,
-    schedule, sub-batch and options); a run builds its term of the loss from that declaration alone.
-    """
-
-    name: ClassVar[str]
-    config_keys: ClassVar[RegularizerKeys] = RegularizerKeys()
-    #: its penalty is built from gradients of the loss (double backward), so training on it needs third
-    #: derivatives: where the quantum layer has no backprop (the parameter-shift rule would cost
-    #: ``(2P)³`` circuit runs per sample) it sees the quantum features held constant under scope ``auto``
-    needs_second_derivatives: ClassVar[bool] = False
-
-    @abc.abstractmethod
-    def penalty(self, inputs: RegularizerInputs) -> torch.Tensor:
-        """A differentiable scalar."""
-
-
-class Baseline(abc.ABC):
-    """A whole classical model (registered through ``register_baselines``) trained by the same loop as the hybrid, for comparison."""
-
-    name: ClassVar[str]
-    description: ClassVar[str] = ""
-
-    def configure(self, config) -> None:
-        """Read the run configuration (a ``hqf.learn.config.RunConfig``) before :meth:`build`; a baseline
-        that mirrors the hybrid needs it. Does nothing by default."""
-
-    @abc.abstractmethod
-    def build(self, in_features: int, n_classes: int) -> torch.nn.Module:
-        """A module mapping ``x[B, in_features]`` to logits ``[B, n_classes]``."""
-
-
-class Backbone(torch.nn.Module, abc.ABC):
-    """The classical feature extractor ``f_c``: rows ``x[B, in_features]`` to the latent ``H_c[B, latent]``.
-
-    An image backbone (``image_input = True``) reads each row as an image ``[C, H, W]`` stored row-major
-    (the layout of the image datasets) and views the batch as ``[B, C, H, W]``. Options beyond
-    ``in_features`` and ``latent`` come from the run configuration: the keys named in
-    :attr:`config_options`, then the ``backbone_options`` table.
-    """
-
-    name: ClassVar[str]
-    #: constructor option -> the run-configuration key that gives it (``mlp``: ``(("hidden", "hidden"),)``)
-    config_options: ClassVar[tuple[tuple[str, str], ...]] = ()
-    #: True for a backbone that reads its input rows as images ``[C, H, W]``
-    image_input: ClassVar[bool] = False
-
-    def __init__(self, in_features: int, latent: int) -> None:
-        super().__init__()
-        _check_sizes(in_features=in_features, latent=latent)
-        self.in_features, self.out_features = in_features, latent
-
-    @abc.abstractmethod
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``H_c[B, out_features]`` from ``x[B, in_features]`` (or ``[B, C, H, W]`` for an image backbone)."""

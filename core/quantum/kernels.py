@@ -76,7 +76,7 @@ class FidelityKernel:
 
     Example::
 
-        >>> from hqf.quantum.make import make_backend
+        >>> from hqf.registry.make import make_backend
         >>> kernel = FidelityKernel(make_backend("torch"), 1, [Operation("RX", 0, 0)])
         >>> round(float(kernel.pairs(torch.tensor([[3.14159265]]), torch.tensor([[0.0]]))[0]), 6)
         0.0

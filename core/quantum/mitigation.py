@@ -8,7 +8,7 @@ al. 2020):
   that adds noise per gate (hqf's depolarizing model, :mod:`hqf.quantum.noise`). ``U†`` is
   :func:`hqf.quantum.circuit.adjoint`, its columns holding the negated angles. Needs one backend.
 - ``channel``: the same circuit on a backend whose noise strength is ``λ·p``: needs a factory
-  ``scale -> backend`` (:func:`depolarizing_factory`).
+  ``scale -> backend`` (:func:`hqf.registry.make.depolarizing_factory`).
 
 Then the values ``E(λ_i)`` are extrapolated to ``λ = 0``:
 
@@ -21,6 +21,7 @@ Example::
     >>> import torch
     >>> from hqf.quantum.circuit import Circuit, Operation, PauliWord
     >>> circuit = Circuit(1, [Operation("RX", 0, 0)], [PauliWord.z(0)])
+    >>> from hqf.registry.make import depolarizing_factory
     >>> result = zne(circuit, torch.tensor([[0.3]]), depolarizing_factory("torch-dm", 0.02), scaling="channel")
     >>> abs(float(result.estimate[0, 0]) - math.cos(0.3)) < 1e-3
     True
@@ -37,7 +38,6 @@ import torch
 from hqf.quantum.circuit import Circuit, adjoint, compose
 from hqf.quantum.gradients import expval
 from hqf.quantum.interfaces import Backend
-from hqf.quantum.make import make_backend
 
 SCALINGS = ("folding", "channel")
 METHODS = ("linear", "richardson")
@@ -91,11 +91,6 @@ def _odd_integers(scales: Sequence[float]) -> list[int]:
     if any(isinstance(s, bool) or float(s) != int(s) or int(s) % 2 == 0 for s in scales):
         raise ValueError(f"folding scales must be odd integers >= 1 (got {list(scales)})")
     return [int(s) for s in scales]
-
-
-def depolarizing_factory(backend: str, p: float, **options) -> Callable[[float], Backend]:
-    """``scale -> backend``: the registered noisy backend ``backend`` with depolarizing ``scale·p``."""
-    return lambda scale: make_backend(backend, depolarizing=scale * p, **options)
 
 
 @attrs.frozen

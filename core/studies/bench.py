@@ -28,12 +28,12 @@ import numpy as np
 import torch
 
 from hqf.learn.config import RunConfig
-from hqf.learn.model import build_model
-from hqf.learn.training import TrainSettings, build_terms, train
+from hqf.learn.training.model import build_model
+from hqf.learn.training.loop import TrainSettings, build_terms, train
 from hqf.quantum.circuit import Circuit, Operation, compose
 from hqf.quantum.gradients import default_gradient, expval
 from hqf.quantum.interfaces import Backend
-from hqf.quantum.make import make_ansatz, make_backend
+from hqf.registry.make import make_ansatz, make_backend
 
 #: the key prefix of a native peer's row (hqf rows are keyed ``BACKEND/GRADIENT``)
 PEER_PREFIX = "peer/"
@@ -236,7 +236,7 @@ def resolve_gradient(backend: Backend, gradient: str) -> str:
 class Latency:
     """Inference latency per instance at batch 1 (model in eval mode, weights frozen, inference mode)."""
 
-    model_seconds: float  # the default hybrid model (hqf.learn.model.build_model), one row
+    model_seconds: float  # the default hybrid model (hqf.learn.training.model.build_model), one row
     layer_seconds: float  # its quantum layer alone, one row
 
     def to_dict(self) -> dict:
@@ -279,7 +279,7 @@ class EpochEstimate:
 def epoch_estimate(iterations: int = 200, epoch_samples: int = 1_050_000, in_features: int = 128, n_classes: int = 12, **overrides) -> EpochEstimate:
     """Run ``iterations`` steps of the default training loop (both regularizers) on random data and extrapolate.
 
-    The loop is :func:`hqf.learn.training.train` on the default :class:`~hqf.learn.config.RunConfig` (``overrides``
+    The loop is :func:`hqf.learn.training.loop.train` on the default :class:`~hqf.learn.config.RunConfig` (``overrides``
     change it); the curvature term comes every ``curvature_every`` iterations as configured.
     """
     config = RunConfig(max_iterations=iterations, epochs=1, eps=0.0, **overrides)

@@ -21,8 +21,8 @@ from collections.abc import Collection, Sequence
 import attrs
 
 from hqf.quantum.interfaces import Backend
-from hqf.quantum.make import make_backend
-from hqf.quantum.registry import registry
+from hqf.registry.make import make_backend
+from hqf.registry.loader import registry
 from hqf.studies.bench import (
     Comparison,
     EpochEstimate,

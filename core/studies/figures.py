@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hqf.learn.plotting import finish, pyplot, save, value_axis
+from hqf.learn.training.plotting import finish, pyplot, save, value_axis
 from hqf.studies.stats import summarize
 
 #: columns of a run's curves.csv (one row per optimizer step) that Figure 2 reads

@@ -36,8 +36,8 @@ import attrs
 from tqdm import tqdm
 
 from hqf.errors import ConfigError, RunDirInUseError
-from hqf.learn.lock import LOCK, claim
-from hqf.learn.runtime import tune_process
+from hqf.learn.rundir.lock import LOCK, claim
+from hqf.learn.process.runtime import tune_process
 from hqf.studies.grid import RunSpec
 from hqf.studies.sweep import SweepResult, execute, run_sweep
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hqf.errors import ConfigError
-from hqf.learn.runstate import read_status
+from hqf.learn.rundir.state import read_status
 
 #: the stop reason an older hqf wrote for a run whose loss became NaN or infinite (it then still
 #: wrote metrics.json); such a run is failed all the same

@@ -26,11 +26,11 @@ import attrs
 import numpy as np
 import torch
 
-from hqf.learn.plotting import pyplot
+from hqf.learn.training.plotting import pyplot
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
 from hqf.quantum.gradients import expval
 from hqf.quantum.interfaces import Backend
-from hqf.quantum.make import make_ansatz
+from hqf.registry.make import make_ansatz
 
 
 def study_circuit(n_qubits: int, n_layers: int, cost: str = "local") -> Circuit:

@@ -5,7 +5,7 @@ itself (``hqf run``'s layout), and ``OUT/sweep.json`` lists every run with its l
 
 Running and resuming (see docs/reliability.md). Each run runs in a worker process that dies with the
 sweep (:mod:`hqf.studies.workers`), and first claims its run directory with a lock file
-(:mod:`hqf.learn.lock`): a directory claimed by a live process is waited for, never run twice at once;
+(:mod:`hqf.learn.rundir.lock`): a directory claimed by a live process is waited for, never run twice at once;
 a claim whose process is gone is stale and taken over. Then, by the state of the directory:
 
 - finished (``metrics.json`` parses): skipped, after checking that its ``config.toml`` has the values
@@ -33,8 +33,8 @@ from typing import Any
 import attrs
 
 from hqf.errors import ConfigError, RunDirInUseError
-from hqf.learn.lock import claim, holder
-from hqf.learn.runstate import clear, is_finished, read_status, state_of
+from hqf.learn.rundir.lock import claim, holder
+from hqf.learn.rundir.state import clear, is_finished, read_status, state_of
 from hqf.studies.grid import ABLATIONS, SWEEP_KEYS, RunSpec, expand, read_grid, validate
 from hqf.studies.workers import run_pool
 
@@ -300,11 +300,10 @@ def _preload() -> None:
     """Import now what a run imports on first use (hqf's training stack, torch's optimizers, scikit-learn's
     F1, matplotlib), so that the workers forked from this process start warm instead of importing per run.
     Imported here, not at the top: `hqf sweep --help` and `--dry-run` need none of it."""
-    import sklearn.metrics  # noqa: F401  (what hqf.learn.metrics.macro_f1 imports at use)
+    import sklearn.metrics  # noqa: F401  (what hqf.learn.training.metrics.macro_f1 imports at use)
     import torch
 
     import hqf.learn.experiment  # noqa: F401
-    from hqf.learn import plotting
-
+    from hqf.learn.training import plotting
     plotting.pyplot()
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first construction imports torch's compiler stack

@@ -4,7 +4,7 @@ Each task runs in a process of its own (``fork`` where available), at most ``job
 worker watches its parent: on Linux the kernel sends it SIGTERM when the parent dies
 (``prctl(PR_SET_PDEATHSIG)``), and on every system a thread polls the parent's pid and sends the
 same SIGTERM. A run inside the worker answers SIGTERM by saving a checkpoint and stopping
-(:class:`hqf.learn.lifecycle.StopSignals`); a worker still alive :data:`GRACE_S` seconds after its
+(:class:`hqf.learn.rundir.lifecycle.StopSignals`); a worker still alive :data:`GRACE_S` seconds after its
 parent died ends itself. When the parent stops early (an error, Ctrl-C), it sends SIGTERM to its
 workers and, after the same grace, SIGKILL. So ``kill -9`` of a sweep leaves no orphans running
 queued work.

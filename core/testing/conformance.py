@@ -42,7 +42,7 @@ from hypothesis import strategies as st
 from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS
 from hqf.quantum.interfaces import Backend
 from hqf.testing.fixed import fixed_cases
-from hqf.quantum.make import make_backend
+from hqf.registry.make import make_backend
 from hqf.testing.properties import PROPERTIES, Example, Mismatch, Stats, check, native_gradients
 from hqf.testing.reference import ReferenceBackend
 from hqf.testing.strategies import angle_batches, circuits
@@ -271,7 +271,7 @@ def check_backend(
 ) -> list[PropertyResult]:
     """Run every property (or those named) against a backend; one :class:`PropertyResult` each.
 
-    ``backend`` is a registered name (built with ``options`` through :func:`hqf.quantum.make.make_backend`), a
+    ``backend`` is a registered name (built with ``options`` through :func:`hqf.registry.make.make_backend`), a
     factory returning a fresh backend, or an instance. ``examples`` is Hypothesis' ``max_examples``
     per property; ``seed`` makes the run reproducible (``None``: derandomized).
     """

@@ -9,8 +9,8 @@ import attrs
 from hypothesis import settings
 
 from hqf.quantum.interfaces import Availability, Backend
-from hqf.quantum.make import make_backend
-from hqf.quantum.registry import registry
+from hqf.registry.make import make_backend
+from hqf.registry.loader import registry
 from hqf.testing.conformance import Limits, PropertyResult, check_property
 
 

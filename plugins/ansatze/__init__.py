@@ -1,6 +1,6 @@
 """Ansatz families shipped with hqf."""
 
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.plugins.ansatze.basic import BasicEntangler
 from hqf.plugins.ansatze.hea import HardwareEfficient
 from hqf.plugins.ansatze.sel import StronglyEntangling

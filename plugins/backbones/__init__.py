@@ -6,7 +6,7 @@
 - ``resnet``: a small residual network over images.
 """
 
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.plugins.backbones.cnn import CNNBackbone
 from hqf.plugins.backbones.mlp import MLPBackbone
 from hqf.plugins.backbones.resnet import ResNetBackbone

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hqf.quantum.interfaces import Backbone
+from hqf.registry.contracts import Backbone
 from hqf.plugins.backbones._shape import resolve_image_shape
 
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}

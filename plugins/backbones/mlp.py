@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hqf.quantum.interfaces import Backbone
+from hqf.registry.contracts import Backbone
 
 
 class MLPBackbone(Backbone):

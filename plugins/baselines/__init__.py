@@ -8,7 +8,7 @@
   head as the hybrid, with no quantum branch), so it is not registered twice here.
 """
 
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.plugins.baselines.logistic import LogisticRegression
 from hqf.plugins.baselines.qsvm import QuantumKernelSVM
 from hqf.plugins.baselines.surrogate import ClassicalSurrogate

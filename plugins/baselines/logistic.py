@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hqf.quantum.interfaces import Baseline
+from hqf.registry.contracts import Baseline
 
 
 class LogisticRegression(Baseline):

@@ -35,10 +35,11 @@ import torch
 
 from hqf.errors import ConfigError
 from hqf.learn.experiment import load_data
-from hqf.learn.model import make_run_backend
-from hqf.quantum.interfaces import Baseline, Encoder
+from hqf.learn.training.model import make_run_backend
+from hqf.quantum.interfaces import Encoder
+from hqf.registry.contracts import Baseline
 from hqf.quantum.kernels import FidelityKernel, ProjectedKernel, target_alignment
-from hqf.quantum.make import make_encoder
+from hqf.registry.make import make_encoder
 
 KERNELS = ("fidelity", "projected")
 DEFAULTS = {"kernel": "fidelity", "C": 1.0, "qubits": None, "scale": 1.0, "gamma": 1.0, "max_train": 300, "binarize": False}

@@ -27,8 +27,9 @@ import math
 import torch
 
 from hqf.errors import ConfigError
-from hqf.learn.model import build_model
-from hqf.quantum.interfaces import Baseline, Encoder
+from hqf.learn.training.model import build_model
+from hqf.quantum.interfaces import Encoder
+from hqf.registry.contracts import Baseline
 
 
 def surrogate_shape(n_weights: int, n_inputs: int, n_outputs: int) -> tuple[int, int, int]:

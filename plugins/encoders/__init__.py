@@ -1,6 +1,6 @@
 """Data encoders shipped with hqf."""
 
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.plugins.encoders.amplitude import AmplitudeEncoder
 from hqf.plugins.encoders.angle import AngleEncoder
 from hqf.plugins.encoders.basis import BasisEncoder

@@ -9,7 +9,7 @@ import torch
 from hqf.errors import ConfigError
 from hqf.quantum.circuit import Operation
 from hqf.quantum.interfaces import Encoder
-from hqf.quantum.make import make_encoder
+from hqf.registry.make import make_encoder
 
 
 class ReuploadEncoder(Encoder):

@@ -1,6 +1,6 @@
 """Fusions of the classical and quantum branches shipped with hqf."""
 
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.plugins.fusions.classical_only import ClassicalOnlyFusion
 from hqf.plugins.fusions.concat import ConcatFusion
 from hqf.plugins.fusions.gated import GatedFusion

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hqf.quantum.interfaces import Fusion
+from hqf.registry.contracts import Fusion
 from hqf.plugins.fusions._checks import check_positive, check_width
 
 

@@ -1,6 +1,6 @@
 """Loss regularizers shipped with hqf."""
 
-from hqf.quantum.hookspecs import hookimpl
+from hqf.registry.hookspecs import hookimpl
 from hqf.plugins.regularizers.curvature import CurvatureRegularizer
 from hqf.plugins.regularizers.stability import StabilityRegularizer
 

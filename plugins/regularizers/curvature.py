@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 
 from hqf.plugins.regularizers import hessian
-from hqf.quantum.interfaces import Regularizer, RegularizerInputs, RegularizerKeys
+from hqf.registry.contracts import Regularizer, RegularizerInputs, RegularizerKeys
 
 #: how Hessian-vector products are computed (``auto``: finite differences where the run offers
 #: ``RegularizerInputs.loss_at``, double backward otherwise)

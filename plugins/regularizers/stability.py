@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hqf.quantum.interfaces import Regularizer, RegularizerInputs, RegularizerKeys
+from hqf.registry.contracts import Regularizer, RegularizerInputs, RegularizerKeys
 
 
 class StabilityRegularizer(Regularizer):

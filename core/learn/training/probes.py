@@ -4,7 +4,7 @@ With mini-batch noise a smoothed mini-batch gradient norm stays well above ε = 
 so "iterations to ε" needs a second definition: the norm of the gradient of the training objective on
 a fixed subset of the training split, every ``full_grad_every`` iterations
 (:class:`FullBatchGradient`). Its time is kept out of the run's wall-clock metrics
-(:func:`hqf.learn.training.train` pauses its clocks while a probe runs).
+(:func:`hqf.learn.training.loop.train` pauses its clocks while a probe runs).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
-from hqf.learn.terms import Term
-from hqf.learn.training import composite_loss
+from hqf.learn.training.terms import Term
+from hqf.learn.training.loop import composite_loss
 
 #: seed offset of the generator that picks the probe's fixed subset
 SUBSET_SEED = 104729

@@ -37,22 +37,22 @@ def register_ansatze(register: Register) -> None:
 
 @hookspec
 def register_fusions(register: Register) -> None:
-    """Register :class:`hqf.quantum.interfaces.Fusion` subclasses (with ``diagnostics()`` for numbers a run reports)."""
+    """Register :class:`hqf.registry.contracts.Fusion` subclasses (with ``diagnostics()`` for numbers a run reports)."""
 
 
 @hookspec
 def register_regularizers(register: Register) -> None:
-    """Register :class:`hqf.quantum.interfaces.Regularizer` subclasses; each declares the run-configuration
+    """Register :class:`hqf.registry.contracts.Regularizer` subclasses; each declares the run-configuration
     keys it reads (its weight, schedule, sub-batch and options) in ``config_keys``."""
 
 
 @hookspec
 def register_baselines(register: Register) -> None:
-    """Register :class:`hqf.quantum.interfaces.Baseline` subclasses: whole classical models to compare
+    """Register :class:`hqf.registry.contracts.Baseline` subclasses: whole classical models to compare
     against (``configure(config)`` receives the run configuration before ``build``)."""
 
 
 @hookspec
 def register_backbones(register: Register) -> None:
-    """Register :class:`hqf.quantum.interfaces.Backbone` subclasses: classical feature extractors ``f_c``
+    """Register :class:`hqf.registry.contracts.Backbone` subclasses: classical feature extractors ``f_c``
     (``config_options`` names the run-configuration keys their constructor reads)."""

@@ -30,9 +30,10 @@ from types import ModuleType
 import attrs
 import pluggy
 
-from hqf.quantum import hookspecs
+from hqf.registry import hookspecs
 from hqf.errors import PluginConflictError, PluginRegistrationError, UnknownPluginError
-from hqf.quantum.interfaces import Ansatz, Availability, Backbone, Backend, Baseline, Encoder, Fusion, Regularizer
+from hqf.quantum.interfaces import Ansatz, Availability, Backend, Encoder
+from hqf.registry.contracts import Backbone, Baseline, Fusion, Regularizer
 
 GROUP = "hqf"
 

@@ -34,9 +34,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from hqf.errors import ConfigError
-from hqf.learn.lock import LOCK
-from hqf.learn.terms import Term
-from hqf.quantum.interfaces import Regularizer, RegularizerInputs
+from hqf.learn.rundir.lock import LOCK
+from hqf.learn.training.terms import Term
+from hqf.registry.contracts import Regularizer, RegularizerInputs
 
 __all__ = [
     "DataParallel", "Ranks", "RankZeroTerm", "adapt_terms", "free_port", "from_environment", "launch_command",

@@ -2,7 +2,7 @@
 
 Layout (see docs/method.md and docs/reliability.md): ``config.toml``, ``meta.json``, ``metrics.json``,
 ``curves.csv``, ``epochs.csv``, ``convergence.png``, ``model.safetensors``; while the run is alive,
-:mod:`hqf.learn.lifecycle` keeps its status, lock and checkpoint there too. A directory that exists and
+:mod:`hqf.learn.rundir.lifecycle` keeps its status, lock and checkpoint there too. A directory that exists and
 is not empty is never written into by a fresh run.
 """
 
@@ -22,9 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from hqf.errors import ConfigError
-from hqf.learn import plotting
-
-
+from hqf.learn.training import plotting
 def default_run_dir(root: str | pathlib.Path = "runs") -> pathlib.Path:
     """``runs/<UTC timestamp>`` (``-2``, ``-3``… appended if taken)."""
     root = pathlib.Path(root)
@@ -100,7 +98,7 @@ def write_csv(path: pathlib.Path, columns: Sequence[str], rows: Sequence[Mapping
 def plot_convergence(path: pathlib.Path, curves: Mapping[str, Sequence[float]], evals: Sequence[Mapping], eps: float, title: str) -> None:
     """Loss (total, CE, validation) and gradient norm (raw, smoothed, ε) against iteration.
 
-    Each value axis is linear unless its values span a decade or more (:func:`hqf.learn.plotting.value_axis`:
+    Each value axis is linear unless its values span a decade or more (:func:`hqf.learn.training.plotting.value_axis`:
     then log with 1-2-5 ticks); the gradient axis includes ε, so the target line is always in view.
     """
     plt = plotting.pyplot()

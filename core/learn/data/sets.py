@@ -23,7 +23,7 @@ that is not UTF-8 or not CSV, ragged rows, cells that are not numbers, arrays of
 unpickled: ``allow_pickle=False``). The synthetic sets and the file readers share the split, the
 scaling and these checks, which is why they live in one module longer than the others.
 
-Image files (``mnist:DIR``, ``cifar10:DIR``, …) are read by :mod:`hqf.learn.images`; their rows are the
+Image files (``mnist:DIR``, ``cifar10:DIR``, …) are read by :mod:`hqf.learn.data.images`; their rows are the
 pixels of one image each, row-major (``Dataset.image_shape`` gives ``(C, H, W)``), scaled per channel.
 """
 
@@ -39,8 +39,7 @@ import attrs
 import numpy as np
 
 from hqf.errors import DataError
-from hqf.learn import images
-
+from hqf.learn.data import images
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 _CHUNK = 1 << 16
 
@@ -478,7 +477,7 @@ def load_dataset(
     features: int | None = None,
 ) -> Dataset:
     """A built-in dataset (``dataset-a``, ``dataset-b``, ``digits``, ``digits-4x4``), a .csv/.npz path, or
-    image files named ``KIND:DIRECTORY`` (:mod:`hqf.learn.images`: ``mnist``, ``fashion-mnist``,
+    image files named ``KIND:DIRECTORY`` (:mod:`hqf.learn.data.images`: ``mnist``, ``fashion-mnist``,
     ``cifar10``, ``cifar100``, ``stl10``, ``images``), scaled per channel with the training split's mean
     and std and kept as uint8 until the split makes its one float32 copy.
 

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 
 from hqf.errors import ConfigError, HqfError
 from hqf.learn.config import RunConfig
-from hqf.learn.model import BaselineModel, HybridModel
-from hqf.quantum.interfaces import Regularizer, RegularizerInputs, RegularizerKeys
-from hqf.quantum.make import make_regularizer
-from hqf.quantum.registry import registry
+from hqf.learn.training.model import BaselineModel, HybridModel
+from hqf.registry.contracts import Regularizer, RegularizerInputs, RegularizerKeys
+from hqf.registry.make import make_regularizer
+from hqf.registry.loader import registry
 
 #: values of a scope key: what a term differentiates through
 SCOPES = ("auto", "full", "classical")

@@ -2,7 +2,7 @@
 
 One iteration (optimizer step ``t = 1, 2, …``, :func:`train_step`) on a mini-batch: forward, composite
 loss ``L_total = L_ce + λ·L_stab + γ·L_curv`` (eq. 10; each term with the weight, schedule and
-sub-batch its regularizer declares, :mod:`hqf.learn.terms`: by default the curvature term is
+sub-batch its regularizer declares, :mod:`hqf.learn.training.terms`: by default the curvature term is
 estimated every ``curvature_every`` iterations on ``curvature_batch`` samples and is absent, i.e. 0,
 in between), backward (autograd for the classical parameters; the quantum weights get the backend's
 gradient — autograd, adjoint or the parameter-shift rule, eq. 12), the gradient norm
@@ -38,8 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hqf.learn.terms import Term, build_terms
-from hqf.quantum.interfaces import RegularizerInputs
+from hqf.learn.training.terms import Term, build_terms
+from hqf.registry.contracts import RegularizerInputs
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -341,7 +341,7 @@ class _Training:
     train_losses: list[float] = attrs.field(factory=list)  # this epoch's, for its validation row
     epoch_start: float = 0.0
     #: measurements taken after some iterations (``due(step)``, ``measure(model, params)``, ``column``),
-    #: their time kept out of every clock of the run (hqf.learn.probes)
+    #: their time kept out of every clock of the run (hqf.learn.training.probes)
     probes: Sequence = ()
 
     def run_epoch(self, epoch: int, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> str | None:
@@ -492,7 +492,7 @@ def train(
     ``checkpointing``: save the state as it goes and/or continue from a saved one (see :class:`Checkpointing`);
     raises :class:`TrainingInterrupted` when it asks training to stop.
     ``probes``: measurements after some iterations, each in a curve column of its own, their time
-    excluded from every timing of the run (:class:`hqf.learn.probes.FullBatchGradient`).
+    excluded from every timing of the run (:class:`hqf.learn.training.probes.FullBatchGradient`).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(settings.optimizer, params, settings)

@@ -5,10 +5,10 @@ model's state dict under ``model.*``, the training split's per-feature mean and 
 under ``scaler.*`` (new data is z-scored exactly as the training data was), and as metadata the
 number of features and the class names. With the run's ``config.toml`` that rebuilds the model::
 
-    import hqf.learn.saved
+    import hqf.learn.rundir.saved
 
-    trained = hqf.learn.saved.load("runs/example")             # the run's own backend
-    trained = hqf.learn.saved.load("runs/example", backend="pennylane")
+    trained = hqf.learn.rundir.saved.load("runs/example")             # the run's own backend
+    trained = hqf.learn.rundir.saved.load("runs/example", backend="pennylane")
     probabilities = trained.predict_proba(features)             # raw features [N, d] -> [N, C]
 """
 
@@ -23,10 +23,10 @@ import safetensors.torch
 import torch
 
 from hqf.errors import ConfigError, DataError
-from hqf.learn.checkpoint import atomic_write
+from hqf.learn.rundir.checkpoint import atomic_write
 from hqf.learn.config import RunConfig
-from hqf.learn.data import BUILTIN, Dataset, apply_scaler, as_numbers, read_csv_table, read_npz_arrays
-from hqf.learn.model import BaselineModel, HybridModel, build_model
+from hqf.learn.data.sets import BUILTIN, Dataset, apply_scaler, as_numbers, read_csv_table, read_npz_arrays
+from hqf.learn.training.model import BaselineModel, HybridModel, build_model
 
 MODEL = "model.safetensors"
 FORMAT = "hqf-model-1"
@@ -178,7 +178,7 @@ def read_features(path: str | pathlib.Path, n_features: int, label_column: str |
 
 def run_dataset(trained: TrainedModel, name: str | None = None) -> Dataset:
     """The dataset ``name`` (default: the run's own) drawn, split and scaled exactly as the run drew its own."""
-    from hqf.learn.data import load_dataset
+    from hqf.learn.data.sets import load_dataset
 
     config = trained.config
     name = name or config.dataset

@@ -27,7 +27,7 @@ import attrs
 import torch
 
 from hqf.learn.config import RunConfig
-from hqf.learn.model import HybridModel, make_run_backend
+from hqf.learn.training.model import HybridModel, make_run_backend
 from hqf.quantum.circuit import Circuit
 from hqf.quantum.gradients import GRADIENTS, default_gradient, expval
 from hqf.quantum.interfaces import Backend

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hqf.errors import BackendUnavailableError
-from hqf.quantum.interfaces import Ansatz, Backbone, Backend, Encoder, Fusion, Regularizer
-from hqf.quantum.registry import registry
-from hqf.quantum.specs import parse_ansatz_spec
+from hqf.quantum.interfaces import Ansatz, Backend, Encoder
+from hqf.registry.contracts import Backbone, Fusion, Regularizer
+from hqf.registry.loader import registry
+from hqf.registry.specs import parse_ansatz_spec
 
 
 def make_backend(name: str, **options: Any) -> Backend:
@@ -40,3 +42,8 @@ def make_regularizer(name: str, **options: Any) -> Regularizer:
 
 def make_backbone(name: str, in_features: int, latent: int, **options: Any) -> Backbone:
     return registry().get("backbone", name).cls(in_features, latent, **options)
+
+
+def depolarizing_factory(backend: str, p: float, **options) -> Callable[[float], Backend]:
+    """``scale -> backend``: the registered noisy backend ``backend`` with depolarizing ``scale·p``."""
+    return lambda scale: make_backend(backend, depolarizing=scale * p, **options)

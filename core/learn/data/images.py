@@ -241,7 +241,7 @@ def read_folder(root: pathlib.Path) -> Images:
 
 def channel_scaler(x: np.ndarray, image_shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (population) std of image rows ``x[N, C·H·W]``, float64, each repeated over
-    its channel's ``H·W`` positions (the per-feature form :func:`hqf.learn.data.apply_scaler` takes);
+    its channel's ``H·W`` positions (the per-feature form :func:`hqf.learn.data.sets.apply_scaler` takes);
     a std of 0 becomes 1. Accumulated in float64 a bounded block of rows at a time."""
     channels, area = image_shape[0], image_shape[1] * image_shape[2]
     step = max(1, (1 << 22) // x.shape[1])

@@ -2,7 +2,7 @@
 
 A checkpoint (``RUN_DIR/checkpoint.pt``, :data:`CHECKPOINT`) is a dict saved with ``torch.save`` and
 read with ``torch.load(..., weights_only=True)`` (tensors and plain Python values only: nothing is
-unpickled). It holds the training position (:meth:`hqf.learn.training.Training.state`: model and
+unpickled). It holds the training position (:meth:`hqf.learn.training.loop.Training.state`: model and
 optimizer state, the data order of the current epoch and how far into it, the curves and validation
 rows so far) and, added here, every random-number state a run draws from: torch's global generator
 (and CUDA's where initialized), numpy's and Python's global generators, and the ``torch.Generator``
@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from hqf.errors import ConfigError
-from hqf.learn import runstate
-
+from hqf.learn.rundir import state as runstate
 CHECKPOINT = runstate.CHECKPOINT
 #: the layout of a checkpoint; one written by another layout is refused, never misread
 FORMAT = 1

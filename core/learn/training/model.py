@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from hqf.errors import BackendContractError, ConfigError, HqfError
-from hqf.quantum.interfaces import Backbone, Backend, Fusion
+from hqf.quantum.interfaces import Backend
+from hqf.registry.contracts import Backbone, Fusion
 from hqf.quantum.layer import QuantumLayer
-from hqf.quantum.make import make_ansatz, make_backbone, make_backend, make_encoder, make_fusion
-from hqf.quantum.registry import registry
+from hqf.registry.make import make_ansatz, make_backbone, make_backend, make_encoder, make_fusion
+from hqf.registry.loader import registry
 
 
 def make_head(in_features: int, n_classes: int, hidden: tuple[int, ...] = (), dropout: float = 0.0) -> nn.Module:
@@ -103,7 +104,7 @@ class HybridModel(nn.Module):
 
     @torch.inference_mode()
     def fusion_diagnostics(self, x: torch.Tensor) -> dict[str, float]:
-        """The fusion's diagnostics (:meth:`hqf.quantum.interfaces.Fusion.diagnostics`) after a call on ``x``."""
+        """The fusion's diagnostics (:meth:`hqf.registry.contracts.Fusion.diagnostics`) after a call on ``x``."""
         self.features(x)
         return self.fusion.diagnostics()
 

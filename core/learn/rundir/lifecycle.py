@@ -3,7 +3,7 @@
 Layout (see docs/reliability.md):
 
 - while running: ``config.toml`` (written first), ``status.json`` (``running``), ``lock`` (the
-  process working here, :mod:`hqf.learn.lock`) and ``checkpoint.pt`` (the latest checkpoint);
+  process working here, :mod:`hqf.learn.rundir.lock`) and ``checkpoint.pt`` (the latest checkpoint);
 - finished: ``config.toml``, ``meta.json``, ``curves.csv``, ``epochs.csv``, ``convergence.png``,
   ``model.safetensors`` and ``metrics.json``, written last and atomically: **a run is finished when
   its metrics.json parses**. Status, lock and checkpoint are removed after it;
@@ -32,14 +32,14 @@ from typing import Any
 import attrs
 
 from hqf.errors import ConfigError, RunDirInUseError, RunFailedError, RunInterrupted
-from hqf.learn import checkpoint as ckpt
+from hqf.learn.rundir import checkpoint as ckpt
 from hqf.learn.config import RunConfig
-from hqf.learn.data import Dataset
-from hqf.learn.lock import LOCK, RunLock, claim, holder
-from hqf.learn.runstate import CONFIG, STATUS, is_finished, read_status, state_of
-from hqf.learn.rundir import check_writable, write_csv
-from hqf.learn.terms import Term
-from hqf.learn.training import EVAL_COLUMNS, Checkpointing, TrainingInterrupted, TrainResult, TrainSettings, train
+from hqf.learn.data.sets import Dataset
+from hqf.learn.rundir.lock import LOCK, RunLock, claim, holder
+from hqf.learn.rundir.state import CONFIG, STATUS, is_finished, read_status, state_of
+from hqf.learn.rundir.folder import check_writable, write_csv
+from hqf.learn.training.terms import Term
+from hqf.learn.training.loop import EVAL_COLUMNS, Checkpointing, TrainingInterrupted, TrainResult, TrainSettings, train
 
 
 def check_fresh(out: pathlib.Path) -> None:
@@ -138,7 +138,7 @@ def train_durably(
     on_validation=None,
     probes=(),
 ) -> TrainResult:
-    """:func:`hqf.learn.training.train` with checkpoints in ``live``'s directory (every
+    """:func:`hqf.learn.training.loop.train` with checkpoints in ``live``'s directory (every
     ``checkpoint_every`` iterations and at each epoch's end), continuing from its checkpoint if it has
     one. ``tensors``: ``(x_train, y_train, x_val, y_val)``.
 

@@ -1,6 +1,6 @@
 """What state a run directory is in, read without importing torch (``hqf sweep``, ``hqf report``).
 
-See :mod:`hqf.learn.lifecycle` for the layout: a run is *finished* when its ``metrics.json`` parses,
+See :mod:`hqf.learn.rundir.lifecycle` for the layout: a run is *finished* when its ``metrics.json`` parses,
 *failed* when its ``status.json`` says so, *running* while a live process holds its ``lock``, and
 *resumable* when it has a checkpoint and nobody holds it.
 """
@@ -12,7 +12,7 @@ import pathlib
 import shutil
 from typing import Any
 
-from hqf.learn.lock import LOCK, holder
+from hqf.learn.rundir.lock import LOCK, holder
 
 STATUS = "status.json"
 METRICS = "metrics.json"

@@ -1,0 +1,1 @@
+"""Data: the synthetic sets, files (CSV, NPZ), image folders, splits, scaling and label noise."""
