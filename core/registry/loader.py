@@ -259,3 +259,11 @@ def registry() -> Registry:
     if _REGISTRY is None:
         _REGISTRY = Registry()
     return _REGISTRY.load()
+
+
+def use_registry(replacement: Registry | None) -> Registry | None:
+    """Make ``replacement`` the process-wide registry (None: a fresh one from the entry points on next use);
+    returns the one it replaces. For tests and notebooks that register plugins of their own."""
+    global _REGISTRY
+    previous, _REGISTRY = _REGISTRY, replacement
+    return previous
