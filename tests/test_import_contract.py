@@ -1,27 +1,87 @@
-"""The architecture's import rules: import-linter's contracts (pyproject.toml), and the one rule it cannot
-see, that the core names no module of backends/ or plugins/ (grimp reads only the folder of ``hqf``)."""
+"""The architecture's import rules: import-linter's contracts (pyproject.toml), checked on a tree of links in
+which backends/ and plugins/ sit inside ``hqf`` (grimp reads only the folder of ``hqf``, core/), and the one
+rule import-linter cannot see, that the core names no module of backends/ or plugins/, not even in a string.
+
+From the shell, ``python tests/test_import_contract.py`` builds the tree and runs ``lint-imports`` on it.
+"""
 
 from __future__ import annotations
 
 import ast
+import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORE = ROOT / "core"
 FORBIDDEN = ("hqf.backends", "hqf.plugins")
+#: sub-package of ``hqf`` -> the folder that holds it (pyproject's package-dir)
+MAPPED = {"backends": ROOT / "backends", "plugins": ROOT / "plugins"}
 
 
-def test_import_linter_contracts_are_kept():
+def link_tree(dest: pathlib.Path) -> pathlib.Path:
+    """Make ``dest/hqf`` the package as installed: core/'s entries, and backends/ and plugins/ inside it,
+    each file and sub-folder a link to the original. Returns ``dest``, the folder to put on ``sys.path``."""
+    package = dest / "hqf"
+    _link_entries(CORE, package)
+    for name, folder in MAPPED.items():
+        _link_entries(folder, package / name)
+    return dest
+
+
+def _link_entries(source: pathlib.Path, target: pathlib.Path) -> None:
+    """A real folder ``target`` whose entries link to those of ``source`` (so files can be added beside them)."""
+    target.mkdir(parents=True)
+    for entry in sorted(source.iterdir()):
+        if entry.name != "__pycache__" and entry.name not in MAPPED:
+            (target / entry.name).symlink_to(entry)
+
+
+def lint_imports(tree: pathlib.Path) -> subprocess.CompletedProcess:
+    """``lint-imports`` with pyproject's contracts, importing ``hqf`` from ``tree`` (first on ``sys.path``)."""
     exe = shutil.which("lint-imports")
     if exe is None:
         pytest.fail("lint-imports is missing: install the test extras (pip install -e '.[test]')")
-    done = subprocess.run([exe, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    command = [exe, "--config", str(ROOT / "pyproject.toml"), "--no-cache"]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def test_import_linter_contracts_are_kept(tmp_path):
+    done = lint_imports(link_tree(tmp_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+def test_the_link_tree_shows_backends_and_plugins(tmp_path):
+    tree = link_tree(tmp_path)
+    assert (tree / "hqf" / "backends" / "torch" / "backend.py").resolve() == ROOT / "backends" / "torch" / "backend.py"
+    assert (tree / "hqf" / "plugins" / "baselines" / "qsvm.py").resolve() == ROOT / "plugins" / "baselines" / "qsvm.py"
+    assert (tree / "hqf" / "learn" / "config.py").resolve() == CORE / "learn" / "config.py"
+
+
+def test_a_plugin_importing_learn_is_reported(tmp_path):
+    tree = link_tree(tmp_path)
+    (tree / "hqf" / "plugins" / "reaches_up.py").write_text("from hqf.learn.training import model\n")
+    done = lint_imports(tree)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "hqf.plugins is not allowed to import hqf.learn" in done.stdout
+    assert "hqf.plugins.reaches_up -> hqf.learn.training" in done.stdout
+
+
+def test_a_cycle_in_the_torch_backend_is_reported(tmp_path):
+    tree = link_tree(tmp_path)
+    torch_backend = tree / "hqf" / "backends" / "torch"
+    (torch_backend / "cycle_a.py").write_text("from hqf.backends.torch import cycle_b\n")
+    (torch_backend / "cycle_b.py").write_text("from hqf.backends.torch import cycle_a\n")
+    done = lint_imports(tree)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "No cycles are allowed in hqf.backends.torch" in done.stdout
+    assert ".cycle_a -> .cycle_b" in done.stdout or ".cycle_b -> .cycle_a" in done.stdout
 
 
 def _named_modules(tree: ast.AST):
@@ -56,3 +116,16 @@ def test_the_scan_finds_a_forbidden_import(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "CORE", bad)
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert core_references_to_plugins() == ["core/m.py: hqf.backends.torch", "core/m.py: hqf.backends.torch.TorchBackend"]
+
+
+def main() -> int:
+    """Run ``lint-imports`` on a fresh link tree and print its report; the exit status is its own."""
+    with tempfile.TemporaryDirectory(prefix="hqf-imports-") as folder:
+        done = lint_imports(link_tree(pathlib.Path(folder)))
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    return done.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
