@@ -17,6 +17,7 @@ import torch
 from hqf.errors import UnsupportedCircuitError
 from hqf.quantum.circuit import BASE_GATES, GATES, OBSERVABLE_KINDS, Circuit, Operation
 from hqf.quantum.gates import SHIFTS, full_angles, recipe_values, shift_coefficients, shifted_values
+from hqf.quantum.noise import NOISE_FEATURES
 
 DTYPES: dict[str, tuple[torch.dtype, torch.dtype]] = {
     "complex128": (torch.complex128, torch.float64),
@@ -63,7 +64,10 @@ class Capabilities:
     gradients: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     #: results are exact expectation values (False when estimated from shots)
     exact: bool = True
+    #: it runs some noise (a :class:`~hqf.quantum.noise.NoiseModel`)
     noise: bool = False
+    #: the noise it runs: channel names of ``hqf.quantum.noise.CHANNELS``, and ``readout``
+    channels: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     #: the gate names it runs (``hqf.quantum.circuit.GATES``); by default the original seven
     gates: frozenset[str] = attrs.field(default=BASE_GATES, converter=frozenset)
     #: the observable kinds it reads: ``pauli``, ``hamiltonian``, ``probs``; by default Pauli words only
@@ -73,6 +77,11 @@ class Capabilities:
     def _known_gates(self, attribute, value) -> None:
         if not value <= set(GATES):
             raise ValueError(f"'gates' must name gates of hqf.quantum.circuit.GATES (got {sorted(value - set(GATES))})")
+
+    @channels.validator
+    def _known_channels(self, attribute, value) -> None:
+        if not value <= set(NOISE_FEATURES):
+            raise ValueError(f"'channels' must be among {NOISE_FEATURES} (got {sorted(value - set(NOISE_FEATURES))})")
 
     @observables.validator
     def _known_kinds(self, attribute, value) -> None:
