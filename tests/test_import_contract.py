@@ -25,20 +25,23 @@ MAPPED = {"backends": ROOT / "backends", "plugins": ROOT / "plugins"}
 
 
 def link_tree(dest: pathlib.Path) -> pathlib.Path:
-    """Make ``dest/hqf`` the package as installed: core/'s entries, and backends/ and plugins/ inside it,
-    each file and sub-folder a link to the original. Returns ``dest``, the folder to put on ``sys.path``."""
+    """Make ``dest/hqf`` the package as installed: core/'s modules, with backends/ and plugins/ inside it.
+    Folders are real and every file a link to the original, so a test may add a module anywhere without
+    touching the tree. Returns ``dest``, the folder to put on ``sys.path``."""
     package = dest / "hqf"
-    _link_entries(CORE, package)
+    _mirror(CORE, package)
     for name, folder in MAPPED.items():
-        _link_entries(folder, package / name)
+        _mirror(folder, package / name)
     return dest
 
 
-def _link_entries(source: pathlib.Path, target: pathlib.Path) -> None:
-    """A real folder ``target`` whose entries link to those of ``source`` (so files can be added beside them)."""
+def _mirror(source: pathlib.Path, target: pathlib.Path) -> None:
+    """Real folders for ``source``'s folders, links for its Python files."""
     target.mkdir(parents=True)
     for entry in sorted(source.iterdir()):
-        if entry.name != "__pycache__" and entry.name not in MAPPED:
+        if entry.is_dir() and entry.name != "__pycache__":
+            _mirror(entry, target / entry.name)
+        elif entry.suffix == ".py":
             (target / entry.name).symlink_to(entry)
 
 
@@ -57,11 +60,17 @@ def test_import_linter_contracts_are_kept(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
 
 
-def test_the_link_tree_shows_backends_and_plugins(tmp_path):
-    tree = link_tree(tmp_path)
-    assert (tree / "hqf" / "backends" / "torch" / "backend.py").resolve() == ROOT / "backends" / "torch" / "backend.py"
-    assert (tree / "hqf" / "plugins" / "baselines" / "qsvm.py").resolve() == ROOT / "plugins" / "baselines" / "qsvm.py"
-    assert (tree / "hqf" / "learn" / "config.py").resolve() == CORE / "learn" / "config.py"
+def _python_files(folder: pathlib.Path) -> set[pathlib.Path]:
+    return {p.relative_to(folder) for p in folder.rglob("*.py") if "__pycache__" not in p.parts}
+
+
+def test_the_link_tree_holds_every_module_of_core_backends_and_plugins_as_a_link(tmp_path):
+    package = link_tree(tmp_path) / "hqf"
+    expected = _python_files(CORE) | {name / p for name, folder in MAPPED.items() for p in _python_files(folder)}
+    assert _python_files(package) == expected
+    for path in package.rglob("*"):
+        assert path.is_symlink() != path.is_dir(), path  # folders are real: adding a file never touches the tree
+    assert (package / "backends" / "torch" / "backend.py").resolve() == ROOT / "backends" / "torch" / "backend.py"
 
 
 def test_a_plugin_importing_learn_is_reported(tmp_path):
