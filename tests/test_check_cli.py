@@ -9,13 +9,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import hqf.registry.loader
-from hqf import hookimpl
 from hqf.cli import main
 from hqf.cli.check_cmd import MAX_QUBITS, parse_option
 from hqf.quantum.circuit import Circuit, Operation
 from hqf.quantum.interfaces import Availability
-from hqf.registry.loader import GROUP, Registry
+from hqf.registry.loader import GROUP
 from hqf.testing import Limits, ReferenceBackend, check_backend
 
 
@@ -55,21 +53,11 @@ class NeverAvailable(ReferenceBackend):
         return Availability(False, "needs a machine that does not exist")
 
 
-class _Plugin:
-    @staticmethod
-    @hookimpl
-    def register_backends(register):
-        for cls in (SwappedWires, FlippedRY, NeverAvailable):
-            register(cls)
-
-
 @pytest.fixture
-def fake_registry(monkeypatch):
+def fake_registry(fake_plugins):
     """The registered ``torch`` backend (through its entry point) and the wrong ones."""
-    reg = Registry(entry_points=importlib.metadata.entry_points(group=GROUP, name="torch"))
-    reg.add(_Plugin(), "wrong-backends")
-    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", reg)
-    return reg
+    torch_entry_point = importlib.metadata.entry_points(group=GROUP, name="torch")
+    return fake_plugins(SwappedWires, FlippedRY, NeverAvailable, builtins=False, entry_points=torch_entry_point)
 
 
 def test_api_catches_swapped_wires_and_shrinks_to_a_small_circuit():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import importlib.metadata
 import json
 import math
 import os
@@ -14,14 +13,12 @@ import signal
 import subprocess
 import sys
 import time
-import types
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-import hqf.registry.loader
 from hqf.cli import main
 from hqf.errors import ConfigError, RunDirInUseError, RunFailedError
 from hqf.learn.rundir import checkpoint as ckpt
@@ -29,7 +26,6 @@ from hqf.learn.rundir import lock
 from hqf.learn.config import RunConfig
 from hqf.learn.experiment import TIMING_KEYS, run
 from hqf.learn.rundir.lifecycle import StopSignals
-from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Backend
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -302,18 +298,8 @@ class _WrongShapeBackend(Backend):
         return torch.zeros(angles.shape[0], circuit.n_outputs + 1, dtype=self.real_dtype)
 
 
-def registry_with(monkeypatch, *classes) -> None:
-    """The process registry: hqf's own plugins plus one plugin registering ``classes`` (for one test)."""
-    module = types.ModuleType("hqf_tests_durable_backends")
-    module.register_backends = hookimpl(lambda register: [register(cls) for cls in classes])
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
-    points.append(importlib.metadata.EntryPoint(name="durable-fakes", value=module.__name__, group="hqf"))
-    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", hqf.registry.loader.Registry(points))
-
-
-def test_a_non_finite_loss_fails_the_run(tmp_path, monkeypatch):
-    registry_with(monkeypatch, _NaNBackend)
+def test_a_non_finite_loss_fails_the_run(tmp_path, fake_plugins):
+    fake_plugins(_NaNBackend)
     out = tmp_path / "nan"
     result = CliRunner().invoke(main, ["run", "--quiet", "--config", str(_toml(tmp_path / "c.toml", TINY)),
                                        "--backend", "nan-sim", "--out", str(out)])
@@ -329,8 +315,8 @@ def test_a_non_finite_loss_fails_the_run(tmp_path, monkeypatch):
         run(RunConfig.from_dict({**TINY, "backend": "nan-sim"}), tmp_path / "api")
 
 
-def test_a_backend_of_the_wrong_shape_is_named_before_training(tmp_path, monkeypatch):
-    registry_with(monkeypatch, _WrongShapeBackend)
+def test_a_backend_of_the_wrong_shape_is_named_before_training(tmp_path, fake_plugins):
+    fake_plugins(_WrongShapeBackend)
     result = CliRunner().invoke(main, ["run", "--quiet", "--config", str(_toml(tmp_path / "c.toml", TINY)),
                                        "--backend", "wrong-shape", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
@@ -351,7 +337,7 @@ def finished_run(tmp_path_factory):
 def test_the_trained_model_is_kept_and_predicts_as_the_run_did(finished_run):
     import safetensors
 
-    from hqf.learn.data.sets import load_dataset
+    from hqf.learn.data.load import load_dataset
     from hqf.learn.rundir.saved import MODEL, load
 
     out, metrics = finished_run
@@ -375,7 +361,7 @@ def test_the_trained_model_is_kept_and_predicts_as_the_run_did(finished_run):
 
 
 def test_hqf_predict_writes_predictions_and_probabilities(finished_run, tmp_path):
-    from hqf.learn.data.sets import load_dataset
+    from hqf.learn.data.load import load_dataset
     from hqf.learn.rundir.saved import load
 
     out, _ = finished_run

@@ -4,14 +4,12 @@ the allow-list may name a distribution; broken and unavailable plugins say so by
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import sys
 import types
 
 import pytest
 from click.testing import CliRunner
 
-import hqf.registry.loader
 from hqf.cli import main
 from hqf.errors import BackendUnavailableError, PluginConflictError, UnknownPluginError
 from hqf.registry.hookspecs import hookimpl
@@ -86,9 +84,9 @@ def test_the_allow_list_names_entry_points_or_distributions(plugin_module, monke
         assert cls is torch_cls if expected is not None else cls.__name__ == "Impostor", allow
 
 
-def test_a_broken_plugin_shows_its_import_error_where_its_name_is_asked_for(monkeypatch):
+def test_a_broken_plugin_shows_its_import_error_where_its_name_is_asked_for(fake_plugins):
     points = [FakeEntryPoint(*BUILTIN_TORCH), FakeEntryPoint("ghost", "hqf_tests_no_such_module", "ghost-backend")]
-    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", Registry(points))
+    fake_plugins(builtins=False, entry_points=points)
     result = CliRunner().invoke(main, ["check", "--backend", "ghost"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
@@ -138,14 +136,11 @@ def test_an_install_hint_comes_from_the_plugin():
     assert "pip install hqf_tests_no_such_sdk" in Availability.of_modules(("hqf_tests_no_such_sdk",)).reason
 
 
-def test_a_backend_without_expval_is_not_available_and_says_why(plugin_module, monkeypatch):
+def test_a_backend_without_expval_is_not_available_and_says_why(plugin_module, fake_plugins):
     module = plugin_module("hqf_tests_half", _NoExpval)
-    own = [FakeEntryPoint(ep.name, ep.value, "hqf") for ep in importlib.metadata.entry_points(group="hqf")
-           if ep.value.startswith("hqf.")]
-    reg = Registry([*own, FakeEntryPoint("half", module, "half-done")])
+    reg = fake_plugins(entry_points=[FakeEntryPoint("half", module, "half-done")])
     availability = reg.get("backend", "half-done").availability()
     assert not availability.ok and availability.reason == "_NoExpval does not implement expval (required of a Backend)"
-    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", reg)
     with pytest.raises(BackendUnavailableError, match="does not implement expval"):
         make_backend("half-done")
     result = CliRunner().invoke(main, ["run", "--backend", "half-done", "--quiet"])
