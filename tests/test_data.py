@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 
-from hqf.learn.data.sets import SPLIT_FRACTIONS, class_priors, digits, load_dataset
+from hqf.learn.data.digits import digits
+from hqf.learn.data.load import load_dataset
+from hqf.learn.data.splits import SPLIT_FRACTIONS
+from hqf.learn.data.synthetic import class_priors
 from hqf.errors import DataError
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from hqf.errors import HqfError
 from hqf.learn.config import RunConfig
-from hqf.learn.data.sets import load_dataset
+from hqf.learn.data.load import load_dataset
 from hqf.studies.grid import expand, read_grid, validate
 
 #: the keys a fuzzed document draws from: real ones (so values reach the validators) and a few others

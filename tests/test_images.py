@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from hqf.cli import main
 from hqf.errors import DataError, HqfError
-from hqf.learn.data.sets import load_dataset
+from hqf.learn.data.load import load_dataset
 from hqf.learn.data.images import channel_scaler, parse_source, read_idx, read_images
 
 

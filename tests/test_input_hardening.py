@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import hqf.learn.experiment
 from hqf.cli import main
 from hqf.errors import DataError
-from hqf.learn.data.sets import load_dataset
+from hqf.learn.data.load import load_dataset
 from hqf.studies.report import make_report
 from hqf.studies.runs import MetricTypeWarning
 

@@ -29,7 +29,7 @@ from hqf.errors import ConfigError
 from hqf.learn.training import metrics as M
 from hqf.learn.process import tensorboard as tb
 from hqf.learn.config import RunConfig, resolved_toml
-from hqf.learn.data.sets import load_dataset
+from hqf.learn.data.load import load_dataset
 from hqf.learn.process.energy import EnergyMeter, Reading
 from hqf.learn.process.eta import PeriodicEta
 from hqf.learn.process.distributed import DataParallel, Ranks, adapt_terms

@@ -170,7 +170,8 @@ def _names(kind: str, folder: pathlib.Path, n_classes: int) -> tuple[str, ...]:
     """The class names from the list shipped beside the files, else the known ones, else numbers."""
     path = folder / NAME_FILES[kind]
     if path.is_file():
-        names = tuple(line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        names = tuple(line.strip() for line in lines if line.strip())
         if len(names) == n_classes:
             return names
     return CLASS_NAMES.get(kind, tuple(str(c) for c in range(n_classes)))
@@ -241,7 +242,7 @@ def read_folder(root: pathlib.Path) -> Images:
 
 def channel_scaler(x: np.ndarray, image_shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (population) std of image rows ``x[N, C·H·W]``, float64, each repeated over
-    its channel's ``H·W`` positions (the per-feature form :func:`hqf.learn.data.sets.apply_scaler` takes);
+    its channel's ``H·W`` positions (the per-feature form :func:`hqf.learn.data.splits.apply_scaler` takes);
     a std of 0 becomes 1. Accumulated in float64 a bounded block of rows at a time."""
     channels, area = image_shape[0], image_shape[1] * image_shape[2]
     step = max(1, (1 << 22) // x.shape[1])

@@ -34,7 +34,7 @@ import attrs
 from hqf.errors import ConfigError, RunDirInUseError, RunFailedError, RunInterrupted
 from hqf.learn.rundir import checkpoint as ckpt
 from hqf.learn.config import RunConfig
-from hqf.learn.data.sets import Dataset
+from hqf.learn.data.dataset import Dataset
 from hqf.learn.rundir.lock import LOCK, RunLock, claim, holder
 from hqf.learn.rundir.state import CONFIG, STATUS, is_finished, read_status, state_of
 from hqf.learn.rundir.folder import check_writable, write_csv

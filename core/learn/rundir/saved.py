@@ -25,7 +25,10 @@ import torch
 from hqf.errors import ConfigError, DataError
 from hqf.learn.rundir.checkpoint import atomic_write
 from hqf.learn.config import RunConfig
-from hqf.learn.data.sets import BUILTIN, Dataset, apply_scaler, as_numbers, read_csv_table, read_npz_arrays
+from hqf.learn.data.dataset import Dataset
+from hqf.learn.data.files import as_numbers, read_csv_table, read_npz_arrays
+from hqf.learn.data.load import BUILTIN, load_dataset
+from hqf.learn.data.splits import apply_scaler
 from hqf.learn.training.model import BaselineModel, HybridModel, build_model
 
 MODEL = "model.safetensors"
@@ -178,8 +181,6 @@ def read_features(path: str | pathlib.Path, n_features: int, label_column: str |
 
 def run_dataset(trained: TrainedModel, name: str | None = None) -> Dataset:
     """The dataset ``name`` (default: the run's own) drawn, split and scaled exactly as the run drew its own."""
-    from hqf.learn.data.sets import load_dataset
-
     config = trained.config
     name = name or config.dataset
     if name not in BUILTIN and name != config.dataset:
