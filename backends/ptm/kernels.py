@@ -1,0 +1,231 @@
+"""The compiled PTM kernels (numba): a circuit's steps applied to each row's Pauli vector, and the adjoint
+pass back through them.
+
+A row's state is ``r[4^n]`` float64 (:mod:`hqf.backends.ptm.transfer`). A step acts on the base-4 digits
+of ``m`` wires (``d = 4^m`` coordinates): for every assignment of the other digits it gathers the ``d``
+entries, multiplies them by the step's sparse real matrix (CSR: ``rowptr``, ``cols`` and this row's
+``vals``) and writes them back, one pass per step. The other digits are walked in runs of consecutive
+indices below the smallest stride of the step's wires (vectorised inner loops); where that stride is
+small, the runs are gathered through an index list instead.
+
+Backward (the Heisenberg picture): ``λ`` starts as the observables' Pauli vector weighted by the output
+cotangents; undoing step ``k`` is ``λ ← M_kᵀ λ`` (the Hilbert–Schmidt adjoint), and where ``M_k`` depends on
+angles the kernel also accumulates ``G_k[p] = Σ λ_out[row_p] · r_in[col_p]`` over the other digits, for
+each stored entry ``p``: then ``∂L/∂θ = Σ_p ∂M_k[p]/∂θ · G_k[p]`` (done by the caller). The input state of
+each step comes from checkpoints (one every ``every`` steps) and a recomputed segment, so a row holds
+``checkpoints + every`` states whatever the depth.
+
+All kernels release the GIL; the caller splits the rows between threads.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: the longest run of consecutive indices one inner loop handles
+CHUNK = 256
+#: below this smallest stride the runs are gathered through an index list
+CONTIGUOUS = 8
+
+
+@numba.njit(cache=True, nogil=True)
+def _bases(first, count, step, nw, sorted_strides, out):
+    """``out[l]`` for ``l < count``: the index with zero digits at the step's wires (``sorted_strides``,
+    ascending) whose other digits count ``first + l·step`` among all such indices."""
+    for l in range(count):
+        idx = first + l * step
+        for q in range(nw):
+            s = sorted_strides[q]
+            idx = (idx // s) * (4 * s) + idx % s
+        out[l] = idx
+
+
+@numba.njit(cache=True, nogil=True)
+def _load(x, bases, count, run, offsets, d, buf):
+    """``buf[j, l] = x[bases[i] + offsets[j] + r]`` for the ``count`` runs of length ``run``."""
+    for j in range(d):
+        row = buf[j]
+        for i in range(count):
+            start = bases[i] + offsets[j]
+            src = x[start : start + run]
+            dst = row[i * run : (i + 1) * run]
+            for r in range(run):
+                dst[r] = src[r]
+
+
+@numba.njit(cache=True, nogil=True)
+def _store(buf, bases, count, run, offsets, d, x):
+    """The inverse of :func:`_load`."""
+    for j in range(d):
+        row = buf[j]
+        for i in range(count):
+            start = bases[i] + offsets[j]
+            dst = x[start : start + run]
+            src = row[i * run : (i + 1) * run]
+            for r in range(run):
+                dst[r] = src[r]
+
+
+@numba.njit(cache=True, nogil=True)
+def _blocks(n4, d, sorted_strides):
+    """``(run, runs per block, blocks)``: how the other digits of a step are walked. A run is a stretch of
+    consecutive indices (at most the smallest stride ``s0``); with ``s0 ≥ CONTIGUOUS`` a block is one run
+    of up to ``CHUNK``, else a block gathers up to ``CHUNK / s0`` runs of ``s0``."""
+    s0 = sorted_strides[0]
+    if s0 >= CONTIGUOUS:
+        run = min(s0, CHUNK)
+        return run, 1, n4 // (d * run)
+    per = min(CHUNK // s0, n4 // (d * s0))
+    return s0, per, n4 // (d * s0 * per)
+
+
+@numba.njit(cache=True, nogil=True)
+def apply_step(x, d, nw, sorted_strides, offsets, rowptr, cols, vals, buf, acc, bases):
+    """``x ← M x`` on the step's digits; ``M`` in CSR (``rowptr[d+1]``, ``cols``, ``vals``)."""
+    run, per, blocks = _blocks(x.shape[0], d, sorted_strides)
+    width = run * per
+    for block in range(blocks):
+        _bases(block * width, per, run, nw, sorted_strides, bases)
+        _load(x, bases, per, run, offsets, d, buf)
+        for i in range(d):
+            out = acc[i]
+            for l in range(width):
+                out[l] = 0.0
+            for p in range(rowptr[i], rowptr[i + 1]):
+                v = vals[p]
+                src = buf[cols[p]]
+                for l in range(width):
+                    out[l] += v * src[l]
+        _store(acc, bases, per, run, offsets, d, x)
+
+
+@numba.njit(cache=True, nogil=True)
+def undo_step(lam, rho, gradient, d, nw, sorted_strides, offsets, rowptr, cols, vals, g, lbuf, rbuf, acc, bases):
+    """``λ ← Mᵀ λ``; with ``gradient``, also ``g[p] += Σ λ[row_p] · ρ[col_p]`` (``λ`` before the update,
+    ``ρ`` the step's input state)."""
+    run, per, blocks = _blocks(lam.shape[0], d, sorted_strides)
+    width = run * per
+    for block in range(blocks):
+        _bases(block * width, per, run, nw, sorted_strides, bases)
+        _load(lam, bases, per, run, offsets, d, lbuf)
+        if gradient:
+            _load(rho, bases, per, run, offsets, d, rbuf)
+        for j in range(d):
+            out = acc[j]
+            for l in range(width):
+                out[l] = 0.0
+        for i in range(d):
+            lrow = lbuf[i]
+            for p in range(rowptr[i], rowptr[i + 1]):
+                v = vals[p]
+                c = cols[p]
+                out = acc[c]
+                for l in range(width):
+                    out[l] += v * lrow[l]
+                if gradient:
+                    rrow = rbuf[c]
+                    total = 0.0
+                    for l in range(width):
+                        total += lrow[l] * rrow[l]
+                    g[p] += total
+        _store(acc, bases, per, run, offsets, d, lam)
+
+
+@numba.njit(cache=True, nogil=True)
+def _workspace(max_d):
+    return (
+        np.empty((max_d, CHUNK)),
+        np.empty((max_d, CHUNK)),
+        np.empty((max_d, CHUNK)),
+        np.empty(CHUNK, dtype=np.int64),
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _forward(x, first, last, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, vals, nnz_ptr, buf, acc, bases):
+    """Apply steps ``first .. last-1`` to ``x``."""
+    for k in range(first, last):
+        d = dims[k]
+        lo, hi = nnz_ptr[k], nnz_ptr[k + 1]
+        apply_step(
+            x, d, nws[k], strides[k], offsets[off_ptr[k] : off_ptr[k] + d],
+            rowptr[row_ptr[k] : row_ptr[k] + d + 1], cols[lo:hi], vals[lo:hi], buf, acc, bases,
+        )
+
+
+@numba.njit(cache=True, nogil=True)
+def forward_rows(
+    init, r0, r1, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, vals, nnz_ptr,
+    read_ptr, read_idx, read_coef, out, every, checkpoints,
+):
+    """Rows ``r0 .. r1-1``: run every step from ``init`` and read ``out[b, m] = Σ coef · r[idx]`` for each
+    word ``m``; with ``every > 0``, keep the state before steps ``0, every, 2·every, …`` in
+    ``checkpoints[b]``."""
+    n_steps = dims.shape[0]
+    buf, acc, _, bases = _workspace(max(np.max(dims) if n_steps else 1, 1))
+    x = np.empty_like(init)
+    for b in range(r0, r1):
+        x[:] = init
+        row_vals = vals[b]
+        if every > 0:
+            for c in range(0, n_steps, every):
+                last = min(c + every, n_steps)
+                checkpoints[b, c // every, :] = x
+                _forward(x, c, last, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, row_vals, nnz_ptr, buf, acc, bases)
+        else:
+            _forward(x, 0, n_steps, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, row_vals, nnz_ptr, buf, acc, bases)
+        for m in range(read_ptr.shape[0] - 1):
+            total = 0.0
+            for q in range(read_ptr[m], read_ptr[m + 1]):
+                total += read_coef[q] * x[read_idx[q]]
+            out[b, m] = total
+
+
+@numba.njit(cache=True, nogil=True)
+def backward_rows(
+    init, r0, r1, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, vals, nnz_ptr, gradient,
+    read_ptr, read_idx, read_coef, word_cotangents, every, checkpoints, have_checkpoints, g,
+):
+    """Rows ``r0 .. r1-1``: ``g[b, p]`` (:func:`undo_step`) for every stored entry of every step with
+    ``gradient[k]``, from the words' cotangents ``word_cotangents[b, m]``. The states before every
+    ``every``-th step come from ``checkpoints[b]`` when ``have_checkpoints``, else they are recomputed."""
+    n_steps = dims.shape[0]
+    n4 = init.shape[0]
+    max_d = max(np.max(dims) if n_steps else 1, 1)
+    buf, acc, rbuf, bases = _workspace(max_d)
+    n_check = (n_steps + every - 1) // every
+    own = np.empty((0 if have_checkpoints else n_check, n4))
+    segment = np.empty((every, n4))
+    lam = np.empty(n4)
+    for b in range(r0, r1):
+        row_vals = vals[b]
+        row_g = g[b]
+        if have_checkpoints:
+            marks = checkpoints[b]
+        else:
+            marks = own
+            segment[0, :] = init
+            for c in range(n_check):
+                marks[c, :] = segment[0]
+                last = min((c + 1) * every, n_steps)
+                _forward(segment[0], c * every, last, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, row_vals, nnz_ptr, buf, acc, bases)
+        lam[:] = 0.0
+        for m in range(read_ptr.shape[0] - 1):
+            for q in range(read_ptr[m], read_ptr[m + 1]):
+                lam[read_idx[q]] += read_coef[q] * word_cotangents[b, m]
+        for c in range(n_check - 1, -1, -1):
+            first = c * every
+            last = min(first + every, n_steps)
+            segment[0, :] = marks[c]
+            for k in range(first + 1, last):
+                segment[k - first, :] = segment[k - first - 1]
+                _forward(segment[k - first], k - 1, k, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, row_vals, nnz_ptr, buf, acc, bases)
+            for k in range(last - 1, first - 1, -1):
+                d = dims[k]
+                lo, hi = nnz_ptr[k], nnz_ptr[k + 1]
+                undo_step(
+                    lam, segment[k - first], gradient[k], d, nws[k], strides[k],
+                    offsets[off_ptr[k] : off_ptr[k] + d], rowptr[row_ptr[k] : row_ptr[k] + d + 1],
+                    cols[lo:hi], row_vals[lo:hi], row_g[lo:hi], buf, rbuf, acc, bases,
+                )
