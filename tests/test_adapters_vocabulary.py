@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-import hqf.backends.cuquantum as cq
+from hqf.backends.cuquantum import binding as cuquantum_binding
 from hqf.backends.readout import readout
 from hqf.errors import UnsupportedCircuitError
 from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Operation, PauliWord, Probs
@@ -52,8 +52,8 @@ def _double(batching: str):
     def build():
         binding = FakeCuStateVec()
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(cq, "probe", lambda: Availability(True))
-            mp.setattr(cq, "_load_binding", lambda: binding)
+            mp.setattr(cuquantum_binding, "probe", lambda: Availability(True))
+            mp.setattr(cuquantum_binding, "load_binding", lambda: binding)
             return CpuDouble(device="cpu", batching=batching, adjoint=True)
 
     return build

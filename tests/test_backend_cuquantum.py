@@ -32,6 +32,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hqf.backends.cuquantum as cq
+from hqf.backends.cuquantum import binding, translation
 from hqf.errors import BackendUnavailableError
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.quantum.gradients import default_gradient, expval
@@ -43,7 +44,7 @@ from strategies import angle_batches, circuits
 
 WORKSPACE = 96  # bytes the double asks for, so the workspace path is exercised
 #: for the tests that show how hqf reports a cuQuantum that cannot run: skipped where it can
-unavailable_here = pytest.mark.skipif(cq.probe().ok, reason="cuStateVec runs here")
+unavailable_here = pytest.mark.skipif(binding.probe().ok, reason="cuStateVec runs here")
 
 
 # -- a CPU double of the cuStateVec binding -------------------------------------------------------
@@ -55,7 +56,7 @@ def _view(ptr: int, count: int, dtype) -> np.ndarray:
 
 
 def _sv_dtype(code: int):
-    return {cq.CUDA_C_64F: np.complex128, cq.CUDA_C_32F: np.complex64}[code]
+    return {binding.CUDA_C_64F: np.complex128, binding.CUDA_C_32F: np.complex64}[code]
 
 
 def _apply_matrix(sv: np.ndarray, n: int, m: np.ndarray, targets, controls) -> None:
@@ -92,8 +93,9 @@ class FakeCuStateVec(types.SimpleNamespace):
 
     def _check(self, sv_data_type, matrix_data_type, layout, compute_type, extra_workspace=None, size=None):
         assert sv_data_type == matrix_data_type
-        assert compute_type == {cq.CUDA_C_64F: cq.COMPUTE_64F, cq.CUDA_C_32F: cq.COMPUTE_32F}[sv_data_type]
-        assert layout == cq.LAYOUT_ROW
+        compute = {binding.CUDA_C_64F: binding.COMPUTE_64F, binding.CUDA_C_32F: binding.COMPUTE_32F}
+        assert compute_type == compute[sv_data_type]
+        assert layout == binding.LAYOUT_ROW
         if extra_workspace is not None:
             assert extra_workspace != 0 and size == WORKSPACE
 
@@ -132,10 +134,10 @@ class FakeCuStateVec(types.SimpleNamespace):
         dtype, dim = _sv_dtype(sv_data_type), 2**n_targets
         states = _view(batched_sv, n_svs * sv_stride, dtype).reshape(n_svs, sv_stride)
         mats = _view(matrices, n_matrices * dim * dim, dtype).reshape(n_matrices, dim, dim)
-        if map_type == cq.MAP_MATRIX_INDEXED:
+        if map_type == binding.MAP_MATRIX_INDEXED:
             chosen = _view(matrix_indices, n_svs, np.int32)
         else:
-            assert map_type == cq.MAP_BROADCAST and n_matrices == 1
+            assert map_type == binding.MAP_BROADCAST and n_matrices == 1
             chosen = np.zeros(n_svs, dtype=np.int32)
         for s in range(n_svs):
             m = mats[chosen[s]]
@@ -160,7 +162,7 @@ class FakeCuStateVec(types.SimpleNamespace):
     def compute_expectations_on_pauli_basis(self, handle, sv, sv_data_type, n_index_bits, expectation_values, pauli_operators_array, n_pauli_operator_arrays, basis_bits_array, n_basis_bits_array):  # noqa: E501
         state = _view(sv, 2**n_index_bits, _sv_dtype(sv_data_type))
         out = _view(expectation_values, n_pauli_operator_arrays, np.float64)
-        letters = {code: p for p, code in cq.PAULI_CODE.items()}
+        letters = {code: p for p, code in binding.PAULI_CODE.items()}
         for k, (paulis, bits, count) in enumerate(zip(pauli_operators_array, basis_bits_array, n_basis_bits_array)):
             assert len(paulis) == len(bits) == count
             op = np.ones((1, 1))
@@ -187,24 +189,24 @@ class CpuDouble(cq.CuQuantumBackend):
 
 @pytest.fixture
 def fake(monkeypatch):
-    binding = FakeCuStateVec()
-    monkeypatch.setattr(cq, "probe", lambda: Availability(True))
-    monkeypatch.setattr(cq, "_load_binding", lambda: binding)
-    return binding
+    double = FakeCuStateVec()
+    monkeypatch.setattr(binding, "probe", lambda: Availability(True))
+    monkeypatch.setattr(binding, "load_binding", lambda: double)
+    return double
 
 
 @pytest.fixture
 def fresh_probe():
-    cq.probe.cache_clear()
+    binding.probe.cache_clear()
     yield
-    cq.probe.cache_clear()
+    binding.probe.cache_clear()
 
 
 # -- translation ---------------------------------------------------------------------------------
 def test_wire_zero_is_the_most_significant_index_bit():
-    assert [cq.index_bit(5, w) for w in range(5)] == [4, 3, 2, 1, 0]
+    assert [translation.index_bit(5, w) for w in range(5)] == [4, 3, 2, 1, 0]
     with pytest.raises(ValueError, match=r"'wire' must be in 0..4 \(got 5\)"):
-        cq.index_bit(5, 5)
+        translation.index_bit(5, 5)
 
 
 def test_two_qubit_gates_become_controlled_one_qubit_matrices():
@@ -213,36 +215,36 @@ def test_two_qubit_gates_become_controlled_one_qubit_matrices():
         [Operation("CNOT", (0, 3)), Operation("CZ", (2, 1)), Operation("RY", 1, 0), Operation("H", 3)],
         [PauliWord.parse("Z0 X3"), PauliWord.z(1), PauliWord.parse("Y3 Z0")],
     )
-    plan = cq.compile_circuit(circuit)
-    assert plan.gates == (
-        cq.GateCall("X", 0, (3,)),
-        cq.GateCall("Z", 2, (1,)),
-        cq.GateCall("RY", 2, (), 0),
-        cq.GateCall("H", 0),
+    calls = translation.compile_circuit(circuit)
+    assert calls.gates == (
+        translation.GateCall("X", 0, (3,)),
+        translation.GateCall("Z", 2, (1,)),
+        translation.GateCall("RY", 2, (), 0),
+        translation.GateCall("H", 0),
     )
     # Z0 X3 and Y3 Z0 share bits (0, 3) and are measured together; letters follow ascending bits
-    assert plan.groups == (
-        cq.ObservableGroup((0, 3), (0, 2), (("X", "Z"), ("Y", "Z"))),
-        cq.ObservableGroup((2,), (1,), (("Z",),)),
+    assert calls.groups == (
+        translation.ObservableGroup((0, 3), (0, 2), (("X", "Z"), ("Y", "Z"))),
+        translation.ObservableGroup((2,), (1,), (("Z",),)),
     )
 
 
 def test_pauli_matrix_puts_the_first_letter_on_the_least_significant_bit():
     # X on basis bit 0, Z on basis bit 1: the matrix index is (bit1 bit0), so Z ⊗ X
-    np.testing.assert_array_equal(cq.pauli_matrix(("X", "Z")), np.kron(PAULI["Z"], PAULI["X"]))
+    np.testing.assert_array_equal(translation.pauli_matrix(("X", "Z")), np.kron(PAULI["Z"], PAULI["X"]))
     word = ("Y", "X", "Z")
     want = kron_on(3, {0: PAULI["Z"], 1: PAULI["X"], 2: PAULI["Y"]})  # wire 0 = most significant
-    np.testing.assert_array_equal(cq.pauli_matrix(word), want)
+    np.testing.assert_array_equal(translation.pauli_matrix(word), want)
 
 
 # -- the backend against the CPU double ----------------------------------------------------------
 @pytest.mark.parametrize("batching", cq.BATCHING)
 @given(data=st.data())
 def test_matches_dense_reference_through_the_double(batching, data):
-    binding = FakeCuStateVec()
+    double = FakeCuStateVec()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cq, "probe", lambda: Availability(True))
-        mp.setattr(cq, "_load_binding", lambda: binding)
+        mp.setattr(binding, "probe", lambda: Availability(True))
+        mp.setattr(binding, "load_binding", lambda: double)
         backend = CpuDouble(device="cpu", batching=batching)
         circuit = data.draw(circuits(max_qubits=5, max_ops=16))
         angles = data.draw(angle_batches(circuit))
@@ -348,13 +350,13 @@ def test_handle_is_destroyed_with_the_backend(fake):
 
 
 # -- the real binding, where it is installed (it needs no GPU to import) --------------------------
-needs_binding = pytest.mark.skipif(cq.binding_name() is None, reason="cuquantum-python is not installed")
+needs_binding = pytest.mark.skipif(binding.binding_name() is None, reason="cuquantum-python is not installed")
 
 
 @needs_binding
 def test_the_double_has_the_real_bindings_signatures():
-    cusv = cq._load_binding()
-    for name in cq.REQUIRED:
+    cusv = binding.load_binding()
+    for name in binding.REQUIRED:
         real = list(inspect.signature(getattr(cusv, name)).parameters)
         double = list(inspect.signature(getattr(FakeCuStateVec, name)).parameters)[1:]  # less self
         assert real == double, name
@@ -362,18 +364,18 @@ def test_the_double_has_the_real_bindings_signatures():
 
 @needs_binding
 def test_enum_values_hqf_passes_as_ints_are_the_bindings():
-    cusv = cq._load_binding()
-    assert int(cusv.MatrixLayout.ROW) == cq.LAYOUT_ROW
-    assert int(cusv.MatrixMapType.BROADCAST) == cq.MAP_BROADCAST
-    assert int(cusv.MatrixMapType.MATRIX_INDEXED) == cq.MAP_MATRIX_INDEXED
-    assert {p: int(getattr(cusv.Pauli, p)) for p in "XYZ"} == cq.PAULI_CODE
+    cusv = binding.load_binding()
+    assert int(cusv.MatrixLayout.ROW) == binding.LAYOUT_ROW
+    assert int(cusv.MatrixMapType.BROADCAST) == binding.MAP_BROADCAST
+    assert int(cusv.MatrixMapType.MATRIX_INDEXED) == binding.MAP_MATRIX_INDEXED
+    assert {p: int(getattr(cusv.Pauli, p)) for p in "XYZ"} == binding.PAULI_CODE
     compute = getattr(cusv, "ComputeType", None) or importlib.import_module("cuquantum").ComputeType
-    assert (int(compute.COMPUTE_32F), int(compute.COMPUTE_64F)) == (cq.COMPUTE_32F, cq.COMPUTE_64F)
+    assert (int(compute.COMPUTE_32F), int(compute.COMPUTE_64F)) == (binding.COMPUTE_32F, binding.COMPUTE_64F)
     try:  # cuquantum-python >= 25.09 keeps the CUDA enums next to the bindings
         data_type = importlib.import_module("cuquantum.bindings._utils").cudaDataType
     except ImportError:
         data_type = importlib.import_module("cuquantum").cudaDataType
-    assert (int(data_type.CUDA_C_32F), int(data_type.CUDA_C_64F)) == (cq.CUDA_C_32F, cq.CUDA_C_64F)
+    assert (int(data_type.CUDA_C_32F), int(data_type.CUDA_C_64F)) == (binding.CUDA_C_32F, binding.CUDA_C_64F)
 
 
 # -- availability ----------------------------------------------------------------------------------
@@ -381,7 +383,7 @@ def test_enum_values_hqf_passes_as_ints_are_the_bindings():
 def test_unavailable_here_with_its_reason():
     availability = cq.CuQuantumBackend.availability()
     assert not availability.ok
-    if cq.binding_name() is None:
+    if binding.binding_name() is None:
         assert availability.reason == "Python package 'cuquantum' is not installed (pip install 'hqf[cuquantum]')"
     elif not torch.cuda.is_available():
         assert availability.reason == "no CUDA GPU visible to torch"
@@ -399,12 +401,12 @@ def test_probe_reports_a_failing_handle_in_one_line_and_is_cached(monkeypatch, f
         tries.append(1)
         raise cuStateVecError("NOT_INITIALIZED (1): the library was not initialized\nmore detail")
 
-    binding = types.SimpleNamespace(create=create, destroy=lambda h: None)
-    monkeypatch.setattr(cq, "binding_name", lambda: "cuquantum.bindings.custatevec")
-    monkeypatch.setattr(cq, "_load_binding", lambda: binding)
+    failing = types.SimpleNamespace(create=create, destroy=lambda h: None)
+    monkeypatch.setattr(binding, "binding_name", lambda: "cuquantum.bindings.custatevec")
+    monkeypatch.setattr(binding, "load_binding", lambda: failing)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device", lambda index: contextlib.nullcontext())
-    first, second = cq.probe(), cq.probe()
+    first, second = binding.probe(), binding.probe()
     assert first == second == Availability(
         False, "cuStateVec could not start: cuStateVecError: NOT_INITIALIZED (1): the library was not initialized"
     )
@@ -412,19 +414,19 @@ def test_probe_reports_a_failing_handle_in_one_line_and_is_cached(monkeypatch, f
 
 
 def test_probe_says_no_gpu_before_touching_the_binding(monkeypatch, fresh_probe):
-    monkeypatch.setattr(cq, "binding_name", lambda: "cuquantum.bindings.custatevec")
-    monkeypatch.setattr(cq, "_load_binding", lambda: pytest.fail("the binding must not be loaded"))
+    monkeypatch.setattr(binding, "binding_name", lambda: "cuquantum.bindings.custatevec")
+    monkeypatch.setattr(binding, "load_binding", lambda: pytest.fail("the binding must not be loaded"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert cq.probe() == Availability(False, "no CUDA GPU visible to torch")
+    assert binding.probe() == Availability(False, "no CUDA GPU visible to torch")
 
 
 def test_binding_without_the_batched_functions_is_reported(monkeypatch):
     old = types.ModuleType("cuquantum.custatevec")
     old.create = old.destroy = lambda *a: None
-    monkeypatch.setattr(cq, "binding_name", lambda: "cuquantum.custatevec")
+    monkeypatch.setattr(binding, "binding_name", lambda: "cuquantum.custatevec")
     monkeypatch.setitem(sys.modules, "cuquantum.custatevec", old)
     with pytest.raises(ImportError, match=r"lacks set_stream, apply_matrix, .*cuquantum-python >= 24.03"):
-        cq._load_binding()
+        binding.load_binding()
 
 
 def test_binding_is_found_at_either_location_without_importing_it(tmp_path, monkeypatch):
@@ -446,7 +448,7 @@ def _find_fake_bindings(tmp_path, monkeypatch):
             (root / layout[0] / "__init__.py").write_text("")
         monkeypatch.syspath_prepend(str(tmp_path / layout[0]))
         want = "cuquantum.bindings.custatevec" if layout[0] == "bindings" else "cuquantum.custatevec"
-        assert cq.binding_name() == want
+        assert binding.binding_name() == want
         monkeypatch.undo()
         assert "cuquantum" not in sys.modules
 
