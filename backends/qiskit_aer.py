@@ -40,8 +40,8 @@ METHODS = ("statevector", "density_matrix")
 
 
 @attrs.frozen(eq=False)
-class Compiled:
-    """A circuit compiled for Aer: the parameterized circuit, its parameters by column, the observables."""
+class AerCircuit:
+    """An hqf circuit in Qiskit's terms: the parameterized circuit, its parameters by column, the observables."""
 
     circuit: Any  # qiskit.QuantumCircuit without measurements
     params: tuple  # params[k] is the Parameter that column k binds
@@ -99,7 +99,7 @@ def append_gate(qc, op, theta, qubit=lambda wire: wire) -> None:
 
 
 @functools.lru_cache(maxsize=128)
-def compile_circuit(circuit: Circuit) -> Compiled:
+def compile_circuit(circuit: Circuit) -> AerCircuit:
     """The Qiskit form of ``circuit`` (cached: compiled once per distinct circuit); its observables are
     the Pauli words of :func:`hqf.backends.readout.readout`."""
     from qiskit import QuantumCircuit
@@ -110,7 +110,7 @@ def compile_circuit(circuit: Circuit) -> Compiled:
     for op in circuit.operations:
         append_gate(qc, op, theta)
     observables = tuple(pauli_operator(word, circuit.n_qubits) for word in readout(circuit).words)
-    return Compiled(qc, tuple(theta), observables)
+    return AerCircuit(qc, tuple(theta), observables)
 
 
 def pauli_operator(word: PauliWord, n_qubits: int):
@@ -184,7 +184,8 @@ class QiskitAerBackend(Backend):
     name = "qiskit-aer"
     description = "Qiskit Aer (EstimatorV2 exact state vector; shots option)"
     capabilities = Capabilities(
-        dtypes={"complex128"}, max_qubits=28, gates=frozenset(QISKIT_GATES), observables={"pauli", "hamiltonian", "probs"}
+        dtypes={"complex128"}, max_qubits=28, gates=frozenset(QISKIT_GATES),
+        observables={"pauli", "hamiltonian", "probs"},
     )
 
     @classmethod
