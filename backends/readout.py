@@ -10,6 +10,11 @@ A circuit's output row is ``offset + matrix @ ⟨words⟩``:
   the subsets ``S`` of the wires (a Walsh–Hadamard transform); the empty subset is the constant
   ``2^{−k}``. This costs ``2^k − 1`` Z-words, all measurable together in the computational basis, and
   from shot counts it gives exactly the observed frequencies.
+
+With a readout error (:class:`~hqf.quantum.noise.NoiseModel` ``readout``), each wire of a word is
+measured in the word's basis and its bit misread by the wire's confusion matrix: the ±1 outcome ``s``
+reads on average ``a·s + b`` with ``a = 1 − p(1|0) − p(0|1)`` and ``b = p(0|1) − p(1|0)``, so a word
+``⊗_w P_w`` reads as ``⊗_w (a_w P_w + b_w 1)``: its sub-words, weighted (:func:`misread`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import attrs
 import numpy as np
 
 from hqf.quantum.circuit import Circuit, Hamiltonian, PauliWord, Probs
+from hqf.quantum.noise import NoiseModel
 
 
 @attrs.frozen(eq=False)
@@ -63,15 +69,43 @@ def _probs_terms(obs: Probs) -> list[tuple[np.ndarray, PauliWord | None]]:
     return terms
 
 
+def misread(word: PauliWord, noise: NoiseModel) -> list[tuple[float, PauliWord | None]]:
+    """What measuring ``word`` reads under ``noise``'s readout error: ``(coefficient, sub-word)`` terms,
+    None for the constant; ``[(1.0, word)]`` when none of its wires is misread."""
+    factors = []  # per wire of the word: ((weight, letter or None), ...)
+    for wire, letter in word.terms:
+        confusion = noise.confusion(wire)
+        if confusion is None:
+            factors.append(((1.0, letter),))
+            continue
+        p1_given_0, p0_given_1 = confusion[1, 0], confusion[0, 1]
+        factors.append(((1.0 - p1_given_0 - p0_given_1, letter), (p0_given_1 - p1_given_0, None)))
+    terms = []
+    for choice in itertools.product(*factors):
+        weight = float(np.prod([w for w, _ in choice]))
+        kept = tuple((wire, letter) for (wire, _), (_, letter) in zip(word.terms, choice) if letter is not None)
+        if weight != 0.0 or len(kept) == len(word.terms):  # the word itself stays: a circuit reads some word
+            terms.append((weight, PauliWord(kept) if kept else None))
+    return terms
+
+
 @functools.lru_cache(maxsize=256)
-def readout(circuit: Circuit) -> Readout:
-    """The :class:`Readout` of ``circuit.observables`` (cached per circuit)."""
+def readout(circuit: Circuit, noise: NoiseModel | None = None) -> Readout:
+    """The :class:`Readout` of ``circuit.observables`` (cached per circuit), with ``noise``'s readout
+    error when given (:func:`misread`)."""
     index: dict[PauliWord, int] = {}
     entries: list[tuple[int, int, float]] = []  # (output row, word index, coefficient)
     offset = np.zeros(circuit.n_outputs)
 
     def add(row: int, word: PauliWord, coefficient: float) -> None:
-        entries.append((row, index.setdefault(word, len(index)), coefficient))
+        if noise is None or not noise.has_readout:
+            entries.append((row, index.setdefault(word, len(index)), coefficient))
+            return
+        for weight, part in misread(word, noise):
+            if part is None:
+                offset[row] += coefficient * weight
+            else:
+                entries.append((row, index.setdefault(part, len(index)), coefficient * weight))
 
     row = 0
     for obs in circuit.observables:

@@ -55,16 +55,6 @@ def qiskit_lambda(p: float) -> float:
     return 4.0 * check_probability(p) / 3.0
 
 
-def pennylane_probability(p: float) -> float:
-    """The argument of ``qml.DepolarizingChannel`` for hqf's ``p`` (the same number)."""
-    return check_probability(p)
-
-
-def noisy_wires(op: Operation) -> tuple[int, ...]:
-    """The wires depolarized after ``op`` by :meth:`NoiseModel.depolarizing`: every wire it acts on."""
-    return op.wires
-
-
 def superoperator(kraus: Iterable[np.ndarray]) -> np.ndarray:
     """``Σ K ⊗ K*`` (4×4): the channel on a row-major flattened ``ρ`` (``vec(KρK†) = (K ⊗ K*) vec(ρ)``);
     reshaped to ``[2, 2, 2, 2]`` it is indexed ``(i', j', i, j)``: ``ρ'[i', j'] = Σ S[i', j', i, j] ρ[i, j]``."""
@@ -468,6 +458,21 @@ def _reason(error: Exception, name: str) -> str:
             f.name for f in attrs.fields(CHANNEL_TYPES[name]))
         return f"expected {name}={fields}"
     return str(error)
+
+
+def noise_model(noise: NoiseModel | str | None = None, depolarizing: float = 0.0) -> NoiseModel:
+    """A noisy backend's model from its options: ``noise`` (a model, or a text for :meth:`NoiseModel.parse`),
+    or ``depolarizing=p`` as shorthand for :meth:`NoiseModel.depolarizing`; not both."""
+    p = check_probability(depolarizing)
+    if noise is None:
+        return NoiseModel.depolarizing(p) if p > 0 else NoiseModel()
+    if p > 0:
+        raise ValueError("give either 'noise' or 'depolarizing', not both")
+    if isinstance(noise, str):
+        return NoiseModel.parse(noise)
+    if not isinstance(noise, NoiseModel):
+        raise TypeError(f"'noise' must be a NoiseModel or a text such as 'depolarizing=0.02' (got {noise!r})")
+    return noise
 
 
 def count_channels(circuit: Circuit, model: NoiseModel | None = None) -> int:

@@ -18,6 +18,18 @@
 Nothing is cached, fused or batched: each gate costs ``O(4**n)``, which is why it stops at
 :data:`MAX_QUBITS`. It is not registered as a plugin (like PennyLane's ``reference_qubit``): it
 exists to check the others.
+
+:class:`ReferenceDensityBackend` is the same answer key under a :class:`~hqf.quantum.noise.NoiseModel`:
+
+- ``ρ`` is a dense ``2**n × 2**n`` matrix, starting as ``|0…0⟩⟨0…0|``; each gate is ``U ρ U†`` with the
+  full matrix above, then each ``(wire, channel)`` of ``NoiseModel.after`` is ``Σ_K K ρ K†`` with ``K``
+  the full matrix of each Kraus operator (:meth:`hqf.quantum.noise.Channel.kraus`) on that wire.
+- Outputs are read as a device reads them. A Pauli word is measured wire by wire in its own basis: the
+  outcome bits ``b`` of its wires have probability ``Tr(ρ ⊗_m Π_{b_m})``, ``Π_0 = (1 + P_m)/2``,
+  ``Π_1 = (1 − P_m)/2``; each bit is then misread through its wire's confusion matrix
+  (:meth:`hqf.quantum.noise.NoiseModel.confusion`), and the word's value is ``Σ_b p_read(b) (−1)^{|b|}``.
+  ``Probs`` is the read distribution of its wires measured in the Z basis; a Hamiltonian is the weighted
+  sum of its words, each measured on its own.
 """
 
 from __future__ import annotations
@@ -27,10 +39,13 @@ import torch
 from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit, Hamiltonian, Operation, PauliWord, Probs
 from hqf.quantum.gates import FIXED_1Q, GENERATORS, PAULI, ROTATIONS, gate_matrices, rotation_matrices
 from hqf.quantum.interfaces import Backend, Capabilities
+from hqf.quantum.noise import NOISE_FEATURES, NoiseModel
 
 COMPLEX, REAL = torch.complex128, torch.float64
 #: the largest circuit it simulates (one gate matrix is 16 MiB at 10 qubits)
 MAX_QUBITS = 10
+#: the largest circuit the density-matrix mode simulates (each channel costs several ``2**n`` products)
+MAX_DENSITY_QUBITS = 8
 #: the gate each controlled two-wire gate applies to its target
 CONTROLLED = {"CNOT": "X", "CZ": "Z", "CY": "Y"}
 
@@ -202,3 +217,113 @@ class ReferenceBackend(Backend):
                 for r, bra in enumerate(measured):
                     out[b, r, circuit.operations[k].param] = 2 * torch.vdot(bra, derivative).real
         return out.to(angles.device)
+
+
+def apply_channel(n_qubits: int, rho: torch.Tensor, wire: int, kraus) -> torch.Tensor:
+    """``Σ_K K ρ K†``, each 2×2 Kraus operator ``K`` (numpy) as its full matrix on ``wire``."""
+    full = [on_wires(n_qubits, {wire: torch.as_tensor(k, dtype=COMPLEX)}) for k in kraus]
+    return sum(k @ rho @ k.conj().T for k in full)
+
+
+def outcome_probabilities(n_qubits: int, rho: torch.Tensor, word: tuple[tuple[int, str], ...]) -> torch.Tensor:
+    """``[2**k]``: the probabilities of the outcome bits of the wires of ``word`` (``(wire, letter)`` pairs),
+    each measured in its letter's basis; bit 0 is the ``+1`` eigenvalue, ``word[0]`` the most significant bit."""
+    k = len(word)
+    out = []
+    for b in range(2**k):
+        projector = {}
+        for m, (wire, letter) in enumerate(word):
+            sign = 1 - 2 * ((b >> (k - 1 - m)) & 1)
+            projector[wire] = (IDENTITY + sign * two_by_two(PAULI[letter])) / 2
+        out.append(torch.trace(on_wires(n_qubits, projector) @ rho).real)
+    return torch.stack(out)
+
+
+def misread(probabilities: torch.Tensor, confusions: list[torch.Tensor]) -> torch.Tensor:
+    """``(⊗_m M_m) p``: the read distribution from the true one, ``M_m[read, true]`` for bit ``m``
+    (the first the most significant)."""
+    full = torch.ones(1, 1, dtype=REAL)
+    for confusion in confusions:
+        full = torch.kron(full, confusion)
+    return full @ probabilities
+
+
+class ReferenceDensityBackend(Backend):
+    """A dense density-matrix simulator under a noise model (complex128, CPU, at most
+    :data:`MAX_DENSITY_QUBITS` qubits): the answer key for the noisy backends.
+
+    Example:
+        >>> from hqf.quantum.circuit import Circuit, Operation, PauliWord
+        >>> from hqf.quantum.noise import NoiseModel
+        >>> one = Circuit(1, [Operation("X", 0)], [PauliWord.z(0)])
+        >>> backend = ReferenceDensityBackend(noise=NoiseModel.parse("amplitude_damping=0.25"))
+        >>> backend.expval(one, torch.zeros(1, 0, dtype=torch.float64)).round(decimals=12).tolist()  # ρ11 = 3/4
+        [[-0.5]]
+    """
+
+    name = "reference-dm"
+    description = "dense density-matrix reference simulator of hqf.testing (the noisy backends' answer key)"
+    capabilities = Capabilities(
+        dtypes={"complex128"},
+        devices={"cpu"},
+        max_qubits=MAX_DENSITY_QUBITS,
+        gradients={"backprop"},
+        noise=True,
+        channels=NOISE_FEATURES,
+        gates=GATES,
+        observables=OBSERVABLE_KINDS,
+    )
+
+    def __init__(self, *, noise: NoiseModel | None = None, dtype: str = "complex128", device: str = "cpu") -> None:
+        super().__init__(dtype=dtype, device=device)
+        self.noise = NoiseModel() if noise is None else noise
+        self.noise.require(self.name, self.capabilities.channels)
+
+    def density(self, circuit: Circuit, row: torch.Tensor) -> torch.Tensor:
+        """The final ``ρ`` ``[2**n, 2**n]`` for one angle row ``[P]``."""
+        n_qubits = circuit.n_qubits
+        if n_qubits > MAX_DENSITY_QUBITS:
+            raise ValueError(f"the density reference simulates at most {MAX_DENSITY_QUBITS} qubits (got {n_qubits})")
+        state = zero_state(n_qubits)
+        rho = torch.outer(state, state.conj())
+        gates = ReferenceBackend().gate_matrices(circuit, row.to("cpu", REAL))
+        for op, gate in zip(circuit.operations, gates):
+            rho = gate @ rho @ gate.conj().T
+            for wire, channel in self.noise.after(op):
+                rho = apply_channel(n_qubits, rho, wire, channel.kraus())
+        return rho
+
+    def read(self, n_qubits: int, rho: torch.Tensor, word: tuple[tuple[int, str], ...]) -> torch.Tensor:
+        """``[2**k]``: the read distribution of ``word``'s wires, each measured in its letter's basis."""
+        identity = torch.eye(2, dtype=REAL)
+        confusions = []
+        for wire, _ in word:
+            confusion = self.noise.confusion(wire)
+            confusions.append(identity if confusion is None else torch.as_tensor(confusion, dtype=REAL))
+        return misread(outcome_probabilities(n_qubits, rho, word), confusions)
+
+    def word_value(self, n_qubits: int, rho: torch.Tensor, word: PauliWord) -> torch.Tensor:
+        """``Σ_b p_read(b) (−1)^{|b|}``: the mean of the product of the read ``±1`` outcomes."""
+        k = len(word.terms)
+        signs = torch.tensor([(-1.0) ** bin(b).count("1") for b in range(2**k)], dtype=REAL)
+        return signs @ self.read(n_qubits, rho, word.terms)
+
+    def outputs(self, circuit: Circuit, rho: torch.Tensor) -> torch.Tensor:
+        """``[R]``: every output column of ``circuit`` read from ``rho``."""
+        n_qubits = circuit.n_qubits
+        out = []
+        for obs in circuit.observables:
+            if isinstance(obs, Probs):
+                out += list(self.read(n_qubits, rho, tuple((w, "Z") for w in obs.wires)).unbind(0))
+            elif isinstance(obs, Hamiltonian):
+                out.append(sum(c * self.word_value(n_qubits, rho, word) for c, word in obs.terms))
+            else:
+                out.append(self.word_value(n_qubits, rho, obs))
+        return torch.stack(out)
+
+    def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        """``[B, R]`` float64 on ``angles.device``; differentiable by torch autograd."""
+        rows = [self.outputs(circuit, self.density(circuit, row)) for row in angles.to("cpu", REAL)]
+        if not rows:
+            return torch.zeros(0, circuit.n_outputs, dtype=REAL, device=angles.device)
+        return torch.stack(rows).to(angles.device)
