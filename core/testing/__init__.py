@@ -11,13 +11,14 @@
 - :class:`Tolerance` is the stated error bound (dtype tolerance, or a Bernstein bound for shots);
 - :mod:`hqf.testing.strategies` holds the circuit, angle and observable strategies (over a declared
   vocabulary), and :mod:`hqf.testing.fixed` the fixed cases every property runs first;
-- :class:`Target` and :func:`targets` list the registered backend configurations to test (pytest helpers).
+- :class:`Target`, :func:`listed` and :func:`targets` name the backend configurations to test (pytest helpers:
+  parametrize over :func:`listed` targets, which need no plugin loaded, and ask :func:`targets` in a test).
 """
 
 from hqf.testing.conformance import Limits, PropertyResult, check_backend, check_property, default_settings
 from hqf.testing.properties import PROPERTIES, Mismatch, native_gradients
 from hqf.testing.reference import ReferenceBackend
-from hqf.testing.targets import Target, targets
+from hqf.testing.targets import Target, listed, targets
 from hqf.testing.tolerance import ATOL, Tolerance
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "check_backend",
     "check_property",
     "default_settings",
+    "listed",
     "native_gradients",
     "targets",
 ]

@@ -1,4 +1,9 @@
-"""Backend configurations to run the conformance suite on: every registered backend, plus chosen variants."""
+"""Backend configurations to run the conformance suite on: every registered backend, plus chosen variants.
+
+A :class:`Target` is names and numbers only; its backend is looked up and built when it is checked. Tests
+parametrize over :func:`listed` targets when collected, and ask :func:`targets` (which loads every plugin)
+when they run.
+"""
 
 from __future__ import annotations
 
@@ -52,10 +57,16 @@ class Target:
         return check_property(self.make, prop, hypothesis_settings=base, seed=None, limits=self.limits)
 
 
+def listed(variants: Mapping[str, Sequence[Target]]) -> list[Target]:
+    """The variants, in order, without looking at the registry: what a test may parametrize over."""
+    return [target for group in variants.values() for target in group]
+
+
 def targets(variants: Mapping[str, Sequence[Target]] | None = None) -> list[Target]:
     """One target per registered backend (default options), or the listed variants for a name.
 
-    Unavailable backends are included: callers decide to skip them, showing ``availability().reason``.
+    Loads every plugin, so a test calls it when it runs, not when it is collected. Unavailable backends are
+    included: callers decide to skip them, showing ``availability().reason``.
     """
     variants = variants or {}
     out: list[Target] = []
