@@ -39,7 +39,9 @@ VARIANTS = {
     "pennylane": [
         Target("pennylane", {"pl_device": "default.qubit"}, limits=SMALL),
         Target("pennylane", {"pl_device": "lightning.qubit"}, examples=_examples(20), limits=SMALL),
-        Target("pennylane", {"pl_device": "lightning.qubit", "dtype": "complex64"}, examples=_examples(10), limits=SMALL),
+        Target(
+            "pennylane", {"pl_device": "lightning.qubit", "dtype": "complex64"}, examples=_examples(10), limits=SMALL
+        ),
     ],
     "qiskit-aer": [
         Target("qiskit-aer", limits=SMALL),

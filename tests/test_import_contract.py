@@ -124,7 +124,9 @@ def test_the_scan_finds_a_forbidden_import(tmp_path, monkeypatch):
     (bad / "m.py").write_text("def f():\n    from hqf.backends.torch import TorchBackend\n")
     monkeypatch.setattr(sys.modules[__name__], "CORE", bad)
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-    assert core_references_to_plugins() == ["core/m.py: hqf.backends.torch", "core/m.py: hqf.backends.torch.TorchBackend"]
+    assert core_references_to_plugins() == [
+        "core/m.py: hqf.backends.torch", "core/m.py: hqf.backends.torch.TorchBackend"
+    ]
 
 
 def main() -> int:
