@@ -33,8 +33,8 @@ import torch
 from hqf.backends.readout import readout
 from hqf.errors import ConfigError
 from hqf.quantum.circuit import Circuit, PauliWord
-from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
+from hqf.registry.hookspecs import hookimpl
 
 METHODS = ("statevector", "density_matrix")
 

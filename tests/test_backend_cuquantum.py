@@ -60,7 +60,8 @@ def _sv_dtype(code: int):
 
 
 def _apply_matrix(sv: np.ndarray, n: int, m: np.ndarray, targets, controls) -> None:
-    """``m`` on index bits ``targets`` (``targets[i]`` is bit ``i`` of the matrix index) where every control bit is 1."""
+    """``m`` on index bits ``targets`` (``targets[i]`` is bit ``i`` of the matrix index) where every control bit
+    is 1."""
     index = np.arange(2**n)
     mask = np.ones(2**n, dtype=bool)
     for t in targets:
@@ -115,7 +116,9 @@ class FakeCuStateVec(types.SimpleNamespace):
         return WORKSPACE
 
     def apply_matrix(self, handle, sv, sv_data_type, n_index_bits, matrix, matrix_data_type, layout, adjoint, targets, n_targets, controls, control_bit_values, n_controls, compute_type, extra_workspace, extra_workspace_size_in_bytes):  # noqa: E501
-        self._check(sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes)
+        self._check(
+            sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes
+        )
         assert adjoint in (0, 1) and control_bit_values == 0
         assert len(targets) == n_targets and len(controls) == n_controls and not set(targets) & set(controls)
         dtype, dim = _sv_dtype(sv_data_type), 2**n_targets
@@ -128,7 +131,9 @@ class FakeCuStateVec(types.SimpleNamespace):
         return WORKSPACE
 
     def apply_matrix_batched(self, handle, batched_sv, sv_data_type, n_index_bits, n_svs, sv_stride, map_type, matrix_indices, matrices, matrix_data_type, layout, adjoint, n_matrices, targets, n_targets, controls, control_bit_values, n_controls, compute_type, extra_workspace, extra_workspace_size_in_bytes):  # noqa: E501
-        self._check(sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes)
+        self._check(
+            sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes
+        )
         assert adjoint in (0, 1) and control_bit_values == 0 and sv_stride == 2**n_index_bits
         assert len(targets) == n_targets and len(controls) == n_controls and not set(targets) & set(controls)
         dtype, dim = _sv_dtype(sv_data_type), 2**n_targets
@@ -148,7 +153,9 @@ class FakeCuStateVec(types.SimpleNamespace):
         return WORKSPACE
 
     def compute_expectation_batched(self, handle, batched_sv, sv_data_type, n_index_bits, n_svs, sv_stride, expectation_values, matrices, matrix_data_type, layout, n_matrices, basis_bits, n_basis_bits, compute_type, extra_workspace, extra_workspace_size_in_bytes):  # noqa: E501
-        self._check(sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes)
+        self._check(
+            sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes
+        )
         assert len(basis_bits) == n_basis_bits
         dtype, dim = _sv_dtype(sv_data_type), 2**n_basis_bits
         states = _view(batched_sv, n_svs * sv_stride, dtype).reshape(n_svs, sv_stride)
@@ -267,7 +274,10 @@ def test_final_states_have_the_torch_backends_memory_layout(fake, batching):
 
 @pytest.mark.parametrize(
     ("batching", "dtype", "adjoint"),
-    [("batched", "complex128", True), ("batched", "complex64", False), ("loop", "complex128", False), ("loop", "complex64", True)],
+    [
+        ("batched", "complex128", True), ("batched", "complex64", False),
+        ("loop", "complex128", False), ("loop", "complex64", True),
+    ],
 )
 def test_conformance_suite_through_the_double(fake, batching, dtype, adjoint):
     results = check_backend(

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
+from hqf.errors import DataError
 from hqf.learn.data.digits import digits
 from hqf.learn.data.load import load_dataset
 from hqf.learn.data.splits import SPLIT_FRACTIONS
 from hqf.learn.data.synthetic import class_priors
-from hqf.errors import DataError
 
 
 def test_dataset_a_shapes_dtypes_split_and_scaling():
