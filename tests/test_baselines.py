@@ -12,6 +12,7 @@ import torch
 from hqf.errors import ConfigError, RunFailedError
 from hqf.registry.make import make_ansatz, make_encoder
 from hqf.plugins.baselines.logistic import LogisticRegression
+from hqf.registry.contracts import Baseline, BaselineInputs
 from hqf.plugins.baselines.surrogate import SurrogateLayer, surrogate_shape
 from hqf.registry.loader import registry
 from hqf.studies.search import BOUNDS, run_search
@@ -26,12 +27,36 @@ def test_baselines_are_registered():
     assert {"logistic", "classical-surrogate"} <= set(names)
 
 
+def _sizes(in_features: int, n_classes: int) -> BaselineInputs:
+    return BaselineInputs(in_features, n_classes, None, None, None, 0, "angle", {}, None, None)
+
+
 def test_logistic_regression_is_one_linear_map():
-    LogisticRegression().configure(object())  # a baseline that needs no run configuration ignores it
-    model = LogisticRegression().build(5, 3)
+    model = LogisticRegression().build(_sizes(5, 3))
     assert _count(model) == 5 * 3 + 3 and model(torch.zeros(2, 5)).shape == (2, 3)
     with pytest.raises(ValueError, match="n_classes >= 2"):
-        LogisticRegression().build(5, 1)
+        LogisticRegression().build(_sizes(5, 1))
+
+
+class _OldFormBaseline(Baseline):
+    """A third party's baseline in the earlier form: ``configure(config)``, then ``build(in_features, n_classes)``."""
+
+    name = "old-form"
+
+    def configure(self, config) -> None:
+        self.seed = config.seed
+
+    def build(self, in_features: int, n_classes: int) -> torch.nn.Module:
+        return torch.nn.Linear(in_features, n_classes + self.seed)
+
+
+def test_a_baseline_in_the_earlier_form_still_builds(fake_plugins):
+    from hqf.learn.config import RunConfig
+    from hqf.learn.training.model import build_model
+
+    fake_plugins(_OldFormBaseline)
+    model = build_model(RunConfig(baseline="old-form", seed=2), 5, 3)
+    assert model(torch.zeros(1, 5)).shape == (1, 5)
 
 
 @pytest.mark.parametrize("in_features, qubits, layers", [(16, 8, 6), (4, 4, 2), (32, 3, 2), (7, 5, 3)])

@@ -23,7 +23,7 @@ import torch
 from hqf.learn.config import RunConfig
 from hqf.learn.training.model import build_model
 from hqf.learn.training.terms import build_terms
-from hqf.learn.training.loop import TrainSettings
+from hqf.learn.training.settings import TrainSettings
 
 # curvature by double backward: its finite-difference method magnifies the rounding of sums in another
 # order, so that the ranks' weights would agree to about 1e-6 only (docs/method.md)

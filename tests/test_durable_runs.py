@@ -110,10 +110,10 @@ def test_a_run_killed_at_a_random_iteration_resumes_to_the_same_result_bit_for_b
 
 def _tiny_run_setup(eval_every=None):
     """A tiny model, data, terms and settings, built as a run builds them."""
-    from hqf.learn.experiment import load_data
+    from hqf.learn.run_data import load_data
     from hqf.learn.training.model import build_model
     from hqf.learn.training.terms import build_terms
-    from hqf.learn.training.loop import TrainSettings
+    from hqf.learn.training.settings import TrainSettings
 
     config = RunConfig.from_dict({**TINY, "eval_every": eval_every, "epochs": 2, "curvature_every": 3})
     data = load_data(config)
@@ -126,7 +126,8 @@ def _tiny_run_setup(eval_every=None):
 
 @pytest.mark.parametrize("eval_every", [None, 3])
 def test_training_continues_bit_for_bit_from_every_saved_state(eval_every, one_thread):
-    from hqf.learn.training.loop import Checkpointing, train
+    from hqf.learn.training.checkpointing import Checkpointing
+    from hqf.learn.training.loop import train
 
     states = []
 
@@ -250,9 +251,9 @@ def test_resume_continues_only_what_it_can(tmp_path):
 
 
 def test_out_under_a_file_is_refused_before_any_work(tmp_path, monkeypatch):
-    import hqf.learn.experiment
+    import hqf.learn.run_data
 
-    monkeypatch.setattr(hqf.learn.experiment, "load_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    monkeypatch.setattr(hqf.learn.run_data, "load_dataset", lambda *a, **k: pytest.fail("data loaded"))
     (tmp_path / "a").write_text("a file")
     result = CliRunner().invoke(main, ["run", "--quiet", "--out", str(tmp_path / "a" / "b")])
     assert result.exit_code == 2 and f"{tmp_path / 'a'} exists and is not a directory" in result.output

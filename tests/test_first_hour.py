@@ -16,7 +16,9 @@ from hqf.cli.run_cmd import QUICK, resolve_config
 from hqf.learn.process import pace
 from hqf.learn.training import plotting
 from hqf.learn.config import RunConfig, read_resolved
-from hqf.learn.experiment import TIMING_KEYS, resolution_notes, run
+from hqf.learn.evaluation import TIMING_KEYS
+from hqf.learn.experiment import run
+from hqf.learn.resolution import resolution_notes
 from hqf.learn.training.model import build_model
 from hqf.learn.rundir.folder import plot_convergence
 
@@ -93,7 +95,7 @@ def test_a_resolution_other_than_with_backprop_is_recorded_and_printed(tmp_path)
     resolved = read_resolved(out / "config.toml")
     assert resolved == {"gradient": "adjoint", "curvature_scope": "classical"}
     config = RunConfig.from_toml(out / "config.toml")
-    assert config.gradient == "adjoint" and config.curvature_scope == "auto"
+    assert config.gradient == "adjoint" and config.value("curvature_scope") == "auto"
     notes = [line for line in result.output.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "curvature_scope" in notes[0] and "'classical'" in notes[0] and "'full'" in notes[0]
     # an explicit scope is what the user asked for: no note

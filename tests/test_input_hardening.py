@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import hqf.learn.experiment
+import hqf.learn.run_data
 from hqf.cli import main
 from hqf.errors import DataError
 from hqf.learn.data.load import load_dataset
@@ -32,7 +32,7 @@ def _one_line_error(result, *fragments: str) -> None:
 @pytest.fixture
 def no_data(monkeypatch):
     """Fail the test if a run loads its data (the error must come before)."""
-    monkeypatch.setattr(hqf.learn.experiment, "load_dataset", lambda *a, **k: pytest.fail("the data was loaded"))
+    monkeypatch.setattr(hqf.learn.run_data, "load_dataset", lambda *a, **k: pytest.fail("the data was loaded"))
 
 
 def test_a_binary_file_as_config_or_grid_is_one_line(tmp_path):

@@ -15,7 +15,8 @@ from hqf.learn.experiment import run
 from hqf.learn.training.model import build_model
 from hqf.learn.training.probes import FullBatchGradient, full_batch_metrics
 from hqf.learn.training.terms import build_terms
-from hqf.learn.training.loop import TrainSettings, train
+from hqf.learn.training.loop import train
+from hqf.learn.training.settings import TrainSettings
 
 TINY = dict(dataset="digits-4x4", samples=300, epochs=2, batch_size=32, ansatz="hea4x2", latent=4, hidden=8,
             vai_samples=32, latency_repeats=2, curvature_every=3, curvature_batch=16)
@@ -37,7 +38,7 @@ def test_the_probe_is_the_gradient_norm_of_ce_plus_stability_on_its_rows():
     features, logits = model.forward_features(x)
     ce = F.cross_entropy(logits.float(), y)
     stab = ((features - features.mean(0)) ** 2).sum(1).mean()  # L_stab = (1/n) Σ ‖F_i − F̄‖²
-    grads = torch.autograd.grad(ce + config.lambda_stab * stab, params)
+    grads = torch.autograd.grad(ce + config.value("lambda_stab") * stab, params)
     want = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
     got = probe.measure(model, params)
     assert got == pytest.approx(want, rel=1e-5)

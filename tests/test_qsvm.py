@@ -10,7 +10,8 @@ import torch
 
 from hqf.errors import ConfigError
 from hqf.learn.config import RunConfig
-from hqf.learn.experiment import load_data, run
+from hqf.learn.experiment import run
+from hqf.learn.run_data import load_data
 from hqf.learn.training.model import build_model
 from hqf.quantum.kernels import target_alignment
 
@@ -34,8 +35,15 @@ def toy_config(path, **changes) -> RunConfig:
 
 def fitted(config: RunConfig):
     data = load_data(config)
-    model = build_model(config, data.n_features, data.n_classes)
+    model = build_model(config, data.n_features, data.n_classes, train=data.train)
     return data, model, model.module
+
+
+def test_a_rebuilt_model_loads_the_training_split_itself_and_fits_the_same(tmp_path):
+    config = toy_config(blobs_csv(tmp_path), baseline_options={"max_train": 20})
+    data, _, svm = fitted(config)
+    again = build_model(config, data.n_features, data.n_classes).module  # as from a run directory: no split given
+    assert np.array_equal(again.fit_x, svm.fit_x) and np.array_equal(again.gram, svm.gram)
 
 
 def test_qsvm_beats_chance_on_separable_blobs(tmp_path):
@@ -105,7 +113,7 @@ def test_run_end_to_end_reports_the_counts(tmp_path):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"kernal": "fidelity"}, "unknown baseline_options"),
+        ({"kernal": "fidelity"}, "baseline_options.qsvm: unknown option 'kernal'"),
         ({"kernel": "rbf"}, "'kernel' must be one of"),
         ({"qubits": 3}, "exceeds the 2 features"),
         ({"C": 0}, "'C' must be a number > 0"),

@@ -1,9 +1,6 @@
 import csv
-import importlib.metadata
 import json
 import math
-import sys
-import types
 
 import attrs
 import pytest
@@ -11,10 +8,10 @@ from click.testing import CliRunner
 
 import hqf.registry.loader
 from hqf.cli import main
-from hqf.learn.config import RunConfig
 from hqf.errors import ConfigError
-from hqf.learn.experiment import METRIC_KEYS, TIMING_KEYS, run
-from hqf.registry.hookspecs import hookimpl
+from hqf.learn.config import RunConfig
+from hqf.learn.evaluation import TIMING_KEYS, metric_keys
+from hqf.learn.experiment import run
 from hqf.quantum.interfaces import Availability, Backend
 
 TINY = [
@@ -38,7 +35,8 @@ def test_run_end_to_end_writes_a_complete_run_directory(tmp_path):
     config = RunConfig.from_toml(out / "config.toml")
     assert config.samples == 300 and config.ansatz == "hea2x2" and config.latent == 4
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == set(METRIC_KEYS)
+    assert set(metrics) == set(metric_keys())
+    assert {"gate_mean", "kernel_circuits_gram", "support_vectors"} <= set(metrics)  # declared by gated and qsvm
     assert 0 <= metrics["accuracy"] <= 1 and metrics["steps"] == 8 and metrics["stop_reason"] == "epochs"
     assert metrics["iterations_to_eps"] is None and "never <= eps=0.001" in metrics["iterations_to_eps_reason"]
     assert len(metrics["reliability"]["count"]) == 15
@@ -91,6 +89,20 @@ def test_toml_round_trip_of_every_key(tmp_path):
     assert 'samples = "all"' in config.to_toml()
 
 
+def test_flat_keys_and_cli_options_set_plugin_options_over_a_file(tmp_path):
+    from hqf.cli.run_cmd import resolve_config
+
+    path = tmp_path / "c.toml"
+    path.write_text("lambda_stab = 0.2\n[regularizer_options.curvature]\nevery = 4\nprobes = 2\n")
+    sets = ("curvature_every=5", 'regularizer_options={curvature={method="autograd"}}')
+    config = resolve_config(str(path), {"gamma_curv": 0.5}, (), sets)
+    assert config.regularizer_options["curvature"] == {**RunConfig().regularizer_options["curvature"], "every": 5,
+                                                      "probes": 2, "method": "autograd", "weight": 0.5}
+    assert config.value("lambda_stab") == 0.2
+    with pytest.raises(ConfigError, match="run configuration: unknown key 'curvature_evry'"):
+        resolve_config(None, {}, (), ("curvature_evry=5",))
+
+
 def test_refuses_a_non_empty_output_directory(tmp_path):
     out = tmp_path / "taken"
     out.mkdir()
@@ -124,30 +136,19 @@ class _GhostBackend(Backend):
         raise AssertionError("an unavailable backend must not run")
 
 
-def _registry_with_backend(monkeypatch, backend_cls) -> None:
-    """Replace the process registry by hqf's own plugins plus ``backend_cls`` (for one test)."""
-    modname = f"hqf_tests_{backend_cls.name.replace('-', '_')}"
-    module = types.ModuleType(modname)
-    module.register_backends = hookimpl(lambda register: register(backend_cls))
-    monkeypatch.setitem(sys.modules, modname, module)
-    points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
-    points.append(importlib.metadata.EntryPoint(name=backend_cls.name, value=modname, group="hqf"))
-    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", hqf.registry.loader.Registry(points))
-
-
 @pytest.fixture
-def ghost_registry(monkeypatch):
+def ghost_registry(fake_plugins):
     """A fresh registry holding hqf's own plugins plus an unavailable fake backend."""
-    _registry_with_backend(monkeypatch, _GhostBackend)
+    fake_plugins(_GhostBackend)
 
 
 def test_unavailable_backend_stops_before_any_work(tmp_path, ghost_registry, monkeypatch):
-    import hqf.learn.experiment
+    import hqf.learn.run_data
 
     def no_data(*args, **kwargs):
         raise AssertionError("data must not be loaded for an unavailable backend")
 
-    monkeypatch.setattr(hqf.learn.experiment, "load_dataset", no_data)
+    monkeypatch.setattr(hqf.learn.run_data, "load_dataset", no_data)
     result = _invoke("--backend", "ghost", "--out", str(tmp_path / "r"))
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
@@ -181,7 +182,7 @@ def test_help_states_the_real_defaults():
             stated[OPTION_KEYS[param.name]] = match.group(1)
     assert len(stated) == len(OPTION_KEYS)
     for key, text in stated.items():
-        value = getattr(defaults, key)
+        value = defaults.value(key)  # lambda_stab, gamma_curv: flat keys of the regularizers' options
         assert text == str(value) or float(text) == value, (key, text, value)
     assert stated.keys() >= {"backend", "ansatz", "samples", "epochs", "lr"}
     assert "stability, curvature" in next(p.help for p in run_command.params if p.name == "regularizers")
@@ -202,8 +203,8 @@ class _GpuOnlyBackend(Backend):
         return TorchBackend().expval(circuit, angles)
 
 
-def test_a_gpu_only_backend_keeps_its_device_while_the_model_stays_on_the_cpu(tmp_path, monkeypatch):
-    _registry_with_backend(monkeypatch, _GpuOnlyBackend)
+def test_a_gpu_only_backend_keeps_its_device_while_the_model_stays_on_the_cpu(tmp_path, fake_plugins):
+    fake_plugins(_GpuOnlyBackend)
     from hqf.learn.training.model import make_run_backend
 
     assert make_run_backend(RunConfig(backend="gpu-only")).device.type == "cuda"
@@ -228,8 +229,8 @@ class _CountedBackend(Backend):
         return TorchBackend().expval(circuit, angles)
 
 
-def test_one_hqf_run_builds_its_backend_once(tmp_path, monkeypatch):
-    _registry_with_backend(monkeypatch, _CountedBackend)
+def test_one_hqf_run_builds_its_backend_once(tmp_path, monkeypatch, fake_plugins):
+    fake_plugins(_CountedBackend)
     monkeypatch.setattr(_CountedBackend, "built", 0)
     result = _invoke(*TINY, "--backend", "counted", "--regularizer", "none", "--out", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output

@@ -1,21 +1,19 @@
-import importlib.metadata
 import math
-import sys
-import types
 
 import attrs
 import numpy as np
 import pytest
 import torch
 
-import hqf.registry.loader
 from hqf.errors import ConfigError
 from hqf.learn.config import RunConfig
+from hqf.learn.training.curves import curve_columns
+from hqf.learn.training.loop import train
 from hqf.learn.training.model import build_model
+from hqf.learn.training.settings import TrainSettings
 from hqf.learn.training.terms import build_terms
-from hqf.learn.training.loop import TrainSettings, train
-from hqf.registry.hookspecs import hookimpl
-from hqf.registry.contracts import Regularizer, RegularizerInputs, RegularizerKeys
+from hqf.registry.contracts import Regularizer, RegularizerInputs
+from hqf.registry.options import integer, number, option
 
 
 def _blobs(n=96, d=4, classes=3):
@@ -144,20 +142,43 @@ def test_curvature_scope_holds_quantum_features_constant_without_backprop():
     assert head_grad is not None and head_grad.abs().sum() > 0
 
 
-def test_terms_read_the_keys_each_regularizer_declares():
+def test_terms_read_each_regularizers_options_and_the_flat_keys_override_the_table():
     config = RunConfig(lambda_stab=0.25, gamma_curv=0.5, curvature_every=3, curvature_batch=None, curvature_probes=2, seed=7,
-                       regularizer_options={"curvature": {"probes": 4}})  # fmt: skip
+                       regularizer_options={"curvature": {"probes": 4, "method": "autograd"}})  # fmt: skip
     stability, curvature = build_terms(config)
     assert (stability.weight, stability.column, stability.every, stability.batch) == (0.25, "stab", 1, None)
     assert (curvature.weight, curvature.column, curvature.every, curvature.batch) == (0.5, "curv", 3, None)
-    assert (curvature.regularizer.probes, curvature.regularizer.seed) == (4, 7)  # regularizer_options win over keys
+    regularizer = curvature.regularizer
+    assert (regularizer.probes, regularizer.seed, regularizer.method) == (2, 7, "autograd")
+    assert config.regularizer_options["curvature"]["batch"] == "all" and config.value("curvature_batch") is None
+
+
+def test_option_tables_read_from_toml_and_refuse_bad_values_in_one_line(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('regularizers = ["curvature"]\n[regularizer_options.curvature]\nevery = 4\nbatch = "all"\n')
+    config = RunConfig.from_toml(path)
+    assert config.value("curvature_every") == 4 and build_terms(config)[0].batch is None
+    assert config == RunConfig(regularizers=["curvature"], curvature_every=4, curvature_batch=None)
+    with pytest.raises(ConfigError, match=r"regularizer_options.curvature: 'every' must be an integer >= 1 \(got 0\)$"):
+        RunConfig.from_dict({"curvature_every": 0})
+    with pytest.raises(ConfigError, match="regularizer_options.curvature: unknown option 'evry'; known: weight, every"):
+        RunConfig(regularizer_options={"curvature": {"evry": 2}})
+    with pytest.raises(ConfigError, match="'scope' must be one of auto, full, classical"):
+        RunConfig(curvature_scope="half")
+
+
+@attrs.frozen
+class _SpreadOptions:
+    weight: float = option(1.0, number(0.0))
+    every: int = option(1, integer(1), flat_key="spread_every")
 
 
 class _Spread(Regularizer):
-    """A third party's regularizer: the stability penalty under its own name, on the curvature schedule."""
+    """A third party's regularizer: the stability penalty under its own name, with its own options."""
 
     name = "spread"
-    config_keys = RegularizerKeys(weight="lambda_stab", column="spread", every="curvature_every")
+    options = _SpreadOptions
+    column = "spread"
 
     def penalty(self, inputs):
         return inputs.features.var(dim=0, unbiased=False).sum()
@@ -165,31 +186,25 @@ class _Spread(Regularizer):
 
 class _Undeclared(_Spread):
     name = "undeclared"
-    config_keys = RegularizerKeys()
+    options = None
+    column = None
 
 
 class _Misdeclared(_Spread):
     name = "misdeclared"
-    config_keys = RegularizerKeys(every="spread_every")
+    options = None
+    run_keys = (("seed", "spread_seed"),)
 
 
-@pytest.fixture
-def third_party_regularizers(monkeypatch):
-    """The process registry with hqf's own plugins and the regularizers above (for one test)."""
-    module = types.ModuleType("hqf_tests_regularizers")
-    module.register_regularizers = hookimpl(lambda register: [register(c) for c in (_Spread, _Undeclared, _Misdeclared)])
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    points = [ep for ep in importlib.metadata.entry_points(group="hqf") if ep.value.startswith("hqf.")]
-    points.append(importlib.metadata.EntryPoint(name="spread", value=module.__name__, group="hqf"))
-    monkeypatch.setattr(hqf.registry.loader, "_REGISTRY", hqf.registry.loader.Registry(points))
-
-
-def test_a_third_party_regularizer_is_scheduled_by_its_declaration(third_party_regularizers):
-    config = attrs.evolve(CLASSICAL, regularizers=("spread", "undeclared"), lambda_stab=0.5, curvature_every=2,
-                          regularizer_options={"undeclared": {"weight": 0.25}})  # fmt: skip
+def test_a_third_party_regularizer_is_scheduled_by_its_declaration(fake_plugins):
+    fake_plugins(_Spread, _Undeclared, _Misdeclared)
+    config = RunConfig(fusion="classical-only", hidden=16, latent=8, batch_size=16,
+                       regularizers=("spread", "undeclared"), spread_every=2,
+                       regularizer_options={"spread": {"weight": 0.5}, "undeclared": {"weight": 0.25}})
     spread, undeclared = build_terms(config)
     assert (spread.weight, spread.column, spread.every) == (0.5, "spread", 2)
     assert (undeclared.weight, undeclared.column, undeclared.every, undeclared.batch) == (0.25, "reg_undeclared", 1, None)
+    assert curve_columns([spread, undeclared])[:7] == ["step", "epoch", "loss", "loss_ce", "stab", "curv", "spread"]
     _, result = _run(config, eps=0.0, delta=0.0, epochs=1)
     c = result.curves
     assert [s for s, v in zip(c["step"], c["spread"]) if not math.isnan(v)] == [1, 3, 5]
@@ -197,8 +212,25 @@ def test_a_third_party_regularizer_is_scheduled_by_its_declaration(third_party_r
     for ce, spread_value, other, total in zip(c["loss_ce"], c["spread"], c["reg_undeclared"], c["loss"]):
         expected = ce + (0.5 * spread_value if not math.isnan(spread_value) else 0.0) + 0.25 * other
         assert total == pytest.approx(expected, rel=1e-6)
-    with pytest.raises(ConfigError, match="regularizer 'misdeclared' reads run-configuration key 'spread_every'"):
-        build_terms(attrs.evolve(CLASSICAL, regularizers=("misdeclared",)))
+    with pytest.raises(ConfigError, match="regularizer 'misdeclared' reads run-configuration key 'spread_seed'"):
+        build_terms(attrs.evolve(config, regularizers=("misdeclared",)))
+
+
+@attrs.frozen
+class _ClashingOptions:
+    weight: float = option(1.0, number(0.0), flat_key="lambda_stab")
+
+
+class _Clashing(_Spread):
+    name = "clashing"
+    options = _ClashingOptions
+
+
+def test_a_flat_key_declared_twice_is_an_error_naming_both(fake_plugins):
+    fake_plugins(_Clashing)
+    with pytest.raises(ConfigError, match="regularizer 'stability' declares the flat key 'lambda_stab', already a "
+                                          "flat key of regularizer 'clashing'"):
+        RunConfig()
 
 
 def test_the_classical_surrogate_trains_with_the_curvature_term():

@@ -70,10 +70,10 @@ def resolve_config(
     config_file: str | None, options: dict, regularizers: tuple[str, ...], sets: tuple[str, ...], quick: bool = False
 ):
     """The run configuration: defaults, then the TOML file, then :data:`QUICK` (``quick``), then CLI
-    options, then ``--set`` pairs. A flag option left off (``False``) overrides nothing."""
+    options, then ``--set`` pairs (a flat key such as ``curvature_every`` or ``--lambda-stab`` sets its
+    plugin's option). A flag option left off (``False``) overrides nothing."""
+    base = RunConfig.from_toml(config_file) if config_file else None  # unknown keys are reported against the file
     data = {}
-    if config_file:
-        data = RunConfig.from_toml(config_file).to_dict()  # unknown keys are reported against the file
     if quick:
         data.update(QUICK)
     for option, key in OPTION_KEYS.items():
@@ -83,7 +83,8 @@ def resolve_config(
     if regularizers:
         data["regularizers"] = list(regularizers)
     data.update({k.replace("-", "_"): v for k, v in _parse_set(sets).items()})
-    return RunConfig.from_dict(data, source="run configuration")
+    # a plugin's option table given here changes only the options it names
+    return (base or RunConfig()).updated(data, source="run configuration")
 
 
 def _refuse_with_resume(config_file, regularizers, sets, out, quick, options) -> None:
@@ -183,7 +184,9 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
     """
     from hqf.learn.config import read_resolved
     from hqf.learn.process.eta import clock
-    from hqf.learn.experiment import preflight, resolution_notes, run  # at use: they load torch, which --help does not need
+    # at use: they load torch, which --help does not need
+    from hqf.learn.experiment import preflight, run
+    from hqf.learn.resolution import resolution_notes
 
     from hqf.learn.process.distributed import from_environment, rank_setup
     from hqf.learn.rundir.lifecycle import check_fresh, check_resumable, read_run_config

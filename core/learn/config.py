@@ -3,6 +3,13 @@
 The defaults are the embedded default run of ``hqf run``: the torch backend, ``hea8x6``, the angle
 encoder, gated fusion, both regularizers, on a Dataset-A-like sample sized to train in about a minute
 on two CPU cores. Keys are the field names below; a TOML file may spell them with ``-`` or ``_``.
+
+The core owns the fields; a plugin's settings live in its table, ``[regularizer_options.curvature]``,
+``[backbone_options.transformer]``, ``[baseline_options.qsvm]``, read by the options class the plugin
+declares (:mod:`hqf.registry.options`; defaults filled in for every registered plugin that has one).
+The flat keys of earlier configurations (``lambda_stab``, ``gamma_curv``, ``curvature_every``,
+``hidden``, ``transformer_dim``, ...) are declared by those classes as aliases of their options and
+are accepted wherever a key is (a flat key overrides the same option in its table).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import attrs
 import tomli_w
 
 from hqf.errors import ConfigError
+from hqf.registry.loader import registry
+from hqf.registry.options import flat_keys, plain, read_options
 
 try:
     import tomllib
@@ -28,6 +37,12 @@ NOISE_SPLITS = ("all", "train", "test")
 DATASET_ALIASES = {"a": "dataset-a", "b": "dataset-b"}
 #: keys accepted in place of a field name
 KEY_ALIASES = {"regularizer": "regularizers"}
+#: plugin kind -> the field holding its plugins' option tables, by plugin name
+OPTION_TABLES = {"regularizer": "regularizer_options", "backbone": "backbone_options", "baseline": "baseline_options"}
+#: plugin kind -> the field naming the one plugin of that kind a run uses (a flat table is its options)
+CHOSEN = {"backbone": "backbone", "baseline": "baseline"}
+#: the regularizers of the default run (their curve columns come first in every curves file)
+DEFAULT_REGULARIZERS = ("stability", "curvature")
 #: the table of a run directory's config.toml recording what ``auto`` settings resolved to
 #: (:func:`resolved_toml`); read back, it is skipped, so the file still reproduces the run
 RESOLVED = "resolved"
@@ -119,7 +134,7 @@ def _widths(value: Any) -> tuple[int, ...]:
 
 
 #: keys whose default is a number but that may be None, written as "all" in TOML (which has no null)
-ALL_KEYS = ("samples", "curvature_batch")
+ALL_KEYS = ("samples",)
 
 
 def _all_to_none(value: Any) -> Any:
@@ -139,17 +154,75 @@ def _options(key: str):
     return convert
 
 
-def _nested_options(value: Any) -> dict:
-    value = _options("regularizer_options")(value)
-    for name, options in value.items():
-        if not isinstance(options, dict):
-            raise ConfigError(f"'regularizer_options.{name}' must be a table (got {options!r})")
-    return {k: dict(v) for k, v in value.items()}
+def _tables(field: str):
+    def convert(value: Any) -> dict:
+        value = _options(field)(value)
+        for name, options in value.items():
+            if not isinstance(options, dict):
+                raise ConfigError(f"'{field}.{name}' must be a table (got {options!r})")
+        return {name: dict(options) for name, options in value.items()}
+
+    return convert
 
 
-@attrs.frozen
+def plugin_flat_keys() -> dict[str, tuple[str, str, str]]:
+    """``flat key -> (kind, plugin name, option)`` declared by the registered plugins' options classes."""
+    out: dict[str, tuple[str, str, str]] = {}
+    fields = attrs.fields_dict(RunConfig)
+    for kind in OPTION_TABLES:
+        for entry in registry().entries(kind):
+            for key, option in flat_keys(getattr(entry.cls, "options", None)).items():
+                if key in fields or key in out:
+                    taken = "a field of RunConfig" if key in fields else f"a flat key of {out[key][0]} {out[key][1]!r}"
+                    raise ConfigError(f"{kind} {entry.name!r} declares the flat key {key!r}, already {taken}")
+                out[key] = (kind, entry.name, option)
+    return out
+
+
+def _by_name(kind: str, table: Any, chosen: str | None) -> dict:
+    """A kind's option table by plugin name; a flat table (not every value a table) is the options of
+    the ``chosen`` plugin."""
+    field = OPTION_TABLES[kind]
+    table = _options(field)(table)
+    if kind not in CHOSEN or all(isinstance(v, dict) for v in table.values()):
+        return _tables(field)(table)
+    if chosen is None:
+        raise ConfigError(f"'{field}' holds options {sorted(table)} but the run names no {kind}")
+    return {chosen: table}
+
+
+def normalized_tables(values: dict[str, Any]) -> dict[str, Any]:
+    """Constructor values with the flat keys folded into the option tables and every registered
+    plugin's table validated and completed with its defaults."""
+    values = dict(values)
+    flat = plugin_flat_keys()
+    given = {key: values.pop(key) for key in list(values) if key in flat}
+    for kind, field in OPTION_TABLES.items():
+        chosen = values.get(CHOSEN[kind], _default(CHOSEN[kind])) if kind in CHOSEN else None
+        tables = _by_name(kind, values.get(field, {}), chosen)
+        for key, value in given.items():
+            if flat[key][0] == kind:
+                _, name, option = flat[key]
+                tables.setdefault(name, {})[option] = value
+        for entry in registry().entries(kind):
+            options = getattr(entry.cls, "options", None)
+            if options is not None:
+                tables[entry.name] = plain(read_options(options, tables.get(entry.name, {}), f"{field}.{entry.name}"))
+        values[field] = dict(sorted(tables.items()))
+    return values
+
+
+def _default(field: str) -> Any:
+    return attrs.fields_dict(RunConfig)[field].default
+
+
+@attrs.frozen(init=False)
 class RunConfig:
-    """One run: model, training, data and evaluation settings (see docs/method.md for each)."""
+    """One run: model, training, data and evaluation settings (see docs/method.md for each).
+
+    ``RunConfig(**keys)`` takes the fields below and the plugins' flat keys (``curvature_every=5``),
+    which it folds into their option tables (:func:`normalized_tables`).
+    """
 
     # -- model --------------------------------------------------------------------------------
     backend: str = attrs.field(default="torch", validator=_text)
@@ -159,17 +232,14 @@ class RunConfig:
     fusion: str = attrs.field(default="gated", validator=_text)
     #: a registered classical baseline model replacing the whole hybrid (``hqf list``); None: the hybrid
     baseline: str | None = attrs.field(default=None, validator=_optional_text)
-    #: options of the baseline (e.g. ``qsvm``'s ``C``, ``kernel``, ``qubits``; docs/seeds.md)
-    baseline_options: dict = attrs.field(factory=dict, converter=_options("baseline_options"))
+    #: options of the baselines by name (e.g. ``qsvm``'s ``C``, ``kernel``, ``qubits``; docs/seeds.md)
+    baseline_options: dict = attrs.field(factory=dict, converter=_tables("baseline_options"))
     #: a registered backbone (``hqf list``): mlp, transformer, cnn, resnet
     backbone: str = attrs.field(default="mlp", validator=_text)
-    #: options of the backbone beyond the keys below (cnn: channels, kernel, pool, dropout, fc, image_shape)
-    backbone_options: dict = attrs.field(factory=dict, converter=_options("backbone_options"))
-    hidden: int = attrs.field(default=64, validator=_integer(1))  # MLP hidden width
+    #: options of the backbones by name (mlp: hidden; transformer: dim, layers, heads, patch; cnn: channels,
+    #: kernel, pool, dropout, fc, image_shape)
+    backbone_options: dict = attrs.field(factory=dict, converter=_tables("backbone_options"))
     latent: int = attrs.field(default=32, validator=_integer(1))  # k, the width of H_c
-    transformer_dim: int = attrs.field(default=32, validator=_integer(1))
-    transformer_layers: int = attrs.field(default=2, validator=_integer(1))
-    transformer_heads: int = attrs.field(default=4, validator=_integer(1))
     quantum_input: str = attrs.field(default="latent", validator=_one_of(QUANTUM_INPUTS))
     #: hidden widths of the classical head after the fusion (Linear → ReLU → Dropout each); []: one Linear
     head: tuple[int, ...] = attrs.field(default=(), converter=_widths)
@@ -183,20 +253,10 @@ class RunConfig:
     depolarizing: float = attrs.field(default=0.0, validator=_fraction)
     backend_options: dict = attrs.field(factory=dict, converter=_options("backend_options"))
     # -- loss and training ---------------------------------------------------------------------
-    regularizers: tuple[str, ...] = attrs.field(default=("stability", "curvature"), converter=_names)
-    lambda_stab: float = attrs.field(default=0.1, validator=_at_least(0.0))
-    gamma_curv: float = attrs.field(default=0.01, validator=_at_least(0.0))
-    curvature_every: int = attrs.field(default=10, validator=_integer(1))
-    curvature_probes: int = attrs.field(default=1, validator=_integer(1))
-    #: estimate L_curv on the first ``curvature_batch`` samples of the mini-batch (None, TOML "all": all)
-    curvature_batch: int | None = attrs.field(default=64, converter=_all_to_none, validator=_integer(1, optional=True))
-    #: what L_curv differentiates through: "full" (every parameter, the quantum layer included),
-    #: "classical" (quantum features held constant), "auto" (full where the backend has backprop)
-    curvature_scope: str = attrs.field(default="auto", validator=_one_of(("auto", "full", "classical")))
-    #: how L_curv's Hessian-vector products are computed: "autograd" (double backward), "finite-difference"
-    #: (central differences of float64 gradients), "auto" (finite differences where the run is in complex128)
-    curvature_method: str = attrs.field(default="auto", validator=_one_of(("auto", "autograd", "finite-difference")))
-    regularizer_options: dict = attrs.field(factory=dict, converter=_nested_options)
+    regularizers: tuple[str, ...] = attrs.field(default=DEFAULT_REGULARIZERS, converter=_names)
+    #: options of the regularizers by name (stability: weight; curvature: weight, every, probes, batch, scope,
+    #: method, vectorize)
+    regularizer_options: dict = attrs.field(factory=dict, converter=_tables("regularizer_options"))
     optimizer: str = attrs.field(default="adam", validator=_one_of(OPTIMIZERS))
     lr: float = attrs.field(default=1e-3, validator=_positive)
     momentum: float = attrs.field(default=0.0, validator=_fraction)
@@ -235,30 +295,32 @@ class RunConfig:
     #: save a checkpoint every this many iterations (and always at each epoch's end; 0: only there)
     checkpoint_every: int = attrs.field(default=200, validator=_integer(0))
 
+    def __init__(self, **values: Any) -> None:
+        self.__attrs_init__(**normalized_tables(values))
+
     @classmethod
     def keys(cls) -> tuple[str, ...]:
         return tuple(f.name for f in attrs.fields(cls))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "configuration") -> RunConfig:
-        """A validated configuration from plain keys (``-`` or ``_``); unknown keys are a ConfigError."""
-        known = set(cls.keys())
-        values: dict[str, Any] = {}
-        for raw_key, value in data.items():
-            key = str(raw_key).replace("-", "_")
-            key = KEY_ALIASES.get(key, key)
-            if key == RESOLVED and isinstance(value, dict):
-                continue  # a run directory's record of what "auto" became, not a setting
-            if key not in known:
-                raise ConfigError(f"{source}: unknown key {raw_key!r}; known keys: {', '.join(sorted(known))}")
-            if key in values:
-                raise ConfigError(f"{source}: key {key!r} is given twice")
-            values[key] = value
+        """A validated configuration from plain keys (``-`` or ``_``): fields and the plugins' flat keys
+        (a flat key overrides its option in the table); unknown keys are a ConfigError."""
         try:
+            known = {*cls.keys(), *plugin_flat_keys()}
+            values: dict[str, Any] = {}
+            for raw_key, value in data.items():
+                key = str(raw_key).replace("-", "_")
+                key = KEY_ALIASES.get(key, key)
+                if key == RESOLVED and isinstance(value, dict):
+                    continue  # a run directory's record of what "auto" became, not a setting
+                if key not in known:
+                    raise ConfigError(f"unknown key {raw_key!r}; known keys: {', '.join(sorted(known))}")
+                if key in values:
+                    raise ConfigError(f"key {key!r} is given twice")
+                values[key] = value
             return cls(**values)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
-        except (TypeError, ValueError) as exc:
+        except (ConfigError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: {exc}") from None
 
     @classmethod
@@ -271,6 +333,8 @@ class RunConfig:
         data = attrs.asdict(self, recurse=False)
         data["regularizers"] = list(self.regularizers)
         data["head"] = list(self.head)
+        for field in OPTION_TABLES.values():
+            data[field] = {name: dict(options) for name, options in data[field].items()}
         return data
 
     def to_toml(self) -> str:
@@ -280,8 +344,47 @@ class RunConfig:
         return tomli_w.dumps({k: v for k, v in data.items() if v is not None})
 
     def replace(self, **changes: Any) -> RunConfig:
-        """A copy with some keys changed, validated like :meth:`from_dict`."""
-        return type(self).from_dict({**self.to_dict(), **changes})
+        """A copy with some keys changed (:meth:`updated`)."""
+        return self.updated(changes)
+
+    def updated(self, changes: dict[str, Any], source: str = "configuration") -> RunConfig:
+        """A copy with some keys changed, validated like :meth:`from_dict`; an option table given here
+        changes only the options it names."""
+        data = self.to_dict()
+        for raw_key, value in changes.items():
+            key = str(raw_key).replace("-", "_")
+            key = KEY_ALIASES.get(key, key)
+            kind = next((k for k, field in OPTION_TABLES.items() if field == key), None)
+            if kind is None:
+                data[key] = value
+                continue
+            chosen = changes.get(CHOSEN[kind], getattr(self, CHOSEN[kind])) if kind in CHOSEN else None
+            try:
+                tables = _by_name(kind, value, chosen)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+            for name, options in tables.items():
+                data[key][name] = {**data[key].get(name, {}), **options}
+        return type(self).from_dict(data, source=source)
+
+    def plugin_options(self, kind: str, name: str) -> Any:
+        """The options of plugin ``name`` of ``kind``: an instance of its options class, or its table as
+        given (a dict, empty when absent) where it declares none."""
+        table = getattr(self, OPTION_TABLES[kind]).get(name, {})
+        options = getattr(registry().get(kind, name).cls, "options", None)
+        if options is None:
+            return dict(table)
+        return read_options(options, table, f"{OPTION_TABLES[kind]}.{name}")
+
+    def value(self, key: str) -> Any:
+        """A field, or the option a plugin's flat key names (``config.value("curvature_every")``)."""
+        if key in attrs.fields_dict(type(self)):
+            return getattr(self, key)
+        flat = plugin_flat_keys()
+        if key not in flat:
+            raise ConfigError(f"unknown key {key!r}")
+        kind, name, option = flat[key]
+        return getattr(self.plugin_options(kind, name), option)
 
 
 def resolved_toml(resolved: dict[str, Any]) -> str:

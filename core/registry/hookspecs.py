@@ -37,22 +37,24 @@ def register_ansatze(register: Register) -> None:
 
 @hookspec
 def register_fusions(register: Register) -> None:
-    """Register :class:`hqf.registry.contracts.Fusion` subclasses (with ``diagnostics()`` for numbers a run reports)."""
+    """Register :class:`hqf.registry.contracts.Fusion` subclasses (with ``diagnostics()`` for numbers a run
+    reports, named in ``metric_keys``)."""
 
 
 @hookspec
 def register_regularizers(register: Register) -> None:
-    """Register :class:`hqf.registry.contracts.Regularizer` subclasses; each declares the run-configuration
-    keys it reads (its weight, schedule, sub-batch and options) in ``config_keys``."""
+    """Register :class:`hqf.registry.contracts.Regularizer` subclasses; each declares its settings (its
+    weight, schedule, sub-batch and constructor options) as an ``options`` class and its curve ``column``."""
 
 
 @hookspec
 def register_baselines(register: Register) -> None:
     """Register :class:`hqf.registry.contracts.Baseline` subclasses: whole classical models to compare
-    against (``configure(config)`` receives the run configuration before ``build``)."""
+    against (``build`` receives a :class:`hqf.registry.contracts.BaselineInputs`: the training split, the
+    run's backend, its options)."""
 
 
 @hookspec
 def register_backbones(register: Register) -> None:
     """Register :class:`hqf.registry.contracts.Backbone` subclasses: classical feature extractors ``f_c``
-    (``config_options`` names the run-configuration keys their constructor reads)."""
+    (``options`` declares the settings their constructor reads)."""

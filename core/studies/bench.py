@@ -29,7 +29,9 @@ import torch
 
 from hqf.learn.config import RunConfig
 from hqf.learn.training.model import build_model
-from hqf.learn.training.loop import TrainSettings, build_terms, train
+from hqf.learn.training.loop import train
+from hqf.learn.training.settings import TrainSettings
+from hqf.learn.training.terms import build_terms
 from hqf.quantum.circuit import Circuit, Operation, compose
 from hqf.quantum.gradients import default_gradient, expval
 from hqf.quantum.interfaces import Backend
@@ -296,7 +298,7 @@ def epoch_estimate(iterations: int = 200, epoch_samples: int = 1_050_000, in_fea
         seconds_per_iteration=float(wall.mean()),
         seconds_plain_iteration=float(np.median(wall[~curv])),
         seconds_curvature_iteration=float(np.median(wall[curv])) if curv.any() else None,
-        curvature_every=config.curvature_every,
+        curvature_every=config.value("curvature_every"),
         epoch_samples=epoch_samples,
         batch=config.batch_size,
     )

@@ -72,14 +72,14 @@ def stale_keys(spec: RunSpec) -> list[str]:
         return []
     searched = ("lr", "weight_decay") if "search" in spec.config else ()
     wanted = {k: v for k, v in spec.config.items() if k not in SWEEP_KEYS and k not in searched}
-    try:  # compare normalized values (aliases, tuples) when the run-configuration class is available
+    try:  # compare normalized values (aliases, flat keys of plugin options, tuples): a key is stale when
+        # setting it on the stored configuration changes that configuration
         from hqf.learn.config import RunConfig
 
-        wanted = {k: v for k, v in RunConfig.from_dict(wanted).to_dict().items() if k in wanted}
-        stored = RunConfig.from_dict(stored).to_dict()
+        base = RunConfig.from_dict(stored)
+        return sorted(k for k, v in wanted.items() if base.replace(**{k: v}) != base)
     except Exception:  # noqa: BLE001  an unreadable stored config: compare the raw values
-        pass
-    return sorted(k for k, v in wanted.items() if stored.get(k) != v)
+        return sorted(k for k, v in wanted.items() if stored.get(k) != v)
 
 
 def default_runner(config: dict, directory: pathlib.Path, resume: bool = False) -> Any:

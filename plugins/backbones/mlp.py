@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import attrs
 import torch
 from torch import nn
 
 from hqf.registry.contracts import Backbone
+from hqf.registry.options import integer, option
+
+
+@attrs.frozen
+class MLPOptions:
+    """``[backbone_options.mlp]``: the hidden width (flat key ``hidden``)."""
+
+    hidden: int = option(64, integer(1), flat_key="hidden")
 
 
 class MLPBackbone(Backbone):
@@ -14,7 +23,7 @@ class MLPBackbone(Backbone):
     Args:
         in_features: the width of ``x``.
         latent: the width of ``H_c``.
-        hidden: the hidden width (run-configuration key ``hidden``).
+        hidden: the hidden width (:class:`MLPOptions`; flat key ``hidden``).
 
     Example::
 
@@ -23,7 +32,7 @@ class MLPBackbone(Backbone):
     """
 
     name = "mlp"
-    config_options = (("hidden", "hidden"),)
+    options = MLPOptions
 
     def __init__(self, in_features: int, latent: int, hidden: int = 64) -> None:
         super().__init__(in_features, latent)

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import attrs
 import torch
 from torch import nn
 
 from hqf.registry.contracts import Backbone
+from hqf.registry.options import integer, option
+
+
+@attrs.frozen
+class TransformerOptions:
+    """``[backbone_options.transformer]`` (flat keys ``transformer_dim``, ``_layers``, ``_heads``)."""
+
+    dim: int = option(32, integer(1), flat_key="transformer_dim")
+    layers: int = option(2, integer(1), flat_key="transformer_layers")
+    heads: int = option(4, integer(1), flat_key="transformer_heads")
+    #: features per token
+    patch: int = option(1, integer(1))
 
 
 class _EncoderLayer(nn.Module):
@@ -42,9 +55,10 @@ class TransformerBackbone(Backbone):
 
     Args:
         in_features, latent: the widths of ``x`` and ``H_c``.
-        dim, layers, heads: run-configuration keys ``transformer_dim``, ``transformer_layers``,
-            ``transformer_heads``; ``dim`` must be divisible by ``heads``.
-        patch: features per token (``backbone_options = { patch = 8 }``), from 1 to ``in_features``.
+        dim, layers, heads: token width, encoder layers and attention heads (:class:`TransformerOptions`;
+            flat keys ``transformer_dim``, ``transformer_layers``, ``transformer_heads``); ``dim`` must
+            be divisible by ``heads``.
+        patch: features per token (``[backbone_options.transformer] patch = 8``), from 1 to ``in_features``.
 
     Raises:
         ValueError: ``dim`` is not divisible by ``heads``, or ``patch`` is out of range.
@@ -56,7 +70,7 @@ class TransformerBackbone(Backbone):
     """
 
     name = "transformer"
-    config_options = (("dim", "transformer_dim"), ("layers", "transformer_layers"), ("heads", "transformer_heads"))
+    options = TransformerOptions
 
     def __init__(self, in_features: int, latent: int, dim: int = 32, layers: int = 2, heads: int = 4, patch: int = 1) -> None:
         super().__init__(in_features, latent)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hqf.registry.contracts import Baseline
+from hqf.registry.contracts import Baseline, BaselineInputs
 
 
 class LogisticRegression(Baseline):
@@ -15,14 +15,16 @@ class LogisticRegression(Baseline):
 
     Example::
 
-        >>> LogisticRegression().build(128, 12)
+        >>> LogisticRegression().build(BaselineInputs(128, 12, None, None, None, 0, "angle", {}, None, None))
         Linear(in_features=128, out_features=12, bias=True)
     """
 
     name = "logistic"
     description = "multinomial logistic regression (seed 001's baseline)"
+    receives_inputs = True
 
-    def build(self, in_features: int, n_classes: int) -> torch.nn.Module:
+    def build(self, inputs: BaselineInputs) -> torch.nn.Module:
+        in_features, n_classes = inputs.in_features, inputs.n_classes
         if in_features < 1 or n_classes < 2:
             raise ValueError(f"logistic regression needs in_features >= 1 and n_classes >= 2 (got {in_features}, {n_classes})")
         return torch.nn.Linear(in_features, n_classes)

@@ -23,51 +23,48 @@ so latency and the circuit counts are those of real predictions.
 support-vector count, and the kernel-target alignment of the training Gram matrix; the module's
 ``repr`` (meta.json's ``model``) carries them.
 
-Options (``baseline_options``): ``kernel`` (``fidelity``), ``C`` (1.0), ``qubits`` (the number of
-features, at most 4 by default), ``scale`` (1.0), ``gamma`` (1.0, projected only), ``max_train`` (300),
-``binarize`` (false).
+Options (``[baseline_options.qsvm]``, :class:`QSVMOptions`): ``kernel`` (``fidelity``), ``C`` (1.0),
+``qubits`` (the number of features, at most 4 by default), ``scale`` (1.0), ``gamma`` (1.0, projected
+only), ``max_train`` (300), ``binarize`` (false).
 """
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import torch
 
 from hqf.errors import ConfigError
-from hqf.learn.experiment import load_data
-from hqf.learn.training.model import make_run_backend
 from hqf.quantum.interfaces import Encoder
-from hqf.registry.contracts import Baseline
 from hqf.quantum.kernels import FidelityKernel, ProjectedKernel, target_alignment
+from hqf.registry.contracts import Baseline, BaselineInputs
 from hqf.registry.make import make_encoder
+from hqf.registry.options import flag, integer, number, one_of, option
 
 KERNELS = ("fidelity", "projected")
-DEFAULTS = {"kernel": "fidelity", "C": 1.0, "qubits": None, "scale": 1.0, "gamma": 1.0, "max_train": 300, "binarize": False}
 
 
-def read_options(options: dict, n_features: int) -> dict:
-    """``baseline_options`` with defaults filled in and checked (a ConfigError names the bad one)."""
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"qsvm: unknown baseline_options {unknown}; known: {', '.join(DEFAULTS)}")
-    out = {**DEFAULTS, **options}
-    if out["qubits"] is None:
-        out["qubits"] = min(n_features, 4)
-    if out["kernel"] not in KERNELS:
-        raise ConfigError(f"qsvm: 'kernel' must be one of {', '.join(KERNELS)} (got {out['kernel']!r})")
-    for key in ("qubits", "max_train"):
-        value = out[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-            raise ConfigError(f"qsvm: '{key}' must be an integer >= 2 (got {value!r})")
-    if out["qubits"] > n_features:
-        raise ConfigError(f"qsvm: 'qubits' ({out['qubits']}) exceeds the {n_features} features of the data")
-    for key in ("C", "scale", "gamma"):
-        value = out[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-            raise ConfigError(f"qsvm: '{key}' must be a number > 0 (got {value!r})")
-    if not isinstance(out["binarize"], bool):
-        raise ConfigError(f"qsvm: 'binarize' must be true or false (got {out['binarize']!r})")
-    return out
+@attrs.frozen
+class QSVMOptions:
+    """``[baseline_options.qsvm]`` (module docstring)."""
+
+    kernel: str = option("fidelity", one_of(*KERNELS))
+    C: float = option(1.0, number(0, strict=True))
+    #: None: the number of features, at most 4
+    qubits: int | None = option(None, integer(2, optional=True))
+    scale: float = option(1.0, number(0, strict=True))
+    gamma: float = option(1.0, number(0, strict=True))
+    max_train: int = option(300, integer(2))
+    binarize: bool = option(False, flag)
+
+
+def resolve_qubits(options: QSVMOptions, n_features: int) -> int:
+    """The qubits of the kernel: ``options.qubits``, or ``min(n_features, 4)``; more than the features is
+    a ConfigError."""
+    qubits = min(n_features, 4) if options.qubits is None else options.qubits
+    if qubits > n_features:
+        raise ConfigError(f"qsvm: 'qubits' ({qubits}) exceeds the {n_features} features of the data")
+    return qubits
 
 
 class FeatureReduction(torch.nn.Module):
@@ -164,72 +161,71 @@ class KernelSVM(torch.nn.Module):
 class QuantumKernelSVM(Baseline):
     """``SVC(kernel="precomputed")`` on a quantum kernel of the run's encoder and backend.
 
-    Needs the run configuration (``configure(config)``): it reads the run's data, encoder, backend,
-    seed and ``baseline_options`` (module docstring), and fits when built.
+    Reads the run's training split, encoder, backend, seed and its options (:class:`QSVMOptions`,
+    module docstring) from :class:`~hqf.registry.contracts.BaselineInputs`, and fits when built.
 
     Example::
 
-        >>> from hqf.learn.config import RunConfig
-        >>> baseline = QuantumKernelSVM()
-        >>> baseline.configure(RunConfig(dataset="digits", samples=300, encoder="iqp", baseline="qsvm",
-        ...                              baseline_options={"max_train": 60}))
-        >>> svm = baseline.build(64, 10)
-        >>> svm.diagnostics()["kernel_circuits_gram"], svm(torch.zeros(2, 64)).shape
-        (1770, torch.Size([2, 10]))
+        >>> import numpy as np
+        >>> from hqf.registry.make import make_backend
+        >>> rng = np.random.default_rng(0)
+        >>> x, y = rng.normal(size=(40, 3)).astype(np.float32), np.repeat([0, 1], 20)
+        >>> inputs = BaselineInputs(3, 2, x, y, QSVMOptions(max_train=20), 0, "angle", {},
+        ...                         lambda: make_backend("torch"), lambda: None)
+        >>> svm = QuantumKernelSVM().build(inputs)
+        >>> svm.diagnostics()["kernel_circuits_gram"], svm(torch.zeros(2, 3)).shape
+        (190, torch.Size([2, 2]))
     """
 
     name = "qsvm"
     description = "SVM on a quantum (fidelity or projected) kernel of the run's encoder and backend (seed 004)"
+    options = QSVMOptions
+    metric_keys = ("kernel_circuits_gram", "kernel_circuits_prediction", "support_vectors", "kernel_target_alignment")
+    receives_inputs = True
+    uses_training_split = True
 
-    def __init__(self) -> None:
-        self.config = None
-
-    def configure(self, config) -> None:
-        self.config = config
-
-    def build(self, in_features: int, n_classes: int) -> torch.nn.Module:
+    def build(self, inputs: BaselineInputs) -> torch.nn.Module:
         from sklearn.svm import SVC  # at use: scikit-learn takes ~1 s to import
 
-        config = self.config
-        if config is None:
-            raise ConfigError("the qsvm baseline needs the run configuration (configure(config) first)")
-        options = read_options(dict(config.baseline_options), in_features)
-        train = load_data(config).train
-        if train.x.shape[1] != in_features:
-            raise ConfigError(f"qsvm: the data has {train.x.shape[1]} features, the model was asked for {in_features}")
-        n_qubits = options["qubits"]
-        encoder = self._encoder(n_qubits)
+        options, in_features, n_classes = inputs.options, inputs.in_features, inputs.n_classes
+        train_x, train_y = inputs.train_x, inputs.train_y
+        if train_x.shape[1] != in_features:
+            raise ConfigError(f"qsvm: the data has {train_x.shape[1]} features, the model was asked for {in_features}")
+        n_qubits = resolve_qubits(options, in_features)
+        encoder = _encoder(inputs, n_qubits)
         if encoder.interleaved:
-            raise ConfigError(f"qsvm: encoder {config.encoder!r} is interleaved with an ansatz; a kernel needs a plain feature map")
-        generator = np.random.default_rng([config.seed, 4])
-        size = min(len(train.y), options["max_train"])
-        fit = np.sort(generator.choice(len(train.y), size, replace=False))
-        reduction = FeatureReduction(train.x, n_qubits, options["scale"], options["binarize"])
-        backend = make_run_backend(config)
-        if options["kernel"] == "fidelity":
+            raise ConfigError(f"qsvm: encoder {inputs.encoder!r} is interleaved with an ansatz; "
+                              "a kernel needs a plain feature map")
+        generator = np.random.default_rng([inputs.seed, 4])
+        size = min(len(train_y), options.max_train)
+        fit = np.sort(generator.choice(len(train_y), size, replace=False))
+        reduction = FeatureReduction(train_x, n_qubits, options.scale, options.binarize)
+        backend = inputs.make_backend()
+        if options.kernel == "fidelity":
             kernel = FidelityKernel(backend, n_qubits, encoder.operations())
         else:
-            kernel = ProjectedKernel(backend, n_qubits, encoder.operations(), gamma=options["gamma"])
+            kernel = ProjectedKernel(backend, n_qubits, encoder.operations(), gamma=options.gamma)
         with torch.no_grad():
-            angles = encoder(reduction(torch.as_tensor(train.x[fit]))).to(torch.float64)
+            angles = encoder(reduction(torch.as_tensor(train_x[fit]))).to(torch.float64)
         fit_features = kernel.features(angles) if isinstance(kernel, ProjectedKernel) else None
         gram = kernel.gram(angles) if fit_features is None else kernel.from_features(fit_features, fit_features)
         gram_circuits = kernel.evaluations
-        labels = train.y[fit]
+        labels = train_y[fit]
         if len(np.unique(labels)) != n_classes:
             raise ConfigError(f"qsvm: the {len(labels)} fitted training points miss some of the {n_classes} classes; "
                               "raise 'max_train' or 'samples'")
-        svc = SVC(kernel="precomputed", C=float(options["C"])).fit(gram.numpy(), labels)
+        svc = SVC(kernel="precomputed", C=float(options.C)).fit(gram.numpy(), labels)
         alignment = target_alignment(gram, torch.as_tensor(labels))
-        return KernelSVM(reduction, encoder, kernel, svc, train.x[fit], labels, gram.numpy(), angles, fit_features,
-                         gram_circuits, alignment, n_classes, train.x)
+        return KernelSVM(reduction, encoder, kernel, svc, train_x[fit], labels, gram.numpy(), angles, fit_features,
+                         gram_circuits, alignment, n_classes, train_x)
 
-    def _encoder(self, n_qubits: int) -> Encoder:
-        config = self.config
-        try:
-            encoder = make_encoder(config.encoder, n_qubits, n_qubits, **config.encoder_options)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"qsvm: encoder {config.encoder!r} on {n_qubits} qubits: {exc}") from None
-        return encoder.to(torch.float64)
+
+def _encoder(inputs: BaselineInputs, n_qubits: int) -> Encoder:
+    """The run's encoder on ``n_qubits`` inputs and qubits, in float64."""
+    try:
+        encoder = make_encoder(inputs.encoder, n_qubits, n_qubits, **inputs.encoder_options)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"qsvm: encoder {inputs.encoder!r} on {n_qubits} qubits: {exc}") from None
+    return encoder.to(torch.float64)

@@ -27,9 +27,8 @@ import math
 import torch
 
 from hqf.errors import ConfigError
-from hqf.learn.training.model import build_model
 from hqf.quantum.interfaces import Encoder
-from hqf.registry.contracts import Baseline
+from hqf.registry.contracts import Baseline, BaselineInputs
 
 
 def surrogate_shape(n_weights: int, n_inputs: int, n_outputs: int) -> tuple[int, int, int]:
@@ -90,30 +89,22 @@ class SurrogateLayer(torch.nn.Module):
 
 
 class ClassicalSurrogate(Baseline):
-    """The hybrid model of the run configuration with :class:`SurrogateLayer` in place of its quantum block.
+    """The hybrid model of the run with :class:`SurrogateLayer` in place of its quantum block.
 
-    Needs the run configuration (``configure(config)``, called by the model builder before ``build``):
-    the backbone, encoder, ansatz size, fusion and head are those of the hybrid the configuration
-    describes (built with the same seed, so the same initial weights outside the replaced block).
+    The backbone, encoder, ansatz size, fusion and head are those of the hybrid the run describes
+    (``inputs.build_hybrid()``: built with the same seed, so the same initial weights outside the
+    replaced block).
     """
 
     name = "classical-surrogate"
     description = "hybrid with its quantum block replaced by a classical layer of equal parameter count (seed 003)"
+    receives_inputs = True
 
-    def __init__(self) -> None:
-        self.config = None
-
-    def configure(self, config) -> None:
-        self.config = config
-
-    def build(self, in_features: int, n_classes: int) -> torch.nn.Module:
-        if self.config is None:
-            raise ConfigError("the classical-surrogate baseline needs the run configuration (configure(config) first)")
-        hybrid_config = self.config.replace(baseline=None, backend="torch", depolarizing=0.0, backend_options={})
-        model = build_model(hybrid_config, in_features, n_classes)
+    def build(self, inputs: BaselineInputs) -> torch.nn.Module:
+        model = inputs.build_hybrid()
         quantum = model.quantum
         if quantum is None:
-            raise ConfigError(f"fusion {hybrid_config.fusion!r} has no quantum block to replace")
-        generator = torch.Generator().manual_seed(hybrid_config.seed)
+            raise ConfigError(f"fusion {model.fusion.name!r} has no quantum block to replace")
+        generator = torch.Generator().manual_seed(inputs.seed)
         model.quantum = SurrogateLayer(quantum.encoder, quantum.weights.numel(), quantum.out_features, generator)
         return model

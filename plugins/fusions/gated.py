@@ -29,6 +29,7 @@ class GatedFusion(Fusion):
     """
 
     name = "gated"
+    metric_keys = ("gate_mean",)
 
     def __init__(self, classical_features: int, quantum_features: int, *, bias: bool = True) -> None:
         check_positive(classical_features=classical_features, quantum_features=quantum_features)

@@ -4,14 +4,40 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import attrs
 import torch
 
 from hqf.plugins.regularizers import hessian
-from hqf.registry.contracts import Regularizer, RegularizerInputs, RegularizerKeys
+from hqf.registry.contracts import Regularizer, RegularizerInputs
+from hqf.registry.options import flag, integer, number, one_of, option
 
 #: how Hessian-vector products are computed (``auto``: finite differences where the run offers
 #: ``RegularizerInputs.loss_at``, double backward otherwise)
 METHODS = ("auto", "autograd", "finite-difference")
+#: what the term differentiates through (``auto``: ``classical`` where the quantum layer has no backprop)
+SCOPES = ("auto", "full", "classical")
+
+
+@attrs.frozen
+class CurvatureOptions:
+    """``[regularizer_options.curvature]``; each option also has its flat key (``gamma_curv``, ``curvature_*``)."""
+
+    #: γ, its weight in the loss
+    weight: float = option(0.01, number(0.0), flat_key="gamma_curv")
+    #: computed every this many iterations
+    every: int = option(10, integer(1), flat_key="curvature_every")
+    #: Rademacher probes per estimate
+    probes: int = option(1, integer(1), flat_key="curvature_probes")
+    #: estimated on the first this many samples of the mini-batch (None, TOML ``"all"``: all)
+    batch: int | None = option(64, integer(1, optional=True), flat_key="curvature_batch", all_means_none=True)
+    #: ``full`` (every parameter), ``classical`` (quantum features held constant), ``auto`` (full where
+    #: the backend has backprop)
+    scope: str = option("auto", one_of(*SCOPES), flat_key="curvature_scope")
+    #: Hessian-vector products by ``autograd`` or ``finite-difference``; ``auto``: finite differences
+    #: where the run is in complex128
+    method: str = option("auto", one_of(*METHODS), flat_key="curvature_method")
+    #: all probes in one batched double backward
+    vectorize: bool = option(False, flag)
 
 
 class _Products(NamedTuple):
@@ -45,9 +71,10 @@ class CurvatureRegularizer(Regularizer):
 
     When the Hessian is diagonal a single probe is exact (``‖Hv‖ = ‖H‖_F`` for every ±1 vector).
 
-    In a run (``config_keys``): weight γ = ``gamma_curv``, curve column ``curv``, computed every
-    ``curvature_every`` iterations on the first ``curvature_batch`` samples, ``probes`` and ``seed``
-    from ``curvature_probes`` and ``seed``, and ``curvature_scope`` choosing whether the quantum
+    In a run (:class:`CurvatureOptions`, flat keys in brackets): weight γ = ``weight``
+    (``gamma_curv``), curve column ``curv``, computed every ``every`` (``curvature_every``) iterations
+    on the first ``batch`` (``curvature_batch``) samples, ``probes``, ``method`` and ``vectorize``
+    passed on, ``seed`` the run's, and ``scope`` (``curvature_scope``) choosing whether the quantum
     features are held constant (``auto``: where the quantum layer has no backprop).
 
     Args:
@@ -78,14 +105,9 @@ class CurvatureRegularizer(Regularizer):
     """
 
     name = "curvature"
-    config_keys = RegularizerKeys(
-        weight="gamma_curv",
-        column="curv",
-        every="curvature_every",
-        batch="curvature_batch",
-        options={"probes": "curvature_probes", "seed": "seed", "method": "curvature_method"},
-        scope="curvature_scope",
-    )
+    options = CurvatureOptions
+    column = "curv"
+    run_keys = (("seed", "seed"),)
     needs_second_derivatives = True
 
     def __init__(

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import attrs
 import torch
 
-from hqf.registry.contracts import Regularizer, RegularizerInputs, RegularizerKeys
+from hqf.registry.contracts import Regularizer, RegularizerInputs
+from hqf.registry.options import number, option
+
+
+@attrs.frozen
+class StabilityOptions:
+    """``[regularizer_options.stability]``: its weight λ in the loss (flat key ``lambda_stab``)."""
+
+    weight: float = option(0.1, number(0.0), flat_key="lambda_stab")
 
 
 class StabilityRegularizer(Regularizer):
     """``L_stab = (1/n) Σ_i ‖F_i − F̄‖²`` with ``F̄`` the batch mean of the fused features ``F[n, k]``.
 
     The mean squared Euclidean distance to the batch mean (the trace of the biased batch covariance);
-    0 for a batch of one. No options; its weight λ is the run configuration's ``lambda_stab`` and its
-    curve column ``stab``.
+    0 for a batch of one. No constructor options; in a run its weight λ is the option ``weight``
+    (:class:`StabilityOptions`, flat key ``lambda_stab``) and its curve column ``stab``.
 
     Example::
 
@@ -22,7 +31,8 @@ class StabilityRegularizer(Regularizer):
     """
 
     name = "stability"
-    config_keys = RegularizerKeys(weight="lambda_stab", column="stab")
+    options = StabilityOptions
+    column = "stab"
 
     def penalty(self, inputs: RegularizerInputs) -> torch.Tensor:
         features = inputs.features

@@ -39,7 +39,10 @@ from hqf.learn.rundir.lock import LOCK, RunLock, claim, holder
 from hqf.learn.rundir.state import CONFIG, STATUS, is_finished, read_status, state_of
 from hqf.learn.rundir.folder import check_writable, write_csv
 from hqf.learn.training.terms import Term
-from hqf.learn.training.loop import EVAL_COLUMNS, Checkpointing, TrainingInterrupted, TrainResult, TrainSettings, train
+from hqf.learn.training.checkpointing import Checkpointing, TrainingInterrupted
+from hqf.learn.training.curves import EVAL_COLUMNS, TrainResult
+from hqf.learn.training.loop import train
+from hqf.learn.training.settings import TrainSettings
 
 
 def check_fresh(out: pathlib.Path) -> None:

@@ -1,14 +1,19 @@
-"""Training per Algorithm 1 of the seed paper (HQCCA), with its convergence criterion.
+"""Training per Algorithm 1 of the seed paper (HQCCA), with its convergence criterion: the loop over
+epochs and mini-batches (:func:`train`). Its parts: the settings (:mod:`~hqf.learn.training.settings`),
+one iteration (:mod:`~hqf.learn.training.step`), the stopping rules and validations
+(:mod:`~hqf.learn.training.stopping`), the curves and result (:mod:`~hqf.learn.training.curves`),
+checkpoints (:mod:`~hqf.learn.training.checkpointing`).
 
-One iteration (optimizer step ``t = 1, 2, …``, :func:`train_step`) on a mini-batch: forward, composite
-loss ``L_total = L_ce + λ·L_stab + γ·L_curv`` (eq. 10; each term with the weight, schedule and
-sub-batch its regularizer declares, :mod:`hqf.learn.training.terms`: by default the curvature term is
-estimated every ``curvature_every`` iterations on ``curvature_batch`` samples and is absent, i.e. 0,
-in between), backward (autograd for the classical parameters; the quantum weights get the backend's
-gradient — autograd, adjoint or the parameter-shift rule, eq. 12), the gradient norm
+One iteration (optimizer step ``t = 1, 2, …``, :func:`~hqf.learn.training.step.train_step`) on a
+mini-batch: forward, composite loss ``L_total = L_ce + λ·L_stab + γ·L_curv`` (eq. 10; each term with
+the weight, schedule and sub-batch of its regularizer's options, :mod:`hqf.learn.training.terms`: by
+default the curvature term is estimated every 10 iterations (``every``) on 64 samples (``batch``) and
+is absent, i.e. 0, in between), backward (autograd for the classical parameters; the quantum weights
+get the backend's gradient — autograd, adjoint or the parameter-shift rule, eq. 12), the gradient norm
 ``g_t = ‖∇L_total‖₂`` over all trainable parameters, one optimizer step.
 
-Stopping (the first that holds, checked in this order after the step: :data:`STOP_RULES`):
+Stopping (the first that holds, checked in this order after the step:
+:data:`~hqf.learn.training.stopping.STOP_RULES`):
 
 - ``grad_norm``: the bias-corrected exponential moving average ``ĝ_t`` of ``g_t`` (weight ``grad_ema``;
   0 means the raw ``g_t``) is ``≤ eps``. *Iterations to ε* is that ``t``.
@@ -18,10 +23,9 @@ Stopping (the first that holds, checked in this order after the step: :data:`STO
 - ``non_finite_loss``: the loss became NaN or infinite (training stops; :func:`hqf.learn.experiment.run`
   then records the run as failed).
 
-Resuming (:class:`Checkpointing`): the loop's whole state — model, optimizer, the data-order generator
-and the position in the current epoch, curves and validations — is saved as it goes and can be
-restored, so that a resumed run continues bit for bit. That state is the loop's own, so it lives here
-with the loop (which makes this module longer than the others).
+Resuming (:class:`~hqf.learn.training.checkpointing.Checkpointing`): the loop's whole state — model,
+optimizer, the data-order generator and the position in the current epoch, curves and validations —
+is saved as it goes and can be restored, so that a resumed run continues bit for bit.
 
 See docs/method.md for why the moving average and for the surrogate recorded when ε is never reached.
 """
@@ -34,286 +38,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from hqf.learn.training.terms import Term, build_terms
-from hqf.registry.contracts import RegularizerInputs
-
-__all__ = [
-    "CURVE_COLUMNS",
-    "EVAL_COLUMNS",
-    "StepResult",
-    "Term",
-    "TrainResult",
-    "TrainSettings",
-    "build_terms",  # kept here for callers that import it with train
-    "composite_loss",
-    "evaluate_loss",
-    "grad_norm",
-    "make_optimizer",
-    "train",
-    "train_step",
-]
-
-#: columns of the per-iteration curves, in order (``step`` is the iteration t; ``loss`` is L_total);
-#: ``stab`` and ``curv`` are the curve columns the built-in regularizers declare, kept in every file
-#: (empty where not computed); other terms' columns follow these
-CURVE_COLUMNS = ("step", "epoch", "loss", "loss_ce", "stab", "curv", "grad_norm", "grad_norm_ema", "lr", "wall_time_s")
-#: columns of the per-validation table
-EVAL_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "val_accuracy", "wall_time_s", "epoch_time_s")
-#: relative tolerance of the surrogate "iterations to within 1% of the best validation loss"
-VAL_TOLERANCE = 0.01
-
-
-@attrs.frozen
-class TrainSettings:
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    batch_size: int = 256
-    epochs: int = 1
-    max_iterations: int | None = None
-    eps: float = 1e-3
-    delta: float = 1e-4
-    grad_ema: float = 0.9
-    eval_every: int | None = None  # None: once per epoch
-    seed: int = 0
-
-    @classmethod
-    def from_config(cls, config) -> TrainSettings:
-        return cls(**{f.name: getattr(config, f.name) for f in attrs.fields(cls)})
-
-
-@attrs.define
-class TrainResult:
-    """What training did: per-iteration curves, per-validation rows, why and when it stopped."""
-
-    curves: dict[str, list]
-    evals: list[dict]
-    stop_reason: str
-    steps: int
-    epochs_completed: int
-    iterations_to_eps: int | None
-    train_time_s: float
-    epoch_times_s: list[float]
-
-    def surrogates(self) -> dict:
-        """Iteration counts that exist even when ε is never reached (see docs/method.md)."""
-        ema = [v for v in self.curves["grad_norm_ema"] if math.isfinite(v)]
-        vals = [(row["step"], row["val_loss"]) for row in self.evals if math.isfinite(row["val_loss"])]
-        within = None
-        if vals:
-            best = min(v for _, v in vals)
-            within = next(step for step, v in vals if v <= best * (1 + VAL_TOLERANCE))
-        return {
-            "iterations_to_val_within_1pct": within,
-            "grad_norm_ema_min": min(ema) if ema else None,
-            "grad_norm_ema_final": ema[-1] if ema else None,
-        }
-
-
-def make_optimizer(name: str, params: Sequence[torch.nn.Parameter], settings: TrainSettings) -> torch.optim.Optimizer:
-    if name == "adam":
-        return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
-    raise ValueError(f"'optimizer' must be adam, sgd or rmsprop (got {name!r})")
-
-
-@torch.inference_mode()
-def evaluate_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)`` (eval mode restored afterwards)."""
-    was_training = model.training
-    model.eval()
-    total, correct = 0.0, 0
-    for start in range(0, len(y), batch_size):
-        logits = model(x[start : start + batch_size]).float()
-        target = y[start : start + batch_size]
-        total += F.cross_entropy(logits, target, reduction="sum").item()
-        correct += int((logits.argmax(dim=1) == target).sum())
-    model.train(was_training)
-    return total / len(y), correct / len(y)
-
-
-def grad_norm(params: Sequence[torch.Tensor]) -> float:
-    """``‖∇‖₂`` over all parameters that have a gradient (float64 accumulation)."""
-    squares = [p.grad.detach().double().pow(2).sum() for p in params if p.grad is not None]
-    return math.sqrt(float(torch.stack(squares).sum())) if squares else 0.0
-
-
+from hqf.learn.training.checkpointing import Checkpointing, TrainingInterrupted
+from hqf.learn.training.curves import TrainResult, curve_columns
+from hqf.learn.training.settings import TrainSettings, make_optimizer
+from hqf.learn.training.step import StepResult, train_step
+from hqf.learn.training.stopping import AfterStep, SmoothedNorm, Validation, stop_reason_after
+from hqf.learn.training.terms import Term
 
 Progress = Callable[[int, dict], None]
-
-
-@attrs.frozen
-class StepResult:
-    """The numbers of one iteration. A ``loss`` that is not finite means no backward pass and no
-    optimizer step were taken (``grad_norm`` is then NaN)."""
-
-    loss: float  # L_total
-    loss_ce: float
-    penalties: dict[str, float]  # by curve column, for the terms computed at this iteration
-    grad_norm: float = math.nan
-
-
-def composite_loss(
-    model: torch.nn.Module, params: Sequence[torch.Tensor], terms: Sequence[Term], xb: torch.Tensor, yb: torch.Tensor, step: int
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-    """``(L_total, L_ce, the penalties by curve column)`` of iteration ``step`` on ``(xb, yb)`` (eq. 10):
-    the terms due at ``step`` with a positive weight."""
-    features, logits = model.forward_features(xb)
-    ce = F.cross_entropy(logits.float(), yb)
-    total = ce
-    penalties: dict[str, float] = {}
-    inputs = RegularizerInputs(features, logits, ce, tuple(params))
-    for term in terms:
-        if term.due(step) and term.weight > 0:
-            penalty = term.regularizer.penalty(term.inputs(model, xb, yb, inputs))
-            total = total + term.weight * penalty
-            penalties[term.column] = float(penalty.detach())
-    return total, ce, penalties
-
-
-def train_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    params: Sequence[torch.nn.Parameter],
-    terms: Sequence[Term],
-    xb: torch.Tensor,
-    yb: torch.Tensor,
-    step: int,
-) -> StepResult:
-    """Iteration ``step`` on the mini-batch ``(xb, yb)``: forward, composite loss (eq. 10), backward,
-    the gradient norm ``g_t`` over ``params``, one optimizer step."""
-    total, ce, penalties = composite_loss(model, params, terms, xb, yb, step)
-    optimizer.zero_grad(set_to_none=True)
-    loss = float(total.detach())
-    if not math.isfinite(loss):
-        return StepResult(loss, float(ce.detach()), penalties)
-    total.backward()
-    norm = grad_norm(params)
-    optimizer.step()
-    return StepResult(loss, float(ce.detach()), penalties, norm)
-
-
-@attrs.define
-class SmoothedNorm:
-    """The bias-corrected moving average ``ĝ_t`` of the gradient norms (weight ``beta``; 0: the raw ``g_t``)."""
-
-    beta: float
-    average: float = 0.0
-    count: int = 0
-
-    def update(self, g: float) -> float:
-        self.count += 1
-        self.average = self.beta * self.average + (1 - self.beta) * g
-        return self.average / (1 - self.beta**self.count) if self.beta > 0 else g
-
-
-@attrs.define
-class Validation:
-    """Validation rows (``EVAL_COLUMNS``) and the δ-criterion on the validation loss."""
-
-    model: torch.nn.Module
-    x: torch.Tensor
-    y: torch.Tensor
-    delta: float
-    started: float  # perf_counter() when training started
-    rows: list[dict] = attrs.field(factory=list)
-    #: called with each new row (e.g. to log it to TensorBoard)
-    on_record: Callable[[dict], None] | None = None
-
-    @property
-    def last_step(self) -> int | None:
-        return self.rows[-1]["step"] if self.rows else None
-
-    def record(self, epoch: int, step: int, train_losses: Sequence[float], epoch_start: float, full_epoch: bool) -> bool:
-        """Validate the model now and record a row; True when ``|L_val − L_val(previous)| < delta``."""
-        val_loss, val_acc = evaluate_loss(self.model, self.x, self.y)
-        now = time.perf_counter()
-        previous = self.rows[-1]["val_loss"] if self.rows else None
-        row = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": float(np.mean(train_losses)) if train_losses else float("nan"),
-            "val_loss": val_loss,
-            "val_accuracy": val_acc,
-            "wall_time_s": now - self.started,
-            "epoch_time_s": now - epoch_start if full_epoch else float("nan"),
-        }
-        self.rows.append(row)
-        if self.on_record is not None:
-            self.on_record(row)
-        return previous is not None and abs(val_loss - previous) < self.delta
-
-
-@attrs.frozen
-class AfterStep:
-    """What the stopping rules see after an iteration's optimizer step."""
-
-    step: int
-    smoothed_grad_norm: float
-    settings: TrainSettings
-    #: validate now (a mid-epoch validation row); True when the δ-criterion holds
-    validate: Callable[[], bool]
-
-
-def _eps_reached(after: AfterStep) -> bool:
-    return after.smoothed_grad_norm <= after.settings.eps
-
-
-def _val_loss_settled(after: AfterStep) -> bool:
-    every = after.settings.eval_every
-    return bool(every) and after.step % every == 0 and after.validate()
-
-
-def _iterations_spent(after: AfterStep) -> bool:
-    limit = after.settings.max_iterations
-    return limit is not None and after.step >= limit
-
-
-#: the stopping rules checked after every step, in this order: (stop_reason, rule)
-STOP_RULES: tuple[tuple[str, Callable[[AfterStep], bool]], ...] = (
-    ("grad_norm", _eps_reached),
-    ("val_loss_change", _val_loss_settled),
-    ("max_iterations", _iterations_spent),
-)
-
-
-def stop_reason_after(after: AfterStep) -> str | None:
-    """The first stopping rule that holds after a step, or None."""
-    return next((reason for reason, holds in STOP_RULES if holds(after)), None)
-
-
-@attrs.frozen
-class Checkpointing:
-    """Saving and resuming one ``train`` call.
-
-    ``save(state)`` receives the training state (:meth:`_Training.state`: model and optimizer state,
-    the data-order generator, the current epoch's order and how many of its batches are done, the
-    curves, validation rows and timings so far) every ``every`` iterations (None: never), at the end of
-    every epoch, and once when training stops early (with its ``stop_reason``). After each iteration
-    ``stop_requested()`` may name a signal: the state is then saved and :class:`TrainingInterrupted`
-    raised. ``resume``: a saved state to continue from, bit for bit.
-    """
-
-    save: Callable[[dict], None]
-    every: int | None = None
-    stop_requested: Callable[[], str | None] = lambda: None
-    resume: dict | None = None
-
-
-class TrainingInterrupted(Exception):
-    """Training stopped on request (``signal``) after saving its state at iteration ``step``."""
-
-    def __init__(self, step: int, signal: str) -> None:
-        self.step, self.signal = step, signal
-        super().__init__(f"training stopped by {signal} at iteration {step}")
 
 
 @attrs.define
@@ -497,7 +231,7 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(settings.optimizer, params, settings)
     generator = torch.Generator().manual_seed(settings.seed)
-    columns = [*CURVE_COLUMNS, *(t.column for t in terms if t.column not in CURVE_COLUMNS), *(p.column for p in probes)]
+    columns = curve_columns(terms, probes)
     started = time.perf_counter()
     run = _Training(
         model=model,

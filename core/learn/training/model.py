@@ -17,15 +17,18 @@ fusion that does not use ``H_c`` fed from the raw input builds no backbone.
 
 from __future__ import annotations
 
+import attrs
 import torch
 from torch import nn
 
 from hqf.errors import BackendContractError, ConfigError, HqfError
+from hqf.learn.data.dataset import Split
+from hqf.learn.run_data import load_data
 from hqf.quantum.interfaces import Backend
-from hqf.registry.contracts import Backbone, Fusion
 from hqf.quantum.layer import QuantumLayer
-from hqf.registry.make import make_ansatz, make_backbone, make_backend, make_encoder, make_fusion
+from hqf.registry.contracts import Backbone, BaselineInputs, Fusion
 from hqf.registry.loader import registry
+from hqf.registry.make import make_ansatz, make_backbone, make_backend, make_encoder, make_fusion
 
 
 def make_head(in_features: int, n_classes: int, hidden: tuple[int, ...] = (), dropout: float = 0.0) -> nn.Module:
@@ -188,11 +191,11 @@ def check_backend_contract(model: HybridModel | BaselineModel) -> None:
 
 
 def build_backbone(config, in_features: int) -> Backbone:
-    """The registered backbone ``config.backbone`` for rows of ``in_features`` values: its options are the
-    configuration keys it declares (``config_options``), then ``config.backbone_options``."""
-    cls = registry().get("backbone", config.backbone).cls
-    options = {option: getattr(config, key) for option, key in cls.config_options}
-    options.update(config.backbone_options)
+    """The registered backbone ``config.backbone`` for rows of ``in_features`` values, with its options
+    (its table ``[backbone_options.<name>]``)."""
+    options = config.plugin_options("backbone", config.backbone)
+    if not isinstance(options, dict):
+        options = attrs.asdict(options)
     try:
         return make_backbone(config.backbone, in_features, config.latent, **options)
     except (TypeError, ValueError) as exc:
@@ -201,18 +204,45 @@ def build_backbone(config, in_features: int) -> Backbone:
         raise ConfigError(f"backbone {config.backbone!r} with {in_features} input features: {exc}") from None
 
 
-def build_model(config, in_features: int, n_classes: int, backend: Backend | None = None) -> HybridModel | BaselineModel:
-    """The model a :class:`hqf.learn.experiment.RunConfig` describes, on ``config.device``.
+def build_baseline(config, in_features: int, n_classes: int, train: Split | None = None) -> nn.Module:
+    """The module of the baseline ``config.baseline``; ``train``: the run's training split (loaded from
+    the configuration when the baseline uses it and none is given)."""
+    cls = registry().get("baseline", config.baseline).cls
+    baseline = cls()
+    if not cls.receives_inputs:  # the earlier form: the run configuration, then the sizes
+        baseline.configure(config)
+        return baseline.build(in_features, n_classes)
+    if cls.uses_training_split and train is None:
+        train = load_data(config).train
+    hybrid = config.replace(baseline=None, backend="torch", depolarizing=0.0, backend_options={})
+    inputs = BaselineInputs(
+        in_features,
+        n_classes,
+        train.x if cls.uses_training_split else None,
+        train.y if cls.uses_training_split else None,
+        config.plugin_options("baseline", config.baseline) if cls.options is not None else None,
+        config.seed,
+        config.encoder,
+        dict(config.encoder_options),
+        lambda: make_run_backend(config),
+        lambda: build_model(hybrid, in_features, n_classes),
+    )
+    return baseline.build(inputs)
+
+
+def build_model(
+    config, in_features: int, n_classes: int, backend: Backend | None = None, train: Split | None = None
+) -> HybridModel | BaselineModel:
+    """The model a :class:`hqf.learn.config.RunConfig` describes, on ``config.device``.
 
     Seeds torch's global generator with ``config.seed`` first, so the initial weights are a function of
     the configuration. ``backend`` is built from the configuration when not given (and only when the
-    fusion uses the quantum branch).
+    fusion uses the quantum branch). ``train``: the training split, for a baseline that fits on it
+    (loaded from the configuration when not given).
     """
     torch.manual_seed(config.seed)
     if config.baseline is not None:
-        baseline = registry().get("baseline", config.baseline).cls()
-        baseline.configure(config)
-        module = baseline.build(in_features, n_classes)
+        module = build_baseline(config, in_features, n_classes, train)
         # a baseline that returns a whole hybrid-shaped model (e.g. classical-surrogate) keeps its own F
         return (module if isinstance(module, HybridModel) else BaselineModel(module)).to(config.device)
     fusion_cls = registry().get("fusion", config.fusion).cls

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from hqf.learn.training.terms import Term
-from hqf.learn.training.loop import composite_loss
+from hqf.learn.training.step import composite_loss
 
 #: seed offset of the generator that picks the probe's fixed subset
 SUBSET_SEED = 104729

@@ -1,9 +1,8 @@
 """The loss terms of a run: each configured regularizer with its weight, schedule and sub-batch.
 
-A regularizer declares which run-configuration keys give these (``Regularizer.config_keys``, e.g.
-``stability``: weight ``lambda_stab``; ``curvature``: weight ``gamma_curv``, every
-``curvature_every`` iterations on ``curvature_batch`` samples); :func:`build_terms` reads that
-declaration, so a new regularizer needs no change here.
+A regularizer's options (``Regularizer.options``, its table ``[regularizer_options.<name>]``) give
+these by name (``weight``, ``every``, ``batch``, ``scope``; e.g. ``curvature``: weight 0.01, every 10
+iterations on 64 samples); :func:`build_terms` reads them, so a new regularizer needs no change here.
 """
 
 from __future__ import annotations
@@ -17,12 +16,15 @@ import torch.nn.functional as F
 from hqf.errors import ConfigError, HqfError
 from hqf.learn.config import RunConfig
 from hqf.learn.training.model import BaselineModel, HybridModel
-from hqf.registry.contracts import Regularizer, RegularizerInputs, RegularizerKeys
-from hqf.registry.make import make_regularizer
+from hqf.registry.contracts import Regularizer, RegularizerInputs
 from hqf.registry.loader import registry
+from hqf.registry.make import make_regularizer
+from hqf.registry.options import flat_keys
 
-#: values of a scope key: what a term differentiates through
+#: values of a scope option: what a term differentiates through
 SCOPES = ("auto", "full", "classical")
+#: options a run reads itself, with their values where a regularizer does not declare them
+TERM_OPTIONS = {"weight": 1.0, "every": 1, "batch": None, "scope": "auto"}
 
 
 def _positive_int(_, attribute, value) -> None:
@@ -93,7 +95,7 @@ def loss_at(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, parameters
 
 
 def build_terms(config: RunConfig, model: HybridModel | BaselineModel | None = None) -> list[Term]:
-    """The weighted terms of ``config.regularizers``, each read from its regularizer's declared keys.
+    """The weighted terms of ``config.regularizers``, each read from its regularizer's options.
 
     ``model`` tells whether its quantum branch has backprop, which a term of scope ``auto`` that needs
     second derivatives depends on; None: no quantum branch.
@@ -101,32 +103,45 @@ def build_terms(config: RunConfig, model: HybridModel | BaselineModel | None = N
     return [_term(name, config, model) for name in config.regularizers]
 
 
-def declared_keys(name: str) -> RegularizerKeys:
-    """The run-configuration keys regularizer ``name`` declares; one that is not a key is a ConfigError."""
-    keys = registry().get("regularizer", name).cls.config_keys
-    known = RunConfig.keys()
-    used = [keys.weight, keys.every, keys.batch, keys.scope, *(key for _, key in keys.options)]
-    for key in used:
-        if key is not None and key not in known:
+def check_regularizer(name: str) -> type[Regularizer]:
+    """The class registered as regularizer ``name``; one whose ``run_keys`` name no field is a ConfigError."""
+    cls = registry().get("regularizer", name).cls
+    for _, key in cls.run_keys:
+        if key not in RunConfig.keys():
             raise ConfigError(f"regularizer {name!r} reads run-configuration key {key!r}, which does not exist")
-    return keys
+    return cls
+
+
+def scope_key(name: str) -> str | None:
+    """How the ``[resolved]`` table of a run directory names regularizer ``name``'s scope: the option's
+    flat key (``curvature_scope``) or ``regularizer_options.<name>.scope``; None without a scope option."""
+    options = registry().get("regularizer", name).cls.options
+    if options is None or "scope" not in attrs.fields_dict(options):
+        return None
+    flat = {option: key for key, option in flat_keys(options).items()}
+    return flat.get("scope", f"regularizer_options.{name}.scope")
 
 
 def _term(name: str, config: RunConfig, model: HybridModel | BaselineModel | None) -> Term:
-    keys = declared_keys(name)
-    options = dict(config.regularizer_options.get(name, {}))
-    weight = options.pop("weight", 1.0) if keys.weight is None else getattr(config, keys.weight)
-    for option, key in keys.options:
-        options.setdefault(option, getattr(config, key))
-    regularizer = _make(name, options)
-    constant = _holds_quantum_constant(regularizer, keys, config, model)
+    cls = check_regularizer(name)
+    options = config.plugin_options("regularizer", name)
+    if cls.options is None:  # its table as given: only the weight is the run's, the rest the constructor's
+        values = dict(options)
+        weight, (every, batch, scope) = values.pop("weight", TERM_OPTIONS["weight"]), list(TERM_OPTIONS.values())[1:]
+    else:
+        values = {**TERM_OPTIONS, **{f.name: getattr(options, f.name) for f in attrs.fields(cls.options)}}
+        weight, every, batch, scope = (values.pop(key) for key in TERM_OPTIONS)
+    for option, key in cls.run_keys:
+        values.setdefault(option, getattr(config, key))
+    regularizer = _make(name, values)
+    constant = _holds_quantum_constant(regularizer, scope, model)
     return Term(
         name,
         regularizer,
         _weight(name, weight),
-        getattr(config, keys.every) if keys.every is not None else 1,
-        keys.column or f"reg_{name}",
-        getattr(config, keys.batch) if keys.batch is not None else None,
+        every,
+        cls.column or f"reg_{name}",
+        batch,
         constant,
         _offers_float64_loss(name, regularizer, constant, config),
     )
@@ -160,14 +175,11 @@ def _offers_float64_loss(name: str, regularizer: Regularizer, quantum_constant: 
     return offered
 
 
-def _holds_quantum_constant(
-    regularizer: Regularizer, keys: RegularizerKeys, config: RunConfig, model: HybridModel | BaselineModel | None
-) -> bool:
+def _holds_quantum_constant(regularizer: Regularizer, scope: str, model: HybridModel | BaselineModel | None) -> bool:
     """Whether the term sees the quantum features held constant: its scope ``classical``, or ``auto``
     for a regularizer that needs second derivatives on a quantum branch without backprop."""
-    scope = getattr(config, keys.scope) if keys.scope is not None else "auto"
     if scope not in SCOPES:
-        raise ConfigError(f"'{keys.scope}' must be one of {', '.join(SCOPES)} (got {scope!r})")
+        raise ConfigError(f"'scope' must be one of {', '.join(SCOPES)} (got {scope!r})")
     if scope != "auto":
         return scope == "classical"
     gradient = model.quantum_gradient if model is not None else None
