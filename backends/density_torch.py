@@ -43,16 +43,6 @@ def _cz_signs(n: int, a: int, b: int) -> torch.Tensor:
     return (1 - 2 * (rows ^ cols)).to(torch.float64)
 
 
-def channel_superoperators(noise: NoiseModel, dtype: torch.dtype, device) -> dict[Channel, torch.Tensor]:
-    """Each channel of ``noise`` that is not the identity as a ``[2, 2, 2, 2]`` map ``(i', j', i, j)`` of a
-    wire's (row, column) bits (:meth:`hqf.quantum.noise.Channel.superoperator`)."""
-    return {
-        rule.channel: torch.as_tensor(rule.channel.superoperator().reshape(2, 2, 2, 2), dtype=dtype, device=device)
-        for rule in noise.rules
-        if not rule.channel.is_identity
-    }
-
-
 def _apply_super(rho: torch.Tensor, n: int, wire: int, s: torch.Tensor) -> torch.Tensor:
     """Apply a superoperator ``s`` (``[2,2,2,2]`` or batched ``[B,2,2,2,2]``) to ``wire``'s (row, col) bits."""
     batch = rho.shape[0]
@@ -95,7 +85,10 @@ class TorchDensityMatrixBackend(Backend):
         n, batch = circuit.n_qubits, angles.shape[0]
         rho = torch.zeros(batch, 4**n, dtype=self.complex_dtype, device=self.device)
         rho[:, 0] = 1
-        supers = {} if self.noise.is_noiseless else channel_superoperators(self.noise, self.complex_dtype, self.device)
+        supers = {} if self.noise.is_noiseless else {
+            rule.channel: self.channel_superoperator(rule.channel) for rule in self.noise.rules
+            if not rule.channel.is_identity
+        }
         for op in circuit.operations:
             channels = [(wire, supers[channel]) for wire, channel in self.noise.after(op) if channel in supers]
             theta = None if op.param is None else angles[:, op.param]
@@ -116,6 +109,12 @@ class TorchDensityMatrixBackend(Backend):
             for wire, channel in channels:
                 rho = _apply_super(rho, n, wire, channel)
         return self.measure(rho, circuit).to(out_device)
+
+    def channel_superoperator(self, channel: Channel) -> torch.Tensor:
+        """``channel`` as a ``[2, 2, 2, 2]`` map ``(i', j', i, j)`` of a wire's (row, column) bits
+        (:meth:`hqf.quantum.noise.Channel.superoperator`)."""
+        s = channel.superoperator().reshape(2, 2, 2, 2)
+        return torch.as_tensor(s, dtype=self.complex_dtype, device=self.device)
 
     def _apply_gate(self, rho: torch.Tensor, n: int, op, theta) -> torch.Tensor:
         """``U ρ U†`` for any gate: ``U`` on the row bits of its wires, ``U*`` on the column bits."""

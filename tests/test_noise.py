@@ -1,9 +1,12 @@
-"""Depolarizing gate noise: the same ``p`` means the same channel on every noisy backend."""
+"""Noise on the noisy backends: the same noise model gives the same values on torch-dm, pennylane-mixed,
+qiskit-aer-dm and the dense density-matrix reference, for every channel and the readout error; a backend
+with a wrong convention is caught; a channel a backend does not declare is refused before any work."""
 
 from __future__ import annotations
 
 import math
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -13,8 +16,26 @@ from hypothesis import strategies as st
 from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Operation, PauliWord, Probs
 from hqf.quantum.gradients import expval
 from hqf.registry.make import make_backend
-from hqf.quantum.noise import check_probability, count_channels, qiskit_lambda
+from hqf.backends.density_torch import TorchDensityMatrixBackend
+from hqf.quantum.noise import (
+    NOISE_FEATURES,
+    Channel,
+    Depolarizing,
+    NoiseModel,
+    amplitude_damping,
+    bit_flip,
+    check_probability,
+    count_channels,
+    depolarizing,
+    pauli,
+    phase_damping,
+    phase_flip,
+    qiskit_lambda,
+    superoperator,
+    thermal_relaxation,
+)
 from hqf.testing import ReferenceBackend
+from hqf.testing.reference import ReferenceDensityBackend
 from hqf.testing.strategies import angle_batches, circuits
 
 NOISY = ("torch-dm", "pennylane-mixed", "qiskit-aer-dm")
@@ -146,8 +167,139 @@ def test_every_gate_and_observable_with_noise_matches_the_density_matrix_written
         wires = {1: (1,), 2: (2, 0), 3: (1, 2, 0)}[n_wires]
         ops.append(Operation(gate, wires, column if parameterized else None))
         column += parameterized
-    observables = [PauliWord.parse("Z0 X2"), PauliWord.parse("Y1"), Hamiltonian(((0.5, "Z1"), (-2.0, "X0 Y2"))), Probs((2, 0))]
+    observables = [PauliWord.parse("Z0 X2"), PauliWord.parse("Y1"), Hamiltonian(((0.5, "Z1"), (-2.0, "X0 Y2"))),
+                   Probs((2, 0))]
     circuit = Circuit(3, ops, observables)
     angles = np.random.default_rng(5).uniform(-math.pi, math.pi, (2, column))
     want = np.stack([_noisy_reference(circuit, row, 0.02) for row in angles])
     np.testing.assert_allclose(_run(name, circuit, angles, 0.02), want, atol=1e-10)
+
+
+# -- every channel, every noisy backend, against the density-matrix reference ---------------------------------
+MODELS = {
+    "depolarizing": NoiseModel.depolarizing(0.08),
+    "bit_flip": NoiseModel().with_channel(bit_flip(0.1)),
+    "phase_flip": NoiseModel().with_channel(phase_flip(0.15)),
+    "pauli": NoiseModel().with_channel(pauli(0.03, 0.07, 0.11)),
+    "amplitude_damping": NoiseModel().with_channel(amplitude_damping(0.2)),
+    "phase_damping": NoiseModel().with_channel(phase_damping(0.3)),
+    "thermal_relaxation (t2 < t1)": NoiseModel().with_channel(thermal_relaxation(50.0, 30.0, 4.0)),
+    "thermal_relaxation (t1 < t2 <= 2 t1)": NoiseModel().with_channel(thermal_relaxation(40.0, 70.0, 6.0)),
+    "readout": NoiseModel().with_readout(0.04, 0.11).with_readout(0.2, 0.0, wires=[2]),
+    "filtered mix": (NoiseModel()
+                     .with_channel(depolarizing(0.02))
+                     .with_channel(amplitude_damping(0.1), gates={"CNOT", "CZ", "RZZ"})
+                     .with_channel(thermal_relaxation(30.0, 45.0, 2.0), wires={0, 3})
+                     .with_channel(phase_damping(0.05), gates={"RY"}, wires={1})
+                     .with_readout(0.03)),
+}
+
+
+def _small_circuits() -> list[Circuit]:
+    """Two small circuits (3 and 4 qubits) with CNOT, CZ and RZZ, read through every observable kind."""
+    three = Circuit(3, [
+        Operation("RY", 0, 0), Operation("H", 1), Operation("RX", 2, 1), Operation("CNOT", (0, 1)),
+        Operation("RZZ", (1, 2), 2), Operation("CZ", (2, 0)), Operation("X", 1), Operation("RY", 2, 3),
+    ], [PauliWord.parse("Z0 X2"), PauliWord.parse("Y1"), Hamiltonian(((0.5, "Z1"), (-2.0, "X0 Y2"))),
+        Probs((2, 0))])
+    four = Circuit(4, [
+        Operation("H", 0), Operation("RX", 1, 0), Operation("RY", 3, 1), Operation("CNOT", (0, 2)),
+        Operation("CZ", (1, 3)), Operation("RZZ", (3, 0), 2), Operation("CNOT", (2, 1)), Operation("RZ", 2, 3),
+        Operation("CRX", (1, 0), 4),
+    ], [PauliWord.parse("Z0 Z1 Z2 Z3"), PauliWord.parse("X3"), Probs((1, 3, 2))])
+    return [three, four]
+
+
+def _angles(circuit: Circuit) -> torch.Tensor:
+    return torch.as_tensor(np.random.default_rng(circuit.n_qubits).uniform(-math.pi, math.pi, (3, circuit.n_params)))
+
+
+def _disagreement(backend, model: NoiseModel) -> float:
+    """The largest difference between ``backend`` and the density-matrix reference under ``model``."""
+    reference = ReferenceDensityBackend(noise=model)
+    worst = 0.0
+    for circuit in _small_circuits():
+        angles = _angles(circuit)
+        got = backend.expval(circuit, angles).to(torch.float64)
+        worst = max(worst, float((got - reference.expval(circuit, angles)).abs().max()))
+    return worst
+
+
+@pytest.mark.parametrize("name", NOISY)
+@pytest.mark.parametrize("model", list(MODELS.values()), ids=list(MODELS))
+def test_every_channel_matches_the_density_matrix_reference(name, model):
+    assert _disagreement(make_backend(name, noise=model), model) < 1e-10
+
+
+class _WrongTorchDM(TorchDensityMatrixBackend):
+    """torch-dm with a channel convention broken on purpose (``wrong``: channel -> the Kraus it runs)."""
+
+    name = "wrong-torch-dm"
+
+    def __init__(self, wrong, **options) -> None:
+        super().__init__(**options)
+        self.wrong = wrong
+
+    def channel_superoperator(self, channel: Channel) -> torch.Tensor:
+        s = superoperator(self.wrong(channel)).reshape(2, 2, 2, 2)
+        return torch.as_tensor(s, dtype=self.complex_dtype, device=self.device)
+
+
+def _qiskit_lambda_read_as_p(channel: Channel):
+    """Depolarizing at Qiskit's ``λ = 4p/3`` where hqf's ``p`` is meant."""
+    if channel.name != "depolarizing":
+        return channel.kraus()
+    return Depolarizing(min(1.0, qiskit_lambda(channel.p))).kraus()
+
+
+def _damping_towards_one(channel: Channel):
+    """Amplitude damping towards ``|1⟩``: ``X K X`` for each Kraus operator."""
+    x = np.array([[0, 1], [1, 0]])
+    return [x @ k @ x for k in channel.kraus()] if channel.name == "amplitude_damping" else channel.kraus()
+
+
+@pytest.mark.parametrize(("wrong", "model"), [
+    (_qiskit_lambda_read_as_p, MODELS["depolarizing"]),
+    (_damping_towards_one, MODELS["amplitude_damping"]),
+    (_damping_towards_one, MODELS["filtered mix"]),
+])
+def test_a_wrong_convention_is_caught_by_the_comparison(wrong, model):
+    faithful = _WrongTorchDM(lambda channel: channel.kraus(), noise=model)  # the fake's plumbing is sound
+    assert _disagreement(faithful, model) < 1e-10
+    assert _disagreement(_WrongTorchDM(wrong, noise=model), model) > 1e-3
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data(), model=st.sampled_from(list(MODELS.values())))
+def test_noisy_backends_match_the_reference_on_random_circuits(data, model):
+    circuit = data.draw(circuits(max_qubits=4, max_ops=12, observable_kinds=("pauli", "hamiltonian", "probs")))
+    angles = torch.as_tensor(data.draw(angle_batches(circuit)))
+    want = ReferenceDensityBackend(noise=model).expval(circuit, angles)
+    for name in NOISY:
+        got = make_backend(name, noise=model).expval(circuit, angles)
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=0, msg=lambda m: f"{name}: {m}")
+
+
+def test_options_noise_text_and_depolarizing_shorthand():
+    backend = make_backend("torch-dm", noise="depolarizing=0.02,readout=0.01")
+    assert backend.noise == NoiseModel.depolarizing(0.02).with_readout(0.01)
+    assert make_backend("qiskit-aer-dm", depolarizing=0.03).noise == NoiseModel.depolarizing(0.03)
+    assert make_backend("pennylane-mixed").noise.is_noiseless
+    with pytest.raises(ValueError, match="either 'noise' or 'depolarizing'"):
+        make_backend("torch-dm", noise="bit_flip=0.1", depolarizing=0.1)
+
+
+def test_a_channel_the_backend_does_not_declare_is_refused_before_any_work():
+    class DepolarizingOnly(TorchDensityMatrixBackend):
+        name = "depolarizing-only"
+        capabilities = attrs.evolve(TorchDensityMatrixBackend.capabilities, channels={"depolarizing"})
+
+        def expval(self, circuit, angles):  # pragma: no cover - must not be reached
+            raise AssertionError("ran before refusing")
+
+    DepolarizingOnly(noise=NoiseModel.depolarizing(0.1))
+    refusal = r"^backend 'depolarizing-only' does not run noise amplitude_damping, readout \(it runs: depolarizing\)$"
+    with pytest.raises(ValueError, match=refusal):
+        DepolarizingOnly(noise=NoiseModel.parse("depolarizing=0.1,amplitude_damping=0.1,readout=0.02"))
+    for name in NOISY:
+        assert make_backend(name).capabilities.channels == set(NOISE_FEATURES)

@@ -1,4 +1,5 @@
-"""The answer key is checked against definitions written independently of it.
+"""The answer key is checked against definitions written independently of it (its density-matrix mode:
+against the state-vector reference without noise, and against closed forms with noise).
 
 ``tests/reference.py`` writes every gate as numpy Kronecker products from scratch; here the gate maths
 of :mod:`hqf.quantum.gates` and the shipped reference simulator (:class:`hqf.testing.ReferenceBackend`)
@@ -12,14 +13,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hqf.quantum import gates
-from hqf.quantum.circuit import GATES, Circuit, Operation, PauliWord
+from hqf.quantum.circuit import GATES, Circuit, Operation, PauliWord, Probs
+from hqf.quantum.noise import NoiseModel
 from hqf.registry.loader import GROUP
 from hqf.testing import ReferenceBackend, check_backend
-from hqf.testing.reference import MAX_QUBITS
+from hqf.testing.reference import MAX_DENSITY_QUBITS, MAX_QUBITS, ReferenceDensityBackend
 from reference import FIXED, I2, PAULI, gate_unitary, kron_on, reference_expval
 from strategies import angle_batches, circuits
 
@@ -203,3 +205,59 @@ def test_reference_is_a_complex128_cpu_backend_and_not_a_plugin():
         reference.expval(Circuit(MAX_QUBITS + 1, [Operation("H", 0)], [PauliWord.z(0)]), torch.zeros(1, 0))
     empty = reference.expval(BELL, torch.zeros(0, 0, dtype=torch.float64))
     assert empty.shape == (0, BELL.n_outputs) and empty.dtype == torch.float64
+
+
+# -- the density-matrix mode ------------------------------------------------------------------------------
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_density_reference_without_noise_is_the_state_vector_reference(data):
+    circuit = data.draw(circuits(max_qubits=4, max_ops=12, observable_kinds=("pauli", "hamiltonian", "probs")))
+    angles = torch.from_numpy(data.draw(angle_batches(circuit)))
+    got = ReferenceDensityBackend().expval(circuit, angles)
+    torch.testing.assert_close(got, ReferenceBackend().expval(circuit, angles), atol=1e-12, rtol=0)
+
+
+def test_density_reference_closed_forms_of_channels_and_readout():
+    """X then amplitude damping γ: ⟨Z⟩ = −(1 − 2γ) (damping towards |0⟩); RY(θ) then phase damping λ:
+    ⟨X⟩ = √(1−λ) sin θ; RY(θ) then depolarizing p: ⟨X⟩ = (1 − 4p/3) sin θ. Readout (p(1|0), p(0|1)) =
+    (0.1, 0.3) on RY(θ): Probs reads p0' = 0.9 p0 + 0.3 p1, and ⟨X⟩ measured in X's basis reads
+    a ⟨X⟩ + b with a = 1 − 0.1 − 0.3, b = 0.3 − 0.1."""
+    theta = torch.tensor([[0.7], [-2.2]], dtype=torch.float64)
+    s, c = torch.sin(theta[:, 0]), torch.cos(theta[:, 0])
+
+    def run(circuit, text, angles=theta):
+        return ReferenceDensityBackend(noise=NoiseModel.parse(text)).expval(circuit, angles)
+
+    flipped = Circuit(1, [Operation("X", 0)], [PauliWord.z(0)])
+    torch.testing.assert_close(run(flipped, "amplitude_damping=0.2", torch.zeros(1, 0, dtype=torch.float64)),
+                               torch.tensor([[-0.6]], dtype=torch.float64), atol=1e-15, rtol=0)
+    rotated = Circuit(1, [Operation("RY", 0, 0)], [PauliWord(((0, "X"),)), Probs((0,))])
+    p0, p1 = (1 + c) / 2, (1 - c) / 2
+    cases = {
+        "phase_damping=0.36": [0.8 * s, p0, p1],
+        "depolarizing=0.3": [0.6 * s, 0.5 + 0.6 * c / 2, 0.5 - 0.6 * c / 2],
+        "readout=0.1:0.3": [0.6 * s + 0.2, 0.9 * p0 + 0.3 * p1, 0.1 * p0 + 0.7 * p1],
+    }
+    for text, columns in cases.items():
+        torch.testing.assert_close(run(rotated, text), torch.stack(columns, dim=1), atol=1e-14, rtol=0, msg=text)
+
+
+def test_density_reference_gradients_by_autograd_equal_finite_differences():
+    circuit = Circuit(3, [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RZZ", (1, 2), 1),
+                          Operation("RX", 2, 2)], [PauliWord.parse("Z0 Y2"), Probs((1,))])
+    backend = ReferenceDensityBackend(noise=NoiseModel.parse("amplitude_damping=0.1,thermal_relaxation=9:12:1,"
+                                                             "readout=0.02:0.05"))
+    angles = torch.tensor([[0.3, -1.2, 2.0]], dtype=torch.float64)
+    autograd = torch.autograd.functional.jacobian(lambda a: backend.expval(circuit, a), angles)[0, :, 0, :]
+    step = 1e-6
+    for p in range(3):
+        shift = torch.zeros_like(angles)
+        shift[0, p] = step
+        central = (backend.expval(circuit, angles + shift) - backend.expval(circuit, angles - shift))[0] / (2 * step)
+        torch.testing.assert_close(autograd[:, p], central, atol=1e-8, rtol=0)
+
+
+def test_density_reference_refuses_large_circuits():
+    with pytest.raises(ValueError, match=f"at most {MAX_DENSITY_QUBITS} qubits"):
+        ReferenceDensityBackend().expval(Circuit(MAX_DENSITY_QUBITS + 1, [Operation("H", 0)], [PauliWord.z(0)]),
+                                         torch.zeros(1, 0))
