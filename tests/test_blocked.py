@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hqf.backends.torch import TorchBackend
-from hqf.backends.torch.blocked import Program, program
+from hqf.backends.torch.blocked import BlockedProgram, program
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
 from hqf.quantum.gradients import expval
 from hqf.registry.make import make_ansatz
@@ -94,7 +94,7 @@ def test_values_and_gradients_equal_an_independent_tensor_simulator(tile_qubits,
     generator = torch.Generator().manual_seed(0)
     angles = torch.rand(2, circuit.n_params, generator=generator, dtype=torch.float64) * 2 * math.pi
     grad_output = torch.randn(2, circuit.n_outputs, generator=generator, dtype=torch.float64)
-    blocked = Program(circuit, tile_qubits)
+    blocked = BlockedProgram(circuit, tile_qubits)
     assert blocked.passes.count > (1 if tile_qubits < 13 else 0)
     leaf = angles.clone().requires_grad_()
     reference = tensor_expval(circuit, leaf)
@@ -107,7 +107,7 @@ def test_values_and_gradients_equal_an_independent_tensor_simulator(tile_qubits,
 
 def test_every_pass_keeps_the_lowest_bits_and_fits_its_tile():
     circuit = hea_circuit(16, 3)
-    passes = Program(circuit, 10).passes
+    passes = BlockedProgram(circuit, 10).passes
     for wires in passes.wire_sets:
         assert len(wires) == 10 and {10, 11, 12, 13, 14, 15} <= wires
     kinds = passes.kernel_arguments[5][:, 0]

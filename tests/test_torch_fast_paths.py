@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hqf.backends.torch import TorchBackend, adjoint, fused, kernels
+from hqf.backends.torch import TorchBackend, adjoint, fused, steps
 from hqf.backends.torch.backend import FUSED_OVER_FROZEN_ROWS
 from hqf.backends.torch.plan import Chain, PermutationStep, ProductStep, RotationStep, compile_plan, lower
 from hqf.quantum.circuit import BASE_GATES, Circuit, Operation, PauliWord, compose
@@ -85,7 +85,7 @@ def test_shifted_product_state_columns_come_from_one_run_per_wire_and_stay_exact
     got = backend.expval_shifted(circuit, angles)
     want = backend.expval_plain(circuit, shifted_rows(angles)).reshape(got.shape)
     assert torch.max(torch.abs(got - want)).item() <= 1e-10
-    assert len(compile_plan(circuit, backend.block).product_columns) == 12  # RY(x), RY, RZ on 4 wires
+    assert len(compile_plan(circuit, backend.settings.block).product_columns) == 12  # RY(x), RY, RZ on 4 wires
 
 
 @pytest.mark.parametrize("checkpoint_mib", [0, 256])  # undo the circuit on the state, or keep checkpoints
@@ -387,7 +387,7 @@ def test_product_state_transitions_equal_the_general_ones(n, batch, block, seed)
     lam = torch.randn(2**n, batch, dtype=torch.complex128, generator=gen)
     blocks = tuple((s, min(block, n - s)) for s in range(0, n, block))
     got = adjoint.product_cotangents(lam, vectors)[..., :, None] * vectors[..., None, :]  # T_w = μ_w v_wᵀ
-    want = adjoint.wire_transitions(lam, kernels.product_vector(vectors), n, blocks)
+    want = adjoint.wire_transitions(lam, steps.product_vector(vectors), n, blocks)
     assert torch.max(torch.abs(got - want)).item() <= 1e-12
 
 
@@ -411,15 +411,15 @@ def test_real_then_phase_runs_apply_like_their_fused_matrices(gates, n, seed):
     tables = lower(plan, torch.complex128, torch.device("cpu"))
     k = next(i for i, s in enumerate(plan.steps) if isinstance(s, RotationStep))
     angles = torch.rand(1, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)) * 7
-    mats, fused_matrices = kernels.chain_matrices(tables.steps[k], angles)
+    mats, fused_matrices = steps.chain_matrices(tables.steps[k], angles)
     state = torch.randn(2**n, 3, dtype=torch.complex128, generator=torch.Generator().manual_seed(seed + 1))
     step = plan.steps[k]
-    split = kernels.rotation_operands(step, mats, fused_matrices)
+    split = steps.rotation_operands(step, mats, fused_matrices)
     assert split.real
-    fused_blocks = kernels.Operands([kernels.kron_block(fused_matrices, s, z)[0] for s, z in step.blocks], None, real=False, rows=False)
+    fused_blocks = steps.RunOperands([steps.kron_block(fused_matrices, s, z)[0] for s, z in step.blocks], None, real=False, rows=False)
     for inverse in (False, True):
-        got = kernels.apply_rotations(state, split, step, n, inverse=inverse)
-        want = kernels.apply_rotations(state, fused_blocks, step, n, inverse=inverse)
+        got = steps.apply_rotations(state, split, step, n, inverse=inverse)
+        want = steps.apply_rotations(state, fused_blocks, step, n, inverse=inverse)
         assert torch.max(torch.abs(got - want)).item() <= 1e-12
 
 
@@ -429,7 +429,7 @@ def test_real_then_phase_runs_rebuild_large_phases_with_the_same_result(monkeypa
     angles = _angles(circuit, 3, seed=7, shared_fraction=0.0)
     angles[:, 5:] = angles[:1, 5:]  # the weights: equal in every row
     want = TorchBackend().expval(circuit, angles)
-    monkeypatch.setattr(kernels, "MAX_KEPT_PHASE", 2)
+    monkeypatch.setattr(steps, "MAX_KEPT_PHASE", 2)
     backend = TorchBackend()  # (a backend keeps its own operands: these are built anew)
     got = backend.expval(circuit, angles)
     assert backend.last_path == "plan"
@@ -438,7 +438,7 @@ def test_real_then_phase_runs_rebuild_large_phases_with_the_same_result(monkeypa
     plan = compile_plan(circuit)  # the operands of its runs, built as the plan builds them for constant angles
     tables = lower(plan, torch.complex128, torch.device("cpu"))
     runs = [(step, tables.steps[k]) for k, step in enumerate(plan.steps) if isinstance(step, RotationStep)]
-    ops = [kernels.rotation_operands(step, *kernels.chain_matrices(t, angles[:1])) for step, t in runs]
+    ops = [steps.rotation_operands(step, *steps.chain_matrices(t, angles[:1])) for step, t in runs]
     assert ops and all(o.kept_phase is None and o.diagonals is not None for o in ops)
 
 

@@ -3,7 +3,7 @@
 :class:`TorchBackend` compiles each circuit once into a plan (``plan``) run on amplitude-major states
 ``[2**n, B]``: the leading one-qubit gates as a closed-form product state, each later run of
 one-qubit gates as fused per-wire 2×2 matrices applied a block of wires at a time, each run of
-CNOT/CZ as one signed permutation, all-Z observables as one matrix product (``kernels``,
+CNOT/CZ as one signed permutation, all-Z observables as one matrix product (``steps``,
 ``measure``). Its backward is the adjoint method on the same plan (``adjoint``); the shift rule's
 values come in pairs from one ``π``-shifted run per column (``shift``); at inference, frozen weights
 make the circuit one real matrix (``frozen``); broadcast weights on the CPU run through numba kernels

@@ -1,6 +1,6 @@
 """The adjoint pass: ``Σ_r g_r ∂⟨O_r⟩/∂angles`` without an autograd graph (:func:`adjoint_vjp`).
 
-One forward pass (:func:`~hqf.backends.torch.kernels.run`), then the circuit is undone run by run on
+One forward pass (:func:`~hqf.backends.torch.steps.run`), then the circuit is undone run by run on
 ``λ = Hψ`` (and on the state, unless the forward kept a checkpoint after each run), so memory is a few
 states whatever the depth.
 
@@ -19,7 +19,9 @@ import functools
 
 import torch
 
-from hqf.backends.torch.kernels import (
+from hqf.backends.torch.measure import observable_times_state
+from hqf.backends.torch.plan import ChainTables, PermutationStep, PlanTables, ProductStep, RotationStep, StepPlan
+from hqf.backends.torch.steps import (
     SMALL_TRAILING,
     StepOperands,
     apply_rotations,
@@ -30,8 +32,6 @@ from hqf.backends.torch.kernels import (
     rows_to_columns,
     run,
 )
-from hqf.backends.torch.measure import observable_times_state
-from hqf.backends.torch.plan import ChainTables, PermutationStep, Plan, PlanTables, ProductStep, RotationStep
 
 
 @functools.lru_cache(maxsize=64)
@@ -202,7 +202,7 @@ def split_run_gradients(
 
 
 def adjoint_vjp(
-    plan: Plan,
+    plan: StepPlan,
     tables: PlanTables,
     angles: torch.Tensor,
     grad_output: torch.Tensor,

@@ -1,37 +1,49 @@
-"""``TorchBackend``: which path runs a call (the paths themselves live in the sibling modules).
+"""``TorchBackend``: which path runs a call (:func:`choose_path`; the paths live in the sibling modules,
+docs/torch-backend.md describes them).
 
 - ``plain`` (:mod:`~hqf.backends.torch.plain`): gate by gate, the reference of the tests;
 - ``plan``: the circuit's compiled plan (:mod:`~hqf.backends.torch.plan`, forward
-  :mod:`~hqf.backends.torch.kernels`, backward :mod:`~hqf.backends.torch.adjoint`, run in cache-sized
+  :mod:`~hqf.backends.torch.steps`, backward :mod:`~hqf.backends.torch.adjoint`, run in cache-sized
   passes by :mod:`~hqf.backends.torch.passes`; the shift rule's values by
   :mod:`~hqf.backends.torch.shift`);
 - ``frozen``: at inference, the circuit as one real matrix (:mod:`~hqf.backends.torch.frozen`);
 - ``fused``: broadcast weights on the CPU in complex128 through the numba kernels
-  (:mod:`~hqf.backends.torch.fused`; the shift rule's values by :mod:`~hqf.backends.torch.shift_cpu`).
+  (:mod:`~hqf.backends.torch.fused`; the shift rule's values by :mod:`~hqf.backends.torch.shift_cpu`);
+- ``blocked``: 13 to 24 qubits on the CPU in complex128 through the cache-blocked numba kernels
+  (:mod:`~hqf.backends.torch.blocked`).
 
 A plan covers the original seven gates and Pauli-word read-outs (:func:`~hqf.backends.torch.plan.fits`);
 any other circuit of the vocabulary (more gates, Hamiltonians, probabilities) runs on the ``plain``
 path, differentiable by torch autograd. With ``shots`` every value is a shot estimate
-(:mod:`~hqf.backends.torch.shots`) and only the parameter-shift gradient is declared.
+(:mod:`~hqf.backends.torch.shots`) and only the parameter-shift gradient is declared. The helpers read
+the backend's :class:`~hqf.backends.torch.settings.Settings` and :class:`~hqf.backends.torch.cache.Cache`,
+never the backend itself; a call touching few amplitudes runs on the calling thread alone
+(:mod:`~hqf.backends.torch.parallel`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import attrs
 import torch
 
-from hqf.backends.torch import frozen, passes, plain, shift, shots as shot_sampling
+from hqf.backends.torch import frozen, passes, plain, shift
+from hqf.backends.torch import shots as shot_sampling
 from hqf.backends.torch.autograd import PlanExpval, PlanExpvalBroadcast
-from hqf.backends.torch.cache import Cache, Compiled
-from hqf.backends.torch.plan import DEFAULT_BLOCK, Plan, fits
+from hqf.backends.torch.cache import Cache, CompiledCircuit
+from hqf.backends.torch.parallel import torch_threads_for
+from hqf.backends.torch.plan import DEFAULT_BLOCK, fits
+from hqf.backends.torch.settings import Settings
 from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit, Operation
 from hqf.quantum.gates import full_angles
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
 try:  # numba is a dependency; without it the torch kernels run everything
-    from hqf.backends.torch import blocked as blocked_path, fused as fused_path, shift_cpu
+    from hqf.backends.torch import blocked as blocked_path
+    from hqf.backends.torch import fused as fused_path
+    from hqf.backends.torch import shift_cpu
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     blocked_path = fused_path = shift_cpu = None
 
@@ -42,6 +54,61 @@ DEFAULT_CHUNK = 256
 FUSED_OVER_FROZEN_ROWS = 8
 #: the values of :attr:`TorchBackend.last_path`
 PATHS = ("plain", "plan", "frozen", "fused", "blocked")
+
+
+def choose_path(blocked: bool, fused: bool, gradient: bool, rows: int, frozen_ready: Callable[[], bool]) -> str:
+    """The path of one call of ``rows`` rows (one of :data:`PATHS`): the first line that holds wins.
+
+    ``blocked``/``fused``: whether the blocked or the fused kernels run the call; ``gradient``: the call
+    is recorded for autograd, or computes a gradient itself (:meth:`~TorchBackend.vjp`, the shift rule).
+
+    ======== ==========================================================================================
+    path     when
+    ======== ==========================================================================================
+    plain    shots, or a circuit the plan does not cover (:func:`~.plan.fits`): each method checks it first
+    blocked  the blocked kernels run the circuit (``fused`` on, 13–24 qubits, Z words)
+    fused    a gradient, where the fused kernels run the call (``fused`` on, at most 12 qubits, Z words,
+             data read only by the leading product state, broadcast weights after it)
+    plan     a gradient, otherwise
+    fused    values only, where they run it, from ``FUSED_OVER_FROZEN_ROWS`` rows
+    frozen   values only, ``frozen_ready()``: the frozen-weight matrix of these weights is built
+             (the same non-data angles as the call before, and it pays: :mod:`~.frozen`)
+    fused    values only, where they run it
+    plan     otherwise
+    ======== ==========================================================================================
+
+    ``frozen_ready`` is asked only on its line: asking remembers the weights (:meth:`Cache.frozen_matrix`).
+    """
+    if blocked:
+        return "blocked"
+    if gradient:
+        return "fused" if fused else "plan"
+    if fused and rows >= FUSED_OVER_FROZEN_ROWS:
+        return "fused"
+    if frozen_ready():
+        return "frozen"
+    return "fused" if fused else "plan"
+
+
+def never() -> bool:
+    """``frozen_ready`` of a call that never uses the frozen-weight matrix."""
+    return False
+
+
+@attrs.define(eq=False)
+class FrozenLookup:
+    """``frozen_ready`` of :func:`choose_path` for one call: asks the cache for the frozen-weight matrix
+    of ``compiled`` at the frozen angles ``key`` and keeps it in ``matrix``."""
+
+    cache: Cache
+    compiled: CompiledCircuit
+    rows: int
+    key: torch.Tensor | None
+    matrix: frozen.FrozenMatrix | None = None
+
+    def __call__(self) -> bool:
+        self.matrix = frozen.cached_matrix(self.cache, self.compiled, self.rows, self.key)
+        return self.matrix is not None
 
 
 class TorchBackend(Backend):
@@ -72,9 +139,10 @@ class TorchBackend(Backend):
         ValueError: for an unknown dtype or device, CUDA without a GPU, ``block``/``chunk`` < 1 or
             ``shots`` < 1.
 
-    What a backend keeps between calls is one :class:`~hqf.backends.torch.cache.Cache` (``cache``).
-    After each call, ``last_path`` names the path that computed its values (one of :data:`PATHS`:
-    ``"plain"``, ``"plan"``, ``"frozen"``, ``"fused"``; ``None`` before the first call): a diagnostic.
+    What the paths read is one :class:`~hqf.backends.torch.settings.Settings` (``settings``; :meth:`set_threads`
+    sets its thread count), what a backend keeps between calls one :class:`~hqf.backends.torch.cache.Cache`
+    (``cache``). After each call, ``last_path`` names the path that computed its values (one of
+    :data:`PATHS`, chosen by :func:`choose_path`; ``None`` before the first call): a diagnostic.
 
     Example:
         >>> from hqf.quantum.circuit import Circuit, Operation, PauliWord
@@ -135,16 +203,38 @@ class TorchBackend(Backend):
         for name, value in (("block", block), ("chunk", chunk)):
             if value < 1:
                 raise ValueError(f"'{name}' must be >= 1 (got {value})")
-        self.block, self.chunk, self.checkpoint_bytes = block, chunk, checkpoint_mib * 2**20
-        self.cache_bytes = cache_mib * 2**20
-        self.prefix_bytes = prefix_mib * 2**20
-        self.fused = fused and fused_path is not None and self.device.type == "cpu" and self.complex_dtype == torch.complex128
+        numba_kernels = fused_path is not None and self.device.type == "cpu" and self.complex_dtype == torch.complex128
+        self.settings = Settings(
+            complex_dtype=self.complex_dtype,
+            real_dtype=self.real_dtype,
+            device=self.device,
+            block=block,
+            chunk=chunk,
+            checkpoint_bytes=checkpoint_mib * 2**20,
+            cache_bytes=cache_mib * 2**20,
+            prefix_bytes=prefix_mib * 2**20,
+            fused=fused and numba_kernels,
+        )
         self.cache = Cache()
         self.last_path: str | None = None
 
-    def compiled(self, circuit: Circuit) -> Compiled:
+    def set_threads(self, n: int) -> None:
+        """Use at most ``n`` threads in the numba kernels (kept in :attr:`settings`)."""
+        super().set_threads(n)
+        self.settings = attrs.evolve(self.settings, threads=n)
+
+    def compiled(self, circuit: Circuit) -> CompiledCircuit:
         """``circuit`` compiled for this backend (cached)."""
-        return self.cache.compiled(circuit, self.block, self.complex_dtype, self.device)
+        return self.cache.compiled(circuit, self.settings)
+
+    def _blocked_program(self, circuit: Circuit):
+        """The blocked kernels' program for ``circuit``, or ``None`` where they do not run it."""
+        return blocked_path.program(circuit) if self.settings.fused else None
+
+    def _fused_program(self, compiled: CompiledCircuit, n_data: int):
+        """The fused kernels' program when the columns from ``n_data`` on are broadcast weights, or
+        ``None`` where they do not run it."""
+        return fused_path.program(compiled.plan, n_data) if self.settings.fused else None
 
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         """Expectation values ``[B, R]``; differentiable (twice, too) when ``angles`` requires grad.
@@ -160,19 +250,24 @@ class TorchBackend(Backend):
             return self.expval_plain(circuit, angles)
         out_device = angles.device
         angles = angles.to(device=self.device, dtype=self.real_dtype)
-        if (program := self._blocked_program(circuit)) is not None:
-            return blocked_path.expval(self, circuit, program, angles).to(out_device)
-        compiled = self.compiled(circuit)
-        if torch.is_grad_enabled() and angles.requires_grad:
-            self.last_path = "plan"
-            return PlanExpval.apply(angles, self, compiled).to(out_device)
+        with torch_threads_for(angles.shape[0] << circuit.n_qubits):
+            return self._expval(circuit, angles).to(out_device)
+
+    def _expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        """:meth:`expval` of a covered circuit, ``angles`` on the backend's device and dtype."""
+        program = self._blocked_program(circuit)
+        compiled = self.compiled(circuit) if program is None else None
+        autograd = torch.is_grad_enabled() and angles.requires_grad
+        lookup = None if autograd or compiled is None else FrozenLookup(self.cache, compiled, angles.shape[0], frozen.frozen_key(compiled.tables, angles))
+        self.last_path = path = choose_path(program is not None, False, autograd, angles.shape[0], lookup or never)
+        if path == "blocked":
+            return blocked_path.expval(self.settings, self.cache, circuit, program, angles)
+        if autograd:
+            return PlanExpval.apply(angles, self.settings, self.cache, compiled)
         with torch.no_grad():
-            matrix = frozen.cached_matrix(self.cache, compiled, angles.shape[0], frozen.frozen_key(compiled.tables, angles))
-            if matrix is not None:  # the same weights again: one real matrix product per row
-                self.last_path = "frozen"
-                return frozen.frozen_expval(compiled.tables, matrix, angles).to(out_device)
-            self.last_path = "plan"
-            return passes.expectations(self, compiled, angles).to(out_device)
+            if path == "frozen":  # the same weights again: one real matrix product per row
+                return frozen.frozen_expval(compiled.tables, lookup.matrix, angles)
+            return passes.expectations(self.settings, self.cache, compiled, angles)
 
     def expval_broadcast(self, circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
         """:meth:`expval` of ``[angles, shared]``. With autograd, the adjoint backward computes the
@@ -186,50 +281,39 @@ class TorchBackend(Backend):
         if out_device != self.device or angles.dtype != self.real_dtype or shared.dtype != self.real_dtype:
             angles = angles.to(device=self.device, dtype=self.real_dtype)
             shared = shared.to(device=self.device, dtype=self.real_dtype)
-        if (program := self._blocked_program(circuit)) is not None:
-            return blocked_path.expval(self, circuit, program, angles, shared).to(out_device)
-        compiled = self.compiled(circuit)
-        plan = compiled.plan
-        if torch.is_grad_enabled() and (angles.requires_grad or shared.requires_grad):
-            program = self._fused_program(plan, angles.shape[1])
-            self.last_path = "plan" if program is None else "fused"
-            return PlanExpvalBroadcast.apply(angles, shared, self, compiled, program).to(out_device)
-        if plan.frozen_start is None or shared.shape[0] != circuit.n_params - plan.frozen_start:
-            return self.expval(circuit, full_angles(angles, shared)).to(out_device)
-        with torch.no_grad():  # the frozen columns are the shared ones: they are the key
-            program = self._fused_program(plan, angles.shape[1])
-            matrix = None
-            if program is None or angles.shape[0] < FUSED_OVER_FROZEN_ROWS:
-                matrix = frozen.cached_matrix(self.cache, compiled, angles.shape[0], shared)
-            if matrix is not None:
-                self.last_path = "frozen"
-                out = frozen.frozen_expval(compiled.tables, matrix, angles)
-            elif program is not None:
-                self.last_path = "fused"
-                out = program.expval(full_angles(angles, shared))[0]
-            else:
-                self.last_path = "plan"
-                out = passes.expectations(self, compiled, full_angles(angles, shared))
+        with torch_threads_for(angles.shape[0] << circuit.n_qubits):
+            out = self._expval_broadcast(circuit, angles, shared)
         return out if out_device == self.device else out.to(out_device)
 
-    def _fused_program(self, plan: Plan, n_data: int):
-        """The fused kernels' program for ``plan`` when the columns from ``n_data`` on are broadcast
-        weights, or ``None`` where the fused kernels do not apply."""
-        return fused_path.program(plan, n_data) if self.fused else None
-
-    def _blocked_program(self, circuit: Circuit):
-        """The cache-blocked kernels' program for ``circuit`` (13 to 24 qubits, Z words; sets
-        ``last_path``), or ``None`` where they do not apply."""
-        program = blocked_path.program(circuit) if self.fused else None
-        if program is not None:
-            self.last_path = "blocked"
-        return program
+    def _expval_broadcast(self, circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+        """:meth:`expval_broadcast` of a covered circuit, both tensors on the backend's device and dtype."""
+        blocked = self._blocked_program(circuit)
+        compiled = self.compiled(circuit) if blocked is None else None
+        rows = angles.shape[0]
+        autograd = torch.is_grad_enabled() and (angles.requires_grad or shared.requires_grad)
+        if compiled is not None and not autograd:
+            start = compiled.plan.frozen_start
+            if start is None or shared.shape[0] != circuit.n_params - start:  # not the frozen columns
+                return self._expval(circuit, full_angles(angles, shared))
+        program = self._fused_program(compiled, angles.shape[1]) if compiled is not None else None
+        lookup = None if autograd or compiled is None else FrozenLookup(self.cache, compiled, rows, shared)
+        self.last_path = path = choose_path(blocked is not None, program is not None, autograd, rows, lookup or never)
+        if path == "blocked":
+            return blocked_path.expval(self.settings, self.cache, circuit, blocked, angles, shared)
+        if autograd:
+            return PlanExpvalBroadcast.apply(angles, shared, self.settings, self.cache, compiled, program)
+        with torch.no_grad():
+            if path == "frozen":  # the shared angles are the frozen columns: they are the key
+                return frozen.frozen_expval(compiled.tables, lookup.matrix, angles)
+            if path == "fused":
+                return program.expval(full_angles(angles, shared), self.settings.thread_count())[0]
+            return passes.expectations(self.settings, self.cache, compiled, full_angles(angles, shared))
 
     def expval_shifted(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """``[2, P, B, R]`` values at every column shifted by ``±π/2``, from one ``π``-shifted run per
         column (:mod:`~hqf.backends.torch.shift`: exactly the shifted values, half the runs). Where the
         fused kernels apply to the columns read after the product state as broadcast weights, they run
-        it (:mod:`~hqf.backends.torch.shift_cpu`)."""
+        it (:mod:`~hqf.backends.torch.shift_cpu`); the blocked kernels have no shift rule."""
         if not self.plan_values or self.shots is not None or not fits(circuit):
             return super().expval_shifted(circuit, angles, chunk)
         out_device = angles.device
@@ -237,12 +321,12 @@ class TorchBackend(Backend):
         if angles.shape[1] == 0:
             return angles.new_zeros(2, 0, angles.shape[0], circuit.n_outputs).to(out_device)
         compiled = self.compiled(circuit)
-        program = shift_cpu.broadcast_program(compiled.plan, angles) if self.fused else None
-        if program is not None:
-            self.last_path = "fused"
-            return shift_cpu.shifted_values(program, angles, torch.get_num_threads()).to(out_device)
-        self.last_path = "plan"
-        return shift.shifted_values(self, compiled, angles, chunk).to(out_device)
+        program = shift_cpu.broadcast_program(compiled.plan, angles) if self.settings.fused else None
+        self.last_path = path = choose_path(False, program is not None, True, angles.shape[0], never)
+        with torch_threads_for(angles.shape[0] << circuit.n_qubits):
+            if path == "fused":
+                return shift_cpu.shifted_values(program, angles, self.settings.thread_count()).to(out_device)
+            return shift.shifted_values(self.settings, self.cache, compiled, angles, chunk).to(out_device)
 
     def vjp(self, circuit: Circuit, angles: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
         """``[B, P]`` vector-Jacobian product by the adjoint method (two states in memory, any depth)."""
@@ -254,11 +338,14 @@ class TorchBackend(Backend):
                 out = self.expval_plain(circuit, leaf)
                 (grad,) = torch.autograd.grad(out, leaf, grad_output.to(device=self.device, dtype=out.dtype))
             return grad.to(out_device)
-        if (program := self._blocked_program(circuit)) is not None:
-            grad = program.vjp(angles.detach().numpy(), grad_output.detach().double().numpy(), torch.get_num_threads())
-            return torch.from_numpy(grad).to(out_device)
-        self.last_path = "plan"
-        return passes.adjoint(self, self.compiled(circuit), angles, grad_output.to(self.device)).to(out_device)
+        program = self._blocked_program(circuit)
+        self.last_path = path = choose_path(program is not None, False, True, angles.shape[0], never)
+        with torch_threads_for(angles.shape[0] << circuit.n_qubits):
+            if path == "blocked":
+                values, cotangents = angles.detach().numpy(), grad_output.detach().double().numpy()
+                return torch.from_numpy(program.vjp(values, cotangents, self.settings.thread_count())).to(out_device)
+            compiled = self.compiled(circuit)
+            return passes.adjoint(self.settings, compiled, angles, grad_output.to(self.device)).to(out_device)
 
     def expval_plain(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         """The same values gate by gate, with no plan: the reference the fast paths are tested against,
@@ -270,7 +357,7 @@ class TorchBackend(Backend):
         """``[B, R]`` shot estimates (``shots`` samples per observable from the exact distribution)."""
         def exact(expanded: Circuit, rows: torch.Tensor) -> torch.Tensor:
             if fits(expanded):
-                return passes.expectations(self, self.compiled(expanded), rows)
+                return passes.expectations(self.settings, self.cache, self.compiled(expanded), rows)
             return plain.expval(expanded, rows, self.complex_dtype, self.device)
 
         out_device = angles.device
@@ -285,7 +372,3 @@ class TorchBackend(Backend):
     def apply(self, state: torch.Tensor, n: int, op: Operation, angles: torch.Tensor) -> torch.Tensor:
         """The plain path's state ``[B, 2**n]`` after one gate."""
         return plain.apply(state, n, op, angles)
-
-    def measure(self, state: torch.Tensor, circuit: Circuit) -> torch.Tensor:
-        """``[B, R]`` expectation values of the circuit's observables on a plain state ``[B, 2**n]``."""
-        return plain.measure(state, circuit)

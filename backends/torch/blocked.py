@@ -1,6 +1,6 @@
 """The cache-blocked CPU path for circuits past the fused kernels' size: a circuit cut into passes, and
 the driver that runs them through the numba kernels (:mod:`hqf.backends.torch.blocked_cpu`) row by row,
-threads splitting the rows.
+threads splitting the rows (:mod:`hqf.backends.torch.parallel`).
 
 It applies on the CPU in complex128 to circuits of ``MIN_QUBITS … MAX_QUBITS`` qubits made of the
 original seven gates with Z-word read-outs; every angle may differ per row. The leading one-qubit run
@@ -13,16 +13,19 @@ while the batch's states fit the backend's ``checkpoint_mib``, else recomputed.
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 
 import numpy as np
 import torch
 
-from hqf.backends.torch.autograd import _differentiable_vjp
+from hqf.backends.torch.autograd import differentiable_vjp
 from hqf.backends.torch.blocked_cpu import CZ, GATE, LINEAR, PHASE, PHASE_SPLIT, backward_rows, forward_rows
+from hqf.backends.torch.cache import Cache
 from hqf.backends.torch.fused_cpu import product_matrices
+from hqf.backends.torch.gates_cpu import GENERATOR, REAL_GATES
+from hqf.backends.torch.parallel import in_parallel
 from hqf.backends.torch.plan import Chain, fits
+from hqf.backends.torch.settings import Settings
 from hqf.quantum.circuit import Circuit, Operation
 from hqf.quantum.gates import FIXED_1Q, full_angles
 
@@ -32,9 +35,6 @@ MIN_QUBITS, MAX_QUBITS = 13, 24
 TILE_QUBITS = 14
 #: the lowest index bits every pass keeps, so that a tile is made of runs of ``2**CONTIGUOUS_BITS`` amplitudes
 CONTIGUOUS_BITS = 6
-#: the Pauli of a rotation as the kernels number it (0: a fixed gate)
-_GENERATOR = {"RX": 1, "RY": 2, "RZ": 3}
-_REAL = ("RY", "H", "X")
 
 
 def _deposit(bits: list[int]) -> np.ndarray:
@@ -85,9 +85,9 @@ class Passes:
             if len(op.wires) == 1:
                 gate_of[i] = len(self.columns)
                 self.columns.append(-1 if op.param is None else op.param)
-                self.kinds.append(_GENERATOR.get(op.gate, 0))
+                self.kinds.append(GENERATOR.get(op.gate, 0))
                 self.fixed.append(np.array(FIXED_1Q.get(op.gate, np.eye(2)), dtype=complex))
-                self.real.append(op.gate in _REAL)
+                self.real.append(op.gate in REAL_GATES)
         forced = set(range(n - CONTIGUOUS_BITS, n))  # the wires of the lowest index bits
         remaining, self.wire_sets, self.offsets, self.bases = list(range(len(ops))), [], [], []
         kernel_ops, bounds, phases, linear = [], [], [], []
@@ -190,7 +190,7 @@ def _readout(circuit: Circuit) -> tuple:
     return signs_high, signs_low, kinds, high
 
 
-class Program:
+class BlockedProgram:
     """A circuit ready for the blocked kernels: its product state's tables, its :class:`Passes`, its read-out."""
 
     def __init__(self, circuit: Circuit, tile_qubits: int = TILE_QUBITS) -> None:
@@ -213,7 +213,10 @@ class Program:
         _, vectors = self._operands(angles)
         out = np.empty((angles.shape[0], self.readout[2].shape[0]))
         final = np.empty((angles.shape[0], 2, 1 << self.n_qubits) if keep else (0, 2, 1))
-        _by_rows(lambda first, last: forward_rows(first, last, angles, vectors, self.passes.kernel_arguments, self.readout, out, final), angles.shape[0], threads)
+        def part(first: int, last: int) -> None:
+            forward_rows(first, last, angles, vectors, self.passes.kernel_arguments, self.readout, out, final)
+
+        in_parallel(part, angles.shape[0], threads, angles.shape[0] << self.n_qubits)
         return out, final
 
     def vjp(self, angles: np.ndarray, grad_output: np.ndarray, threads: int, final: np.ndarray | None = None) -> np.ndarray:
@@ -225,36 +228,19 @@ class Program:
         product = (self.product.columns, self.product.rotation, self.product.generator)
         final = np.empty((0, 2, 1)) if final is None else final
         args = (angles, vectors, mats, product, self.passes.kernel_arguments, self.readout, grad_output, grad, final)
-        _by_rows(lambda first, last: backward_rows(first, last, *args), angles.shape[0], threads)
+        in_parallel(lambda first, last: backward_rows(first, last, *args), angles.shape[0], threads, angles.shape[0] << self.n_qubits)
         return grad
 
 
 @functools.lru_cache(maxsize=16)
-def program(circuit: Circuit) -> Program | None:
-    """The :class:`Program` of ``circuit`` (cached) when the blocked kernels run it: ``MIN_QUBITS …
+def program(circuit: Circuit) -> BlockedProgram | None:
+    """The :class:`BlockedProgram` of ``circuit`` (cached) when the blocked kernels run it: ``MIN_QUBITS …
     MAX_QUBITS`` qubits, the plan's gates, Z words only; else ``None``."""
     if not MIN_QUBITS <= circuit.n_qubits <= MAX_QUBITS or not fits(circuit):
         return None
     if not all(p == "Z" for word in circuit.observables for _, p in word.terms):
         return None
-    return Program(circuit)
-
-
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _by_rows(fn, rows: int, threads: int) -> None:
-    """``fn(first, last)`` over ``threads`` contiguous ranges of the rows (the kernels release the GIL)."""
-    global _POOL
-    threads = max(1, min(threads, rows))
-    bounds = [rows * t // threads for t in range(threads + 1)]
-    if threads == 1:
-        fn(0, rows)
-        return
-    if _POOL is None or _POOL._max_workers < threads:
-        _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hqf-blocked")
-    for future in [_POOL.submit(fn, bounds[t], bounds[t + 1]) for t in range(threads)]:
-        future.result()
+    return BlockedProgram(circuit)
 
 
 class BlockedExpval(torch.autograd.Function):
@@ -263,12 +249,12 @@ class BlockedExpval(torch.autograd.Function):
     differentiable (``create_graph=True``) goes through the plan with torch autograd."""
 
     @staticmethod
-    def forward(ctx, angles, shared, backend, circuit, program):
+    def forward(ctx, angles, shared, settings: Settings, cache: Cache, circuit: Circuit, program: BlockedProgram):
         ctx.save_for_backward(angles, shared)
-        ctx.backend, ctx.circuit, ctx.program = backend, circuit, program
+        ctx.settings, ctx.cache, ctx.circuit, ctx.program = settings, cache, circuit, program
         full = angles if shared is None else full_angles(angles, shared)
-        keep = full.shape[0] * 16 << program.n_qubits <= backend.checkpoint_bytes
-        out, ctx.final = program.values(full.detach().numpy(), torch.get_num_threads(), keep)
+        keep = full.shape[0] * 16 << program.n_qubits <= settings.checkpoint_bytes
+        out, ctx.final = program.values(full.detach().numpy(), settings.thread_count(), keep)
         return torch.from_numpy(out)
 
     @staticmethod
@@ -278,20 +264,23 @@ class BlockedExpval(torch.autograd.Function):
             with torch.enable_grad():
                 full = angles if shared is None else full_angles(angles, shared)
             inputs = [angles] if shared is None else [angles, shared]
-            grads = _differentiable_vjp(ctx.backend.compiled(ctx.circuit), full, grad_output, inputs)
-            return grads[0], None if shared is None else grads[1], None, None, None
+            grads = differentiable_vjp(ctx.cache.compiled(ctx.circuit, ctx.settings), full, grad_output, inputs)
+            return grads[0], None if shared is None else grads[1], None, None, None, None
         full = angles if shared is None else full_angles(angles, shared)
         final = ctx.final if ctx.final.shape[0] else None
-        grad = torch.from_numpy(ctx.program.vjp(full.detach().numpy(), grad_output.detach().double().numpy(), torch.get_num_threads(), final))
+        values, cotangents = full.detach().numpy(), grad_output.detach().double().numpy()
+        grad = torch.from_numpy(ctx.program.vjp(values, cotangents, ctx.settings.thread_count(), final))
         if shared is None:
-            return grad, None, None, None, None
-        return grad[:, : angles.shape[1]], grad[:, angles.shape[1] :].sum(0), None, None, None
+            return grad, None, None, None, None, None
+        return grad[:, : angles.shape[1]], grad[:, angles.shape[1] :].sum(0), None, None, None, None
 
 
-def expval(backend, circuit: Circuit, program: Program, angles: torch.Tensor, shared: torch.Tensor | None = None) -> torch.Tensor:
+def expval(
+    settings: Settings, cache: Cache, circuit: Circuit, program: BlockedProgram, angles: torch.Tensor, shared: torch.Tensor | None = None
+) -> torch.Tensor:
     """``⟨Z⟩ [B, K]`` of ``[angles, shared]`` by ``program`` (float64 CPU tensors), differentiable
     when either requires grad."""
     if torch.is_grad_enabled() and (angles.requires_grad or (shared is not None and shared.requires_grad)):
-        return BlockedExpval.apply(angles, shared, backend, circuit, program)
+        return BlockedExpval.apply(angles, shared, settings, cache, circuit, program)
     full = angles if shared is None else full_angles(angles, shared)
-    return torch.from_numpy(program.values(full.detach().numpy(), torch.get_num_threads())[0])
+    return torch.from_numpy(program.values(full.detach().numpy(), settings.thread_count())[0])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from hqf.backends.torch.fused_cpu import gate_matrices
+from hqf.backends.torch.gates_cpu import gate_matrices, rotate
 
 #: the kinds of a pass's ops
 GATE, PHASE, LINEAR, CZ = 0, 1, 2, 3
@@ -32,27 +32,6 @@ GATE, PHASE, LINEAR, CZ = 0, 1, 2, 3
 PHASE_SPLIT = 7
 
 _JIT = dict(cache=True, nogil=True, fastmath=True)
-
-
-@numba.njit(inline="always", **_JIT)
-def _rotate(ar, br, ai, bi, m, real):
-    """``(a, b) ← m·(a, b)`` on equal-length views (``a``: the bit-0 amplitudes, ``b``: bit 1)."""
-    r00, i00, r01, i01 = m[0, 0].real, m[0, 0].imag, m[0, 1].real, m[0, 1].imag
-    r10, i10, r11, i11 = m[1, 0].real, m[1, 0].imag, m[1, 1].real, m[1, 1].imag
-    if real:
-        for t in range(ar.shape[0]):
-            xr, yr, xi, yi = ar[t], br[t], ai[t], bi[t]
-            ar[t] = r00 * xr + r01 * yr
-            br[t] = r10 * xr + r11 * yr
-            ai[t] = r00 * xi + r01 * yi
-            bi[t] = r10 * xi + r11 * yi
-    else:
-        for t in range(ar.shape[0]):
-            xr, yr, xi, yi = ar[t], br[t], ai[t], bi[t]
-            ar[t] = r00 * xr - i00 * xi + r01 * yr - i01 * yi
-            ai[t] = r00 * xi + i00 * xr + r01 * yi + i01 * yr
-            br[t] = r10 * xr - i10 * xi + r11 * yr - i11 * yi
-            bi[t] = r10 * xi + i10 * xr + r11 * yi + i11 * yr
 
 
 @numba.njit(inline="always", **_JIT)
@@ -66,8 +45,8 @@ def _unrotate(ar, br, ai, bi, ur, vr, ui, vi, inverse, real, kind):
     elif kind == 2:
         for t in range(ar.shape[0]):
             total += vr[t] * ar[t] + vi[t] * ai[t] - ur[t] * br[t] - ui[t] * bi[t]
-    _rotate(ar, br, ai, bi, inverse, real)
-    _rotate(ur, vr, ui, vi, inverse, real)
+    rotate(ar, br, ai, bi, inverse, real)
+    rotate(ur, vr, ui, vi, inverse, real)
     return total
 
 
@@ -86,12 +65,12 @@ def apply_gate(re, im, bit, m, real):
     span = 1 << bit
     if span >= 8:
         for lo in range(0, re.shape[0], 2 * span):
-            _rotate(re[lo : lo + span], re[lo + span : lo + 2 * span], im[lo : lo + span], im[lo + span : lo + 2 * span], m, real)
+            rotate(re[lo : lo + span], re[lo + span : lo + 2 * span], im[lo : lo + span], im[lo + span : lo + 2 * span], m, real)
     else:
         r0, r1 = _halves(re, bit)
         i0, i1 = _halves(im, bit)
         for c in range(span):
-            _rotate(r0[:, c], r1[:, c], i0[:, c], i1[:, c], m, real)
+            rotate(r0[:, c], r1[:, c], i0[:, c], i1[:, c], m, real)
 
 
 @numba.njit(**_JIT)

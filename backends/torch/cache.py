@@ -4,7 +4,7 @@ and its bound.
 - **compiled circuits** (:meth:`Cache.compiled`): by circuit identity (``id``, with the circuit held so
   that its id is not reused), at most ``MAX_COMPILED`` (all dropped when full). Each holds its plan,
   the plan's tables on the backend's dtype and device, its observables' Pauli actions, and the memo of
-  its constant runs' matrices (one :class:`~hqf.backends.torch.kernels.StepOperands` per step at most,
+  its constant runs' matrices (one :class:`~hqf.backends.torch.steps.StepOperands` per step at most,
   replaced whenever that run's angles change);
 - **frozen-weight matrices** (:meth:`Cache.frozen_matrix`): by circuit identity, at most
   ``MAX_FROZEN``; each entry holds the frozen angles last seen and the matrix built for them once they
@@ -25,9 +25,10 @@ from typing import TypeVar
 import attrs
 import torch
 
-from hqf.backends.torch.kernels import StepOperands
 from hqf.backends.torch.measure import pauli_actions
-from hqf.backends.torch.plan import Plan, PlanTables, compile_plan, lower
+from hqf.backends.torch.plan import PlanTables, StepPlan, compile_plan, lower
+from hqf.backends.torch.settings import Settings
+from hqf.backends.torch.steps import StepOperands
 from hqf.quantum.circuit import Circuit
 
 #: compiled circuits kept per backend
@@ -39,13 +40,13 @@ Matrix = TypeVar("Matrix")
 
 
 @attrs.frozen(eq=False)
-class Compiled:
+class CompiledCircuit:
     """A circuit ready to run on one backend: its plan, the plan's tables, the Pauli actions of its
-    non-Z observables, and ``operands``, the memo :func:`~hqf.backends.torch.kernels.run` keeps of
+    non-Z observables, and ``operands``, the memo :func:`~hqf.backends.torch.steps.run` keeps of
     its constant runs (step index → the matrices last built)."""
 
     circuit: Circuit
-    plan: Plan
+    plan: StepPlan
     tables: PlanTables
     actions: tuple
     operands: dict[int, StepOperands] = attrs.field(factory=dict)
@@ -66,7 +67,7 @@ class Prefix:
     ``k`` (``states[k]``; ``states[len(steps)]`` is the final state) and the columns that were
     constant over its rows."""
 
-    plan: Plan
+    plan: StepPlan
     angles: torch.Tensor
     states: dict[int, torch.Tensor]
     constant: frozenset[int]
@@ -76,18 +77,20 @@ class Cache:
     """The per-instance cache of a :class:`~hqf.backends.torch.TorchBackend` (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._compiled: dict[int, Compiled] = {}
+        self._compiled: dict[int, CompiledCircuit] = {}
         self._frozen: dict[int, FrozenEntry] = {}
         #: the last pass without autograd, or ``None`` (none yet, or its states did not fit the budget)
         self.prefix: Prefix | None = None
 
-    def compiled(self, circuit: Circuit, block: int, complex_dtype: torch.dtype, device: torch.device) -> Compiled:
-        """The :class:`Compiled` form of ``circuit`` (built on first use)."""
+    def compiled(self, circuit: Circuit, settings: Settings) -> CompiledCircuit:
+        """The :class:`CompiledCircuit` form of ``circuit`` for ``settings`` (built on first use; the
+        settings' block, dtype and device do not change for one instance)."""
         found = self._compiled.get(id(circuit))
         if found is not None and found.circuit is circuit:
             return found
-        plan = compile_plan(circuit, block)
-        found = Compiled(circuit, plan, lower(plan, complex_dtype, device), pauli_actions(circuit, complex_dtype, device))
+        plan = compile_plan(circuit, settings.block)
+        dtype, device = settings.complex_dtype, settings.device
+        found = CompiledCircuit(circuit, plan, lower(plan, dtype, device), pauli_actions(circuit, dtype, device))
         if len(self._compiled) >= MAX_COMPILED:
             self._compiled.clear()
         self._compiled[id(circuit)] = found

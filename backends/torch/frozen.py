@@ -14,9 +14,17 @@ from __future__ import annotations
 import attrs
 import torch
 
-from hqf.backends.torch.cache import Cache, Compiled
-from hqf.backends.torch.kernels import StepOperands, chain_matrices, kron_block, product_rows, product_vector, run, small_product
-from hqf.backends.torch.plan import Plan, PlanTables
+from hqf.backends.torch.cache import Cache, CompiledCircuit
+from hqf.backends.torch.plan import PlanTables, StepPlan
+from hqf.backends.torch.steps import (
+    StepOperands,
+    chain_matrices,
+    kron_block,
+    product_rows,
+    product_vector,
+    run,
+    small_product,
+)
 
 #: largest circuit whose frozen-weight matrix (``2·4**n`` reals) is cached for inference
 MAX_CACHED_UNITARY_QUBITS = 10
@@ -41,7 +49,7 @@ def frozen_key(tables: PlanTables, angles: torch.Tensor) -> torch.Tensor | None:
     return values[0]
 
 
-def pays(plan: Plan, n_rows: int) -> bool:
+def pays(plan: StepPlan, n_rows: int) -> bool:
     """Whether the frozen-weight matrix applies to ``plan`` (Z words only, at most
     ``MAX_CACHED_UNITARY_QUBITS``) and costs fewer multiply-adds than running ``n_rows`` rows."""
     dim = 2**plan.n_qubits
@@ -50,7 +58,7 @@ def pays(plan: Plan, n_rows: int) -> bool:
     return n_rows * 2 * dim * dim <= max(n_rows * 4 * dim * plan.block_work, UNITARY_CALL_SAVINGS)  # real multiply-adds
 
 
-def cached_matrix(cache: Cache, compiled: Compiled, n_rows: int, key: torch.Tensor | None) -> FrozenMatrix | None:
+def cached_matrix(cache: Cache, compiled: CompiledCircuit, n_rows: int, key: torch.Tensor | None) -> FrozenMatrix | None:
     """The frozen-weight matrix of ``compiled`` at the frozen angles ``key`` (the same in all
     ``n_rows`` rows), when it pays and the same key came in the call before; else ``None``."""
     if key is None or not pays(compiled.plan, n_rows):
@@ -64,7 +72,7 @@ def cached_matrix(cache: Cache, compiled: Compiled, n_rows: int, key: torch.Tens
     return cache.frozen_matrix(compiled.circuit, key, build)
 
 
-def frozen_matrix(plan: Plan, tables: PlanTables, angles: torch.Tensor, memo: dict[int, StepOperands] | None = None) -> FrozenMatrix:
+def frozen_matrix(plan: StepPlan, tables: PlanTables, angles: torch.Tensor, memo: dict[int, StepOperands] | None = None) -> FrozenMatrix:
     """The :class:`FrozenMatrix` with ``final state = U' r`` at the frozen angles of ``angles[:1]``,
     ``r = ⊗_w (cos(x_w/2), sin(x_w/2))`` over the wires whose first gate reads data (``(1, 0)`` on
     the others).

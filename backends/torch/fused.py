@@ -1,31 +1,39 @@
-"""The fused CPU path: a plan as a :class:`Program` of plain arrays, and the driver that runs it through
-the numba kernels (:mod:`hqf.backends.torch.fused_cpu`) on tiles of rows, two threads splitting the tiles.
+"""The fused CPU path: a plan as a :class:`FusedProgram` of plain arrays, and the driver that runs it through
+the numba kernels (:mod:`hqf.backends.torch.fused_cpu`) on tiles of rows, the given threads splitting the tiles
+(:mod:`hqf.backends.torch.parallel`).
 
 It applies when only the leading product state reads per-row angles (the data) and every later gate
 reads broadcast weights (an encoder, then an ansatz: what ``QuantumLayer`` runs), with Z read-outs
 and at most ``MAX_QUBITS`` qubits, on the CPU in complex128. The program is built once per plan; each
 call builds the gate matrices and phases from the weights, and the product state's per-row matrices
-(:class:`Operands`). Why a second set of kernels: docs/architecture.md.
+(:class:`FusedOperands`). Why a second set of kernels: docs/architecture.md.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 
 import attrs
 import numpy as np
 import torch
 
-from hqf.backends.torch.fused_cpu import GATE, LANES, PERMUTATION, PHASE, backward_tiles, forward_tiles, gate_matrices, phases, product_matrices
-from hqf.backends.torch.plan import PermutationStep, Plan
+from hqf.backends.torch.fused_cpu import (
+    GATE,
+    LANES,
+    PERMUTATION,
+    PHASE,
+    backward_tiles,
+    forward_tiles,
+    phases,
+    product_matrices,
+)
+from hqf.backends.torch.gates_cpu import GENERATOR, REAL_GATES, gate_matrices
+from hqf.backends.torch.parallel import in_parallel
+from hqf.backends.torch.plan import PermutationStep, StepPlan
 from hqf.quantum.gates import bit_table
 
-#: the Pauli of a rotation as the kernels number it (0: a fixed gate)
-_GENERATOR = {"RX": 1, "RY": 2, "RZ": 3}
 
-
-class Program:
+class FusedProgram:
     """A plan's steps after the product state as arrays the kernels read (see the module docstring).
 
     ``ops`` is ``[(kind, index)]`` in circuit order. Gate ``g`` acts on ``gate_wire[g]``; its matrix is
@@ -34,7 +42,7 @@ class Program:
     ``p`` is the product of the RZ gates ``phase_gates[p]`` (a run's trailing diagonal part).
     """
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: StepPlan) -> None:
         n = plan.n_qubits
         ops, wires, columns, kinds, fixed, real = [], [], [], [], [], []
         phase_gates: list[list[int]] = []
@@ -44,9 +52,9 @@ class Program:
             gate = chain.gates[d, wire]
             wires.append(wire)
             columns.append(int(chain.columns[d, wire]) if chain.rotation[d, wire] else -1)
-            kinds.append(_GENERATOR.get(gate, 0))
+            kinds.append(GENERATOR.get(gate, 0))
             fixed.append(chain.a[d, wire])  # a fixed gate's matrix (unused for rotations)
-            real.append(gate in ("RY", "H", "X"))
+            real.append(gate in REAL_GATES)
             return len(wires) - 1
 
         for step in plan.steps[1:]:
@@ -98,11 +106,12 @@ class Program:
         self.z_signs_t = np.ascontiguousarray(self.z_signs.T)
         self.z_table = np.stack([1.0 - 2.0 * bit_table(n, w) for w in range(n)])  # [n, 2**n]: Z_w's eigenvalues
 
-    def expval(self, angles: torch.Tensor) -> tuple[torch.Tensor, Saved]:
-        """``(⟨Z⟩ [B, K], what :meth:`Saved.vjp` needs)`` of the full angle matrix ``angles[B, P]``."""
-        operands = Operands(self, angles.detach().numpy())
-        out, final = forward(self, operands, torch.get_num_threads())
-        return torch.from_numpy(out), Saved(self, operands, final)
+    def expval(self, angles: torch.Tensor, threads: int) -> tuple[torch.Tensor, Saved]:
+        """``(⟨Z⟩ [B, K], what :meth:`Saved.vjp` needs)`` of the full angle matrix ``angles[B, P]``, on
+        at most ``threads`` threads (its backward too)."""
+        operands = FusedOperands(self, angles.detach().numpy())
+        out, final = forward(self, operands, threads)
+        return torch.from_numpy(out), Saved(self, operands, final, threads)
 
 
 #: the largest circuit the fused kernels run (a tile is ``2**n × LANES`` amplitudes; measured up to here)
@@ -110,8 +119,8 @@ MAX_QUBITS = 12
 
 
 @functools.lru_cache(maxsize=64)
-def program(plan: Plan, n_data: int) -> Program | None:
-    """The :class:`Program` of ``plan`` (cached) when the fused kernels run it with the angle columns
+def program(plan: StepPlan, n_data: int) -> FusedProgram | None:
+    """The :class:`FusedProgram` of ``plan`` (cached) when the fused kernels run it with the angle columns
     from ``n_data`` on broadcast (equal in every row), else ``None``. They run it when every
     observable is a Z word and only the leading product state reads the first ``n_data`` columns."""
     if plan.n_qubits > MAX_QUBITS or plan.z_signs is None or plan.other_words or plan.steps[0].chain.depth == 0:
@@ -119,30 +128,14 @@ def program(plan: Plan, n_data: int) -> Program | None:
     weights = frozenset(range(n_data, plan.n_params))
     if not all(isinstance(step, PermutationStep) or step.chain.angle_columns <= weights for step in plan.steps[1:]):
         return None
-    return Program(plan)
+    return FusedProgram(plan)
 
 
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _in_parallel(fn, n_tiles: int, threads: int) -> list:
-    """``[fn(first, last)]`` over ``threads`` contiguous ranges of the tiles (the kernels release the GIL)."""
-    global _POOL
-    threads = max(1, min(threads, n_tiles))
-    bounds = [n_tiles * t // threads for t in range(threads + 1)]
-    parts = [(bounds[t], bounds[t + 1]) for t in range(threads)]
-    if threads == 1:
-        return [fn(*parts[0])]
-    if _POOL is None or _POOL._max_workers < threads:
-        _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hqf-fused")
-    return [f.result() for f in [_POOL.submit(fn, *part) for part in parts]]
-
-
-class Operands:
+class FusedOperands:
     """What one call runs on: the gate matrices and phases at the shared angles (``angles[0]``), and
     the product state's per-row matrices and vectors. Rows are padded to a multiple of ``LANES``."""
 
-    def __init__(self, program: Program, angles: np.ndarray) -> None:
+    def __init__(self, program: FusedProgram, angles: np.ndarray) -> None:
         p = program
         self.batch = angles.shape[0]
         pad = -self.batch % LANES
@@ -154,7 +147,7 @@ class Operands:
         self.product_mats, self.vectors = product_matrices(angles, p.product_columns, p.product_rotation, p.product_a, p.product_b, p.product_c)
 
 
-def forward(program: Program, operands: Operands, threads: int) -> tuple[np.ndarray, np.ndarray]:
+def forward(program: FusedProgram, operands: FusedOperands, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """``(⟨Z⟩ [B, K], the final states [2**n, B'])`` (``B'``: the padded rows)."""
     p, ops = program, operands
     rows = ops.vectors.shape[0]
@@ -164,11 +157,11 @@ def forward(program: Program, operands: Operands, threads: int) -> tuple[np.ndar
     def part(first: int, last: int) -> None:
         forward_tiles(ops.vectors, first, last, p.n_qubits, p.ops, ops.mats, p.gate_wire, p.gate_real, ops.phase_re, ops.phase_im, p.source, p.sign, p.z_signs_t, out, final)
 
-    _in_parallel(part, rows // LANES, threads)
+    in_parallel(part, rows // LANES, threads, rows << p.n_qubits)
     return out.T[: ops.batch], final
 
 
-def backward(program: Program, operands: Operands, final: np.ndarray, grad_output: np.ndarray, n_params: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+def backward(program: FusedProgram, operands: FusedOperands, final: np.ndarray, grad_output: np.ndarray, n_params: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """``(grad_rows [B, P], grad_sum [P])`` for ``L = Σ grad_output ⊙ ⟨Z⟩`` (``grad_output [B, K]``):
     the product state's angles per row, the later (shared) angles summed over the rows."""
     p, ops = program, operands
@@ -184,7 +177,7 @@ def backward(program: Program, operands: Operands, final: np.ndarray, grad_outpu
                        ops.vectors, ops.product_mats, p.product_columns, p.product_rotation, p.product_generator, grad_rows)
         return grad, overlap
 
-    parts = _in_parallel(part, rows // LANES, threads)
+    parts = in_parallel(part, rows // LANES, threads, rows << p.n_qubits)
     grad = sum(g for g, _ in parts)
     if p.phase_gates.size:  # RZ on wire w: Σ_x z_w(x) Σ_rows Im conj(λ(x))ψ(x)
         overlap = sum(o for _, o in parts).reshape(-1, dim, LANES).sum(2)
@@ -198,13 +191,15 @@ def backward(program: Program, operands: Operands, final: np.ndarray, grad_outpu
 
 @attrs.frozen(eq=False)
 class Saved:
-    """What the backward of one :meth:`Program.expval` call needs: the program, its operands, the final states."""
+    """What the backward of one :meth:`FusedProgram.expval` call needs: the program, its operands, the final
+    states, the threads."""
 
-    program: Program
-    operands: Operands
+    program: FusedProgram
+    operands: FusedOperands
     final: np.ndarray
+    threads: int
 
     def vjp(self, grad_output: torch.Tensor, n_params: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(grad [B, P] of the product state's columns, grad_sum [P] of the later ones)``."""
-        grad_rows, grad_sum = backward(self.program, self.operands, self.final, grad_output.detach().double().numpy(), n_params, torch.get_num_threads())
+        grad_rows, grad_sum = backward(self.program, self.operands, self.final, grad_output.detach().double().numpy(), n_params, self.threads)
         return torch.from_numpy(grad_rows), torch.from_numpy(grad_sum)

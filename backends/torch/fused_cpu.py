@@ -8,7 +8,7 @@ undoes each gate on the state and on ``λ`` and reads the rotation's gradient ``
 loop, summed over the rows; a phase's RZ gradients come from one overlap vector; at the product state,
 per-wire cotangent 2-vectors give the per-row gradients of its angles.
 
-What the kernels run is a :class:`~hqf.backends.torch.fused.Program` (its ``ops``: ``(kind, index)``
+What the kernels run is a :class:`~hqf.backends.torch.fused.FusedProgram` (its ``ops``: ``(kind, index)``
 with the kinds below); :mod:`hqf.backends.torch.fused` builds it from a plan and drives these loops.
 All kernels release the GIL.
 """
@@ -20,30 +20,13 @@ import math
 import numba
 import numpy as np
 
+from hqf.backends.torch.gates_cpu import rotate
+
 #: rows per tile: one AVX-512 vector of float64
 LANES = 8
 
 #: the kinds of a program's ops: a one-qubit gate, a diagonal phase, a signed permutation
 GATE, PHASE, PERMUTATION = 0, 1, 2
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def gate_matrices(angles, columns, kinds, fixed):
-    """``[G, 2, 2]`` complex: each gate's matrix at the shared ``angles``."""
-    out = np.empty((columns.shape[0], 2, 2), dtype=np.complex128)
-    for g in range(columns.shape[0]):
-        if columns[g] < 0:
-            out[g] = fixed[g]
-            continue
-        c, s = math.cos(0.5 * angles[columns[g]]), math.sin(0.5 * angles[columns[g]])
-        k = kinds[g]
-        if k == 1:  # RX
-            out[g, 0, 0], out[g, 0, 1], out[g, 1, 0], out[g, 1, 1] = c, -1j * s, -1j * s, c
-        elif k == 2:  # RY
-            out[g, 0, 0], out[g, 0, 1], out[g, 1, 0], out[g, 1, 1] = c, -s, s, c
-        else:  # RZ
-            out[g, 0, 0], out[g, 0, 1], out[g, 1, 0], out[g, 1, 1] = c - 1j * s, 0, 0, c + 1j * s
-    return out
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -69,32 +52,16 @@ def phases(n, mats, wires, phase_gates):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _apply_gate(re, im, n, wire, m, real):
+def apply_gate(re, im, n, wire, m, real):
     """Apply one 2×2 gate ``m`` (``real``: its entries are real) on ``wire`` of a tile (``re``, ``im``:
     ``[2**n · LANES]``)."""
     span = (1 << (n - 1 - wire)) * LANES  # the rows with the wire's bit 0, then those with bit 1
-    m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
-    r00, i00, r01, i01, r10, i10, r11, i11 = m00.real, m00.imag, m01.real, m01.imag, m10.real, m10.imag, m11.real, m11.imag
     for lo in range(0, re.shape[0], 2 * span):
-        r0, r1, i0, i1 = re[lo : lo + span], re[lo + span : lo + 2 * span], im[lo : lo + span], im[lo + span : lo + 2 * span]
-        if real:
-            for t in range(span):
-                xr, yr, xi, yi = r0[t], r1[t], i0[t], i1[t]
-                r0[t] = r00 * xr + r01 * yr
-                r1[t] = r10 * xr + r11 * yr
-                i0[t] = r00 * xi + r01 * yi
-                i1[t] = r10 * xi + r11 * yi
-        else:
-            for t in range(span):
-                xr, yr, xi, yi = r0[t], r1[t], i0[t], i1[t]
-                r0[t] = r00 * xr - i00 * xi + r01 * yr - i01 * yi
-                i0[t] = r00 * xi + i00 * xr + r01 * yi + i01 * yr
-                r1[t] = r10 * xr - i10 * xi + r11 * yr - i11 * yi
-                i1[t] = r10 * xi + i10 * xr + r11 * yi + i11 * yr
+        rotate(re[lo : lo + span], re[lo + span : lo + 2 * span], im[lo : lo + span], im[lo + span : lo + 2 * span], m, real)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _apply_phase(re, im, phase_re, phase_im):
+def apply_phase(re, im, phase_re, phase_im):
     """Multiply a tile by a diagonal phase given per element (``[2**n · LANES]``)."""
     for t in range(re.shape[0]):
         xr, xi, pr, pi = re[t], im[t], phase_re[t], phase_im[t]
@@ -113,7 +80,7 @@ def _undo_phase(re, im, lre, lim, phase_re, phase_im, overlap):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _permute(re, im, out_re, out_im, index, sign):
+def permute(re, im, out_re, out_im, index, sign):
     """``out[i] = sign[i]·in[index[i]]`` on the rows (``LANES`` elements) of a tile."""
     dim = index.shape[0]
     r, m = re.reshape(dim, LANES), im.reshape(dim, LANES)
@@ -181,7 +148,7 @@ def product_matrices(angles, columns, rotation, a, b, c):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _partial_products(vectors, b0, first, count, out):
+def partial_products(vectors, b0, first, count, out):
     """``out[x · LANES + t] = Π_{k<count} v_{first+k}[x_k]`` (complex) for each lane ``t``, where
     ``x_k`` is bit ``count-1-k`` of ``x`` (wire ``first`` most significant): the product state of those
     wires."""
@@ -204,8 +171,8 @@ def _cotangents(lre, lim, vectors, b0, n, mu):
     high = n // 2
     low = n - high
     p_low, p_high = np.empty((1 << low) * LANES, dtype=np.complex128), np.empty((1 << high) * LANES, dtype=np.complex128)
-    _partial_products(vectors, b0, high, low, p_low)
-    _partial_products(vectors, b0, 0, high, p_high)
+    partial_products(vectors, b0, high, low, p_low)
+    partial_products(vectors, b0, 0, high, p_high)
     f_high, f_low = np.zeros((1 << high) * LANES, dtype=np.complex128), np.zeros((1 << low) * LANES, dtype=np.complex128)
     for xh in range(1 << high):
         for xl in range(1 << low):
@@ -273,17 +240,17 @@ def forward_tiles(vectors, first, last, n, ops, mats, wires, real, phase_re, pha
     probs, product = np.empty(size), np.empty(size, dtype=np.complex128)
     for tile in range(first, last):
         b0 = tile * LANES
-        _partial_products(vectors, b0, 0, n, product)
+        partial_products(vectors, b0, 0, n, product)
         for t in range(size):
             re[t], im[t] = product[t].real, product[t].imag
         for o in range(ops.shape[0]):
             kind, k = ops[o, 0], ops[o, 1]
             if kind == GATE:
-                _apply_gate(re, im, n, wires[k], mats[k], real[k])
+                apply_gate(re, im, n, wires[k], mats[k], real[k])
             elif kind == PHASE:
-                _apply_phase(re, im, phase_re[k], phase_im[k])
+                apply_phase(re, im, phase_re[k], phase_im[k])
             else:
-                _permute(re, im, re2, im2, source[k], sign[k])
+                permute(re, im, re2, im2, source[k], sign[k])
                 re, re2, im, im2 = re2, re, im2, im
         _store(re, im, b0, final)
         for t in range(size):
@@ -331,9 +298,9 @@ def backward_tiles(final, grad_output_t, first, last, n, ops, mats, wires, kinds
             elif kind == PHASE:
                 _undo_phase(re, im, lre, lim, phase_re[k], phase_im[k], overlap[k])
             else:
-                _permute(re, im, re2, im2, inverse[k], inverse_sign[k])
+                permute(re, im, re2, im2, inverse[k], inverse_sign[k])
                 re, re2, im, im2 = re2, re, im2, im
-                _permute(lre, lim, re2, im2, inverse[k], inverse_sign[k])
+                permute(lre, lim, re2, im2, inverse[k], inverse_sign[k])
                 lre, re2, lim, im2 = re2, lre, im2, lim
         _cotangents(lre, lim, vectors, b0, n, mu)
         _product_gradients(mu, vectors, product_mats, b0, product_columns, product_rotation, product_generator, grad_rows)

@@ -12,7 +12,7 @@ import functools
 
 import torch
 
-from hqf.backends.torch.plan import Plan, PlanTables
+from hqf.backends.torch.plan import PlanTables, StepPlan
 from hqf.quantum.circuit import Circuit
 from hqf.quantum.gates import pauli_action
 
@@ -34,7 +34,7 @@ def probabilities(state: torch.Tensor) -> torch.Tensor:
     return state.real.square() + state.imag.square()
 
 
-def measure(plan: Plan, tables: PlanTables, state: torch.Tensor, actions: tuple) -> torch.Tensor:
+def measure(plan: StepPlan, tables: PlanTables, state: torch.Tensor, actions: tuple) -> torch.Tensor:
     """``[B, R]`` expectation values of the plan's observables on ``[2**n, B]``."""
     z_signs = tables.z_signs
     z_part = (z_signs.T @ probabilities(state)).transpose(0, 1) if z_signs is not None else None
@@ -49,7 +49,7 @@ def measure(plan: Plan, tables: PlanTables, state: torch.Tensor, actions: tuple)
     return torch.stack([columns[k] for k in range(plan.n_outputs)], dim=1)
 
 
-def measure_cross(plan: Plan, tables: PlanTables, bra: torch.Tensor, ket: torch.Tensor, actions: tuple) -> torch.Tensor:
+def measure_cross(plan: StepPlan, tables: PlanTables, bra: torch.Tensor, ket: torch.Tensor, actions: tuple) -> torch.Tensor:
     """``[N, R]`` real parts ``Re⟨bra|O_r|ket⟩`` for the columns of ``ket[2**n, …]`` (``bra`` broadcasts to it)."""
     z_signs = tables.z_signs
     dim = ket.shape[0]
@@ -63,7 +63,7 @@ def measure_cross(plan: Plan, tables: PlanTables, bra: torch.Tensor, ket: torch.
     return torch.stack([columns[k] for k in range(plan.n_outputs)], dim=1)
 
 
-def observable_times_state(plan: Plan, tables: PlanTables, state: torch.Tensor, grad_output: torch.Tensor, actions: tuple) -> torch.Tensor:
+def observable_times_state(plan: StepPlan, tables: PlanTables, state: torch.Tensor, grad_output: torch.Tensor, actions: tuple) -> torch.Tensor:
     """``λ = Σ_r g_r O_r ψ`` (``[2**n, B]``) for cotangents ``g[B, R]``."""
     z_signs = tables.z_signs
     lam = state * (z_signs @ grad_output[:, plan.z_words].T) if z_signs is not None else torch.zeros_like(state)

@@ -1,52 +1,48 @@
 """Passes without autograd: a batch runs through the plan a cache's worth of rows at a time, each pass
 resuming from the previous pass's states where its angles allow; the adjoint pass in the same slices.
 
-They read the backend's tuning options (``chunk``, ``cache_mib``, ``checkpoint_mib``, ``prefix_mib``) and
-its :class:`~hqf.backends.torch.cache.Cache`, nothing else.
+They read the backend's :class:`~hqf.backends.torch.settings.Settings` (``chunk``, ``cache_bytes``,
+``prefix_bytes``) and its :class:`~hqf.backends.torch.cache.Cache`, nothing else.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from hqf.backends.torch.adjoint import adjoint_vjp
-from hqf.backends.torch.cache import Compiled, Prefix
-from hqf.backends.torch.kernels import apply_wire, chain_matrices, constant_columns, run
+from hqf.backends.torch.cache import Cache, CompiledCircuit, Prefix
 from hqf.backends.torch.measure import measure
-from hqf.backends.torch.plan import Plan, RotationStep
-
-if TYPE_CHECKING:  # (annotations only: the backend imports this module)
-    from hqf.backends.torch.backend import TorchBackend
+from hqf.backends.torch.plan import RotationStep, StepPlan
+from hqf.backends.torch.settings import Settings
+from hqf.backends.torch.steps import apply_wire, chain_matrices, constant_columns, run
 
 #: at most this many wires changed in a run: updating them beats running it again (measured)
 MAX_UPDATED_WIRES = 2
 
 
-def row_bytes(backend: TorchBackend, plan: Plan) -> int:
+def row_bytes(settings: Settings, plan: StepPlan) -> int:
     """Bytes of one row's state."""
-    return 2**plan.n_qubits * torch.empty(0, dtype=backend.complex_dtype).element_size()
+    return 2**plan.n_qubits * torch.empty(0, dtype=settings.complex_dtype).element_size()
 
 
-def rows_per_pass(backend: TorchBackend, plan: Plan) -> int:
+def rows_per_pass(settings: Settings, plan: StepPlan) -> int:
     """Rows whose states fit the cache budget: bigger states are run a few rows at a time."""
-    return max(1, int(backend.cache_bytes // row_bytes(backend, plan)))
+    return max(1, int(settings.cache_bytes // row_bytes(settings, plan)))
 
 
-def expectations(backend: TorchBackend, compiled: Compiled, angles: torch.Tensor) -> torch.Tensor:
+def expectations(settings: Settings, cache: Cache, compiled: CompiledCircuit, angles: torch.Tensor) -> torch.Tensor:
     """Expectation values without autograd, ``chunk`` rows (at most a cache's worth) per pass."""
-    rows = min(backend.chunk, rows_per_pass(backend, compiled.plan))
-    parts = [forward(backend, compiled, part) for part in angles.split(rows)]
+    rows = min(settings.chunk, rows_per_pass(settings, compiled.plan))
+    parts = [forward(settings, cache, compiled, part) for part in angles.split(rows)]
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def forward(backend: TorchBackend, compiled: Compiled, angles: torch.Tensor) -> torch.Tensor:
+def forward(settings: Settings, cache: Cache, compiled: CompiledCircuit, angles: torch.Tensor) -> torch.Tensor:
     """Expectation values of one pass without autograd (see :func:`final_state`)."""
-    return measure(compiled.plan, compiled.tables, final_state(backend, compiled, angles), compiled.actions)
+    return measure(compiled.plan, compiled.tables, final_state(settings, cache, compiled, angles), compiled.actions)
 
 
-def final_state(backend: TorchBackend, compiled: Compiled, angles: torch.Tensor) -> torch.Tensor:
+def final_state(settings: Settings, cache: Cache, compiled: CompiledCircuit, angles: torch.Tensor) -> torch.Tensor:
     """The final state ``[2**n, B]`` of one pass without autograd, resuming from the previous pass's
     states where the angles allow.
 
@@ -56,7 +52,7 @@ def final_state(backend: TorchBackend, compiled: Compiled, angles: torch.Tensor)
     shifted gate is (exact; the states kept are at most ``prefix_mib``). When that gate belongs to
     a run constant over the rows, the pass starts after the run instead (:func:`_after_changed_run`).
     """
-    plan, cache = compiled.plan, backend.cache
+    plan = compiled.plan
     start, resume, state = 0, 0, None
     previous = cache.prefix
     constant = constant_columns(angles)
@@ -68,7 +64,7 @@ def final_state(backend: TorchBackend, compiled: Compiled, angles: torch.Tensor)
         after = _after_changed_run(compiled, previous, angles, changed, start, constant)
         if after is not None:
             resume, state = start + 1, after
-    trace: dict | None = {} if len(plan.steps) * angles.shape[0] * row_bytes(backend, plan) <= backend.prefix_bytes else None
+    trace: dict | None = {} if len(plan.steps) * angles.shape[0] * row_bytes(settings, plan) <= settings.prefix_bytes else None
     if trace is not None and resume > start:
         trace[resume] = state
     if resume < len(plan.steps):
@@ -83,7 +79,7 @@ def final_state(backend: TorchBackend, compiled: Compiled, angles: torch.Tensor)
 
 
 def _after_changed_run(
-    compiled: Compiled, previous: Prefix, angles: torch.Tensor, changed: frozenset[int], k: int, constant: frozenset[int]
+    compiled: CompiledCircuit, previous: Prefix, angles: torch.Tensor, changed: frozenset[int], k: int, constant: frozenset[int]
 ) -> torch.Tensor | None:
     """The state after step ``k`` from the previous pass's, when every changed column is read by that
     run, the run is constant over the rows in both passes, and at most ``MAX_UPDATED_WIRES`` wires changed.
@@ -108,10 +104,12 @@ def _after_changed_run(
     return state
 
 
-def adjoint(backend: TorchBackend, compiled: Compiled, angles: torch.Tensor, grad_output: torch.Tensor, summed: frozenset[int] | None = None):
+def adjoint(
+    settings: Settings, compiled: CompiledCircuit, angles: torch.Tensor, grad_output: torch.Tensor, summed: frozenset[int] | None = None
+):
     """:func:`~hqf.backends.torch.adjoint.adjoint_vjp` in cache-sized passes (with ``summed``: its
     ``(grad, grad_sum)``)."""
-    rows = rows_per_pass(backend, compiled.plan)
+    rows = rows_per_pass(settings, compiled.plan)
     parts = [
         adjoint_vjp(compiled.plan, compiled.tables, a, g, compiled.actions, summed=summed, memo=compiled.operands)
         for a, g in zip(angles.split(rows), grad_output.to(angles.dtype).split(rows))

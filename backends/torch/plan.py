@@ -1,6 +1,6 @@
 """A circuit compiled once into a few batched tensor steps, and the constant tables those steps read.
 
-:func:`compile_plan` turns a hashable :class:`~hqf.quantum.circuit.Circuit` into a :class:`Plan` (cached):
+:func:`compile_plan` turns a hashable :class:`~hqf.quantum.circuit.Circuit` into a :class:`StepPlan` (cached):
 
 - the leading run of one-qubit gates acting on ``|0…0⟩`` is a product state: each wire's 2×2 gates are
   multiplied together and the state is the Kronecker product of their first columns (``ProductStep``);
@@ -145,7 +145,7 @@ class PermutationStep:
         self.inverse = inverse  # in[j] = sign[inverse[j]] · out[inverse[j]]
 
 
-class Plan:
+class StepPlan:
     """A compiled circuit: ``steps`` (a :class:`ProductStep` first), then the measurement tables."""
 
     def __init__(self, circuit: Circuit, block: int) -> None:
@@ -210,9 +210,9 @@ class Plan:
 
 
 @functools.lru_cache(maxsize=256)
-def compile_plan(circuit: Circuit, block: int = DEFAULT_BLOCK) -> Plan:
+def compile_plan(circuit: Circuit, block: int = DEFAULT_BLOCK) -> StepPlan:
     """The cached plan of ``circuit``."""
-    return Plan(circuit, block)
+    return StepPlan(circuit, block)
 
 
 @attrs.frozen(eq=False)
@@ -245,10 +245,10 @@ class PlanTables:
     n_qubits: int
     complex_dtype: torch.dtype
     z_signs: torch.Tensor | None  # [2**n, K]: the Z words' ±1 tables
-    data_wires: torch.Tensor  # (see Plan)
+    data_wires: torch.Tensor  # (see StepPlan)
     data_columns: torch.Tensor
     data_slice: slice | None  # the data columns as a slice when they are one ascending run
-    frozen_index: torch.Tensor  # Plan.frozen_columns
+    frozen_index: torch.Tensor  # StepPlan.frozen_columns
     minus_quarter_turn: torch.Tensor  # (0, −π/2): the cosine of (x/2, x/2 − π/2) is (cos(x/2), sin(x/2))
     half: torch.Tensor  # 0.5
     n_data_wires: int
@@ -256,7 +256,7 @@ class PlanTables:
 
 @functools.lru_cache(maxsize=16)
 @torch.inference_mode(False)  # cached tables must be normal tensors even if first built under inference mode
-def lower(plan: Plan, complex_dtype: torch.dtype, device: torch.device) -> PlanTables:
+def lower(plan: StepPlan, complex_dtype: torch.dtype, device: torch.device) -> PlanTables:
     """The constant tables of ``plan`` as tensors (cached)."""
     real_dtype = torch.empty(0, dtype=complex_dtype).real.dtype
 

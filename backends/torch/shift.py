@@ -11,23 +11,22 @@ from ``P·B`` circuit runs instead of ``2·P·B``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 
-from hqf.backends.torch.cache import Compiled
-from hqf.backends.torch.kernels import chain_matrices, constant_columns, product_vector, run
+from hqf.backends.torch.cache import Cache, CompiledCircuit
 from hqf.backends.torch.measure import measure, measure_cross
 from hqf.backends.torch.passes import final_state, rows_per_pass
+from hqf.backends.torch.settings import Settings
+from hqf.backends.torch.steps import chain_matrices, constant_columns, product_vector, run
 
-if TYPE_CHECKING:  # (annotations only: the backend imports this module)
-    from hqf.backends.torch.backend import TorchBackend
 
-
-def shifted_values(backend: TorchBackend, compiled: Compiled, angles: torch.Tensor, chunk: int | None) -> torch.Tensor:
+def shifted_values(
+    settings: Settings, cache: Cache, compiled: CompiledCircuit, angles: torch.Tensor, chunk: int | None
+) -> torch.Tensor:
     """``[2, P, B, R]`` values at every column shifted by ``±π/2``, from one propagated state per column.
 
-    Runs go ``chunk`` rows at a time (default: the backend's ``chunk``), resuming from the previous
+    Runs go ``chunk`` rows at a time (default: the settings' ``chunk``), resuming from the previous
     run where their angles agree (:func:`~hqf.backends.torch.passes.final_state`). A batch small
     enough for two copies to fit one pass runs several whole columns per pass; otherwise the columns
     of the leading product state take one run per wire instead of one per column
@@ -35,9 +34,9 @@ def shifted_values(backend: TorchBackend, compiled: Compiled, angles: torch.Tens
     """
     plan, tables, actions = compiled.plan, compiled.tables, compiled.actions
     batch, n_params = angles.shape
-    rows = max(1, min(chunk or backend.chunk, rows_per_pass(backend, plan)))
+    rows = max(1, min(chunk or settings.chunk, rows_per_pass(settings, plan)))
     with torch.no_grad():
-        final = torch.cat([final_state(backend, compiled, part) for part in angles.split(rows)], dim=1)
+        final = torch.cat([final_state(settings, cache, compiled, part) for part in angles.split(rows)], dim=1)
         values = measure(plan, tables, final, actions)  # [B, R]
         pieces: dict[int, list] = {c: [] for c in range(n_params)}  # per column: (plus, minus) per row chunk
 
@@ -66,13 +65,13 @@ def shifted_values(backend: TorchBackend, compiled: Compiled, angles: torch.Tens
             for b0 in range(0, batch, rows) if groups == 1 else (0,):
                 b1 = batch if groups > 1 else min(batch, b0 + rows)
                 columns = list(range(c0, c0 + g))
-                add(columns, b0, b1, final_state(backend, compiled, shifted_by_pi(angles[b0:b1], columns)))
+                add(columns, b0, b1, final_state(settings, cache, compiled, shifted_by_pi(angles[b0:b1], columns)))
         plus = [torch.cat(pieces[c][0::2]) for c in range(n_params)]  # row chunks in order
         minus = [torch.cat(pieces[c][1::2]) for c in range(n_params)]
         return torch.stack([torch.stack(plus), torch.stack(minus)])
 
 
-def product_shifted(compiled: Compiled, angles: torch.Tensor, final: torch.Tensor, wire: int, columns: list[int]) -> torch.Tensor:
+def product_shifted(compiled: CompiledCircuit, angles: torch.Tensor, final: torch.Tensor, wire: int, columns: list[int]) -> torch.Tensor:
     """The final states ``[2**n, g·B]`` with each of ``columns`` (gates of the leading product state,
     all on ``wire``) shifted by ``π``, from one extra run.
 

@@ -26,16 +26,17 @@ import numba
 import numpy as np
 import torch
 
-from hqf.backends.torch.fused import Operands, Program, _in_parallel, program
-from hqf.backends.torch.fused_cpu import GATE, LANES, PHASE, _apply_gate, _apply_phase, _partial_products, _permute
-from hqf.backends.torch.plan import PermutationStep, Plan
+from hqf.backends.torch.fused import FusedOperands, FusedProgram, program
+from hqf.backends.torch.fused_cpu import GATE, LANES, PHASE, apply_gate, apply_phase, partial_products, permute
+from hqf.backends.torch.parallel import in_parallel
+from hqf.backends.torch.plan import PermutationStep, StepPlan
 
 #: the kind of op beyond the fused program's (:class:`Layout`): two real gates on two wires
 PAIR = 3
 
 
-def broadcast_program(plan: Plan, angles: torch.Tensor) -> Program | None:
-    """The fused :class:`~hqf.backends.torch.fused.Program` of ``plan`` when every column read after
+def broadcast_program(plan: StepPlan, angles: torch.Tensor) -> FusedProgram | None:
+    """The fused :class:`~hqf.backends.torch.fused.FusedProgram` of ``plan`` when every column read after
     the product state is equal in every row of ``angles[B, P]`` (ansatz weights; ``B ≥ 1``), else ``None``."""
     if angles.shape[0] == 0:
         return None
@@ -65,7 +66,7 @@ class Layout:
 
 
 @functools.lru_cache(maxsize=64)
-def layout(p: Program) -> Layout:
+def layout(p: FusedProgram) -> Layout:
     """The :class:`Layout` of ``p`` (cached): each branch starts as late as ``-iP`` commutes."""
     ops, o = [], 0
     while o < len(p.ops):
@@ -97,7 +98,7 @@ def layout(p: Program) -> Layout:
     )
 
 
-def _commutes(p: Program, g: int, op: tuple[int, int, int]) -> bool:
+def _commutes(p: FusedProgram, g: int, op: tuple[int, int, int]) -> bool:
     """Whether the Pauli of gate ``g`` on its wire commutes with ``op`` (a :class:`Layout` op)."""
     wire, (kind, k, k2) = p.gate_wire[g], op
     if kind == GATE:
@@ -109,11 +110,11 @@ def _commutes(p: Program, g: int, op: tuple[int, int, int]) -> bool:
     return False
 
 
-def shifted_values(p: Program, angles: torch.Tensor, threads: int) -> torch.Tensor:
+def shifted_values(p: FusedProgram, angles: torch.Tensor, threads: int) -> torch.Tensor:
     """``[2, P, B, K]``: the ``⟨Z⟩`` values at every column of ``angles[B, P]`` shifted by ``+π/2``
     (``[0]``) and ``−π/2`` (``[1]``); the tiles split over ``threads``."""
     values = angles.detach().double().numpy()
-    operands = Operands(p, values)
+    operands = FusedOperands(p, values)
     rows = operands.vectors.shape[0]
     padded = np.zeros((rows, values.shape[1]))
     padded[: values.shape[0]] = values
@@ -126,7 +127,7 @@ def shifted_values(p: Program, angles: torch.Tensor, threads: int) -> torch.Tens
                     operands.phase_re, operands.phase_im, p.source, p.sign, p.z_signs_t,
                     lay.start, lay.gates, p.gate_kind, p.gate_column, out)
 
-    _in_parallel(part, rows // LANES, threads)
+    in_parallel(part, rows // LANES, threads, (rows << p.n_qubits) * (len(lay.gates) + 1))  # one run per branch
     return torch.from_numpy(out[..., : values.shape[0]]).permute(0, 1, 3, 2)
 
 
@@ -171,13 +172,13 @@ def _apply_op(re, im, re2, im2, n, op, mats, wires, real, phase_re, phase_im, so
     """Apply a :class:`Layout` op to a tile; returns the tile's buffers (a permutation moves it into ``re2, im2``)."""
     kind, k, k2 = op[0], op[1], op[2]
     if kind == GATE:
-        _apply_gate(re, im, n, wires[k], mats[k], real[k])
+        apply_gate(re, im, n, wires[k], mats[k], real[k])
     elif kind == PAIR:
         _apply_pair(re, im, n, wires[k], mats[k], wires[k2], mats[k2])
     elif kind == PHASE:
-        _apply_phase(re, im, phase_re[k], phase_im[k])
+        apply_phase(re, im, phase_re[k], phase_im[k])
     else:
-        _permute(re, im, re2, im2, source[k], sign[k])
+        permute(re, im, re2, im2, source[k], sign[k])
         return re2, im2, re, im
     return re, im, re2, im2
 
@@ -228,7 +229,7 @@ def _shifted_vector(angles, r, w, d0, columns, rotation, a, b, c):
 def _run_from_product(vectors, n, ops, mats, wires, real, phase_re, phase_im, source, sign, product, re, im, re2, im2):
     """The final state of the product state ``⊗_w vectors[t, w]`` (lane ``t``) run through the whole
     program, in ``(re, im)`` as returned."""
-    _partial_products(vectors, 0, 0, n, product)
+    partial_products(vectors, 0, 0, n, product)
     for t in range(re.shape[0]):
         re[t], im[t] = product[t].real, product[t].imag
     for o in range(ops.shape[0]):
@@ -294,7 +295,7 @@ def shift_tiles(first, last, n, angles, vectors, product_columns, product_rotati
                 _write_values(bre, bim, a_re, a_im, z_signs_t, value, b0, product_columns[d, w], out, parts, sums)
             for t in range(LANES):
                 tile_vectors[t, w, 0], tile_vectors[t, w, 1] = vectors[b0 + t, w, 0], vectors[b0 + t, w, 1]
-        _partial_products(tile_vectors, 0, 0, n, product)  # the later columns: branch off one propagated state
+        partial_products(tile_vectors, 0, 0, n, product)  # the later columns: branch off one propagated state
         for t in range(size):
             re[t], im[t] = product[t].real, product[t].imag
         j = 0

@@ -1,4 +1,4 @@
-"""The forward kernels that run a :class:`~hqf.backends.torch.plan.Plan`: gate matrices, product
+"""The forward kernels that run a :class:`~hqf.backends.torch.plan.StepPlan`: gate matrices, product
 states, Kronecker blocks, signed permutations, and :func:`run`, the state after a plan's steps.
 
 States are **amplitude-major**: ``[2**n, B]``, one column per row of the batch (wire 0 is the most
@@ -20,9 +20,16 @@ import attrs
 import numpy as np
 import torch
 
-from hqf.backends.torch.plan import ChainTables, PermutationStep, PermutationTables, Plan, PlanTables, ProductStep, RotationStep
+from hqf.backends.torch.plan import (
+    ChainTables,
+    PermutationStep,
+    PermutationTables,
+    PlanTables,
+    ProductStep,
+    RotationStep,
+    StepPlan,
+)
 from hqf.quantum import gates
-
 
 #: below this many trailing amplitudes per block row, a common block is applied as one product on a copy
 SMALL_TRAILING = 16
@@ -152,7 +159,7 @@ def apply_block(state: torch.Tensor, matrix: torch.Tensor, n: int, start: int, s
 MAX_KEPT_PHASE = 2**16
 
 
-class Operands:
+class RunOperands:
     """What applying one run takes: a matrix per block (one for the batch, ``[K, K]``, real or complex, or per row
     ``[B, K, K]``) and, for a real-then-phase run, the per-wire diagonals ``[1, n, 2]`` of the phase
     applied after them (and the phase itself, ``[2**n, 1]``, for states up to ``MAX_KEPT_PHASE``)."""
@@ -171,8 +178,8 @@ class Operands:
         return self.kept_phase if self.kept_phase is not None else product_vector(self.diagonals)
 
 
-def rotation_operands(step: RotationStep, mats: list[torch.Tensor], fused: torch.Tensor) -> Operands:
-    """The :class:`Operands` of a run from its per-depth ``mats`` and fused matrices ``[1 or B, n, 2, 2]``.
+def rotation_operands(step: RotationStep, mats: list[torch.Tensor], fused: torch.Tensor) -> RunOperands:
+    """The :class:`RunOperands` of a run from its per-depth ``mats`` and fused matrices ``[1 or B, n, 2, 2]``.
 
     A constant run (one matrix per block for the batch) that is real gates then RZ
     (``step.chain.split``: hea's RY·RZ layers) becomes real Kronecker blocks, applied to the real and
@@ -181,16 +188,16 @@ def rotation_operands(step: RotationStep, mats: list[torch.Tensor], fused: torch
     if fused.shape[0] == 1 and step.chain.split is not None:
         real, diagonals = split_factors(mats, step.chain.split)
         blocks = None if real is None else [kron_block(real, start, size)[0] for start, size in step.blocks]
-        return Operands(blocks, diagonals, real=True, rows=False)
+        return RunOperands(blocks, diagonals, real=True, rows=False)
     if fused.shape[0] == 1:
-        return Operands([kron_block(fused, start, size)[0] for start, size in step.blocks], None, real=False, rows=False)
-    return Operands([kron_block(fused, start, size) for start, size in step.blocks], None, real=False, rows=True)
+        return RunOperands([kron_block(fused, start, size)[0] for start, size in step.blocks], None, real=False, rows=False)
+    return RunOperands([kron_block(fused, start, size) for start, size in step.blocks], None, real=False, rows=True)
 
 
 def apply_rotations(
-    state: torch.Tensor, ops: Operands, step: RotationStep, n: int, inverse: bool = False, with_phase: bool = True
+    state: torch.Tensor, ops: RunOperands, step: RotationStep, n: int, inverse: bool = False, with_phase: bool = True
 ) -> torch.Tensor:
-    """Apply (or undo) a run's :class:`Operands` to ``[2**n, B]`` (``with_phase=False``: all but the
+    """Apply (or undo) a run's :class:`RunOperands` to ``[2**n, B]`` (``with_phase=False``: all but the
     diagonal phase of a real-then-phase run, which comes last when applying, first when undoing).
 
     Matrices for the whole batch are applied in place in the column layout; per-row matrices on the rows (one
@@ -258,7 +265,7 @@ class Record:
 
     mats: list[torch.Tensor]
     fused: torch.Tensor
-    ops: Operands | None
+    ops: RunOperands | None
     kept: torch.Tensor | None = None
     before_phase: bool = False
 
@@ -277,11 +284,11 @@ class StepOperands:
     key: torch.Tensor
     mats: list[torch.Tensor]
     fused: torch.Tensor
-    ops: Operands
+    ops: RunOperands
 
 
 def run(
-    plan: Plan,
+    plan: StepPlan,
     tables: PlanTables,
     angles: torch.Tensor,
     constant: frozenset[int] = frozenset(),
