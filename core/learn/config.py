@@ -22,8 +22,9 @@ import attrs
 import tomli_w
 
 from hqf.errors import ConfigError
+from hqf.learn.option_tables import CHOSEN, OPTION_TABLES, by_name, fold_flat_keys, plugin_flat_keys, tables
 from hqf.registry.loader import registry
-from hqf.registry.options import flat_keys, plain, read_options
+from hqf.registry.options import read_options
 
 try:
     import tomllib
@@ -37,10 +38,6 @@ NOISE_SPLITS = ("all", "train", "test")
 DATASET_ALIASES = {"a": "dataset-a", "b": "dataset-b"}
 #: keys accepted in place of a field name
 KEY_ALIASES = {"regularizer": "regularizers"}
-#: plugin kind -> the field holding its plugins' option tables, by plugin name
-OPTION_TABLES = {"regularizer": "regularizer_options", "backbone": "backbone_options", "baseline": "baseline_options"}
-#: plugin kind -> the field naming the one plugin of that kind a run uses (a flat table is its options)
-CHOSEN = {"backbone": "backbone", "baseline": "baseline"}
 #: the regularizers of the default run (their curve columns come first in every curves file)
 DEFAULT_REGULARIZERS = ("stability", "curvature")
 #: the table of a run directory's config.toml recording what ``auto`` settings resolved to
@@ -154,64 +151,6 @@ def _options(key: str):
     return convert
 
 
-def _tables(field: str):
-    def convert(value: Any) -> dict:
-        value = _options(field)(value)
-        for name, options in value.items():
-            if not isinstance(options, dict):
-                raise ConfigError(f"'{field}.{name}' must be a table (got {options!r})")
-        return {name: dict(options) for name, options in value.items()}
-
-    return convert
-
-
-def plugin_flat_keys() -> dict[str, tuple[str, str, str]]:
-    """``flat key -> (kind, plugin name, option)`` declared by the registered plugins' options classes."""
-    out: dict[str, tuple[str, str, str]] = {}
-    fields = attrs.fields_dict(RunConfig)
-    for kind in OPTION_TABLES:
-        for entry in registry().entries(kind):
-            for key, option in flat_keys(getattr(entry.cls, "options", None)).items():
-                if key in fields or key in out:
-                    taken = "a field of RunConfig" if key in fields else f"a flat key of {out[key][0]} {out[key][1]!r}"
-                    raise ConfigError(f"{kind} {entry.name!r} declares the flat key {key!r}, already {taken}")
-                out[key] = (kind, entry.name, option)
-    return out
-
-
-def _by_name(kind: str, table: Any, chosen: str | None) -> dict:
-    """A kind's option table by plugin name; a flat table (not every value a table) is the options of
-    the ``chosen`` plugin."""
-    field = OPTION_TABLES[kind]
-    table = _options(field)(table)
-    if kind not in CHOSEN or all(isinstance(v, dict) for v in table.values()):
-        return _tables(field)(table)
-    if chosen is None:
-        raise ConfigError(f"'{field}' holds options {sorted(table)} but the run names no {kind}")
-    return {chosen: table}
-
-
-def normalized_tables(values: dict[str, Any]) -> dict[str, Any]:
-    """Constructor values with the flat keys folded into the option tables and every registered
-    plugin's table validated and completed with its defaults."""
-    values = dict(values)
-    flat = plugin_flat_keys()
-    given = {key: values.pop(key) for key in list(values) if key in flat}
-    for kind, field in OPTION_TABLES.items():
-        chosen = values.get(CHOSEN[kind], _default(CHOSEN[kind])) if kind in CHOSEN else None
-        tables = _by_name(kind, values.get(field, {}), chosen)
-        for key, value in given.items():
-            if flat[key][0] == kind:
-                _, name, option = flat[key]
-                tables.setdefault(name, {})[option] = value
-        for entry in registry().entries(kind):
-            options = getattr(entry.cls, "options", None)
-            if options is not None:
-                tables[entry.name] = plain(read_options(options, tables.get(entry.name, {}), f"{field}.{entry.name}"))
-        values[field] = dict(sorted(tables.items()))
-    return values
-
-
 def _default(field: str) -> Any:
     return attrs.fields_dict(RunConfig)[field].default
 
@@ -221,7 +160,7 @@ class RunConfig:
     """One run: model, training, data and evaluation settings (see docs/method.md for each).
 
     ``RunConfig(**keys)`` takes the fields below and the plugins' flat keys (``curvature_every=5``),
-    which it folds into their option tables (:func:`normalized_tables`).
+    which it folds into their option tables (:func:`hqf.learn.option_tables.fold_flat_keys`).
     """
 
     # -- model --------------------------------------------------------------------------------
@@ -233,12 +172,12 @@ class RunConfig:
     #: a registered classical baseline model replacing the whole hybrid (``hqf list``); None: the hybrid
     baseline: str | None = attrs.field(default=None, validator=_optional_text)
     #: options of the baselines by name (e.g. ``qsvm``'s ``C``, ``kernel``, ``qubits``; docs/seeds.md)
-    baseline_options: dict = attrs.field(factory=dict, converter=_tables("baseline_options"))
+    baseline_options: dict = attrs.field(factory=dict, converter=tables("baseline_options"))
     #: a registered backbone (``hqf list``): mlp, transformer, cnn, resnet
     backbone: str = attrs.field(default="mlp", validator=_text)
     #: options of the backbones by name (mlp: hidden; transformer: dim, layers, heads, patch; cnn: channels,
     #: kernel, pool, dropout, fc, image_shape)
-    backbone_options: dict = attrs.field(factory=dict, converter=_tables("backbone_options"))
+    backbone_options: dict = attrs.field(factory=dict, converter=tables("backbone_options"))
     latent: int = attrs.field(default=32, validator=_integer(1))  # k, the width of H_c
     quantum_input: str = attrs.field(default="latent", validator=_one_of(QUANTUM_INPUTS))
     #: hidden widths of the classical head after the fusion (Linear → ReLU → Dropout each); []: one Linear
@@ -256,7 +195,7 @@ class RunConfig:
     regularizers: tuple[str, ...] = attrs.field(default=DEFAULT_REGULARIZERS, converter=_names)
     #: options of the regularizers by name (stability: weight; curvature: weight, every, probes, batch, scope,
     #: method, vectorize)
-    regularizer_options: dict = attrs.field(factory=dict, converter=_tables("regularizer_options"))
+    regularizer_options: dict = attrs.field(factory=dict, converter=tables("regularizer_options"))
     optimizer: str = attrs.field(default="adam", validator=_one_of(OPTIMIZERS))
     lr: float = attrs.field(default=1e-3, validator=_positive)
     momentum: float = attrs.field(default=0.0, validator=_fraction)
@@ -296,7 +235,8 @@ class RunConfig:
     checkpoint_every: int = attrs.field(default=200, validator=_integer(0))
 
     def __init__(self, **values: Any) -> None:
-        self.__attrs_init__(**normalized_tables(values))
+        chosen = {field: values.get(field, _default(field)) for field in CHOSEN.values()}
+        self.__attrs_init__(**fold_flat_keys(values, chosen, reserved=self.keys()))
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -307,7 +247,7 @@ class RunConfig:
         """A validated configuration from plain keys (``-`` or ``_``): fields and the plugins' flat keys
         (a flat key overrides its option in the table); unknown keys are a ConfigError."""
         try:
-            known = {*cls.keys(), *plugin_flat_keys()}
+            known = {*cls.keys(), *plugin_flat_keys(reserved=cls.keys())}
             values: dict[str, Any] = {}
             for raw_key, value in data.items():
                 key = str(raw_key).replace("-", "_")
@@ -360,10 +300,10 @@ class RunConfig:
                 continue
             chosen = changes.get(CHOSEN[kind], getattr(self, CHOSEN[kind])) if kind in CHOSEN else None
             try:
-                tables = _by_name(kind, value, chosen)
+                given = by_name(kind, value, chosen)
             except ConfigError as exc:
                 raise ConfigError(f"{source}: {exc}") from None
-            for name, options in tables.items():
+            for name, options in given.items():
                 data[key][name] = {**data[key].get(name, {}), **options}
         return type(self).from_dict(data, source=source)
 
@@ -380,7 +320,7 @@ class RunConfig:
         """A field, or the option a plugin's flat key names (``config.value("curvature_every")``)."""
         if key in attrs.fields_dict(type(self)):
             return getattr(self, key)
-        flat = plugin_flat_keys()
+        flat = plugin_flat_keys(reserved=self.keys())
         if key not in flat:
             raise ConfigError(f"unknown key {key!r}")
         kind, name, option = flat[key]
