@@ -324,3 +324,14 @@ def test_second_derivatives_fall_back_to_the_exact_shift_rule():
         (hvp,) = torch.autograd.grad(grad.sum(), leaf)
         hessians.append(hvp)
     assert torch.allclose(hessians[0], hessians[1], atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("every", [1, 2, 3, 5])
+def test_any_checkpoint_interval_gives_the_same_gradient(every):
+    circuit = gate_circuit("CZ", 4, seed=29)
+    backend = PtmBackend(noise="amplitude_damping=0.1,depolarizing=0.02")
+    rows = angles_for(circuit, 2, seed=10).numpy()
+    cotangent = np.linspace(-1.0, 2.0, circuit.n_outputs)[None].repeat(2, 0)
+    _, checkpoints = backend.words(circuit, rows, every)
+    kept = backend.gradient(circuit, rows, cotangent, checkpoints, every)
+    assert np.allclose(kept, backend.gradient(circuit, rows, cotangent), atol=1e-14, rtol=0)

@@ -4,7 +4,8 @@ The density matrix of each row is its Pauli vector ``r[4^n]`` (float64, :mod:`hq
 gates and channels are real Pauli transfer matrices composed into steps (:mod:`hqf.backends.ptm.program`)
 that the kernels apply one pass each (:mod:`hqf.backends.ptm.kernels`); an expectation value is one
 coordinate. Gradients with respect to every angle column come from the adjoint (Heisenberg) pass, which
-keeps a state every ``√K`` steps and recomputes the segment in between: ``O(√K · 4^n)`` memory per row.
+starts from states kept every ``⌈√K⌉`` of the ``K`` steps and recomputes the segment in between:
+``O(√K · 4^n)`` memory per row.
 Memory of the forward pass: ``16 · 4^n`` bytes per thread; docs/density-matrices.md says why this form.
 """
 
@@ -84,7 +85,7 @@ class PtmBackend(Backend):
         *,
         noise: NoiseModel | str | None = None,
         depolarizing: float = 0.0,
-        checkpoint_mib: float = 512.0,
+        checkpoint_mib: float = 1024.0,
         dtype: str = "complex128",
         device: str = "cpu",
     ) -> None:
@@ -114,15 +115,15 @@ class PtmBackend(Backend):
         for future in [self._pool.submit(work, bounds[t], bounds[t + 1]) for t in range(threads)]:
             future.result()
 
-    def words(self, circuit: Circuit, angles: np.ndarray, keep: bool) -> tuple[np.ndarray, np.ndarray]:
+    def words(self, circuit: Circuit, angles: np.ndarray, every: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``(words[B, M], checkpoints)``: the measured words' values for each row of ``angles`` (float64
-        numpy) and, with ``keep``, the states the adjoint pass starts its segments from."""
+        numpy) and, with ``every > 0``, the states before every ``every``-th step (the adjoint pass
+        starts its segments from them)."""
         program, reading = compiled(circuit, self.noise)
         batch, n4 = angles.shape[0], 4**circuit.n_qubits
         vals = program.values(angles)
-        every = segment_length(len(program.steps)) if keep else 0
-        n_check = -(-len(program.steps) // every) if keep else 0
-        checkpoints = np.empty((batch if keep else 0, n_check, n4))
+        n_check = -(-len(program.steps) // every) if every else 0
+        checkpoints = np.empty((batch if every else 0, n_check, n4))
         out = np.empty((batch, len(reading.ptr) - 1))
         init = iz_strings(circuit.n_qubits)
 
@@ -136,15 +137,19 @@ class PtmBackend(Backend):
         self._split(batch, work)
         return out, checkpoints
 
-    def gradient(self, circuit: Circuit, angles: np.ndarray, grad_output: np.ndarray, checkpoints) -> np.ndarray:
+    def gradient(
+        self, circuit: Circuit, angles: np.ndarray, grad_output: np.ndarray, checkpoints=None, every: int = 0
+    ) -> np.ndarray:
         """``[B, P]``: ``Σ_r grad_output[b, r] ∂out[b, r]/∂angles[b]`` by the adjoint pass (float64 numpy);
-        ``checkpoints`` from :meth:`words` with ``keep``, or None to recompute them."""
+        ``checkpoints`` from :meth:`words` with the same ``every``, or None to recompute them."""
         program, reading = compiled(circuit, self.noise)
         batch = angles.shape[0]
         vals = program.values(angles)
-        every = segment_length(len(program.steps))
         have = checkpoints is not None
+        if have and every < 1:
+            raise ValueError(f"'every' must be the checkpoints' interval, >= 1 (got {every})")
         if not have:
+            every = segment_length(len(program.steps))
             checkpoints = np.empty((0, 0, 4**circuit.n_qubits))
         cotangents = np.ascontiguousarray(grad_output @ reading.matrix)
         g = np.zeros((batch, program.nnz))
@@ -165,12 +170,12 @@ class PtmBackend(Backend):
         requires grad."""
         if torch.is_grad_enabled() and angles.requires_grad:
             return PtmExpval.apply(angles, self, circuit)
-        return self._outputs(circuit, angles, keep=False)[0]
+        return self._outputs(circuit, angles, every=0)[0]
 
-    def _outputs(self, circuit: Circuit, angles: torch.Tensor, keep: bool):
+    def _outputs(self, circuit: Circuit, angles: torch.Tensor, every: int):
         _, reading = compiled(circuit, self.noise)
         rows = np.ascontiguousarray(angles.detach().to("cpu", torch.float64).numpy())
-        words, checkpoints = self.words(circuit, rows, keep)
+        words, checkpoints = self.words(circuit, rows, every)
         out = words @ reading.matrix.T + reading.offset
         return torch.from_numpy(out).to(angles.device), checkpoints
 
@@ -178,13 +183,17 @@ class PtmBackend(Backend):
         """``[B, P]`` vector-Jacobian product by the adjoint pass (the forward states recomputed)."""
         rows = np.ascontiguousarray(angles.detach().to("cpu", torch.float64).numpy())
         cotangents = grad_output.detach().to("cpu", torch.float64).numpy()
-        return torch.from_numpy(self.gradient(circuit, rows, cotangents, None)).to(angles.device)
+        return torch.from_numpy(self.gradient(circuit, rows, cotangents)).to(angles.device)
 
-    def checkpoint_size(self, circuit: Circuit, batch: int) -> int:
-        """Bytes the checkpoints of a differentiable call of ``batch`` rows take."""
+    def checkpoint_interval(self, circuit: Circuit, batch: int) -> int:
+        """Steps between the states a differentiable call of ``batch`` rows keeps for its backward,
+        ``⌈√K⌉``; 0 (keep none: the backward recomputes them) when they do not fit ``checkpoint_mib``.
+        (Keeping a state before every step recomputes nothing but writes ``K`` states per row to memory,
+        which costs more than the recomputation.)"""
         program, _ = compiled(circuit, self.noise)
-        n_steps = len(program.steps)
-        return batch * -(-n_steps // segment_length(n_steps)) * 8 * 4**circuit.n_qubits
+        every = segment_length(len(program.steps))
+        kept = -(-len(program.steps) // every) * batch * 8 * 4**circuit.n_qubits
+        return every if kept <= self.checkpoint_bytes else 0
 
 
 class PtmExpval(torch.autograd.Function):
@@ -194,10 +203,11 @@ class PtmExpval(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, angles: torch.Tensor, backend: PtmBackend, circuit: Circuit):
-        keep = backend.checkpoint_size(circuit, angles.shape[0]) <= backend.checkpoint_bytes
-        out, checkpoints = backend._outputs(circuit, angles, keep)
+        every = backend.checkpoint_interval(circuit, angles.shape[0])
+        out, checkpoints = backend._outputs(circuit, angles, every)
         ctx.save_for_backward(angles)
-        ctx.backend, ctx.circuit, ctx.checkpoints = backend, circuit, checkpoints if keep else None
+        ctx.backend, ctx.circuit, ctx.every = backend, circuit, every
+        ctx.checkpoints = checkpoints if every else None
         return out
 
     @staticmethod
@@ -213,6 +223,6 @@ class PtmExpval(torch.autograd.Function):
             return torch.einsum("brp,br->bp", jac, grad_output), None, None
         rows = np.ascontiguousarray(angles.detach().to("cpu", torch.float64).numpy())
         cotangents = grad_output.detach().to("cpu", torch.float64).numpy()
-        grad = backend.gradient(circuit, rows, cotangents, ctx.checkpoints)
+        grad = backend.gradient(circuit, rows, cotangents, ctx.checkpoints, ctx.every)
         ctx.checkpoints = None
         return torch.from_numpy(grad).to(device=angles.device, dtype=angles.dtype), None, None

@@ -4,9 +4,9 @@ pass back through them.
 A row's state is ``r[4^n]`` float64 (:mod:`hqf.backends.ptm.transfer`). A step acts on the base-4 digits
 of ``m`` wires (``d = 4^m`` coordinates): for every assignment of the other digits it gathers the ``d``
 entries, multiplies them by the step's sparse real matrix (CSR: ``rowptr``, ``cols`` and this row's
-``vals``) and writes them back, one pass per step. The other digits are walked in runs of consecutive
-indices below the smallest stride of the step's wires (vectorised inner loops); where that stride is
-small, the runs are gathered through an index list instead.
+``vals``) and writes them back, one pass per step. The other digits are walked in blocks of ``CHUNK``
+entries, gathered from runs of consecutive indices below the smallest stride of the step's wires, so
+the arithmetic runs in long vectorised loops whatever the wires.
 
 Backward (the Heisenberg picture): ``λ`` starts as the observables' Pauli vector weighted by the output
 cotangents; undoing step ``k`` is ``λ ← M_kᵀ λ`` (the Hilbert–Schmidt adjoint), and where ``M_k`` depends on
@@ -25,8 +25,8 @@ import numpy as np
 
 #: the longest run of consecutive indices one inner loop handles
 CHUNK = 256
-#: below this smallest stride the runs are gathered through an index list
-CONTIGUOUS = 8
+#: independent partial sums of one gradient entry (one AVX-512 vector of float64)
+LANES = 8
 
 
 @numba.njit(cache=True, nogil=True)
@@ -35,49 +35,70 @@ def _bases(first, count, step, nw, sorted_strides, out):
     ascending) whose other digits count ``first + l·step`` among all such indices."""
     for l in range(count):
         idx = first + l * step
-        for q in range(nw):
-            s = sorted_strides[q]
-            idx = (idx // s) * (4 * s) + idx % s
+        for q in range(nw):  # a stride is a power of 4: (idx // s) · 4s + idx % s without dividing
+            low = idx & (sorted_strides[q] - 1)
+            idx = ((idx - low) << 2) + low
         out[l] = idx
 
 
 @numba.njit(cache=True, nogil=True)
 def _load(x, bases, count, run, offsets, d, buf):
-    """``buf[j, l] = x[bases[i] + offsets[j] + r]`` for the ``count`` runs of length ``run``."""
+    """``buf[j, i·run + r] = x[bases[i] + offsets[j] + r]`` for the ``count`` runs of length ``run``."""
     for j in range(d):
-        row = buf[j]
+        dst = buf[j]
+        offset = offsets[j]
+        if run == 1:
+            for i in range(count):
+                dst[i] = x[bases[i] + offset]
+            continue
+        if run == 4:
+            for i in range(count):
+                start = bases[i] + offset
+                dst[4 * i] = x[start]
+                dst[4 * i + 1] = x[start + 1]
+                dst[4 * i + 2] = x[start + 2]
+                dst[4 * i + 3] = x[start + 3]
+            continue
         for i in range(count):
-            start = bases[i] + offsets[j]
-            src = x[start : start + run]
-            dst = row[i * run : (i + 1) * run]
+            src = x[bases[i] + offset : bases[i] + offset + run]
+            part = dst[i * run : (i + 1) * run]
             for r in range(run):
-                dst[r] = src[r]
+                part[r] = src[r]
 
 
 @numba.njit(cache=True, nogil=True)
 def _store(buf, bases, count, run, offsets, d, x):
     """The inverse of :func:`_load`."""
     for j in range(d):
-        row = buf[j]
+        src = buf[j]
+        offset = offsets[j]
+        if run == 1:
+            for i in range(count):
+                x[bases[i] + offset] = src[i]
+            continue
+        if run == 4:
+            for i in range(count):
+                start = bases[i] + offset
+                x[start] = src[4 * i]
+                x[start + 1] = src[4 * i + 1]
+                x[start + 2] = src[4 * i + 2]
+                x[start + 3] = src[4 * i + 3]
+            continue
         for i in range(count):
-            start = bases[i] + offsets[j]
-            dst = x[start : start + run]
-            src = row[i * run : (i + 1) * run]
+            dst = x[bases[i] + offset : bases[i] + offset + run]
+            part = src[i * run : (i + 1) * run]
             for r in range(run):
-                dst[r] = src[r]
+                dst[r] = part[r]
 
 
 @numba.njit(cache=True, nogil=True)
 def _blocks(n4, d, sorted_strides):
     """``(run, runs per block, blocks)``: how the other digits of a step are walked. A run is a stretch of
-    consecutive indices (at most the smallest stride ``s0``); with ``s0 ≥ CONTIGUOUS`` a block is one run
-    of up to ``CHUNK``, else a block gathers up to ``CHUNK / s0`` runs of ``s0``."""
-    s0 = sorted_strides[0]
-    if s0 >= CONTIGUOUS:
-        run = min(s0, CHUNK)
-        return run, 1, n4 // (d * run)
-    per = min(CHUNK // s0, n4 // (d * s0))
-    return s0, per, n4 // (d * s0 * per)
+    consecutive indices (at most the smallest stride ``s0``, at most ``CHUNK``); a block gathers runs up to
+    ``CHUNK`` entries, so that every inner loop is long."""
+    run = min(sorted_strides[0], CHUNK)
+    per = min(CHUNK // run, n4 // (d * run))
+    return run, per, n4 // (d * run * per)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -101,11 +122,18 @@ def apply_step(x, d, nw, sorted_strides, offsets, rowptr, cols, vals, buf, acc, 
 
 
 @numba.njit(cache=True, nogil=True)
-def undo_step(lam, rho, gradient, d, nw, sorted_strides, offsets, rowptr, cols, vals, g, lbuf, rbuf, acc, bases):
+def undo_step(lam, rho, gradient, d, nw, sorted_strides, offsets, rowptr, cols, vals, g, lbuf, rbuf, acc, bases, lanes):
     """``λ ← Mᵀ λ``; with ``gradient``, also ``g[p] += Σ λ[row_p] · ρ[col_p]`` (``λ`` before the update,
-    ``ρ`` the step's input state)."""
+    ``ρ`` the step's input state). The sums run in ``LANES`` independent partial sums (``lanes[p]``), so
+    they vectorise without reordering any one sum."""
     run, per, blocks = _blocks(lam.shape[0], d, sorted_strides)
     width = run * per
+    whole = width - width % LANES
+    nnz = cols.shape[0]
+    if gradient:
+        for p in range(nnz):
+            for j in range(LANES):
+                lanes[p, j] = 0.0
     for block in range(blocks):
         _bases(block * width, per, run, nw, sorted_strides, bases)
         _load(lam, bases, per, run, offsets, d, lbuf)
@@ -125,11 +153,19 @@ def undo_step(lam, rho, gradient, d, nw, sorted_strides, offsets, rowptr, cols, 
                     out[l] += v * lrow[l]
                 if gradient:
                     rrow = rbuf[c]
-                    total = 0.0
-                    for l in range(width):
-                        total += lrow[l] * rrow[l]
-                    g[p] += total
+                    partial = lanes[p]
+                    for l0 in range(0, whole, LANES):
+                        for j in range(LANES):
+                            partial[j] += lrow[l0 + j] * rrow[l0 + j]
+                    for l in range(whole, width):
+                        partial[0] += lrow[l] * rrow[l]
         _store(acc, bases, per, run, offsets, d, lam)
+    if gradient:
+        for p in range(nnz):
+            total = 0.0
+            for j in range(LANES):
+                total += lanes[p, j]
+            g[p] += total
 
 
 @numba.njit(cache=True, nogil=True)
@@ -194,6 +230,7 @@ def backward_rows(
     n4 = init.shape[0]
     max_d = max(np.max(dims) if n_steps else 1, 1)
     buf, acc, rbuf, bases = _workspace(max_d)
+    lanes = np.empty((max_d * max_d, LANES))
     n_check = (n_steps + every - 1) // every
     own = np.empty((0 if have_checkpoints else n_check, n4))
     segment = np.empty((every, n4))
@@ -217,15 +254,14 @@ def backward_rows(
         for c in range(n_check - 1, -1, -1):
             first = c * every
             last = min(first + every, n_steps)
-            segment[0, :] = marks[c]
-            for k in range(first + 1, last):
-                segment[k - first, :] = segment[k - first - 1]
+            for k in range(first + 1, last):  # segment[j]: the state before step first + j (j ≥ 1)
+                segment[k - first, :] = marks[c] if k == first + 1 else segment[k - first - 1]
                 _forward(segment[k - first], k - 1, k, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, row_vals, nnz_ptr, buf, acc, bases)
             for k in range(last - 1, first - 1, -1):
                 d = dims[k]
                 lo, hi = nnz_ptr[k], nnz_ptr[k + 1]
                 undo_step(
-                    lam, segment[k - first], gradient[k], d, nws[k], strides[k],
+                    lam, marks[c] if k == first else segment[k - first], gradient[k], d, nws[k], strides[k],
                     offsets[off_ptr[k] : off_ptr[k] + d], rowptr[row_ptr[k] : row_ptr[k] + d + 1],
-                    cols[lo:hi], row_vals[lo:hi], row_g[lo:hi], buf, rbuf, acc, bases,
+                    cols[lo:hi], row_vals[lo:hi], row_g[lo:hi], buf, rbuf, acc, bases, lanes,
                 )
