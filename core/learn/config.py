@@ -22,8 +22,7 @@ import attrs
 import tomli_w
 
 from hqf.errors import ConfigError
-from hqf.learn.option_tables import CHOSEN, OPTION_TABLES, by_name, fold_flat_keys, plugin_flat_keys, tables
-from hqf.registry.loader import registry
+from hqf.learn.option_tables import CHOSEN, OPTION_TABLES, by_name, fold_flat_keys, plugin_flat_keys, registered, tables
 from hqf.registry.options import read_options
 
 try:
@@ -125,7 +124,8 @@ def _names(value: Any) -> tuple[str, ...]:
 
 def _widths(value: Any) -> tuple[int, ...]:
     """``head``: a list of positive integers (hidden widths)."""
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+    widths = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if not widths or not all(v >= 1 for v in value):
         raise ConfigError(f"'head' must be a list of positive integers (hidden widths; got {value!r})")
     return tuple(value)
 
@@ -311,7 +311,8 @@ class RunConfig:
         """The options of plugin ``name`` of ``kind``: an instance of its options class, or its table as
         given (a dict, empty when absent) where it declares none."""
         table = getattr(self, OPTION_TABLES[kind]).get(name, {})
-        options = getattr(registry().get(kind, name).cls, "options", None)
+        entry = next((e for e in registered(kind) if e.name == name), None)
+        options = getattr(entry.cls, "options", None) if entry is not None else None
         if options is None:
             return dict(table)
         return read_options(options, table, f"{OPTION_TABLES[kind]}.{name}")

@@ -8,13 +8,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from hqf.errors import ConfigError
-from hqf.registry.loader import registry
 from hqf.registry.options import flat_keys, plain, read_options
 
 #: plugin kind -> the field holding its plugins' option tables, by plugin name
 OPTION_TABLES = {"regularizer": "regularizer_options", "backbone": "backbone_options", "baseline": "baseline_options"}
 #: plugin kind -> the field naming the one plugin of that kind a run uses (a flat table is its options)
 CHOSEN = {"backbone": "backbone", "baseline": "baseline"}
+
+
+def registered(kind: str) -> list:
+    """The registry's entries of ``kind``."""
+    # at use: the registry imports the plugin contracts and torch, which `hqf --help` (reading RunConfig) does not need
+    from hqf.registry.loader import registry
+
+    return registry().entries(kind)
 
 
 def table(field: str, value: Any) -> dict:
@@ -43,13 +50,20 @@ def plugin_flat_keys(reserved: Iterable[str] = ()) -> dict[str, tuple[str, str, 
     out: dict[str, tuple[str, str, str]] = {}
     reserved = set(reserved)
     for kind in OPTION_TABLES:
-        for entry in registry().entries(kind):
+        for entry in registered(kind):
             for key, option in flat_keys(getattr(entry.cls, "options", None)).items():
                 if key in reserved or key in out:
-                    taken = "a field of RunConfig" if key in reserved else f"a flat key of {out[key][0]} {out[key][1]!r}"
+                    taken = _holder(key, reserved, out)
                     raise ConfigError(f"{kind} {entry.name!r} declares the flat key {key!r}, already {taken}")
                 out[key] = (kind, entry.name, option)
     return out
+
+
+def _holder(key: str, reserved: set[str], found: dict[str, tuple[str, str, str]]) -> str:
+    if key in reserved:
+        return "a field of RunConfig"
+    kind, name, _ = found[key]
+    return f"a flat key of {kind} {name!r}"
 
 
 def by_name(kind: str, value: Any, chosen: str | None) -> dict:
@@ -79,7 +93,7 @@ def fold_flat_keys(values: dict[str, Any], chosen: dict[str, Any], reserved: Ite
             if flat[key][0] == kind:
                 _, name, option = flat[key]
                 found.setdefault(name, {})[option] = value
-        for entry in registry().entries(kind):
+        for entry in registered(kind):
             options = getattr(entry.cls, "options", None)
             if options is not None:
                 found[entry.name] = plain(read_options(options, found.get(entry.name, {}), f"{field}.{entry.name}"))
