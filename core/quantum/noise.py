@@ -101,7 +101,7 @@ class Channel(abc.ABC):
         return attrs.asdict(self)
 
     def __str__(self) -> str:
-        return f"{self.name}={':'.join(f'{v:g}' for v in self.parameters.values())}"
+        return f"{self.name}={':'.join(repr(v) for v in self.parameters.values())}"
 
 
 @attrs.frozen
@@ -447,7 +447,7 @@ class NoiseModel:
     def __str__(self) -> str:
         parts = [str(rule.channel) if rule.gates is None and rule.wires is None else repr(rule) for rule in self.rules]
         for error in self.readout:
-            text = f"readout={error.p1_given_0:g}:{error.p0_given_1:g}"
+            text = f"readout={error.p1_given_0!r}:{error.p0_given_1!r}"
             parts.append(text if error.wires is None else repr(error))
         return ",".join(parts) or "none"
 
