@@ -6,8 +6,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hqf.backends.torch import TorchBackend
+from hqf.backends.torch import TorchBackend, parallel
+from hqf.backends.torch.backend import FUSED_OVER_FROZEN_ROWS, choose_path
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
+from hqf.studies.bench import Workload
 from reference import reference_expval
 from strategies import angle_batches, circuits
 
@@ -78,3 +80,97 @@ def test_cuda_matches_cpu():
     cpu = TorchBackend().expval(c, angles)
     gpu = TorchBackend(device="cuda").expval(c, angles.cuda())
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-12, rtol=0)
+
+
+# -- which path runs a call, and on how many threads (hqf.backends.torch.backend.choose_path, .parallel) --
+
+
+def _asked_never() -> bool:
+    raise AssertionError("frozen_ready asked off its line")
+
+
+@pytest.mark.parametrize(
+    ("blocked", "fused", "gradient", "rows", "frozen", "want"),
+    [
+        (True, True, True, 1, False, "blocked"),
+        (True, False, False, 100, True, "blocked"),
+        (False, True, True, 1, True, "fused"),
+        (False, False, True, 100, True, "plan"),
+        (False, True, False, FUSED_OVER_FROZEN_ROWS, True, "fused"),
+        (False, True, False, FUSED_OVER_FROZEN_ROWS - 1, True, "frozen"),
+        (False, True, False, FUSED_OVER_FROZEN_ROWS - 1, False, "fused"),
+        (False, False, False, 1000, True, "frozen"),
+        (False, False, False, 1000, False, "plan"),
+    ],
+)
+def test_choose_path_reads_its_table_from_the_top(blocked, fused, gradient, rows, frozen, want):
+    asked = []
+
+    def frozen_ready() -> bool:
+        asked.append(True)
+        return frozen
+
+    assert choose_path(blocked, fused, gradient, rows, frozen_ready) == want
+    # the frozen-weight matrix is looked up (which remembers the weights) only on its own line
+    assert bool(asked) == (not blocked and not gradient and not (fused and rows >= FUSED_OVER_FROZEN_ROWS))
+    if asked:
+        return
+    assert choose_path(blocked, fused, gradient, rows, _asked_never) == want
+
+
+def _broadcast_call(batch: int):
+    workload = Workload("hea8x6", batch)
+    x, weights = workload.inputs()
+    return workload.circuit(), x, weights.reshape(-1)
+
+
+class _CountingPool(parallel.Pool):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def run(self, calls):
+        self.calls += 1
+        return super().run(calls)
+
+
+def test_set_threads_goes_to_the_kernels_through_the_settings(monkeypatch):
+    pool = _CountingPool()
+    monkeypatch.setattr(parallel, "POOL", pool)
+    circuit, x, flat = _broadcast_call(256)  # 2**16 amplitudes: large enough for the pool
+    backend = TorchBackend()
+    backend.set_threads(1)
+    assert backend.settings.threads == 1 and backend.threads == 1
+    one = backend.expval_broadcast(circuit, x, flat)
+    assert backend.last_path == "fused" and pool.calls == 0
+    backend.set_threads(2)
+    two = backend.expval_broadcast(circuit, x, flat)
+    assert backend.settings.threads == 2 and pool.calls == 1
+    assert torch.equal(one, two)  # the same tiles, only their split differs
+
+
+def test_a_small_call_stays_on_the_calling_thread(monkeypatch):
+    pool = _CountingPool()
+    monkeypatch.setattr(parallel, "POOL", pool)
+    circuit, x, flat = _broadcast_call(24)  # three tiles of 8 rows, 6,144 amplitudes
+    backend = TorchBackend()
+    backend.set_threads(2)
+    threads = torch.get_num_threads()
+    seen, set_num_threads = [], torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.append(n) or set_num_threads(n))
+    backend.expval_broadcast(circuit, x.requires_grad_(), flat.requires_grad_()).sum().backward()
+    assert backend.last_path == "fused" and pool.calls == 0  # two parts, both on the calling thread
+    assert torch.get_num_threads() == threads  # restored after every call
+    if threads > 1:  # torch's operators ran on one thread, then got their count back
+        assert seen and set(seen) == {1, threads}
+
+
+@pytest.mark.parametrize("n_items", [0, 1, 5, 17])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_in_parallel_gives_the_same_parts_inline_and_on_the_pool(n_items, threads):
+    parts = parallel.ranges(n_items, threads)
+    assert parts[0][0] == 0 and parts[-1][1] == n_items and len(parts) == max(1, min(threads, n_items))
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+    small, large = parallel.SERIAL_AMPLITUDES - 1, parallel.SERIAL_AMPLITUDES
+    assert parallel.in_parallel(lambda a, b: (a, b), n_items, threads, small) == parts
+    assert parallel.in_parallel(lambda a, b: (a, b), n_items, threads, large) == parts

@@ -7,9 +7,10 @@ CNOT/CZ as one signed permutation, all-Z observables as one matrix product (``st
 ``measure``). Its backward is the adjoint method on the same plan (``adjoint``); the shift rule's
 values come in pairs from one ``π``-shifted run per column (``shift``); at inference, frozen weights
 make the circuit one real matrix (``frozen``); broadcast weights on the CPU run through numba kernels
-on tiles of rows that stay in cache (``fused``, ``fused_cpu``). ``plain`` is the gate-by-gate path the
-tests compare them all against; ``backend`` picks the path of each call; ``cache`` is what an
-instance keeps between calls.
+on tiles of rows that stay in cache (``fused``, ``fused_cpu``), circuits of 13 to 24 qubits through
+cache-blocked ones (``blocked``, ``blocked_cpu``). ``plain`` is the gate-by-gate path the tests compare
+them all against; ``backend.choose_path`` picks the path of each call (docs/torch-backend.md); every
+path reads the instance's ``settings`` and ``cache``; ``parallel`` owns the kernels' threads.
 """
 
 from hqf.backends.torch.backend import TorchBackend

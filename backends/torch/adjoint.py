@@ -51,11 +51,13 @@ def _trace_index(size: int, device: torch.device) -> torch.Tensor:
 
 
 def block_transition(lam: torch.Tensor, state: torch.Tensor, n: int, start: int, size: int) -> torch.Tensor:
-    """For rows ``[B, 2**n]``: ``T[B, K, K]`` with ``T[I, J] = Σ_rest conj(λ)[…I…] ψ[…J…]`` over the wires outside the block."""
+    """For rows ``[B, 2**n]``: ``T[B, K, K]`` with ``T[I, J] = Σ_rest conj(λ)[…I…] ψ[…J…]`` over the wires
+    outside the block."""
     batch = state.shape[0]
     left, k, right = 2**start, 2**size, 2 ** (n - start - size)
     if left == 1:  # Tᵀ = ψ λᴴ: the conjugate-transposed operand goes to BLAS without a copy
-        return torch.bmm(state.reshape(batch, k, right), lam.reshape(batch, k, right).transpose(1, 2).conj()).transpose(1, 2)
+        products = torch.bmm(state.reshape(batch, k, right), lam.reshape(batch, k, right).transpose(1, 2).conj())
+        return products.transpose(1, 2)
     if right == 1:
         return torch.bmm(lam.reshape(batch, left, k).conj().transpose(1, 2), state.reshape(batch, left, k))
     # Tᵀ = Σ_l ψ_l λ_lᴴ over the [K, right] slices: batched products, no copies
@@ -116,7 +118,9 @@ def product_cotangents(lam: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor
     return _contract_all_but_one(lam, columns).conj().permute(2, 0, 1)
 
 
-def product_gradients(tables: ChainTables, mats: list[torch.Tensor], cotangents: torch.Tensor, vectors: torch.Tensor, grad: torch.Tensor) -> None:
+def product_gradients(
+    tables: ChainTables, mats: list[torch.Tensor], cotangents: torch.Tensor, vectors: torch.Tensor, grad: torch.Tensor
+) -> None:
     """:func:`chain_gradients` of the leading product state from its rank-one transitions
     ``T_w = μ_w v_wᵀ`` (``cotangents`` μ and ``vectors`` v, ``[B, n, 2]``): undoing a gate ``M`` maps
     ``μ → Mᵀμ`` and ``v → Mᴴv`` (2-vectors, not 2×2 matrices)."""
@@ -156,7 +160,9 @@ def summed_wire_transitions(lam: torch.Tensor, state: torch.Tensor, n: int, bloc
     return _per_wire(blocks, n, block_matrix, state)
 
 
-def chain_gradients(tables: ChainTables, mats: list[torch.Tensor], transitions: torch.Tensor, grad: torch.Tensor) -> None:
+def chain_gradients(
+    tables: ChainTables, mats: list[torch.Tensor], transitions: torch.Tensor, grad: torch.Tensor
+) -> None:
     """Write ``∂L/∂θ`` of every rotation of a run into ``grad[B, P]``, walking each wire backwards."""
     generator = tables.generator
     t = transitions
@@ -178,7 +184,12 @@ def _z_table(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 
 def split_run_gradients(
-    tables: ChainTables, step: RotationStep, mats: list[torch.Tensor], lam: torch.Tensor, state: torch.Tensor, grad: torch.Tensor
+    tables: ChainTables,
+    step: RotationStep,
+    mats: list[torch.Tensor],
+    lam: torch.Tensor,
+    state: torch.Tensor,
+    grad: torch.Tensor,
 ) -> None:
     """Write ``∂L/∂θ`` summed over the rows of a constant real-then-phase run into ``grad[1, P]``, from
     ``λ`` and ``ψ`` (``[2**n, B]``) between its real gates and its phase.
@@ -197,7 +208,9 @@ def split_run_gradients(
             grad[0, columns[d]] = per_wire[wires[d]]
     if any(len(wires[d]) for d in range(split)):
         dim = state.shape[0]
-        real = summed_wire_transitions(torch.view_as_real(lam).reshape(dim, -1), torch.view_as_real(state).reshape(dim, -1), n, step.blocks)
+        real = summed_wire_transitions(
+            torch.view_as_real(lam).reshape(dim, -1), torch.view_as_real(state).reshape(dim, -1), n, step.blocks
+        )
         chain_gradients(tables, mats[:split], real.to(lam.dtype), grad)
 
 
@@ -252,7 +265,11 @@ def adjoint_vjp(
                 state = record.kept if record.kept is not None else state * undo_phase
                 split_run_gradients(step_tables, step, record.mats, lam, state, grad_sum)
                 lam = apply_rotations(lam, ops, step, n, inverse=True, with_phase=False)
-                state = None if record.kept is not None else apply_rotations(state, ops, step, n, inverse=True, with_phase=False)
+                state = (
+                    None
+                    if record.kept is not None
+                    else apply_rotations(state, ops, step, n, inverse=True, with_phase=False)
+                )
                 continue
             if record.kept is not None:
                 state = record.state_after()

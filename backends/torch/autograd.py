@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # (annotations only: fused needs numba, which the backend imp
     from hqf.backends.torch.fused import FusedProgram
 
 
-def _recorded_forward(ctx, settings: Settings, cache: Cache, compiled: CompiledCircuit, angles: torch.Tensor) -> torch.Tensor:
+def _recorded_forward(
+    ctx, settings: Settings, cache: Cache, compiled: CompiledCircuit, angles: torch.Tensor
+) -> torch.Tensor:
     """Expectation values of ``angles``, keeping in ``ctx`` what the adjoint backward needs.
 
     Large states run in cache-sized passes and keep nothing (the backward recomputes them).
@@ -41,12 +43,22 @@ def _recorded_forward(ctx, settings: Settings, cache: Cache, compiled: CompiledC
         n_runs = sum(not isinstance(step, PermutationStep) for step in plan.steps)
         records: list = []
         checkpoint = n_runs * angles.shape[0] * row_bytes(settings, plan) <= settings.checkpoint_bytes
-        state = run(plan, compiled.tables, angles, constant_columns(angles), records, checkpoint=checkpoint, memo=compiled.operands)
+        state = run(
+            plan,
+            compiled.tables,
+            angles,
+            constant_columns(angles),
+            records,
+            checkpoint=checkpoint,
+            memo=compiled.operands,
+        )
         ctx.records, ctx.state = records, state
         return measure(plan, compiled.tables, state, compiled.actions)
 
 
-def differentiable_vjp(compiled: CompiledCircuit, angles: torch.Tensor, grad_output: torch.Tensor, inputs: list) -> list:
+def differentiable_vjp(
+    compiled: CompiledCircuit, angles: torch.Tensor, grad_output: torch.Tensor, inputs: list
+) -> list:
     """The VJP through the plan by torch autograd, itself differentiable (``create_graph=True``)."""
     tracked = [t for t in inputs if t.requires_grad]
     with torch.enable_grad():
@@ -61,7 +73,9 @@ def _adjoint_backward(ctx, angles: torch.Tensor, grad_output: torch.Tensor, summ
     compiled = ctx.compiled
     if ctx.records is None:
         return adjoint(ctx.settings, compiled, angles, grad_output, summed)
-    return adjoint_vjp(compiled.plan, compiled.tables, angles, grad_output, compiled.actions, ctx.records, ctx.state, summed=summed)
+    return adjoint_vjp(
+        compiled.plan, compiled.tables, angles, grad_output, compiled.actions, ctx.records, ctx.state, summed=summed
+    )
 
 
 class PlanExpval(torch.autograd.Function):
@@ -90,7 +104,12 @@ class PlanExpvalBroadcast(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, angles: torch.Tensor, shared: torch.Tensor, settings: Settings, cache: Cache, compiled: CompiledCircuit,
+        ctx,
+        angles: torch.Tensor,
+        shared: torch.Tensor,
+        settings: Settings,
+        cache: Cache,
+        compiled: CompiledCircuit,
         program: FusedProgram | None,
     ):
         ctx.save_for_backward(angles, shared)

@@ -258,7 +258,11 @@ class TorchBackend(Backend):
         program = self._blocked_program(circuit)
         compiled = self.compiled(circuit) if program is None else None
         autograd = torch.is_grad_enabled() and angles.requires_grad
-        lookup = None if autograd or compiled is None else FrozenLookup(self.cache, compiled, angles.shape[0], frozen.frozen_key(compiled.tables, angles))
+        lookup = (
+            None
+            if autograd or compiled is None
+            else FrozenLookup(self.cache, compiled, angles.shape[0], frozen.frozen_key(compiled.tables, angles))
+        )
         self.last_path = path = choose_path(program is not None, False, autograd, angles.shape[0], lookup or never)
         if path == "blocked":
             return blocked_path.expval(self.settings, self.cache, circuit, program, angles)
@@ -355,6 +359,7 @@ class TorchBackend(Backend):
 
     def _sampled(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         """``[B, R]`` shot estimates (``shots`` samples per observable from the exact distribution)."""
+
         def exact(expanded: Circuit, rows: torch.Tensor) -> torch.Tensor:
             if fits(expanded):
                 return passes.expectations(self.settings, self.cache, self.compiled(expanded), rows)

@@ -144,7 +144,10 @@ class Passes:
             done = set(taken)
             remaining = [i for i in remaining if i not in done]
         width = max((len(p) for p in phases), default=1)
-        phase_gate, phase_bit = np.full((len(phases), width), -1, dtype=np.int64), np.zeros((len(phases), width), dtype=np.int64)
+        phase_gate, phase_bit = (
+            np.full((len(phases), width), -1, dtype=np.int64),
+            np.zeros((len(phases), width), dtype=np.int64),
+        )
         for q, members in enumerate(phases):
             for j, (g, b) in enumerate(members):
                 phase_gate[q, j], phase_bit[q, j] = g, b
@@ -213,13 +216,16 @@ class BlockedProgram:
         _, vectors = self._operands(angles)
         out = np.empty((angles.shape[0], self.readout[2].shape[0]))
         final = np.empty((angles.shape[0], 2, 1 << self.n_qubits) if keep else (0, 2, 1))
+
         def part(first: int, last: int) -> None:
             forward_rows(first, last, angles, vectors, self.passes.kernel_arguments, self.readout, out, final)
 
         in_parallel(part, angles.shape[0], threads, angles.shape[0] << self.n_qubits)
         return out, final
 
-    def vjp(self, angles: np.ndarray, grad_output: np.ndarray, threads: int, final: np.ndarray | None = None) -> np.ndarray:
+    def vjp(
+        self, angles: np.ndarray, grad_output: np.ndarray, threads: int, final: np.ndarray | None = None
+    ) -> np.ndarray:
         """``[B, P]``: the gradient of ``Σ grad_output ⊙ ⟨Z⟩`` for every row's angles (from the final
         states of :meth:`values` where given, else each row recomputed)."""
         angles, grad_output = np.ascontiguousarray(angles), np.ascontiguousarray(grad_output)
@@ -228,7 +234,12 @@ class BlockedProgram:
         product = (self.product.columns, self.product.rotation, self.product.generator)
         final = np.empty((0, 2, 1)) if final is None else final
         args = (angles, vectors, mats, product, self.passes.kernel_arguments, self.readout, grad_output, grad, final)
-        in_parallel(lambda first, last: backward_rows(first, last, *args), angles.shape[0], threads, angles.shape[0] << self.n_qubits)
+        in_parallel(
+            lambda first, last: backward_rows(first, last, *args),
+            angles.shape[0],
+            threads,
+            angles.shape[0] << self.n_qubits,
+        )
         return grad
 
 
@@ -276,7 +287,12 @@ class BlockedExpval(torch.autograd.Function):
 
 
 def expval(
-    settings: Settings, cache: Cache, circuit: Circuit, program: BlockedProgram, angles: torch.Tensor, shared: torch.Tensor | None = None
+    settings: Settings,
+    cache: Cache,
+    circuit: Circuit,
+    program: BlockedProgram,
+    angles: torch.Tensor,
+    shared: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``⟨Z⟩ [B, K]`` of ``[angles, shared]`` by ``program`` (float64 CPU tensors), differentiable
     when either requires grad."""

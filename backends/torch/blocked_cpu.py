@@ -65,7 +65,14 @@ def apply_gate(re, im, bit, m, real):
     span = 1 << bit
     if span >= 8:
         for lo in range(0, re.shape[0], 2 * span):
-            rotate(re[lo : lo + span], re[lo + span : lo + 2 * span], im[lo : lo + span], im[lo + span : lo + 2 * span], m, real)
+            rotate(
+                re[lo : lo + span],
+                re[lo + span : lo + 2 * span],
+                im[lo : lo + span],
+                im[lo + span : lo + 2 * span],
+                m,
+                real,
+            )
     else:
         r0, r1 = _halves(re, bit)
         i0, i1 = _halves(im, bit)
@@ -247,7 +254,15 @@ def _run(prog, mats, re_full, im_full, tiles):
 def _unrun(prog, mats, re_full, im_full, lre_full, lim_full, tiles, grad):
     """Every pass in reverse on ``ψ`` and ``λ`` of one row, adding the gates' gradients to ``grad[P]``."""
     k, run, offsets, bases, bounds, ops = prog[0], prog[1], prog[2], prog[3], prog[4], prog[5]
-    columns, kinds, real, phase_gate, phase_bit, linear_low, linear_high = prog[6], prog[7], prog[9], prog[10], prog[11], prog[12], prog[13]
+    columns, kinds, real, phase_gate, phase_bit, linear_low, linear_high = (
+        prog[6],
+        prog[7],
+        prog[9],
+        prog[10],
+        prog[11],
+        prog[12],
+        prog[13],
+    )
     low, high = phase_tables(mats, phase_gate, phase_bit, k)
     low_re, low_im, high_re, high_im = low.real.copy(), low.imag.copy(), high.real.copy(), high.imag.copy()
     low_sum, high_sum = np.zeros(low.shape), np.zeros(high.shape)
@@ -348,7 +363,10 @@ def _product_gradients(mu, vectors, mats, columns, rotation, generator, grad):
             if d:
                 m = mats[d, w]
                 m0, m1 = m[0, 0] * m0 + m[1, 0] * m1, m[0, 1] * m0 + m[1, 1] * m1
-                v0, v1 = m[0, 0].conjugate() * v0 + m[1, 0].conjugate() * v1, m[0, 1].conjugate() * v0 + m[1, 1].conjugate() * v1
+                v0, v1 = (
+                    m[0, 0].conjugate() * v0 + m[1, 0].conjugate() * v1,
+                    m[0, 1].conjugate() * v0 + m[1, 1].conjugate() * v1,
+                )
 
 
 @numba.njit(**_JIT)

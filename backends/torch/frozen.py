@@ -58,7 +58,9 @@ def pays(plan: StepPlan, n_rows: int) -> bool:
     return n_rows * 2 * dim * dim <= max(n_rows * 4 * dim * plan.block_work, UNITARY_CALL_SAVINGS)  # real multiply-adds
 
 
-def cached_matrix(cache: Cache, compiled: CompiledCircuit, n_rows: int, key: torch.Tensor | None) -> FrozenMatrix | None:
+def cached_matrix(
+    cache: Cache, compiled: CompiledCircuit, n_rows: int, key: torch.Tensor | None
+) -> FrozenMatrix | None:
     """The frozen-weight matrix of ``compiled`` at the frozen angles ``key`` (the same in all
     ``n_rows`` rows), when it pays and the same key came in the call before; else ``None``."""
     if key is None or not pays(compiled.plan, n_rows):
@@ -72,7 +74,9 @@ def cached_matrix(cache: Cache, compiled: CompiledCircuit, n_rows: int, key: tor
     return cache.frozen_matrix(compiled.circuit, key, build)
 
 
-def frozen_matrix(plan: StepPlan, tables: PlanTables, angles: torch.Tensor, memo: dict[int, StepOperands] | None = None) -> FrozenMatrix:
+def frozen_matrix(
+    plan: StepPlan, tables: PlanTables, angles: torch.Tensor, memo: dict[int, StepOperands] | None = None
+) -> FrozenMatrix:
     """The :class:`FrozenMatrix` with ``final state = U' r`` at the frozen angles of ``angles[:1]``,
     ``r = ⊗_w (cos(x_w/2), sin(x_w/2))`` over the wires whose first gate reads data (``(1, 0)`` on
     the others).
@@ -101,7 +105,9 @@ def frozen_matrix(plan: StepPlan, tables: PlanTables, angles: torch.Tensor, memo
         q = m[0] @ q
     product = kron_block(q.unsqueeze(0), 0, n)[0]  # ⊗_w Q_w, wire 0 most significant
     identity = torch.eye(dim, dtype=complex_dtype, device=angles.device)
-    suffix = run(plan, tables, angles[:1], start=1, state=identity, memo=memo)  # U: column j is basis state j run through
+    suffix = run(
+        plan, tables, angles[:1], start=1, state=identity, memo=memo
+    )  # U: column j is basis state j run through
     full = suffix @ product
     return FrozenMatrix(torch.cat([full.real, full.imag]).contiguous(), torch.cat([tables.z_signs.T] * 2, dim=1))
 

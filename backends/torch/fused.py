@@ -84,7 +84,12 @@ class FusedProgram:
         self.n_qubits = n
         first = plan.steps[0].chain  # the product state: per-row tables
         self.product_columns, self.product_rotation = first.columns, first.rotation
-        self.product_a, self.product_b, self.product_c, self.product_generator = first.a, first.b, first.c, first.generator
+        self.product_a, self.product_b, self.product_c, self.product_generator = (
+            first.a,
+            first.b,
+            first.c,
+            first.generator,
+        )
         self.ops = np.array(ops, dtype=np.int64).reshape(-1, 2)
         self.gate_wire = np.array(wires, dtype=np.int64)
         self.gate_column = np.array(columns, dtype=np.int64)
@@ -144,7 +149,9 @@ class FusedOperands:
         self.mats = gate_matrices(angles[0], p.gate_column, p.gate_kind, p.gate_fixed)
         diagonals = np.repeat(phases(p.n_qubits, self.mats, p.gate_wire, p.phase_gates), LANES, axis=1)
         self.phase_re, self.phase_im = np.ascontiguousarray(diagonals.real), np.ascontiguousarray(diagonals.imag)
-        self.product_mats, self.vectors = product_matrices(angles, p.product_columns, p.product_rotation, p.product_a, p.product_b, p.product_c)
+        self.product_mats, self.vectors = product_matrices(
+            angles, p.product_columns, p.product_rotation, p.product_a, p.product_b, p.product_c
+        )
 
 
 def forward(program: FusedProgram, operands: FusedOperands, threads: int) -> tuple[np.ndarray, np.ndarray]:
@@ -155,13 +162,36 @@ def forward(program: FusedProgram, operands: FusedOperands, threads: int) -> tup
     final = np.empty((2**p.n_qubits, rows), dtype=np.complex128)
 
     def part(first: int, last: int) -> None:
-        forward_tiles(ops.vectors, first, last, p.n_qubits, p.ops, ops.mats, p.gate_wire, p.gate_real, ops.phase_re, ops.phase_im, p.source, p.sign, p.z_signs_t, out, final)
+        forward_tiles(
+            ops.vectors,
+            first,
+            last,
+            p.n_qubits,
+            p.ops,
+            ops.mats,
+            p.gate_wire,
+            p.gate_real,
+            ops.phase_re,
+            ops.phase_im,
+            p.source,
+            p.sign,
+            p.z_signs_t,
+            out,
+            final,
+        )
 
     in_parallel(part, rows // LANES, threads, rows << p.n_qubits)
     return out.T[: ops.batch], final
 
 
-def backward(program: FusedProgram, operands: FusedOperands, final: np.ndarray, grad_output: np.ndarray, n_params: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+def backward(
+    program: FusedProgram,
+    operands: FusedOperands,
+    final: np.ndarray,
+    grad_output: np.ndarray,
+    n_params: int,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(grad_rows [B, P], grad_sum [P])`` for ``L = Σ grad_output ⊙ ⟨Z⟩`` (``grad_output [B, K]``):
     the product state's angles per row, the later (shared) angles summed over the rows."""
     p, ops = program, operands
@@ -172,9 +202,31 @@ def backward(program: FusedProgram, operands: FusedOperands, final: np.ndarray, 
 
     def part(first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
         grad, overlap = np.zeros(n_params), np.zeros((p.phase_gates.shape[0], dim * LANES))
-        backward_tiles(final, grad_output_t, first, last, p.n_qubits, p.ops, ops.mats, p.gate_wire, p.gate_kind, p.gate_column,
-                       ops.phase_re, ops.phase_im, p.inverse, p.inverse_sign, p.z_signs, grad, overlap,
-                       ops.vectors, ops.product_mats, p.product_columns, p.product_rotation, p.product_generator, grad_rows)
+        backward_tiles(
+            final,
+            grad_output_t,
+            first,
+            last,
+            p.n_qubits,
+            p.ops,
+            ops.mats,
+            p.gate_wire,
+            p.gate_kind,
+            p.gate_column,
+            ops.phase_re,
+            ops.phase_im,
+            p.inverse,
+            p.inverse_sign,
+            p.z_signs,
+            grad,
+            overlap,
+            ops.vectors,
+            ops.product_mats,
+            p.product_columns,
+            p.product_rotation,
+            p.product_generator,
+            grad_rows,
+        )
         return grad, overlap
 
     parts = in_parallel(part, rows // LANES, threads, rows << p.n_qubits)
@@ -201,5 +253,7 @@ class Saved:
 
     def vjp(self, grad_output: torch.Tensor, n_params: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(grad [B, P] of the product state's columns, grad_sum [P] of the later ones)``."""
-        grad_rows, grad_sum = backward(self.program, self.operands, self.final, grad_output.detach().double().numpy(), n_params, self.threads)
+        grad_rows, grad_sum = backward(
+            self.program, self.operands, self.final, grad_output.detach().double().numpy(), n_params, self.threads
+        )
         return torch.from_numpy(grad_rows), torch.from_numpy(grad_sum)

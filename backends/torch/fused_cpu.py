@@ -57,7 +57,14 @@ def apply_gate(re, im, n, wire, m, real):
     ``[2**n · LANES]``)."""
     span = (1 << (n - 1 - wire)) * LANES  # the rows with the wire's bit 0, then those with bit 1
     for lo in range(0, re.shape[0], 2 * span):
-        rotate(re[lo : lo + span], re[lo + span : lo + 2 * span], im[lo : lo + span], im[lo + span : lo + 2 * span], m, real)
+        rotate(
+            re[lo : lo + span],
+            re[lo + span : lo + 2 * span],
+            im[lo : lo + span],
+            im[lo + span : lo + 2 * span],
+            m,
+            real,
+        )
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -99,11 +106,30 @@ def _undo_gate(re, im, lre, lim, n, wire, m, kind):
     3: Z; 0: none)."""
     span = (1 << (n - 1 - wire)) * LANES
     m00, m01, m10, m11 = m[0, 0].conjugate(), m[1, 0].conjugate(), m[0, 1].conjugate(), m[1, 1].conjugate()
-    r00, i00, r01, i01, r10, i10, r11, i11 = m00.real, m00.imag, m01.real, m01.imag, m10.real, m10.imag, m11.real, m11.imag
+    r00, i00, r01, i01, r10, i10, r11, i11 = (
+        m00.real,
+        m00.imag,
+        m01.real,
+        m01.imag,
+        m10.real,
+        m10.imag,
+        m11.real,
+        m11.imag,
+    )
     total = 0.0
     for lo in range(0, re.shape[0], 2 * span):
-        ar, br, ai, bi = re[lo : lo + span], re[lo + span : lo + 2 * span], im[lo : lo + span], im[lo + span : lo + 2 * span]
-        lar, lbr, lai, lbi = lre[lo : lo + span], lre[lo + span : lo + 2 * span], lim[lo : lo + span], lim[lo + span : lo + 2 * span]
+        ar, br, ai, bi = (
+            re[lo : lo + span],
+            re[lo + span : lo + 2 * span],
+            im[lo : lo + span],
+            im[lo + span : lo + 2 * span],
+        )
+        lar, lbr, lai, lbi = (
+            lre[lo : lo + span],
+            lre[lo + span : lo + 2 * span],
+            lim[lo : lo + span],
+            lim[lo + span : lo + 2 * span],
+        )
         for t in range(span):
             xr, yr, xi, yi = ar[t], br[t], ai[t], bi[t]
             ur, vr, ui, vi = lar[t], lbr[t], lai[t], lbi[t]
@@ -170,10 +196,16 @@ def _cotangents(lre, lim, vectors, b0, n, mu):
     product), then the small halves wire by wire."""
     high = n // 2
     low = n - high
-    p_low, p_high = np.empty((1 << low) * LANES, dtype=np.complex128), np.empty((1 << high) * LANES, dtype=np.complex128)
+    p_low, p_high = (
+        np.empty((1 << low) * LANES, dtype=np.complex128),
+        np.empty((1 << high) * LANES, dtype=np.complex128),
+    )
     partial_products(vectors, b0, high, low, p_low)
     partial_products(vectors, b0, 0, high, p_high)
-    f_high, f_low = np.zeros((1 << high) * LANES, dtype=np.complex128), np.zeros((1 << low) * LANES, dtype=np.complex128)
+    f_high, f_low = (
+        np.zeros((1 << high) * LANES, dtype=np.complex128),
+        np.zeros((1 << low) * LANES, dtype=np.complex128),
+    )
     for xh in range(1 << high):
         for xl in range(1 << low):
             x = (xh << low) | xl
@@ -205,11 +237,16 @@ def _product_gradients(mu, vectors, mats, b0, columns, rotation, generator, grad
             for d in range(depth - 1, -1, -1):
                 if rotation[d, w]:
                     p = generator[d, w]
-                    grad_rows[r, columns[d, w]] += (m0 * (p[0, 0] * v0 + p[0, 1] * v1) + m1 * (p[1, 0] * v0 + p[1, 1] * v1)).imag
+                    grad_rows[r, columns[d, w]] += (
+                        m0 * (p[0, 0] * v0 + p[0, 1] * v1) + m1 * (p[1, 0] * v0 + p[1, 1] * v1)
+                    ).imag
                 if d:
                     m = mats[r, d, w]
                     m0, m1 = m[0, 0] * m0 + m[1, 0] * m1, m[0, 1] * m0 + m[1, 1] * m1
-                    v0, v1 = m[0, 0].conjugate() * v0 + m[1, 0].conjugate() * v1, m[0, 1].conjugate() * v0 + m[1, 1].conjugate() * v1
+                    v0, v1 = (
+                        m[0, 0].conjugate() * v0 + m[1, 0].conjugate() * v1,
+                        m[0, 1].conjugate() * v0 + m[1, 1].conjugate() * v1,
+                    )
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -231,7 +268,9 @@ def _store(re, im, b0, state):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def forward_tiles(vectors, first, last, n, ops, mats, wires, real, phase_re, phase_im, source, sign, z_signs_t, out, final):
+def forward_tiles(
+    vectors, first, last, n, ops, mats, wires, real, phase_re, phase_im, source, sign, z_signs_t, out, final
+):
     """Run tiles ``first … last-1`` from the product states ``⊗_w vectors[row, w]`` through the
     program; ``out[K, B]`` gets ⟨Z⟩ (``z_signs_t [K, 2**n]``) and ``final [2**n, B]`` the final state."""
     dim = 1 << n
@@ -266,12 +305,35 @@ def forward_tiles(vectors, first, last, n, ops, mats, wires, real, phase_re, pha
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def backward_tiles(final, grad_output_t, first, last, n, ops, mats, wires, kinds, columns, phase_re, phase_im, inverse, inverse_sign, z_signs, grad, overlap,
-                    vectors, product_mats, product_columns, product_rotation, product_generator, grad_rows):
+def backward_tiles(
+    final,
+    grad_output_t,
+    first,
+    last,
+    n,
+    ops,
+    mats,
+    wires,
+    kinds,
+    columns,
+    phase_re,
+    phase_im,
+    inverse,
+    inverse_sign,
+    z_signs,
+    grad,
+    overlap,
+    vectors,
+    product_mats,
+    product_columns,
+    product_rotation,
+    product_generator,
+    grad_rows,
+):
     """Undo the program on tiles ``first … last-1`` of ``final`` and ``λ = Σ_q g_q Z_q ψ``
     (``grad_output_t [K, B]``): ``grad[P]`` (summed over the rows) gets the gates' gradients,
-    ``overlap[n_phases, 2**n · LANES]`` the phases' ``Σ_rows Im conj(λ)ψ``, and ``grad_rows [B, P]`` the gradients of the
-    product state's angles (per row)."""
+    ``overlap[n_phases, 2**n · LANES]`` the phases' ``Σ_rows Im conj(λ)ψ``, and ``grad_rows [B, P]`` the
+    gradients of the product state's angles (per row)."""
     dim = 1 << n
     size = dim * LANES
     re, im, lre, lim = np.empty(size), np.empty(size), np.empty(size), np.empty(size)
@@ -303,4 +365,6 @@ def backward_tiles(final, grad_output_t, first, last, n, ops, mats, wires, kinds
                 permute(lre, lim, re2, im2, inverse[k], inverse_sign[k])
                 lre, re2, lim, im2 = re2, lre, im2, lim
         _cotangents(lre, lim, vectors, b0, n, mu)
-        _product_gradients(mu, vectors, product_mats, b0, product_columns, product_rotation, product_generator, grad_rows)
+        _product_gradients(
+            mu, vectors, product_mats, b0, product_columns, product_rotation, product_generator, grad_rows
+        )

@@ -49,7 +49,9 @@ def measure(plan: StepPlan, tables: PlanTables, state: torch.Tensor, actions: tu
     return torch.stack([columns[k] for k in range(plan.n_outputs)], dim=1)
 
 
-def measure_cross(plan: StepPlan, tables: PlanTables, bra: torch.Tensor, ket: torch.Tensor, actions: tuple) -> torch.Tensor:
+def measure_cross(
+    plan: StepPlan, tables: PlanTables, bra: torch.Tensor, ket: torch.Tensor, actions: tuple
+) -> torch.Tensor:
     """``[N, R]`` real parts ``Re⟨bra|O_r|ket⟩`` for the columns of ``ket[2**n, …]`` (``bra`` broadcasts to it)."""
     z_signs = tables.z_signs
     dim = ket.shape[0]
@@ -63,7 +65,9 @@ def measure_cross(plan: StepPlan, tables: PlanTables, bra: torch.Tensor, ket: to
     return torch.stack([columns[k] for k in range(plan.n_outputs)], dim=1)
 
 
-def observable_times_state(plan: StepPlan, tables: PlanTables, state: torch.Tensor, grad_output: torch.Tensor, actions: tuple) -> torch.Tensor:
+def observable_times_state(
+    plan: StepPlan, tables: PlanTables, state: torch.Tensor, grad_output: torch.Tensor, actions: tuple
+) -> torch.Tensor:
     """``λ = Σ_r g_r O_r ψ`` (``[2**n, B]``) for cotangents ``g[B, R]``."""
     z_signs = tables.z_signs
     lam = state * (z_signs @ grad_output[:, plan.z_words].T) if z_signs is not None else torch.zeros_like(state)

@@ -38,7 +38,9 @@ class Pool:
         with self.lock:
             if self.executor is None or self.workers < len(calls):
                 old = self.executor
-                self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="hqf-kernels")
+                self.executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=len(calls), thread_name_prefix="hqf-kernels"
+                )
                 self.workers = len(calls)
                 if old is not None:
                     old.shutdown(wait=False)

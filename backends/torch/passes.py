@@ -64,11 +64,15 @@ def final_state(settings: Settings, cache: Cache, compiled: CompiledCircuit, ang
         after = _after_changed_run(compiled, previous, angles, changed, start, constant)
         if after is not None:
             resume, state = start + 1, after
-    trace: dict | None = {} if len(plan.steps) * angles.shape[0] * row_bytes(settings, plan) <= settings.prefix_bytes else None
+    trace: dict | None = (
+        {} if len(plan.steps) * angles.shape[0] * row_bytes(settings, plan) <= settings.prefix_bytes else None
+    )
     if trace is not None and resume > start:
         trace[resume] = state
     if resume < len(plan.steps):
-        state = run(plan, compiled.tables, angles, constant, start=resume, state=state, trace=trace, memo=compiled.operands)
+        state = run(
+            plan, compiled.tables, angles, constant, start=resume, state=state, trace=trace, memo=compiled.operands
+        )
     if trace is not None:
         if start:  # the states up to ``start`` are the previous pass's
             trace = {**{k: v for k, v in previous.states.items() if k <= start}, **trace}
@@ -79,7 +83,12 @@ def final_state(settings: Settings, cache: Cache, compiled: CompiledCircuit, ang
 
 
 def _after_changed_run(
-    compiled: CompiledCircuit, previous: Prefix, angles: torch.Tensor, changed: frozenset[int], k: int, constant: frozenset[int]
+    compiled: CompiledCircuit,
+    previous: Prefix,
+    angles: torch.Tensor,
+    changed: frozenset[int],
+    k: int,
+    constant: frozenset[int],
 ) -> torch.Tensor | None:
     """The state after step ``k`` from the previous pass's, when every changed column is read by that
     run, the run is constant over the rows in both passes, and at most ``MAX_UPDATED_WIRES`` wires changed.
@@ -105,7 +114,11 @@ def _after_changed_run(
 
 
 def adjoint(
-    settings: Settings, compiled: CompiledCircuit, angles: torch.Tensor, grad_output: torch.Tensor, summed: frozenset[int] | None = None
+    settings: Settings,
+    compiled: CompiledCircuit,
+    angles: torch.Tensor,
+    grad_output: torch.Tensor,
+    summed: frozenset[int] | None = None,
 ):
     """:func:`~hqf.backends.torch.adjoint.adjoint_vjp` in cache-sized passes (with ``summed``: its
     ``(grad, grad_sum)``)."""

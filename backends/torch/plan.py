@@ -120,7 +120,9 @@ class RotationStep:
         n = chain.n_qubits
         used = set(chain.wires_used)
         self.blocks = tuple(
-            (start, min(block, n - start)) for start in range(0, n, block) if used & set(range(start, min(start + block, n)))
+            (start, min(block, n - start))
+            for start in range(0, n, block)
+            if used & set(range(start, min(start + block, n)))
         )
 
 
@@ -166,16 +168,18 @@ class StepPlan:
         if not self.steps or not isinstance(self.steps[0], ProductStep):
             self.steps.insert(0, ProductStep(Chain(n, [])))
         self.z_words = [k for k, w in enumerate(circuit.observables) if all(p == "Z" for _, p in w.terms)]
-        self.z_signs = np.stack(
-            [z_signs(n, circuit.observables[k].wires) for k in self.z_words], axis=1
-        ) if self.z_words else None
+        self.z_signs = (
+            np.stack([z_signs(n, circuit.observables[k].wires) for k in self.z_words], axis=1) if self.z_words else None
+        )
         self.other_words = [(k, w) for k, w in enumerate(circuit.observables) if k not in self.z_words]
         if not self.other_words and isinstance(self.steps[-1], PermutationStep):
             # diagonal observables absorb a final signed permutation: Pᴴ D P = D[inverse]
             self.z_signs = self.z_signs[self.steps.pop().inverse]
         self.n_outputs = circuit.n_outputs
         #: complex multiply-adds per amplitude of the block products after the product state
-        self.block_work = sum(2**size for step in self.steps[1:] if isinstance(step, RotationStep) for _, size in step.blocks)
+        self.block_work = sum(
+            2**size for step in self.steps[1:] if isinstance(step, RotationStep) for _, size in step.blocks
+        )
         first = self.steps[0].chain
         data = first.rotation[0] if first.depth else np.zeros(n, dtype=bool)
         #: the wires whose first gate is a rotation of the product state: it reads the data
@@ -267,19 +271,30 @@ def lower(plan: StepPlan, complex_dtype: torch.dtype, device: torch.device) -> P
     for step in plan.steps:
         if isinstance(step, PermutationStep):
             sign = None if step.sign is None else torch.as_tensor(step.sign, dtype=real_dtype, device=device)
-            steps.append(PermutationTables(torch.as_tensor(step.source, device=device), torch.as_tensor(step.inverse, device=device), sign))
+            steps.append(
+                PermutationTables(
+                    torch.as_tensor(step.source, device=device), torch.as_tensor(step.inverse, device=device), sign
+                )
+            )
             continue
         ch = step.chain
         steps.append(
             ChainTables(
                 columns=torch.as_tensor(ch.columns, device=device),
-                a=c(ch.a), b=c(ch.b), c=c(ch.c), generator=c(ch.generator),
+                a=c(ch.a),
+                b=c(ch.b),
+                c=c(ch.c),
+                generator=c(ch.generator),
                 rotation_wires=tuple(torch.as_tensor(np.nonzero(r)[0], device=device) for r in ch.rotation),
-                rotation_columns=tuple(torch.as_tensor(cols[r], device=device) for r, cols in zip(ch.rotation, ch.columns)),
+                rotation_columns=tuple(
+                    torch.as_tensor(cols[r], device=device) for r, cols in zip(ch.rotation, ch.columns)
+                ),
             )
         )
     data_columns = plan.data_columns
-    run = data_columns.size and np.array_equal(data_columns, np.arange(data_columns[0], data_columns[0] + data_columns.size))
+    run = data_columns.size and np.array_equal(
+        data_columns, np.arange(data_columns[0], data_columns[0] + data_columns.size)
+    )
     return PlanTables(
         steps=tuple(steps),
         n_qubits=plan.n_qubits,

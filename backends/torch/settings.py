@@ -11,8 +11,8 @@ class Settings:
     """The dtype, device, tuning options and thread count of a :class:`~hqf.backends.torch.TorchBackend`
     (its arguments of the same names; the byte budgets in bytes, not MiB).
 
-    ``fused``: whether the numba kernels (fused and blocked) may run; the backend turns it off off the
-    CPU, in complex64 and without numba. ``threads``: the threads of the numba kernels (``None``:
+    ``fused``: whether the numba kernels (fused and blocked) may run; the backend sets it to ``False``
+    on CUDA, in complex64 and where numba is missing. ``threads``: the threads of the numba kernels (``None``:
     torch's intra-op count at the time of the call, :meth:`thread_count`).
     """
 
@@ -30,4 +30,3 @@ class Settings:
     def thread_count(self) -> int:
         """The threads a call may use now."""
         return self.threads if self.threads is not None else torch.get_num_threads()
-

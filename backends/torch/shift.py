@@ -52,7 +52,7 @@ def shifted_values(
 
         groups = max(1, rows // batch)  # whole columns per pass when the batch is small
         on_wire: dict[int, list[int]] = {}  # large batches: the product state's columns, by wire
-        for c, w in (plan.steps[0].chain.wire_of.items() if groups == 1 else ()):
+        for c, w in plan.steps[0].chain.wire_of.items() if groups == 1 else ():
             on_wire.setdefault(w, []).append(c)
         for b0 in range(0, batch, rows) if on_wire else ():
             b1 = min(batch, b0 + rows)
@@ -71,7 +71,9 @@ def shifted_values(
         return torch.stack([torch.stack(plus), torch.stack(minus)])
 
 
-def product_shifted(compiled: CompiledCircuit, angles: torch.Tensor, final: torch.Tensor, wire: int, columns: list[int]) -> torch.Tensor:
+def product_shifted(
+    compiled: CompiledCircuit, angles: torch.Tensor, final: torch.Tensor, wire: int, columns: list[int]
+) -> torch.Tensor:
     """The final states ``[2**n, g·B]`` with each of ``columns`` (gates of the leading product state,
     all on ``wire``) shifted by ``π``, from one extra run.
 
@@ -88,7 +90,9 @@ def product_shifted(compiled: CompiledCircuit, angles: torch.Tensor, final: torc
     perp = torch.stack([-v[:, 1].conj(), v[:, 0].conj()], dim=-1)
     swapped = vectors.clone()
     swapped[:, wire] = perp
-    other = run(plan, tables, angles, constant_columns(angles), start=1, state=product_vector(swapped), memo=compiled.operands)
+    other = run(
+        plan, tables, angles, constant_columns(angles), start=1, state=product_vector(swapped), memo=compiled.operands
+    )
     _, moved = chain_matrices(tables.steps[0], shifted_by_pi(angles, columns))
     moved = moved[:, wire, :, 0].reshape(len(columns), -1, 2)  # [g, B, 2]: v'
     along = (v.conj() * moved).sum(-1)  # ⟨v|v'⟩, [g, B]

@@ -122,10 +122,32 @@ def shifted_values(p: FusedProgram, angles: torch.Tensor, threads: int) -> torch
     out = np.empty((2, values.shape[1], p.z_signs.shape[1], rows))
 
     def part(first: int, last: int) -> None:
-        shift_tiles(first, last, p.n_qubits, padded, operands.vectors, p.product_columns, p.product_rotation,
-                    p.product_a, p.product_b, p.product_c, lay.ops, operands.mats, p.gate_wire, p.gate_real,
-                    operands.phase_re, operands.phase_im, p.source, p.sign, p.z_signs_t,
-                    lay.start, lay.gates, p.gate_kind, p.gate_column, out)
+        shift_tiles(
+            first,
+            last,
+            p.n_qubits,
+            padded,
+            operands.vectors,
+            p.product_columns,
+            p.product_rotation,
+            p.product_a,
+            p.product_b,
+            p.product_c,
+            lay.ops,
+            operands.mats,
+            p.gate_wire,
+            p.gate_real,
+            operands.phase_re,
+            operands.phase_im,
+            p.source,
+            p.sign,
+            p.z_signs_t,
+            lay.start,
+            lay.gates,
+            p.gate_kind,
+            p.gate_column,
+            out,
+        )
 
     in_parallel(part, rows // LANES, threads, (rows << p.n_qubits) * (len(lay.gates) + 1))  # one run per branch
     return torch.from_numpy(out[..., : values.shape[0]]).permute(0, 1, 3, 2)
@@ -156,8 +178,18 @@ def _minus_i_pauli(re, im, out_re, out_im, n, wire, kind):
     """``out = -iP ψ`` for the Pauli ``P`` (``kind`` 1: X, 2: Y, 3: Z) on ``wire`` of a tile ``ψ``."""
     span = (1 << (n - 1 - wire)) * LANES
     for lo in range(0, re.shape[0], 2 * span):
-        r0, r1, i0, i1 = re[lo : lo + span], re[lo + span : lo + 2 * span], im[lo : lo + span], im[lo + span : lo + 2 * span]
-        s0, s1, j0, j1 = out_re[lo : lo + span], out_re[lo + span : lo + 2 * span], out_im[lo : lo + span], out_im[lo + span : lo + 2 * span]
+        r0, r1, i0, i1 = (
+            re[lo : lo + span],
+            re[lo + span : lo + 2 * span],
+            im[lo : lo + span],
+            im[lo + span : lo + 2 * span],
+        )
+        s0, s1, j0, j1 = (
+            out_re[lo : lo + span],
+            out_re[lo + span : lo + 2 * span],
+            out_im[lo : lo + span],
+            out_im[lo + span : lo + 2 * span],
+        )
         for t in range(span):
             if kind == 1:  # -iX: (-i x1, -i x0)
                 s0[t], j0[t], s1[t], j1[t] = i1[t], -r1[t], i0[t], -r0[t]
@@ -238,16 +270,48 @@ def _run_from_product(vectors, n, ops, mats, wires, real, phase_re, phase_im, so
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def shift_tiles(first, last, n, angles, vectors, product_columns, product_rotation, product_a, product_b, product_c,
-                ops, mats, wires, real, phase_re, phase_im, source, sign, z_signs_t,
-                branch_start, branch_gates, kinds, columns, out):
+def shift_tiles(
+    first,
+    last,
+    n,
+    angles,
+    vectors,
+    product_columns,
+    product_rotation,
+    product_a,
+    product_b,
+    product_c,
+    ops,
+    mats,
+    wires,
+    real,
+    phase_re,
+    phase_im,
+    source,
+    sign,
+    z_signs_t,
+    branch_start,
+    branch_gates,
+    kinds,
+    columns,
+    out,
+):
     """Both shifted ``⟨Z⟩`` values of every column for tiles ``first … last-1`` into ``out [2, P, K, B]``
     (see the module docstring); a column no gate reads keeps the unshifted values."""
     dim = 1 << n
     size = dim * LANES
     n_out = z_signs_t.shape[0]
     buffers = np.empty((10, size))
-    re, im, re2, im2, bre, bim, bre2, bim2 = buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5], buffers[6], buffers[7]
+    re, im, re2, im2, bre, bim, bre2, bim2 = (
+        buffers[0],
+        buffers[1],
+        buffers[2],
+        buffers[3],
+        buffers[4],
+        buffers[5],
+        buffers[6],
+        buffers[7],
+    )
     a_re, a_im = buffers[8], buffers[9]
     parts, sums = np.empty((dim, 2 * LANES)), np.empty((n_out, 2 * LANES))
     perp_re, perp_im = np.empty(size), np.empty(size)
@@ -258,7 +322,9 @@ def shift_tiles(first, last, n, angles, vectors, product_columns, product_rotati
     for tile in range(first, last):
         b0 = tile * LANES
         tile_vectors[:] = vectors[b0 : b0 + LANES]
-        fr, fi, s2r, s2i = _run_from_product(tile_vectors, n, ops, mats, wires, real, phase_re, phase_im, source, sign, product, bre, bim, bre2, bim2)
+        fr, fi, s2r, s2i = _run_from_product(
+            tile_vectors, n, ops, mats, wires, real, phase_re, phase_im, source, sign, product, bre, bim, bre2, bim2
+        )
         a_re[:] = fr
         a_im[:] = fi
         _z_sums(a_re, a_im, a_re, a_im, z_signs_t, parts, sums)  # ⟨a|Z_q|a⟩
@@ -275,15 +341,24 @@ def shift_tiles(first, last, n, angles, vectors, product_columns, product_rotati
             for t in range(LANES):
                 v0, v1 = vectors[b0 + t, w, 0], vectors[b0 + t, w, 1]
                 tile_vectors[t, w, 0], tile_vectors[t, w, 1] = -v1.conjugate(), v0.conjugate()
-            fr, fi, s2r, s2i = _run_from_product(tile_vectors, n, ops, mats, wires, real, phase_re, phase_im, source, sign, product, bre, bim, bre2, bim2)
+            fr, fi, s2r, s2i = _run_from_product(
+                tile_vectors, n, ops, mats, wires, real, phase_re, phase_im, source, sign, product, bre, bim, bre2, bim2
+            )
             perp_re[:] = fr
             perp_im[:] = fi
             for d in range(product_columns.shape[0]):
                 if not product_rotation[d, w]:
                     continue
                 for t in range(LANES):
-                    u0, u1 = _shifted_vector(angles, b0 + t, w, d, product_columns, product_rotation, product_a, product_b, product_c)
-                    v0, v1, p0, p1 = vectors[b0 + t, w, 0], vectors[b0 + t, w, 1], tile_vectors[t, w, 0], tile_vectors[t, w, 1]
+                    u0, u1 = _shifted_vector(
+                        angles, b0 + t, w, d, product_columns, product_rotation, product_a, product_b, product_c
+                    )
+                    v0, v1, p0, p1 = (
+                        vectors[b0 + t, w, 0],
+                        vectors[b0 + t, w, 1],
+                        tile_vectors[t, w, 0],
+                        tile_vectors[t, w, 1],
+                    )
                     along[t] = v0.conjugate() * u0 + v1.conjugate() * u1
                     across[t] = p0.conjugate() * u0 + p1.conjugate() * u1
                 for i in range(dim):
@@ -305,8 +380,12 @@ def shift_tiles(first, last, n, angles, vectors, product_columns, product_rotati
                 br, bi, b2r, b2i = bre, bim, bre2, bim2
                 _minus_i_pauli(re, im, br, bi, n, wires[g], kinds[g])
                 for o2 in range(o, ops.shape[0]):
-                    br, bi, b2r, b2i = _apply_op(br, bi, b2r, b2i, n, ops[o2], mats, wires, real, phase_re, phase_im, source, sign)
+                    br, bi, b2r, b2i = _apply_op(
+                        br, bi, b2r, b2i, n, ops[o2], mats, wires, real, phase_re, phase_im, source, sign
+                    )
                 _write_values(br, bi, a_re, a_im, z_signs_t, value, b0, columns[g], out, parts, sums)
                 j += 1
             if o < ops.shape[0]:
-                re, im, re2, im2 = _apply_op(re, im, re2, im2, n, ops[o], mats, wires, real, phase_re, phase_im, source, sign)
+                re, im, re2, im2 = _apply_op(
+                    re, im, re2, im2, n, ops[o], mats, wires, real, phase_re, phase_im, source, sign
+                )

@@ -56,4 +56,3 @@ def sample(
             at += 1
         columns.append(total)
     return torch.stack(columns, dim=1)
-

@@ -190,7 +190,9 @@ def rotation_operands(step: RotationStep, mats: list[torch.Tensor], fused: torch
         blocks = None if real is None else [kron_block(real, start, size)[0] for start, size in step.blocks]
         return RunOperands(blocks, diagonals, real=True, rows=False)
     if fused.shape[0] == 1:
-        return RunOperands([kron_block(fused, start, size)[0] for start, size in step.blocks], None, real=False, rows=False)
+        return RunOperands(
+            [kron_block(fused, start, size)[0] for start, size in step.blocks], None, real=False, rows=False
+        )
     return RunOperands([kron_block(fused, start, size) for start, size in step.blocks], None, real=False, rows=True)
 
 
@@ -215,7 +217,9 @@ def apply_rotations(
         dim = state.shape[0]
         parts = torch.view_as_real(state).reshape(dim, -1) if ops.real else state  # real: (Re, Im) side by side
         for (start, size), matrix in zip(step.blocks, ops.blocks):
-            parts = apply_common_block(parts, (matrix.mT if ops.real else matrix.mH) if inverse else matrix, n, start, size)
+            parts = apply_common_block(
+                parts, (matrix.mT if ops.real else matrix.mH) if inverse else matrix, n, start, size
+            )
         state = torch.view_as_complex(parts.reshape(dim, -1, 2)) if ops.real else parts
     return state if inverse or phase is None else state * phase
 
