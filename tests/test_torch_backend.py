@@ -118,8 +118,8 @@ def test_choose_path_reads_its_table_from_the_top(blocked, fused, gradient, rows
     assert choose_path(blocked, fused, gradient, rows, _asked_never) == want
 
 
-def _broadcast_call(batch: int):
-    workload = Workload("hea8x6", batch)
+def _broadcast_call(ansatz: str, batch: int):
+    workload = Workload(ansatz, batch)
     x, weights = workload.inputs()
     return workload.circuit(), x, weights.reshape(-1)
 
@@ -137,7 +137,7 @@ class _CountingPool(parallel.Pool):
 def test_set_threads_goes_to_the_kernels_through_the_settings(monkeypatch):
     pool = _CountingPool()
     monkeypatch.setattr(parallel, "POOL", pool)
-    circuit, x, flat = _broadcast_call(256)  # 2**16 amplitudes: large enough for the pool
+    circuit, x, flat = _broadcast_call("hea8x6", 256)  # large enough for the pool
     backend = TorchBackend()
     backend.set_threads(1)
     assert backend.settings.threads == 1 and backend.threads == 1
@@ -152,7 +152,7 @@ def test_set_threads_goes_to_the_kernels_through_the_settings(monkeypatch):
 def test_a_small_call_stays_on_the_calling_thread(monkeypatch):
     pool = _CountingPool()
     monkeypatch.setattr(parallel, "POOL", pool)
-    circuit, x, flat = _broadcast_call(24)  # three tiles of 8 rows, 6,144 amplitudes
+    circuit, x, flat = _broadcast_call("hea4x2", 24)  # three tiles of 8 rows, 384 amplitudes
     backend = TorchBackend()
     backend.set_threads(2)
     threads = torch.get_num_threads()
@@ -171,6 +171,6 @@ def test_in_parallel_gives_the_same_parts_inline_and_on_the_pool(n_items, thread
     parts = parallel.ranges(n_items, threads)
     assert parts[0][0] == 0 and parts[-1][1] == n_items and len(parts) == max(1, min(threads, n_items))
     assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
-    small, large = parallel.SERIAL_AMPLITUDES - 1, parallel.SERIAL_AMPLITUDES
+    small, large = parallel.SERIAL_UPDATES - 1, parallel.SERIAL_UPDATES
     assert parallel.in_parallel(lambda a, b: (a, b), n_items, threads, small) == parts
     assert parallel.in_parallel(lambda a, b: (a, b), n_items, threads, large) == parts

@@ -258,12 +258,10 @@ class TorchBackend(Backend):
         program = self._blocked_program(circuit)
         compiled = self.compiled(circuit) if program is None else None
         autograd = torch.is_grad_enabled() and angles.requires_grad
-        lookup = (
-            None
-            if autograd or compiled is None
-            else FrozenLookup(self.cache, compiled, angles.shape[0], frozen.frozen_key(compiled.tables, angles))
-        )
-        self.last_path = path = choose_path(program is not None, False, autograd, angles.shape[0], lookup or never)
+        lookup = never
+        if compiled is not None and not autograd:
+            lookup = FrozenLookup(self.cache, compiled, angles.shape[0], frozen.frozen_key(compiled.tables, angles))
+        self.last_path = path = choose_path(program is not None, False, autograd, angles.shape[0], lookup)
         if path == "blocked":
             return blocked_path.expval(self.settings, self.cache, circuit, program, angles)
         if autograd:
@@ -300,8 +298,8 @@ class TorchBackend(Backend):
             if start is None or shared.shape[0] != circuit.n_params - start:  # not the frozen columns
                 return self._expval(circuit, full_angles(angles, shared))
         program = self._fused_program(compiled, angles.shape[1]) if compiled is not None else None
-        lookup = None if autograd or compiled is None else FrozenLookup(self.cache, compiled, rows, shared)
-        self.last_path = path = choose_path(blocked is not None, program is not None, autograd, rows, lookup or never)
+        lookup = never if autograd or compiled is None else FrozenLookup(self.cache, compiled, rows, shared)
+        self.last_path = path = choose_path(blocked is not None, program is not None, autograd, rows, lookup)
         if path == "blocked":
             return blocked_path.expval(self.settings, self.cache, circuit, blocked, angles, shared)
         if autograd:
@@ -327,7 +325,7 @@ class TorchBackend(Backend):
         compiled = self.compiled(circuit)
         program = shift_cpu.broadcast_program(compiled.plan, angles) if self.settings.fused else None
         self.last_path = path = choose_path(False, program is not None, True, angles.shape[0], never)
-        with torch_threads_for(angles.shape[0] << circuit.n_qubits):
+        with torch_threads_for((angles.shape[0] << circuit.n_qubits) * (angles.shape[1] + 1)):  # a run per column
             if path == "fused":
                 return shift_cpu.shifted_values(program, angles, self.settings.thread_count()).to(out_device)
             return shift.shifted_values(self.settings, self.cache, compiled, angles, chunk).to(out_device)

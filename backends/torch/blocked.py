@@ -209,6 +209,12 @@ class BlockedProgram:
         p = self.product
         return product_matrices(angles, p.columns, p.rotation, p.a, p.b, p.c)
 
+    def updates(self, rows: int) -> int:
+        """Amplitude updates of one call on ``rows`` rows (every kernel op on every row's state, and the
+        product state)."""
+        ops = self.passes.kernel_arguments[5]
+        return (rows << self.n_qubits) * (ops.shape[0] + 1)
+
     def values(self, angles: np.ndarray, threads: int, keep: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(⟨Z⟩ [B, K], final)`` of the full angle matrix ``angles[B, P]`` (float64); ``final`` is
         every row's final state ``[B, 2, 2**n]`` (real, imaginary) when ``keep``, else empty."""
@@ -220,7 +226,7 @@ class BlockedProgram:
         def part(first: int, last: int) -> None:
             forward_rows(first, last, angles, vectors, self.passes.kernel_arguments, self.readout, out, final)
 
-        in_parallel(part, angles.shape[0], threads, angles.shape[0] << self.n_qubits)
+        in_parallel(part, angles.shape[0], threads, self.updates(angles.shape[0]))
         return out, final
 
     def vjp(
@@ -238,7 +244,7 @@ class BlockedProgram:
             lambda first, last: backward_rows(first, last, *args),
             angles.shape[0],
             threads,
-            angles.shape[0] << self.n_qubits,
+            self.updates(angles.shape[0]),
         )
         return grad
 

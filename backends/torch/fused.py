@@ -180,7 +180,7 @@ def forward(program: FusedProgram, operands: FusedOperands, threads: int) -> tup
             final,
         )
 
-    in_parallel(part, rows // LANES, threads, rows << p.n_qubits)
+    in_parallel(part, rows // LANES, threads, (rows << p.n_qubits) * (len(p.ops) + 1))
     return out.T[: ops.batch], final
 
 
@@ -229,7 +229,7 @@ def backward(
         )
         return grad, overlap
 
-    parts = in_parallel(part, rows // LANES, threads, rows << p.n_qubits)
+    parts = in_parallel(part, rows // LANES, threads, (rows << p.n_qubits) * (len(p.ops) + 1))
     grad = sum(g for g, _ in parts)
     if p.phase_gates.size:  # RZ on wire w: Σ_x z_w(x) Σ_rows Im conj(λ(x))ψ(x)
         overlap = sum(o for _, o in parts).reshape(-1, dim, LANES).sum(2)

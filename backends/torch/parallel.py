@@ -1,12 +1,13 @@
 """The numba kernels' one thread pool (fused and blocked share it), how a range is split over threads, and
-which calls are too small for more than one thread.
+which work is too small for more than one thread.
 
-A call that touches fewer than :data:`SERIAL_AMPLITUDES` amplitudes (rows × ``2**n``) takes microseconds;
-handing part of it to another thread (the pool's worker, or torch's OpenMP team in an operator) makes
-it wait until that thread gets a core, which on a busy machine is a scheduler slice, milliseconds. Such
-a call runs on the calling thread alone: :func:`in_parallel` runs its parts one after the other, and
-:func:`torch_threads_for` gives torch's operators one thread. The parts are the same either way (they
-depend on the thread count only), so the kernels' values do not change.
+Work of microseconds that hands a part to another thread (the pool's worker, or torch's OpenMP team
+inside an operator) waits until that thread gets a core: on a busy machine, a scheduler slice of
+milliseconds. So a kernel call of fewer than :data:`SERIAL_UPDATES` amplitude updates (amplitudes × gates)
+runs its parts one after the other on the calling thread (:func:`in_parallel`), and torch's operators on
+states of fewer than :data:`SERIAL_AMPLITUDES` amplitudes (rows × ``2**n``) run on one thread
+(:func:`torch_threads_for`). The parts are the same either way (they depend on the thread count only),
+so the kernels' values do not change.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import TypeVar
 
 import torch
 
-#: calls touching fewer amplitudes than this (rows × 2**n) run on the calling thread only
+#: torch's operators on states of fewer amplitudes than this (rows × 2**n) run on one thread
 SERIAL_AMPLITUDES = 2**14
+#: kernel calls of fewer amplitude updates than this (rows × 2**n × gates) run on the calling thread
+SERIAL_UPDATES = 2**17
 
 Result = TypeVar("Result")
 
@@ -59,26 +62,22 @@ def ranges(n_items: int, threads: int) -> list[tuple[int, int]]:
     return [(bounds[t], bounds[t + 1]) for t in range(parts)]
 
 
-def serial(amplitudes: int) -> bool:
-    """Whether a call touching ``amplitudes`` amplitudes runs on the calling thread only."""
-    return amplitudes < SERIAL_AMPLITUDES
-
-
-def in_parallel(fn: Callable[[int, int], Result], n_items: int, threads: int, amplitudes: int) -> list[Result]:
+def in_parallel(fn: Callable[[int, int], Result], n_items: int, threads: int, updates: int) -> list[Result]:
     """``[fn(first, last)]`` over :func:`ranges` of ``n_items``: on the pool's threads, or one after
-    the other on the calling thread when the call is small (:func:`serial`) or has one range."""
+    the other on the calling thread when the call has one range or fewer than :data:`SERIAL_UPDATES`
+    amplitude updates (``updates``)."""
     parts = ranges(n_items, threads)
-    if len(parts) == 1 or serial(amplitudes):
+    if len(parts) == 1 or updates < SERIAL_UPDATES:
         return [fn(first, last) for first, last in parts]
     return POOL.run([lambda first=first, last=last: fn(first, last) for first, last in parts])
 
 
 @contextlib.contextmanager
 def torch_threads_for(amplitudes: int) -> Iterator[None]:
-    """torch's intra-op threads set to one for the block when the call is small (:func:`serial`),
-    restored after; unchanged otherwise."""
+    """torch's intra-op threads set to one for the block when its states have fewer than
+    :data:`SERIAL_AMPLITUDES` amplitudes, restored after; unchanged otherwise."""
     before = torch.get_num_threads()
-    if before == 1 or not serial(amplitudes):
+    if before == 1 or amplitudes >= SERIAL_AMPLITUDES:
         yield
         return
     torch.set_num_threads(1)

@@ -149,7 +149,8 @@ def shifted_values(p: FusedProgram, angles: torch.Tensor, threads: int) -> torch
             out,
         )
 
-    in_parallel(part, rows // LANES, threads, (rows << p.n_qubits) * (len(lay.gates) + 1))  # one run per branch
+    updates = (rows << p.n_qubits) * (len(lay.ops) + 1) * (len(lay.gates) + 1)  # at most a run per branch
+    in_parallel(part, rows // LANES, threads, updates)
     return torch.from_numpy(out[..., : values.shape[0]]).permute(0, 1, 3, 2)
 
 
