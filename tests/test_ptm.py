@@ -309,7 +309,8 @@ def test_kept_and_recomputed_checkpoints_give_the_same_gradient():
     grads = []
     for mib in (512.0, 0.0):  # the forward keeps its checkpoints / the backward recomputes them
         leaf = angles.clone().requires_grad_()
-        (grad,) = torch.autograd.grad(weighted_sum(PtmBackend(depolarizing=0.02, checkpoint_mib=mib).expval(circuit, leaf)), leaf)
+        backend = PtmBackend(depolarizing=0.02, checkpoint_mib=mib)
+        (grad,) = torch.autograd.grad(weighted_sum(backend.expval(circuit, leaf)), leaf)
         grads.append(grad)
     assert torch.equal(grads[0], grads[1])
 
@@ -335,3 +336,10 @@ def test_any_checkpoint_interval_gives_the_same_gradient(every):
     _, checkpoints = backend.words(circuit, rows, every)
     kept = backend.gradient(circuit, rows, cotangent, checkpoints, every)
     assert np.allclose(kept, backend.gradient(circuit, rows, cotangent), atol=1e-14, rtol=0)
+
+
+def test_a_circuit_without_gates_reads_the_initial_state():
+    circuit = Circuit(2, [], [PauliWord.z(0), PauliWord.parse("X1"), Probs((0, 1))])
+    out = PtmBackend(depolarizing=0.1).expval(circuit, torch.zeros(2, 0, dtype=torch.float64))
+    assert out.tolist() == [[1.0, 0.0, 1.0, 0.0, 0.0, 0.0]] * 2
+    assert PtmBackend().vjp(circuit, torch.zeros(2, 0, dtype=torch.float64), torch.ones(2, 6)).shape == (2, 0)

@@ -129,9 +129,7 @@ class PtmBackend(Backend):
 
         def work(r0: int, r1: int) -> None:
             kernels.forward_rows(
-                init, r0, r1, program.dims, program.nws, program.strides, program.offsets, program.off_ptr,
-                program.rowptr, program.row_ptr, program.cols, vals, program.nnz_ptr,
-                reading.ptr, reading.idx, reading.coef, out, every, checkpoints,
+                init, r0, r1, program.tables, vals, reading.ptr, reading.idx, reading.coef, out, every, checkpoints
             )
 
         self._split(batch, work)
@@ -157,9 +155,8 @@ class PtmBackend(Backend):
 
         def work(r0: int, r1: int) -> None:
             kernels.backward_rows(
-                init, r0, r1, program.dims, program.nws, program.strides, program.offsets, program.off_ptr,
-                program.rowptr, program.row_ptr, program.cols, vals, program.nnz_ptr, program.gradient,
-                reading.ptr, reading.idx, reading.coef, cotangents, every, checkpoints, have, g,
+                init, r0, r1, program.tables, vals, program.gradient, reading.ptr, reading.idx, reading.coef,
+                cotangents, every, checkpoints, have, g,
             )
 
         self._split(batch, work)

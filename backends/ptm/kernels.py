@@ -31,14 +31,14 @@ LANES = 8
 
 @numba.njit(cache=True, nogil=True)
 def _bases(first, count, step, nw, sorted_strides, out):
-    """``out[l]`` for ``l < count``: the index with zero digits at the step's wires (``sorted_strides``,
-    ascending) whose other digits count ``first + l·step`` among all such indices."""
-    for l in range(count):
-        idx = first + l * step
+    """``out[e]`` for ``e < count``: the index with zero digits at the step's wires (``sorted_strides``,
+    ascending) whose other digits count ``first + e·step`` among all such indices."""
+    for e in range(count):
+        idx = first + e * step
         for q in range(nw):  # a stride is a power of 4: (idx // s) · 4s + idx % s without dividing
             low = idx & (sorted_strides[q] - 1)
             idx = ((idx - low) << 2) + low
-        out[l] = idx
+        out[e] = idx
 
 
 @numba.njit(cache=True, nogil=True)
@@ -102,22 +102,23 @@ def _blocks(n4, d, sorted_strides):
 
 
 @numba.njit(cache=True, nogil=True)
-def apply_step(x, d, nw, sorted_strides, offsets, rowptr, cols, vals, buf, acc, bases):
-    """``x ← M x`` on the step's digits; ``M`` in CSR (``rowptr[d+1]``, ``cols``, ``vals``)."""
+def apply_step(src, x, d, nw, sorted_strides, offsets, rowptr, cols, vals, buf, acc, bases):
+    """``x ← M src`` on the step's digits (``src`` may be ``x``); ``M`` in CSR (``rowptr[d+1]``, ``cols``,
+    ``vals``)."""
     run, per, blocks = _blocks(x.shape[0], d, sorted_strides)
     width = run * per
     for block in range(blocks):
         _bases(block * width, per, run, nw, sorted_strides, bases)
-        _load(x, bases, per, run, offsets, d, buf)
+        _load(src, bases, per, run, offsets, d, buf)
         for i in range(d):
             out = acc[i]
-            for l in range(width):
-                out[l] = 0.0
+            for e in range(width):
+                out[e] = 0.0
             for p in range(rowptr[i], rowptr[i + 1]):
                 v = vals[p]
-                src = buf[cols[p]]
-                for l in range(width):
-                    out[l] += v * src[l]
+                row = buf[cols[p]]
+                for e in range(width):
+                    out[e] += v * row[e]
         _store(acc, bases, per, run, offsets, d, x)
 
 
@@ -141,24 +142,24 @@ def undo_step(lam, rho, gradient, d, nw, sorted_strides, offsets, rowptr, cols, 
             _load(rho, bases, per, run, offsets, d, rbuf)
         for j in range(d):
             out = acc[j]
-            for l in range(width):
-                out[l] = 0.0
+            for e in range(width):
+                out[e] = 0.0
         for i in range(d):
             lrow = lbuf[i]
             for p in range(rowptr[i], rowptr[i + 1]):
                 v = vals[p]
                 c = cols[p]
                 out = acc[c]
-                for l in range(width):
-                    out[l] += v * lrow[l]
+                for e in range(width):
+                    out[e] += v * lrow[e]
                 if gradient:
                     rrow = rbuf[c]
                     partial = lanes[p]
                     for l0 in range(0, whole, LANES):
                         for j in range(LANES):
                             partial[j] += lrow[l0 + j] * rrow[l0 + j]
-                    for l in range(whole, width):
-                        partial[0] += lrow[l] * rrow[l]
+                    for e in range(whole, width):
+                        partial[0] += lrow[e] * rrow[e]
         _store(acc, bases, per, run, offsets, d, lam)
     if gradient:
         for p in range(nnz):
@@ -179,38 +180,38 @@ def _workspace(max_d):
 
 
 @numba.njit(cache=True, nogil=True)
-def _forward(x, first, last, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, vals, nnz_ptr, buf, acc, bases):
-    """Apply steps ``first .. last-1`` to ``x``."""
+def _forward(src, x, first, last, tables, vals, buf, acc, bases):
+    """Apply steps ``first .. last-1`` (``tables``: :attr:`hqf.backends.ptm.program.Program.tables`) to
+    ``src`` (the first step reads it), leaving the result in ``x``."""
+    dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, nnz_ptr = tables
     for k in range(first, last):
         d = dims[k]
         lo, hi = nnz_ptr[k], nnz_ptr[k + 1]
         apply_step(
-            x, d, nws[k], strides[k], offsets[off_ptr[k] : off_ptr[k] + d],
+            src if k == first else x, x, d, nws[k], strides[k], offsets[off_ptr[k] : off_ptr[k] + d],
             rowptr[row_ptr[k] : row_ptr[k] + d + 1], cols[lo:hi], vals[lo:hi], buf, acc, bases,
         )
 
 
 @numba.njit(cache=True, nogil=True)
-def forward_rows(
-    init, r0, r1, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, vals, nnz_ptr,
-    read_ptr, read_idx, read_coef, out, every, checkpoints,
-):
+def forward_rows(init, r0, r1, tables, vals, read_ptr, read_idx, read_coef, out, every, checkpoints):
     """Rows ``r0 .. r1-1``: run every step from ``init`` and read ``out[b, m] = Σ coef · r[idx]`` for each
     word ``m``; with ``every > 0``, keep the state before steps ``0, every, 2·every, …`` in
     ``checkpoints[b]``."""
+    dims = tables[0]
     n_steps = dims.shape[0]
     buf, acc, _, bases = _workspace(max(np.max(dims) if n_steps else 1, 1))
     x = np.empty_like(init)
     for b in range(r0, r1):
-        x[:] = init
         row_vals = vals[b]
-        if every > 0:
-            for c in range(0, n_steps, every):
+        if every > 0 or n_steps == 0:
+            x[:] = init
+            for c in range(0, n_steps, max(every, 1)):
                 last = min(c + every, n_steps)
                 checkpoints[b, c // every, :] = x
-                _forward(x, c, last, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, row_vals, nnz_ptr, buf, acc, bases)
-        else:
-            _forward(x, 0, n_steps, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, row_vals, nnz_ptr, buf, acc, bases)
+                _forward(x, x, c, last, tables, row_vals, buf, acc, bases)
+        else:  # the first step reads the initial state
+            _forward(init, x, 0, n_steps, tables, row_vals, buf, acc, bases)
         for m in range(read_ptr.shape[0] - 1):
             total = 0.0
             for q in range(read_ptr[m], read_ptr[m + 1]):
@@ -220,12 +221,13 @@ def forward_rows(
 
 @numba.njit(cache=True, nogil=True)
 def backward_rows(
-    init, r0, r1, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, vals, nnz_ptr, gradient,
-    read_ptr, read_idx, read_coef, word_cotangents, every, checkpoints, have_checkpoints, g,
+    init, r0, r1, tables, vals, gradient, read_ptr, read_idx, read_coef, word_cotangents, every, checkpoints,
+    have_checkpoints, g,
 ):
     """Rows ``r0 .. r1-1``: ``g[b, p]`` (:func:`undo_step`) for every stored entry of every step with
     ``gradient[k]``, from the words' cotangents ``word_cotangents[b, m]``. The states before every
     ``every``-th step come from ``checkpoints[b]`` when ``have_checkpoints``, else they are recomputed."""
+    dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, nnz_ptr = tables
     n_steps = dims.shape[0]
     n4 = init.shape[0]
     max_d = max(np.max(dims) if n_steps else 1, 1)
@@ -246,7 +248,7 @@ def backward_rows(
             for c in range(n_check):
                 marks[c, :] = segment[0]
                 last = min((c + 1) * every, n_steps)
-                _forward(segment[0], c * every, last, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, row_vals, nnz_ptr, buf, acc, bases)
+                _forward(segment[0], segment[0], c * every, last, tables, row_vals, buf, acc, bases)
         lam[:] = 0.0
         for m in range(read_ptr.shape[0] - 1):
             for q in range(read_ptr[m], read_ptr[m + 1]):
@@ -255,8 +257,8 @@ def backward_rows(
             first = c * every
             last = min(first + every, n_steps)
             for k in range(first + 1, last):  # segment[j]: the state before step first + j (j ≥ 1)
-                segment[k - first, :] = marks[c] if k == first + 1 else segment[k - first - 1]
-                _forward(segment[k - first], k - 1, k, dims, nws, strides, offsets, off_ptr, rowptr, row_ptr, cols, row_vals, nnz_ptr, buf, acc, bases)
+                source = marks[c] if k == first + 1 else segment[k - first - 1]
+                _forward(source, segment[k - first], k - 1, k, tables, row_vals, buf, acc, bases)
             for k in range(last - 1, first - 1, -1):
                 d = dims[k]
                 lo, hi = nnz_ptr[k], nnz_ptr[k + 1]

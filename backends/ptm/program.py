@@ -80,13 +80,17 @@ class Factor:
         if self.column is None:
             return self.matrix[None]
         theta = self.k * angles[:, self.column]
-        return np.einsum("bq,qij->bij", transfer.term_weights(np.cos(theta), np.sin(theta)), self.terms)
+        return self.combine(transfer.term_weights(np.cos(theta), np.sin(theta)))
 
     def derivative(self, angles: np.ndarray) -> np.ndarray:
         """``[B, d, d]``: the derivative in its angle."""
         theta = self.k * angles[:, self.column]
-        weights = transfer.term_derivatives(np.cos(theta), np.sin(theta), self.k)
-        return np.einsum("bq,qij->bij", weights, self.terms)
+        return self.combine(transfer.term_derivatives(np.cos(theta), np.sin(theta), self.k))
+
+    def combine(self, weights: np.ndarray) -> np.ndarray:
+        """``[B, d, d]``: ``Σ_q weights[b, q] terms[q]`` (one matrix product)."""
+        d = self.terms.shape[-1]
+        return (weights @ self.terms.reshape(len(self.terms), d * d)).reshape(-1, d, d)
 
 
 @attrs.frozen(eq=False)
@@ -216,6 +220,15 @@ class Program:
         )
 
     @property
+    def tables(self) -> tuple[np.ndarray, ...]:
+        """What the kernels read of the steps: ``(dims, nws, strides, offsets, off_ptr, rowptr, row_ptr,
+        cols, nnz_ptr)``."""
+        return (
+            self.dims, self.nws, self.strides, self.offsets, self.off_ptr, self.rowptr, self.row_ptr, self.cols,
+            self.nnz_ptr,
+        )
+
+    @property
     def nnz(self) -> int:
         return int(self.nnz_ptr[-1])
 
@@ -233,7 +246,7 @@ class Program:
             if not step.columns:
                 continue
             part = g[:, self.nnz_ptr[i] : self.nnz_ptr[i + 1]]
-            contributions = np.einsum("bap,bp->ba", step.derivatives(angles), part)
+            contributions = np.matmul(step.derivatives(angles), part[:, :, None])[:, :, 0]
             for a, column in enumerate(step.columns):
                 grad[:, column] += contributions[:, a]
         return grad

@@ -1,7 +1,7 @@
 """A circuit's outputs as linear functions of the Pauli vector: which coordinates each measured word reads.
 
-Every observable is a combination of Pauli words (:func:`hqf.backends.readout.readout`), and ``⟨P⟩`` is the
-coordinate ``r_P`` itself. A readout error on a wire (``M[read, true]``) turns its measured sign
+Every observable is a combination of Pauli words (:func:`hqf.backends.readout.readout`), and ``⟨P⟩`` is
+the coordinate ``r_P`` itself. A readout error on a wire (``M[read, true]``) turns its measured sign
 ``(−1)^bit`` into ``a·p₀ + b·p₁`` in expectation, ``a = M₀₀ − M₁₀``, ``b = M₀₁ − M₁₁``: each letter ``L`` of a
 word on that wire reads ``α I + β L`` with ``α = (a + b)/2``, ``β = (a − b)/2`` (a word is measured in its
 own basis, so this holds for X and Y as for Z). A word then reads ``Σ_S Π_{w∈S} β_w Π_{w∉S} α_w r_{P_S}``
