@@ -16,6 +16,7 @@ from hqf.quantum import noise as nm
 from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Operation, PauliWord, Probs
 from hqf.quantum.gates import matrix
 from hqf.registry.make import make_backend
+from hqf.testing.reference import ReferenceDensityBackend
 
 CHANNELS = {
     "depolarizing": nm.depolarizing(0.07),
@@ -343,3 +344,14 @@ def test_a_circuit_without_gates_reads_the_initial_state():
     out = PtmBackend(depolarizing=0.1).expval(circuit, torch.zeros(2, 0, dtype=torch.float64))
     assert out.tolist() == [[1.0, 0.0, 1.0, 0.0, 0.0, 0.0]] * 2
     assert PtmBackend().vjp(circuit, torch.zeros(2, 0, dtype=torch.float64), torch.ones(2, 6)).shape == (2, 0)
+
+
+@pytest.mark.parametrize("name", sorted(CHANNELS))
+def test_every_channel_with_readout_agrees_with_torch_dm_and_the_density_reference(name):
+    observables = [PauliWord.parse("X0 Z2"), Probs((1, 0)), Hamiltonian([(0.3, "Y1"), (-0.8, "Z0 Z1")])]
+    circuit = gate_circuit("CRZ", 3, seed=31, observables=observables)
+    model = nm.NoiseModel().with_channel(CHANNELS[name]).with_readout(0.03, 0.08, wires=[0, 2])
+    angles = angles_for(circuit, 2, seed=12)
+    got = PtmBackend(noise=model).expval(circuit, angles)
+    for other in (make_backend("torch-dm", noise=model), ReferenceDensityBackend(noise=model)):
+        assert torch.allclose(got, other.expval(circuit, angles), atol=1e-12, rtol=0), other.name
