@@ -355,3 +355,18 @@ def test_every_channel_with_readout_agrees_with_torch_dm_and_the_density_referen
     got = PtmBackend(noise=model).expval(circuit, angles)
     for other in (make_backend("torch-dm", noise=model), ReferenceDensityBackend(noise=model)):
         assert torch.allclose(got, other.expval(circuit, angles), atol=1e-12, rtol=0), other.name
+
+
+@pytest.mark.parametrize("peer", ["qiskit-aer-dm", "pennylane-mixed"])
+def test_every_channel_agrees_with_aer_and_default_mixed(peer):
+    pytest.importorskip({"qiskit-aer-dm": "qiskit_aer", "pennylane-mixed": "pennylane"}[peer])
+    ops = [
+        Operation("RY", 0, 0), Operation("RX", 1, 1), Operation("H", 2), Operation("CNOT", (0, 1)),
+        Operation("RZ", 1, 2), Operation("CZ", (1, 2)), Operation("RY", 2, 3), Operation("CNOT", (2, 0)),
+    ]
+    circuit = Circuit(3, ops, [PauliWord.z(0), PauliWord.parse("X1 Z2"), PauliWord.parse("Y2")])
+    angles = angles_for(circuit, 2, seed=14)
+    for channel in CHANNELS.values():
+        model = nm.NoiseModel().with_channel(channel)
+        want = make_backend(peer, noise=model).expval(circuit, angles)
+        assert torch.allclose(PtmBackend(noise=model).expval(circuit, angles), want, atol=1e-10, rtol=0), channel
