@@ -15,7 +15,8 @@ each stored entry ``p``: then ``∂L/∂θ = Σ_p ∂M_k[p]/∂θ · G_k[p]`` (d
 each step comes from checkpoints (one every ``every`` steps) and a recomputed segment, so a row holds
 ``checkpoints + every`` states whatever the depth.
 
-All kernels release the GIL; the caller splits the rows between threads.
+All kernels release the GIL (the caller splits the rows between threads) and are compiled without
+fastmath: every sum is taken in the order written, so results do not depend on the machine's vector width.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ CHUNK = 256
 LANES = 8
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def _bases(first, count, step, nw, sorted_strides, out):
     """``out[e]`` for ``e < count``: the index with zero digits at the step's wires (``sorted_strides``,
     ascending) whose other digits count ``first + e·step`` among all such indices."""
@@ -41,7 +42,7 @@ def _bases(first, count, step, nw, sorted_strides, out):
         out[e] = idx
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def _load(x, bases, count, run, offsets, d, buf):
     """``buf[j, i·run + r] = x[bases[i] + offsets[j] + r]`` for the ``count`` runs of length ``run``."""
     for j in range(d):
@@ -66,7 +67,7 @@ def _load(x, bases, count, run, offsets, d, buf):
                 part[r] = src[r]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def _store(buf, bases, count, run, offsets, d, x):
     """The inverse of :func:`_load`."""
     for j in range(d):
@@ -91,7 +92,7 @@ def _store(buf, bases, count, run, offsets, d, x):
                 dst[r] = part[r]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def _blocks(n4, d, sorted_strides):
     """``(run, runs per block, blocks)``: how the other digits of a step are walked. A run is a stretch of
     consecutive indices (at most the smallest stride ``s0``, at most ``CHUNK``); a block gathers runs up to
@@ -101,7 +102,7 @@ def _blocks(n4, d, sorted_strides):
     return run, per, n4 // (d * run * per)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def apply_step(src, x, d, nw, sorted_strides, offsets, rowptr, cols, vals, buf, acc, bases):
     """``x ← M src`` on the step's digits (``src`` may be ``x``); ``M`` in CSR (``rowptr[d+1]``, ``cols``,
     ``vals``)."""
@@ -122,7 +123,7 @@ def apply_step(src, x, d, nw, sorted_strides, offsets, rowptr, cols, vals, buf, 
         _store(acc, bases, per, run, offsets, d, x)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def undo_step(lam, rho, gradient, d, nw, sorted_strides, offsets, rowptr, cols, vals, g, lbuf, rbuf, acc, bases, lanes):
     """``λ ← Mᵀ λ``; with ``gradient``, also ``g[p] += Σ λ[row_p] · ρ[col_p]`` (``λ`` before the update,
     ``ρ`` the step's input state). The sums run in ``LANES`` independent partial sums (``lanes[p]``), so
@@ -169,8 +170,9 @@ def undo_step(lam, rho, gradient, d, nw, sorted_strides, offsets, rowptr, cols, 
             g[p] += total
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def _workspace(max_d):
+    """A thread's buffers: three ``[max_d, CHUNK]`` blocks of coordinates and ``CHUNK`` run starts."""
     return (
         np.empty((max_d, CHUNK)),
         np.empty((max_d, CHUNK)),
@@ -179,7 +181,7 @@ def _workspace(max_d):
     )
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def _forward(src, x, first, last, tables, vals, buf, acc, bases):
     """Apply steps ``first .. last-1`` (``tables``: :attr:`hqf.backends.ptm.program.Program.tables`) to
     ``src`` (the first step reads it), leaving the result in ``x``."""
@@ -193,7 +195,7 @@ def _forward(src, x, first, last, tables, vals, buf, acc, bases):
         )
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def forward_rows(init, r0, r1, tables, vals, read_ptr, read_idx, read_coef, out, every, checkpoints):
     """Rows ``r0 .. r1-1``: run every step from ``init`` and read ``out[b, m] = Σ coef · r[idx]`` for each
     word ``m``; with ``every > 0``, keep the state before steps ``0, every, 2·every, …`` in
@@ -219,7 +221,7 @@ def forward_rows(init, r0, r1, tables, vals, read_ptr, read_idx, read_coef, out,
             out[b, m] = total
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def backward_rows(
     init, r0, r1, tables, vals, gradient, read_ptr, read_idx, read_coef, word_cotangents, every, checkpoints,
     have_checkpoints, g,
