@@ -1,14 +1,17 @@
-"""Zero-noise extrapolation (ZNE): expectation values measured at amplified noise, extrapolated to none.
+"""Error mitigation: zero-noise extrapolation (ZNE) and readout-error mitigation.
 
-The noise is scaled by a factor ``λ ≥ 1`` in one of two ways (Temme et al. 2017; Giurgica-Tiron et
-al. 2020):
+ZNE measures expectation values at amplified gate noise and extrapolates them to none. The noise is
+scaled by a factor ``λ ≥ 1`` in one of two ways (Temme et al. 2017; Giurgica-Tiron et al. 2020):
 
 - ``folding``: the whole circuit ``U`` is replaced by ``U (U† U)^k`` (global unitary folding), which is
   the same unitary with ``λ = 2k + 1`` times as many gates, so ``λ`` times the gate noise of a backend
-  that adds noise per gate (hqf's depolarizing model, :mod:`hqf.quantum.noise`). ``U†`` is
+  that adds noise per gate (:class:`hqf.quantum.noise.NoiseModel`). ``U†`` is
   :func:`hqf.quantum.circuit.adjoint`, its columns holding the negated angles. Needs one backend.
-- ``channel``: the same circuit on a backend whose noise strength is ``λ·p``: needs a factory
-  ``scale -> backend`` (:func:`hqf.registry.make.depolarizing_factory`).
+- ``channel``: the same circuit on a backend whose channels are scaled by ``λ``
+  (:meth:`hqf.quantum.noise.NoiseModel.scaled`): needs a factory ``scale -> backend``
+  (:func:`hqf.registry.make.noise_factory`, :func:`hqf.registry.make.depolarizing_factory`).
+
+Neither scales the readout error; :func:`zne` removes it from every value first when given the model.
 
 Then the values ``E(λ_i)`` are extrapolated to ``λ = 0``:
 
@@ -16,28 +19,45 @@ Then the values ``E(λ_i)`` are extrapolated to ``λ = 0``:
 - ``richardson``: the polynomial of degree ``S − 1`` through the ``S`` points, read at 0:
   ``E(0) = Σ_i E(λ_i) Π_{j≠i} λ_j / (λ_j − λ_i)`` (exact for such a polynomial).
 
+Readout-error mitigation inverts the per-wire confusion matrices ``M_w`` (docs/noise.md):
+
+- ``Probs(wires)`` reads ``(⊗_m M_{w_m}) p``, so the true distribution is ``(⊗_m M_{w_m}^{-1})`` applied
+  to the read one;
+- a wire's ``±1`` outcome ``s`` reads on average ``a·s + b`` (``a = 1 − p(1|0) − p(0|1) = det M``,
+  ``b = p(0|1) − p(1|0)``), so ``P_w = (R_w − b_w)/a_w`` with ``R_w`` the read observable, and a word is
+  ``⊗_w P_w = Σ_{S ⊆ W} Π_{w∈S} (1/a_w) Π_{w∉S} (−b_w/a_w) R_S``: the read values of its sub-words
+  ``S`` (the empty one is the constant 1), all measured in the word's own basis. With ``b = 0`` on every
+  wire this is ``R_W / Π_w a_w``.
+
+Both are exact for hqf's readout model; a wire with ``a = 0`` (its read bit carries no information)
+cannot be inverted.
+
 Example::
 
     >>> import torch
     >>> from hqf.quantum.circuit import Circuit, Operation, PauliWord
     >>> circuit = Circuit(1, [Operation("RX", 0, 0)], [PauliWord.z(0)])
-    >>> from hqf.registry.make import depolarizing_factory
-    >>> result = zne(circuit, torch.tensor([[0.3]]), depolarizing_factory("torch-dm", 0.02), scaling="channel")
+    >>> from hqf.registry.make import noise_factory
+    >>> factory = noise_factory("torch-dm", "depolarizing=0.02,amplitude_damping=0.01")
+    >>> result = zne(circuit, torch.tensor([[0.3]]), factory, scaling="channel")
     >>> abs(float(result.estimate[0, 0]) - math.cos(0.3)) < 1e-3
     True
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
 import attrs
+import numpy as np
 import torch
 
-from hqf.quantum.circuit import Circuit, adjoint, compose
+from hqf.quantum.circuit import Circuit, Hamiltonian, Observable, PauliWord, Probs, adjoint, compose
 from hqf.quantum.gradients import expval
 from hqf.quantum.interfaces import Backend
+from hqf.quantum.noise import NoiseModel
 
 SCALINGS = ("folding", "channel")
 METHODS = ("linear", "richardson")
@@ -74,7 +94,9 @@ def extrapolate(scales: Sequence[float], values: torch.Tensor, method: str = "ri
     """``values[S, …]`` measured at ``scales[S]`` extrapolated to zero noise: ``[…]``."""
     check_scales(scales)
     if values.shape[0] != len(scales):
-        raise ValueError(f"'values' must have one entry per scale on its first axis ({len(scales)}; got {values.shape[0]})")
+        raise ValueError(
+            f"'values' must have one entry per scale on its first axis ({len(scales)}; got {values.shape[0]})"
+        )
     weights = extrapolation_weights(scales, method).to(values.dtype)
     return torch.tensordot(weights, values, dims=1)
 
@@ -91,6 +113,118 @@ def _odd_integers(scales: Sequence[float]) -> list[int]:
     if any(isinstance(s, bool) or float(s) != int(s) or int(s) % 2 == 0 for s in scales):
         raise ValueError(f"folding scales must be odd integers >= 1 (got {list(scales)})")
     return [int(s) for s in scales]
+
+
+def wire_inverse(noise: NoiseModel, wire: int) -> np.ndarray:
+    """``M_w^{-1}`` (2×2) of ``wire``'s confusion matrix, the identity when it reads exactly.
+
+    Raises:
+        ValueError: ``p(1|0) + p(0|1) = 1`` on ``wire`` (``M_w`` is singular).
+    """
+    confusion = noise.confusion(wire)
+    if confusion is None:
+        return np.eye(2)
+    if abs(np.linalg.det(confusion)) < 1e-12:
+        raise ValueError(f"the readout error of wire {wire} cannot be inverted (p(1|0) + p(0|1) = 1)")
+    return np.linalg.inv(confusion)
+
+
+def unconfused_word(word: PauliWord, noise: NoiseModel) -> list[tuple[float, PauliWord | None]]:
+    """The true value of ``word`` as ``(coefficient, sub-word)`` terms of read values (None: the constant
+    1); ``[(1.0, word)]`` when none of its wires is misread. The inverse of the readout model's
+    ``⊗_w (a_w P_w + b_w 1)`` (docs/noise.md)."""
+    factors = []  # per wire of the word: ((weight, letter or None), ...)
+    for wire, letter in word.terms:
+        confusion = noise.confusion(wire)
+        if confusion is None:
+            factors.append(((1.0, letter),))
+            continue
+        wire_inverse(noise, wire)  # refuses a confusion matrix that cannot be inverted
+        a = 1.0 - confusion[1, 0] - confusion[0, 1]
+        b = confusion[0, 1] - confusion[1, 0]
+        factors.append(((1.0 / a, letter), (-b / a, None)))
+    terms = []
+    for choice in itertools.product(*factors):
+        weight = math.prod(w for w, _ in choice)
+        kept = tuple((wire, letter) for (wire, _), (_, letter) in zip(word.terms, choice) if letter is not None)
+        if weight != 0.0:
+            terms.append((weight, PauliWord(kept) if kept else None))
+    return terms
+
+
+def unconfused_probs(wires: tuple[int, ...], noise: NoiseModel) -> np.ndarray:
+    """``⊗_m M_{w_m}^{-1}`` (``2^k × 2^k``, ``wires[0]`` the most significant bit): read to true
+    distribution of ``Probs(wires)``."""
+    inverse = np.ones((1, 1))
+    for wire in wires:
+        inverse = np.kron(inverse, wire_inverse(noise, wire))
+    return inverse
+
+
+@attrs.frozen(eq=False)
+class ReadoutMitigation:
+    """The true outputs of a circuit from the read outputs of :attr:`measured` (the same gates, other
+    observables): ``offset[R] + matrix[R, M] @ read[M]``."""
+
+    measured: Circuit
+    matrix: np.ndarray
+    offset: np.ndarray
+
+    def apply(self, read: torch.Tensor) -> torch.Tensor:
+        """``[B, R]`` true outputs from ``read[B, M]``, the read outputs of :attr:`measured` (differentiable)."""
+        matrix = torch.as_tensor(self.matrix, dtype=read.dtype, device=read.device)
+        return read @ matrix.T + torch.as_tensor(self.offset, dtype=read.dtype, device=read.device)
+
+
+def readout_mitigation(circuit: Circuit, noise: NoiseModel) -> ReadoutMitigation:
+    """What to measure, and how to combine it, to undo ``noise``'s readout error on ``circuit``'s outputs:
+    each ``Probs`` is measured as it is and multiplied by :func:`unconfused_probs`; each Pauli word (also
+    inside a Hamiltonian) is replaced by the sub-words of :func:`unconfused_word`.
+
+    Raises:
+        ValueError: a measured wire's readout error cannot be inverted.
+    """
+    measured: list[Observable] = []
+    columns: dict[Observable, int] = {}  # measured observable -> its first column
+    entries: list[tuple[int, int, float]] = []  # (output row, measured column, coefficient)
+    offset = np.zeros(circuit.n_outputs)
+
+    def column(obs: Observable) -> int:
+        if obs not in columns:
+            columns[obs] = sum(o.n_outputs for o in measured)
+            measured.append(obs)
+        return columns[obs]
+
+    def add_word(row: int, word: PauliWord, coefficient: float) -> None:
+        for weight, part in unconfused_word(word, noise):
+            if part is None:
+                offset[row] += coefficient * weight
+            else:
+                entries.append((row, column(part), coefficient * weight))
+
+    row = 0
+    for obs in circuit.observables:
+        if isinstance(obs, PauliWord):
+            add_word(row, obs, 1.0)
+        elif isinstance(obs, Hamiltonian):
+            for coefficient, word in obs.terms:
+                add_word(row, word, coefficient)
+        elif isinstance(obs, Probs):
+            inverse, first = unconfused_probs(obs.wires, noise), column(obs)
+            entries += [(row + i, first + j, inverse[i, j]) for i, j in zip(*np.nonzero(inverse))]
+        row += obs.n_outputs
+    matrix = np.zeros((circuit.n_outputs, sum(o.n_outputs for o in measured)))
+    for r, m, coefficient in entries:
+        matrix[r, m] += coefficient
+    return ReadoutMitigation(Circuit(circuit.n_qubits, circuit.operations, measured), matrix, offset)
+
+
+def mitigate_readout(circuit: Circuit, angles: torch.Tensor, backend: Backend, noise: NoiseModel) -> torch.Tensor:
+    """``circuit``'s outputs ``[B, R]`` at ``angles[B, P]`` on ``backend`` with ``noise``'s readout error
+    undone (:func:`readout_mitigation`): exact when ``backend`` misreads as ``noise`` says. ``noise`` is
+    the readout calibration: its gate channels are ignored."""
+    plan = readout_mitigation(circuit, noise)
+    return plan.apply(expval(backend, plan.measured, angles.to(backend.real_dtype)))
 
 
 @attrs.frozen
@@ -113,6 +247,7 @@ def zne(
     scales: Sequence[float] = (1, 3, 5),
     method: str = "richardson",
     scaling: str = "folding",
+    readout: NoiseModel | None = None,
 ) -> ZNEResult:
     """Zero-noise estimate of ``circuit``'s expectation values at ``angles[B, P]``.
 
@@ -120,13 +255,16 @@ def zne(
         circuit: any circuit the backend runs.
         angles: its angle rows.
         backend: a noisy backend (``folding``), or ``scale -> backend`` (``channel``; e.g.
-            :func:`depolarizing_factory`; ``folding`` accepts a factory too and calls it at scale 1).
+            :func:`noise_factory`; ``folding`` accepts a factory too and calls it at scale 1).
         scales: the noise factors ``λ_i`` (``folding``: odd integers).
         method: ``richardson`` or ``linear``.
         scaling: ``folding`` or ``channel``.
+        readout: the readout calibration; when given, every value is read through
+            :func:`mitigate_readout` before the extrapolation (neither scaling changes the readout error).
 
     Raises:
-        ValueError: an unknown method or scaling, unsuitable scales, or ``channel`` without a factory.
+        ValueError: an unknown method or scaling, unsuitable scales, ``channel`` without a factory, or a
+            readout error that cannot be inverted.
     """
     if scaling not in SCALINGS:
         raise ValueError(f"'scaling' must be one of {', '.join(SCALINGS)} (got {scaling!r})")
@@ -134,19 +272,23 @@ def zne(
     extrapolation_weights(scales, method)  # the method is known before any circuit runs
     factory = None if isinstance(backend, Backend) else backend
     if scaling == "channel" and factory is None:
-        raise ValueError("'channel' scaling needs a factory scale -> backend (e.g. depolarizing_factory)")
+        raise ValueError("'channel' scaling needs a factory scale -> backend (e.g. noise_factory)")
+    if readout is not None:
+        readout_mitigation(circuit, readout)  # an error that cannot be inverted is refused before any work
+
+    def measure(noisy: Backend, measured: Circuit, rows: torch.Tensor) -> torch.Tensor:
+        rows = rows.to(noisy.real_dtype)
+        return expval(noisy, measured, rows) if readout is None else mitigate_readout(measured, rows, noisy, readout)
+
     with torch.no_grad():
         if scaling == "folding":
             folds = [fold(circuit, scale) for scale in _odd_integers(scales)]  # every scale checked first
             noisy = backend if factory is None else factory(1)
             values = [
-                expval(noisy, folded, folded_angles(angles.to(noisy.real_dtype), scale))
+                measure(noisy, folded, folded_angles(angles, scale))
                 for folded, scale in zip(folds, _odd_integers(scales))
             ]
         else:
-            values = []
-            for scale in scales:
-                noisy = factory(scale)
-                values.append(expval(noisy, circuit, angles.to(noisy.real_dtype)))
+            values = [measure(factory(scale), circuit, angles) for scale in scales]
     stacked = torch.stack([v.to("cpu", torch.float64) for v in values])
     return ZNEResult(tuple(float(s) for s in scales), stacked, extrapolate(scales, stacked, method), method, scaling)

@@ -50,6 +50,14 @@ def check_probability(p: float, name: str = "depolarizing") -> float:
     return p
 
 
+def check_scale(factor: float) -> float:
+    """``factor`` as a float; raises ``ValueError`` unless it is a finite number ``>= 0``."""
+    factor = float(factor)
+    if not 0 <= factor < math.inf:
+        raise ValueError(f"a noise scale factor must be a finite number >= 0 (got {factor})")
+    return factor
+
+
 def qiskit_lambda(p: float) -> float:
     """The ``λ`` of ``qiskit_aer.noise.depolarizing_error(λ, 1)`` for hqf's ``p``: ``4p/3``."""
     return 4.0 * check_probability(p) / 3.0
@@ -99,6 +107,15 @@ class Channel(abc.ABC):
     def parameters(self) -> dict[str, float]:
         """The parameters by name, in order."""
         return attrs.asdict(self)
+
+    def scaled(self, factor: float) -> Channel:
+        """The channel with its noise strength multiplied by ``factor`` (every parameter here; a
+        probability pushed past its range is a one-line ``ValueError`` naming the channel and ``factor``)."""
+        factor = check_scale(factor)
+        try:
+            return attrs.evolve(self, **{key: factor * value for key, value in self.parameters.items()})
+        except ValueError as error:
+            raise ValueError(f"'{self.name}' scaled by {factor!r} leaves its range: {error}") from None
 
     def __str__(self) -> str:
         return f"{self.name}={':'.join(repr(v) for v in self.parameters.values())}"
@@ -220,6 +237,10 @@ class ThermalRelaxation(Channel):
     def __attrs_post_init__(self) -> None:
         if self.t2 > 2 * self.t1:
             raise ValueError(f"'thermal_relaxation' needs t2 <= 2 * t1 (got t1={self.t1}, t2={self.t2})")
+
+    def scaled(self, factor: float) -> ThermalRelaxation:
+        """The same ``t1`` and ``t2`` for a gate ``factor`` times as long."""
+        return attrs.evolve(self, time=check_scale(factor) * self.time)
 
     def kraus(self) -> tuple[np.ndarray, ...]:
         a, c = math.exp(-self.time / self.t1), math.exp(-self.time / self.t2)
@@ -400,6 +421,17 @@ class NoiseModel:
         """This model and a readout error on ``wires`` (None: all); ``p0_given_1`` defaults to ``p1_given_0``."""
         p0_given_1 = p1_given_0 if p0_given_1 is None else p0_given_1
         return attrs.evolve(self, readout=self.readout + (ReadoutError(p1_given_0, p0_given_1, wires),))
+
+    def scaled(self, factor: float) -> NoiseModel:
+        """The same rules with every channel's strength multiplied by ``factor`` (:meth:`Channel.scaled`:
+        ``p``, ``γ``, ``λ`` times ``factor``; thermal relaxation's gate time times ``factor``); the readout
+        error unchanged. Zero-noise extrapolation's ``channel`` scaling (:mod:`hqf.quantum.mitigation`).
+
+        Raises:
+            ValueError: ``factor`` is negative or not finite, or pushes a probability past its range.
+        """
+        factor = check_scale(factor)
+        return attrs.evolve(self, rules=tuple(attrs.evolve(r, channel=r.channel.scaled(factor)) for r in self.rules))
 
     def after(self, op: Operation) -> tuple[tuple[int, Channel], ...]:
         """The ``(wire, channel)`` pairs applied right after ``op``, in order."""

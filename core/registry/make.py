@@ -7,6 +7,7 @@ from typing import Any
 
 from hqf.errors import BackendUnavailableError
 from hqf.quantum.interfaces import Ansatz, Backend, Encoder
+from hqf.quantum.noise import NoiseModel, noise_model
 from hqf.registry.contracts import Backbone, Fusion, Regularizer
 from hqf.registry.loader import registry
 from hqf.registry.specs import parse_ansatz_spec
@@ -47,3 +48,10 @@ def make_backbone(name: str, in_features: int, latent: int, **options: Any) -> B
 def depolarizing_factory(backend: str, p: float, **options) -> Callable[[float], Backend]:
     """``scale -> backend``: the registered noisy backend ``backend`` with depolarizing ``scale·p``."""
     return lambda scale: make_backend(backend, depolarizing=scale * p, **options)
+
+
+def noise_factory(backend: str, noise: NoiseModel | str, **options) -> Callable[[float], Backend]:
+    """``scale -> backend``: the registered noisy backend ``backend`` under ``noise`` scaled by ``scale``
+    (:meth:`~hqf.quantum.noise.NoiseModel.scaled`; ``noise`` may be a text for ``NoiseModel.parse``)."""
+    model = noise_model(noise)
+    return lambda scale: make_backend(backend, noise=model.scaled(scale), **options)
