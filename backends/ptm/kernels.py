@@ -26,8 +26,6 @@ import numpy as np
 
 #: the longest run of consecutive indices one inner loop handles
 CHUNK = 256
-#: independent partial sums of one gradient entry (one AVX-512 vector of float64)
-LANES = 8
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
@@ -126,16 +124,15 @@ def apply_step(src, x, d, nw, sorted_strides, offsets, rowptr, cols, vals, buf, 
 @numba.njit(cache=True, nogil=True, fastmath=False)
 def undo_step(lam, rho, gradient, d, nw, sorted_strides, offsets, rowptr, cols, vals, g, lbuf, rbuf, acc, bases, lanes):
     """``λ ← Mᵀ λ``; with ``gradient``, also ``g[p] += Σ λ[row_p] · ρ[col_p]`` (``λ`` before the update,
-    ``ρ`` the step's input state). The sums run in ``LANES`` independent partial sums (``lanes[p]``), so
-    they vectorise without reordering any one sum."""
+    ``ρ`` the step's input state). Each sum is kept per position of the block (``lanes[p, e]``) and summed
+    once at the end, so the loop over a block vectorises without reordering any sum (no fastmath)."""
     run, per, blocks = _blocks(lam.shape[0], d, sorted_strides)
     width = run * per
-    whole = width - width % LANES
     nnz = cols.shape[0]
     if gradient:
         for p in range(nnz):
-            for j in range(LANES):
-                lanes[p, j] = 0.0
+            for e in range(width):
+                lanes[p, e] = 0.0
     for block in range(blocks):
         _bases(block * width, per, run, nw, sorted_strides, bases)
         _load(lam, bases, per, run, offsets, d, lbuf)
@@ -151,22 +148,22 @@ def undo_step(lam, rho, gradient, d, nw, sorted_strides, offsets, rowptr, cols, 
                 v = vals[p]
                 c = cols[p]
                 out = acc[c]
-                for e in range(width):
-                    out[e] += v * lrow[e]
-                if gradient:
+                if gradient:  # products summed per position (no reduction in the loop: it vectorises)
                     rrow = rbuf[c]
                     partial = lanes[p]
-                    for l0 in range(0, whole, LANES):
-                        for j in range(LANES):
-                            partial[j] += lrow[l0 + j] * rrow[l0 + j]
-                    for e in range(whole, width):
-                        partial[0] += lrow[e] * rrow[e]
+                    for e in range(width):
+                        le = lrow[e]
+                        out[e] += v * le
+                        partial[e] += le * rrow[e]
+                else:
+                    for e in range(width):
+                        out[e] += v * lrow[e]
         _store(acc, bases, per, run, offsets, d, lam)
     if gradient:
         for p in range(nnz):
             total = 0.0
-            for j in range(LANES):
-                total += lanes[p, j]
+            for e in range(width):
+                total += lanes[p, e]
             g[p] += total
 
 
@@ -234,7 +231,7 @@ def backward_rows(
     n4 = init.shape[0]
     max_d = max(np.max(dims) if n_steps else 1, 1)
     buf, acc, rbuf, bases = _workspace(max_d)
-    lanes = np.empty((max_d * max_d, LANES))
+    lanes = np.empty((max_d * max_d, CHUNK))
     n_check = (n_steps + every - 1) // every
     own = np.empty((0 if have_checkpoints else n_check, n4))
     segment = np.empty((every, n4))
