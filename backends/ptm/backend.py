@@ -92,7 +92,8 @@ class PtmBackend(Backend):
         super().__init__(dtype=dtype, device=device)
         self.noise = resolve_noise(noise, depolarizing)
         self.noise.require(self.name, self.capabilities.channels)
-        if not checkpoint_mib >= 0:
+        checkpoint_mib = float(checkpoint_mib)
+        if not checkpoint_mib >= 0:  # also refuses NaN
             raise ValueError(f"'checkpoint_mib' must be >= 0 (got {checkpoint_mib})")
         self.checkpoint_bytes = int(checkpoint_mib * 2**20)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -100,6 +101,7 @@ class PtmBackend(Backend):
 
     @property
     def n_threads(self) -> int:
+        """The threads the rows are split between: :meth:`set_threads`'s count, else torch's."""
         return self.threads or torch.get_num_threads()
 
     def _split(self, batch: int, work) -> None:
@@ -109,6 +111,8 @@ class PtmBackend(Backend):
             work(0, batch)
             return
         if self._pool is None or self._pool_size != threads:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
             self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hqf-ptm")
             self._pool_size = threads
         bounds = np.linspace(0, batch, threads + 1).astype(int)
