@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hqf.backends.ptm import PtmBackend, transfer
-from hqf.backends.ptm.program import channel_ptm
+from hqf.backends.ptm.program import ROWS, channel_ptm
 from hqf.quantum import noise as nm
 from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Operation, PauliWord, Probs
 from hqf.quantum.gates import matrix
@@ -370,3 +370,16 @@ def test_every_channel_agrees_with_aer_and_default_mixed(peer):
         model = nm.NoiseModel().with_channel(channel)
         want = make_backend(peer, noise=model).expval(circuit, angles)
         assert torch.allclose(PtmBackend(noise=model).expval(circuit, angles), want, atol=1e-10, rtol=0), channel
+
+
+def test_a_batch_larger_than_the_step_chunk_gives_each_row_its_own_values_and_gradient():
+    circuit = gate_circuit("CRX", 3, seed=37)
+    backend = PtmBackend(noise="phase_damping=0.04,depolarizing=0.01")
+    batch = ROWS + 7
+    angles = angles_for(circuit, batch, seed=15)
+    cotangent = torch.linspace(-1.0, 1.0, batch * circuit.n_outputs, dtype=torch.float64).reshape(batch, -1)
+    values, grads = backend.expval(circuit, angles), backend.vjp(circuit, angles, cotangent)
+    for b in (0, ROWS - 1, ROWS, batch - 1):
+        assert torch.allclose(values[b], backend.expval(circuit, angles[b : b + 1])[0], atol=1e-14, rtol=0)
+        alone = backend.vjp(circuit, angles[b : b + 1], cotangent[b : b + 1])[0]
+        assert torch.allclose(grads[b], alone, atol=1e-14, rtol=0)

@@ -20,6 +20,9 @@ from hqf.backends.ptm import transfer
 from hqf.quantum.circuit import Circuit, Operation
 from hqf.quantum.noise import Channel, NoiseModel
 
+#: rows whose step matrices numpy builds at once (the factors' matrices of a chunk stay in cache)
+ROWS = 64
+
 
 @functools.lru_cache(maxsize=256)
 def channel_ptm(channel: Channel) -> np.ndarray:
@@ -75,23 +78,6 @@ class Factor:
     def pattern(self) -> np.ndarray:
         return transfer.pattern(self.matrix if self.column is None else self.terms)
 
-    def at(self, angles: np.ndarray) -> np.ndarray:
-        """``[B, d, d]`` (``[1, d, d]`` when fixed) at ``angles[B, P]``."""
-        if self.column is None:
-            return self.matrix[None]
-        theta = self.k * angles[:, self.column]
-        return self.combine(transfer.term_weights(np.cos(theta), np.sin(theta)))
-
-    def derivative(self, angles: np.ndarray) -> np.ndarray:
-        """``[B, d, d]``: the derivative in its angle."""
-        theta = self.k * angles[:, self.column]
-        return self.combine(transfer.term_derivatives(np.cos(theta), np.sin(theta), self.k))
-
-    def combine(self, weights: np.ndarray) -> np.ndarray:
-        """``[B, d, d]``: ``Σ_q weights[b, q] terms[q]`` (one matrix product)."""
-        d = self.terms.shape[-1]
-        return (weights @ self.terms.reshape(len(self.terms), d * d)).reshape(-1, d, d)
-
 
 @attrs.frozen(eq=False)
 class Step:
@@ -125,27 +111,64 @@ class Step:
     def rowptr(self) -> np.ndarray:
         return np.searchsorted(self.rows, np.arange(4 ** len(self.wires) + 1)).astype(np.int64)
 
-    def values(self, angles: np.ndarray) -> np.ndarray:
-        """``[B, nnz]``: the stored entries of the step's matrix for each row of ``angles``."""
-        matrix = self.factors[0].at(angles)
-        for factor in self.factors[1:]:
-            matrix = factor.at(angles) @ matrix
-        return np.broadcast_to(matrix, (angles.shape[0], *matrix.shape[1:]))[:, self.rows, self.cols]
+    def values(self, mats: list[np.ndarray], batch: int) -> np.ndarray:
+        """``[B, nnz]``: the stored entries of the step's matrix, from its factors' matrices ``mats``
+        (``[B, d, d]``, or ``[1, d, d]`` when fixed)."""
+        matrix = mats[0]
+        for factor in mats[1:]:
+            matrix = factor @ matrix
+        return np.broadcast_to(matrix, (batch, *matrix.shape[1:]))[:, self.rows, self.cols]
 
-    def derivatives(self, angles: np.ndarray) -> np.ndarray:
-        """``[B, A, nnz]``: the stored entries' derivatives in each of :attr:`columns`."""
-        mats = [f.at(angles) for f in self.factors]
+    def derivatives(self, mats: list[np.ndarray], derivatives: list[np.ndarray]) -> np.ndarray:
+        """``[B, A, nnz]``: the stored entries' derivatives in each of :attr:`columns`, from the factors'
+        matrices and the parameterized factors' derivatives (in order)."""
         out = []
-        for t, factor in enumerate(self.factors):
-            if factor.column is None:
-                continue
-            matrix = factor.derivative(angles)
+        parameterized = [t for t, factor in enumerate(self.factors) if factor.column is not None]
+        for t, matrix in zip(parameterized, derivatives):
             for earlier in mats[:t][::-1]:
                 matrix = matrix @ earlier
             for later in mats[t + 1 :]:
                 matrix = later @ matrix
             out.append(matrix[:, self.rows, self.cols])
         return np.stack(out, axis=1)
+
+
+@attrs.frozen(eq=False)
+class FactorTable:
+    """The parameterized factors of all steps, grouped by size, so that their matrices for a batch are
+    a few matrix products rather than one per factor."""
+
+    #: per size ``d``: the ``(step, factor)`` keys, angle columns, ``k`` and ``terms[F, 6, d²]``
+    groups: dict[int, tuple[list[tuple[int, int]], np.ndarray, np.ndarray, np.ndarray]]
+
+    @classmethod
+    def of(cls, steps: tuple[Step, ...]) -> FactorTable:
+        parts: dict[int, list[tuple[tuple[int, int], Factor]]] = {}
+        for i, step in enumerate(steps):
+            for t, factor in enumerate(step.factors):
+                if factor.column is not None:
+                    parts.setdefault(factor.terms.shape[-1], []).append(((i, t), factor))
+        groups = {}
+        for d, entries in parts.items():
+            keys = [key for key, _ in entries]
+            columns = np.array([f.column for _, f in entries], dtype=np.int64)
+            ks = np.array([f.k for _, f in entries])
+            terms = np.stack([f.terms.reshape(transfer.N_TERMS, d * d) for _, f in entries])
+            groups[d] = (keys, columns, ks, terms)
+        return cls(groups)
+
+    def matrices(self, angles: np.ndarray, derivative: bool = False) -> dict[tuple[int, int], np.ndarray]:
+        """``(step, factor) -> [B, d, d]``: each parameterized factor's matrix (or its derivative in its
+        angle) for each row of ``angles``."""
+        out = {}
+        for d, (keys, columns, ks, terms) in self.groups.items():
+            theta = np.ascontiguousarray(angles[:, columns].T) * ks[:, None]  # [F, B]
+            c, s = np.cos(theta), np.sin(theta)
+            weights = transfer.term_derivatives(c, s, ks[:, None, None]) if derivative else transfer.term_weights(c, s)
+            mats = np.matmul(weights, terms)  # [F, B, d²]
+            for key, matrix in zip(keys, mats):
+                out[key] = matrix.reshape(-1, d, d)
+        return out
 
 
 def build_steps(circuit: Circuit, noise: NoiseModel) -> list[Step]:
@@ -181,6 +204,7 @@ class Program:
     cols: np.ndarray
     nnz_ptr: np.ndarray
     gradient: np.ndarray
+    factors: FactorTable
 
     @classmethod
     def build(cls, circuit: Circuit, noise: NoiseModel) -> Program:
@@ -217,6 +241,7 @@ class Program:
             flat(cols),
             pointers(cols),
             np.array([bool(s.columns) for s in steps], dtype=np.bool_),
+            FactorTable.of(steps),
         )
 
     @property
@@ -232,21 +257,41 @@ class Program:
     def nnz(self) -> int:
         return int(self.nnz_ptr[-1])
 
+    def step_matrices(self, i: int, table: dict[tuple[int, int], np.ndarray]) -> list[np.ndarray]:
+        """Step ``i``'s factors' matrices: from ``table`` (:meth:`FactorTable.matrices`) when
+        parameterized, ``[1, d, d]`` when fixed."""
+        return [table[(i, t)] if f.column is not None else f.matrix[None] for t, f in enumerate(self.steps[i].factors)]
+
     def values(self, angles: np.ndarray) -> np.ndarray:
         """``[B, nnz]``: every step's stored entries for each row (C-contiguous)."""
         out = np.empty((angles.shape[0], self.nnz))
-        for i, step in enumerate(self.steps):
-            out[:, self.nnz_ptr[i] : self.nnz_ptr[i + 1]] = step.values(angles)
+        for r0 in range(0, angles.shape[0], ROWS):
+            rows = angles[r0 : r0 + ROWS]
+            table = self.factors.matrices(rows)
+            for i, step in enumerate(self.steps):
+                out[r0 : r0 + ROWS, self.nnz_ptr[i] : self.nnz_ptr[i + 1]] = step.values(
+                    self.step_matrices(i, table), rows.shape[0]
+                )
         return out
 
     def angle_gradients(self, angles: np.ndarray, g: np.ndarray) -> np.ndarray:
         """``[B, P]``: ``Σ_p ∂M[p]/∂θ · g[p]`` for every angle column, from the kernels' ``g[B, nnz]``."""
         grad = np.zeros_like(angles)
+        for r0 in range(0, angles.shape[0], ROWS):
+            grad[r0 : r0 + ROWS] = self.chunk_gradients(angles[r0 : r0 + ROWS], g[r0 : r0 + ROWS])
+        return grad
+
+    def chunk_gradients(self, angles: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """:meth:`angle_gradients` for a few rows at once."""
+        grad = np.zeros_like(angles)
+        table = self.factors.matrices(angles)
+        derivatives = self.factors.matrices(angles, derivative=True)
         for i, step in enumerate(self.steps):
             if not step.columns:
                 continue
             part = g[:, self.nnz_ptr[i] : self.nnz_ptr[i + 1]]
-            contributions = np.matmul(step.derivatives(angles), part[:, :, None])[:, :, 0]
+            own = [derivatives[(i, t)] for t, f in enumerate(step.factors) if f.column is not None]
+            contributions = np.matmul(step.derivatives(self.step_matrices(i, table), own), part[:, :, None])[:, :, 0]
             for a, column in enumerate(step.columns):
                 grad[:, column] += contributions[:, a]
         return grad
