@@ -1,0 +1,220 @@
+"""A circuit and its noise sites as the arrays the trajectory kernels read (:class:`KernelProgram`), the
+drivers that run them on the rows' tiles over threads, and the autograd Function around them.
+
+The kernels run circuits of one-qubit gates (rotations RX, RY, RZ read their angle per row; every other
+one-qubit gate is fixed), CNOT and CZ, read out as Z words; anything else takes the plain path
+(:mod:`hqf.backends.trajectories.plain`).
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import torch
+
+from hqf.backends.torch.gates_cpu import GENERATOR, REAL_GATES
+from hqf.backends.torch.parallel import in_parallel
+from hqf.backends.trajectories.branches import Sites
+from hqf.backends.trajectories.kernels import (
+    CLIFFORD,
+    FRAME_SITE,
+    GATE,
+    LANES,
+    PERMUTATION,
+    SITE,
+    backward_tiles,
+    forward_tiles,
+    row_matrices,
+)
+from hqf.quantum.circuit import GATES, Circuit, PauliWord
+from hqf.quantum.gates import bit_table, full_angles, matrix, z_signs
+
+#: the largest circuit the kernels run (a tile is ``2**n × LANES`` amplitudes)
+MAX_QUBITS = 24
+#: the most memory the backward's kept states may take per thread before the plain path is used instead
+STORE_BYTES = 2**30
+
+
+def runs(circuit: Circuit, words: tuple[PauliWord, ...], sites: Sites) -> bool:
+    """True when the kernels run ``circuit`` read out as ``words`` under ``sites``."""
+    if circuit.n_qubits > MAX_QUBITS or not all(letter == "Z" for word in words for _, letter in word.terms):
+        return False
+    if not all(GATES[op.gate][0] == 1 or op.gate in ("CNOT", "CZ") for op in circuit.operations):
+        return False
+    if any(GATES[op.gate][1] and op.gate not in GENERATOR for op in circuit.operations):
+        return False  # a parametric one-qubit gate other than a rotation (PhaseShift)
+    kept = int((~sites.unitary).sum())
+    return kept * 2 * (16 << circuit.n_qubits) * LANES <= STORE_BYTES
+
+
+def signed_permutation(n: int, gate: str, wires: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``(source, sign)`` with ``out[i] = sign[i]·in[source[i]]`` for CNOT or CZ on ``wires``."""
+    index = np.arange(2**n)
+    a, b = bit_table(n, wires[0]), bit_table(n, wires[1])
+    if gate == "CNOT":
+        return np.where(a == 1, index ^ (1 << (n - 1 - wires[1])), index), np.ones(2**n)
+    return index, (1 - 2 * (a & b)).astype(np.float64)
+
+
+def composed(first: tuple[np.ndarray, np.ndarray], then: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The signed permutation ``then ∘ first`` as ``(source, sign)``."""
+    (index, sign), (source, then_sign) = first, then
+    return index[source], then_sign * sign[source]
+
+
+class KernelProgram:
+    """``circuit``'s operations and ``sites`` in order as ``ops[(kind, index)]`` with the kernels' tables.
+
+    With Pauli sites only (or none) the program uses frames (the kernels' docstring): each CNOT/CZ is a
+    ``CLIFFORD`` op (``clifford[j]``: kind 0 CNOT / 1 CZ, its two wires, and the index of its run's composed
+    permutation on the run's last member, else −1) and each site a ``FRAME_SITE``; otherwise each CNOT/CZ
+    is its own ``PERMUTATION`` and each site a ``SITE``."""
+
+    def __init__(self, circuit: Circuit, words: tuple[PauliWord, ...], sites: Sites) -> None:
+        n = circuit.n_qubits
+        frames = bool(sites.unitary.all())
+        ops, wires, columns, kinds, fixed, real = [], [], [], [], [], []
+        sources, signs, clifford = [], [], []
+        run = None  # the composed permutation of the current CNOT/CZ run (frames)
+        for o, op in enumerate(circuit.operations):
+            if op.gate in ("CNOT", "CZ"):
+                step = signed_permutation(n, op.gate, op.wires)
+                if frames:
+                    run = step if run is None else composed(run, step)
+                    ops.append((CLIFFORD, len(clifford)))
+                    clifford.append([0 if op.gate == "CNOT" else 1, op.wires[0], op.wires[1], -1])
+                else:
+                    ops.append((PERMUTATION, len(sources)))
+                    sources.append(step[0])
+                    signs.append(step[1])
+            else:
+                if run is not None:  # the run ends: its last member applies it
+                    clifford[-1][3] = len(sources)
+                    sources.append(run[0])
+                    signs.append(run[1])
+                    run = None
+                ops.append((GATE, len(wires)))
+                wires.append(op.wires[0])
+                columns.append(-1 if op.param is None else op.param)
+                kinds.append(GENERATOR.get(op.gate, 0))
+                real.append(op.gate in REAL_GATES)
+                fixed.append(np.zeros((2, 2)) if op.param is not None else matrix(op.gate))
+            ops += [(FRAME_SITE if frames else SITE, s) for s in sites.after(o)]
+        if run is not None:
+            clifford[-1][3] = len(sources)
+            sources.append(run[0])
+            signs.append(run[1])
+        self.clifford = np.array(clifford, dtype=np.int64).reshape(-1, 4)
+        self.parity_sign = 1.0 - 2.0 * (np.array([bin(i).count("1") for i in range(2**n)]) % 2)
+        self.n_qubits, self.sites = n, sites
+        self.ops = np.array(ops, dtype=np.int64).reshape(-1, 2)
+        self.gate_wire = np.array(wires, dtype=np.int64)
+        self.gate_column = np.array(columns, dtype=np.int64)
+        self.gate_kind = np.array(kinds, dtype=np.int64)
+        self.gate_fixed = np.array(fixed, dtype=np.complex128).reshape(-1, 2, 2)
+        self.gate_real = np.array(real, dtype=np.bool_)
+        self.source = np.array(sources, dtype=np.int64).reshape(-1, 2**n)
+        self.sign = np.array(signs, dtype=np.float64).reshape(-1, 2**n)
+        # undoing out[i] = sign[i]·in[source[i]]: in[j] = sign[inverse[j]]·out[inverse[j]]
+        self.inverse = np.argsort(self.source, axis=1) if len(sources) else self.source
+        self.inverse_sign = np.take_along_axis(self.sign, self.inverse, axis=1)
+        width = max((len(u.probabilities) for u in sites.unravellings), default=1)
+        self.site_matrices = np.zeros((max(len(sites.unravellings), 1), width, 2, 2), dtype=np.complex128)
+        for c, u in enumerate(sites.unravellings):
+            self.site_matrices[c, : len(u.probabilities)] = u.matrices
+        self.letters = np.full(self.site_matrices.shape[:2], -1, dtype=np.int64)
+        for c, u in enumerate(sites.unravellings):
+            self.letters[c, : len(u.letters)] = u.letters
+        unitary = sites.unitary
+        self.store_slot = np.where(unitary, -1, np.cumsum(~unitary) - 1).astype(np.int64)
+        self.n_slots = int((~unitary).sum())
+        self.z_signs = np.stack([z_signs(n, word.wires) for word in words], axis=1).astype(np.float64)
+        self.z_signs_t = np.ascontiguousarray(self.z_signs.T)
+
+    def operands(self, angles: np.ndarray, n_shared: int, branches: np.ndarray) -> Operands:
+        """The per-call arrays for the full angle matrix ``angles[rows, P]`` whose last ``n_shared`` columns
+        are equal in every row: rows padded to a multiple of ``LANES`` (padded rows are dropped after)."""
+        pad = -angles.shape[0] % LANES
+        if pad:
+            angles = np.concatenate([angles, np.zeros((pad, angles.shape[1]))])
+            branches = np.concatenate([branches, np.zeros((pad, branches.shape[1]), dtype=np.int64)])
+        mats = row_matrices(angles, self.gate_column, self.gate_kind, self.gate_fixed)
+        shared = (self.gate_column < 0) | (self.gate_column >= angles.shape[1] - n_shared)
+        return Operands(np.ascontiguousarray(mats), np.ascontiguousarray(branches), shared)
+
+    def forward(self, ops: Operands, threads: int, keep_final: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(⟨Z words⟩ [rows, Q], the final states [tiles, 2, 2**n · LANES] or an empty array)``."""
+        rows, size = ops.mats.shape[0], (LANES << self.n_qubits)
+        out = np.empty((self.z_signs.shape[1], rows))
+        final = np.empty((rows // LANES if keep_final else 0, 2, size))
+
+        def part(first: int, last: int) -> None:
+            forward_tiles(first, last, self.n_qubits, self.ops, self.gate_wire, self.gate_real, ops.shared, ops.mats,
+                          self.source, self.sign, self.sites.wire, self.sites.channel, self.site_matrices,
+                          self.letters, ops.branches, self.clifford, self.parity_sign, self.z_signs_t, out, final)
+
+        in_parallel(part, rows // LANES, threads, (rows << self.n_qubits) * (len(self.ops) + 1))
+        return out.T, final
+
+    def backward(self, ops: Operands, final: np.ndarray, grad_output: np.ndarray, n_params: int,
+                 threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(grad_rows [rows, P], grad_shared [P])``: the gradient of ``Σ grad_output ⊙ ⟨Z words⟩``
+        (``grad_output [rows, Q]``) per row for the per-row columns, summed over the rows for the shared ones."""
+        rows = ops.mats.shape[0]
+        grad_output_t = np.zeros((grad_output.shape[1], rows))
+        grad_output_t[:, : grad_output.shape[0]] = grad_output.T
+        grad_rows = np.zeros((rows, n_params))
+
+        def part(first: int, last: int) -> np.ndarray:
+            grad_shared = np.zeros(n_params)
+            backward_tiles(first, last, self.n_qubits, self.ops, self.gate_wire, self.gate_column, self.gate_kind,
+                           self.gate_real, ops.shared, ops.mats, self.source, self.sign, self.inverse,
+                           self.inverse_sign, self.sites.wire, self.sites.channel, self.site_matrices, self.letters,
+                           ops.branches, self.store_slot, self.n_slots, self.clifford, self.parity_sign,
+                           self.z_signs, grad_output_t, final,
+                           grad_rows, grad_shared)
+            return grad_shared
+
+        parts = in_parallel(part, rows // LANES, threads, 2 * (rows << self.n_qubits) * (len(self.ops) + 1))
+        return grad_rows, sum(parts)
+
+
+@attrs.frozen(eq=False)
+class Operands:
+    """One call's arrays: every row's gate matrices ``[rows, G, 2, 2]``, branches ``[rows, sites]``, and
+    which gates are equal in every row (``shared [G]``)."""
+
+    mats: np.ndarray
+    branches: np.ndarray
+    shared: np.ndarray
+
+
+class KernelWordValues(torch.autograd.Function):
+    """``[rows, Q]`` Z-word values of the rows' trajectories at ``[data, shared]`` (``shared [S]`` appended
+    to every row of ``data [rows, D]``), by the kernels; the backward is the kernels' adjoint pass, or
+    (``create_graph=True``) torch autograd through ``plain(data, shared)`` on the same branches."""
+
+    @staticmethod
+    def forward(ctx, data: torch.Tensor, shared: torch.Tensor, program: KernelProgram, branches: np.ndarray,
+                threads: int, plain):
+        angles = full_angles(data.detach(), shared.detach()).to(torch.float64).numpy()
+        ops = program.operands(angles, shared.shape[0], branches)
+        keep = (data.requires_grad or shared.requires_grad) and program.n_slots == 0
+        values, final = program.forward(ops, threads, keep)
+        ctx.save_for_backward(data, shared)
+        ctx.program, ctx.ops, ctx.final, ctx.threads, ctx.plain = program, ops, final, threads, plain
+        return torch.from_numpy(np.ascontiguousarray(values[: data.shape[0]]))
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        data, shared = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: a differentiable backward
+            grads = torch.autograd.grad(ctx.plain(data, shared), (data, shared), grad_output, create_graph=True,
+                                        allow_unused=True)
+            return *grads, None, None, None, None
+        n_data = data.shape[1]
+        grad_rows, grad_shared = ctx.program.backward(ctx.ops, ctx.final, grad_output.detach().double().numpy(),
+                                                      n_data + shared.shape[0], ctx.threads)
+        ctx.final = None
+        return (torch.from_numpy(grad_rows[: data.shape[0], :n_data]), torch.from_numpy(grad_shared[n_data:]),
+                None, None, None, None)
