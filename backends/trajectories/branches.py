@@ -10,9 +10,11 @@ probabilities and ``M_k`` the Paulis themselves (unitary); for amplitude damping
 
 from __future__ import annotations
 
+import functools
 import math
 
 import attrs
+import numba
 import numpy as np
 import torch
 
@@ -57,6 +59,19 @@ def unravel(channel: Channel) -> Unravelling:
     )
 
 
+@numba.njit(cache=True, nogil=True)
+def choose(uniform, channel, edges):
+    """``[rows, sites]``: the branch where each uniform draw falls among its site's channel's ``edges``."""
+    out = np.empty(uniform.shape, dtype=np.int64)
+    for r in range(uniform.shape[0]):
+        for s in range(uniform.shape[1]):
+            e, u, k = edges[channel[s]], uniform[r, s], 0
+            while k < e.shape[0] and u >= e[k]:
+                k += 1
+            out[r, s] = k
+    return out
+
+
 @attrs.frozen(eq=False)
 class Sites:
     """The noise sites of a circuit, in circuit order: site ``s`` follows operation ``op[s]`` on ``wire[s]``
@@ -81,11 +96,16 @@ class Sites:
         """``[rows, sites]`` int64: each row's branch at each site, from ``rows × sites`` uniform draws of
         ``generator`` (float64; branch ``k`` where the draw falls in ``[q_0 + … + q_{k-1}, q_0 + … + q_k)``)."""
         uniform = torch.rand((rows, self.count), generator=generator, dtype=torch.float64).numpy()
+        return choose(uniform, self.channel, self.edges)
+
+    @functools.cached_property
+    def edges(self) -> np.ndarray:
+        """``[channels, width]``: each unravelling's cumulative probabilities but the last, padded with ``inf``."""
         width = max((len(u.probabilities) for u in self.unravellings), default=1)
-        edges = np.full((len(self.unravellings), max(width - 1, 0)), np.inf)
+        edges = np.full((len(self.unravellings), max(width - 1, 1)), np.inf)
         for c, u in enumerate(self.unravellings):
             edges[c, : len(u.probabilities) - 1] = np.cumsum(u.probabilities)[:-1]
-        return (uniform[:, :, None] >= edges[self.channel][None]).sum(axis=2).astype(np.int64)
+        return edges
 
     @property
     def unitary(self) -> np.ndarray:

@@ -93,6 +93,23 @@ def lane_gate(re, im, n, wire, c):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
+def lane_gate_real(re, im, n, wire, c):
+    """:func:`lane_gate` for matrices with real entries (RY, H, X): half the products."""
+    r00, r01, r10, r11 = c[0], c[2], c[4], c[6]
+    span = 1 << (n - 1 - wire)
+    for lo in range(0, 1 << n, 2 * span):
+        for i in range(lo, lo + span):
+            ar, ai = re[i * LANES : (i + 1) * LANES], im[i * LANES : (i + 1) * LANES]
+            br, bi = re[(i + span) * LANES : (i + span + 1) * LANES], im[(i + span) * LANES : (i + span + 1) * LANES]
+            for t in range(LANES):
+                xr, yr, xi, yi = ar[t], br[t], ai[t], bi[t]
+                ar[t] = r00[t] * xr + r01[t] * yr
+                ai[t] = r00[t] * xi + r01[t] * yi
+                br[t] = r10[t] * xr + r11[t] * yr
+                bi[t] = r10[t] * xi + r11[t] * yi
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def shared_gate(re, im, n, wire, m, real):
     """Apply one 2×2 ``m`` (``real``: its entries are real) on ``wire`` of every lane of a tile."""
     span = (1 << (n - 1 - wire)) * LANES
@@ -222,7 +239,10 @@ def run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, shared, row_mat
             else:
                 gate_lanes(row_mats, b0, k, m)
                 coefficients(m, False, c)
-                lane_gate(re, im, n, gate_wire[k], c)
+                if gate_real[k]:
+                    lane_gate_real(re, im, n, gate_wire[k], c)
+                else:
+                    lane_gate(re, im, n, gate_wire[k], c)
         elif kind == PERMUTATION:
             permute(re, im, re2, im2, source[k], sign[k])
             re, re2, im, im2 = re2, re, im2, im
@@ -310,6 +330,35 @@ def undo_gate(re, im, lre, lim, n, wire, c, kind, grad):
                 lai[t] = r00[t] * ui + i00[t] * ur + r01[t] * vi + i01[t] * vr
                 lbr[t] = r10[t] * ur - i10[t] * ui + r11[t] * vr - i11[t] * vi
                 lbi[t] = r10[t] * ui + i10[t] * ur + r11[t] * vi + i11[t] * vr
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def undo_gate_real(re, im, lre, lim, n, wire, c, kind, grad):
+    """:func:`undo_gate` for matrices with real entries (RY, H, X; ``kind`` 2 or 0)."""
+    r00, r01, r10, r11 = c[0], c[2], c[4], c[6]
+    span = 1 << (n - 1 - wire)
+    for t in range(LANES):
+        grad[t] = 0.0
+    for lo in range(0, 1 << n, 2 * span):
+        for i in range(lo, lo + span):
+            ar, ai = re[i * LANES : (i + 1) * LANES], im[i * LANES : (i + 1) * LANES]
+            br, bi = re[(i + span) * LANES : (i + span + 1) * LANES], im[(i + span) * LANES : (i + span + 1) * LANES]
+            lar, lai = lre[i * LANES : (i + 1) * LANES], lim[i * LANES : (i + 1) * LANES]
+            lbr = lre[(i + span) * LANES : (i + span + 1) * LANES]
+            lbi = lim[(i + span) * LANES : (i + span + 1) * LANES]
+            for t in range(LANES):
+                xr, yr, xi, yi = ar[t], br[t], ai[t], bi[t]
+                ur, vr, ui, vi = lar[t], lbr[t], lai[t], lbi[t]
+                if kind == 2:
+                    grad[t] += vr * xr + vi * xi - ur * yr - ui * yi
+                ar[t] = r00[t] * xr + r01[t] * yr
+                ai[t] = r00[t] * xi + r01[t] * yi
+                br[t] = r10[t] * xr + r11[t] * yr
+                bi[t] = r10[t] * xi + r11[t] * yi
+                lar[t] = r00[t] * ur + r01[t] * vr
+                lai[t] = r00[t] * ui + r01[t] * vi
+                lbr[t] = r10[t] * ur + r11[t] * vr
+                lbi[t] = r10[t] * ui + r11[t] * vi
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -411,7 +460,10 @@ def backward_tiles(first, last, n, ops, gate_wire, gate_column, gate_kind, gate_
                 gate_lanes(row_mats, b0, k, m)
                 coefficients(m, True, c)
                 rotation = gate_column[k] >= 0
-                undo_gate(re, im, lre, lim, n, gate_wire[k], c, gate_kind[k] if rotation else 0, grad)
+                if gate_real[k]:
+                    undo_gate_real(re, im, lre, lim, n, gate_wire[k], c, gate_kind[k] if rotation else 0, grad)
+                else:
+                    undo_gate(re, im, lre, lim, n, gate_wire[k], c, gate_kind[k] if rotation else 0, grad)
                 if rotation:
                     for t in range(LANES):
                         grad_rows[b0 + t, gate_column[k]] += grad[t]
