@@ -2,6 +2,7 @@
 
     hqf bench --peers --threads 1 --repeats 5 --latency --epoch 161 --curvature-every 40 --json > bench.json
     hqf bench --peers --ansatz hea20x6 --threads 1 --json > bench20.json      # large circuits (batch 16)
+    hqf bench --noise depolarizing=0.02 --peers --ansatz hea8x6 --threads 1 --json > noise8.json
     python benchmarks/targets.py bench.json bench20.json      # or one file; --targets FILE for others
 
 Prints one line per goal the run measured (its value, the goal, met or MISSED); goals whose rows or
@@ -79,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.runs:
         run = json.loads(path.read_text())
         workload = run.get("workload", {})
-        print(f"{path}: {workload.get('ansatz')}, batch {workload.get('batch')}, {run.get('machine', {}).get('threads')} thread(s)")
+        noise = f", noise {workload['noise']}" if "noise" in workload else ""
+        threads = run.get("machine", {}).get("threads")
+        print(f"{path}: {workload.get('ansatz')}{noise}, batch {workload.get('batch')}, {threads} thread(s)")
         verdicts = check(run, goals)
         for v in verdicts:
             if v.met is not None:

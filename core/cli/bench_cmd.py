@@ -10,6 +10,8 @@ from click.core import ParameterSource
 
 #: the default batch from ``LARGE_QUBITS`` qubits on (hqf's rows; the peers time fewer, see hqf.studies.peers)
 LARGE_QUBITS, LARGE_BATCH = 16, 16
+#: under --noise: the default batch, and the one from ``NOISY_LARGE_QUBITS`` qubits on (12 qubits: 256 MiB a row)
+NOISY_BATCH, NOISY_LARGE_QUBITS, NOISY_LARGE_BATCH = 16, 11, 2
 
 
 def _fmt(value: float | None) -> str:
@@ -32,6 +34,17 @@ def _rows_table(rows) -> str:
     return _table(head, body)
 
 
+def _noisy_rows_table(rows) -> str:
+    """Rows per second, and the peak memory while each row was timed: in all, and per row of one call."""
+    head = ("implementation", "key", "fwd rows/s", "fwd, new weights", "fwd+bwd rows/s", "peak MiB", "MiB/row", "note")
+    body = [
+        (r.label, r.key, _fmt(r.forward), _fmt(r.forward_new_weights), _fmt(r.forward_backward), _fmt(r.peak_mib),
+         _fmt(None if r.peak_mib is None else r.peak_mib / r.batch), r.note)
+        for r in rows
+    ]
+    return _table(head, body)
+
+
 def _times(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}×"
 
@@ -47,17 +60,19 @@ def _ratios_table(ratios) -> str:
     return _table(head, body)
 
 
-def _print_text(result, skipped: list[str], header: str) -> None:
+def _print_text(result, skipped: list[str], header: str, noisy: bool = False) -> None:
     click.echo(header)
-    click.echo(_rows_table(result.rows))
+    click.echo(_noisy_rows_table(result.rows) if noisy else _rows_table(result.rows))
     if result.ratios:
         click.echo(
             "\nRatios, hqf row ÷ peer row of the same gradient (fwd, new weights: against the peer's fwd; "
-            "a forward-only peer against every row's forward):"
+            "a forward-only peer against every row's forward"
+            + (", and every row's fwd+bwd" if noisy else "") + "):"
         )
         click.echo(_ratios_table(result.ratios))
     if result.hqf_peak_rss_mib is not None:
-        click.echo(f"\nPeak RSS once the hqf rows were timed (before any peer): {result.hqf_peak_rss_mib:,.0f} MiB")
+        when = "while the hqf rows were timed" if noisy else "once the hqf rows were timed (before any peer)"
+        click.echo(f"\nPeak RSS {when}: {result.hqf_peak_rss_mib:,.0f} MiB")
     if lat := result.latency:
         click.echo(
             f"\nInference latency at batch 1: model {lat.model_seconds * 1e3:.3f} ms, quantum layer {lat.layer_seconds * 1e3:.3f} ms"
@@ -88,7 +103,8 @@ def _print_text(result, skipped: list[str], header: str) -> None:
     default=("torch",),
     show_default=True,
     help="Registered hqf backend to time (repeatable). With --peers and no --backend: every available registered "
-    "backend that runs the workload (its dtype on the CPU, exact, no noise model).",
+    "backend that runs the workload (its dtype on the CPU, exact, no noise model); with --noise and no --backend: "
+    "every one that runs the noise model and has a native gradient.",
 )
 @click.option(
     "--gradient",
@@ -110,11 +126,18 @@ def _print_text(result, skipped: list[str], header: str) -> None:
     type=click.IntRange(min=1),
     help="With --epoch: the curvature term every K iterations (default: hqf run's, curvature_every).",
 )
+@click.option(
+    "--noise",
+    metavar="MODEL",
+    help="Time the noisy simulation under this noise model, e.g. \"depolarizing=0.02\": the exact noisy backends "
+    "(and the trajectory ones, as estimates) and, with --peers, other libraries' density matrices; "
+    f"batch {NOISY_BATCH} ({NOISY_LARGE_BATCH} from {NOISY_LARGE_QUBITS} qubits on); each row's peak memory.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.pass_context
 def bench_command(
     ctx, ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup, slow_batch, threads, latency,
-    epoch_iterations, curvature_every, as_json
+    epoch_iterations, curvature_every, noise, as_json
 ) -> None:
     """Time forward and forward+backward (samples/s, median after warm-up) of hqf backends on one circuit.
 
@@ -135,6 +158,10 @@ def bench_command(
     if threads:
         torch.set_num_threads(threads)
     peers = peers or bool(peer_names)
+    if noise is not None:
+        _noisy_bench(ctx, noise, ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup,
+                     latency or epoch_iterations, as_json)
+        return
     large = Workload(ansatz).n_qubits >= LARGE_QUBITS
     batch = batch or (LARGE_BATCH if large else 256)
     warmup = (1 if large else 2) if warmup is None else warmup
@@ -168,3 +195,58 @@ def bench_command(
         click.echo(json.dumps(payload, indent=2))
         return
     _print_text(result, skipped, f"{ansatz}, batch {batch}, {dtype}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+
+
+def _machine() -> dict:
+    import torch  # here, not at the top: `hqf --help` imports every command module
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def _noisy_bench(ctx, text, ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup, extras,
+                 as_json) -> None:
+    """``hqf bench --noise MODEL``: the noisy backends and the noisy peers (hqf.studies.noisy_peers)."""
+    # imported here, not at the top: `hqf --help` imports every command module, and these import torch
+    from hqf.errors import ConfigError
+    from hqf.quantum.noise import NoiseModel
+    from hqf.studies.bench import Workload
+    from hqf.studies.bench_suite import fitting_noisy_backends, run_noisy_bench
+    from hqf.studies.noisy_peers import select_noisy_peers
+
+    try:
+        model = NoiseModel.parse(text)
+    except ValueError as error:
+        raise ConfigError(f"--noise: {error}") from None
+    if gradients or extras:
+        raise ConfigError("--noise times each backend's default gradient, without --gradient, --latency or --epoch")
+    n_qubits = Workload(ansatz).n_qubits
+    large = n_qubits >= NOISY_LARGE_QUBITS
+    batch = batch or (NOISY_LARGE_BATCH if large else NOISY_BATCH)
+    warmup = (1 if large else 2) if warmup is None else warmup
+    workload = Workload(ansatz, batch, dtype)
+    peer_list, skipped = select_noisy_peers(peer_names, n_qubits) if peers else ([], [])
+    if ctx.get_parameter_source("backends") is ParameterSource.DEFAULT:
+        backends, unfit = fitting_noisy_backends(workload, model)
+        skipped = unfit + skipped
+    result = run_noisy_bench(workload, model, backends, peer_list, repeats, warmup)
+    skipped += result.skipped
+    if as_json:
+        payload = {
+            "workload": {"ansatz": ansatz, "batch": batch, "dtype": dtype, "noise": str(model)},
+            "machine": _machine(),
+            "rows": [r.to_dict() for r in result.rows],
+            "ratios": [r.to_dict() for r in result.ratios],
+            "memory": {"hqf_peak_rss_mib": result.hqf_peak_rss_mib},
+            "skipped": skipped,
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    machine = _machine()
+    threads = machine["threads"]
+    header = f"{ansatz}, noise {model}, batch {batch}, {dtype}; torch {machine['torch']}, {threads} thread(s)"
+    _print_text(result, skipped, header, noisy=True)

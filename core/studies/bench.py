@@ -103,6 +103,8 @@ class Row:
     batch: int
     note: str = ""
     forward_new_weights: float | None = None
+    #: the process's peak resident memory while this row was timed, above the memory at its start (MiB)
+    peak_mib: float | None = None
 
     @property
     def is_peer(self) -> bool:
@@ -185,6 +187,33 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, budget_s
         if budget_s is not None and spent >= budget_s:
             break
     return statistics.median(times)
+
+
+def resident_mib(field: str = "VmRSS") -> float | None:
+    """The process's resident memory (``VmRSS``) or its peak (``VmHWM``) in MiB; None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def peak_growth_mib(fn: Callable[[], Row]) -> Row:
+    """``fn()``'s row with :attr:`Row.peak_mib`: the peak resident memory while it ran (the peak reset to the
+    current memory first, Linux's ``/proc/self/clear_refs``) less the memory at its start; None where the
+    peak cannot be reset. Memory freed before and reused during the call is not counted."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        start = resident_mib()
+    except OSError:
+        start = None
+    row = fn()
+    peak = resident_mib("VmHWM")
+    return attrs.evolve(row, peak_mib=None if start is None or peak is None else max(0.0, peak - start))
 
 
 def time_backend(

@@ -5,6 +5,10 @@ can run the workload here. Each is timed with the gradient methods asked, else `
 peers also with the peers' gradients (``parameter-shift``; ``adjoint`` where the backend declares it).
 A forward-only peer is compared with every hqf row's forward.
 
+Under a noise model (:func:`run_noisy_bench`) the hqf rows are the exact noisy backends, and the trajectory
+backends labelled as estimates (:func:`fitting_noisy_backends`); the peers are those of
+:mod:`hqf.studies.noisy_peers`; every row also records its peak memory (:attr:`Row.peak_mib`).
+
 Timing order: first whatever spares torch (the backends that compute in torch, which declare the
 ``backprop`` gradient, and the peers marked so), then the inference latency and the epoch estimate
 (torch too), then everything else. Another runtime can slow torch for the rest of the process (once
@@ -20,7 +24,9 @@ from collections.abc import Collection, Sequence
 
 import attrs
 
+from hqf.errors import ConfigError
 from hqf.quantum.interfaces import Backend
+from hqf.quantum.noise import NoiseModel
 from hqf.registry.make import make_backend
 from hqf.registry.loader import registry
 from hqf.studies.bench import (
@@ -32,11 +38,14 @@ from hqf.studies.bench import (
     Workload,
     epoch_estimate,
     inference_latency,
+    peak_growth_mib,
     peer_comparisons,
     ratios,
+    resident_mib,
     resolve_gradient,
     time_backend,
 )
+from hqf.studies.noisy_peers import NOISY_PEERS, time_noisy_peer
 from hqf.studies.peers import PEERS, time_peer
 
 
@@ -49,7 +58,8 @@ class BenchResult:
     latency: Latency | None
     epoch: EpochEstimate | None
     skipped: list[str]  # what was not timed, and why
-    #: the process's peak resident memory (MiB) once the hqf rows that compute in torch were timed, before any peer
+    #: the process's peak resident memory (MiB) once the hqf rows that compute in torch were timed, before any
+    #: peer (under noise: the highest peak while an hqf row was timed)
     hqf_peak_rss_mib: float | None = None
 
 
@@ -155,4 +165,95 @@ def forward_comparisons(rows: Sequence[Row]) -> list[Comparison]:
         for row in hqf_rows
         for peer in forward_only
         for comparison in (Comparison(row.key, peer.key, "forward"), Comparison(row.key, peer.key, "forward_new_weights", "forward"))
+    ]
+
+
+def fitting_noisy_backends(workload: Workload, noise: NoiseModel) -> tuple[list[str], list[str]]:
+    """The registered backends that run ``workload`` under ``noise`` here, and why each other one does not.
+
+    A backend fits when it is available, declares the workload's dtype, the CPU, at least its qubits, every
+    channel of ``noise`` (and readout when it sets one) and a native gradient: the adapters of other
+    libraries' simulators, which differentiate by the shift rule alone, are timed as the peers they wrap.
+    """
+    names, skipped = [], []
+    for entry in registry().entries("backend"):
+        caps = entry.cls.capabilities
+        availability = entry.availability()
+        missing = sorted(noise.features - caps.channels)
+        if not availability.ok:
+            reason = availability.reason
+        elif not caps.noise:
+            reason = "no noise model"
+        elif missing:
+            reason = f"does not run noise {', '.join(missing)}"
+        elif workload.dtype not in caps.dtypes or "cpu" not in caps.devices:
+            reason = f"no {workload.dtype} on the CPU"
+        elif caps.max_qubits < workload.n_qubits:
+            reason = f"at most {caps.max_qubits} qubits"
+        elif not caps.gradients:
+            reason = "no native gradient (another library's simulator: see the peers)"
+        else:
+            names.append(entry.name)
+            continue
+        skipped.append(f"backend {entry.name}: {reason}")
+    return names, skipped
+
+
+def estimates(backend: Backend) -> bool:
+    """Whether ``backend``'s values are estimates: it declares so, or it samples trajectories."""
+    return not backend.capabilities.exact or getattr(backend, "trajectories", None) is not None
+
+
+def run_noisy_bench(
+    workload: Workload,
+    noise: NoiseModel,
+    backends: Sequence[str],
+    peers: Sequence[str] = (),
+    repeats: int = 7,
+    warmup: int = 2,
+) -> BenchResult:
+    """Time ``backends`` (the default gradient each) and the noisy ``peers`` on ``workload`` under ``noise``,
+    each row with its peak memory; hqf backends that compute in torch first, the peers that spare torch
+    next, the rest last. Every backend is built first, so an unknown or unavailable one (or one that does
+    not run ``noise``) stops the call before any timing."""
+    for name in backends:
+        caps = registry().get("backend", name).cls.capabilities
+        if not caps.noise:
+            raise ConfigError(f"backend {name!r} runs no noise model; under --noise time a noisy backend")
+        try:
+            noise.require(name, caps.channels)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    engines = {name: make_backend(name, dtype=workload.dtype, noise=noise) for name in backends}
+    skipped: list[str] = []
+    timed: dict[str, Row] = {}
+    hqf_peak = None
+    for name in sorted(engines, key=lambda name: not spares_torch(engines[name])):
+        row = peak_growth_mib(lambda: time_backend(name, workload, "auto", repeats, warmup, noise=noise))
+        peak = resident_mib("VmHWM")
+        hqf_peak = peak if hqf_peak is None or peak is None else max(hqf_peak, peak)
+        if estimates(engines[name]):
+            count = getattr(engines[name], "trajectories", None)
+            sampled = f"{count} trajectory per row" if count == 1 else f"{count} trajectories per row"
+            row = attrs.evolve(row, label=row.label + " (estimate)", note=f"estimate, {sampled}; " + row.note)
+        timed[name] = row
+    peer_rows: dict[str, Row] = {}
+    for name in sorted(peers, key=lambda name: not NOISY_PEERS[name].spares_torch):
+        try:
+            peer_rows[name] = peak_growth_mib(lambda: time_noisy_peer(NOISY_PEERS[name], workload, noise))
+        except Exception as exc:  # a peer's own failure is reported, not fatal
+            skipped.append(f"peer {name}: {type(exc).__name__}: {exc}")
+    rows = [timed[name] for name in backends] + [peer_rows[name] for name in peers if name in peer_rows]
+    comparisons = peer_comparisons(rows) + forward_comparisons(rows) + backward_comparisons(rows)
+    return BenchResult(rows, ratios(rows, comparisons), None, None, skipped, hqf_peak)
+
+
+def backward_comparisons(rows: Sequence[Row]) -> list[Comparison]:
+    """Every hqf row's forward+backward against each forward-only peer's forward."""
+    forward_only = [row for row in rows if row.is_peer and row.forward_backward is None and row.forward]
+    return [
+        Comparison(row.key, peer.key, "forward_backward", "forward")
+        for row in rows
+        if not row.is_peer
+        for peer in forward_only
     ]
