@@ -23,8 +23,10 @@ share the frame: both are transformed by the same operators), starting from an e
 
 The kinds of a program's operations: ``GATE`` (index into the gate tables), ``PERMUTATION`` (a signed
 permutation: CNOT, CZ, without frames), ``SITE`` (a noise site, without frames), ``CLIFFORD`` (a CNOT or
-CZ with frames; the last of a run applies the run's permutation), ``FRAME_SITE`` (a Pauli site with frames).
-All kernels release the GIL.
+CZ with frames; the last of a run applies the run's permutation), ``FRAME_SITE`` (a Pauli site with frames),
+``PHASE`` (with frames: a run of shared RZ gates on distinct wires as one diagonal, applied where the run
+starts; the errors drawn inside the run commute with its later gates, so they join the frame after it;
+before it, a lane whose frame has an X or Y on one of its wires is applied). All kernels release the GIL.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from hqf.backends.torch.gates_cpu import rotate
 #: rows per tile: one AVX-512 vector of float64
 LANES = 8
 
-GATE, PERMUTATION, SITE, CLIFFORD, FRAME_SITE = 0, 1, 2, 3, 4
+GATE, PERMUTATION, SITE, CLIFFORD, FRAME_SITE, PHASE = 0, 1, 2, 3, 4, 5
+#: how a call runs a gate (``mode[g]``): a matrix per lane, one matrix for the tile, inside its phase
+PER_LANE, SHARED, IN_PHASE = 0, 1, 2
 
 
 @numba.njit(cache=True, nogil=True)
@@ -186,6 +190,34 @@ def flush(re, im, scratch_re, scratch_im, n, fx, fz, mask, parity_sign):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
+def flush_x(re, im, scratch_re, scratch_im, n, fx, fz, mask, parity_sign):
+    """Apply and clear the frame of every lane whose frame has an X or Y on a wire of ``mask``."""
+    for t in range(LANES):
+        if fx[t] & mask:
+            flip_lane(re, im, scratch_re, scratch_im, n, t, fx[t], fz[t], parity_sign)
+            fx[t], fz[t] = 0, 0
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def apply_phase(re, im, phase_re, phase_im):
+    """Multiply a tile by a diagonal given per element (``[2**n · LANES]``)."""
+    for x in range(re.shape[0]):
+        xr, xi, pr, pi = re[x], im[x], phase_re[x], phase_im[x]
+        re[x] = pr * xr - pi * xi
+        im[x] = pr * xi + pi * xr
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def undo_phase(re, im, lre, lim, phase_re, phase_im, overlap):
+    """Undo a diagonal on the state and on ``λ``, adding ``Im conj(λ)ψ`` (before the undo) to ``overlap``."""
+    for x in range(re.shape[0]):
+        xr, xi, ur, ui, pr, pi = re[x], im[x], lre[x], lim[x], phase_re[x], phase_im[x]
+        overlap[x] += ur * xi - ui * xr
+        re[x], im[x] = pr * xr + pi * xi, pr * xi - pi * xr
+        lre[x], lim[x] = pr * ur + pi * ui, pr * ui - pi * ur
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def permute(re, im, out_re, out_im, index, sign):
     """``out[i] = sign[i]·in[index[i]]`` for every lane of a tile."""
     for i in range(index.shape[0]):
@@ -212,8 +244,9 @@ def gate_lanes(row_mats, b0, g, out):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, shared, row_mats, source, sign, site_wire,
-             site_channel, site_matrices_, letters, branches, store, store_slot, m, c, clifford, parity_sign):
+def run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, mode, row_mats, source, sign, site_wire,
+             site_channel, site_matrices_, letters, branches, store, store_slot, m, c, clifford, parity_sign,
+             phase_active, phase_mask, phase_re, phase_im):
     """Run the program on one tile from ``|0…0⟩``; keeps the state before each site with a ``store_slot``
     ``>= 0`` in ``store[slot]`` when ``store`` has rows. Returns the arrays holding the final state
     (every frame applied)."""
@@ -232,9 +265,15 @@ def run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, shared, row_mat
             if clifford[k, 3] >= 0:
                 permute(re, im, re2, im2, source[clifford[k, 3]], sign[clifford[k, 3]])
                 re, re2, im, im2 = re2, re, im2, im
+        elif kind == PHASE:
+            if phase_active[k]:
+                flush_x(re, im, re2, im2, n, fx, fz, phase_mask[k], parity_sign)
+                apply_phase(re, im, phase_re[k], phase_im[k])
         elif kind == GATE:
+            if mode[k] == IN_PHASE:
+                continue
             flush(re, im, re2, im2, n, fx, fz, 1 << (n - 1 - gate_wire[k]), parity_sign)
-            if shared[k]:
+            if mode[k] == SHARED:
                 shared_gate(re, im, n, gate_wire[k], row_mats[b0, k], gate_real[k])
             else:
                 gate_lanes(row_mats, b0, k, m)
@@ -265,8 +304,9 @@ def run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, shared, row_mat
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def forward_tiles(first, last, n, ops, gate_wire, gate_real, shared, row_mats, source, sign, site_wire, site_channel,
-                  site_matrices_, letters, branches, clifford, parity_sign, z_signs_t, out, final):
+def forward_tiles(first, last, n, ops, gate_wire, gate_real, mode, row_mats, source, sign, site_wire, site_channel,
+                  site_matrices_, letters, branches, clifford, parity_sign, phase_active, phase_mask, phase_re,
+                  phase_im, z_signs_t, out, final):
     """Run tiles ``first … last-1``: ``out[Q, rows]`` gets each row's ``⟨Z word q⟩`` (``z_signs_t[Q, 2**n]``)
     and ``final[tile]`` (``[tiles, 2, 2**n · LANES]``) the final state when it has tiles."""
     dim = 1 << n
@@ -279,9 +319,9 @@ def forward_tiles(first, last, n, ops, gate_wire, gate_real, shared, row_mats, s
     probs = np.empty(size)
     for tile in range(first, last):
         b0 = tile * LANES
-        fr, fi, _, _ = run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, shared, row_mats, source, sign,
+        fr, fi, _, _ = run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, mode, row_mats, source, sign,
                                 site_wire, site_channel, site_matrices_, letters, branches, store, no_slot, m, c, clifford,
-                                parity_sign)
+                                parity_sign, phase_active, phase_mask, phase_re, phase_im)
         if final.shape[0]:
             final[tile, 0] = fr
             final[tile, 1] = fi
@@ -395,12 +435,14 @@ def undo_shared(re, im, lre, lim, n, wire, m, kind):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def backward_tiles(first, last, n, ops, gate_wire, gate_column, gate_kind, gate_real, shared, row_mats, source, sign,
+def backward_tiles(first, last, n, ops, gate_wire, gate_column, gate_kind, gate_real, mode, row_mats, source, sign,
                    inverse, inverse_sign, site_wire, site_channel, site_matrices_, letters, branches, store_slot,
-                   n_slots, clifford, parity_sign, z_signs, grad_output_t, final, grad_rows, grad_shared):
+                   n_slots, clifford, parity_sign, phase_active, phase_mask, phase_re, phase_im, overlap, z_signs,
+                   grad_output_t, final, grad_rows, grad_shared):
     """The adjoint pass on tiles ``first … last-1`` for ``L = Σ grad_output ⊙ ⟨Z words⟩``
     (``grad_output_t[Q, rows]``, ``z_signs[2**n, Q]``): ``grad_rows[row, column]`` gets the gradient of each
-    rotation reading per-row angles, ``grad_shared[column]`` that of each shared one summed over the rows. The tiles start from ``final`` (the forward's final states) unless some site keeps a state
+    rotation reading per-row angles, ``grad_shared[column]`` that of each shared one summed over the rows,
+    and ``overlap[p]`` (``[2**n · LANES]``) phase ``p``'s ``Σ Im conj(λ)ψ`` (its RZ gates' gradients follow). The tiles start from ``final`` (the forward's final states) unless some site keeps a state
     (``n_slots > 0``): then each tile's forward runs again first, keeping them."""
     dim = 1 << n
     size = dim * LANES
@@ -414,9 +456,10 @@ def backward_tiles(first, last, n, ops, gate_wire, gate_column, gate_kind, gate_
     for tile in range(first, last):
         b0 = tile * LANES
         if n_slots:
-            fr, fi, _, _ = run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, shared, row_mats, source,
+            fr, fi, _, _ = run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, mode, row_mats, source,
                                     sign, site_wire, site_channel, site_matrices_, letters, branches, store,
-                                    store_slot, m, c, clifford, parity_sign)
+                                    store_slot, m, c, clifford, parity_sign, phase_active, phase_mask, phase_re,
+                                    phase_im)
             re[:], im[:] = fr, fi
         else:
             re[:], im[:] = final[tile, 0], final[tile, 1]
@@ -444,6 +487,17 @@ def backward_tiles(first, last, n, ops, gate_wire, gate_column, gate_kind, gate_
                     lre, re2, lim, im2 = re2, lre, im2, lim
                 conjugate_frames(fx, fz, clifford[k, 0], 1 << (n - 1 - clifford[k, 1]), 1 << (n - 1 - clifford[k, 2]))
                 continue
+            if kind == PHASE:
+                if phase_active[k]:
+                    for t in range(LANES):
+                        if fx[t] & phase_mask[k]:
+                            flip_lane(re, im, re2, im2, n, t, fx[t], fz[t], parity_sign)
+                            flip_lane(lre, lim, re2, im2, n, t, fx[t], fz[t], parity_sign)
+                            fx[t], fz[t] = 0, 0
+                    undo_phase(re, im, lre, lim, phase_re[k], phase_im[k], overlap[k])
+                continue
+            if kind == GATE and mode[k] == IN_PHASE:
+                continue
             if kind == GATE:
                 mask = 1 << (n - 1 - gate_wire[k])
                 for t in range(LANES):
@@ -451,7 +505,7 @@ def backward_tiles(first, last, n, ops, gate_wire, gate_column, gate_kind, gate_
                         flip_lane(re, im, re2, im2, n, t, fx[t], fz[t], parity_sign)
                         flip_lane(lre, lim, re2, im2, n, t, fx[t], fz[t], parity_sign)
                         fx[t], fz[t] = 0, 0
-            if kind == GATE and shared[k]:
+            if kind == GATE and mode[k] == SHARED:
                 rotation = gate_column[k] >= 0
                 total = undo_shared(re, im, lre, lim, n, gate_wire[k], row_mats[b0, k], gate_kind[k] if rotation else 0)
                 if rotation:

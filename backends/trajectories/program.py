@@ -15,12 +15,17 @@ import torch
 from hqf.backends.torch.gates_cpu import GENERATOR, REAL_GATES
 from hqf.backends.torch.parallel import in_parallel
 from hqf.backends.trajectories.branches import Sites
+from hqf.backends.torch.fused_cpu import phases
 from hqf.backends.trajectories.kernels import (
     CLIFFORD,
     FRAME_SITE,
     GATE,
+    IN_PHASE,
     LANES,
+    PER_LANE,
     PERMUTATION,
+    PHASE,
+    SHARED,
     SITE,
     backward_tiles,
     forward_tiles,
@@ -67,8 +72,10 @@ class KernelProgram:
 
     With Pauli sites only (or none) the program uses frames (the kernels' docstring): each CNOT/CZ is a
     ``CLIFFORD`` op (``clifford[j]``: kind 0 CNOT / 1 CZ, its two wires, and the index of its run's composed
-    permutation on the run's last member, else −1) and each site a ``FRAME_SITE``; otherwise each CNOT/CZ
-    is its own ``PERMUTATION`` and each site a ``SITE``."""
+    permutation on the run's last member, else −1), each site a ``FRAME_SITE``, and each run of RZ gates on
+    distinct wires (sites between them allowed) has a ``PHASE`` op before it (``phase_gates[p]``, −1
+    padded), used in a call where all its angles are shared; otherwise each CNOT/CZ is its own
+    ``PERMUTATION`` and each site a ``SITE``."""
 
     def __init__(self, circuit: Circuit, words: tuple[PauliWord, ...], sites: Sites) -> None:
         n = circuit.n_qubits
@@ -76,7 +83,16 @@ class KernelProgram:
         ops, wires, columns, kinds, fixed, real = [], [], [], [], [], []
         sources, signs, clifford = [], [], []
         run = None  # the composed permutation of the current CNOT/CZ run (frames)
+        phase_runs: list[tuple[int, list[int]]] = []  # (position in ops, gates) of RZ runs (frames)
         for o, op in enumerate(circuit.operations):
+            rz = frames and op.gate == "RZ"
+            open_run = phase_runs and phase_runs[-1][0] >= 0
+            if open_run and (not rz or op.wires[0] in {wires[g] for g in phase_runs[-1][1]}):
+                phase_runs.append((-1, []))  # closes the run
+            if rz and not (phase_runs and phase_runs[-1][0] >= 0):
+                phase_runs.append((len(ops), []))
+            if rz:
+                phase_runs[-1][1].append(len(wires))
             if op.gate in ("CNOT", "CZ"):
                 step = signed_permutation(n, op.gate, op.wires)
                 if frames:
@@ -104,6 +120,17 @@ class KernelProgram:
             clifford[-1][3] = len(sources)
             sources.append(run[0])
             signs.append(run[1])
+        runs_ = [(at, gates) for at, gates in phase_runs if len(gates) > 1]
+        for p, (at, _) in reversed(list(enumerate(runs_))):
+            ops.insert(at, (PHASE, p))
+        self.phase_gates = np.full((len(runs_), max((len(g) for _, g in runs_), default=0)), -1, dtype=np.int64)
+        self.gate_phase = np.full(len(wires), -1, dtype=np.int64)
+        for p, (_, gates) in enumerate(runs_):
+            self.phase_gates[p, : len(gates)] = gates
+            self.gate_phase[gates] = p
+        self.phase_mask = np.array([sum(1 << (n - 1 - wires[g]) for g in gates) for _, gates in runs_],
+                                   dtype=np.int64)
+        self.z_table = np.stack([1.0 - 2.0 * bit_table(n, w) for w in range(n)])  # [n, 2**n]: Z_w's eigenvalues
         self.clifford = np.array(clifford, dtype=np.int64).reshape(-1, 4)
         self.parity_sign = 1.0 - 2.0 * (np.array([bin(i).count("1") for i in range(2**n)]) % 2)
         self.n_qubits, self.sites = n, sites
@@ -140,7 +167,13 @@ class KernelProgram:
             branches = np.concatenate([branches, np.zeros((pad, branches.shape[1]), dtype=np.int64)])
         mats = row_matrices(angles, self.gate_column, self.gate_kind, self.gate_fixed)
         shared = (self.gate_column < 0) | (self.gate_column >= angles.shape[1] - n_shared)
-        return Operands(np.ascontiguousarray(mats), np.ascontiguousarray(branches), shared)
+        active = np.array([bool(shared[g[g >= 0]].all()) for g in self.phase_gates], dtype=np.bool_)
+        mode = np.where(shared, SHARED, PER_LANE)
+        in_active = (self.gate_phase >= 0) & active[self.gate_phase.clip(min=0)] if active.size else False
+        mode = np.where(in_active, IN_PHASE, mode).astype(np.int64)
+        diagonals = np.repeat(phases(self.n_qubits, mats[0], self.gate_wire, self.phase_gates), LANES, axis=1)
+        return Operands(np.ascontiguousarray(mats), np.ascontiguousarray(branches), mode, active,
+                        np.ascontiguousarray(diagonals.real), np.ascontiguousarray(diagonals.imag))
 
     def forward(self, ops: Operands, threads: int, keep_final: bool) -> tuple[np.ndarray, np.ndarray]:
         """``(⟨Z words⟩ [rows, Q], the final states [tiles, 2, 2**n · LANES] or an empty array)``."""
@@ -149,9 +182,10 @@ class KernelProgram:
         final = np.empty((rows // LANES if keep_final else 0, 2, size))
 
         def part(first: int, last: int) -> None:
-            forward_tiles(first, last, self.n_qubits, self.ops, self.gate_wire, self.gate_real, ops.shared, ops.mats,
+            forward_tiles(first, last, self.n_qubits, self.ops, self.gate_wire, self.gate_real, ops.mode, ops.mats,
                           self.source, self.sign, self.sites.wire, self.sites.channel, self.site_matrices,
-                          self.letters, ops.branches, self.clifford, self.parity_sign, self.z_signs_t, out, final)
+                          self.letters, ops.branches, self.clifford, self.parity_sign, ops.phase_active,
+                          self.phase_mask, ops.phase_re, ops.phase_im, self.z_signs_t, out, final)
 
         in_parallel(part, rows // LANES, threads, (rows << self.n_qubits) * (len(self.ops) + 1))
         return out.T, final
@@ -165,28 +199,40 @@ class KernelProgram:
         grad_output_t[:, : grad_output.shape[0]] = grad_output.T
         grad_rows = np.zeros((rows, n_params))
 
-        def part(first: int, last: int) -> np.ndarray:
-            grad_shared = np.zeros(n_params)
+        dim = 2**self.n_qubits
+
+        def part(first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+            grad_shared, overlap = np.zeros(n_params), np.zeros((len(self.phase_gates), dim * LANES))
             backward_tiles(first, last, self.n_qubits, self.ops, self.gate_wire, self.gate_column, self.gate_kind,
-                           self.gate_real, ops.shared, ops.mats, self.source, self.sign, self.inverse,
+                           self.gate_real, ops.mode, ops.mats, self.source, self.sign, self.inverse,
                            self.inverse_sign, self.sites.wire, self.sites.channel, self.site_matrices, self.letters,
                            ops.branches, self.store_slot, self.n_slots, self.clifford, self.parity_sign,
-                           self.z_signs, grad_output_t, final,
-                           grad_rows, grad_shared)
-            return grad_shared
+                           ops.phase_active, self.phase_mask, ops.phase_re, ops.phase_im, overlap, self.z_signs,
+                           grad_output_t, final, grad_rows, grad_shared)
+            return grad_shared, overlap
 
         parts = in_parallel(part, rows // LANES, threads, 2 * (rows << self.n_qubits) * (len(self.ops) + 1))
-        return grad_rows, sum(parts)
+        grad_shared = sum(g for g, _ in parts)
+        if ops.phase_active.any():  # RZ on wire w: Σ_x z_w(x) Σ_rows Im conj(λ(x))ψ(x)
+            per_wire = sum(o for _, o in parts).reshape(-1, dim, LANES).sum(2) @ self.z_table.T  # [phases, n]
+            for p in np.flatnonzero(ops.phase_active):
+                for g in self.phase_gates[p][self.phase_gates[p] >= 0]:
+                    grad_shared[self.gate_column[g]] += per_wire[p, self.gate_wire[g]]
+        return grad_rows, grad_shared
 
 
 @attrs.frozen(eq=False)
 class Operands:
-    """One call's arrays: every row's gate matrices ``[rows, G, 2, 2]``, branches ``[rows, sites]``, and
-    which gates are equal in every row (``shared [G]``)."""
+    """One call's arrays: every row's gate matrices ``[rows, G, 2, 2]``, branches ``[rows, sites]``, how
+    each gate runs (``mode [G]``: ``PER_LANE``, ``SHARED``, ``IN_PHASE``), which phases run (``phase_active``)
+    and their diagonals per tile element (``phase_re``, ``phase_im``: ``[phases, 2**n · LANES]``)."""
 
     mats: np.ndarray
     branches: np.ndarray
-    shared: np.ndarray
+    mode: np.ndarray
+    phase_active: np.ndarray
+    phase_re: np.ndarray
+    phase_im: np.ndarray
 
 
 class KernelWordValues(torch.autograd.Function):
