@@ -47,13 +47,16 @@ PER_LANE, SHARED, IN_PHASE = 0, 1, 2
 
 
 @numba.njit(cache=True, nogil=True)
-def row_matrices(angles, columns, kinds, fixed):
-    """``[rows, G, 2, 2]`` complex: every gate's matrix at every row's angles (``kinds``: 1 RX, 2 RY, 3 RZ,
-    0 a fixed gate ``fixed[g]``)."""
+def row_matrices(angles, columns, kinds, fixed, per_row):
+    """``[rows, G, 2, 2]`` complex: each gate's matrix at the rows' angles (``kinds``: 1 RX, 2 RY, 3 RZ,
+    0 a fixed gate ``fixed[g]``): in every row for a gate with ``per_row[g]``, in row 0 for the others
+    (the kernels read a shared gate's matrix there; the other rows are left unset)."""
     rows, gates = angles.shape[0], columns.shape[0]
     out = np.empty((rows, gates, 2, 2), dtype=np.complex128)
     for r in range(rows):
         for g in range(gates):
+            if r and not per_row[g]:
+                continue
             if columns[g] < 0:
                 out[r, g] = fixed[g]
                 continue
@@ -274,7 +277,7 @@ def run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, mode, row_mats,
                 continue
             flush(re, im, re2, im2, n, fx, fz, 1 << (n - 1 - gate_wire[k]), parity_sign)
             if mode[k] == SHARED:
-                shared_gate(re, im, n, gate_wire[k], row_mats[b0, k], gate_real[k])
+                shared_gate(re, im, n, gate_wire[k], row_mats[0, k], gate_real[k])
             else:
                 gate_lanes(row_mats, b0, k, m)
                 coefficients(m, False, c)
@@ -507,7 +510,7 @@ def backward_tiles(first, last, n, ops, gate_wire, gate_column, gate_kind, gate_
                         fx[t], fz[t] = 0, 0
             if kind == GATE and mode[k] == SHARED:
                 rotation = gate_column[k] >= 0
-                total = undo_shared(re, im, lre, lim, n, gate_wire[k], row_mats[b0, k], gate_kind[k] if rotation else 0)
+                total = undo_shared(re, im, lre, lim, n, gate_wire[k], row_mats[0, k], gate_kind[k] if rotation else 0)
                 if rotation:
                     grad_shared[gate_column[k]] += total
             elif kind == GATE:

@@ -165,8 +165,8 @@ class KernelProgram:
         if pad:
             angles = np.concatenate([angles, np.zeros((pad, angles.shape[1]))])
             branches = np.concatenate([branches, np.zeros((pad, branches.shape[1]), dtype=np.int64)])
-        mats = row_matrices(angles, self.gate_column, self.gate_kind, self.gate_fixed)
         shared = (self.gate_column < 0) | (self.gate_column >= angles.shape[1] - n_shared)
+        mats = row_matrices(angles, self.gate_column, self.gate_kind, self.gate_fixed, ~shared)
         active = np.array([bool(shared[g[g >= 0]].all()) for g in self.phase_gates], dtype=np.bool_)
         mode = np.where(shared, SHARED, PER_LANE)
         in_active = (self.gate_phase >= 0) & active[self.gate_phase.clip(min=0)] if active.size else False
