@@ -16,13 +16,12 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from hqf.backends.readout import readout
+from hqf.backends.torch import TorchBackend
 from hqf.backends.trajectories.backend import TrajectoryBackend, compiled
 from hqf.backends.trajectories.branches import sites
 from hqf.backends.trajectories.plain import word_values
 from hqf.backends.trajectories.program import KernelWordValues
-from hqf.backends.torch import TorchBackend
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, Probs
 from hqf.quantum.gates import full_angles
 from hqf.quantum.noise import NoiseModel
@@ -45,8 +44,16 @@ MODELS = {
 
 def small_circuit() -> Circuit:
     """Two qubits, a data angle (column 0) and two weights, read out in a rotated basis; Z words and a ZZ word."""
-    ops = [Operation("RY", 0, 0), Operation("H", 1), Operation("CNOT", (0, 1)), Operation("RX", 1, 1),
-           Operation("CZ", (1, 0)), Operation("RZ", 0, 2), Operation("H", 0), Operation("SX", 1)]
+    ops = [
+        Operation("RY", 0, 0),
+        Operation("H", 1),
+        Operation("CNOT", (0, 1)),
+        Operation("RX", 1, 1),
+        Operation("CZ", (1, 0)),
+        Operation("RZ", 0, 2),
+        Operation("H", 0),
+        Operation("SX", 1),
+    ]
     words = [PauliWord.z(0), PauliWord.z(1), PauliWord(((0, "Z"), (1, "Z")))]
     return Circuit(2, ops, words)
 
@@ -119,10 +126,16 @@ def layered_circuit(n: int, layers: int, extra: tuple[Operation, ...] = ()) -> C
     return Circuit(n, ops, [PauliWord.z(w) for w in range(n)] + [PauliWord(((0, "Z"), (n - 1, "Z")))])
 
 
-@pytest.mark.parametrize("text", [
-    "depolarizing=0.1", "pauli=0.05:0.1:0.02,phase_flip=0.1", "amplitude_damping=0.2,phase_damping=0.1",
-    "thermal_relaxation=1:1.5:0.3,bit_flip=0.1", "none",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "depolarizing=0.1",
+        "pauli=0.05:0.1:0.02,phase_flip=0.1",
+        "amplitude_damping=0.2,phase_damping=0.1",
+        "thermal_relaxation=1:1.5:0.3,bit_flip=0.1",
+        "none",
+    ],
+)
 @pytest.mark.parametrize("n_data", [4, 28])  # broadcast weights, or every column per row
 def test_kernels_equal_the_plain_path_on_the_same_branches(text, n_data):
     circuit, noise = layered_circuit(4, 2), NoiseModel.parse(text)
@@ -209,15 +222,18 @@ def test_sizes_a_density_matrix_cannot_reach(n):
     assert torch.isfinite(data.grad).all() and torch.isfinite(weight.grad).all()
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"trajectories": 0}, "'trajectories' must be an integer >= 1 (got 0)"),
-    ({"trajectories": 2.5}, "'trajectories' must be an integer >= 1 (got 2.5)"),
-    ({"seed": "one"}, "'seed' must be an integer or None (got 'one')"),
-    ({"noise": "depolarising=0.1"}, "unknown noise item"),
-    ({"noise": "bit_flip=0.1", "depolarizing": 0.1}, "give either 'noise' or 'depolarizing', not both"),
-    ({"depolarizing": 1.5}, "'depolarizing' must be a probability in [0, 1] (got 1.5)"),
-    ({"dtype": "complex64"}, "supports dtypes ['complex128']"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"trajectories": 0}, "'trajectories' must be an integer >= 1 (got 0)"),
+        ({"trajectories": 2.5}, "'trajectories' must be an integer >= 1 (got 2.5)"),
+        ({"seed": "one"}, "'seed' must be an integer or None (got 'one')"),
+        ({"noise": "depolarising=0.1"}, "unknown noise item"),
+        ({"noise": "bit_flip=0.1", "depolarizing": 0.1}, "give either 'noise' or 'depolarizing', not both"),
+        ({"depolarizing": 1.5}, "'depolarizing' must be a probability in [0, 1] (got 1.5)"),
+        ({"dtype": "complex64"}, "supports dtypes ['complex128']"),
+    ],
+)
 def test_bad_options_are_one_line_errors(options, message):
     with pytest.raises(ValueError) as error:
         TrajectoryBackend(**options)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 
 import torch
-
 from hqf.backends.readout import readout
 from hqf.backends.trajectories.branches import Sites, sites
 from hqf.backends.trajectories.plain import word_values
@@ -78,8 +77,16 @@ class TrajectoryBackend(Backend):
     def availability(cls) -> Availability:
         return Availability.of_modules(("numba",))
 
-    def __init__(self, *, noise: NoiseModel | str | None = None, depolarizing: float = 0.0, trajectories: int = 1,
-                 seed: int | None = None, dtype: str = "complex128", device: str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        noise: NoiseModel | str | None = None,
+        depolarizing: float = 0.0,
+        trajectories: int = 1,
+        seed: int | None = None,
+        dtype: str = "complex128",
+        device: str = "cpu",
+    ) -> None:
         super().__init__(dtype=dtype, device=device)
         self.noise = noise_model(noise, depolarizing)
         self.noise.require(self.name, self.capabilities.channels)

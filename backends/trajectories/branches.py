@@ -17,7 +17,6 @@ import attrs
 import numba
 import numpy as np
 import torch
-
 from hqf.quantum.circuit import Circuit
 from hqf.quantum.noise import IDENTITY, PAULI_X, PAULI_Y, PAULI_Z, Channel, NoiseModel
 
@@ -44,7 +43,10 @@ def unravel(channel: Channel) -> Unravelling:
         pairs = [(max(0.0, 1.0 - px - py - pz), IDENTITY), (px, PAULI_X), (py, PAULI_Y), (pz, PAULI_Z)]
         kept = [(q, m, letter) for letter, (q, m) in enumerate(pairs) if q > 0]
         return Unravelling(
-            np.array([m for _, m, _ in kept]), np.array([q for q, _, _ in kept]), True, kept[0][2] == 0,
+            np.array([m for _, m, _ in kept]),
+            np.array([q for q, _, _ in kept]),
+            True,
+            kept[0][2] == 0,
             np.array([letter for _, _, letter in kept], dtype=np.int64),
         )
     kept = []
@@ -54,7 +56,10 @@ def unravel(channel: Channel) -> Unravelling:
             kept.append((q, k / math.sqrt(q)))
     total = sum(q for q, _ in kept)
     return Unravelling(
-        np.array([m for _, m in kept]), np.array([q / total for q, _ in kept]), False, False,
+        np.array([m for _, m in kept]),
+        np.array([q / total for q, _ in kept]),
+        False,
+        False,
         np.full(len(kept), -1, dtype=np.int64),
     )
 
@@ -129,6 +134,8 @@ def sites(circuit: Circuit, noise: NoiseModel) -> Sites:
             wires.append(wire)
             channels.append(index[channel])
     return Sites(
-        np.array(ops, dtype=np.int64), np.array(wires, dtype=np.int64), np.array(channels, dtype=np.int64),
+        np.array(ops, dtype=np.int64),
+        np.array(wires, dtype=np.int64),
+        np.array(channels, dtype=np.int64),
         tuple(unravellings),
     )

@@ -35,7 +35,6 @@ import math
 
 import numba
 import numpy as np
-
 from hqf.backends.torch.gates_cpu import rotate
 
 #: rows per tile: one AVX-512 vector of float64
@@ -121,8 +120,14 @@ def shared_gate(re, im, n, wire, m, real):
     """Apply one 2×2 ``m`` (``real``: its entries are real) on ``wire`` of every lane of a tile."""
     span = (1 << (n - 1 - wire)) * LANES
     for lo in range(0, re.shape[0], 2 * span):
-        rotate(re[lo : lo + span], re[lo + span : lo + 2 * span], im[lo : lo + span], im[lo + span : lo + 2 * span], m,
-               real)
+        rotate(
+            re[lo : lo + span],
+            re[lo + span : lo + 2 * span],
+            im[lo : lo + span],
+            im[lo + span : lo + 2 * span],
+            m,
+            real,
+        )
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -247,9 +252,36 @@ def gate_lanes(row_mats, b0, g, out):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, mode, row_mats, source, sign, site_wire,
-             site_channel, site_matrices_, letters, branches, store, store_slot, m, c, clifford, parity_sign,
-             phase_active, phase_mask, phase_re, phase_im):
+def run_tile(
+    re,
+    im,
+    re2,
+    im2,
+    b0,
+    n,
+    ops,
+    gate_wire,
+    gate_real,
+    mode,
+    row_mats,
+    source,
+    sign,
+    site_wire,
+    site_channel,
+    site_matrices_,
+    letters,
+    branches,
+    store,
+    store_slot,
+    m,
+    c,
+    clifford,
+    parity_sign,
+    phase_active,
+    phase_mask,
+    phase_re,
+    phase_im,
+):
     """Run the program on one tile from ``|0…0⟩``; keeps the state before each site with a ``store_slot``
     ``>= 0`` in ``store[slot]`` when ``store`` has rows. Returns the arrays holding the final state
     (every frame applied)."""
@@ -307,9 +339,32 @@ def run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, mode, row_mats,
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def forward_tiles(first, last, n, ops, gate_wire, gate_real, mode, row_mats, source, sign, site_wire, site_channel,
-                  site_matrices_, letters, branches, clifford, parity_sign, phase_active, phase_mask, phase_re,
-                  phase_im, z_signs_t, out, final):
+def forward_tiles(
+    first,
+    last,
+    n,
+    ops,
+    gate_wire,
+    gate_real,
+    mode,
+    row_mats,
+    source,
+    sign,
+    site_wire,
+    site_channel,
+    site_matrices_,
+    letters,
+    branches,
+    clifford,
+    parity_sign,
+    phase_active,
+    phase_mask,
+    phase_re,
+    phase_im,
+    z_signs_t,
+    out,
+    final,
+):
     """Run tiles ``first … last-1``: ``out[Q, rows]`` gets each row's ``⟨Z word q⟩`` (``z_signs_t[Q, 2**n]``)
     and ``final[tile]`` (``[tiles, 2, 2**n · LANES]``) the final state when it has tiles."""
     dim = 1 << n
@@ -322,9 +377,36 @@ def forward_tiles(first, last, n, ops, gate_wire, gate_real, mode, row_mats, sou
     probs = np.empty(size)
     for tile in range(first, last):
         b0 = tile * LANES
-        fr, fi, _, _ = run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, mode, row_mats, source, sign,
-                                site_wire, site_channel, site_matrices_, letters, branches, store, no_slot, m, c, clifford,
-                                parity_sign, phase_active, phase_mask, phase_re, phase_im)
+        fr, fi, _, _ = run_tile(
+            re,
+            im,
+            re2,
+            im2,
+            b0,
+            n,
+            ops,
+            gate_wire,
+            gate_real,
+            mode,
+            row_mats,
+            source,
+            sign,
+            site_wire,
+            site_channel,
+            site_matrices_,
+            letters,
+            branches,
+            store,
+            no_slot,
+            m,
+            c,
+            clifford,
+            parity_sign,
+            phase_active,
+            phase_mask,
+            phase_re,
+            phase_im,
+        )
         if final.shape[0]:
             final[tile, 0] = fr
             final[tile, 1] = fi
@@ -414,7 +496,12 @@ def undo_shared(re, im, lre, lim, n, wire, m, kind):
     r10, i10, r11, i11 = m10.real, m10.imag, m11.real, m11.imag
     total = 0.0
     for lo in range(0, re.shape[0], 2 * span):
-        ar, br, ai, bi = re[lo : lo + span], re[lo + span : lo + 2 * span], im[lo : lo + span], im[lo + span : lo + 2 * span]
+        ar, br, ai, bi = (
+            re[lo : lo + span],
+            re[lo + span : lo + 2 * span],
+            im[lo : lo + span],
+            im[lo + span : lo + 2 * span],
+        )
         lar, lbr = lre[lo : lo + span], lre[lo + span : lo + 2 * span]
         lai, lbi = lim[lo : lo + span], lim[lo + span : lo + 2 * span]
         for t in range(span):
@@ -438,14 +525,46 @@ def undo_shared(re, im, lre, lim, n, wire, m, kind):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def backward_tiles(first, last, n, ops, gate_wire, gate_column, gate_kind, gate_real, mode, row_mats, source, sign,
-                   inverse, inverse_sign, site_wire, site_channel, site_matrices_, letters, branches, store_slot,
-                   n_slots, clifford, parity_sign, phase_active, phase_mask, phase_re, phase_im, overlap, z_signs,
-                   grad_output_t, final, grad_rows, grad_shared):
+def backward_tiles(
+    first,
+    last,
+    n,
+    ops,
+    gate_wire,
+    gate_column,
+    gate_kind,
+    gate_real,
+    mode,
+    row_mats,
+    source,
+    sign,
+    inverse,
+    inverse_sign,
+    site_wire,
+    site_channel,
+    site_matrices_,
+    letters,
+    branches,
+    store_slot,
+    n_slots,
+    clifford,
+    parity_sign,
+    phase_active,
+    phase_mask,
+    phase_re,
+    phase_im,
+    overlap,
+    z_signs,
+    grad_output_t,
+    final,
+    grad_rows,
+    grad_shared,
+):
     """The adjoint pass on tiles ``first … last-1`` for ``L = Σ grad_output ⊙ ⟨Z words⟩``
     (``grad_output_t[Q, rows]``, ``z_signs[2**n, Q]``): ``grad_rows[row, column]`` gets the gradient of each
     rotation reading per-row angles, ``grad_shared[column]`` that of each shared one summed over the rows,
-    and ``overlap[p]`` (``[2**n · LANES]``) phase ``p``'s ``Σ Im conj(λ)ψ`` (its RZ gates' gradients follow). The tiles start from ``final`` (the forward's final states) unless some site keeps a state
+    and ``overlap[p]`` (``[2**n · LANES]``) phase ``p``'s ``Σ Im conj(λ)ψ`` (its RZ gates' gradients follow).
+    The tiles start from ``final`` (the forward's final states) unless some site keeps a state
     (``n_slots > 0``): then each tile's forward runs again first, keeping them."""
     dim = 1 << n
     size = dim * LANES
@@ -459,10 +578,36 @@ def backward_tiles(first, last, n, ops, gate_wire, gate_column, gate_kind, gate_
     for tile in range(first, last):
         b0 = tile * LANES
         if n_slots:
-            fr, fi, _, _ = run_tile(re, im, re2, im2, b0, n, ops, gate_wire, gate_real, mode, row_mats, source,
-                                    sign, site_wire, site_channel, site_matrices_, letters, branches, store,
-                                    store_slot, m, c, clifford, parity_sign, phase_active, phase_mask, phase_re,
-                                    phase_im)
+            fr, fi, _, _ = run_tile(
+                re,
+                im,
+                re2,
+                im2,
+                b0,
+                n,
+                ops,
+                gate_wire,
+                gate_real,
+                mode,
+                row_mats,
+                source,
+                sign,
+                site_wire,
+                site_channel,
+                site_matrices_,
+                letters,
+                branches,
+                store,
+                store_slot,
+                m,
+                c,
+                clifford,
+                parity_sign,
+                phase_active,
+                phase_mask,
+                phase_re,
+                phase_im,
+            )
             re[:], im[:] = fr, fi
         else:
             re[:], im[:] = final[tile, 0], final[tile, 1]

@@ -11,11 +11,10 @@ from __future__ import annotations
 import attrs
 import numpy as np
 import torch
-
+from hqf.backends.torch.fused_cpu import phases
 from hqf.backends.torch.gates_cpu import GENERATOR, REAL_GATES
 from hqf.backends.torch.parallel import in_parallel
 from hqf.backends.trajectories.branches import Sites
-from hqf.backends.torch.fused_cpu import phases
 from hqf.backends.trajectories.kernels import (
     CLIFFORD,
     FRAME_SITE,
@@ -61,7 +60,9 @@ def signed_permutation(n: int, gate: str, wires: tuple[int, ...]) -> tuple[np.nd
     return index, (1 - 2 * (a & b)).astype(np.float64)
 
 
-def composed(first: tuple[np.ndarray, np.ndarray], then: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def composed(
+    first: tuple[np.ndarray, np.ndarray], then: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """The signed permutation ``then ∘ first`` as ``(source, sign)``."""
     (index, sign), (source, then_sign) = first, then
     return index[source], then_sign * sign[source]
@@ -128,11 +129,10 @@ class KernelProgram:
         for p, (_, gates) in enumerate(runs_):
             self.phase_gates[p, : len(gates)] = gates
             self.gate_phase[gates] = p
-        self.phase_mask = np.array([sum(1 << (n - 1 - wires[g]) for g in gates) for _, gates in runs_],
-                                   dtype=np.int64)
+        self.phase_mask = np.array([sum(1 << (n - 1 - wires[g]) for g in gates) for _, gates in runs_], dtype=np.int64)
         self.z_table = np.stack([1.0 - 2.0 * bit_table(n, w) for w in range(n)])  # [n, 2**n]: Z_w's eigenvalues
         self.clifford = np.array(clifford, dtype=np.int64).reshape(-1, 4)
-        self.parity_sign = 1.0 - 2.0 * (np.array([bin(i).count("1") for i in range(2**n)]) % 2)
+        self.parity_sign = 1.0 - 2.0 * (np.array([i.bit_count() for i in range(2**n)]) % 2)
         self.n_qubits, self.sites = n, sites
         self.ops = np.array(ops, dtype=np.int64).reshape(-1, 2)
         self.gate_wire = np.array(wires, dtype=np.int64)
@@ -172,8 +172,14 @@ class KernelProgram:
         in_active = (self.gate_phase >= 0) & active[self.gate_phase.clip(min=0)] if active.size else False
         mode = np.where(in_active, IN_PHASE, mode).astype(np.int64)
         diagonals = np.repeat(phases(self.n_qubits, mats[0], self.gate_wire, self.phase_gates), LANES, axis=1)
-        return Operands(np.ascontiguousarray(mats), np.ascontiguousarray(branches), mode, active,
-                        np.ascontiguousarray(diagonals.real), np.ascontiguousarray(diagonals.imag))
+        return Operands(
+            np.ascontiguousarray(mats),
+            np.ascontiguousarray(branches),
+            mode,
+            active,
+            np.ascontiguousarray(diagonals.real),
+            np.ascontiguousarray(diagonals.imag),
+        )
 
     def forward(self, ops: Operands, threads: int, keep_final: bool) -> tuple[np.ndarray, np.ndarray]:
         """``(⟨Z words⟩ [rows, Q], the final states [tiles, 2, 2**n · LANES] or an empty array)``."""
@@ -182,16 +188,39 @@ class KernelProgram:
         final = np.empty((rows // LANES if keep_final else 0, 2, size))
 
         def part(first: int, last: int) -> None:
-            forward_tiles(first, last, self.n_qubits, self.ops, self.gate_wire, self.gate_real, ops.mode, ops.mats,
-                          self.source, self.sign, self.sites.wire, self.sites.channel, self.site_matrices,
-                          self.letters, ops.branches, self.clifford, self.parity_sign, ops.phase_active,
-                          self.phase_mask, ops.phase_re, ops.phase_im, self.z_signs_t, out, final)
+            forward_tiles(
+                first,
+                last,
+                self.n_qubits,
+                self.ops,
+                self.gate_wire,
+                self.gate_real,
+                ops.mode,
+                ops.mats,
+                self.source,
+                self.sign,
+                self.sites.wire,
+                self.sites.channel,
+                self.site_matrices,
+                self.letters,
+                ops.branches,
+                self.clifford,
+                self.parity_sign,
+                ops.phase_active,
+                self.phase_mask,
+                ops.phase_re,
+                ops.phase_im,
+                self.z_signs_t,
+                out,
+                final,
+            )
 
         in_parallel(part, rows // LANES, threads, (rows << self.n_qubits) * (len(self.ops) + 1))
         return out.T, final
 
-    def backward(self, ops: Operands, final: np.ndarray, grad_output: np.ndarray, n_params: int,
-                 threads: int) -> tuple[np.ndarray, np.ndarray]:
+    def backward(
+        self, ops: Operands, final: np.ndarray, grad_output: np.ndarray, n_params: int, threads: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(grad_rows [rows, P], grad_shared [P])``: the gradient of ``Σ grad_output ⊙ ⟨Z words⟩``
         (``grad_output [rows, Q]``) per row for the per-row columns, summed over the rows for the shared ones."""
         rows = ops.mats.shape[0]
@@ -203,12 +232,41 @@ class KernelProgram:
 
         def part(first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
             grad_shared, overlap = np.zeros(n_params), np.zeros((len(self.phase_gates), dim * LANES))
-            backward_tiles(first, last, self.n_qubits, self.ops, self.gate_wire, self.gate_column, self.gate_kind,
-                           self.gate_real, ops.mode, ops.mats, self.source, self.sign, self.inverse,
-                           self.inverse_sign, self.sites.wire, self.sites.channel, self.site_matrices, self.letters,
-                           ops.branches, self.store_slot, self.n_slots, self.clifford, self.parity_sign,
-                           ops.phase_active, self.phase_mask, ops.phase_re, ops.phase_im, overlap, self.z_signs,
-                           grad_output_t, final, grad_rows, grad_shared)
+            backward_tiles(
+                first,
+                last,
+                self.n_qubits,
+                self.ops,
+                self.gate_wire,
+                self.gate_column,
+                self.gate_kind,
+                self.gate_real,
+                ops.mode,
+                ops.mats,
+                self.source,
+                self.sign,
+                self.inverse,
+                self.inverse_sign,
+                self.sites.wire,
+                self.sites.channel,
+                self.site_matrices,
+                self.letters,
+                ops.branches,
+                self.store_slot,
+                self.n_slots,
+                self.clifford,
+                self.parity_sign,
+                ops.phase_active,
+                self.phase_mask,
+                ops.phase_re,
+                ops.phase_im,
+                overlap,
+                self.z_signs,
+                grad_output_t,
+                final,
+                grad_rows,
+                grad_shared,
+            )
             return grad_shared, overlap
 
         parts = in_parallel(part, rows // LANES, threads, 2 * (rows << self.n_qubits) * (len(self.ops) + 1))
@@ -241,8 +299,9 @@ class KernelWordValues(torch.autograd.Function):
     (``create_graph=True``) torch autograd through ``plain(data, shared)`` on the same branches."""
 
     @staticmethod
-    def forward(ctx, data: torch.Tensor, shared: torch.Tensor, program: KernelProgram, branches: np.ndarray,
-                threads: int, plain):
+    def forward(
+        ctx, data: torch.Tensor, shared: torch.Tensor, program: KernelProgram, branches: np.ndarray, threads: int, plain
+    ):
         angles = full_angles(data.detach(), shared.detach()).to(torch.float64).numpy()
         ops = program.operands(angles, shared.shape[0], branches)
         keep = (data.requires_grad or shared.requires_grad) and program.n_slots == 0
@@ -255,12 +314,20 @@ class KernelWordValues(torch.autograd.Function):
     def backward(ctx, grad_output: torch.Tensor):
         data, shared = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: a differentiable backward
-            grads = torch.autograd.grad(ctx.plain(data, shared), (data, shared), grad_output, create_graph=True,
-                                        allow_unused=True)
+            grads = torch.autograd.grad(
+                ctx.plain(data, shared), (data, shared), grad_output, create_graph=True, allow_unused=True
+            )
             return *grads, None, None, None, None
         n_data = data.shape[1]
-        grad_rows, grad_shared = ctx.program.backward(ctx.ops, ctx.final, grad_output.detach().double().numpy(),
-                                                      n_data + shared.shape[0], ctx.threads)
+        grad_rows, grad_shared = ctx.program.backward(
+            ctx.ops, ctx.final, grad_output.detach().double().numpy(), n_data + shared.shape[0], ctx.threads
+        )
         ctx.final = None
-        return (torch.from_numpy(grad_rows[: data.shape[0], :n_data]), torch.from_numpy(grad_shared[n_data:]),
-                None, None, None, None)
+        return (
+            torch.from_numpy(grad_rows[: data.shape[0], :n_data]),
+            torch.from_numpy(grad_shared[n_data:]),
+            None,
+            None,
+            None,
+            None,
+        )
