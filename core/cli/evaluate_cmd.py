@@ -1,5 +1,5 @@
 """``hqf evaluate RUN_DIR``: a finished run's trained model on its test split, on another backend
-(e.g. under depolarizing gate noise) and/or with noise on the inputs."""
+and/or under a noise model (docs/noise.md) and/or with noise on the inputs."""
 
 from __future__ import annotations
 
@@ -24,24 +24,27 @@ def rows_per_batch(config) -> int:
     if config.baseline is not None:
         return 1024
     qubits = make_ansatz(config.ansatz).n_qubits
-    mixed = config.depolarizing > 0 or registry().get("backend", config.backend).cls.capabilities.noise
+    mixed = bool(config.noise_text) or registry().get("backend", config.backend).cls.capabilities.noise
     dense = 4**qubits if mixed else 2**qubits  # amplitudes of a density matrix or a state vector
     return max(1, min(1024, BATCH_STATE_BYTES // (16 * dense)))
 
 
 @click.command("evaluate")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--backend", help="Simulate the quantum layer on this backend instead of the run's, e.g. torch-dm (hqf list).")
-@click.option("--depolarizing", type=click.FloatRange(0.0, 1.0), help="Depolarizing probability after every gate "
-              "(noisy backends: torch-dm, pennylane-mixed, qiskit-aer-dm) [default: the run's, 0].")
+@click.option("--backend", help="Simulate the quantum layer on this backend, e.g. torch-dm (hqf list) [default: the "
+              "backend of the run's test metrics; with --noise, the first exact backend that runs it].")
+@click.option("--noise", metavar="MODEL", help="Evaluate under this noise model in place of the run's, e.g. "
+              "\"depolarizing=0.02,amplitude_damping=0.01,readout=0.03\"; none: noiseless [default: the run's].")
+@click.option("--depolarizing", type=click.FloatRange(0.0, 1.0), help="Shorthand for --noise depolarizing=P "
+              "[default: the run's, 0].")
 @click.option("--input-noise", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
               help="Gaussian noise of this σ added to the (z-scored) test inputs.")
 @click.option("--test-samples", type=click.IntRange(min=1), help="Only the first N rows of the test split [default: all].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the input noise.")
 @click.option("--out", type=click.Path(dir_okay=False), help="JSON file to write the metrics to (must not exist).")
-def evaluate_command(run_dir, backend, depolarizing, input_noise, test_samples, seed, out) -> None:
+def evaluate_command(run_dir, backend, noise, depolarizing, input_noise, test_samples, seed, out) -> None:
     """Accuracy, macro-F1, ECE and NLL of the model a finished run kept, on the run's own test split
-    (drawn as the run drew it), under the given backend, gate noise and input noise.
+    (drawn as the run drew it), under the given backend, noise model and input noise.
 
     A density-matrix backend costs about 2ⁿ times a state vector per row: use --test-samples for 8
     qubits and more.
@@ -56,7 +59,9 @@ def evaluate_command(run_dir, backend, depolarizing, input_noise, test_samples, 
     if target is not None and (target.exists() or not target.parent.is_dir()):
         problem = "exists" if target.exists() else "is in a folder that does not exist"
         raise ConfigError(f"--out {target} {problem}; give a new file in an existing folder")
-    trained = load(run_dir, backend=backend, depolarizing=depolarizing)
+    if noise is not None and depolarizing is not None:
+        raise ConfigError("give either --noise or its shorthand --depolarizing, not both")
+    trained = load(run_dir, backend=backend, depolarizing=depolarizing, noise=noise)
     data = run_dataset(trained)
     x, y = data.test.x[:test_samples], data.test.y[:test_samples]
     if input_noise:
@@ -65,11 +70,13 @@ def evaluate_command(run_dir, backend, depolarizing, input_noise, test_samples, 
     probs = trained.predict_proba(x, scaled=True, batch_size=rows_per_batch(trained.config))
     result = {key: value for key, value in M.classification_metrics(probs, y, data.n_classes).items() if key != "reliability"}
     config = trained.config
-    result.update(backend=config.backend, depolarizing=config.depolarizing, input_noise=input_noise,
-                  test_samples=int(len(y)), run_dir=str(run_dir))
+    backend_name = trained.model.quantum.backend.name if trained.model.quantum is not None else config.backend
+    result.update(backend=backend_name, noise=config.noise_text or "none", depolarizing=config.depolarizing,
+                  input_noise=input_noise, test_samples=int(len(y)), run_dir=str(run_dir))
     for key in ("accuracy", "macro_f1", "ece", "nll"):
         click.echo(f"{key:<10} {result[key]:.4g}")
-    click.echo(f"on {len(y)} test rows, backend {config.backend}, depolarizing {config.depolarizing:g}, input noise σ={input_noise:g}")
+    click.echo(f"on {len(y)} test rows, backend {backend_name}, noise {result['noise']}, "
+               f"input noise σ={input_noise:g}")
     if target is not None:
         from hqf.learn.rundir.checkpoint import atomic_write_text
 

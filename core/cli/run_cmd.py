@@ -20,6 +20,7 @@ except ImportError:  # Python < 3.11
 #: CLI option -> configuration key (options left unset do not override the file or the defaults)
 OPTION_KEYS = {
     "backend": "backend",
+    "noise": "noise",
     "ansatz": "ansatz",
     "encoder": "encoder",
     "fusion": "fusion",
@@ -129,15 +130,28 @@ def results_table(metrics: dict, config, out) -> list[str]:
         (f"accuracy under input noise σ={config.vai_sigma:g}", _fmt(metrics["accuracy_input_noise"])),
         ("mean fusion gate (1 = classical only)", _fmt(metrics["gate_mean"])),
         ("trainable parameters (quantum)", f"{metrics['n_parameters']} ({metrics['n_quantum_parameters']})"),
+        ("noise", noise_text(metrics)),
         ("run directory", str(out)),
     ]
     width = max(len(name) for name, _ in rows)
     return [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 5}"] + [f"{name:<{width}}  {value}" for name, value in rows]
 
 
+def noise_text(metrics: dict) -> str:
+    """The noise model of a run and the backends it trained and was evaluated on."""
+    noise = metrics.get("noise") or "none"
+    train, evaluated = metrics.get("train_backend"), metrics.get("eval_backend")
+    if noise == "none" or train is None:
+        return noise
+    return f"{noise} (trained on {train}, evaluated on {evaluated})"
+
+
 @click.command("run")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file with run keys (CLI options override it).")
 @click.option("--backend", help="Simulator backend (hqf list) [default: torch].")
+@click.option("--noise", metavar="MODEL", help="Train and evaluate under this noise model, e.g. "
+              "\"depolarizing=0.02,amplitude_damping=0.01,readout=0.03\" (docs/noise.md); on the default backend the "
+              "run trains on trajectories and is evaluated on an exact density-matrix backend [default: none].")
 @click.option("--ansatz", help="Ansatz spec FAMILY{Q}x{L} [default: hea8x6].")
 @click.option("--encoder", help="Data encoder: angle, amplitude, … [default: angle].")
 @click.option("--fusion", help="gated, concat, quantum-only, classical-only [default: gated].")

@@ -142,6 +142,31 @@ def _dataset(value: Any) -> Any:
     return DATASET_ALIASES.get(value.lower(), value) if isinstance(value, str) else value
 
 
+def _noise(value: Any) -> str:
+    """``noise``: the text form of a :class:`hqf.quantum.noise.NoiseModel` (``""``: none), from a text
+    (``"depolarizing=0.02,readout=0.03"``) or a table (``{depolarizing = 0.02, pauli = [0.01, 0, 0.02]}``)."""
+    # at use: the noise model imports numpy and the circuit vocabulary, which `hqf --help` does not need
+    from hqf.quantum.noise import NoiseModel
+
+    if isinstance(value, dict):
+        value = ",".join(f"{name}={_noise_value(name, v)}" for name, v in value.items())
+    if not isinstance(value, str):
+        raise ConfigError(f"'noise' must be a text such as \"depolarizing=0.02\" or a [noise] table (got {value!r})")
+    try:
+        model = NoiseModel.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"'noise': {exc}") from None
+    return str(model) if model.rules or model.readout else ""
+
+
+def _noise_value(name: str, value: Any) -> str:
+    """One value of a ``[noise]`` table in the text form: a number, or a list of numbers joined by ``:``."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ConfigError(f"'noise.{name}' must be a number or a list of numbers (got {value!r})")
+    return ":".join(repr(float(v)) for v in values)
+
+
 def _options(key: str):
     def convert(value: Any) -> dict:
         if not isinstance(value, dict):
@@ -188,7 +213,9 @@ class RunConfig:
     #: threads of torch and of the simulator: a number, or "auto" (hqf.learn.process.runtime.resolve_threads)
     threads: int | str = attrs.field(default="auto", validator=_threads)
     gradient: str = attrs.field(default="auto", validator=_text)
-    #: depolarizing probability after every gate, passed to the backend (noisy backends only); 0: none
+    #: the noise model of training and evaluation, as text (hqf.quantum.noise.NoiseModel.parse; ""/none: none)
+    noise: str = attrs.field(default="", converter=_noise)
+    #: shorthand: depolarizing probability after every gate (``noise = "depolarizing=p"``); 0: none
     depolarizing: float = attrs.field(default=0.0, validator=_fraction)
     backend_options: dict = attrs.field(factory=dict, converter=_options("backend_options"))
     # -- loss and training ---------------------------------------------------------------------
@@ -237,6 +264,16 @@ class RunConfig:
     def __init__(self, **values: Any) -> None:
         chosen = {field: values.get(field, _default(field)) for field in CHOSEN.values()}
         self.__attrs_init__(**fold_flat_keys(values, chosen, reserved=self.keys()))
+
+    def __attrs_post_init__(self) -> None:
+        if self.noise and self.depolarizing:
+            _fail("give either 'noise' or its shorthand 'depolarizing', not both "
+                  f"(got noise = {self.noise!r}, depolarizing = {self.depolarizing!r})")
+
+    @property
+    def noise_text(self) -> str:
+        """The run's noise model as text: :attr:`noise`, or ``depolarizing=p`` from the shorthand; ``""``: none."""
+        return self.noise or (f"depolarizing={self.depolarizing!r}" if self.depolarizing else "")
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:

@@ -55,17 +55,19 @@ CORE_METRIC_KEYS = (
 )
 #: the parameter counts, after the plugins' keys
 COUNT_KEYS = ("n_parameters", "n_quantum_parameters")
+#: the run's noise model ("none" without noise) and the backends it trained and was evaluated on
+NOISE_KEYS = ("noise", "train_backend", "eval_backend")
 #: the plugin kinds whose classes declare ``metric_keys`` (fusions' and baselines' diagnostics)
 DIAGNOSING_KINDS = ("fusion", "baseline")
 
 
 def metric_keys() -> tuple[str, ...]:
     """Every key of metrics.json: the core's, the ``metric_keys`` the registered fusions and baselines
-    declare, the parameter counts and :data:`TIMING_KEYS`."""
+    declare, the parameter counts, :data:`NOISE_KEYS` and :data:`TIMING_KEYS`."""
     declared = [key for kind in DIAGNOSING_KINDS for entry in registry().entries(kind) for key in entry.cls.metric_keys]
-    core = {*CORE_METRIC_KEYS, *COUNT_KEYS, *TIMING_KEYS}
+    core = {*CORE_METRIC_KEYS, *COUNT_KEYS, *NOISE_KEYS, *TIMING_KEYS}
     plugins = [key for key in dict.fromkeys(declared) if key not in core]
-    return (*CORE_METRIC_KEYS, *plugins, *COUNT_KEYS, *TIMING_KEYS)
+    return (*CORE_METRIC_KEYS, *plugins, *COUNT_KEYS, *NOISE_KEYS, *TIMING_KEYS)
 
 
 def evaluate(model: HybridModel | BaselineModel, config: RunConfig, dataset: Dataset, device: str) -> dict:

@@ -33,12 +33,14 @@ from hqf.learn.process.runtime import resolve_threads, set_threads
 from hqf.learn.resolution import resolved_values
 from hqf.learn.run_data import as_tensor, load_data
 from hqf.learn.run_record import write_run_dir
-from hqf.learn.rundir import lifecycle
+from hqf.learn.rundir import checkpoint, lifecycle
 from hqf.learn.rundir.folder import clean
 from hqf.learn.training.model import BaselineModel, HybridModel, build_model, check_backend_contract, count_parameters
 from hqf.learn.training.probes import full_batch_gradient
 from hqf.learn.training.settings import TrainSettings
+from hqf.learn.training.run_backend import evaluation_backend, make_run_backend
 from hqf.learn.training.terms import Term, build_terms
+from hqf.quantum.interfaces import Backend
 
 #: the programmatic API: a configuration, its checks, a run, and the keys of its metrics
 __all__ = ["RunConfig", "Preflight", "preflight", "run", "TIMING_KEYS", "metric_keys"]
@@ -109,8 +111,11 @@ def run(
     set_threads(threads, checked.backend if getattr(model, "quantum", None) is not None else None)
     say(f"model: {counts['n_parameters']:,} parameters ({counts['n_quantum_parameters']:,} quantum), {threads} thread(s); "
         "preparing its kernels (compiled on first use, then cached)")
-    if warn is not None and (text := slow_run_warning(config, model, x_train, total_steps)) is not None:
-        warn(text)
+    if warn is not None:
+        with checkpoint.kept_states(checkpoint.backend_generators(checked.backend)):  # the probe draws no branches
+            text = slow_run_warning(config, model, x_train, total_steps)
+        if text is not None:
+            warn(text)
     with lifecycle.open_run(out, config, resume) as live, tb.live(config.tensorboard, out, model, x_val) as board:
         callback = _iteration_callback(progress, board, total_steps, terms)
         on_validation = board.validation if board is not None else None
@@ -119,22 +124,36 @@ def run(
         meter = EnergyMeter(config.device)
         meter.start()
         result = lifecycle.train_durably(live, trained, tensors, terms, settings, dataset, callback, on_validation,
-                                         probes=(probe,) if probe is not None else ())
+                                         probes=(probe,) if probe is not None else (), backend=checked.backend)
         energy = meter.stop() if not resume else Reading(None, "not measured: a resumed run's counters cover part of its training")
         if ranks is not None and not ranks.writes:  # rank 0 alone evaluates and writes the run directory
             live.finished()
             return {}
-        say(f"trained: {result.steps} iterations, stopped by {result.stop_reason}; evaluating on the test split")
+        resolved = resolved_values(model, terms)
+        backends = evaluate_on(model, config, checked.backend, threads)
+        under = f" under noise {backends['noise']} on {backends['eval_backend']}" if backends["noise"] != "none" else ""
+        say(f"trained: {result.steps} iterations, stopped by {result.stop_reason}; evaluating on the test split{under}")
         metrics = {**evaluate(model, config, dataset, device), **convergence_metrics(result, config), **counts,
-                   **energy_metrics(energy, result.epochs_completed)}
+                   **energy_metrics(energy, result.epochs_completed), **backends}
         metrics["total_time_s"] = time.perf_counter() - started
         metrics = {key: metrics.get(key) for key in metric_keys()}
         if board is not None:
             board.finish(config.to_dict(), metrics)
-        resolved = resolved_values(model, terms)
         write_run_dir(out, config, dataset, model, result, metrics, checked.backend, resolved)
         live.finished()
     return clean(metrics)
+
+
+def evaluate_on(model: HybridModel | BaselineModel, config: RunConfig, backend: Backend | None, threads: int) -> dict:
+    """Put the exact backend the run's test metrics come from (:func:`evaluation_backend`) into ``model``'s
+    quantum layer when it is not the training ``backend``; the metrics naming the noise and both backends."""
+    quantum = getattr(model, "quantum", None)
+    train_name = backend.name if backend is not None and quantum is not None else None
+    eval_name = evaluation_backend(config) if train_name is not None else None
+    if eval_name is not None and eval_name != train_name:
+        quantum.backend = make_run_backend(config, eval_name)
+        set_threads(threads, quantum.backend)
+    return {"noise": config.noise_text or "none", "train_backend": train_name, "eval_backend": eval_name}
 
 
 def _amplitudes(model: HybridModel | BaselineModel, batch: int) -> int:

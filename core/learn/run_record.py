@@ -32,7 +32,7 @@ def environment(config: RunConfig, backend=None) -> dict:
         "torch_threads": torch.get_num_threads(),
         "device": config.device,
         "seed": config.seed,
-        "backend": config.backend if backend is not None else None,
+        "backend": backend.name if backend is not None else None,
         "backend_dtype": backend.dtype if backend is not None else None,
     }
     if torch.device(config.device).type == "cuda" and torch.cuda.is_available():
@@ -67,7 +67,8 @@ def write_run_dir(
         elif model.quantum is None:
             what = f"{config.fusion} fusion (no quantum layer)"
         else:
-            what = f"{config.fusion} fusion, {config.ansatz} on {config.backend}"
+            simulator = backend.name if backend is not None else config.backend
+            what = f"{config.fusion} fusion, {config.ansatz} on {simulator}"
         title = f"{what}, {config.optimizer} lr={config.lr:g}, {dataset.name}, seed {config.seed}"
         plot_convergence(tmp / "convergence.png", result.curves, result.evals, config.eps, title)
         save_model(tmp / MODEL, model, dataset)

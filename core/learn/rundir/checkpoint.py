@@ -15,11 +15,12 @@ sees the old file or the new one, never a part.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pathlib
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import numpy as np
@@ -74,6 +75,24 @@ def generators_of(objects: Iterable[object]) -> dict[str, torch.Generator]:
             if isinstance(value, torch.Generator):
                 found[f"{index}.{name}"] = value
     return found
+
+
+def backend_generators(backend: object | None) -> dict[str, torch.Generator]:
+    """The ``torch.Generator`` a simulator backend draws from (its ``generator`` attribute: the branches
+    of the trajectories), as ``{"backend.generator": ...}``; empty for a backend that draws nothing."""
+    generator = getattr(backend, "generator", None)
+    return {"backend.generator": generator} if isinstance(generator, torch.Generator) else {}
+
+
+@contextlib.contextmanager
+def kept_states(generators: Mapping[str, torch.Generator]) -> Iterator[None]:
+    """Within, ``generators`` may draw; after, they are back in the states they had before."""
+    states = {key: generator.get_state() for key, generator in generators.items()}
+    try:
+        yield
+    finally:
+        for key, generator in generators.items():
+            generator.set_state(states[key])
 
 
 def rng_state(generators: Mapping[str, torch.Generator]) -> dict[str, Any]:

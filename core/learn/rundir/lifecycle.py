@@ -140,16 +140,18 @@ def train_durably(
     progress=None,
     on_validation=None,
     probes=(),
+    backend=None,
 ) -> TrainResult:
     """:func:`hqf.learn.training.loop.train` with checkpoints in ``live``'s directory (every
     ``checkpoint_every`` iterations and at each epoch's end), continuing from its checkpoint if it has
-    one. ``tensors``: ``(x_train, y_train, x_val, y_val)``.
+    one. ``tensors``: ``(x_train, y_train, x_val, y_val)``. ``backend``: the model's simulator; a
+    ``torch.Generator`` it draws from (``generator``: the trajectories' branches) is checkpointed too.
 
     Raises:
         RunInterrupted: SIGINT or SIGTERM arrived; the state was saved first (status ``interrupted``).
         RunFailedError: the loss became NaN or infinite (status ``failed``, with the curves so far).
     """
-    generators = ckpt.generators_of(term.regularizer for term in terms)
+    generators = {**ckpt.generators_of(term.regularizer for term in terms), **ckpt.backend_generators(backend)}
     data_id = ckpt.fingerprint([dataset.train.x, dataset.train.y, dataset.val.x, dataset.val.y])
     saved = live.load_checkpoint()
     if saved is not None:

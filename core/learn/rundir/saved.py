@@ -30,6 +30,9 @@ from hqf.learn.data.files import as_numbers, read_csv_table, read_npz_arrays
 from hqf.learn.data.load import BUILTIN, load_dataset
 from hqf.learn.data.splits import apply_scaler
 from hqf.learn.training.model import BaselineModel, HybridModel, build_model
+from hqf.learn.training.run_backend import evaluation_backend, exact_backend, noisy_backends, run_noise
+from hqf.registry.loader import registry
+from hqf.registry.make import make_ansatz
 
 MODEL = "model.safetensors"
 FORMAT = "hqf-model-1"
@@ -89,31 +92,45 @@ class TrainedModel(torch.nn.Module):
 
 
 def load(run_dir: str | pathlib.Path, backend: str | None = None, device: str | None = None,
-         depolarizing: float | None = None) -> TrainedModel:
+         depolarizing: float | None = None, noise: str | dict | None = None) -> TrainedModel:
     """The trained model of the finished run in ``run_dir``, in eval mode, ready for inference.
 
     ``backend``: simulate the quantum layer on another registered backend (its own default options;
-    the gradient method is left to ``auto``); ``device``: another torch device; ``depolarizing``: the
-    gate-noise probability given to the backend (a noisy backend such as ``torch-dm``). The global
+    the gradient method is left to ``auto``); by default the backend the run's test metrics came from
+    (:func:`hqf.learn.training.run_backend.evaluation_backend`: for a run trained on trajectories, an
+    exact density-matrix backend). ``device``: another torch device. ``noise``: a noise model in place
+    of the run's (its text form, ``"depolarizing=0.02,readout=0.03"``, or a table; ``""``: none), and
+    without ``backend`` the run's backend when it runs that noise, else the first exact backend that
+    does; ``depolarizing``: shorthand for ``noise="depolarizing=p"``, not with ``noise``. The global
     random state is left as it was.
 
     Raises:
         ConfigError: ``run_dir`` holds no ``model.safetensors`` (not a finished run), or the file does
-            not fit the run's configuration; an unknown or unavailable ``backend``.
+            not fit the run's configuration; an unknown or unavailable ``backend``; a bad noise model, or
+            a backend that does not run it.
     """
     run_dir = pathlib.Path(run_dir)
     path = run_dir / MODEL
     if not path.is_file():
         raise ConfigError(f"{run_dir} holds no trained model ({MODEL}); only a finished run has one")
     config = RunConfig.from_toml(run_dir / "config.toml")
+    if noise is not None and depolarizing is not None:
+        raise ConfigError("give either 'noise' or its shorthand 'depolarizing', not both")
     changes = {}
-    if backend is not None and backend != config.backend:
-        changes.update(backend=backend, backend_options={}, gradient="auto")
+    if noise is not None or depolarizing is not None:
+        changes.update(noise=noise if noise is not None else "", depolarizing=depolarizing or 0.0)
     if device is not None:
         changes["device"] = device
-    if depolarizing is not None:
-        changes["depolarizing"] = depolarizing
     config = config.replace(**changes) if changes else config
+    noise_here = run_noise(config)
+    if backend is not None and noise_here is not None:  # the backend asked for runs the noise itself
+        try:
+            noise_here.require(backend, registry().get("backend", backend).cls.capabilities.channels)
+        except ValueError as exc:
+            raise ConfigError(f"{exc}; noisy backends: {', '.join(noisy_backends())}") from None
+    chosen = backend or inference_backend(config)
+    if chosen != config.backend:
+        config = config.replace(backend=chosen, backend_options={}, gradient="auto")
     tensors, metadata = _read(path)
     n_features, n_classes = int(metadata["n_features"]), int(metadata["n_classes"])
     with torch.random.fork_rng(devices=[]):  # building seeds torch's generator: keep the caller's
@@ -128,6 +145,16 @@ def load(run_dir: str | pathlib.Path, backend: str | None = None, device: str | 
     if "scaler.mean" in tensors:
         scaler = (tensors["scaler.mean"].numpy(), tensors["scaler.std"].numpy())
     return TrainedModel(model, scaler, tuple(json.loads(metadata["class_names"])), config, n_features).eval()
+
+
+def inference_backend(config: RunConfig) -> str:
+    """The backend a loaded run runs on by default: the one its test metrics came from, or, for a noise
+    model its own backend does not run, the first exact backend that runs it."""
+    name = evaluation_backend(config)
+    noise = run_noise(config)
+    if noise is None or noise.features <= registry().get("backend", name).cls.capabilities.channels:
+        return name
+    return exact_backend(noise, make_ansatz(config.ansatz).n_qubits) or name
 
 
 def _read(path: pathlib.Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

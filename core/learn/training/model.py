@@ -24,11 +24,12 @@ from torch import nn
 from hqf.errors import BackendContractError, ConfigError, HqfError
 from hqf.learn.data.dataset import Split
 from hqf.learn.run_data import load_data
+from hqf.learn.training.run_backend import make_run_backend
 from hqf.quantum.interfaces import Backend
 from hqf.quantum.layer import QuantumLayer
 from hqf.registry.contracts import Backbone, BaselineInputs, Fusion
 from hqf.registry.loader import registry
-from hqf.registry.make import make_ansatz, make_backbone, make_backend, make_encoder, make_fusion
+from hqf.registry.make import make_ansatz, make_backbone, make_encoder, make_fusion
 
 
 def make_head(in_features: int, n_classes: int, hidden: tuple[int, ...] = (), dropout: float = 0.0) -> nn.Module:
@@ -140,27 +141,6 @@ class BaselineModel(nn.Module):
         return {}
 
 
-def make_run_backend(config) -> Backend:
-    """The backend a configuration names, checked first (unavailable/unknown: a one-line HqfError).
-
-    The simulator runs on ``config.device`` when the backend supports that device type; a backend that
-    does not (cuquantum: GPU only, the model on the CPU) keeps its own default device, and the
-    expectation values come back to the model's device.
-    """
-    options = dict(config.backend_options)
-    if config.depolarizing:
-        options["depolarizing"] = config.depolarizing
-    supported = registry().get("backend", config.backend).cls.capabilities.devices
-    if "device" not in options and torch.device(config.device).type in supported:
-        options["device"] = config.device
-    try:
-        return make_backend(config.backend, dtype=config.dtype, **options)
-    except TypeError as exc:
-        raise ConfigError(f"backend {config.backend!r} does not take these options {sorted(options)}: {exc}") from None
-    except ValueError as exc:
-        raise ConfigError(f"backend {config.backend!r}: {exc}") from None
-
-
 def check_backend_contract(model: HybridModel | BaselineModel) -> None:
     """Run the model's backend once on a 2-row batch of zero angles before training, and check that it
     returns ``[2, R]`` real values (:class:`BackendContractError` names a backend that does not).
@@ -214,7 +194,7 @@ def build_baseline(config, in_features: int, n_classes: int, train: Split | None
         return baseline.build(in_features, n_classes)
     if cls.uses_training_split and train is None:
         train = load_data(config).train
-    hybrid = config.replace(baseline=None, backend="torch", depolarizing=0.0, backend_options={})
+    hybrid = config.replace(baseline=None, backend="torch", noise="", depolarizing=0.0, backend_options={})
     inputs = BaselineInputs(
         in_features,
         n_classes,
