@@ -1,4 +1,4 @@
-"""``hqf evaluate``: a finished run's model on its own test split, on a noisy backend."""
+"""``hqf evaluate``: a finished run's model on its own test split, on a noisy backend, under any noise model."""
 
 from __future__ import annotations
 
@@ -50,8 +50,35 @@ def test_the_exact_density_matrix_without_noise_agrees_and_noise_changes_the_num
 
 def test_gate_noise_on_a_noiseless_backend_is_one_line(finished):
     folder, _ = finished
-    result = CliRunner().invoke(main, ["evaluate", str(folder), "--depolarizing", "0.02"])
+    result = CliRunner().invoke(main, ["evaluate", str(folder), "--backend", "torch", "--depolarizing", "0.02"])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "'torch' does not run noise depolarizing" in result.output
+
+
+def test_any_noise_model_runs_on_an_exact_backend_and_is_written_into_the_json(finished, tmp_path):
+    folder, _ = finished
+    model = "depolarizing=0.02,amplitude_damping=0.01,readout=0.03"
+    out = tmp_path / "noisy.json"
+    result, noisy = _evaluate(folder, "--noise", model, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "backend ptm, noise depolarizing=0.02,amplitude_damping=0.01,readout=0.03:0.03" in result.output
+    saved = json.loads(out.read_text())
+    assert (saved["noise"], saved["backend"]) == ("depolarizing=0.02,amplitude_damping=0.01,readout=0.03:0.03", "ptm")
+    _, on_dm = _evaluate(folder, "--noise", model, "--backend", "torch-dm")
+    assert on_dm["nll"] == pytest.approx(noisy["nll"], rel=1e-3)
+    _, shorthand = _evaluate(folder, "--depolarizing", 0.02)
+    _, text = _evaluate(folder, "--noise", "depolarizing=0.02")
+    assert shorthand == text and text["nll"] != pytest.approx(noisy["nll"], rel=1e-6)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--noise", "depolarizing=0.02", "--depolarizing", "0.02"], "not both"),
+    (["--noise", "damping=0.1"], "accepted: depolarizing"),
+])  # fmt: skip
+def test_bad_noise_options_are_one_line(finished, args, words):
+    folder, _ = finished
+    result = CliRunner().invoke(main, ["evaluate", str(folder), *args])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1 and words in result.output
 
 
 def test_rows_per_batch_keep_a_density_matrix_batch_small():

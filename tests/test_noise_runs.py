@@ -1,0 +1,180 @@
+"""Training and evaluating under a noise model from the configuration, the CLI and Python (issue 28)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+
+import pytest
+from click.testing import CliRunner
+from hqf.cli import main
+from hqf.errors import ConfigError, RunInterrupted
+from hqf.learn.config import RunConfig
+from hqf.learn.evaluation import TIMING_KEYS
+from hqf.learn.experiment import run
+from hqf.learn.rundir.saved import load, run_dataset
+from hqf.learn.training.run_backend import evaluation_backend, training_backend
+
+MODEL = "depolarizing=0.02,amplitude_damping=0.01,readout=0.03"
+#: the text form of MODEL (NoiseModel.__str__: readout in both directions)
+NORMALISED = "depolarizing=0.02,amplitude_damping=0.01,readout=0.03:0.03"
+#: a run of seconds: 4 qubits, 2 epochs of 7 iterations, one regularizer, few evaluation rows
+TINY = dict(dataset="digits-4x4", samples=300, epochs=2, batch_size=32, ansatz="hea4x2", latent=4, hidden=8,
+            vai_samples=32, latency_repeats=2, regularizers=["stability"], checkpoint_every=3)
+#: the same through `hqf run --quick`
+TINY_CLI = ["--quick", "--quiet", "--dataset", "digits-4x4", "--samples", "300", "--ansatz", "hea4x2",
+            "--regularizer", "stability", "--set", "latent=4", "--set", "hidden=8", "--set", "vai_samples=32",
+            "--set", "max_iterations=10"]
+
+
+def _non_timing(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
+
+
+def _hqf(*args) -> object:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+# -- configuration forms -----------------------------------------------------------------------------------------
+
+
+def test_noise_as_text_as_a_table_and_from_toml_are_one_value(tmp_path):
+    table = {"depolarizing": 0.02, "amplitude_damping": 0.01, "readout": 0.03}
+    assert RunConfig(noise=MODEL).noise == RunConfig(noise=table).noise == NORMALISED
+    path = tmp_path / "noisy.toml"
+    path.write_text('samples = 300\n\n[noise]\ndepolarizing = 0.02\namplitude_damping = 0.01\nreadout = 0.03\n')
+    config = RunConfig.from_toml(path)
+    assert config.noise == NORMALISED
+    path.write_text(config.to_toml())
+    assert RunConfig.from_toml(path) == config
+    several = RunConfig(noise={"pauli": [0.01, 0, 0.02], "readout": [0.01, 0.05]}).noise
+    assert several == "pauli=0.01:0.0:0.02,readout=0.01:0.05"
+    assert RunConfig(noise="none").noise == RunConfig().noise == ""
+
+
+def test_depolarizing_stays_a_shorthand_and_old_configurations_load(tmp_path):
+    assert RunConfig(depolarizing=0.02).noise_text == "depolarizing=0.02"
+    assert RunConfig().noise_text == ""
+    old = tmp_path / "old.toml"  # a run directory's config.toml written before the noise key existed
+    old.write_text('backend = "torch"\ndepolarizing = 0.0\nseed = 3\n')
+    assert RunConfig.from_toml(old) == RunConfig(seed=3)
+    with pytest.raises(ConfigError, match="either 'noise' or its shorthand 'depolarizing'"):
+        RunConfig.from_dict({"noise": "depolarizing=0.02", "depolarizing": 0.02})
+
+
+@pytest.mark.parametrize(("noise", "words"), [
+    ("depolarising=0.02", ["'depolarising=0.02'", "accepted: depolarizing, bit_flip", "did you mean 'depolarizing'"]),
+    ("amplitude_damping=1.5", ["'amplitude_damping=1.5'", "[0, 1]"]),
+    ("pauli=0.1", ["expected pauli=px:py:pz"]),
+])  # fmt: skip
+def test_bad_noise_text_is_one_line_naming_the_item_before_any_work(tmp_path, noise, words):
+    out = tmp_path / "never"
+    result = _hqf("run", "--quiet", "--noise", noise, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and all(w in result.output for w in words), result.output
+    assert not out.exists()
+
+
+def test_a_backend_that_cannot_run_the_noise_is_refused_in_one_line(tmp_path):
+    out = tmp_path / "x"
+    result = _hqf("run", "--quiet", "--backend", "pennylane", "--noise", "amplitude_damping=0.05", "--out", out)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "'pennylane' does not run noise amplitude_damping" in result.output and "torch-dm" in result.output
+    assert not out.exists()
+
+
+def test_the_default_backend_trains_on_trajectories_and_evaluates_exactly():
+    noisy = RunConfig(noise="depolarizing=0.02")
+    assert (training_backend(noisy), evaluation_backend(noisy)) == ("trajectories", "ptm")
+    assert training_backend(RunConfig(depolarizing=0.02)) == "trajectories"
+    assert evaluation_backend(RunConfig()) == "torch"
+    dm = RunConfig(noise="depolarizing=0.02", backend="torch-dm")
+    assert (training_backend(dm), evaluation_backend(dm)) == ("torch-dm", "torch-dm")
+
+
+# -- runs ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    """``hqf run --quick`` (tiny) without noise, with depolarizing 0.02 and with amplitude damping 0.05."""
+    folder = tmp_path_factory.mktemp("noise-runs")
+    runs = {}
+    models = (("noiseless", None), ("depolarizing", "depolarizing=0.02"), ("damping", "amplitude_damping=0.05"))
+    for name, noise in models:
+        result = _hqf("run", *TINY_CLI, *(["--noise", noise] if noise else []), "--out", folder / name)
+        assert result.exit_code == 0, result.output
+        runs[name] = (result.output, json.loads((folder / name / "metrics.json").read_text()), folder / name)
+    return runs
+
+
+def test_quick_runs_under_noise_finish_and_differ_from_the_noiseless_run(quick_runs):
+    _, clean, _ = quick_runs["noiseless"]
+    for name in ("depolarizing", "damping"):
+        _, metrics, _ = quick_runs[name]
+        assert metrics["nll"] != clean["nll"] and metrics["val_loss"] != clean["val_loss"], name
+    assert quick_runs["depolarizing"][1]["nll"] != quick_runs["damping"][1]["nll"]
+
+
+def test_a_noisy_run_states_its_noise_and_backends_in_its_table_and_metrics(quick_runs):
+    output, metrics, folder = quick_runs["damping"]
+    assert (metrics["noise"], metrics["train_backend"], metrics["eval_backend"]) == (
+        "amplitude_damping=0.05", "trajectories", "ptm")
+    assert "noise" in output and "amplitude_damping=0.05 (trained on trajectories, evaluated on ptm)" in output
+    assert 'noise = "amplitude_damping=0.05"' in (folder / "config.toml").read_text()
+    assert json.loads((folder / "meta.json").read_text())["environment"]["backend"] == "trajectories"
+    _, clean, _ = quick_runs["noiseless"]
+    assert (clean["noise"], clean["train_backend"], clean["eval_backend"]) == ("none", "torch", "torch")
+
+
+def test_a_noisy_runs_model_loads_on_its_evaluation_backend_and_gives_its_metrics(quick_runs):
+    _, metrics, folder = quick_runs["depolarizing"]
+    trained = load(folder)
+    assert trained.model.quantum.backend.name == "ptm"
+    data = run_dataset(trained)
+    probs = trained.predict_proba(data.test.x, scaled=True)
+    assert float((probs.argmax(axis=1) == data.test.y).mean()) == pytest.approx(metrics["accuracy"], abs=1e-12)
+
+
+def test_load_takes_any_noise_model_from_python(quick_runs):
+    _, _, folder = quick_runs["noiseless"]
+    x = run_dataset(load(folder)).test.x[:8]
+    clean = load(folder).predict_proba(x, scaled=True)
+    damped = load(folder, noise="amplitude_damping=0.05")
+    assert damped.model.quantum.backend.name == "ptm"
+    exact = load(folder, noise={"amplitude_damping": 0.05}, backend="torch-dm").predict_proba(x, scaled=True)
+    assert damped.predict_proba(x, scaled=True) == pytest.approx(exact, abs=1e-10)
+    assert abs(exact - clean).max() > 1e-6
+    with pytest.raises(ConfigError, match="not both"):
+        load(folder, noise="depolarizing=0.01", depolarizing=0.01)
+
+
+def test_training_on_exact_density_matrices_when_asked(tmp_path):
+    config = RunConfig(**{**TINY, "max_iterations": 4}, noise="phase_damping=0.1", backend="torch-dm")
+    metrics = run(config, tmp_path / "dm")
+    assert (metrics["noise"], metrics["train_backend"], metrics["eval_backend"]) == (
+        "phase_damping=0.1", "torch-dm", "torch-dm")
+
+
+def test_a_trajectory_run_stopped_by_sigterm_resumes_to_the_same_result_bit_for_bit(tmp_path):
+    config = RunConfig(**TINY, noise="depolarizing=0.05,amplitude_damping=0.05")
+    whole = run(config, tmp_path / "whole")
+    assert whole["train_backend"] == "trajectories"
+
+    def progress(step, total, row):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(RunInterrupted):
+        run(config, tmp_path / "stopped", progress=progress)
+    assert (tmp_path / "stopped" / "checkpoint.pt").exists()
+    resumed = run(config, tmp_path / "stopped", resume=True)
+    assert _non_timing(resumed) == _non_timing(whole)
+    assert _curves(tmp_path / "whole") == _curves(tmp_path / "stopped")
+
+
+def _curves(folder) -> list[dict]:
+    with open(folder / "curves.csv", newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in csv.DictReader(handle)]
