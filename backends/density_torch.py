@@ -27,6 +27,7 @@ from hqf.registry.hookspecs import hookimpl
 
 
 @functools.lru_cache(maxsize=128)
+@torch.inference_mode(False)  # cached: must not be an inference tensor
 def _cnot_permutation(n: int, control: int, target: int) -> torch.Tensor:
     """Index map of CNOT on the rows and on the columns of the flattened ``2n``-wire vector."""
     index = torch.arange(4**n)
@@ -37,6 +38,7 @@ def _cnot_permutation(n: int, control: int, target: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=128)
+@torch.inference_mode(False)  # cached: must not be an inference tensor
 def _cz_signs(n: int, a: int, b: int) -> torch.Tensor:
     rows = bits(2 * n, a) & bits(2 * n, b)
     cols = bits(2 * n, n + a) & bits(2 * n, n + b)
