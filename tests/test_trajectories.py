@@ -238,3 +238,18 @@ def test_bad_options_are_one_line_errors(options, message):
     with pytest.raises(ValueError) as error:
         TrajectoryBackend(**options)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_differentiable_backward_gives_second_derivatives():
+    circuit = layered_circuit(3, 1)
+    data = torch.tensor([[0.2, -0.4, 0.9], [1.1, 0.3, -0.7]], dtype=torch.float64)
+    weights = torch.linspace(-1, 1, circuit.n_params - 3, dtype=torch.float64)
+
+    def hessian_diagonal(backend):
+        d = data.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(backend.expval_broadcast(circuit, d, weights).sum(), d, create_graph=True)
+        (second,) = torch.autograd.grad(grad.sum(), d)
+        return grad.detach(), second
+
+    for got, want in zip(hessian_diagonal(TrajectoryBackend(depolarizing=0.0)), hessian_diagonal(TorchBackend())):
+        assert torch.allclose(got, want, rtol=0, atol=1e-12)

@@ -314,9 +314,9 @@ class KernelWordValues(torch.autograd.Function):
     def backward(ctx, grad_output: torch.Tensor):
         data, shared = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: a differentiable backward
-            grads = torch.autograd.grad(
-                ctx.plain(data, shared), (data, shared), grad_output, create_graph=True, allow_unused=True
-            )
+            wanted = [t for t in (data, shared) if t.requires_grad]
+            found = iter(torch.autograd.grad(ctx.plain(data, shared), wanted, grad_output, create_graph=True))
+            grads = [next(found) if t.requires_grad else None for t in (data, shared)]
             return *grads, None, None, None, None
         n_data = data.shape[1]
         grad_rows, grad_shared = ctx.program.backward(
