@@ -9,9 +9,9 @@ vocabulary, so it computes the density-matrix values hqf's exact backends comput
   batch broadcast; ``DepolarizingChannel(p)``, ``BitFlip``, ``PhaseFlip``, ``AmplitudeDamping(γ)``,
   ``PhaseDamping(λ)``, ``ThermalRelaxationError(0, t1, t2, time)``, the Pauli channel as a ``QubitChannel``;
 - ``qiskit-aer-dm``: ``AerSimulator(method="density_matrix")`` with an Aer ``NoiseModel`` holding, for each
-  gate and qubits of the circuit, the composed error of its channels (``depolarizing_error(4p/3, 1)``: Qiskit's
+  gate and qubits of the circuit, the errors of its channels (``depolarizing_error(4p/3, 1)``: Qiskit's
   ``λ`` is ``4p/3`` for hqf's ``p``; ``pauli_error``, ``amplitude_damping_error``, ``phase_damping_error``,
-  ``thermal_relaxation_error``); the batch in one call with parameter binds, ``⟨Z⟩`` saved by
+  ``thermal_relaxation_error``; several on one wire as one Kraus error, :func:`one_error`); the batch in one call with parameter binds, ``⟨Z⟩`` saved by
   ``save_expectation_value``; forward only; as many threads as torch has (``--threads 1``:
   ``max_parallel_threads=1`` and no parallel state update);
 - ``qulacs-dm``: Qulacs' ``DensityMatrix`` under a ``ParametricQuantumCircuit`` with its noise gates
