@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import click
@@ -11,6 +12,10 @@ from hqf.errors import ConfigError, HqfError
 #: the largest circuit the reference simulator (:data:`hqf.testing.reference.MAX_QUBITS`) runs; a
 #: literal here so that ``hqf --help`` does not import the suite (tests/test_check_cli.py keeps them equal)
 MAX_QUBITS = 10
+#: the largest circuit of the noise properties (:data:`hqf.testing.noisy.MAX_NOISY_QUBITS`; kept equal by a test)
+MAX_NOISY_QUBITS = 6
+#: trajectories per row of a trajectory backend under the noise properties, unless ``--option`` sets them
+CHECK_TRAJECTORIES = 4096
 
 
 def parse_option(text: str) -> tuple[str, object]:
@@ -50,23 +55,33 @@ def _number(value: float | None) -> str:
               help=f"Largest drawn circuit (the dense reference runs at most {MAX_QUBITS} qubits).")
 @click.option("--max-ops", default=20, show_default=True, type=click.IntRange(1, 200),
               help="Most gates in a drawn circuit.")
-def check_command(backend_name, examples, seed, dtype, options, properties, max_qubits, max_ops):
-    """Check a backend against the reference simulator: values, shift Jacobians, gradients, shapes.
+@click.option("--noise", "noise_text", default=None, metavar="MODEL",
+              help="Noise model of the noise properties, e.g. 'depolarizing=0.02,amplitude_damping=0.01,"
+                   "readout=0.03' (default: every channel the backend declares, at a small strength).")
+def check_command(backend_name, examples, seed, dtype, options, properties, max_qubits, max_ops, noise_text):
+    """Check a backend against the reference simulator: values, shift Jacobians, gradients, shapes, and
+    for a noisy backend its values and gradients under a noise model against the density-matrix reference.
 
     Exits 0 when every property holds, 1 on a mismatch (showing the smallest failing circuit), and 2
-    when the backend is unknown, unavailable here, or rejects the options.
+    when the backend is unknown, unavailable here, rejects the options, or does not run the noise.
     """
     # imported when the command runs, not when the CLI lists its commands: keeps `hqf --help` fast
     from hqf.learn.process.runtime import resolve_threads, set_threads
     from hqf.registry.make import make_backend
-    from hqf.testing import PROPERTIES, Limits, check_backend
+    from hqf.quantum.noise import NoiseModel
+    from hqf.testing import NOISE_PROPERTIES, PROPERTIES, Limits, check_backend, default_noise
 
     opts = dict(parse_option(text) for text in options)
     if dtype is not None:
         opts["dtype"] = dtype
-    unknown = [p for p in properties if p not in PROPERTIES]
+    known = [*PROPERTIES, *NOISE_PROPERTIES]
+    unknown = [p for p in properties if p not in known]
     if unknown:
-        raise ConfigError(f"unknown property {unknown[0]!r}; properties: {', '.join(PROPERTIES)}")
+        raise ConfigError(f"unknown property {unknown[0]!r}; properties: {', '.join(known)}")
+    try:
+        noise = None if noise_text is None else NoiseModel.parse(noise_text)
+    except ValueError as exc:
+        raise ConfigError(f"--noise: {exc}") from None
     try:
         backend = make_backend(backend_name, **opts)
     except HqfError:
@@ -77,22 +92,58 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
     threads = resolve_threads("auto", amplitudes=0)  # the checked circuits are small: one thread unless OMP_NUM_THREADS says
     set_threads(threads)
 
-    def fresh_backend():
-        made = make_backend(backend_name, **opts)
+    channels = backend.capabilities.channels
+    if noise is not None:
+        if not channels:
+            raise ConfigError(f"backend {backend_name!r} runs no noise; --noise needs a noisy backend")
+        try:
+            noise.require(backend_name, channels)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    noisy = noise is not None or bool(channels)
+    model = noise if noise is not None or not channels else default_noise(channels)
+    under_noise = estimate_options(backend, opts, seed) if noisy else {}
+
+    def fresh_backend(**extra):
+        made = make_backend(backend_name, **opts, **(under_noise if "noise" in extra else {}), **extra)
         made.set_threads(threads)
         return made
 
     _print_setup(backend_name, backend, opts, f"up to {examples} examples per property (a failure then "
                  f"shrinks, counted apart), seed {seed}, circuits of 1-{max_qubits} qubits, up to {max_ops} gates")
+    if noisy:
+        _print_noise(model, under_noise, noise is None, max_qubits)
     started = time.perf_counter()
+    chosen = list(properties) or [*PROPERTIES, *(NOISE_PROPERTIES if noisy else ())]
     results = check_backend(
         fresh_backend,
         examples=examples,
         seed=seed,
-        properties=list(properties) or None,
+        properties=chosen,
         limits=Limits(max_qubits=max_qubits, max_ops=max_ops),
+        noise=model,
     )
     _print_results(results, time.perf_counter() - started)
+
+
+def estimate_options(backend, opts: dict, seed: int) -> dict:
+    """The options a trajectory backend gets under the noise properties, unless ``--option`` sets them:
+    :data:`CHECK_TRAJECTORIES` per row and ``seed`` (so the check replays), where its constructor takes them."""
+    if getattr(backend, "trajectories", None) is None:
+        return {}
+    accepted = inspect.signature(type(backend)).parameters
+    wanted = {"trajectories": CHECK_TRAJECTORIES, "seed": seed}
+    return {k: v for k, v in wanted.items() if k in accepted and k not in opts}
+
+
+def _print_noise(model, under_noise: dict, default: bool, max_qubits: int) -> None:
+    """The noise model of the noise properties and their answer key."""
+    shown = "".join(f", {k}={v}" for k, v in sorted(under_noise.items()))
+    chosen = "the default model of its channels" if default else "--noise"
+    click.echo(f"  noise properties: noise {model} ({chosen}{shown}); "
+               f"circuits of 1-{min(max_qubits, MAX_NOISY_QUBITS)} qubits")
+    click.echo("  reference: hqf.testing.ReferenceDensityBackend (dense density matrix, complex128)")
+    click.echo("")
 
 
 def _print_setup(backend_name: str, backend, opts: dict, drawn: str) -> None:

@@ -43,10 +43,14 @@ from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS
 from hqf.quantum.interfaces import Backend
 from hqf.testing.fixed import fixed_cases
 from hqf.registry.make import make_backend
+from hqf.quantum.noise import NoiseModel
+from hqf.testing.noisy import (
+    MAX_NOISY_QUBITS, NOISE_PROPERTIES, check_noisy, default_noise, estimates, noisy_tolerance,
+)
 from hqf.testing.properties import PROPERTIES, Example, Mismatch, Stats, check, native_gradients
-from hqf.testing.reference import ReferenceBackend
+from hqf.testing.reference import ReferenceBackend, ReferenceDensityBackend
 from hqf.testing.strategies import angle_batches, circuits
-from hqf.testing.tolerance import Tolerance
+from hqf.testing.tolerance import Hoeffding, Tolerance
 
 BackendFactory = Callable[[], Backend]
 
@@ -105,19 +109,28 @@ class PropertyResult:
 
 # -- running -----------------------------------------------------------------------------------
 def _as_factory(backend: str | BackendFactory | Backend, options: dict[str, Any] | None) -> BackendFactory:
+    """A factory of fresh backends; its keyword arguments (``noise=``) join ``options``."""
     if isinstance(backend, Backend):
         if options:
             raise ValueError("options apply to a backend name or factory, not to an instance")
-        return lambda: backend
+        return lambda **extra: _same_instance(backend, extra)
     if isinstance(backend, str):
         name, opts = backend, dict(options or {})
         make_backend(name, **opts)  # fail early: unknown name, unavailable, bad options
-        return lambda: make_backend(name, **opts)
+        return lambda **extra: make_backend(name, **opts, **extra)
     if callable(backend):
         if options:
-            return lambda: backend(**options)
+            return lambda **extra: backend(**options, **extra)
         return backend
     raise TypeError(f"backend must be a name, a factory or a Backend instance (got {type(backend).__name__})")
+
+
+def _same_instance(backend: Backend, extra: dict[str, Any]) -> Backend:
+    """An instance checked as it is: under noise only when it already runs that model."""
+    noise = extra.pop("noise", None)
+    if extra or (noise is not None and getattr(backend, "noise", None) != noise):
+        raise ValueError("a backend instance is checked as it is: pass a name or a factory to set its noise")
+    return backend
 
 
 def default_settings(examples: int = 25, seed: int | None = 0) -> settings:
@@ -137,6 +150,58 @@ def default_settings(examples: int = 25, seed: int | None = 0) -> settings:
     )
 
 
+@attrs.frozen
+class Setup:
+    """What one property runs: fresh backends, the answer key, the bound, the drawn size and the check."""
+
+    factory: BackendFactory
+    probe: Backend
+    reference: Backend
+    tolerance: Tolerance | Hoeffding
+    max_qubits: int
+    #: ``run(example, gradient_seed)`` raises :class:`Mismatch` when the backend is wrong on it
+    run: Callable[[Example, int], None]
+    #: what the result's message says on a pass
+    described: str
+
+
+def _plain_setup(factory: BackendFactory, probe: Backend, prop: str, limits: Limits) -> Setup | PropertyResult:
+    if prop == "native-gradient" and not native_gradients(probe):
+        return PropertyResult(prop, "skip", message="declares no native gradient")
+    tolerance = Tolerance.for_backend(probe)
+    reference = ReferenceBackend()
+    max_qubits = max(1, min(limits.max_qubits, probe.capabilities.max_qubits, reference.capabilities.max_qubits))
+    described = "" if prop == "shape" else f"({tolerance.describe()})"
+    return Setup(factory, probe, reference, tolerance, max_qubits, lambda ex, seed: check(prop, ex, seed), described)
+
+
+def _noisy_setup(
+    factory: BackendFactory, probe: Backend, prop: str, noise: NoiseModel | None, limits: Limits
+) -> Setup | PropertyResult:
+    channels = probe.capabilities.channels
+    if not probe.capabilities.noise or not channels:
+        return PropertyResult(prop, "skip", message="declares no noise channels")
+    model = default_noise(channels) if noise is None else noise
+    try:
+        model.require(probe.name, channels)
+    except ValueError as error:
+        return PropertyResult(prop, "skip", message=str(error))
+    def noisy() -> Backend:
+        return factory(noise=model)
+
+    probe = noisy()
+    if prop == "noisy-gradient" and estimates(probe):
+        return PropertyResult(prop, "skip", message="an estimate: noisy-expval checks its values")
+    if prop == "noisy-gradient" and not native_gradients(probe):
+        return PropertyResult(prop, "skip", message="declares no native gradient")
+    tolerance = noisy_tolerance(probe)
+    reference = ReferenceDensityBackend(noise=model)
+    max_qubits = max(1, min(limits.max_qubits, MAX_NOISY_QUBITS, probe.capabilities.max_qubits,
+                            reference.capabilities.max_qubits))
+    return Setup(noisy, probe, reference, tolerance, max_qubits, lambda ex, seed: check_noisy(prop, ex, model, seed),
+                 f"(noise {model}; {tolerance.describe()})")
+
+
 def check_property(
     backend: str | BackendFactory | Backend,
     prop: str,
@@ -145,31 +210,38 @@ def check_property(
     hypothesis_settings: settings | None = None,
     seed: int | None = 0,
     limits: Limits = Limits(),
+    noise: NoiseModel | None = None,
 ) -> PropertyResult:
-    """Run one property (a key of :data:`PROPERTIES`) against a backend and collect the outcome.
+    """Run one property (a key of :data:`PROPERTIES` or of :data:`~hqf.testing.noisy.NOISE_PROPERTIES`)
+    against a backend and collect the outcome.
 
     A fresh backend is built for every example (so a shot-based backend with a ``seed`` option
     replays exactly while Hypothesis shrinks). ``hypothesis_settings`` default to
     :func:`default_settings` (25 examples); ``seed`` seeds Hypothesis unless the settings derandomize.
+    A noise property builds the backend with ``noise=`` the model (``noise``, or
+    :func:`~hqf.testing.noisy.default_noise` of the channels it declares); a factory must accept it.
     """
-    if prop not in PROPERTIES:
-        raise ValueError(f"unknown property {prop!r}; properties: {', '.join(PROPERTIES)}")
+    if prop not in PROPERTIES and prop not in NOISE_PROPERTIES:
+        names = ", ".join([*PROPERTIES, *NOISE_PROPERTIES])
+        raise ValueError(f"unknown property {prop!r}; properties: {names}")
     factory = _as_factory(backend, options)
     probe = factory()
-    if prop == "native-gradient" and not native_gradients(probe):
-        return PropertyResult(prop, "skip", message="declares no native gradient")
-    tolerance = Tolerance.for_backend(probe)
-    reference = ReferenceBackend()
+    if prop in NOISE_PROPERTIES:
+        setup = _noisy_setup(factory, probe, prop, noise, limits)
+    else:
+        setup = _plain_setup(factory, probe, prop, limits)
+    if isinstance(setup, PropertyResult):
+        return setup
+    probe, tolerance, max_qubits = setup.probe, setup.tolerance, setup.max_qubits
     stats = Stats()
-    max_qubits = max(1, min(limits.max_qubits, probe.capabilities.max_qubits, reference.capabilities.max_qubits))
     gates = probe.capabilities.gates & set(GATES)
     kinds = probe.capabilities.observables & set(OBSERVABLE_KINDS)
 
     def one(circuit, values: np.ndarray, gradient_seed: int) -> None:
         angles = torch.from_numpy(values).to(probe.real_dtype)
-        example = Example(factory(), reference, tolerance, circuit, angles, stats)
+        example = Example(setup.factory(), setup.reference, tolerance, circuit, angles, stats)
         try:
-            check(prop, example, gradient_seed)
+            setup.run(example, gradient_seed)
         except Mismatch as mismatch:
             stats.note(mismatch)
             raise
@@ -221,13 +293,12 @@ def check_property(
     if fixed_failure is not None:
         return _failure(prop, Exception(), stats, tolerance, n_fixed, fixed_failure)
     return PropertyResult(
-        prop, "pass", stats.examples, stats.worst_error, stats.bound, message=f"({tolerance.describe()})"
-        if prop != "shape" else "", fixed_cases=n_fixed,
+        prop, "pass", stats.examples, stats.worst_error, stats.bound, message=setup.described, fixed_cases=n_fixed
     )
 
 
 def _failure(
-    prop: str, exc: BaseException, stats: Stats, tolerance: Tolerance, n_fixed: int = 0, fixed: Mismatch | None = None
+    prop: str, exc: BaseException, stats: Stats, tolerance: Tolerance | Hoeffding, n_fixed: int = 0, fixed: Mismatch | None = None
 ) -> PropertyResult:
     """The failed result, with the smallest failing circuit: Hypothesis' or the failing fixed case's."""
     mismatches = _mismatches(exc) + ([] if fixed is None else [fixed])
@@ -268,17 +339,24 @@ def check_backend(
     properties: Sequence[str] | None = None,
     limits: Limits = Limits(),
     hypothesis_settings: settings | None = None,
+    noise: NoiseModel | None = None,
 ) -> list[PropertyResult]:
     """Run every property (or those named) against a backend; one :class:`PropertyResult` each.
 
     ``backend`` is a registered name (built with ``options`` through :func:`hqf.registry.make.make_backend`), a
     factory returning a fresh backend, or an instance. ``examples`` is Hypothesis' ``max_examples``
-    per property; ``seed`` makes the run reproducible (``None``: derandomized).
+    per property; ``seed`` makes the run reproducible (``None``: derandomized). Every property means the
+    noise properties too when the backend declares noise channels (or ``noise`` is given); they run under
+    ``noise``, by default :func:`~hqf.testing.noisy.default_noise` of those channels.
     """
     factory = _as_factory(backend, options)
-    chosen = list(PROPERTIES) if properties is None else list(properties)
+    if properties is None:
+        noisy = noise is not None or bool(factory().capabilities.channels)
+        chosen = list(PROPERTIES) + (list(NOISE_PROPERTIES) if noisy else [])
+    else:
+        chosen = list(properties)
     run_settings = hypothesis_settings or default_settings(examples, seed)
     return [
-        check_property(factory, prop, hypothesis_settings=run_settings, seed=seed, limits=limits)
+        check_property(factory, prop, hypothesis_settings=run_settings, seed=seed, limits=limits, noise=noise)
         for prop in chosen
     ]

@@ -19,7 +19,6 @@ from hqf.quantum.circuit import Circuit, PauliWord
 from hqf.quantum.gates import recipe_values, shift_coefficients
 from hqf.quantum.gradients import expval, shift_jacobian
 from hqf.quantum.interfaces import Backend
-from hqf.testing.reference import ReferenceBackend
 from hqf.testing.tolerance import Tolerance
 
 #: property name -> what must hold (the names are those ``hqf check --property`` takes)
@@ -88,7 +87,9 @@ class Example:
     """One drawn example and what runs it."""
 
     backend: Backend
-    reference: ReferenceBackend
+    #: :class:`~hqf.testing.reference.ReferenceBackend`, or :class:`~hqf.testing.reference.ReferenceDensityBackend` under noise
+    reference: Backend
+    #: :class:`Tolerance`, or :class:`~hqf.testing.tolerance.Hoeffding` for a trajectory estimate
     tolerance: Tolerance
     circuit: Circuit
     angles: torch.Tensor  # in the backend's real dtype

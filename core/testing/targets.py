@@ -14,6 +14,7 @@ import attrs
 from hypothesis import settings
 
 from hqf.quantum.interfaces import Availability, Backend
+from hqf.quantum.noise import NoiseModel
 from hqf.registry.make import make_backend
 from hqf.registry.loader import registry
 from hqf.testing.conformance import Limits, PropertyResult, check_property
@@ -29,19 +30,22 @@ class Target:
     """A registered backend name with constructor options, and how hard to test it.
 
     ``examples`` (Hypothesis ``max_examples``; ``None`` keeps the active profile's) and ``limits``
-    let a slow backend be tested with fewer or smaller examples.
+    let a slow backend be tested with fewer or smaller examples. ``noise`` (``NoiseModel.parse`` text) is
+    the model of the noise properties (``None``: :func:`~hqf.testing.noisy.default_noise`).
     """
 
     backend: str
     options: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=_options)
     examples: int | None = None
     limits: Limits = Limits()
+    noise: str | None = None
 
     @property
     def id(self) -> str:
-        if not self.options:
-            return self.backend
-        return self.backend + "[" + ",".join(f"{k}={v}" for k, v in self.options) + "]"
+        shown = self.backend
+        if self.options:
+            shown += "[" + ",".join(f"{k}={v}" for k, v in self.options) + "]"
+        return shown if self.noise is None else f"{shown}@{self.noise}"
 
     def availability(self) -> Availability:
         return registry().get("backend", self.backend).availability()
@@ -49,12 +53,19 @@ class Target:
     def make(self) -> Backend:
         return make_backend(self.backend, **dict(self.options))
 
+    def make_with(self, **extra: Any) -> Backend:
+        """:meth:`make` with more options (the noise properties pass ``noise=``)."""
+        return make_backend(self.backend, **dict(self.options), **extra)
+
     def check(self, prop: str, hypothesis_settings: settings | None = None) -> PropertyResult:
         """Run one property on this target; ``hypothesis_settings`` default to the active profile."""
         base = hypothesis_settings or settings()
         if self.examples is not None:
             base = settings(base, max_examples=self.examples)
-        return check_property(self.make, prop, hypothesis_settings=base, seed=None, limits=self.limits)
+        noise = None if self.noise is None else NoiseModel.parse(self.noise)
+        return check_property(
+            self.make_with, prop, hypothesis_settings=base, seed=None, limits=self.limits, noise=noise
+        )
 
 
 def listed(variants: Mapping[str, Sequence[Target]]) -> list[Target]:

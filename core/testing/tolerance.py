@@ -92,3 +92,48 @@ class Tolerance:
         if self.shots is None:
             return f"|Δ| ≤ {self.atol:g} per expectation value"
         return f"Bernstein bound, {self.shots} shots, δ = {self.delta:g} per value (+{self.atol:g})"
+
+
+#: failure probability per value of the trajectory bound (:class:`Hoeffding`)
+HOEFFDING_DELTA = 1e-6
+
+
+@attrs.frozen
+class Hoeffding:
+    """The per-value bound for a trajectory estimate: the mean of ``K`` independent trajectories.
+
+    One trajectory's value of a Pauli word lies in ``[−c, c]``, with ``c`` the circuit's trajectory range
+    (:func:`hqf.testing.noisy.trajectory_range`; 1 under Pauli noise); a Hamiltonian's in ``Σ|c_k|·[−c, c]``
+    and a probability's in ``[0, c]``. Hoeffding's inequality for the mean of ``K`` values in an interval of
+    width ``w``, ``P(|mean − E| ≥ t) ≤ 2·exp(−2Kt²/w²)``, solved at failure probability ``δ`` per value:
+
+        b = atol + w·sqrt(ln(2/δ) / (2K))      (= atol + c·sqrt(2 ln(2/δ) / K) for a Pauli word).
+    """
+
+    atol: float
+    trajectories: int
+    #: the circuit's trajectory range ``c``
+    spread: float = 1.0
+    delta: float = HOEFFDING_DELTA
+    shots = None  # not shot-based: the Jacobian bounds of the noiseless properties do not apply
+
+    def width(self, circuit: Circuit) -> torch.Tensor:
+        """``[R]``: the width ``w`` of the interval one trajectory's output lies in, per output column."""
+        widths = []
+        for obs in circuit.observables:
+            if isinstance(obs, Probs):
+                widths += [self.spread] * obs.n_outputs
+            elif isinstance(obs, Hamiltonian):
+                widths.append(2 * self.spread * sum(abs(c) for c, _ in obs.terms))
+            else:
+                widths.append(2 * self.spread)
+        return torch.tensor(widths, dtype=torch.float64)
+
+    def output_bound(self, circuit: Circuit, exact: torch.Tensor) -> torch.Tensor:
+        """``[..., R]`` bounds for the exact outputs ``exact[..., R]`` of ``circuit``."""
+        scale = math.sqrt(math.log(2 / self.delta) / (2 * self.trajectories))
+        return (self.atol + self.width(circuit) * scale).expand_as(exact.to(torch.float64)).clone()
+
+    def describe(self) -> str:
+        return (f"Hoeffding bound, {self.trajectories} trajectories, each circuit's range c, "
+                f"δ = {self.delta:g} per value (+{self.atol:g})")
