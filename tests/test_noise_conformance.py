@@ -95,6 +95,7 @@ def test_a_wrong_convention_is_caught_and_named(wrong_backends, name):
                    "--max-qubits", "3", "--max-ops", "6")
     assert result.exit_code == 1, result.output
     assert "FAILED noisy-expval" in result.output and "smallest failing circuit:" in result.output
+    assert "after 1 fixed cases" in result.output  # the first gate case already shows it
 
 
 def test_the_right_convention_passes_in_the_same_check(wrong_backends):

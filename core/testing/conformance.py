@@ -20,6 +20,10 @@ compares within the bound of :mod:`hqf.testing.tolerance`:
 - ``native-gradient``: the same with each native gradient the backend declares (``adjoint``: its
   ``vjp``; ``backprop``: autograd through its ``expval``); skipped when it declares none.
 
+For a backend that declares noise channels, :data:`~hqf.testing.noisy.NOISE_PROPERTIES` (``noisy-expval``,
+``noisy-gradient``) run the same way under a noise model against
+:class:`~hqf.testing.reference.ReferenceDensityBackend` (:mod:`hqf.testing.noisy`).
+
 A failing example is shrunk by Hypothesis for at most ``Limits.shrink_seconds``; the result carries
 the smallest failing circuit as :meth:`hqf.quantum.circuit.Circuit.diagram` text, its angles, and the
 backend's and the reference's whole output row where they differ.
