@@ -253,3 +253,64 @@ def test_a_differentiable_backward_gives_second_derivatives():
 
     for got, want in zip(hessian_diagonal(TrajectoryBackend(depolarizing=0.0)), hessian_diagonal(TorchBackend())):
         assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
+# --- common random numbers (Backend.fix_randomness) and the declaration of estimates ---
+
+
+def test_a_key_gives_the_first_rows_the_same_branches_whatever_the_batch():
+    circuit = layered_circuit(3, 1)
+    angles = torch.rand(24, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    found = sites(circuit, NoiseModel.parse("depolarizing=0.1,amplitude_damping=0.1"))
+    whole, first = found.draw_keyed(24 * 3, 9, 7), found.draw_keyed(5 * 3, 9, 7)
+    assert np.array_equal(whole[: 5 * 3], first)
+    assert not np.array_equal(found.draw_keyed(24 * 3, 9, 8), whole)  # another key, other branches
+    backend = TrajectoryBackend(noise="depolarizing=0.1,amplitude_damping=0.1", trajectories=3, seed=9)
+    state = backend.rng_state()
+    backend.fix_randomness(7)
+    all_rows = backend.expval(circuit, angles)
+    assert torch.equal(backend.expval(circuit, angles[:5]), all_rows[:5])  # the curvature probe's first m rows
+    assert torch.equal(backend.expval(circuit, angles), all_rows)  # every call under the key: the same draws
+    assert torch.equal(backend.rng_state(), state)  # the generator is left alone
+    backend.fix_randomness(None)
+    fresh = backend.expval(circuit, angles)
+    assert not torch.equal(fresh, all_rows)
+    assert not torch.equal(backend.rng_state(), state)
+
+
+def test_keyed_draws_depend_on_the_seed_and_key_alone():
+    circuit = layered_circuit(3, 1)
+    angles = torch.rand(8, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    first, second = (TrajectoryBackend(noise="depolarizing=0.2", seed=3) for _ in range(2))
+    first.expval(circuit, angles)  # a call between: keyed draws do not read the generator's state
+    first.fix_randomness(11), second.fix_randomness(11)
+    assert torch.equal(first.expval(circuit, angles), second.expval(circuit, angles))
+    other = TrajectoryBackend(noise="depolarizing=0.2", seed=4)
+    other.fix_randomness(11)
+    assert not torch.equal(other.expval(circuit, angles), first.expval(circuit, angles))
+
+
+def test_a_key_makes_a_finite_difference_measure_the_function_not_the_noise():
+    circuit = layered_circuit(3, 1)
+    angles = torch.rand(16, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    backend = TrajectoryBackend(noise="depolarizing=0.05", seed=1)
+    step = torch.zeros_like(angles)
+    step[:, -1] = 1e-5
+    exact = TorchBackend().expval(circuit, angles + step) - TorchBackend().expval(circuit, angles - step)
+    fresh = backend.expval(circuit, angles + step) - backend.expval(circuit, angles - step)
+    backend.fix_randomness(0)
+    common = backend.expval(circuit, angles + step) - backend.expval(circuit, angles - step)
+    assert float(fresh.abs().max()) > 1e-2  # sampling noise swamps a 2e-5 difference
+    assert float(common.abs().max()) < 1e-3 and float(exact.abs().max()) < 1e-3
+
+
+@pytest.mark.parametrize("key", [-1, 1.5, True, "0"])
+def test_a_bad_key_is_a_one_line_error(key):
+    with pytest.raises(ValueError, match="'key' must be a non-negative integer or None"):
+        TrajectoryBackend(noise="depolarizing=0.1", seed=1).fix_randomness(key)
+
+
+def test_trajectories_declare_estimates_and_exact_backends_do_not():
+    assert TrajectoryBackend.capabilities.estimates
+    assert not TorchBackend.capabilities.estimates
+    TorchBackend().fix_randomness(3)  # the contract's default: a backend that draws nothing ignores it

@@ -46,7 +46,8 @@ class TrajectoryBackend(Backend):
         depolarizing: shorthand for ``NoiseModel.depolarizing(p)``; not with ``noise``.
         trajectories: trajectories per row, averaged (the outputs stay ``[B, R]``).
         seed: seeds the backend's own ``torch.Generator`` (None: a random seed); every call draws fresh
-            branches from it, so a fixed seed reproduces the same sequence of calls bit for bit.
+            branches from it, so a fixed seed reproduces the same sequence of calls bit for bit. Under
+            :meth:`fix_randomness` a call draws from ``(seed, key)`` instead (common random numbers).
 
     Raises:
         ValueError: a bad option, in one line.
@@ -68,6 +69,7 @@ class TrajectoryBackend(Backend):
         max_qubits=24,
         gradients={"backprop"},
         noise=True,
+        estimates=True,
         channels=NOISE_FEATURES,
         gates=GATES,
         observables=OBSERVABLE_KINDS,
@@ -99,6 +101,10 @@ class TrajectoryBackend(Backend):
             self.generator.seed()
         else:
             self.generator.manual_seed(seed)
+        #: the non-negative seed keyed draws derive from (the generator's initial seed)
+        self.key_seed = self.generator.initial_seed()
+        #: the key of :meth:`fix_randomness` (None: fresh draws from :attr:`generator`)
+        self.key: int | None = None
 
     def rng_state(self) -> torch.Tensor:
         """The state of the generator the branches are drawn from (for a checkpoint)."""
@@ -107,6 +113,14 @@ class TrajectoryBackend(Backend):
     def set_rng_state(self, state: torch.Tensor) -> None:
         """Restore a state of :meth:`rng_state`: the next calls draw what they drew after it was taken."""
         self.generator.set_state(state)
+
+    def fix_randomness(self, key: int | None) -> None:
+        """Until called again, every call draws its branches from ``(key_seed, key)``: row ``r`` of a call
+        (trajectory ``t`` of row ``r`` is draw row ``r·trajectories + t``) gets the same branches whatever
+        the batch size, and :attr:`generator` is left alone; None: fresh draws from :attr:`generator`."""
+        if key is not None and (isinstance(key, bool) or not isinstance(key, int) or key < 0):
+            raise ValueError(f"'key' must be a non-negative integer or None (got {key!r})")
+        self.key = key
 
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         """``[B, R]`` float64: each row's outputs averaged over its ``trajectories`` (differentiable)."""
@@ -121,7 +135,10 @@ class TrajectoryBackend(Backend):
         rows = angles.to("cpu", torch.float64).repeat_interleave(k, dim=0)  # a row's trajectories together
         shared = shared.to("cpu", torch.float64).reshape(-1)
         found, program = compiled(circuit, self.noise)
-        branches = found.draw(rows.shape[0], self.generator)
+        if self.key is None:
+            branches = found.draw(rows.shape[0], self.generator)
+        else:
+            branches = found.draw_keyed(rows.shape[0], self.key_seed, self.key)
         words = readout(circuit, self.noise)
 
         def plain(data: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

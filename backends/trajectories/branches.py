@@ -103,6 +103,11 @@ class Sites:
         uniform = torch.rand((rows, self.count), generator=generator, dtype=torch.float64).numpy()
         return choose(uniform, self.channel, self.edges)
 
+    def draw_keyed(self, rows: int, seed: int, key: int) -> np.ndarray:
+        """:meth:`draw` from the uniform draws of :func:`keyed_uniform` of ``(seed, key)``: the first ``m``
+        rows are the same for every ``rows >= m``."""
+        return choose(keyed_uniform(rows, self.count, seed, key), self.channel, self.edges)
+
     @functools.cached_property
     def edges(self) -> np.ndarray:
         """``[channels, width]``: each unravelling's cumulative probabilities but the last, padded with ``inf``."""
@@ -116,6 +121,13 @@ class Sites:
     def unitary(self) -> np.ndarray:
         """``[sites]`` bool: the site's branches are all unitary."""
         return np.array([self.unravellings[c].unitary for c in self.channel], dtype=np.bool_)
+
+
+def keyed_uniform(rows: int, count: int, seed: int, key: int) -> np.ndarray:
+    """``[rows, count]`` float64 uniform draws in ``[0, 1)`` that depend on ``(seed, key)`` alone (Philox
+    seeded by ``SeedSequence((seed, key))``, filled row by row): row ``r`` is the same whatever ``rows``."""
+    generator = np.random.Generator(np.random.Philox(np.random.SeedSequence((seed, key))))
+    return generator.random((rows, count))
 
 
 def sites(circuit: Circuit, noise: NoiseModel) -> Sites:

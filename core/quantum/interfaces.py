@@ -66,6 +66,9 @@ class Capabilities:
     exact: bool = True
     #: it runs some noise (a :class:`~hqf.quantum.noise.NoiseModel`)
     noise: bool = False
+    #: its noisy values are Monte Carlo estimates of the density-matrix values (sampled noise branches,
+    #: e.g. trajectories), whatever ``exact`` says about shots
+    estimates: bool = False
     #: the noise it runs: channel names of ``hqf.quantum.noise.CHANNELS``, and ``readout``
     channels: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     #: the gate names it runs (``hqf.quantum.circuit.GATES``); by default the original seven
@@ -141,6 +144,12 @@ class Backend(abc.ABC):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"'n' must be an integer >= 1 (got {n!r})")
         self.threads = n
+
+    def fix_randomness(self, key: int | None) -> None:
+        """Until called again, every call draws its random branches from ``key`` (a non-negative integer):
+        row ``r`` of a call gets the same draws whatever the batch size, so calls under one key see common
+        random numbers; None: fresh draws each call. This default, for a backend that draws nothing, does
+        nothing."""
 
     @abc.abstractmethod
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
