@@ -469,8 +469,11 @@ NOISY_PEERS: dict[str, NoisyPeer] = {
             gradient="forward only",
             modules=("cudaq",),
             build=cudaq_dm_layer,
-            rows=16,
+            rows=1,  # by far the slowest peer per row here (hea8x6 under noise)
             spares_torch=False,
+            repeats=2,
+            warmup=0,
+            max_qubits=8,
         ),
         NoisyPeer(
             name="qiskit-aer-dm",
