@@ -6,16 +6,28 @@ import csv
 import json
 import os
 import signal
+import time
 
 import pytest
+import torch
 from click.testing import CliRunner
+from hqf.backends.trajectories import TrajectoryBackend
 from hqf.cli import main
 from hqf.errors import ConfigError, RunInterrupted
 from hqf.learn.config import RunConfig
 from hqf.learn.evaluation import TIMING_KEYS
+from hqf.learn.process import pace
 from hqf.learn.experiment import run
 from hqf.learn.rundir.saved import load, run_dataset
-from hqf.learn.training.run_backend import evaluation_backend, training_backend
+from hqf.learn.training.model import build_model
+from hqf.learn.training.run_backend import (
+    data_parallel_rank,
+    evaluation_backend,
+    make_run_backend,
+    training_backend,
+)
+from hqf.learn.training.step import train_step
+from hqf.learn.training.terms import build_terms
 
 MODEL = "depolarizing=0.02,amplitude_damping=0.01,readout=0.03"
 #: the text form of MODEL (NoiseModel.__str__: readout in both directions)
@@ -178,3 +190,73 @@ def test_a_trajectory_run_stopped_by_sigterm_resumes_to_the_same_result_bit_for_
 def _curves(folder) -> list[dict]:
     with open(folder / "curves.csv", newline="") as handle:
         return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in csv.DictReader(handle)]
+
+
+# -- common random numbers within a training step; data-parallel ranks draw apart ---------------------------------
+
+
+class KeyRecorder(TrajectoryBackend):
+    """Trajectories that record the key of every call."""
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.seen: list[int | None] = []
+
+    def expval_broadcast(self, circuit, angles, shared):
+        self.seen.append(self.key)
+        return super().expval_broadcast(circuit, angles, shared)
+
+
+def test_every_backend_call_of_a_training_step_draws_from_its_iteration():
+    config = RunConfig(**{**TINY, "regularizers": ["curvature"]}, noise="depolarizing=0.05")
+    backend = KeyRecorder(noise="depolarizing=0.05", seed=0)
+    model = build_model(config, 16, 4, backend=backend)
+    terms = build_terms(config, model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.01)
+    x, y = torch.rand(32, 16, generator=torch.Generator().manual_seed(0)), torch.arange(32) % 4
+    result = train_step(model, optimizer, params, terms, x, y, 1)
+    assert list(result.penalties) == ["curv"] and len(backend.seen) > 2  # the forward and the probe's calls
+    assert set(backend.seen) == {1} and backend.key is None
+    backend.seen.clear()
+    train_step(model, optimizer, params, terms, x, y, 2)
+    assert set(backend.seen) == {2} and backend.key is None
+
+
+def test_data_parallel_ranks_seed_their_trajectories_apart(monkeypatch):
+    assert data_parallel_rank({"RANK": "1", "WORLD_SIZE": "2"}) == 1
+    assert data_parallel_rank({"RANK": "0", "WORLD_SIZE": "1"}) == 0 and data_parallel_rank({}) == 0
+    config = RunConfig(noise="depolarizing=0.02", seed=5)
+    assert make_run_backend(config).key_seed == 5
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert make_run_backend(config).key_seed == 8
+
+
+# -- the slow-run probe under noise ----------------------------------------------------------------------------------
+
+
+def test_the_slow_run_probe_leaves_a_trajectory_runs_draws_alone_and_names_what_trains(monkeypatch):
+    config = RunConfig(**TINY, noise="depolarizing=0.05")
+    model = build_model(config, 16, 4)
+    backend = model.quantum.backend
+    assert backend.capabilities.estimates
+    state = backend.rng_state()
+    monkeypatch.setattr(pace, "SLOW_RUN_S", 0.0)
+    text = pace.slow_run_warning(config, model, torch.rand(32, 16, generator=torch.Generator().manual_seed(1)), 10)
+    assert torch.equal(backend.rng_state(), state)  # timed on a fresh instance, not the run's generator
+    assert "(backend trajectories," in text
+    chosen = pace.timed(config, model.quantum, pace.data_angles(model, torch.rand(4, 16)), "auto")
+    assert (chosen.backend, chosen.estimates) == ("trajectories", True)
+
+
+def test_under_noise_the_probe_names_only_backends_that_run_the_noise():
+    dm = RunConfig(**TINY, noise="depolarizing=0.05", backend="torch-dm")
+    model = build_model(dm, 16, 4)
+    angles = pace.data_angles(model, torch.rand(8, 16, generator=torch.Generator().manual_seed(2)))
+    found = pace.alternatives(dm, model.quantum, angles, time.perf_counter())
+    default = [p for p in found if p.options == "--backend torch"]
+    assert [(p.backend, p.estimates) for p in default] == [("trajectories", True)]
+    assert {p.backend for p in found} <= {"torch-dm", "trajectories"}
+    text = pace.describe(pace.Pace("torch-dm", "backprop", 10.0, probed_rows=8), 32, 100, default)
+    assert "trains on trajectories: estimates from sampled noise branches" in text

@@ -5,14 +5,16 @@ the circuit ``2P`` times per row; a per-row adjoint pass is not batched), so a r
 where a declared alternative takes minutes. :func:`slow_run_warning` finds out cheaply:
 
 - it times one forward and backward pass of the run's circuit on the run's backend (a fresh instance
-  of it when it samples shots, so that the run's random state is untouched), after one untimed warm-up
+  of it when it samples shots or noise branches, so that the run's random state is untouched), after one untimed warm-up
   pass: at 1 row, then 2, 4, … up to the batch size while :data:`PROBE_BUDGET_S` lasts, and
   extrapolates to the batch size along the line through the last two timings (a backend whose cost
   grows faster than linearly in the rows is then underestimated; the warning says how it was timed);
 - when the whole run's estimate exceeds :data:`SLOW_RUN_S`, it times the alternatives the same way —
   the configuration's default backend with ``gradient = "auto"``, then every other gradient the
   backend declares (and the parameter-shift rule) — and names those at least :data:`FASTER_BY` times
-  faster.
+  faster. Under noise an alternative is a backend that runs the run's noise (one that cannot is never
+  built, so never named), labelled by the backend that would train (``trajectories`` for
+  ``--backend torch``) and marked when its values are estimates.
 
 The estimate covers the quantum layer's forward and backward only (not the classical layers, nor the
 curvature term's extra passes). A probe that fails is skipped: the estimate never stops a run.
@@ -49,6 +51,7 @@ BUDGET_S = 4.0
 class Pace:
     """One timed choice: a backend and gradient method, and its seconds per iteration (quantum layer)."""
 
+    #: the backend that would train (under noise, ``trajectories`` for ``--backend torch``)
     backend: str
     gradient: str
     per_iteration_s: float
@@ -56,6 +59,8 @@ class Pace:
     options: str = ""
     #: the most rows the probe timed (fewer than the batch: the rest is extrapolated)
     probed_rows: int = 0
+    #: its values are estimates under noise (sampled branches), not the exact noisy values
+    estimates: bool = False
 
 
 def probe(
@@ -121,7 +126,7 @@ def timed(
     backend = backend if backend is not None else make_run_backend(config)
     seconds, rows = probe(backend, layer.circuit, angles, layer.weights, gradient, config.batch_size)
     method = default_gradient(backend) if gradient == "auto" else gradient
-    return Pace(config.backend, method, seconds, options, rows)
+    return Pace(backend.name, method, seconds, options, rows, backend.capabilities.estimates)
 
 
 def slow_run_warning(config: RunConfig, model, x: torch.Tensor, iterations: int) -> str | None:
@@ -134,8 +139,9 @@ def slow_run_warning(config: RunConfig, model, x: torch.Tensor, iterations: int)
     try:
         angles = data_angles(model, x[: config.batch_size])
         # the run's own backend when exact (no random state to disturb; its caches warm up for training),
-        # else a fresh instance, so that the run's shots are drawn as without the probe
-        own = layer.backend if layer.backend.capabilities.exact else None
+        # else a fresh instance, so that the run's shots and noise branches are drawn as without the probe
+        capabilities = layer.backend.capabilities
+        own = layer.backend if capabilities.exact and not capabilities.estimates else None
         chosen = timed(config, layer, angles, layer.gradient, backend=own)
     except Exception:  # noqa: BLE001 - an estimate that cannot be made is no reason to stop the run
         return None
@@ -189,7 +195,8 @@ def _how(pace: Pace, batch: int) -> str:
 def _note(pace: Pace, chosen: Pace) -> str:
     if pace.backend == chosen.backend:
         return "" if pace.gradient == "parameter-shift" else f"; this backend declares {pace.gradient}"
-    return f"; gradient {pace.gradient}"
+    sampled = f"; trains on {pace.backend}: estimates from sampled noise branches" if pace.estimates else ""
+    return f"; gradient {pace.gradient}{sampled}"
 
 
 def _duration(seconds: float) -> str:

@@ -2,13 +2,15 @@
 
 A run without noise trains and evaluates on ``config.backend``. A run with noise (``config.noise``, or
 its shorthand ``depolarizing``) on the default, noiseless ``torch`` backend trains on
-:data:`NOISY_TRAINING` (one sampled trajectory per row, its generator seeded with ``config.seed``)
+:data:`NOISY_TRAINING` (one sampled trajectory per row, its generator seeded with ``config.seed`` plus the rank)
 and is evaluated on the first of :data:`EXACT_NOISY` that runs its noise and circuit; a run that names
 a noisy backend (``torch-dm``, ``ptm``, ...) trains and evaluates on it. A backend that cannot run the
 noise is refused in one line before any work.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 from hqf.errors import ConfigError
@@ -68,7 +70,8 @@ def make_run_backend(config, name: str | None = None) -> Backend:
     first (unknown, unavailable, or not running the noise: a one-line HqfError).
 
     The run's ``backend_options`` go to the backend the run names; the trajectories of a noisy run of
-    the default backend get them too, with ``seed = config.seed`` unless they set one. The simulator
+    the default backend get them too, with ``seed = config.seed + rank`` unless they set one (``rank``:
+    this process's rank in a data-parallel run, :func:`data_parallel_rank`). The simulator
     runs on ``config.device`` when the backend supports that device type; a backend that does not
     (cuquantum: GPU only, the model on the CPU) keeps its own default device, and the expectation
     values come back to the model's device.
@@ -87,7 +90,7 @@ def make_run_backend(config, name: str | None = None) -> Backend:
         else:
             options["depolarizing"] = config.depolarizing
         if name == NOISY_TRAINING:
-            options.setdefault("seed", config.seed)
+            options.setdefault("seed", config.seed + data_parallel_rank())
     if "device" not in options and torch.device(config.device).type in cls.capabilities.devices:
         options["device"] = config.device
     try:
@@ -96,6 +99,16 @@ def make_run_backend(config, name: str | None = None) -> Backend:
         raise ConfigError(f"backend {name!r} does not take these options {sorted(options)}: {exc}") from None
     except ValueError as exc:
         raise ConfigError(f"backend {name!r}: {exc}") from None
+
+
+def data_parallel_rank(environ=os.environ) -> int:
+    """This process's rank in a data-parallel run (torchrun's ``RANK`` when ``WORLD_SIZE`` > 1), else 0:
+    each rank's trajectories are seeded apart, so that ranks do not draw the same noise branches."""
+    try:
+        world, rank = int(environ.get("WORLD_SIZE", 1)), int(environ.get("RANK", 0))
+    except ValueError:
+        return 0  # hqf.learn.process.distributed.from_environment reports malformed values in one line
+    return rank if world > 1 else 0
 
 
 def noisy_backends() -> list[str]:
