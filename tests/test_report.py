@@ -138,6 +138,27 @@ def test_table3_reads_the_runs_gate_noise_evaluations(tmp_path):
     assert metrics.index("Accuracy (%), torch, gate noise p=0, 1,024 test rows") < metrics.index(title)
 
 
+def test_table3_labels_an_evaluation_by_its_noise_text(tmp_path):
+    """An ``hqf evaluate --noise`` result is labelled by its noise model, not by ``depolarizing`` (0 there)."""
+    sweep = _sweep(tmp_path / "s")
+    texts = {"none": 0.0, "depolarizing=0.02": 0.01, "amplitude_damping=0.05,readout=0.03:0.03": 0.03}
+    for seed in SEEDS:
+        run = sweep / f"full/depolarizing=0.0/seed{seed}"
+        (run / "evaluations").mkdir()
+        for i, (text, d) in enumerate(texts.items()):
+            record = {"accuracy": 0.8 - d, "backend": "ptm", "noise": text, "depolarizing": 0.0, "input_noise": 0.0,
+                      "test_samples": 1024}
+            (run / "evaluations" / f"ptm_{i}_n1024.json").write_text(json.dumps(record))
+    make_report([sweep], tmp_path / "out")
+    metrics = {r["metric"] for r in _csv(tmp_path / "out" / "table3.csv") if r["variant"] == "full"}
+    assert {
+        "Accuracy (%), ptm, no noise, 1,024 test rows",
+        "Accuracy (%), ptm, noise depolarizing=0.02, 1,024 test rows",
+        "Accuracy (%), ptm, noise amplitude_damping=0.05,readout=0.03:0.03, 1,024 test rows",
+    } <= metrics
+    assert not any("gate noise p=0" in m for m in metrics)
+
+
 def test_a_row_may_have_its_own_baseline(tmp_path):
     """``[report] baselines``: full is tested against sgd (e.g. the same model family on another
     dataset), the other rows against adam."""

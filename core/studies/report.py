@@ -212,7 +212,7 @@ def write_csv(path: pathlib.Path, table: Sequence[tuple[Row, dict]], baseline: s
 
 def table_columns(table: str, groups: Sequence[Group], axis: str) -> list[Column]:
     """The columns of a table; Table III adds accuracy at every non-zero level of the noise axis, and
-    the accuracy of every kind of ``hqf evaluate`` result the runs keep (backend, gate noise, rows)."""
+    the accuracy of every kind of ``hqf evaluate`` result the runs keep (backend, noise, rows)."""
     columns = [Column(title, role, scale) for title, role, scale in TABLES[table][1]]
     present = {key for g in groups for r in g.runs for key in r.metrics}
     columns[1:1] = [Column(title, role, scale) for title, role, scale in OPTIONAL_COLUMNS.get(table, []) if KEYS[role] in present]
@@ -227,12 +227,22 @@ def table_columns(table: str, groups: Sequence[Group], axis: str) -> list[Column
 
 
 def _evaluation_order(e: dict) -> tuple:
-    return (e.get("test_samples") or 0, e.get("input_noise") or 0, e.get("depolarizing") or 0, str(e.get("backend")))
+    noise = e.get("noise") or ""
+    return (e.get("test_samples") or 0, e.get("input_noise") or 0, e.get("depolarizing") or 0, noise, str(e.get("backend")))
+
+
+def noise_label(e: dict) -> str:
+    """How an evaluation's noise reads in a column title: ``noise depolarizing=0.02,readout=0.03``, ``no
+    noise``, or ``gate noise p=0.02`` for an evaluation without a ``noise`` key (its ``depolarizing`` alone)."""
+    text = e.get("noise")
+    if text is None:
+        return f"gate noise p={e.get('depolarizing') or 0:g}"
+    return "no noise" if text in ("", "none") else f"noise {text}"
 
 
 def _evaluation_title(e: dict) -> str:
-    """``Accuracy (%), torch-dm, gate noise p=0.02, 1,024 test rows`` for one kind of evaluation."""
-    parts = [f"Accuracy (%), {e.get('backend')}", f"gate noise p={e.get('depolarizing') or 0:g}"]
+    """``Accuracy (%), ptm, noise depolarizing=0.02, 1,024 test rows`` for one kind of evaluation."""
+    parts = [f"Accuracy (%), {e.get('backend')}", noise_label(e)]
     if e.get("input_noise"):
         parts.append(f"input noise σ={e['input_noise']:g}")
     if e.get("test_samples") is not None:
