@@ -36,6 +36,7 @@ import math
 import numba
 import numpy as np
 from hqf.backends.torch.gates_cpu import rotate
+from hqf.backends.trajectories.product import prefix_backward, product_tile, wire_cotangents, wire_states
 
 #: rows per tile: one AVX-512 vector of float64
 LANES = 8
@@ -147,16 +148,19 @@ def pauli_lane(re, im, n, wire, t, letter):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def flip_lane(re, im, scratch_re, scratch_im, n, t, x, z, parity_sign):
-    """Lane ``t`` ← ``X^x Z^z`` lane ``t`` (up to a global phase): ``out[i] = (−1)^{|(i ⊕ x) ∧ z|} in[i ⊕ x]``
-    (``parity_sign[j]``: ``(−1)^{|j|}``)."""
-    dim = 1 << n
-    for i in range(dim):
+def flip_lane(re, im, n, t, x, z, parity_sign):
+    """Lane ``t`` ← ``X^x Z^z`` lane ``t`` (up to a global phase), in place: ``out[i] = (−1)^{|(i ⊕ x) ∧ z|}
+    in[i ⊕ x]`` (``parity_sign[j]``: ``(−1)^{|j|}``)."""
+    for i in range(1 << n):
         j = i ^ x
-        s = parity_sign[j & z]
-        scratch_re[i], scratch_im[i] = s * re[j * LANES + t], s * im[j * LANES + t]
-    for i in range(dim):
-        re[i * LANES + t], im[i * LANES + t] = scratch_re[i], scratch_im[i]
+        if j < i:
+            continue
+        a, b = i * LANES + t, j * LANES + t
+        si, sj = parity_sign[j & z], parity_sign[i & z]
+        ar, ai, br, bi = re[a], im[a], re[b], im[b]
+        re[a], im[a] = si * br, si * bi
+        if j != i:
+            re[b], im[b] = sj * ar, sj * ai
 
 
 @numba.njit(cache=True, nogil=True)
@@ -178,10 +182,10 @@ def conjugate_frames(fx, fz, kind, bit_a, bit_b):
 
 
 @numba.njit(cache=True, nogil=True)
-def draw_into_frames(fx, fz, letters, branches, b0, k, bit):
-    """Multiply each lane's frame by the Pauli it drew at site ``k`` (on the wire of ``bit``)."""
+def draw_into_frames(fx, fz, drawn, b0, bit):
+    """Multiply each lane's frame by the Pauli it drew (``drawn[b0 + t]``: 0 I, 1 X, 2 Y, 3 Z) on the wire of ``bit``."""
     for t in range(LANES):
-        letter = letters[branches[b0 + t, k]]
+        letter = drawn[b0 + t]
         if letter == 1 or letter == 2:
             fx[t] ^= bit
         if letter == 2 or letter == 3:
@@ -189,20 +193,20 @@ def draw_into_frames(fx, fz, letters, branches, b0, k, bit):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def flush(re, im, scratch_re, scratch_im, n, fx, fz, mask, parity_sign):
+def flush(re, im, n, fx, fz, mask, parity_sign):
     """Apply and clear the frame of every lane whose frame touches a wire of ``mask``."""
     for t in range(LANES):
         if (fx[t] | fz[t]) & mask:
-            flip_lane(re, im, scratch_re, scratch_im, n, t, fx[t], fz[t], parity_sign)
+            flip_lane(re, im, n, t, fx[t], fz[t], parity_sign)
             fx[t], fz[t] = 0, 0
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def flush_x(re, im, scratch_re, scratch_im, n, fx, fz, mask, parity_sign):
+def flush_x(re, im, n, fx, fz, mask, parity_sign):
     """Apply and clear the frame of every lane whose frame has an X or Y on a wire of ``mask``."""
     for t in range(LANES):
         if fx[t] & mask:
-            flip_lane(re, im, scratch_re, scratch_im, n, t, fx[t], fz[t], parity_sign)
+            flip_lane(re, im, n, t, fx[t], fz[t], parity_sign)
             fx[t], fz[t] = 0, 0
 
 
@@ -271,6 +275,8 @@ def run_tile(
     site_matrices_,
     letters,
     branches,
+    drawn,
+    hit,
     store,
     store_slot,
     m,
@@ -281,20 +287,24 @@ def run_tile(
     phase_mask,
     phase_re,
     phase_im,
+    prefix,
+    prefix_wire,
+    v,
+    history,
 ):
-    """Run the program on one tile from ``|0…0⟩``; keeps the state before each site with a ``store_slot``
-    ``>= 0`` in ``store[slot]`` when ``store`` has rows. Returns the arrays holding the final state
-    (every frame applied)."""
-    re[:] = 0.0
-    im[:] = 0.0
-    for t in range(LANES):
-        re[t] = 1.0
+    """Run the program on one tile from ``|0…0⟩``: its leading product layer (``prefix``, on wires
+    ``prefix_wire``) in closed form into ``v`` and ``history`` (:func:`~hqf.backends.trajectories.product.wire_states`),
+    then its ops; keeps the state before each site with a ``store_slot`` ``>= 0`` in ``store[slot]`` when
+    ``store`` has rows. Returns the arrays holding the final state (every frame applied)."""
+    wire_states(prefix, prefix_wire, b0, n, mode, row_mats, site_channel, site_matrices_, letters, branches, v, history)
+    product_tile(re, im, n, v)
     keep = store.shape[0] > 0
     fx, fz = np.zeros(LANES, dtype=np.int64), np.zeros(LANES, dtype=np.int64)
     for o in range(ops.shape[0]):
         kind, k = ops[o, 0], ops[o, 1]
         if kind == FRAME_SITE:
-            draw_into_frames(fx, fz, letters[site_channel[k]], branches, b0, k, 1 << (n - 1 - site_wire[k]))
+            if hit[k, b0 // LANES]:
+                draw_into_frames(fx, fz, drawn[k], b0, 1 << (n - 1 - site_wire[k]))
         elif kind == CLIFFORD:
             conjugate_frames(fx, fz, clifford[k, 0], 1 << (n - 1 - clifford[k, 1]), 1 << (n - 1 - clifford[k, 2]))
             if clifford[k, 3] >= 0:
@@ -302,12 +312,12 @@ def run_tile(
                 re, re2, im, im2 = re2, re, im2, im
         elif kind == PHASE:
             if phase_active[k]:
-                flush_x(re, im, re2, im2, n, fx, fz, phase_mask[k], parity_sign)
+                flush_x(re, im, n, fx, fz, phase_mask[k], parity_sign)
                 apply_phase(re, im, phase_re[k], phase_im[k])
         elif kind == GATE:
             if mode[k] == IN_PHASE:
                 continue
-            flush(re, im, re2, im2, n, fx, fz, 1 << (n - 1 - gate_wire[k]), parity_sign)
+            flush(re, im, n, fx, fz, 1 << (n - 1 - gate_wire[k]), parity_sign)
             if mode[k] == SHARED:
                 shared_gate(re, im, n, gate_wire[k], row_mats[0, k], gate_real[k])
             else:
@@ -323,8 +333,8 @@ def run_tile(
         else:
             channel = site_channel[k]
             if letters[channel, 0] >= 0:  # a Pauli channel: only the lanes that drew an error
-                for t in range(LANES):
-                    letter = letters[channel, branches[b0 + t, k]]
+                for t in range(LANES if hit[k, b0 // LANES] else 0):
+                    letter = drawn[k, b0 + t]
                     if letter > 0:
                         pauli_lane(re, im, n, site_wire[k], t, letter)
             else:
@@ -334,7 +344,7 @@ def run_tile(
                 site_lanes(branches, b0, k, site_matrices_[channel], m)
                 coefficients(m, False, c)
                 lane_gate(re, im, n, site_wire[k], c)
-    flush(re, im, re2, im2, n, fx, fz, (1 << n) - 1, parity_sign)
+    flush(re, im, n, fx, fz, (1 << n) - 1, parity_sign)
     return re, im, re2, im2
 
 
@@ -355,12 +365,16 @@ def forward_tiles(
     site_matrices_,
     letters,
     branches,
+    drawn,
+    hit,
     clifford,
     parity_sign,
     phase_active,
     phase_mask,
     phase_re,
     phase_im,
+    prefix,
+    prefix_wire,
     z_signs_t,
     out,
     final,
@@ -375,6 +389,8 @@ def forward_tiles(
     m = np.empty((LANES, 2, 2), dtype=np.complex128)
     c = np.empty((8, LANES))
     probs = np.empty(size)
+    v = np.empty((n, LANES, 2), dtype=np.complex128)
+    history = np.empty((prefix.shape[0], LANES, 2), dtype=np.complex128)
     for tile in range(first, last):
         b0 = tile * LANES
         fr, fi, _, _ = run_tile(
@@ -396,6 +412,8 @@ def forward_tiles(
             site_matrices_,
             letters,
             branches,
+            drawn,
+            hit,
             store,
             no_slot,
             m,
@@ -406,6 +424,10 @@ def forward_tiles(
             phase_mask,
             phase_re,
             phase_im,
+            prefix,
+            prefix_wire,
+            v,
+            history,
         )
         if final.shape[0]:
             final[tile, 0] = fr
@@ -524,6 +546,28 @@ def undo_shared(re, im, lre, lim, n, wire, m, kind):
     return total
 
 
+@numba.njit(cache=True, nogil=True)
+def undo_frame_phase(re, im, lre, lim, n, t, v):
+    """Lane ``t``'s ``λ ← λ/c`` where ``ψ = c·⊗_w v[w, t]`` (``c``: 1, i, −1 or −i, the phase the frames
+    dropped, read at the product's largest amplitude; a zero product leaves ``λ``, then zero too)."""
+    index, product = 0, 1.0 + 0.0j
+    for w in range(n):
+        b = 1 if abs(v[w, t, 1]) > abs(v[w, t, 0]) else 0
+        index, product = 2 * index + b, product * v[w, t, b]
+    if product == 0:
+        return
+    c = complex(re[index * LANES + t], im[index * LANES + t]) / product
+    if abs(c.real) >= abs(c.imag):
+        if c.real < 0:
+            for i in range(1 << n):
+                lre[i * LANES + t], lim[i * LANES + t] = -lre[i * LANES + t], -lim[i * LANES + t]
+    else:
+        sign = 1.0 if c.imag > 0 else -1.0  # λ/(±i) = ∓i·λ
+        for i in range(1 << n):
+            x, y = lre[i * LANES + t], lim[i * LANES + t]
+            lre[i * LANES + t], lim[i * LANES + t] = sign * y, -sign * x
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def backward_tiles(
     first,
@@ -545,6 +589,8 @@ def backward_tiles(
     site_matrices_,
     letters,
     branches,
+    drawn,
+    hit,
     store_slot,
     n_slots,
     clifford,
@@ -553,6 +599,8 @@ def backward_tiles(
     phase_mask,
     phase_re,
     phase_im,
+    prefix,
+    prefix_wire,
     overlap,
     z_signs,
     grad_output_t,
@@ -575,6 +623,9 @@ def backward_tiles(
     c = np.empty((8, LANES))
     grad = np.empty(LANES)
     weight = np.empty(size)
+    v = np.empty((n, LANES, 2), dtype=np.complex128)
+    mu = np.empty((n, LANES, 2), dtype=np.complex128)
+    history = np.empty((prefix.shape[0], LANES, 2), dtype=np.complex128)
     for tile in range(first, last):
         b0 = tile * LANES
         if n_slots:
@@ -597,6 +648,8 @@ def backward_tiles(
                 site_matrices_,
                 letters,
                 branches,
+                drawn,
+                hit,
                 store,
                 store_slot,
                 m,
@@ -607,9 +660,16 @@ def backward_tiles(
                 phase_mask,
                 phase_re,
                 phase_im,
+                prefix,
+                prefix_wire,
+                v,
+                history,
             )
             re[:], im[:] = fr, fi
         else:
+            wire_states(
+                prefix, prefix_wire, b0, n, mode, row_mats, site_channel, site_matrices_, letters, branches, v, history
+            )
             re[:], im[:] = final[tile, 0], final[tile, 1]
         weight[:] = 0.0
         for i in range(dim):
@@ -624,7 +684,8 @@ def backward_tiles(
         for o in range(ops.shape[0] - 1, -1, -1):
             kind, k = ops[o, 0], ops[o, 1]
             if kind == FRAME_SITE:
-                draw_into_frames(fx, fz, letters[site_channel[k]], branches, b0, k, 1 << (n - 1 - site_wire[k]))
+                if hit[k, tile]:
+                    draw_into_frames(fx, fz, drawn[k], b0, 1 << (n - 1 - site_wire[k]))
                 continue
             if kind == CLIFFORD:
                 p = clifford[k, 3]
@@ -639,8 +700,8 @@ def backward_tiles(
                 if phase_active[k]:
                     for t in range(LANES):
                         if fx[t] & phase_mask[k]:
-                            flip_lane(re, im, re2, im2, n, t, fx[t], fz[t], parity_sign)
-                            flip_lane(lre, lim, re2, im2, n, t, fx[t], fz[t], parity_sign)
+                            flip_lane(re, im, n, t, fx[t], fz[t], parity_sign)
+                            flip_lane(lre, lim, n, t, fx[t], fz[t], parity_sign)
                             fx[t], fz[t] = 0, 0
                     undo_phase(re, im, lre, lim, phase_re[k], phase_im[k], overlap[k])
                 continue
@@ -650,8 +711,8 @@ def backward_tiles(
                 mask = 1 << (n - 1 - gate_wire[k])
                 for t in range(LANES):
                     if (fx[t] | fz[t]) & mask:
-                        flip_lane(re, im, re2, im2, n, t, fx[t], fz[t], parity_sign)
-                        flip_lane(lre, lim, re2, im2, n, t, fx[t], fz[t], parity_sign)
+                        flip_lane(re, im, n, t, fx[t], fz[t], parity_sign)
+                        flip_lane(lre, lim, n, t, fx[t], fz[t], parity_sign)
                         fx[t], fz[t] = 0, 0
             if kind == GATE and mode[k] == SHARED:
                 rotation = gate_column[k] >= 0
@@ -677,8 +738,8 @@ def backward_tiles(
             else:
                 channel = site_channel[k]
                 if letters[channel, 0] >= 0:  # a Pauli is its own inverse and adjoint
-                    for t in range(LANES):
-                        letter = letters[channel, branches[b0 + t, k]]
+                    for t in range(LANES if hit[k, tile] else 0):
+                        letter = drawn[k, b0 + t]
                         if letter > 0:
                             pauli_lane(re, im, n, site_wire[k], t, letter)
                             pauli_lane(lre, lim, n, site_wire[k], t, letter)
@@ -687,3 +748,26 @@ def backward_tiles(
                     coefficients(m, True, c)
                     undo_gate(lre, lim, re2, im2, n, site_wire[k], c, 0, grad)
                     re[:], im[:] = store[store_slot[k], 0], store[store_slot[k], 1]
+        for t in range(LANES):  # λ at the product layer: the frames left applied, the dropped phases undone
+            if fx[t] | fz[t]:
+                flip_lane(re, im, n, t, fx[t], fz[t], parity_sign)
+                flip_lane(lre, lim, n, t, fx[t], fz[t], parity_sign)
+            undo_frame_phase(re, im, lre, lim, n, t, v)
+        wire_cotangents(lre, lim, re, im, n, v, mu)
+        prefix_backward(
+            prefix,
+            prefix_wire,
+            b0,
+            gate_column,
+            gate_kind,
+            mode,
+            row_mats,
+            site_channel,
+            site_matrices_,
+            letters,
+            branches,
+            history,
+            mu,
+            grad_rows,
+            grad_shared,
+        )

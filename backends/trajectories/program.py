@@ -76,16 +76,29 @@ class KernelProgram:
     permutation on the run's last member, else −1), each site a ``FRAME_SITE``, and each run of RZ gates on
     distinct wires (sites between them allowed) has a ``PHASE`` op before it (``phase_gates[p]``, −1
     padded), used in a call where all its angles are shared; otherwise each CNOT/CZ is its own
-    ``PERMUTATION`` and each site a ``SITE``."""
+    ``PERMUTATION`` and each site a ``SITE``. The one-qubit gates before the first CNOT/CZ and their sites
+    are not in ``ops``: they are the product layer ``prefix`` (``(GATE or SITE, index)``, on wires
+    ``prefix_wire``; :mod:`hqf.backends.trajectories.product`), and their sites keep no state."""
 
     def __init__(self, circuit: Circuit, words: tuple[PauliWord, ...], sites: Sites) -> None:
         n = circuit.n_qubits
         frames = bool(sites.unitary.all())
+        entangling = [o for o, op in enumerate(circuit.operations) if len(op.wires) > 1]
+        layer_end = entangling[0] if entangling else len(circuit.operations)
+        prefix, prefix_wire = [], []  # the leading product layer's ops and their wires
         ops, wires, columns, kinds, fixed, real = [], [], [], [], [], []
         sources, signs, clifford = [], [], []
         run = None  # the composed permutation of the current CNOT/CZ run (frames)
         phase_runs: list[tuple[int, list[int]]] = []  # (position in ops, gates) of RZ runs (frames)
-        for o, op in enumerate(circuit.operations):
+        for o, op in enumerate(circuit.operations[:layer_end]):
+            prefix += [(GATE, len(wires))] + [(SITE, s) for s in sites.after(o)]
+            prefix_wire += [op.wires[0]] + [int(sites.wire[s]) for s in sites.after(o)]
+            wires.append(op.wires[0])
+            columns.append(-1 if op.param is None else op.param)
+            kinds.append(GENERATOR.get(op.gate, 0))
+            real.append(op.gate in REAL_GATES)
+            fixed.append(np.zeros((2, 2)) if op.param is not None else matrix(op.gate))
+        for o, op in enumerate(circuit.operations[layer_end:], start=layer_end):
             rz = frames and op.gate == "RZ"
             open_run = phase_runs and phase_runs[-1][0] >= 0
             if open_run and (not rz or op.wires[0] in {wires[g] for g in phase_runs[-1][1]}):
@@ -152,9 +165,12 @@ class KernelProgram:
         self.letters = np.full(self.site_matrices.shape[:2], -1, dtype=np.int64)
         for c, u in enumerate(sites.unravellings):
             self.letters[c, : len(u.letters)] = u.letters
-        unitary = sites.unitary
-        self.store_slot = np.where(unitary, -1, np.cumsum(~unitary) - 1).astype(np.int64)
-        self.n_slots = int((~unitary).sum())
+        self.prefix = np.array(prefix, dtype=np.int64).reshape(-1, 2)
+        self.prefix_wire = np.array(prefix_wire, dtype=np.int64)
+        kept = ~sites.unitary  # the damping sites after the product layer keep the state before them
+        kept[[k for kind, k in prefix if kind == SITE]] = False
+        self.store_slot = np.where(kept, np.cumsum(kept) - 1, -1).astype(np.int64)
+        self.n_slots = int(kept.sum())
         self.z_signs = np.stack([z_signs(n, word.wires) for word in words], axis=1).astype(np.float64)
         self.z_signs_t = np.ascontiguousarray(self.z_signs.T)
 
@@ -172,9 +188,12 @@ class KernelProgram:
         in_active = (self.gate_phase >= 0) & active[self.gate_phase.clip(min=0)] if active.size else False
         mode = np.where(in_active, IN_PHASE, mode).astype(np.int64)
         diagonals = np.repeat(phases(self.n_qubits, mats[0], self.gate_wire, self.phase_gates), LANES, axis=1)
+        drawn = np.ascontiguousarray(self.letters[self.sites.channel[:, None], branches.T].clip(min=0))
         return Operands(
             np.ascontiguousarray(mats),
             np.ascontiguousarray(branches),
+            drawn,
+            (drawn.reshape(drawn.shape[0], angles.shape[0] // LANES, LANES) > 0).any(axis=2),
             mode,
             active,
             np.ascontiguousarray(diagonals.real),
@@ -204,12 +223,16 @@ class KernelProgram:
                 self.site_matrices,
                 self.letters,
                 ops.branches,
+                ops.drawn,
+                ops.hit,
                 self.clifford,
                 self.parity_sign,
                 ops.phase_active,
                 self.phase_mask,
                 ops.phase_re,
                 ops.phase_im,
+                self.prefix,
+                self.prefix_wire,
                 self.z_signs_t,
                 out,
                 final,
@@ -252,6 +275,8 @@ class KernelProgram:
                 self.site_matrices,
                 self.letters,
                 ops.branches,
+                ops.drawn,
+                ops.hit,
                 self.store_slot,
                 self.n_slots,
                 self.clifford,
@@ -260,6 +285,8 @@ class KernelProgram:
                 self.phase_mask,
                 ops.phase_re,
                 ops.phase_im,
+                self.prefix,
+                self.prefix_wire,
                 overlap,
                 self.z_signs,
                 grad_output_t,
@@ -281,12 +308,16 @@ class KernelProgram:
 
 @attrs.frozen(eq=False)
 class Operands:
-    """One call's arrays: every row's gate matrices ``[rows, G, 2, 2]``, branches ``[rows, sites]``, how
+    """One call's arrays: every row's gate matrices ``[rows, G, 2, 2]``, branches ``[rows, sites]``, the
+    Pauli each row drew at each site (``drawn [sites, rows]``: 0 I, 1 X, 2 Y, 3 Z; 0 at a damping site),
+    whether a tile's rows drew any at a site (``hit [sites, tiles]``), how
     each gate runs (``mode [G]``: ``PER_LANE``, ``SHARED``, ``IN_PHASE``), which phases run (``phase_active``)
     and their diagonals per tile element (``phase_re``, ``phase_im``: ``[phases, 2**n · LANES]``)."""
 
     mats: np.ndarray
     branches: np.ndarray
+    drawn: np.ndarray
+    hit: np.ndarray
     mode: np.ndarray
     phase_active: np.ndarray
     phase_re: np.ndarray
