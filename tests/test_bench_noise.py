@@ -16,11 +16,12 @@ from hqf.cli import main
 from hqf.errors import ConfigError
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.quantum.gradients import expval
+from hqf.quantum.interfaces import Capabilities
 from hqf.quantum.noise import AmplitudeDamping, Depolarizing, NoiseModel
 from hqf.registry.loader import registry
 from hqf.registry.make import make_backend
 from hqf.studies.bench import Row, Workload, peak_growth_mib
-from hqf.studies.bench_suite import fitting_noisy_backends, run_noisy_bench
+from hqf.studies.bench_suite import estimates, fitting_noisy_backends, run_noisy_bench
 from hqf.studies.noisy_peers import (
     NOISY_PEERS,
     AerDensityMatrixLayer,
@@ -156,6 +157,13 @@ def test_a_trajectory_backend_is_labelled_an_estimate():
     labels = {row.key.split("/")[0]: row for row in result.rows}
     assert labels["trajectories"].label.endswith("(estimate)") and labels["trajectories"].note.startswith("estimate")
     assert "estimate" not in labels["ptm"].label
+
+
+def test_estimates_are_the_backends_that_sample():
+    class Sampled:
+        capabilities = Capabilities(exact=False)
+
+    assert estimates(Sampled()) and not estimates(make_backend("ptm", noise=EVERY_CHANNEL))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the peak is reset through Linux's /proc clear_refs")

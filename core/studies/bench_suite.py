@@ -234,8 +234,8 @@ def run_noisy_bench(
         hqf_peak = peak if hqf_peak is None or peak is None else max(hqf_peak, peak)
         if estimates(engines[name]):
             count = getattr(engines[name], "trajectories", None)
-            sampled = f"{count} trajectory per row" if count == 1 else f"{count} trajectories per row"
-            row = attrs.evolve(row, label=row.label + " (estimate)", note=f"estimate, {sampled}; " + row.note)
+            sampled = "" if count is None else f", {count} trajector{'y' if count == 1 else 'ies'} per row"
+            row = attrs.evolve(row, label=row.label + " (estimate)", note=f"estimate{sampled}; " + row.note)
         timed[name] = row
     peer_rows: dict[str, Row] = {}
     for name in sorted(peers, key=lambda name: not NOISY_PEERS[name].spares_torch):
