@@ -15,6 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from hqf.backends.trajectories import TrajectoryBackend
 from hqf.cli import main
 from hqf.cli import check_cmd
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
@@ -80,9 +81,19 @@ class RightConvention(WrongConvention):
     name = "right-convention"
 
 
+class DampingToOneTrajectories(TrajectoryBackend):
+    """hqf's trajectory backend run under amplitude damping towards ``|1⟩``."""
+
+    name = "damping-to-one-trajectories"
+
+    def __init__(self, *, noise=None, trajectories=1, seed=None):
+        noise = None if noise is None else wrong_model(noise, "damping-to-one")
+        super().__init__(noise=noise, trajectories=trajectories, seed=seed)
+
+
 @pytest.fixture
 def wrong_backends(fake_plugins):
-    return fake_plugins(QiskitLambda, DampingToOne, TransposedReadout, RightConvention)
+    return fake_plugins(QiskitLambda, DampingToOne, TransposedReadout, RightConvention, DampingToOneTrajectories)
 
 
 def check(*args):
@@ -103,6 +114,14 @@ def test_the_right_convention_passes_in_the_same_check(wrong_backends):
                    "--property", "noisy-gradient", "--examples", "5", "--max-qubits", "3", "--max-ops", "6")
     assert result.exit_code == 0, result.output
     assert "2 properties: 2 passed" in result.output
+
+
+def test_a_wrong_convention_is_caught_within_the_hoeffding_bound(wrong_backends):
+    result = check("--backend", "damping-to-one-trajectories", "--noise", "amplitude_damping=0.4",
+                   "--property", "noisy-expval", "--examples", "3", "--max-qubits", "2", "--max-ops", "4")
+    assert result.exit_code == 1, result.output
+    assert "seed=0, trajectories=4096" in result.output and "Hoeffding bound" in result.output
+    assert "FAILED noisy-expval" in result.output
 
 
 def test_without_noise_given_the_default_model_of_the_declared_channels_runs(wrong_backends):
