@@ -16,8 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from hqf.backends.trajectories import TrajectoryBackend
-from hqf.cli import main
-from hqf.cli import check_cmd
+from hqf.cli import check_cmd, main
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.quantum.noise import AmplitudeDamping, Channel, Depolarizing, NoiseModel, ReadoutError, Rule
 from hqf.testing import NOISE_PROPERTIES, Hoeffding, Limits, ReferenceDensityBackend, Target, default_noise

@@ -67,8 +67,8 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
     """
     # imported when the command runs, not when the CLI lists its commands: keeps `hqf --help` fast
     from hqf.learn.process.runtime import resolve_threads, set_threads
-    from hqf.registry.make import make_backend
     from hqf.quantum.noise import NoiseModel
+    from hqf.registry.make import make_backend
     from hqf.testing import NOISE_PROPERTIES, PROPERTIES, Limits, check_backend, default_noise
 
     opts = dict(parse_option(text) for text in options)

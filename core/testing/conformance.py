@@ -302,7 +302,8 @@ def check_property(
 
 
 def _failure(
-    prop: str, exc: BaseException, stats: Stats, tolerance: Tolerance | Hoeffding, n_fixed: int = 0, fixed: Mismatch | None = None
+    prop: str, exc: BaseException, stats: Stats, tolerance: Tolerance | Hoeffding, n_fixed: int = 0,
+    fixed: Mismatch | None = None,
 ) -> PropertyResult:
     """The failed result, with the smallest failing circuit: Hypothesis' or the failing fixed case's."""
     mismatches = _mismatches(exc) + ([] if fixed is None else [fixed])

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
-import torch
 
 from hqf.quantum.circuit import Circuit
 from hqf.quantum.interfaces import Backend
@@ -83,7 +82,8 @@ def branch_range(channel: Channel) -> float:
 
 
 def trajectory_range(circuit: Circuit, noise: NoiseModel) -> float:
-    """``c = Π_sites branch_range``: one trajectory's ``‖ψ̃‖²``, and so its Pauli-word values, lie in ``[−c, c]``."""
+    """``c = Π_sites branch_range``: one trajectory's ``‖ψ̃‖²``, and so its Pauli-word values, lie in
+    ``[−c, c]``."""
     c = 1.0
     for op in circuit.operations:
         for _, channel in noise.after(op):

@@ -87,7 +87,8 @@ class Example:
     """One drawn example and what runs it."""
 
     backend: Backend
-    #: :class:`~hqf.testing.reference.ReferenceBackend`, or :class:`~hqf.testing.reference.ReferenceDensityBackend` under noise
+    #: :class:`~hqf.testing.reference.ReferenceBackend`, or
+    #: :class:`~hqf.testing.reference.ReferenceDensityBackend` under noise
     reference: Backend
     #: :class:`Tolerance`, or :class:`~hqf.testing.tolerance.Hoeffding` for a trajectory estimate
     tolerance: Tolerance
