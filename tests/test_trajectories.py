@@ -21,7 +21,8 @@ from hqf.backends.torch import TorchBackend
 from hqf.backends.trajectories.backend import TrajectoryBackend, compiled
 from hqf.backends.trajectories.branches import sites
 from hqf.backends.trajectories.plain import word_values
-from hqf.backends.trajectories.program import KernelWordValues
+from hqf.backends.trajectories.kernels import CLIFFORD, GATE, PERMUTATION, PHASE
+from hqf.backends.trajectories.program import KernelWordValues, commuted_order
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, Probs
 from hqf.quantum.gates import full_angles
 from hqf.quantum.noise import NoiseModel
@@ -314,3 +315,75 @@ def test_trajectories_declare_estimates_and_exact_backends_do_not():
     assert TrajectoryBackend.capabilities.estimates
     assert not TorchBackend.capabilities.estimates
     TorchBackend().fix_randomness(3)  # the contract's default: a backend that draws nothing ignores it
+
+
+# --- the kernels' product layer and commuted one-qubit runs (kernels against the plain path) ---
+
+
+def interleaved_circuit(n: int, layers: int) -> Circuit:
+    """A product layer of every kind (per-row RY and RX on wire 0, per-row RY elsewhere, a shared RZ, H, S,
+    SX), then ``layers`` of RY, RZ wire by wire (as ``hea`` orders them) and a CNOT ring; Z on every wire."""
+    ops = [Operation("RY", w, w) for w in range(n)] + [Operation("RX", 0, n), Operation("RZ", 2, n + 1)]
+    ops += [Operation("H", 1), Operation("S", 1), Operation("SX", 3)]
+    column = n + 2
+    for _ in range(layers):
+        for w in range(n):
+            ops += [Operation("RY", w, column), Operation("RZ", w, column + 1)]
+            column += 2
+        ops += [Operation("CNOT", (w, (w + 1) % n)) for w in range(n)]
+    return Circuit(n, ops, [PauliWord.z(w) for w in range(n)] + [PauliWord(((0, "Z"), (n - 1, "Z")))])
+
+
+def kernel_and_plain(circuit: Circuit, noise: NoiseModel, n_data: int, rows: int = 13):
+    """``(kernel values, plain values, kernel data grad, plain data grad, kernel shared grad, plain shared grad)``
+    on the same drawn branches, the first ``n_data`` columns per row and the others shared."""
+    found, program = compiled(circuit, noise)
+    assert program is not None
+    generator = torch.Generator().manual_seed(7)
+    angles = torch.randn(rows, circuit.n_params, dtype=torch.float64, generator=generator)
+    angles[:, n_data:] = angles[0, n_data:]
+    branches = found.draw(rows, generator)
+    words = readout(circuit, noise)
+
+    def plain(d, w):
+        return word_values(circuit, found, branches, full_angles(d, w), words, torch.complex128)
+
+    full = angles.clone().requires_grad_()
+    data, shared = angles[:, :n_data].clone().requires_grad_(), angles[0, n_data:].clone().requires_grad_()
+    expected = word_values(circuit, found, branches, full, words, torch.complex128)
+    got = KernelWordValues.apply(data, shared, program, branches, 1, plain)
+    cotangent = torch.randn(expected.shape, dtype=torch.float64, generator=generator)
+    (expected * cotangent).sum().backward()
+    (got * cotangent).sum().backward()
+    return got, expected, data.grad, full.grad[:, :n_data], shared.grad, full.grad[:, n_data:].sum(0)
+
+
+@pytest.mark.parametrize(
+    "text", ["depolarizing=0.15", "pauli=0.1:0.1:0.1,phase_flip=0.2", "amplitude_damping=0.3,phase_damping=0.2", "none"]
+)
+@pytest.mark.parametrize("n_data", [4, 22])  # broadcast weights, or every column per row
+def test_kernels_with_a_product_layer_and_commuted_runs_equal_the_plain_path(text, n_data):
+    circuit, noise = interleaved_circuit(4, 2), NoiseModel.parse(text)
+    found, program = compiled(circuit, noise)
+    assert (program.prefix[:, 0] == GATE).sum() == 9 + 8  # every one-qubit gate before the first CNOT
+    assert program.ops[0, 0] in (CLIFFORD, PERMUTATION)
+    if bool(found.unitary.all()):  # frames: the second layer's RZ gates, commuted together, are one diagonal
+        assert (program.ops[:, 0] == PHASE).sum() == 1
+    got, expected, *grads = kernel_and_plain(circuit, noise, n_data)
+    scale = max(1.0, expected.abs().max().item())
+    assert torch.allclose(got, expected, rtol=0, atol=1e-12 * scale)
+    for kernel_grad, plain_grad in zip(grads[::2], grads[1::2]):
+        assert torch.allclose(kernel_grad, plain_grad, rtol=0, atol=1e-11 * scale)
+
+
+def test_commuted_order_keeps_every_wire_in_order_and_gathers_the_trailing_rz_gates():
+    circuit = interleaved_circuit(4, 2)
+    order = commuted_order(circuit, 9)
+    assert sorted(order) == list(range(9, len(circuit.operations)))
+    for o, op in enumerate(circuit.operations[9:], start=9):
+        if len(op.wires) > 1:
+            assert order[o - 9] == o  # two-qubit gates stay where they are
+    for w in range(4):
+        on_wire = [o for o in order if w in circuit.operations[o].wires]
+        assert on_wire == sorted(on_wire)
+    assert [circuit.operations[o].gate for o in order[:8]] == ["RY"] * 4 + ["RZ"] * 4

@@ -68,6 +68,33 @@ def composed(
     return index[source], then_sign * sign[source]
 
 
+def commuted_order(circuit: Circuit, start: int) -> list[int]:
+    """The indices of ``circuit``'s operations from ``start`` on, each run of one-qubit gates between two-qubit
+    ones reordered (gates on different wires commute): every wire's gates but its trailing RZ gates first,
+    then the trailing RZ gates, so that they form one run (one diagonal under frames)."""
+    order: list[int] = []
+    run: list[int] = []
+
+    def close() -> None:
+        tail: set[int] = set()
+        for wire in {circuit.operations[o].wires[0] for o in run}:
+            for o in reversed([o for o in run if circuit.operations[o].wires[0] == wire]):
+                if circuit.operations[o].gate != "RZ":
+                    break
+                tail.add(o)
+        order.extend([o for o in run if o not in tail] + [o for o in run if o in tail])
+        run.clear()
+
+    for o in range(start, len(circuit.operations)):
+        if len(circuit.operations[o].wires) > 1:
+            close()
+            order.append(o)
+        else:
+            run.append(o)
+    close()
+    return order
+
+
 class KernelProgram:
     """``circuit``'s operations and ``sites`` in order as ``ops[(kind, index)]`` with the kernels' tables.
 
@@ -98,7 +125,8 @@ class KernelProgram:
             kinds.append(GENERATOR.get(op.gate, 0))
             real.append(op.gate in REAL_GATES)
             fixed.append(np.zeros((2, 2)) if op.param is not None else matrix(op.gate))
-        for o, op in enumerate(circuit.operations[layer_end:], start=layer_end):
+        for o in commuted_order(circuit, layer_end):
+            op = circuit.operations[o]
             rz = frames and op.gate == "RZ"
             open_run = phase_runs and phase_runs[-1][0] >= 0
             if open_run and (not rz or op.wires[0] in {wires[g] for g in phase_runs[-1][1]}):
