@@ -20,8 +20,8 @@ from hqf.backends.readout import readout
 from hqf.backends.torch import TorchBackend
 from hqf.backends.trajectories.backend import TrajectoryBackend, compiled
 from hqf.backends.trajectories.branches import sites
-from hqf.backends.trajectories.plain import word_values
 from hqf.backends.trajectories.kernels import CLIFFORD, GATE, PERMUTATION, PHASE
+from hqf.backends.trajectories.plain import word_values
 from hqf.backends.trajectories.program import KernelWordValues, commuted_order
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, Probs
 from hqf.quantum.gates import full_angles

@@ -50,9 +50,7 @@ def apply_op(v, kind, k, t, b0, mode, row_mats, site_channel, site_matrices_, le
 
 
 @numba.njit(cache=True, nogil=True)
-def wire_states(
-    prefix, op_wire, b0, n, mode, row_mats, site_channel, site_matrices_, letters, branches, v, history
-):
+def wire_states(prefix, op_wire, b0, n, mode, row_mats, site_channel, site_matrices_, letters, branches, v, history):
     """``v[w, t]`` (complex ``[n, LANES, 2]``): lane ``t``'s vector on wire ``w`` after the layer, from
     ``|0⟩``; ``history[p, t]`` its op ``p``'s wire's vector right after op ``p``."""
     for w in range(n):
