@@ -249,6 +249,22 @@ def site_lanes(branches, b0, s, matrices, out):
 
 
 @numba.njit(cache=True, nogil=True)
+def tile_branch(branches, b0, s):
+    """The branch every lane of the tile at row ``b0`` drew at site ``s``, or −1 when they differ."""
+    branch = branches[b0, s]
+    for t in range(1, LANES):
+        if branches[b0 + t, s] != branch:
+            return -1
+    return branch
+
+
+@numba.njit(cache=True, nogil=True)
+def is_real(m):
+    """Whether the 2×2 ``m`` has real entries."""
+    return m[0, 0].imag == 0 and m[0, 1].imag == 0 and m[1, 0].imag == 0 and m[1, 1].imag == 0
+
+
+@numba.njit(cache=True, nogil=True)
 def gate_lanes(row_mats, b0, g, out):
     """Fill ``out[t]`` with gate ``g``'s matrix in lane ``t``'s row."""
     for t in range(LANES):
@@ -341,9 +357,14 @@ def run_tile(
                 if keep:
                     store[store_slot[k], 0] = re
                     store[store_slot[k], 1] = im
-                site_lanes(branches, b0, k, site_matrices_[channel], m)
-                coefficients(m, False, c)
-                lane_gate(re, im, n, site_wire[k], c)
+                branch = tile_branch(branches, b0, k)
+                if branch >= 0:  # every lane drew the same branch: one matrix for the tile
+                    drawn_matrix = site_matrices_[channel, branch]
+                    shared_gate(re, im, n, site_wire[k], drawn_matrix, is_real(drawn_matrix))
+                else:
+                    site_lanes(branches, b0, k, site_matrices_[channel], m)
+                    coefficients(m, False, c)
+                    lane_gate(re, im, n, site_wire[k], c)
     flush(re, im, n, fx, fz, (1 << n) - 1, parity_sign)
     return re, im, re2, im2
 
@@ -744,9 +765,14 @@ def backward_tiles(
                             pauli_lane(re, im, n, site_wire[k], t, letter)
                             pauli_lane(lre, lim, n, site_wire[k], t, letter)
                 else:  # λ ← M†λ; ψ from the state kept before the site (M may be singular)
-                    site_lanes(branches, b0, k, site_matrices_[channel], m)
-                    coefficients(m, True, c)
-                    undo_gate(lre, lim, re2, im2, n, site_wire[k], c, 0, grad)
+                    branch = tile_branch(branches, b0, k)
+                    if branch >= 0:
+                        adjoint = site_matrices_[channel, branch].conj().T.copy()
+                        shared_gate(lre, lim, n, site_wire[k], adjoint, is_real(adjoint))
+                    else:
+                        site_lanes(branches, b0, k, site_matrices_[channel], m)
+                        coefficients(m, True, c)
+                        lane_gate(lre, lim, n, site_wire[k], c)
                     re[:], im[:] = store[store_slot[k], 0], store[store_slot[k], 1]
         for t in range(LANES):  # λ at the product layer: the frames left applied, the dropped phases undone
             if fx[t] | fz[t]:
