@@ -8,22 +8,62 @@ A one-qubit gate ``U`` followed by its channels (``NoiseModel.after``) is one su
 is its superoperator ``Σ K ⊗ K*`` on its wire. Read-outs: Pauli words, Hamiltonians and ``Probs`` (the
 diagonal's marginals), through the readout error's confusion matrices (docs/noise.md). Differentiable
 by autograd.
-Memory is ``16 · 4**n`` bytes per sample: meant for small circuits (≤ 10 qubits).
+Memory is ``16 · 4**n`` bytes per sample and state; autograd keeps about :data:`SAVED_STATES_PER_OPERATION`
+states per operation for the backward, so a differentiable call whose estimate (:func:`training_bytes`)
+exceeds the memory available is refused in one line before any work. Meant for small circuits (≤ 10 qubits).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 
 from hqf.backends.readout import misread
+from hqf.errors import ConfigError
 from hqf.backends.torch.plain import apply_matrix
 from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit, Hamiltonian, PauliWord, Probs
 from hqf.quantum.gates import ROTATIONS, bits, gate_matrices, one_qubit_matrices, pauli_action
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 from hqf.quantum.noise import NOISE_FEATURES, Channel, NoiseModel, noise_model
 from hqf.registry.hookspecs import hookimpl
+
+
+#: density matrices autograd keeps per operation of a differentiable call (measured: hea8x6 with angle
+#: encoding, 152 operations, 8 qubits under depolarizing noise, peak RSS 1.78 GB at 4 rows and 6.06 GB at 16)
+SAVED_STATES_PER_OPERATION = 2.25
+#: density matrices held besides (the running state, the readout's temporaries)
+EXTRA_STATES = 4
+
+
+def training_bytes(n_qubits: int, n_operations: int, rows: int, itemsize: int = 16) -> int:
+    """Estimated peak bytes of a differentiable call on ``rows`` rows: ``rows`` density matrices of
+    ``itemsize · 4**n`` bytes, :data:`SAVED_STATES_PER_OPERATION` per operation plus :data:`EXTRA_STATES`."""
+    states = SAVED_STATES_PER_OPERATION * n_operations + EXTRA_STATES
+    return int(rows * states * itemsize * 4**n_qubits)
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory free for a new allocation on ``device``: CUDA's free memory, or the host's ``MemAvailable``
+    (None where it cannot be read)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
 
 
 @functools.lru_cache(maxsize=128)
@@ -81,7 +121,25 @@ class TorchDensityMatrixBackend(Backend):
         self.noise = noise_model(noise, depolarizing)
         self.noise.require(self.name, self.capabilities.channels)
 
+    def check_memory(self, circuit: Circuit, rows: int) -> None:
+        """Raise a one-line :class:`~hqf.errors.ConfigError` when a differentiable call of ``circuit`` on
+        ``rows`` rows is estimated (:func:`training_bytes`) to need more memory than is available."""
+        itemsize = torch.empty(0, dtype=self.complex_dtype).element_size()
+        need = training_bytes(circuit.n_qubits, len(circuit.operations), rows, itemsize)
+        free = available_bytes(self.device)
+        if free is None or need <= free:
+            return
+        per_row = need / rows
+        fits = max(int(free // per_row), 0)
+        raise ConfigError(
+            f"torch-dm: a differentiable batch of {rows} rows of {circuit.n_qubits} qubits and "
+            f"{len(circuit.operations)} operations needs about {_gib(need)} ({_gib(per_row)} per row), "
+            f"more than the {_gib(free)} available; use at most {fits} rows (--batch-size), or --backend ptm"
+        )
+
     def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and angles.requires_grad:
+            self.check_memory(circuit, angles.shape[0])
         out_device = angles.device
         angles = angles.to(device=self.device, dtype=self.real_dtype)
         n, batch = circuit.n_qubits, angles.shape[0]

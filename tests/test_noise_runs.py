@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 from click.testing import CliRunner
+from hqf.backends import density_torch
 from hqf.backends.trajectories import TrajectoryBackend
 from hqf.cli import main
 from hqf.errors import ConfigError, RunInterrupted
@@ -28,6 +29,7 @@ from hqf.learn.training.run_backend import (
 )
 from hqf.learn.training.step import train_step
 from hqf.learn.training.terms import build_terms
+from hqf.quantum.circuit import Circuit, Operation, PauliWord
 
 MODEL = "depolarizing=0.02,amplitude_damping=0.01,readout=0.03"
 #: the text form of MODEL (NoiseModel.__str__: readout in both directions)
@@ -260,3 +262,21 @@ def test_under_noise_the_probe_names_only_backends_that_run_the_noise():
     assert {p.backend for p in found} <= {"torch-dm", "trajectories"}
     text = pace.describe(pace.Pace("torch-dm", "backprop", 10.0, probed_rows=8), 32, 100, default)
     assert "trains on trajectories: estimates from sampled noise branches" in text
+
+
+# -- torch-dm's memory: a batch that cannot fit is one line before any work ------------------------------------------
+
+
+def test_torch_dm_refuses_a_differentiable_batch_beyond_the_memory_available(monkeypatch, tmp_path):
+    assert density_torch.training_bytes(8, 152, 256) == int(256 * (2.25 * 152 + 4) * 16 * 4**8)
+    monkeypatch.setattr(density_torch, "available_bytes", lambda device: 2**20)
+    backend = density_torch.TorchDensityMatrixBackend(noise="depolarizing=0.02")
+    circuit = Circuit(4, [Operation("RY", w, w) for w in range(4)], [PauliWord.z(0)])
+    angles = torch.zeros(64, 4, dtype=torch.float64)
+    assert backend.expval(circuit, angles).shape == (64, 1)  # not differentiable: nothing kept
+    with pytest.raises(ConfigError, match=r"torch-dm: a differentiable batch of 64 rows .* use at most 19 rows"):
+        backend.expval(circuit, angles.requires_grad_(True))
+    result = _hqf("run", *TINY_CLI, "--backend", "torch-dm", "--noise", "depolarizing=0.02", "--out", tmp_path / "r")
+    assert result.exit_code != 0 and "torch-dm: a differentiable batch of" in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
+    assert json.loads((tmp_path / "r" / "status.json").read_text())["status"] == "failed"
