@@ -153,6 +153,8 @@ def test_default_noise_holds_every_declared_feature_and_an_asymmetric_readout():
     assert not np.allclose(confusion, confusion.T)  # a transposed confusion matrix would show
     assert default_noise(["depolarizing"]).features == {"depolarizing"}
     assert default_noise([]).is_noiseless
+    pauli = default_noise(ReferenceDensityBackend.capabilities.channels, estimate=True)
+    assert pauli.features == {"depolarizing", "bit_flip", "phase_flip", "pauli", "readout"}
 
 
 def test_trajectory_range_and_the_cut_prefix():
@@ -180,12 +182,15 @@ NOISY = [
     Target("pennylane-mixed", examples=3, limits=TINY),
     Target("qiskit-aer-dm", examples=3, limits=TINY),
     Target("trajectories", {"trajectories": 4096, "seed": 3}, examples=5, limits=TINY),
+    # damping doubles a trajectory's range per site: strong, so that a wrong branch shows within the bound
+    Target("trajectories", {"trajectories": 4096, "seed": 3}, examples=5, limits=TINY,
+           noise="amplitude_damping=0.3,phase_damping=0.2,readout=0.03:0.01"),
 ]
 
 
 @pytest.mark.parametrize("prop", list(NOISE_PROPERTIES))
 @pytest.mark.parametrize("target", NOISY, ids=[t.id for t in NOISY])
-def test_noisy_backend_conforms_under_the_default_model(target, prop):
+def test_noisy_backend_conforms(target, prop):
     availability = target.availability()
     if not availability.ok:
         pytest.skip(f"{target.backend}: {availability.reason}")

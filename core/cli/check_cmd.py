@@ -69,7 +69,7 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
     from hqf.learn.process.runtime import resolve_threads, set_threads
     from hqf.quantum.noise import NoiseModel
     from hqf.registry.make import make_backend
-    from hqf.testing import NOISE_PROPERTIES, PROPERTIES, Limits, check_backend, default_noise
+    from hqf.testing import NOISE_PROPERTIES, PROPERTIES, Limits, check_backend, default_noise, estimates
 
     opts = dict(parse_option(text) for text in options)
     if dtype is not None:
@@ -101,7 +101,7 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     noisy = noise is not None or bool(channels)
-    model = noise if noise is not None or not channels else default_noise(channels)
+    model = noise if noise is not None or not channels else default_noise(channels, estimates(backend))
     under_noise = estimate_options(backend, opts, seed) if noisy else {}
 
     def fresh_backend(**extra):

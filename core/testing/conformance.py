@@ -185,7 +185,7 @@ def _noisy_setup(
     channels = probe.capabilities.channels
     if not probe.capabilities.noise or not channels:
         return PropertyResult(prop, "skip", message="declares no noise channels")
-    model = default_noise(channels) if noise is None else noise
+    model = default_noise(channels, estimates(probe)) if noise is None else noise
     try:
         model.require(probe.name, channels)
     except ValueError as error:

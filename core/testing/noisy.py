@@ -16,7 +16,8 @@ model:
   declares none or is an estimate (its values are checked by ``noisy-expval``).
 
 :func:`default_noise` is the model when none is given: every channel the backend declares, at a small
-strength, with an asymmetric readout error (so that a transposed confusion matrix shows).
+strength, with an asymmetric readout error (so that a transposed confusion matrix shows); for an estimate,
+its Pauli channels and readout only.
 """
 
 from __future__ import annotations
@@ -52,11 +53,20 @@ DEFAULT_STRENGTHS = {
 }
 
 
-def default_noise(channels) -> NoiseModel:
+#: the features of :data:`DEFAULT_STRENGTHS` whose trajectories stay normalised (range ``c = 1``)
+PAULI_FEATURES = ("depolarizing", "bit_flip", "phase_flip", "pauli", "readout")
+
+
+def default_noise(channels, estimate: bool = False) -> NoiseModel:
     """Every feature in ``channels`` (a backend's ``Capabilities.channels``) at its strength of
-    :data:`DEFAULT_STRENGTHS`, in that order; the noiseless model when it declares none."""
-    text = ",".join(f"{name}={value}" for name, value in DEFAULT_STRENGTHS.items() if name in set(channels))
-    return NoiseModel.parse(text)
+    :data:`DEFAULT_STRENGTHS`, in that order; the noiseless model when it declares none.
+
+    For an ``estimate`` only the Pauli channels and readout (:data:`PAULI_FEATURES`): a damping site may
+    double a trajectory's range ``c``, so under every channel the cut of :func:`within_range` would leave
+    no gate; damping is checked on a trajectory backend under an explicit model.
+    """
+    wanted = set(channels) & (set(PAULI_FEATURES) if estimate else set(DEFAULT_STRENGTHS))
+    return NoiseModel.parse(",".join(f"{name}={value}" for name, value in DEFAULT_STRENGTHS.items() if name in wanted))
 
 
 def estimates(backend: Backend) -> bool:
