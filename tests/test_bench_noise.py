@@ -6,12 +6,11 @@ import json
 import pathlib
 import sys
 
+import hqf.studies.bench_suite
+import hqf.studies.noisy_peers
 import pytest
 import torch
 from click.testing import CliRunner
-
-import hqf.studies.bench_suite
-import hqf.studies.noisy_peers
 from hqf.cli import main
 from hqf.errors import ConfigError
 from hqf.quantum.circuit import Circuit, Operation, PauliWord

@@ -23,12 +23,11 @@ import sys
 from collections.abc import Collection, Sequence
 
 import attrs
-
 from hqf.errors import ConfigError
 from hqf.quantum.interfaces import Backend
 from hqf.quantum.noise import NoiseModel
-from hqf.registry.make import make_backend
 from hqf.registry.loader import registry
+from hqf.registry.make import make_backend
 from hqf.studies.bench import (
     Comparison,
     EpochEstimate,
@@ -229,7 +228,7 @@ def run_noisy_bench(
     timed: dict[str, Row] = {}
     hqf_peak = None
     for name in sorted(engines, key=lambda name: not spares_torch(engines[name])):
-        row = peak_growth_mib(lambda: time_backend(name, workload, "auto", repeats, warmup, noise=noise))
+        row = peak_growth_mib(lambda name=name: time_backend(name, workload, "auto", repeats, warmup, noise=noise))
         peak = resident_mib("VmHWM")
         hqf_peak = peak if hqf_peak is None or peak is None else max(hqf_peak, peak)
         if estimates(engines[name]):
@@ -240,7 +239,7 @@ def run_noisy_bench(
     peer_rows: dict[str, Row] = {}
     for name in sorted(peers, key=lambda name: not NOISY_PEERS[name].spares_torch):
         try:
-            peer_rows[name] = peak_growth_mib(lambda: time_noisy_peer(NOISY_PEERS[name], workload, noise))
+            peer_rows[name] = peak_growth_mib(lambda name=name: time_noisy_peer(NOISY_PEERS[name], workload, noise))
         except Exception as exc:  # a peer's own failure is reported, not fatal
             skipped.append(f"peer {name}: {type(exc).__name__}: {exc}")
     rows = [timed[name] for name in backends] + [peer_rows[name] for name in peers if name in peer_rows]

@@ -11,9 +11,9 @@ vocabulary, so it computes the density-matrix values hqf's exact backends comput
 - ``qiskit-aer-dm``: ``AerSimulator(method="density_matrix")`` with an Aer ``NoiseModel`` holding, for each
   gate and qubits of the circuit, the errors of its channels (``depolarizing_error(4p/3, 1)``: Qiskit's
   ``λ`` is ``4p/3`` for hqf's ``p``; ``pauli_error``, ``amplitude_damping_error``, ``phase_damping_error``,
-  ``thermal_relaxation_error``; several on one wire as one Kraus error, :func:`one_error`); the batch in one call with parameter binds, ``⟨Z⟩`` saved by
-  ``save_expectation_value``; forward only; as many threads as torch has (``--threads 1``:
-  ``max_parallel_threads=1`` and no parallel state update);
+  ``thermal_relaxation_error``; several on one wire as one Kraus error, :func:`one_error`); the batch in
+  one call with parameter binds, ``⟨Z⟩`` saved by ``save_expectation_value``; forward only; as many
+  threads as torch has (``--threads 1``: ``max_parallel_threads=1`` and no parallel state update);
 - ``qulacs-dm``: Qulacs' ``DensityMatrix`` under a ``ParametricQuantumCircuit`` with its noise gates
   (``DepolarizingNoise``, ``BitFlipNoise``, ``DephasingNoise``, ``AmplitudeDampingNoise``; ``Probabilistic``
   Paulis for the Pauli channel, ``CPTP`` of the Kraus operators for phase damping and thermal relaxation),
@@ -41,7 +41,6 @@ from collections.abc import Callable, Sequence
 import attrs
 import numpy as np
 import torch
-
 from hqf.errors import ConfigError
 from hqf.quantum.circuit import Circuit, Operation
 from hqf.quantum.noise import Channel, NoiseModel, qiskit_lambda
@@ -153,7 +152,9 @@ def pennylane_mixed_layer(
 
 def aer_error(channel: Channel):
     """Qiskit Aer's one-qubit ``QuantumError`` for ``channel``; depolarizing ``p`` is Aer's ``λ = 4p/3``."""
-    from qiskit_aer import noise as aer_noise  # optional dependency (hqf[qiskit]): imported only when this peer runs
+    from qiskit_aer import (
+        noise as aer_noise,  # optional dependency (hqf[qiskit]): imported only when this peer runs
+    )
 
     if channel.name == "depolarizing":
         return aer_noise.depolarizing_error(qiskit_lambda(channel.p), 1)
@@ -187,7 +188,9 @@ def aer_noise_model(circuit: Circuit, noise: NoiseModel, error: Callable[[Channe
     """An Aer ``NoiseModel`` with, for each distinct gate and wires of ``circuit``, the errors of
     ``noise.after(op)`` on each wire in order (:func:`one_error`; ``error`` maps a channel to Aer's error),
     joined over the gate's qubits (Aer's error qubit ``k`` is the instruction's ``k``-th qubit)."""
-    from qiskit_aer import noise as aer_noise  # optional dependency (hqf[qiskit]): imported only when this peer runs
+    from qiskit_aer import (
+        noise as aer_noise,  # optional dependency (hqf[qiskit]): imported only when this peer runs
+    )
 
     model = aer_noise.NoiseModel()
     done = set()
