@@ -42,16 +42,23 @@ def pennylane_channel(qml, channel: Channel, wire: int):
     ``√(1−Σp) 1, √px X, √py Y, √pz Z`` built from PennyLane's own Pauli matrices."""
     parameters = channel.parameters
     if channel.name == "pauli":
-        paulis = [qml.matrix(qml.Identity(0)), qml.matrix(qml.PauliX(0)), qml.matrix(qml.PauliY(0)),
-                  qml.matrix(qml.PauliZ(0))]
+        paulis = [
+            qml.matrix(qml.Identity(0)),
+            qml.matrix(qml.PauliX(0)),
+            qml.matrix(qml.PauliY(0)),
+            qml.matrix(qml.PauliZ(0)),
+        ]
         px, py, pz = channel.pauli_probabilities()
         weights = [max(0.0, 1.0 - px - py - pz), px, py, pz]
         return qml.QubitChannel([np.sqrt(w) * m for w, m in zip(weights, paulis)], wires=wire)
     if channel.name == "thermal_relaxation":
         return qml.ThermalRelaxationError(0.0, parameters["t1"], parameters["t2"], parameters["time"], wires=wire)
     operation = {
-        "depolarizing": qml.DepolarizingChannel, "bit_flip": qml.BitFlip, "phase_flip": qml.PhaseFlip,
-        "amplitude_damping": qml.AmplitudeDamping, "phase_damping": qml.PhaseDamping,
+        "depolarizing": qml.DepolarizingChannel,
+        "bit_flip": qml.BitFlip,
+        "phase_flip": qml.PhaseFlip,
+        "amplitude_damping": qml.AmplitudeDamping,
+        "phase_damping": qml.PhaseDamping,
     }[channel.name]
     return operation(*parameters.values(), wires=wire)
 
@@ -62,16 +69,27 @@ class PennyLaneMixedBackend(Backend):
     name = "pennylane-mixed"
     description = "PennyLane default.mixed, any noise model (option noise=NoiseModel or depolarizing=p)"
     capabilities = Capabilities(
-        dtypes={"complex128"}, devices={"cpu"}, max_qubits=12, noise=True, channels=NOISE_FEATURES,
-        gates=frozenset(PENNYLANE_GATES), observables=OBSERVABLES,
+        dtypes={"complex128"},
+        devices={"cpu"},
+        max_qubits=12,
+        noise=True,
+        channels=NOISE_FEATURES,
+        gates=frozenset(PENNYLANE_GATES),
+        observables=OBSERVABLES,
     )
 
     @classmethod
     def availability(cls) -> Availability:
         return Availability.of_modules(("pennylane",), "pennylane")
 
-    def __init__(self, *, noise: NoiseModel | str | None = None, depolarizing: float = 0.0,
-                 dtype: str = "complex128", device: str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        noise: NoiseModel | str | None = None,
+        depolarizing: float = 0.0,
+        dtype: str = "complex128",
+        device: str = "cpu",
+    ) -> None:
         super().__init__(dtype=dtype, device=device)
         self.noise = noise_model(noise, depolarizing)
         self.noise.require(self.name, self.capabilities.channels)

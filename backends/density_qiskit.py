@@ -78,16 +78,27 @@ class QiskitAerDensityMatrixBackend(Backend):
     name = "qiskit-aer-dm"
     description = "Qiskit Aer density matrix, any noise model (option noise=NoiseModel or depolarizing=p)"
     capabilities = Capabilities(
-        dtypes={"complex128"}, devices={"cpu"}, max_qubits=12, noise=True, channels=NOISE_FEATURES,
-        gates=frozenset(QISKIT_GATES), observables={"pauli", "hamiltonian", "probs"},
+        dtypes={"complex128"},
+        devices={"cpu"},
+        max_qubits=12,
+        noise=True,
+        channels=NOISE_FEATURES,
+        gates=frozenset(QISKIT_GATES),
+        observables={"pauli", "hamiltonian", "probs"},
     )
 
     @classmethod
     def availability(cls) -> Availability:
         return Availability.of_modules(("qiskit", "qiskit_aer"), "qiskit")
 
-    def __init__(self, *, noise: NoiseModel | str | None = None, depolarizing: float = 0.0,
-                 dtype: str = "complex128", device: str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        noise: NoiseModel | str | None = None,
+        depolarizing: float = 0.0,
+        dtype: str = "complex128",
+        device: str = "cpu",
+    ) -> None:
         super().__init__(dtype=dtype, device=device)
         self.noise = noise_model(noise, depolarizing)
         self.noise.require(self.name, self.capabilities.channels)
@@ -101,9 +112,11 @@ class QiskitAerDensityMatrixBackend(Backend):
         n = circuit.n_qubits
         params = ParameterVector("a", circuit.n_params)
         qc = QuantumCircuit(n)
-        errors = {} if self.noise.is_noiseless else {
-            rule.channel: qiskit_error(rule.channel) for rule in self.noise.rules if not rule.channel.is_identity
-        }
+        errors = (
+            {}
+            if self.noise.is_noiseless
+            else {rule.channel: qiskit_error(rule.channel) for rule in self.noise.rules if not rule.channel.is_identity}
+        )
         q = lambda wire: n - 1 - wire  # noqa: E731  hqf wire -> Qiskit qubit
         for op in circuit.operations:
             append_gate(qc, op, params, q)

@@ -21,14 +21,13 @@ import os
 import torch
 
 from hqf.backends.readout import misread
-from hqf.errors import ConfigError
 from hqf.backends.torch.plain import apply_matrix
+from hqf.errors import ConfigError
 from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit, Hamiltonian, PauliWord, Probs
 from hqf.quantum.gates import ROTATIONS, bits, gate_matrices, one_qubit_matrices, pauli_action
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 from hqf.quantum.noise import NOISE_FEATURES, Channel, NoiseModel, noise_model
 from hqf.registry.hookspecs import hookimpl
-
 
 #: density matrices autograd keeps per operation of a differentiable call (measured: hea8x6 with angle
 #: encoding, 152 operations, 8 qubits under depolarizing noise, peak RSS 1.78 GB at 4 rows and 6.06 GB at 16)
@@ -115,8 +114,14 @@ class TorchDensityMatrixBackend(Backend):
     def availability(cls) -> Availability:
         return Availability(True)
 
-    def __init__(self, *, noise: NoiseModel | str | None = None, depolarizing: float = 0.0,
-                 dtype: str = "complex128", device: str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        noise: NoiseModel | str | None = None,
+        depolarizing: float = 0.0,
+        dtype: str = "complex128",
+        device: str = "cpu",
+    ) -> None:
         super().__init__(dtype=dtype, device=device)
         self.noise = noise_model(noise, depolarizing)
         self.noise.require(self.name, self.capabilities.channels)
@@ -145,10 +150,15 @@ class TorchDensityMatrixBackend(Backend):
         n, batch = circuit.n_qubits, angles.shape[0]
         rho = torch.zeros(batch, 4**n, dtype=self.complex_dtype, device=self.device)
         rho[:, 0] = 1
-        supers = {} if self.noise.is_noiseless else {
-            rule.channel: self.channel_superoperator(rule.channel) for rule in self.noise.rules
-            if not rule.channel.is_identity
-        }
+        supers = (
+            {}
+            if self.noise.is_noiseless
+            else {
+                rule.channel: self.channel_superoperator(rule.channel)
+                for rule in self.noise.rules
+                if not rule.channel.is_identity
+            }
+        )
         for op in circuit.operations:
             channels = [(wire, supers[channel]) for wire, channel in self.noise.after(op) if channel in supers]
             theta = None if op.param is None else angles[:, op.param]

@@ -34,8 +34,8 @@ import torch
 from hqf.backends.readout import readout
 from hqf.errors import ConfigError
 from hqf.quantum.circuit import Circuit, PauliWord
-from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
+from hqf.registry.hookspecs import hookimpl
 
 #: hqf gate -> PennyLane operation (same wire order: control first; Ising gates are exp(−iθ P⊗P/2))
 PENNYLANE_GATES = {
@@ -98,8 +98,11 @@ class PennyLaneBackend(Backend):
     name = "pennylane"
     description = "PennyLane devices (default.qubit, lightning.qubit, ...): broadcast tapes, backprop/adjoint"
     capabilities = Capabilities(
-        dtypes={"complex128", "complex64"}, max_qubits=26, gradients={"backprop", "adjoint"},
-        gates=frozenset(PENNYLANE_GATES), observables=OBSERVABLES,
+        dtypes={"complex128", "complex64"},
+        max_qubits=26,
+        gradients={"backprop", "adjoint"},
+        gates=frozenset(PENNYLANE_GATES),
+        observables=OBSERVABLES,
     )
 
     @classmethod
@@ -193,7 +196,10 @@ class PennyLaneBackend(Backend):
             tape = build_tape(circuit, angles.to(device="cpu", dtype=torch.float64))
             (result,) = self._qml.execute([tape], device, diff_method="backprop")
             rows = _as_rows(
-                result, batch, len(words.words), torch.stack,
+                result,
+                batch,
+                len(words.words),
+                torch.stack,
                 lambda c, b: torch.as_tensor(c, dtype=torch.float64).expand(b),
             )
             rows = rows if words.identity else words.apply_torch(rows)
@@ -201,7 +207,10 @@ class PennyLaneBackend(Backend):
         values = angles.detach().to(device="cpu", dtype=torch.float64).numpy()
         (result,) = self._qml.execute([build_tape(circuit, values, self.shots)], device, diff_method=None)
         rows = _as_rows(
-            result, batch, len(words.words), np.stack,
+            result,
+            batch,
+            len(words.words),
+            np.stack,
             lambda c, b: np.broadcast_to(np.asarray(c, dtype=np.float64), (b,)),
         )
         rows = rows if words.identity else words.apply(rows)

@@ -184,7 +184,9 @@ class QiskitAerBackend(Backend):
     name = "qiskit-aer"
     description = "Qiskit Aer (EstimatorV2 exact state vector; shots option)"
     capabilities = Capabilities(
-        dtypes={"complex128"}, max_qubits=28, gates=frozenset(QISKIT_GATES),
+        dtypes={"complex128"},
+        max_qubits=28,
+        gates=frozenset(QISKIT_GATES),
         observables={"pauli", "hamiltonian", "probs"},
     )
 

@@ -32,8 +32,8 @@ import time
 
 import torch
 
-from hqf.quantum.circuit import compose
 from hqf.errors import BackendUnavailableError
+from hqf.quantum.circuit import compose
 from hqf.quantum.gradients import expval
 from hqf.registry.make import make_ansatz, make_backend
 
@@ -181,7 +181,13 @@ def environment(args) -> dict:
     env = {"python": platform.python_version(), "torch": torch.__version__, "torch_cuda": torch.version.cuda,
            "cpu": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
            "dtype": args.dtype, "quick": args.quick}  # fmt: skip
-    for dist in ("cuquantum-python-cu13", "cuquantum-python-cu12", "cuquantum-python", "custatevec-cu13", "custatevec-cu12"):
+    for dist in (
+        "cuquantum-python-cu13",
+        "cuquantum-python-cu12",
+        "cuquantum-python",
+        "custatevec-cu13",
+        "custatevec-cu12",
+    ):
         try:
             env[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -198,10 +204,18 @@ def run(args) -> dict:
     cap = 32 if args.quick else 256
     sizes = args.qubits
     result: dict = {"environment": env, "layers": LAYERS, "rows": [], "bandwidth": {}}
-    configs = [("cuquantum", "cuda", "batched"), ("cuquantum", "cuda", "loop"), ("torch", "cuda", None), ("torch", "cpu", None)]
+    configs = [
+        ("cuquantum", "cuda", "batched"),
+        ("cuquantum", "cuda", "loop"),
+        ("torch", "cuda", None),
+        ("torch", "cpu", None),
+    ]
     if gpu:
         measured = copy_bandwidth(torch.device("cuda"), 256 if args.quick else 2048)
-        result["bandwidth"]["cuda"] = {"copy_bytes_per_s": measured, "datasheet_bytes_per_s": datasheet_peak(env["gpu"])}
+        result["bandwidth"]["cuda"] = {
+            "copy_bytes_per_s": measured,
+            "datasheet_bytes_per_s": datasheet_peak(env["gpu"]),
+        }
     result["bandwidth"]["cpu"] = {"copy_bytes_per_s": copy_bandwidth(torch.device("cpu"), 64 if args.quick else 512)}
     cpu_fwd_per_gate_byte = None
     for name, device, batching in configs:
@@ -259,10 +273,16 @@ def table(result: dict) -> str:
         if bw.get("datasheet_bytes_per_s"):
             text += f" (datasheet {bw['datasheet_bytes_per_s'] / 1e9:.0f} GB/s)"
         head.append(text)
-    lines = [*head, "", f"{'backend':<26}{'Q':>3}  {'mode':<8}{'batch':>6}  {'samples/s':>11}  {'BW (copy / sheet)':<18} note"]
+    lines = [
+        *head,
+        "",
+        f"{'backend':<26}{'Q':>3}  {'mode':<8}{'batch':>6}  {'samples/s':>11}  {'BW (copy / sheet)':<18} note",
+    ]
     for r in result["rows"]:
         if "skipped" in r:
-            lines.append(f"{r['backend']:<26}{r['qubits']:>3}  {r.get('mode', ''):<8}{'':>6}  {'—':>11}  {'':<18} {r['skipped']}")
+            lines.append(
+                f"{r['backend']:<26}{r['qubits']:>3}  {r.get('mode', ''):<8}{'':>6}  {'—':>11}  {'':<18} {r['skipped']}"
+            )
             continue
         bw = ""
         if "fraction_of_copy_bandwidth" in r:
@@ -270,7 +290,9 @@ def table(result: dict) -> str:
             if "fraction_of_datasheet_bandwidth" in r:
                 bw += f" / {r['fraction_of_datasheet_bandwidth']:.0%}"
         note = r.get("gradient", "")
-        lines.append(f"{r['backend']:<26}{r['qubits']:>3}  {r['mode']:<8}{r['batch']:>6}  {r['samples_per_s']:>11.4g}  {bw:<18} {note}")
+        lines.append(
+            f"{r['backend']:<26}{r['qubits']:>3}  {r['mode']:<8}{r['batch']:>6}  {r['samples_per_s']:>11.4g}  {bw:<18} {note}"
+        )
     return "\n".join(lines)
 
 

@@ -22,10 +22,10 @@ import warnings
 
 import torch
 
-from hqf.learn.process.runtime import tune_process
-from hqf.studies.bench import median_seconds
 from hqf.learn.config import RunConfig
+from hqf.learn.process.runtime import tune_process
 from hqf.learn.training.model import build_model
+from hqf.studies.bench import median_seconds
 
 
 def main() -> None:
@@ -52,8 +52,10 @@ def main() -> None:
         eager = median_seconds(lambda: model(x), args.repeats, 100)
         layer = median_seconds(lambda: model.quantum(model.backbone(x)), args.repeats, 100)
         trace = median_seconds(lambda: traced(x), args.repeats, 100)
-    print(f"threads {args.threads}: eager model {eager * 1e6:.1f} µs (backbone + quantum layer {layer * 1e6:.1f} µs); "
-          f"traced model {trace * 1e6:.1f} µs; trace vs eager max |Δ| {error:.1e}")
+    print(
+        f"threads {args.threads}: eager model {eager * 1e6:.1f} µs (backbone + quantum layer {layer * 1e6:.1f} µs); "
+        f"traced model {trace * 1e6:.1f} µs; trace vs eager max |Δ| {error:.1e}"
+    )
 
 
 if __name__ == "__main__":

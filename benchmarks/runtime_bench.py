@@ -49,7 +49,7 @@ MAX_FIRST_STEP_S = 5.0  # seconds to the first training step of the default run,
 LOADS = {
     "busy": "import time\nend = time.time() + {limit}\nwhile time.time() < end: pass",
     "openmp": "import time, numpy as np\na = np.random.rand(600, 600)\nend = time.time() + {limit}\n"
-              "while time.time() < end: a @ a",
+    "while time.time() < end: a @ a",
 }
 
 
@@ -81,8 +81,10 @@ def median_steps(curves: pathlib.Path) -> tuple[float, float]:
         now = float(row["wall_time_s"])
         (curv if row.get("curv") not in ("", "nan", None) else plain).append(now - previous)
         previous = now
-    return (statistics.median(plain[1:]) if len(plain) > 1 else math.nan,
-            statistics.median(curv[1:]) if len(curv) > 1 else math.nan)
+    return (
+        statistics.median(plain[1:]) if len(plain) > 1 else math.nan,
+        statistics.median(curv[1:]) if len(curv) > 1 else math.nan,
+    )
 
 
 def timed_run(args: list[str], env: dict | None = None) -> tuple[float, tuple[float, float]]:
@@ -90,7 +92,9 @@ def timed_run(args: list[str], env: dict | None = None) -> tuple[float, tuple[fl
     with tempfile.TemporaryDirectory(prefix="hqf-bench-") as folder:
         out = pathlib.Path(folder) / "run"
         started = time.perf_counter()
-        subprocess.run([*HQF, "run", "--quiet", "--out", str(out), *args], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*HQF, "run", "--quiet", "--out", str(out), *args], check=True, env=env, stdout=subprocess.DEVNULL
+        )
         return time.perf_counter() - started, median_steps(out / "curves.csv")
 
 
@@ -105,8 +109,13 @@ def threads_table(iterations: int | None, loads: list[str], settings: list[str],
                 wall, (plain, curv) = timed_run([*base, "--threads", setting], env)
             finally:
                 stop_load(proc)
-            rows.append({"load": load, "threads": setting, "wall_s": wall, "plain_ms": plain * 1e3, "curvature_ms": curv * 1e3})
-            print(f"{load:7} threads={setting:4} wall {wall:7.1f} s  plain {plain * 1e3:6.1f} ms  curvature {curv * 1e3:6.1f} ms", flush=True)
+            rows.append(
+                {"load": load, "threads": setting, "wall_s": wall, "plain_ms": plain * 1e3, "curvature_ms": curv * 1e3}
+            )
+            print(
+                f"{load:7} threads={setting:4} wall {wall:7.1f} s  plain {plain * 1e3:6.1f} ms  curvature {curv * 1e3:6.1f} ms",
+                flush=True,
+            )
     quiet = {r["threads"]: r["wall_s"] for r in rows if r["load"] == "quiet"}
     for r in rows:
         r["vs_quiet"] = r["wall_s"] / quiet[r["threads"]]
@@ -118,13 +127,27 @@ def threads_goals(rows: list[dict]) -> list[tuple[str, float, float]]:
     by = {(r["load"], r["threads"]): r for r in rows}
     goals = []
     if ("busy", "auto") in by:
-        goals.append(("busy load: auto wall time / its quiet time", by["busy", "auto"]["vs_quiet"], MAX_LOADED_OVER_QUIET))
+        goals.append(
+            ("busy load: auto wall time / its quiet time", by["busy", "auto"]["vs_quiet"], MAX_LOADED_OVER_QUIET)
+        )
     for load in sorted({r["load"] for r in rows}):
         if (load, "auto") in by and (load, "1") in by:
-            goals.append((f"{load}: auto wall time / threads=1", by[load, "auto"]["wall_s"] / by[load, "1"]["wall_s"], MAX_AUTO_OVER_ONE_THREAD))
+            goals.append(
+                (
+                    f"{load}: auto wall time / threads=1",
+                    by[load, "auto"]["wall_s"] / by[load, "1"]["wall_s"],
+                    MAX_AUTO_OVER_ONE_THREAD,
+                )
+            )
     if ("quiet", "auto") in by:
         quiet = by["quiet", "auto"]
-        goals.append(("quiet: curvature iteration / plain iteration", quiet["curvature_ms"] / quiet["plain_ms"], MAX_CURVATURE_OVER_PLAIN))
+        goals.append(
+            (
+                "quiet: curvature iteration / plain iteration",
+                quiet["curvature_ms"] / quiet["plain_ms"],
+                MAX_CURVATURE_OVER_PLAIN,
+            )
+        )
     return goals
 
 
@@ -137,8 +160,11 @@ def first_step_seconds(args: list[str]) -> float:
     """Seconds from launching ``hqf run ARGS`` to its progress bar's first line."""
     with tempfile.TemporaryDirectory(prefix="hqf-bench-") as folder:
         started = time.perf_counter()
-        proc = subprocess.Popen([*HQF, "run", "--out", str(pathlib.Path(folder) / "run"), *args],
-                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*HQF, "run", "--out", str(pathlib.Path(folder) / "run"), *args],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+        )
         seen, text = None, b""
         while chunk := proc.stderr.read1(4096):
             text += chunk
@@ -148,7 +174,9 @@ def first_step_seconds(args: list[str]) -> float:
                 break
         proc.wait()
     if seen is None:
-        raise RuntimeError(f"no progress bar seen from hqf run {' '.join(args)}:\n{text.decode(errors='replace')[-2000:]}")
+        raise RuntimeError(
+            f"no progress bar seen from hqf run {' '.join(args)}:\n{text.decode(errors='replace')[-2000:]}"
+        )
     return seen
 
 
@@ -158,24 +186,33 @@ def startup_table(repeats: int) -> list[dict]:
         first_step_seconds(args)  # numba's cache and the OS file cache warm
         times = [first_step_seconds(args) for _ in range(repeats)]
         rows.append({"run": name, "first_step_s": statistics.median(times), "all_s": times})
-        print(f"{name:8} time to the first training step: median {statistics.median(times):.2f} s of {[round(t, 2) for t in times]}", flush=True)
+        print(
+            f"{name:8} time to the first training step: median {statistics.median(times):.2f} s of {[round(t, 2) for t in times]}",
+            flush=True,
+        )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=("threads", "startup"))
-    parser.add_argument("--iterations", type=int, help="threads: max_iterations of each run (default: the whole default run)")
+    parser.add_argument(
+        "--iterations", type=int, help="threads: max_iterations of each run (default: the whole default run)"
+    )
     parser.add_argument("--loads", default="busy,openmp", help="threads: comma-separated loads among busy, openmp")
     parser.add_argument("--settings", default=f"auto,{cores()},1", help="threads: comma-separated --threads values")
-    parser.add_argument("--load-limit", type=float, default=900.0, help="seconds after which a load process stops by itself")
+    parser.add_argument(
+        "--load-limit", type=float, default=900.0, help="seconds after which a load process stops by itself"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="startup: runs per row")
     parser.add_argument("--json", type=pathlib.Path, help="write the rows here")
     args = parser.parse_args()
     info = {"cores": cores(), "loadavg_before": os.getloadavg()}
     print(f"{info['cores']} usable cores, load average before: {' '.join(f'{x:.2f}' for x in info['loadavg_before'])}")
     if args.mode == "threads":
-        rows = threads_table(args.iterations, [x for x in args.loads.split(",") if x], args.settings.split(","), args.load_limit)
+        rows = threads_table(
+            args.iterations, [x for x in args.loads.split(",") if x], args.settings.split(","), args.load_limit
+        )
         goals = threads_goals(rows)
     else:
         rows = startup_table(args.repeats)

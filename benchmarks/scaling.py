@@ -42,9 +42,9 @@ def measure_point(n_qubits: int, n_layers: int, batch: int, repeats: int, thread
     import torch
 
     from hqf.learn.process.runtime import tune_process
-    from hqf.studies.bench import Workload
     from hqf.quantum.gradients import expval
     from hqf.registry.make import make_backend
+    from hqf.studies.bench import Workload
 
     tune_process()  # as the hqf commands do
     torch.set_num_threads(threads)
@@ -81,7 +81,18 @@ def measure_point(n_qubits: int, n_layers: int, batch: int, repeats: int, thread
 
 
 def run_point(n_qubits: int, n_layers: int, batch: int, repeats: int, threads: int, timeout: float) -> dict | None:
-    cmd = [sys.executable, __file__, "--point", str(n_qubits), str(n_layers), str(batch), "--repeats", str(repeats), "--threads", str(threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--point",
+        str(n_qubits),
+        str(n_layers),
+        str(batch),
+        "--repeats",
+        str(repeats),
+        "--threads",
+        str(threads),
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
@@ -114,7 +125,13 @@ def plot(points: list[dict], path: pathlib.Path) -> None:
     ax = axes[0]
     for colour, depth in zip(colours, layers):
         rows = sorted((p for p in grid if p["layers"] == depth), key=lambda p: p["qubits"])
-        ax.semilogy([p["qubits"] for p in rows], [p["forward_backward_seconds"] / p["batch"] for p in rows], "o-", color=colour, label=f"L={depth}")
+        ax.semilogy(
+            [p["qubits"] for p in rows],
+            [p["forward_backward_seconds"] / p["batch"] for p in rows],
+            "o-",
+            color=colour,
+            label=f"L={depth}",
+        )
     if grid:
         ref = max(grid, key=lambda p: p["qubits"])
         q = np.array(qubits, dtype=float)
@@ -127,20 +144,38 @@ def plot(points: list[dict], path: pathlib.Path) -> None:
         rows = sorted((p for p in grid if p["qubits"] == n), key=lambda p: p["layers"])
         if rows:
             base = rows[-1]["forward_backward_seconds"] / rows[-1]["batch"]
-            ax.plot([p["layers"] for p in rows], [p["forward_backward_seconds"] / p["batch"] / base for p in rows], "o-", color=colour, label=f"Q={n}")
+            ax.plot(
+                [p["layers"] for p in rows],
+                [p["forward_backward_seconds"] / p["batch"] / base for p in rows],
+                "o-",
+                color=colour,
+                label=f"Q={n}",
+            )
     ax.set(xlabel="layers L", ylabel="seconds per sample / value at the deepest L", title="cost vs layers (linear)")
     ax.legend(fontsize=7)
     ax = axes[2]
     for colour, n in zip(colours, sorted({p["qubits"] for p in sweep})):
         rows = sorted((p for p in sweep if p["qubits"] == n), key=lambda p: p["batch"])
-        ax.loglog([p["batch"] for p in rows], [p["forward_backward_seconds"] for p in rows], "o-", color=colour, label=f"Q={n}, L={rows[0]['layers']}")
+        ax.loglog(
+            [p["batch"] for p in rows],
+            [p["forward_backward_seconds"] for p in rows],
+            "o-",
+            color=colour,
+            label=f"Q={n}, L={rows[0]['layers']}",
+        )
     ax.set(xlabel="batch B", ylabel="fwd+bwd seconds per call", title="cost vs batch")
     ax.legend(fontsize=7)
     ax = axes[3]
     depth = max(layers) if layers else None
     rows = sorted((p for p in grid if p["layers"] == depth), key=lambda p: p["qubits"])
     ax.semilogy([p["qubits"] for p in rows], [p["peak_rss_mib"] for p in rows], "o-", label=f"peak RSS (L={depth})")
-    ax.semilogy([p["qubits"] for p in rows], [p["batch"] * 2.0 ** p["qubits"] * 16 / 2**20 for p in rows], "k--", lw=1, label="one batch of states")
+    ax.semilogy(
+        [p["qubits"] for p in rows],
+        [p["batch"] * 2.0 ** p["qubits"] * 16 / 2**20 for p in rows],
+        "k--",
+        lw=1,
+        label="one batch of states",
+    )
     ax.axhline(1024, color="red", lw=0.8, ls=":", label="1 GiB")
     ax.set(xlabel="qubits Q", ylabel="MiB", title="memory")
     ax.legend(fontsize=7)
@@ -173,8 +208,11 @@ def main(argv: list[str] | None = None) -> None:
             result = run_point(n, depth, batch_for(n), args.repeats, args.threads, args.timeout)
             if result:
                 points.append({**result, "sweep": "grid"})
-                print(f"Q={n:2d} L={depth:2d} B={result['batch']:4d}: fwd {result['forward_samples_per_s']:10.1f}/s  "
-                      f"fwd+bwd {result['forward_backward_samples_per_s']:10.1f}/s  peak RSS {result['peak_rss_mib']:7.0f} MiB", flush=True)
+                print(
+                    f"Q={n:2d} L={depth:2d} B={result['batch']:4d}: fwd {result['forward_samples_per_s']:10.1f}/s  "
+                    f"fwd+bwd {result['forward_backward_samples_per_s']:10.1f}/s  peak RSS {result['peak_rss_mib']:7.0f} MiB",
+                    flush=True,
+                )
     sweep_qubits = [8, 12] if args.quick else [8, 12, 16]
     for n in sweep_qubits:
         for batch in spec["batches"]:
@@ -183,13 +221,21 @@ def main(argv: list[str] | None = None) -> None:
             result = run_point(n, 6, batch, args.repeats, args.threads, args.timeout)
             if result:
                 points.append({**result, "sweep": "batch"})
-                print(f"batch sweep Q={n} L=6 B={batch}: fwd+bwd {result['forward_backward_seconds']:.4f} s/call", flush=True)
+                print(
+                    f"batch sweep Q={n} L=6 B={batch}: fwd+bwd {result['forward_backward_seconds']:.4f} s/call",
+                    flush=True,
+                )
     out.parent.mkdir(parents=True, exist_ok=True)
     import platform
 
     import torch
 
-    meta = {"python": platform.python_version(), "torch": torch.__version__, "processor": platform.processor() or platform.machine(), "threads": args.threads}
+    meta = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "processor": platform.processor() or platform.machine(),
+        "threads": args.threads,
+    }
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "points": points}, indent=1))
     plot(points, out.with_suffix(".png"))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")

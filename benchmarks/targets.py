@@ -58,7 +58,9 @@ def check(run: dict, goals: dict) -> list[Verdict]:
     rows = [Row(**row) for row in run.get("rows", [])]
     out = []
     for goal in goals.get("ratio", []):
-        comparison = Comparison(goal["numerator"], goal["denominator"], goal["column"], goal.get("denominator_column", goal["column"]))
+        comparison = Comparison(
+            goal["numerator"], goal["denominator"], goal["column"], goal.get("denominator_column", goal["column"])
+        )
         measured = ratios(rows, [comparison]) if _workload_matches(goal, run) else []
         value = measured[0].value if measured else None
         met = None if value is None else value >= goal["at_least"]

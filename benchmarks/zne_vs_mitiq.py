@@ -123,11 +123,18 @@ def mitiq_record(python: str) -> dict:
     rows = [bound_gates(circuit, row) for row in angles]
     folded = run_mitiq(python, {"mode": "fold", "n_qubits": circuit.n_qubits, "rows": rows, "scales": SCALES})
     values = noisy_values(circuit, folded["folds"])  # [B][S][R]
-    per_output = [[[values[b][s][r] for s in range(len(SCALES))] for r in range(circuit.n_outputs)]
-                  for b in range(len(rows))]
+    per_output = [
+        [[values[b][s][r] for s in range(len(SCALES))] for r in range(circuit.n_outputs)] for b in range(len(rows))
+    ]
     estimated = run_mitiq(python, {"mode": "extrapolate", "scales": SCALES, "values": per_output})
-    return {"mitiq": folded["mitiq"], "noise": NOISE, "scales": list(SCALES), "folds": folded["folds"],
-            "values": values, "estimates": estimated["estimates"]}
+    return {
+        "mitiq": folded["mitiq"],
+        "noise": NOISE,
+        "scales": list(SCALES),
+        "folds": folded["folds"],
+        "values": values,
+        "estimates": estimated["estimates"],
+    }
 
 
 def noisy_values(circuit: Circuit, folds: list[list[list]]) -> list[list[list[float]]]:

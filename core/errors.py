@@ -27,8 +27,15 @@ class UnsupportedCircuitError(HqfError, ValueError):
 class UnknownPluginError(HqfError, KeyError):
     """No plugin of this kind is registered under this name."""
 
-    def __init__(self, kind: str, name: str, available: list[str], label: str = "available",
-                 shown: list[str] | None = None, note: str = ""):
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        available: list[str],
+        label: str = "available",
+        shown: list[str] | None = None,
+        note: str = "",
+    ):
         self.kind, self.name, self.available = kind, name, available
         listed = ", ".join(sorted(available if shown is None else shown)) or "none"
         super().__init__(f"unknown {kind} {name!r}; {label}: {listed}{note}")

@@ -5,7 +5,6 @@ Third-party plugins written against ``hqf.interfaces`` keep working; new code im
 """
 
 from hqf.quantum.interfaces import DTYPES, GRADIENTS, Ansatz, Availability, Backend, Capabilities, Encoder
-
 from hqf.registry.contracts import Backbone, Baseline, Fusion, Regularizer, RegularizerInputs
 
 __all__ = [

@@ -99,9 +99,7 @@ def observable(n: int, obs) -> list[np.ndarray]:
         return [sum(c * observable(n, word)[0] for c, word in obs.terms)]
     if type(obs).__name__ == "Probs":
         k = len(obs.wires)
-        return [
-            kron_on(n, {w: (P0, P1)[(j >> (k - 1 - m)) & 1] for m, w in enumerate(obs.wires)}) for j in range(2**k)
-        ]
+        return [kron_on(n, {w: (P0, P1)[(j >> (k - 1 - m)) & 1] for m, w in enumerate(obs.wires)}) for j in range(2**k)]
     return [kron_on(n, {w: PAULI[p] for w, p in obs.terms})]
 
 

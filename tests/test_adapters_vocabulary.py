@@ -11,6 +11,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from test_backend_cuquantum import CpuDouble, FakeCuStateVec
 
 from hqf.backends.cuquantum import binding as cuquantum_binding
 from hqf.backends.readout import readout
@@ -20,10 +21,15 @@ from hqf.quantum.gradients import expval
 from hqf.quantum.interfaces import Availability
 from hqf.registry.make import make_backend
 from hqf.testing import ReferenceBackend
-from test_backend_cuquantum import CpuDouble, FakeCuStateVec
 
 N = 3
-PREPARE = [Operation("RY", 0, 0), Operation("RY", 1, 1), Operation("RY", 2, 2), Operation("RX", 1, 3), Operation("CNOT", (0, 2))]
+PREPARE = [
+    Operation("RY", 0, 0),
+    Operation("RY", 1, 1),
+    Operation("RY", 2, 2),
+    Operation("RX", 1, 3),
+    Operation("CNOT", (0, 2)),
+]
 OBSERVABLES = [PauliWord(((w, p),)) for w in range(N) for p in "XYZ"] + [
     PauliWord.parse("Z0 X2"),
     Hamiltonian(((0.7, "Z0 Z1"), (-1.3, "X2"), (0.25, "Y0 Y1 Y2"))),

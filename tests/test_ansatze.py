@@ -1,15 +1,15 @@
 import numpy as np
 import pytest
 import torch
+from reference import reference_expval
 
 from hqf.backends.torch import TorchBackend
-from hqf.quantum.circuit import PauliWord, compose
-from hqf.quantum.gradients import expval
-from hqf.registry.make import make_ansatz
 from hqf.plugins.ansatze.basic import BasicEntangler
 from hqf.plugins.ansatze.sel import StronglyEntangling, layer_range
+from hqf.quantum.circuit import PauliWord, compose
+from hqf.quantum.gradients import expval
 from hqf.registry.loader import registry
-from reference import reference_expval
+from hqf.registry.make import make_ansatz
 
 
 def test_families_are_registered():

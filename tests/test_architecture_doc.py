@@ -77,7 +77,12 @@ def test_a_module_is_named_by_dotted_name_path_or_folder_and_only_as_a_whole():
     assert "hqf.learn.config" in everything and "hqf.backends.torch" in everything and "hqf.plugins" in everything
     assert set(unnamed("")) == everything
     left = set(unnamed("`hqf.learn.config`, core/quantum/gates.py, backends/torch/, hqf.learn.training.loop."))
-    assert everything - left == {"hqf.learn.config", "hqf.quantum.gates", "hqf.backends.torch", "hqf.learn.training.loop"}
+    assert everything - left == {
+        "hqf.learn.config",
+        "hqf.quantum.gates",
+        "hqf.backends.torch",
+        "hqf.learn.training.loop",
+    }
     assert "hqf.learn.training" in unnamed("hqf.learn.training.loop and core/learn/training/loop.py")
     assert "hqf.learn.rundir" in unnamed("hqf.learn.rundir-like")
 
@@ -85,5 +90,8 @@ def test_a_module_is_named_by_dotted_name_path_or_folder_and_only_as_a_whole():
 def test_a_name_that_is_not_in_the_tree_is_stale():
     assert stale("`hqf.learn.config.RunConfig`, hqf.quantum.gates, core/learn/config.py, backends/torch/.") == []
     assert stale("hqf.learn.sets, hqf.learn.config.NoSuchThing, core/learn/sets.py, plugins/x/") == [
-        "core/learn/sets.py", "hqf.learn.config.NoSuchThing", "hqf.learn.sets", "plugins/x/"
+        "core/learn/sets.py",
+        "hqf.learn.config.NoSuchThing",
+        "hqf.learn.sets",
+        "plugins/x/",
     ]

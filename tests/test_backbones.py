@@ -17,8 +17,17 @@ from hqf.plugins.backbones.resnet import ResNetBackbone
 from hqf.registry.contracts import Backbone
 from hqf.registry.loader import registry
 
-SEED003 = dict(backbone="cnn", backbone_options={"channels": [4, 8], "fc": [16]}, latent=16, encoder="amplitude",
-               ansatz="basic4x2", fusion="quantum-only", head=[12], head_dropout=0.2, regularizers=[])
+SEED003 = dict(
+    backbone="cnn",
+    backbone_options={"channels": [4, 8], "fc": [16]},
+    latent=16,
+    encoder="amplitude",
+    ansatz="basic4x2",
+    fusion="quantum-only",
+    head=[12],
+    head_dropout=0.2,
+    regularizers=[],
+)
 
 
 def test_registry_lists_every_built_in_backbone():
@@ -40,7 +49,9 @@ def test_mlp_through_the_registry_is_the_two_gelu_layers():
     x = torch.randn(4, 5, dtype=torch.float64)
     first, second = backbone.net[0], backbone.net[2]
     gelu = lambda t: 0.5 * t * (1 + torch.erf(t / math.sqrt(2)))  # noqa: E731
-    expected = gelu(gelu(x @ first.weight.double().T + first.bias.double()) @ second.weight.double().T + second.bias.double())
+    expected = gelu(
+        gelu(x @ first.weight.double().T + first.bias.double()) @ second.weight.double().T + second.bias.double()
+    )
     torch.testing.assert_close(backbone.double()(x), expected, rtol=1e-12, atol=1e-12)
 
 
@@ -49,15 +60,26 @@ def test_transformer_patches_are_tokens_of_summed_feature_values():
     from hqf.plugins.backbones.transformer import TransformerBackbone
 
     torch.manual_seed(0)
-    backbone = build_backbone(RunConfig(backbone="transformer", transformer_dim=8, transformer_heads=2,
-                                        transformer_layers=1, latent=3, backbone_options={"patch": 4}), 10).double()
+    backbone = build_backbone(
+        RunConfig(
+            backbone="transformer",
+            transformer_dim=8,
+            transformer_heads=2,
+            transformer_layers=1,
+            latent=3,
+            backbone_options={"patch": 4},
+        ),
+        10,
+    ).double()
     assert isinstance(backbone, TransformerBackbone) and backbone.tokens == 3
     x = torch.randn(5, 10, dtype=torch.float64)
     seen = []
     backbone.layers.register_forward_hook(lambda module, args, out: seen.append(args[0]))
     out = backbone(x)
     v, e = backbone.value.detach(), backbone.position.detach()
-    expected = torch.stack([sum(x[:, j, None] * v[j] for j in range(4 * t, min(4 * t + 4, 10))) + e[t] for t in range(3)], dim=1)
+    expected = torch.stack(
+        [sum(x[:, j, None] * v[j] for j in range(4 * t, min(4 * t + 4, 10))) + e[t] for t in range(3)], dim=1
+    )
     torch.testing.assert_close(seen[0], expected, rtol=1e-12, atol=1e-12)
     with torch.no_grad():
         backbone.value[10:] += 1.0  # the padding's value directions meet zeros only
@@ -79,7 +101,9 @@ def test_transformer_with_patch_one_is_one_token_per_feature():
             TransformerBackbone(6, 3, dim=8, layers=1, heads=2, patch=bad)
 
 
-@pytest.mark.parametrize("in_features, shape", [(64, (1, 8, 8)), (784, (1, 28, 28)), (3072, (3, 32, 32)), (27648, (3, 96, 96))])
+@pytest.mark.parametrize(
+    "in_features, shape", [(64, (1, 8, 8)), (784, (1, 28, 28)), (3072, (3, 32, 32)), (27648, (3, 96, 96))]
+)
 def test_square_image_shapes_are_inferred(in_features, shape):
     assert resolve_image_shape(in_features) == shape
 
@@ -167,8 +191,18 @@ def test_cnn_supports_double_backward_for_the_curvature_term():
 
 
 def test_a_cnn_amplitude_hybrid_trains_on_digits_images(tmp_path):
-    config = RunConfig(dataset="digits", samples=300, epochs=1, max_iterations=4, batch_size=32, vai_samples=16,
-                       vai_draws=2, latency_repeats=1, seed=6, **SEED003)
+    config = RunConfig(
+        dataset="digits",
+        samples=300,
+        epochs=1,
+        max_iterations=4,
+        batch_size=32,
+        vai_samples=16,
+        vai_draws=2,
+        latency_repeats=1,
+        seed=6,
+        **SEED003,
+    )
     metrics = run(config, tmp_path / "run")
     assert metrics["steps"] == 4 and 0 <= metrics["accuracy"] <= 1
     assert metrics["n_quantum_parameters"] == 8

@@ -30,6 +30,8 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import PAULI, kron_on, reference_expval
+from strategies import angle_batches, circuits
 
 import hqf.backends.cuquantum as cq
 from hqf.backends.cuquantum import binding, translation
@@ -39,8 +41,6 @@ from hqf.quantum.gradients import default_gradient, expval
 from hqf.quantum.interfaces import Availability
 from hqf.registry.make import make_backend
 from hqf.testing import Limits, ReferenceBackend, check_backend
-from reference import PAULI, kron_on, reference_expval
-from strategies import angle_batches, circuits
 
 WORKSPACE = 96  # bytes the double asks for, so the workspace path is exercised
 #: for the tests that show how hqf reports a cuQuantum that cannot run: skipped where it can
@@ -112,10 +112,40 @@ class FakeCuStateVec(types.SimpleNamespace):
         assert handle in self.handles
         self.stream = stream_id
 
-    def apply_matrix_get_workspace_size(self, handle, sv_data_type, n_index_bits, matrix, matrix_data_type, layout, adjoint, n_targets, n_controls, compute_type):  # noqa: E501
+    def apply_matrix_get_workspace_size(
+        self,
+        handle,
+        sv_data_type,
+        n_index_bits,
+        matrix,
+        matrix_data_type,
+        layout,
+        adjoint,
+        n_targets,
+        n_controls,
+        compute_type,
+    ):  # noqa: E501
         return WORKSPACE
 
-    def apply_matrix(self, handle, sv, sv_data_type, n_index_bits, matrix, matrix_data_type, layout, adjoint, targets, n_targets, controls, control_bit_values, n_controls, compute_type, extra_workspace, extra_workspace_size_in_bytes):  # noqa: E501
+    def apply_matrix(
+        self,
+        handle,
+        sv,
+        sv_data_type,
+        n_index_bits,
+        matrix,
+        matrix_data_type,
+        layout,
+        adjoint,
+        targets,
+        n_targets,
+        controls,
+        control_bit_values,
+        n_controls,
+        compute_type,
+        extra_workspace,
+        extra_workspace_size_in_bytes,
+    ):  # noqa: E501
         self._check(
             sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes
         )
@@ -127,10 +157,50 @@ class FakeCuStateVec(types.SimpleNamespace):
         _apply_matrix(state, n_index_bits, m.conj().T if adjoint else m, targets, controls)
         self.calls.append("apply_matrix")
 
-    def apply_matrix_batched_get_workspace_size(self, handle, sv_data_type, n_index_bits, n_svs, sv_stride, map_type, matrix_indices, matrices, matrix_data_type, layout, adjoint, n_matrices, n_targets, n_controls, compute_type):  # noqa: E501
+    def apply_matrix_batched_get_workspace_size(
+        self,
+        handle,
+        sv_data_type,
+        n_index_bits,
+        n_svs,
+        sv_stride,
+        map_type,
+        matrix_indices,
+        matrices,
+        matrix_data_type,
+        layout,
+        adjoint,
+        n_matrices,
+        n_targets,
+        n_controls,
+        compute_type,
+    ):  # noqa: E501
         return WORKSPACE
 
-    def apply_matrix_batched(self, handle, batched_sv, sv_data_type, n_index_bits, n_svs, sv_stride, map_type, matrix_indices, matrices, matrix_data_type, layout, adjoint, n_matrices, targets, n_targets, controls, control_bit_values, n_controls, compute_type, extra_workspace, extra_workspace_size_in_bytes):  # noqa: E501
+    def apply_matrix_batched(
+        self,
+        handle,
+        batched_sv,
+        sv_data_type,
+        n_index_bits,
+        n_svs,
+        sv_stride,
+        map_type,
+        matrix_indices,
+        matrices,
+        matrix_data_type,
+        layout,
+        adjoint,
+        n_matrices,
+        targets,
+        n_targets,
+        controls,
+        control_bit_values,
+        n_controls,
+        compute_type,
+        extra_workspace,
+        extra_workspace_size_in_bytes,
+    ):  # noqa: E501
         self._check(
             sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes
         )
@@ -149,10 +219,41 @@ class FakeCuStateVec(types.SimpleNamespace):
             _apply_matrix(states[s], n_index_bits, m.conj().T if adjoint else m, targets, controls)
         self.calls.append("apply_matrix_batched")
 
-    def compute_expectation_batched_get_workspace_size(self, handle, sv_data_type, n_index_bits, n_svs, sv_stride, matrices, matrix_data_type, layout, n_matrices, n_basis_bits, compute_type):  # noqa: E501
+    def compute_expectation_batched_get_workspace_size(
+        self,
+        handle,
+        sv_data_type,
+        n_index_bits,
+        n_svs,
+        sv_stride,
+        matrices,
+        matrix_data_type,
+        layout,
+        n_matrices,
+        n_basis_bits,
+        compute_type,
+    ):  # noqa: E501
         return WORKSPACE
 
-    def compute_expectation_batched(self, handle, batched_sv, sv_data_type, n_index_bits, n_svs, sv_stride, expectation_values, matrices, matrix_data_type, layout, n_matrices, basis_bits, n_basis_bits, compute_type, extra_workspace, extra_workspace_size_in_bytes):  # noqa: E501
+    def compute_expectation_batched(
+        self,
+        handle,
+        batched_sv,
+        sv_data_type,
+        n_index_bits,
+        n_svs,
+        sv_stride,
+        expectation_values,
+        matrices,
+        matrix_data_type,
+        layout,
+        n_matrices,
+        basis_bits,
+        n_basis_bits,
+        compute_type,
+        extra_workspace,
+        extra_workspace_size_in_bytes,
+    ):  # noqa: E501
         self._check(
             sv_data_type, matrix_data_type, layout, compute_type, extra_workspace, extra_workspace_size_in_bytes
         )
@@ -166,7 +267,18 @@ class FakeCuStateVec(types.SimpleNamespace):
                 out[s, k] = _expectation(states[s], n_index_bits, mats[k], basis_bits)
         self.calls.append("compute_expectation_batched")
 
-    def compute_expectations_on_pauli_basis(self, handle, sv, sv_data_type, n_index_bits, expectation_values, pauli_operators_array, n_pauli_operator_arrays, basis_bits_array, n_basis_bits_array):  # noqa: E501
+    def compute_expectations_on_pauli_basis(
+        self,
+        handle,
+        sv,
+        sv_data_type,
+        n_index_bits,
+        expectation_values,
+        pauli_operators_array,
+        n_pauli_operator_arrays,
+        basis_bits_array,
+        n_basis_bits_array,
+    ):  # noqa: E501
         state = _view(sv, 2**n_index_bits, _sv_dtype(sv_data_type))
         out = _view(expectation_values, n_pauli_operator_arrays, np.float64)
         letters = {code: p for p, code in binding.PAULI_CODE.items()}
@@ -275,8 +387,10 @@ def test_final_states_have_the_torch_backends_memory_layout(fake, batching):
 @pytest.mark.parametrize(
     ("batching", "dtype", "adjoint"),
     [
-        ("batched", "complex128", True), ("batched", "complex64", False),
-        ("loop", "complex128", False), ("loop", "complex64", True),
+        ("batched", "complex128", True),
+        ("batched", "complex64", False),
+        ("loop", "complex128", False),
+        ("loop", "complex64", True),
     ],
 )
 def test_conformance_suite_through_the_double(fake, batching, dtype, adjoint):
@@ -417,8 +531,12 @@ def test_probe_reports_a_failing_handle_in_one_line_and_is_cached(monkeypatch, f
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device", lambda index: contextlib.nullcontext())
     first, second = binding.probe(), binding.probe()
-    assert first == second == Availability(
-        False, "cuStateVec could not start: cuStateVecError: NOT_INITIALIZED (1): the library was not initialized"
+    assert (
+        first
+        == second
+        == Availability(
+            False, "cuStateVec could not start: cuStateVecError: NOT_INITIALIZED (1): the library was not initialized"
+        )
     )
     assert tries == [1]
 
@@ -497,8 +615,13 @@ def fresh(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("run") / "never-written"
     commands = {"list": ["list"], "run": ["run", "--backend", "cuquantum", "--ansatz", "hea8x6", "--out", str(out)]}
     procs = {
-        name: subprocess.Popen([sys.executable, "-c", FRESH_PROCESS, *args], env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        name: subprocess.Popen(
+            [sys.executable, "-c", FRESH_PROCESS, *args],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
         for name, args in commands.items()
     }
     done = {}

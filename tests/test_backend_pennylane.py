@@ -26,8 +26,15 @@ DEVICES = ["default.qubit", "lightning.qubit"]
 
 CIRCUIT = Circuit(
     3,
-    [Operation("RY", 0, 0), Operation("CNOT", (0, 2)), Operation("RX", 1, 1), Operation("H", 2), Operation("RZ", 2, 2),
-     Operation("CZ", (2, 1)), Operation("RY", 1, 3)],
+    [
+        Operation("RY", 0, 0),
+        Operation("CNOT", (0, 2)),
+        Operation("RX", 1, 1),
+        Operation("H", 2),
+        Operation("RZ", 2, 2),
+        Operation("CZ", (2, 1)),
+        Operation("RY", 1, 3),
+    ],
     [PauliWord.parse("Z0 Z2"), PauliWord.parse("Y1"), PauliWord.parse("X2 Z1")],
 )
 
@@ -40,7 +47,9 @@ def test_wire_zero_is_the_most_significant_bit_in_pennylane_too():
     # X on wire 0 of 3: hqf's basis index 4 (|100>); PennyLane's state must put the amplitude there.
     circuit = Circuit(3, [Operation("X", 0)], [PauliWord.z(q) for q in range(3)])
     tape = build_tape(circuit, np.zeros((0,)))
-    state = qml.execute([qml.tape.QuantumScript(tape.operations, [qml.state()])], qml.device("default.qubit", wires=3))[0]
+    state = qml.execute([qml.tape.QuantumScript(tape.operations, [qml.state()])], qml.device("default.qubit", wires=3))[
+        0
+    ]
     assert int(np.argmax(np.abs(state))) == 4
     for device in DEVICES:
         got = PennyLaneBackend(pl_device=device).expval(circuit, torch.zeros(1, 0, dtype=torch.float64))
@@ -50,8 +59,11 @@ def test_wire_zero_is_the_most_significant_bit_in_pennylane_too():
 @pytest.mark.parametrize("device", DEVICES)
 def test_asymmetric_rotations_match_closed_forms(device):
     # RY(a) on wire 2 only: <Z2> = cos a, <X2> = sin a, <Z0> = <Z1> = 1, <Z0 X2> = sin a
-    circuit = Circuit(3, [Operation("RY", 2, 0)], [PauliWord.z(0), PauliWord.z(1), PauliWord.z(2),
-                                                     PauliWord.parse("X2"), PauliWord.parse("Z0 X2")])
+    circuit = Circuit(
+        3,
+        [Operation("RY", 2, 0)],
+        [PauliWord.z(0), PauliWord.z(1), PauliWord.z(2), PauliWord.parse("X2"), PauliWord.parse("Z0 X2")],
+    )
     a = torch.tensor([[0.3], [1.2]], dtype=torch.float64)
     want = torch.cat([torch.ones(2, 2, dtype=torch.float64), torch.cos(a), torch.sin(a), torch.sin(a)], dim=1)
     torch.testing.assert_close(PennyLaneBackend(pl_device=device).expval(circuit, a), want, atol=1e-12, rtol=0)
@@ -71,7 +83,9 @@ def test_output_is_b_by_r_on_both_devices(device, batch, n_outputs):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_circuit_without_parameters_is_broadcast_to_the_batch(device):
-    circuit = Circuit(2, [Operation("H", 0), Operation("CNOT", (0, 1))], [PauliWord.parse("Z0 Z1"), PauliWord.parse("X0")])
+    circuit = Circuit(
+        2, [Operation("H", 0), Operation("CNOT", (0, 1))], [PauliWord.parse("Z0 Z1"), PauliWord.parse("X0")]
+    )
     got = PennyLaneBackend(pl_device=device).expval(circuit, torch.zeros(3, 0, dtype=torch.float64))
     torch.testing.assert_close(got, torch.tensor([[1.0, 0.0]] * 3, dtype=torch.float64), atol=1e-12, rtol=0)
 
@@ -95,8 +109,15 @@ def test_native_gradients_are_declared_per_device():
     assert PennyLaneBackend.capabilities.gradients == {"backprop", "adjoint"}  # what some device offers
 
 
-@pytest.mark.parametrize("device, method", [("default.qubit", "backprop"), ("default.qubit", "adjoint"),
-                                            ("lightning.qubit", "adjoint"), ("lightning.qubit", "parameter-shift")])
+@pytest.mark.parametrize(
+    "device, method",
+    [
+        ("default.qubit", "backprop"),
+        ("default.qubit", "adjoint"),
+        ("lightning.qubit", "adjoint"),
+        ("lightning.qubit", "parameter-shift"),
+    ],
+)
 @pytest.mark.parametrize("batch, n_outputs", [(1, 1), (5, 3)])
 def test_native_gradients_match_autograd_on_the_reference(device, method, batch, n_outputs):
     circuit = Circuit(CIRCUIT.n_qubits, CIRCUIT.operations, CIRCUIT.observables[:n_outputs])
@@ -127,12 +148,16 @@ def test_adjoint_vjp_is_float64_on_lightning():
     # PennyLane's torch path would cast lightning's Python-float results (and the cotangent) to float32.
     circuit = Circuit(1, [Operation("RX", 0, 0)], [PauliWord.parse("Y0")])
     backend = PennyLaneBackend(pl_device="lightning.qubit")
-    grad = backend.vjp(circuit, torch.zeros(1, 1, dtype=torch.float64), torch.tensor([[-1.540996108]], dtype=torch.float64))
+    grad = backend.vjp(
+        circuit, torch.zeros(1, 1, dtype=torch.float64), torch.tensor([[-1.540996108]], dtype=torch.float64)
+    )
     assert grad.dtype == torch.float64 and abs(grad.item() - 1.540996108) < 1e-14
 
 
 def test_backprop_on_default_qubit_gives_exact_second_derivatives():
-    circuit = Circuit(2, [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RX", 1, 1)], [PauliWord.parse("Z1")])
+    circuit = Circuit(
+        2, [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RX", 1, 1)], [PauliWord.parse("Z1")]
+    )
     a0 = torch.tensor([[0.4, -0.9]], dtype=torch.float64)
     hessians = [
         torch.autograd.functional.hessian(lambda a, b=backend: expval(b, circuit, a, gradient="backprop").sum(), a0)
@@ -145,7 +170,9 @@ def test_complex64_on_lightning_only():
     backend = PennyLaneBackend(pl_device="lightning.qubit", dtype="complex64")
     got = backend.expval(CIRCUIT, _angles(2, CIRCUIT.n_params))
     assert got.dtype == torch.float32
-    torch.testing.assert_close(got.double(), ReferenceBackend().expval(CIRCUIT, _angles(2, CIRCUIT.n_params)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        got.double(), ReferenceBackend().expval(CIRCUIT, _angles(2, CIRCUIT.n_params)), atol=1e-5, rtol=0
+    )
     assert backend.capabilities.dtypes == {"complex64"} and "backprop" not in backend.capabilities.gradients
     with pytest.raises(ConfigError, match="complex64.*lightning"):
         PennyLaneBackend(pl_device="default.qubit", dtype="complex64")
@@ -155,7 +182,9 @@ def test_complex64_on_lightning_only():
 def test_omp_threads_option_keeps_the_values(threads):
     backend = PennyLaneBackend(pl_device="lightning.qubit", omp_threads=threads)
     angles = _angles(3, CIRCUIT.n_params)
-    torch.testing.assert_close(backend.expval(CIRCUIT, angles), ReferenceBackend().expval(CIRCUIT, angles), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        backend.expval(CIRCUIT, angles), ReferenceBackend().expval(CIRCUIT, angles), atol=1e-12, rtol=0
+    )
 
 
 @pytest.mark.parametrize("threads", [0, 1.5, True])
@@ -188,7 +217,6 @@ def test_importing_the_plugin_and_probing_it_does_not_import_pennylane():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
 
 
 @pytest.mark.parametrize("pl_device", ["default.qubit", "lightning.qubit"])

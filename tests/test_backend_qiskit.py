@@ -11,8 +11,8 @@ pytest.importorskip("qiskit_aer")
 from qiskit_aer.primitives import EstimatorV2  # noqa: E402
 
 from hqf.backends.qiskit_aer import QiskitAerBackend, compile_circuit, measurement_groups, parity_expectation  # noqa: E402
-from hqf.quantum.circuit import Circuit, Operation, PauliWord  # noqa: E402
 from hqf.errors import ConfigError  # noqa: E402
+from hqf.quantum.circuit import Circuit, Operation, PauliWord  # noqa: E402
 from hqf.registry.make import make_backend  # noqa: E402
 from hqf.testing import ReferenceBackend, Tolerance  # noqa: E402
 
@@ -32,7 +32,14 @@ def test_rotation_on_one_wire_with_mixed_pauli_words():
     circuit = Circuit(
         3,
         [Operation("X", 0), Operation("RY", 1, 0)],
-        [PauliWord.z(0), PauliWord.z(1), PauliWord.parse("X1"), PauliWord.parse("Z0 X1"), PauliWord.parse("X1 Z2"), PauliWord.z(2)],
+        [
+            PauliWord.z(0),
+            PauliWord.z(1),
+            PauliWord.parse("X1"),
+            PauliWord.parse("Z0 X1"),
+            PauliWord.parse("X1 Z2"),
+            PauliWord.z(2),
+        ],
     )
     a = torch.tensor([[0.3], [-1.1], [2.5]], dtype=torch.float64)
     s, c, one = torch.sin(a), torch.cos(a), torch.ones_like(a)
@@ -47,7 +54,9 @@ def test_columns_bind_by_mapping_not_by_parameter_name_order():
     ops += [Operation("CNOT", (q, q + 1)) for q in range(3)]
     circuit = Circuit(4, ops, [PauliWord.z(q) for q in range(4)] + [PauliWord.parse("X0 Y3")])
     angles = torch.rand(5, n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * math.tau
-    torch.testing.assert_close(QiskitAerBackend().expval(circuit, angles), ReferenceBackend().expval(circuit, angles), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        QiskitAerBackend().expval(circuit, angles), ReferenceBackend().expval(circuit, angles), atol=1e-12, rtol=0
+    )
 
 
 def test_compiled_once_per_circuit():
@@ -73,7 +82,11 @@ def test_whole_batch_in_one_primitive_call(monkeypatch):
 
 @pytest.mark.parametrize("batch, n_outputs", [(1, 1), (1, 3), (4, 1)])
 def test_output_is_b_by_r(batch, n_outputs):
-    circuit = Circuit(2, [Operation("H", 0), Operation("RY", 1, 0)], [PauliWord.parse("X0"), PauliWord.z(1), PauliWord.parse("Z0 Z1")][:n_outputs])
+    circuit = Circuit(
+        2,
+        [Operation("H", 0), Operation("RY", 1, 0)],
+        [PauliWord.parse("X0"), PauliWord.z(1), PauliWord.parse("Z0 Z1")][:n_outputs],
+    )
     angles = torch.rand(batch, 1, dtype=torch.float64)
     for backend in (QiskitAerBackend(), QiskitAerBackend(shots=10, seed=1)):
         got = backend.expval(circuit, angles)
@@ -84,8 +97,11 @@ def test_exact_by_default_and_sampled_with_shots():
     assert QiskitAerBackend().capabilities.exact
     sampled = QiskitAerBackend(shots=4000, seed=3)
     assert not sampled.capabilities.exact and QiskitAerBackend.capabilities.exact
-    circuit = Circuit(2, [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RX", 1, 1)],
-                      [PauliWord.parse("Z0 Z1"), PauliWord.parse("Y1"), PauliWord.z(0)])
+    circuit = Circuit(
+        2,
+        [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RX", 1, 1)],
+        [PauliWord.parse("Z0 Z1"), PauliWord.parse("Y1"), PauliWord.z(0)],
+    )
     angles = torch.tensor([[0.4, 1.0], [2.0, -0.5]], dtype=torch.float64)
     exact = ReferenceBackend().expval(circuit, angles)
     got = sampled.expval(circuit, angles)
@@ -122,7 +138,9 @@ def test_shots_bound_is_valid_near_eigenstates():
     assert 5 * sigma < tol.value_bound(torch.zeros(1, dtype=torch.float64)).item() < 6.5 * sigma
 
 
-@pytest.mark.parametrize("options, message", [({"method": "mps"}, "'method'"), ({"shots": 0}, "'shots'"), ({"shots": 2.5}, "'shots'")])
+@pytest.mark.parametrize(
+    "options, message", [({"method": "mps"}, "'method'"), ({"shots": 0}, "'shots'"), ({"shots": 2.5}, "'shots'")]
+)
 def test_bad_options_are_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):
         QiskitAerBackend(**options)
@@ -141,9 +159,11 @@ def test_availability_names_the_extra(monkeypatch):
 
 
 def test_density_matrix_method_matches_statevector():
-    circuit = Circuit(3, [Operation("H", 0), Operation("CNOT", (0, 2)), Operation("RY", 1, 0), Operation("CZ", (1, 2))],
-                      [PauliWord.parse("X0 X2"), PauliWord.parse("Z1"), PauliWord.parse("Y1 Z2")])
+    circuit = Circuit(
+        3,
+        [Operation("H", 0), Operation("CNOT", (0, 2)), Operation("RY", 1, 0), Operation("CZ", (1, 2))],
+        [PauliWord.parse("X0 X2"), PauliWord.parse("Z1"), PauliWord.parse("Y1 Z2")],
+    )
     angles = torch.tensor(np.linspace(-3, 3, 4).reshape(4, 1))
     a = QiskitAerBackend(method="density_matrix").expval(circuit, angles)
     torch.testing.assert_close(a, QiskitAerBackend().expval(circuit, angles), atol=1e-12, rtol=0)
-

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from hqf.errors import ConfigError, RunFailedError
-from hqf.registry.make import make_ansatz, make_encoder
 from hqf.plugins.baselines.logistic import LogisticRegression
-from hqf.registry.contracts import Baseline, BaselineInputs
 from hqf.plugins.baselines.surrogate import SurrogateLayer, surrogate_shape
+from hqf.registry.contracts import Baseline, BaselineInputs
 from hqf.registry.loader import registry
+from hqf.registry.make import make_ansatz, make_encoder
 from hqf.studies.search import BOUNDS, run_search
 
 
@@ -65,7 +65,9 @@ def test_surrogate_has_the_quantum_blocks_parameter_count(in_features, qubits, l
     from hqf.registry.make import make_backend
 
     gen = torch.Generator().manual_seed(0)
-    quantum = QuantumLayer(make_encoder("angle", in_features, qubits), make_ansatz(f"hea{qubits}x{layers}"), make_backend("torch"))
+    quantum = QuantumLayer(
+        make_encoder("angle", in_features, qubits), make_ansatz(f"hea{qubits}x{layers}"), make_backend("torch")
+    )
     ansatz_weights = quantum.weights.numel()
     surrogate = SurrogateLayer(make_encoder("angle", in_features, qubits), ansatz_weights, quantum.out_features, gen)
     assert _count(surrogate) == _count(quantum)

@@ -57,19 +57,30 @@ def test_ratios_divide_the_named_columns_and_skip_missing_rows():
         ("torch/backprop", "forward_backward"): pytest.approx(15.0),
     }
     missing = Comparison("torch/adjoint", "peer/lightning-adjoint", "forward")
-    assert ratios(rows, [missing, Comparison("torch/backprop", "peer/pennylane-backprop", "forward")])[0].value == pytest.approx(20.0)
+    assert ratios(rows, [missing, Comparison("torch/backprop", "peer/pennylane-backprop", "forward")])[
+        0
+    ].value == pytest.approx(20.0)
     assert len(ratios(rows, [missing])) == 0
 
 
 def test_the_goals_file_checks_a_saved_run():
     targets = _targets_script()
     goals = targets.tomllib.loads((BENCHMARKS / "targets.toml").read_text())
-    assert {g["numerator"] for g in goals["ratio"]} >= {"torch/backprop", "torch/parameter-shift", "torch/adjoint", "qiskit-aer/parameter-shift"}
+    assert {g["numerator"] for g in goals["ratio"]} >= {
+        "torch/backprop",
+        "torch/parameter-shift",
+        "torch/adjoint",
+        "qiskit-aer/parameter-shift",
+    }
     rows = [
         Row("torch/backprop", "hqf torch", "backprop", 2000.0, 600.0, 256, forward_new_weights=1000.0),
         Row("peer/pennylane-backprop", "PL", "backprop", 100.0, 40.0, 256),
     ]
-    run = {"workload": {"ansatz": "hea8x6", "batch": 256}, "rows": [r.to_dict() for r in rows], "latency": {"model_seconds": 2e-4}}
+    run = {
+        "workload": {"ansatz": "hea8x6", "batch": 256},
+        "rows": [r.to_dict() for r in rows],
+        "latency": {"model_seconds": 2e-4},
+    }
     verdicts = {v.name: v for v in targets.check(run, goals)}
     new = verdicts["torch forward, new weights every call, vs PennyLane backprop forward"]
     assert new.value == pytest.approx(10.0) and new.met is False
@@ -114,10 +125,29 @@ def test_time_backend_reports_throughput_and_the_resolved_gradient():
 
 def test_bench_command_prints_a_table_and_json():
     runner = CliRunner()
-    result = runner.invoke(main, ["bench", "--ansatz", "hea2x1", "--batch", "4", "--repeats", "1", "--warmup", "0", "--gradient", "auto", "--gradient", "adjoint"])
+    result = runner.invoke(
+        main,
+        [
+            "bench",
+            "--ansatz",
+            "hea2x1",
+            "--batch",
+            "4",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--gradient",
+            "auto",
+            "--gradient",
+            "adjoint",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "hqf torch" in result.output and "adjoint" in result.output and "fwd+bwd samples/s" in result.output
-    result = runner.invoke(main, ["bench", "--ansatz", "hea2x1", "--batch", "4", "--repeats", "1", "--warmup", "0", "--json"])
+    result = runner.invoke(
+        main, ["bench", "--ansatz", "hea2x1", "--batch", "4", "--repeats", "1", "--warmup", "0", "--json"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["workload"] == {"ansatz": "hea2x1", "batch": 4, "dtype": "complex128"}
@@ -137,7 +167,22 @@ def test_bench_command_user_errors_are_one_line():
 
 
 def test_bench_epoch_estimate_takes_the_curvature_interval():
-    args = ["bench", "--ansatz", "hea2x1", "--batch", "4", "--repeats", "1", "--warmup", "0", "--epoch", "3", "--curvature-every", "2", "--json"]
+    args = [
+        "bench",
+        "--ansatz",
+        "hea2x1",
+        "--batch",
+        "4",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--epoch",
+        "3",
+        "--curvature-every",
+        "2",
+        "--json",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     epoch = json.loads(result.output)["epoch"]
@@ -155,7 +200,9 @@ def _fake_timings(monkeypatch, order: list[str]):
 
     monkeypatch.setattr(hqf.studies.bench_suite, "time_backend", fake_backend)
     monkeypatch.setattr(hqf.studies.bench_suite, "time_peer", fake_peer)
-    monkeypatch.setattr(hqf.studies.bench_suite, "inference_latency", lambda: order.append("latency") or Latency(1e-4, 1e-4))
+    monkeypatch.setattr(
+        hqf.studies.bench_suite, "inference_latency", lambda: order.append("latency") or Latency(1e-4, 1e-4)
+    )
     monkeypatch.setattr(hqf.studies.bench_suite, "epoch_estimate", lambda n, **kw: order.append("epoch") or None)
     monkeypatch.setattr(hqf.studies.peers, "available_peers", lambda: list(PEERS))
 
@@ -165,8 +212,27 @@ def test_bench_times_qiskit_aer_last_and_the_latency_and_epoch_before_it(monkeyp
     # everything else (the torch-based peers, the latency, the epoch) is timed before it
     order = []
     _fake_timings(monkeypatch, order)
-    args = ["bench", "--ansatz", "hea2x1", "--batch", "2", "--backend", "qiskit-aer", "--backend", "torch", "--gradient", "auto",
-            "--peer", "qiskit-ml", "--peer", "pennylane-backprop", "--latency", "--epoch", "3", "--json"]
+    args = [
+        "bench",
+        "--ansatz",
+        "hea2x1",
+        "--batch",
+        "2",
+        "--backend",
+        "qiskit-aer",
+        "--backend",
+        "torch",
+        "--gradient",
+        "auto",
+        "--peer",
+        "qiskit-ml",
+        "--peer",
+        "pennylane-backprop",
+        "--latency",
+        "--epoch",
+        "3",
+        "--json",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert order == ["torch/auto", "pennylane-backprop", "latency", "epoch", "qiskit-aer/auto", "qiskit-ml"]
@@ -181,21 +247,37 @@ def test_bench_peers_times_the_fitting_registered_backends_and_prints_the_ratios
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     fitting, unfit = fitting_backends(Workload("hea2x1"))
-    assert "torch" in fitting and "torch-dm" not in fitting and any(line.startswith("backend torch-dm:") for line in unfit)
+    assert (
+        "torch" in fitting and "torch-dm" not in fitting and any(line.startswith("backend torch-dm:") for line in unfit)
+    )
     timed = [name.split("/")[0] for name in order if "/" in name]
     assert sorted(timed) == sorted(n for n in fitting if "backprop" in make_backend(n).capabilities.gradients)
     assert "Ratios, hqf row ÷ peer row of the same gradient" in result.output
     (line,) = [line for line in result.output.splitlines() if line.startswith("| torch/backprop ")]
-    assert [cell.strip() for cell in line.split("|")[1:-1]] == ["torch/backprop", "peer/pennylane-backprop", "4.0×", "3.0×", "2.0×"]
+    assert [cell.strip() for cell in line.split("|")[1:-1]] == [
+        "torch/backprop",
+        "peer/pennylane-backprop",
+        "4.0×",
+        "3.0×",
+        "2.0×",
+    ]
     assert "skipped: backend torch-dm: not an exact pure-state simulator" in result.output
 
 
 def _every_gate_circuit() -> tuple[Circuit, int]:
     """Three qubits, every gate hqf knows, inputs in columns 0-2 and weights in 3-5, multi-wire Pauli words."""
     ops = [
-        Operation("RY", 0, 0), Operation("RX", 1, 1), Operation("H", 2), Operation("RZ", 2, 2),
-        Operation("RY", 0, 3), Operation("RZ", 1, 4), Operation("CNOT", (0, 1)), Operation("CZ", (1, 2)),
-        Operation("X", 0), Operation("CNOT", (2, 0)), Operation("RX", 2, 5),
+        Operation("RY", 0, 0),
+        Operation("RX", 1, 1),
+        Operation("H", 2),
+        Operation("RZ", 2, 2),
+        Operation("RY", 0, 3),
+        Operation("RZ", 1, 4),
+        Operation("CNOT", (0, 1)),
+        Operation("CZ", (1, 2)),
+        Operation("X", 0),
+        Operation("CNOT", (2, 0)),
+        Operation("RX", 2, 5),
     ]
     observables = [PauliWord.parse("Z0"), PauliWord.parse("X1 Y2"), PauliWord.parse("Z0 Z1 Z2"), PauliWord.parse("Y0")]
     return Circuit(3, ops, observables), 3
@@ -227,7 +309,9 @@ def test_the_qiskit_peer_runs_exactly_the_hqf_circuit():
     qnn = layer.neural_network
     exact = []
     for row in x.tolist():
-        bound = qnn.circuit.assign_parameters(dict(zip([*qnn.input_params, *qnn.weight_params], [*row, *weights.tolist()])))
+        bound = qnn.circuit.assign_parameters(
+            dict(zip([*qnn.input_params, *qnn.weight_params], [*row, *weights.tolist()]))
+        )
         state = Statevector(bound)
         exact.append([state.expectation_value(obs).real for obs in qnn.observables])
     torch.testing.assert_close(torch.tensor(exact, dtype=torch.float64), want, rtol=0, atol=1e-10)

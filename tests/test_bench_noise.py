@@ -6,11 +6,12 @@ import json
 import pathlib
 import sys
 
-import hqf.studies.bench_suite
-import hqf.studies.noisy_peers
 import pytest
 import torch
 from click.testing import CliRunner
+
+import hqf.studies.bench_suite
+import hqf.studies.noisy_peers
 from hqf.cli import main
 from hqf.errors import ConfigError
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
@@ -107,8 +108,9 @@ def test_qiskit_depolarizing_lambda_is_converted_and_the_test_would_catch_it_oth
 
     noise = NoiseModel.parse("depolarizing=0.05")
     workload, x, flat, want = _case(noise)
-    unconverted = AerDensityMatrixLayer(workload.circuit(), workload.n_inputs, flat, noise,
-                                        error=lambda channel: depolarizing_error(channel.p, 1))  # Qiskit's λ = p
+    unconverted = AerDensityMatrixLayer(
+        workload.circuit(), workload.n_inputs, flat, noise, error=lambda channel: depolarizing_error(channel.p, 1)
+    )  # Qiskit's λ = p
     converted = AerDensityMatrixLayer(workload.circuit(), workload.n_inputs, flat, noise)  # λ = 4p/3
     with torch.no_grad():
         assert float((unconverted(x) - want).abs().max()) > 1e-3
@@ -198,8 +200,25 @@ def test_bench_noise_json_has_the_noise_rows_memory_and_ratios(monkeypatch):
 
     monkeypatch.setattr(hqf.studies.bench_suite, "time_noisy_peer", fake_peer)
     monkeypatch.setattr(hqf.studies.noisy_peers.NoisyPeer, "installed", property(lambda self: True))
-    args = ["bench", "--noise", "depolarizing=0.02", "--ansatz", "hea2x1", "--batch", "2", "--repeats", "1",
-            "--warmup", "0", "--backend", "ptm", "--backend", "torch-dm", "--peers", "--json"]
+    args = [
+        "bench",
+        "--noise",
+        "depolarizing=0.02",
+        "--ansatz",
+        "hea2x1",
+        "--batch",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--backend",
+        "ptm",
+        "--backend",
+        "torch-dm",
+        "--peers",
+        "--json",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
@@ -218,11 +237,29 @@ def test_bench_noise_json_has_the_noise_rows_memory_and_ratios(monkeypatch):
 
 
 def test_bench_noise_prints_rows_per_second_memory_and_ratios(monkeypatch):
-    monkeypatch.setattr(hqf.studies.bench_suite, "time_noisy_peer",
-                        lambda peer, workload, noise: Row(f"peer/{peer.name}", peer.label, peer.gradient, 2.0, None, 2))
+    monkeypatch.setattr(
+        hqf.studies.bench_suite,
+        "time_noisy_peer",
+        lambda peer, workload, noise: Row(f"peer/{peer.name}", peer.label, peer.gradient, 2.0, None, 2),
+    )
     monkeypatch.setattr(hqf.studies.noisy_peers.NoisyPeer, "installed", property(lambda self: True))
-    args = ["bench", "--noise", "amplitude_damping=0.05", "--ansatz", "hea2x1", "--batch", "2", "--repeats", "1",
-            "--warmup", "0", "--backend", "ptm", "--peer", "qiskit-aer-dm"]
+    args = [
+        "bench",
+        "--noise",
+        "amplitude_damping=0.05",
+        "--ansatz",
+        "hea2x1",
+        "--batch",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--backend",
+        "ptm",
+        "--peer",
+        "qiskit-aer-dm",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "noise amplitude_damping=0.05" in result.output.splitlines()[0]

@@ -23,7 +23,11 @@ def _matrix(gate: str, theta: torch.Tensor | None) -> torch.Tensor:
     """A gate's matrix written out (one row's angle), independent of hqf's gate tables."""
     if gate in ("RX", "RY", "RZ"):
         c, s = torch.cos(theta / 2).to(torch.complex128), torch.sin(theta / 2).to(torch.complex128)
-        rows = {"RX": [[c, -1j * s], [-1j * s, c]], "RY": [[c, -s], [s, c]], "RZ": [[c - 1j * s, 0 * c], [0 * c, c + 1j * s]]}[gate]
+        rows = {
+            "RX": [[c, -1j * s], [-1j * s, c]],
+            "RY": [[c, -s], [s, c]],
+            "RZ": [[c - 1j * s, 0 * c], [0 * c, c + 1j * s]],
+        }[gate]
         return torch.stack([torch.stack(row) for row in rows])
     if gate == "H":
         return torch.tensor([[1, 1], [1, -1]], dtype=torch.complex128) / math.sqrt(2)
@@ -65,7 +69,11 @@ def mixed_circuit(n: int, seed: int, leading_run: bool = True) -> Circuit:
     and CZs both ways and across the whole register, and Z words on one wire, on both halves and on
     neighbours."""
     rng = np.random.default_rng(seed)
-    ops = [Operation("RY", w, w) for w in range(n)] + [Operation("RX", 0, n)] if leading_run else [Operation("CZ", (0, n - 1))]
+    ops = (
+        [Operation("RY", w, w) for w in range(n)] + [Operation("RX", 0, n)]
+        if leading_run
+        else [Operation("CZ", (0, n - 1))]
+    )
     column = len(ops) if leading_run else 0
     for _ in range(3):
         for w in rng.permutation(n):
@@ -78,7 +86,13 @@ def mixed_circuit(n: int, seed: int, leading_run: bool = True) -> Circuit:
         for _ in range(n):
             a, b = (int(v) for v in rng.choice(n, 2, replace=False))
             ops.append(Operation(str(rng.choice(["CNOT", "CNOT", "CZ"])), (a, b)))
-    words = [PauliWord.z(0), PauliWord.z(n - 1), PauliWord.parse(f"Z1 Z{n - 2}"), PauliWord.parse("Z2 Z3"), PauliWord.parse(f"Z{n // 2} Z{n - 3}")]
+    words = [
+        PauliWord.z(0),
+        PauliWord.z(n - 1),
+        PauliWord.parse(f"Z1 Z{n - 2}"),
+        PauliWord.parse("Z2 Z3"),
+        PauliWord.parse(f"Z{n // 2} Z{n - 3}"),
+    ]
     return Circuit(n, ops, words)
 
 
@@ -102,7 +116,9 @@ def test_values_and_gradients_equal_an_independent_tensor_simulator(tile_qubits,
     values, final = blocked.values(angles.numpy(), 1, keep=True)
     np.testing.assert_allclose(values, reference.detach().numpy(), atol=TOL)
     for kept in (final, None):  # from the kept final states, and recomputed
-        np.testing.assert_allclose(blocked.vjp(angles.numpy(), grad_output.numpy(), 2, kept), reference_grad.numpy(), atol=TOL)
+        np.testing.assert_allclose(
+            blocked.vjp(angles.numpy(), grad_output.numpy(), 2, kept), reference_grad.numpy(), atol=TOL
+        )
 
 
 def test_every_pass_keeps_the_lowest_bits_and_fits_its_tile():
@@ -121,13 +137,17 @@ def test_backend_runs_broadcast_weights_blocked_with_the_plan_paths_values_and_g
     x = torch.rand(3, n, generator=generator, dtype=torch.float64) * math.pi
     weights = torch.rand(circuit.n_params - n, generator=generator, dtype=torch.float64) * 2 * math.pi
     results = []
-    for backend in (TorchBackend(), TorchBackend(checkpoint_mib=0), TorchBackend(fused=False)):  # kept, recomputed, plan
+    for backend in (
+        TorchBackend(),
+        TorchBackend(checkpoint_mib=0),
+        TorchBackend(fused=False),
+    ):  # kept, recomputed, plan
         xs, ws = x.clone().requires_grad_(), weights.clone().requires_grad_()
         out = expval(backend, circuit, xs, shared=ws)
         (out * torch.arange(1.0, n + 1, dtype=torch.float64)).sum().backward()
         results.append((backend.last_path, out.detach(), xs.grad, ws.grad))
     assert [path for path, *_ in results] == ["blocked", "blocked", "plan"]
-    for (_, *fast) in results[:2]:
+    for _, *fast in results[:2]:
         for a, b in zip(fast, results[2][1:]):
             torch.testing.assert_close(a, b, atol=TOL, rtol=0)
 

@@ -75,7 +75,9 @@ def test_api_catches_swapped_wires_and_shrinks_to_a_small_circuit():
 def test_api_catches_a_sign_error_through_the_gradients():
     results = {
         r.property: r
-        for r in check_backend(FlippedRY, examples=30, seed=2, limits=Limits(max_qubits=3), properties=["shift-jacobian", "shift-gradient"])
+        for r in check_backend(
+            FlippedRY, examples=30, seed=2, limits=Limits(max_qubits=3), properties=["shift-jacobian", "shift-gradient"]
+        )
     }
     assert results["shift-jacobian"].status == "fail", results["shift-jacobian"].report()
     assert results["shift-gradient"].status == "fail"
@@ -98,7 +100,18 @@ def test_cli_draws_no_circuit_larger_than_the_reference_runs(fake_registry):
 
 
 def test_cli_exits_1_and_shows_the_smallest_failing_circuit(fake_registry):
-    args = ["--backend", "swapped-wires", "--examples", "20", "--seed", "3", "--property", "shape", "--property", "expval"]
+    args = [
+        "--backend",
+        "swapped-wires",
+        "--examples",
+        "20",
+        "--seed",
+        "3",
+        "--property",
+        "shape",
+        "--property",
+        "expval",
+    ]
     result = CliRunner().invoke(main, ["check", *args])
     print(result.output)
     assert result.exit_code == 1, result.output
@@ -155,7 +168,18 @@ def test_examples_and_shrink_steps_are_counted_apart():
 
 
 def test_cli_table_shows_examples_and_shrink_steps_in_their_own_columns(fake_registry):
-    args = ["--backend", "swapped-wires", "--examples", "20", "--seed", "3", "--property", "shape", "--property", "expval"]
+    args = [
+        "--backend",
+        "swapped-wires",
+        "--examples",
+        "20",
+        "--seed",
+        "3",
+        "--property",
+        "shape",
+        "--property",
+        "expval",
+    ]
     result = CliRunner().invoke(main, ["check", *args])
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()

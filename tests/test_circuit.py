@@ -1,7 +1,7 @@
 import pytest
 
-from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
 from hqf.errors import InvalidCircuitError
+from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
 
 
 def test_operation_validation_messages():

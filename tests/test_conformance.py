@@ -77,8 +77,11 @@ def test_backend_conforms(target, prop):
 
 
 def test_backends_of_other_distributions_conform():
-    others = [Target(t.backend, t.options, examples=DEFAULT_EXAMPLES, limits=DENSITY)
-              for t in targets(VARIANTS) if t.backend not in VARIANTS]
+    others = [
+        Target(t.backend, t.options, examples=DEFAULT_EXAMPLES, limits=DENSITY)
+        for t in targets(VARIANTS)
+        if t.backend not in VARIANTS
+    ]
     runnable = [t for t in others if t.availability().ok]
     if not runnable:
         pytest.skip("no backend of another distribution can run here" if others else "no other backend registered")
@@ -91,8 +94,14 @@ def test_every_builtin_backend_is_a_target():
     builtin = {e.name for e in registry().entries("backend") if e.package == "hqf"}
     assert builtin - VARIANTS.keys() == set(), "list the configurations of every built-in backend in VARIANTS"
     ids = {t.id for t in TARGETS}
-    for wanted in ("torch", "torch[dtype=complex64]", "pennylane[pl_device=default.qubit]",
-                   "pennylane[pl_device=lightning.qubit]", "qiskit-aer", "qiskit-aer[seed=7,shots=2000]"):
+    for wanted in (
+        "torch",
+        "torch[dtype=complex64]",
+        "pennylane[pl_device=default.qubit]",
+        "pennylane[pl_device=lightning.qubit]",
+        "qiskit-aer",
+        "qiskit-aer[seed=7,shots=2000]",
+    ):
         assert wanted in ids
 
 

@@ -110,8 +110,9 @@ def test_gradients_off_by_a_tenth_of_the_bound_pass_every_property(double):
 
 @pytest.mark.parametrize("factor, status", [(10, "fail"), (0.1, "pass")])
 def test_shift_jacobian_off_by_a_multiple_of_the_bound(factor, status):
-    result = check_property(lambda: DriftingValues(factor * BOUND["complex128"]), "shift-jacobian",
-                            seed=0, limits=LIMITS)
+    result = check_property(
+        lambda: DriftingValues(factor * BOUND["complex128"]), "shift-jacobian", seed=0, limits=LIMITS
+    )
     assert result.status == status, result.report()
     assert result.worst_error == pytest.approx(factor * BOUND["complex128"], rel=1e-3)
 

@@ -71,7 +71,9 @@ def _hybrid_inputs(method_loss_at: bool):
     params = tuple(p for p in model.parameters() if p.requires_grad)
     features, logits = model.forward_features(x)
     ce = F.cross_entropy(logits, y)
-    return RegularizerInputs(features, logits, ce, params, loss_at(model, x, y, params) if method_loss_at else None), params
+    return RegularizerInputs(
+        features, logits, ce, params, loss_at(model, x, y, params) if method_loss_at else None
+    ), params
 
 
 @pytest.mark.parametrize("probes", [1, 3])

@@ -40,7 +40,9 @@ def setup():
     model = build_model(CONFIG, 6, 3).double()
     return model, build_terms(CONFIG, model), x, y
 """
-RANK = SETUP + """
+RANK = (
+    SETUP
+    + """
 import sys
 from hqf.learn.process.distributed import DataParallel, Ranks, adapt_terms, process_group
 from hqf.learn.training.loop import train
@@ -57,11 +59,18 @@ else:
     if ranks.writes:
         torch.save({"state": model.state_dict(), "curves": curves, "initial": initial}, sys.argv[2])
 """
+)
 
 
 def _loopback_env(port: int, **extra) -> dict:
-    return {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "GLOO_SOCKET_IFNAME": "lo",
-            "OMP_NUM_THREADS": "1", **extra}
+    return {
+        **os.environ,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "GLOO_SOCKET_IFNAME": "lo",
+        "OMP_NUM_THREADS": "1",
+        **extra,
+    }
 
 
 def test_shards_are_disjoint_and_cover_the_batch():
@@ -77,9 +86,16 @@ def test_two_gloo_ranks_train_the_weights_one_process_trains_on_the_same_global_
     script = tmp_path / "rank.py"
     script.write_text(RANK)
     env = _loopback_env(free_port(), WORLD_SIZE="2")
-    processes = [subprocess.Popen([sys.executable, str(script), mode, str(tmp_path / f"{mode}.pt")],
-                                  env={**env, "RANK": mode}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for mode in ("0", "1", "single")]  # the reference in a process of its own, with the ranks' settings
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(script), mode, str(tmp_path / f"{mode}.pt")],
+            env={**env, "RANK": mode},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for mode in ("0", "1", "single")
+    ]  # the reference in a process of its own, with the ranks' settings
     outputs = [process.communicate(timeout=240)[0] for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0], outputs
     assert not (tmp_path / "1.pt").exists()  # rank 0 alone writes
@@ -98,17 +114,44 @@ def test_two_gloo_ranks_train_the_weights_one_process_trains_on_the_same_global_
 
 
 def _config(path: pathlib.Path, **extra) -> pathlib.Path:
-    values = {"samples": 400, "epochs": 1, "batch_size": 16, "ansatz": "hea2x1", "hidden": 8, "latent": 4,
-              "vai_samples": 16, "latency_repeats": 1, "curvature_batch": 8, **extra}
+    values = {
+        "samples": 400,
+        "epochs": 1,
+        "batch_size": 16,
+        "ansatz": "hea2x1",
+        "hidden": 8,
+        "latent": 4,
+        "vai_samples": 16,
+        "latency_repeats": 1,
+        "curvature_batch": 8,
+        **extra,
+    }
     path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
     return path
 
 
 def test_hqf_run_ddp_trains_with_two_ranks_and_rank_zero_alone_writes(tmp_path):
     out = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "hqf", "run", "--config", str(_config(tmp_path / "c.toml", max_iterations=4)),
-                           "--out", str(out), "--ddp", "2", "--quiet"], capture_output=True, text=True, timeout=240,
-                          env=_loopback_env(0), cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hqf",
+            "run",
+            "--config",
+            str(_config(tmp_path / "c.toml", max_iterations=4)),
+            "--out",
+            str(out),
+            "--ddp",
+            "2",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=_loopback_env(0),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("run directory") == 1  # one results table: rank 0's
     assert sorted(p.name for p in out.iterdir()) == [
@@ -134,11 +177,23 @@ def _rank_pids(marker: str, rank: int) -> list[int]:
 @pytest.mark.skipif(not pathlib.Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
 def test_a_rank_that_dies_fails_the_run_without_hanging(tmp_path):
     marker, out = uuid.uuid4().hex, tmp_path / "run"
-    command = [sys.executable, "-m", "hqf", "run", "--config", str(_config(tmp_path / "c.toml", epochs=50, checkpoint_every=1)),
-               "--out", str(out), "--ddp", "2", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "hqf",
+        "run",
+        "--config",
+        str(_config(tmp_path / "c.toml", epochs=50, checkpoint_every=1)),
+        "--out",
+        str(out),
+        "--ddp",
+        "2",
+        "--quiet",
+    ]
     started = time.monotonic()
-    run = subprocess.Popen(command, env=_loopback_env(0, HQF_TEST_MARK=marker), stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(
+        command, env=_loopback_env(0, HQF_TEST_MARK=marker), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         while not (out / "checkpoint.pt").exists() and run.poll() is None and time.monotonic() - started < 180:
             time.sleep(0.2)

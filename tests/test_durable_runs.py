@@ -21,10 +21,10 @@ from click.testing import CliRunner
 
 from hqf.cli import main
 from hqf.errors import ConfigError, RunDirInUseError, RunFailedError
-from hqf.learn.rundir import checkpoint as ckpt
-from hqf.learn.rundir import lock
 from hqf.learn.config import RunConfig
 from hqf.learn.experiment import TIMING_KEYS, run
+from hqf.learn.rundir import checkpoint as ckpt
+from hqf.learn.rundir import lock
 from hqf.learn.rundir.lifecycle import StopSignals
 from hqf.quantum.interfaces import Backend
 
@@ -112,15 +112,19 @@ def _tiny_run_setup(eval_every=None):
     """A tiny model, data, terms and settings, built as a run builds them."""
     from hqf.learn.run_data import load_data
     from hqf.learn.training.model import build_model
-    from hqf.learn.training.terms import build_terms
     from hqf.learn.training.settings import TrainSettings
+    from hqf.learn.training.terms import build_terms
 
     config = RunConfig.from_dict({**TINY, "eval_every": eval_every, "epochs": 2, "curvature_every": 3})
     data = load_data(config)
     model = build_model(config, data.n_features, data.n_classes)
     terms = build_terms(config, model)
-    tensors = (torch.as_tensor(data.train.x), torch.as_tensor(data.train.y), torch.as_tensor(data.val.x),
-               torch.as_tensor(data.val.y))
+    tensors = (
+        torch.as_tensor(data.train.x),
+        torch.as_tensor(data.train.y),
+        torch.as_tensor(data.val.x),
+        torch.as_tensor(data.val.y),
+    )
     return model, tensors, terms, TrainSettings.from_config(config)
 
 
@@ -148,10 +152,17 @@ def test_training_continues_bit_for_bit_from_every_saved_state(eval_every, one_t
         assert again.curves.keys() == whole.curves.keys()
         for column in whole.curves:
             if column != "wall_time_s":
-                assert np.array_equal(again.curves[column], whole.curves[column], equal_nan=True), (state["step"], column)
+                assert np.array_equal(again.curves[column], whole.curves[column], equal_nan=True), (
+                    state["step"],
+                    column,
+                )
         strip = lambda rows: [{k: v for k, v in r.items() if "time" not in k} for r in rows]  # noqa: E731
         assert strip(again.evals) == strip(whole.evals)
-        assert (again.stop_reason, again.steps, again.epochs_completed) == (whole.stop_reason, whole.steps, whole.epochs_completed)
+        assert (again.stop_reason, again.steps, again.epochs_completed) == (
+            whole.stop_reason,
+            whole.steps,
+            whole.epochs_completed,
+        )
 
 
 def test_checkpoint_files_are_written_atomically_and_read_without_unpickling(tmp_path, monkeypatch):
@@ -186,19 +197,41 @@ def test_every_torch_load_in_hqf_reads_weights_only():
     for folder in ("core", "backends", "plugins"):
         for path in (REPO / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "load" and \
-                        getattr(node.func.value, "id", None) == "torch":
+                if (
+                    isinstance(node, ast.Call)
+                    and getattr(node.func, "attr", None) == "load"
+                    and getattr(node.func.value, "id", None) == "torch"
+                ):
                     weights_only = [k for k in node.keywords if k.arg == "weights_only"]
-                    calls.append((path.name, node.lineno, bool(weights_only) and getattr(weights_only[0].value, "value", None) is True))
+                    calls.append(
+                        (
+                            path.name,
+                            node.lineno,
+                            bool(weights_only) and getattr(weights_only[0].value, "value", None) is True,
+                        )
+                    )
     assert calls and all(ok for *_, ok in calls), calls
 
 
 def test_ctrl_c_exits_130_keeps_a_checkpoint_and_says_where(tmp_path):
     config = _toml(tmp_path / "long.toml", {**TINY, "epochs": 400, "checkpoint_every": 1})
     out = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-c", "from hqf.cli import main; main()", "run", "--config",
-                                str(config), "--out", str(out), "--quiet"], stderr=subprocess.PIPE, text=True,
-                               env=ONE_THREAD)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from hqf.cli import main; main()",
+            "run",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ONE_THREAD,
+    )
     deadline = time.monotonic() + 300
     while not (out / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -302,8 +335,19 @@ class _WrongShapeBackend(Backend):
 def test_a_non_finite_loss_fails_the_run(tmp_path, fake_plugins):
     fake_plugins(_NaNBackend)
     out = tmp_path / "nan"
-    result = CliRunner().invoke(main, ["run", "--quiet", "--config", str(_toml(tmp_path / "c.toml", TINY)),
-                                       "--backend", "nan-sim", "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--quiet",
+            "--config",
+            str(_toml(tmp_path / "c.toml", TINY)),
+            "--backend",
+            "nan-sim",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines() == [
         f"Error: run failed: the loss became NaN or infinite at iteration 1 (recorded in {out}/status.json)"
@@ -318,8 +362,19 @@ def test_a_non_finite_loss_fails_the_run(tmp_path, fake_plugins):
 
 def test_a_backend_of_the_wrong_shape_is_named_before_training(tmp_path, fake_plugins):
     fake_plugins(_WrongShapeBackend)
-    result = CliRunner().invoke(main, ["run", "--quiet", "--config", str(_toml(tmp_path / "c.toml", TINY)),
-                                       "--backend", "wrong-shape", "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--quiet",
+            "--config",
+            str(_toml(tmp_path / "c.toml", TINY)),
+            "--backend",
+            "wrong-shape",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "Error: backend 'wrong-shape' broke its contract: expval returned shape [2, 3] for 2 rows of 2 observables; "

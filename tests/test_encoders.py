@@ -3,15 +3,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from reference import reference_expval
 
 from hqf.backends.torch import TorchBackend
-from hqf.quantum.circuit import PauliWord, compose
 from hqf.errors import DataError
-from hqf.quantum.gradients import expval
-from hqf.registry.make import make_encoder
 from hqf.plugins.encoders.amplitude import AmplitudeEncoder, walsh_gray_matrix
 from hqf.plugins.encoders.angle import AngleEncoder
-from reference import reference_expval
+from hqf.quantum.circuit import PauliWord, compose
+from hqf.quantum.gradients import expval
+from hqf.registry.make import make_encoder
 
 
 def _state(encoder, x):
@@ -43,7 +43,10 @@ def test_angle_identity_path_gives_cos_of_scaled_feature(rotation):
 def test_angle_rz_puts_a_hadamard_first_so_the_angle_is_visible():
     enc = AngleEncoder(2, 2, rotation="rz")
     assert [(op.gate, op.wires, op.param) for op in enc.operations()] == [
-        ("H", (0,), None), ("RZ", (0,), 0), ("H", (1,), None), ("RZ", (1,), 1)
+        ("H", (0,), None),
+        ("RZ", (0,), 0),
+        ("H", (1,), None),
+        ("RZ", (1,), 1),
     ]
     x = torch.tensor([[0.3, -1.2], [2.0, 0.0]], dtype=torch.float64)
     words = [PauliWord.parse(w) for w in ("X0", "Y0", "Z0", "X1", "Y1")]

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from reference import reference_expval
 
 from hqf.errors import ConfigError, DataError, UnknownPluginError
 from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
@@ -16,7 +17,6 @@ from hqf.quantum.gradients import expval
 from hqf.quantum.layer import QuantumLayer
 from hqf.registry.make import make_ansatz, make_backend, make_encoder
 from hqf.testing import ReferenceBackend
-from reference import reference_expval
 
 # -- basis ------------------------------------------------------------------------------------------
 

@@ -11,8 +11,18 @@ from hqf.cli import main
 from hqf.learn.config import RunConfig
 from hqf.learn.experiment import run
 
-TINY = dict(dataset="digits-4x4", samples=300, epochs=2, batch_size=32, ansatz="hea4x2", latent=4, hidden=8,
-            vai_samples=32, latency_repeats=2, regularizers=["stability"])
+TINY = dict(
+    dataset="digits-4x4",
+    samples=300,
+    epochs=2,
+    batch_size=32,
+    ansatz="hea4x2",
+    latent=4,
+    hidden=8,
+    vai_samples=32,
+    latency_repeats=2,
+    regularizers=["stability"],
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +33,9 @@ def finished(tmp_path_factory):
 
 def _evaluate(*args):
     result = CliRunner().invoke(main, ["evaluate", *map(str, args)])
-    return result, {line.split()[0]: float(line.split()[1]) for line in result.output.splitlines()[:4]} if result.exit_code == 0 else {}
+    return result, {
+        line.split()[0]: float(line.split()[1]) for line in result.output.splitlines()[:4]
+    } if result.exit_code == 0 else {}
 
 
 def test_the_runs_own_backend_gives_the_runs_metrics(finished):
@@ -43,7 +55,11 @@ def test_the_exact_density_matrix_without_noise_agrees_and_noise_changes_the_num
     assert result.exit_code == 0, result.output
     assert noisy["nll"] != pytest.approx(exact["nll"], rel=1e-6)
     saved = json.loads(out.read_text())
-    assert saved["depolarizing"] == 0.05 and saved["backend"] == "torch-dm" and saved["nll"] == pytest.approx(noisy["nll"], rel=1e-3)
+    assert (
+        saved["depolarizing"] == 0.05
+        and saved["backend"] == "torch-dm"
+        and saved["nll"] == pytest.approx(noisy["nll"], rel=1e-3)
+    )
     again = CliRunner().invoke(main, ["evaluate", str(folder), "--out", str(out)])
     assert again.exit_code == 2 and "exists" in again.output and out.read_text() == json.dumps(saved, indent=2)
 

@@ -13,21 +13,23 @@ from click.testing import CliRunner
 
 from hqf.cli import main
 from hqf.cli.run_cmd import QUICK, resolve_config
-from hqf.learn.process import pace
-from hqf.learn.training import plotting
 from hqf.learn.config import RunConfig, read_resolved
 from hqf.learn.evaluation import TIMING_KEYS
 from hqf.learn.experiment import run
+from hqf.learn.process import pace
 from hqf.learn.resolution import resolution_notes
-from hqf.learn.training.model import build_model
 from hqf.learn.rundir.folder import plot_convergence
+from hqf.learn.training import plotting
+from hqf.learn.training.model import build_model
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 TINY = [
     "--samples", "300", "--epochs", "1", "--ansatz", "hea2x2", "--batch-size", "64",
     "--set", "hidden=8", "--set", "latent=4", "--set", "vai_samples=64", "--set", "latency_repeats=2",
 ]  # fmt: skip
-TINY_CONFIG = dict(samples=300, epochs=1, ansatz="hea2x2", batch_size=64, hidden=8, latent=4, vai_samples=64, latency_repeats=1)
+TINY_CONFIG = dict(
+    samples=300, epochs=1, ansatz="hea2x2", batch_size=64, hidden=8, latent=4, vai_samples=64, latency_repeats=1
+)
 
 
 def _invoke(*args):
@@ -125,7 +127,10 @@ def test_probe_times_the_layer_and_a_slow_run_is_warned(tiny_model, monkeypatch)
 
 def test_the_warning_names_the_faster_choices():
     chosen = pace.Pace("pennylane", "parameter-shift", 14.0, probed_rows=16)
-    faster = [pace.Pace("torch", "backprop", 0.02, "--backend torch", 256), pace.Pace("pennylane", "adjoint", 2.0, "--gradient adjoint", 64)]
+    faster = [
+        pace.Pace("torch", "backprop", 0.02, "--backend torch", 256),
+        pace.Pace("pennylane", "adjoint", 2.0, "--gradient adjoint", 64),
+    ]
     text = pace.describe(chosen, 256, 1320, faster)
     assert "about 14 s per iteration" in text and "timed at 16 of the batch's 256 rows and extrapolated" in text
     assert "about 5.1 h for 1320 iterations" in text

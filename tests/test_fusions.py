@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from hqf.registry.make import make_fusion
 from hqf.registry.loader import registry
+from hqf.registry.make import make_fusion
 
 
 def test_registered_names():

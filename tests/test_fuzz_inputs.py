@@ -34,7 +34,9 @@ SCALARS = st.one_of(
 )
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.one_of(KEYS, st.text(max_size=5)), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.one_of(KEYS, st.text(max_size=5)), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 DOCUMENTS = st.dictionaries(st.one_of(KEYS, st.text(max_size=8)), VALUES, max_size=6)
@@ -44,7 +46,9 @@ GRIDS = st.dictionaries(
     st.one_of(
         VALUES,
         st.fixed_dictionaries({}, optional={"seeds": VALUES, "jobs": VALUES}),
-        st.dictionaries(st.text(max_size=6), st.one_of(VALUES, st.sampled_from(["full", "backbone-only", "nope"])), max_size=3),
+        st.dictionaries(
+            st.text(max_size=6), st.one_of(VALUES, st.sampled_from(["full", "backbone-only", "nope"])), max_size=3
+        ),
     ),
     max_size=5,
 )
@@ -121,7 +125,9 @@ CELLS = st.one_of(
 @FUZZ
 @given(st.lists(st.lists(CELLS, min_size=1, max_size=4), min_size=0, max_size=12), st.booleans())
 def test_arbitrary_small_csv_files_to_the_loader(rows, header):
-    text = "\n".join(",".join(row) for row in ([["f1", "f2", "f3", "label"][: len(rows[0])]] if header and rows else []) + rows)
+    text = "\n".join(
+        ",".join(row) for row in ([["f1", "f2", "f3", "label"][: len(rows[0])]] if header and rows else []) + rows
+    )
     with _file(".csv", text.encode()) as path:
         _accepted_or_hqf_error(lambda: load_dataset(str(path), samples=None))
 
@@ -134,7 +140,9 @@ def test_arbitrary_bytes_as_csv_or_npz(data):
             _accepted_or_hqf_error(lambda: load_dataset(str(path), samples=None))
 
 
-DTYPES = st.sampled_from(["float64", "float32", "int64", "int8", "bool", "complex64", "U3", "S2", "object", "datetime64[s]", "V4"])
+DTYPES = st.sampled_from(
+    ["float64", "float32", "int64", "int8", "bool", "complex64", "U3", "S2", "object", "datetime64[s]", "V4"]
+)
 ARRAYS = st.tuples(DTYPES, st.lists(st.integers(0, 4), min_size=0, max_size=3))
 
 

@@ -110,7 +110,9 @@ def test_adjoint_gradient_matches_torch_cuda_autograd_at_14_qubits(dtype):
     angles = torch.rand(3, circuit.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 6
     weights = torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6)).cuda()
     mine, ref = angles.cuda().requires_grad_(), angles.cuda().requires_grad_()
-    (expval(cq.CuQuantumBackend(dtype=dtype, adjoint=True), circuit, mine, gradient="adjoint").double() * weights).sum().backward()
+    (
+        expval(cq.CuQuantumBackend(dtype=dtype, adjoint=True), circuit, mine, gradient="adjoint").double() * weights
+    ).sum().backward()
     (TorchBackend(device="cuda").expval(circuit, ref) * weights).sum().backward()
     torch.testing.assert_close(mine.grad, ref.grad, atol=1e-9 if dtype == "complex128" else 2e-4, rtol=0)
 
@@ -132,8 +134,16 @@ RUNS = {
     # cuquantum as the users name it: the shift rule (twice differentiable) with the curvature term
     "cuquantum": ["--backend", "cuquantum"],
     # the adjoint vjp is opt-in and first-order only: with it, no curvature term
-    "cuquantum-adjoint": ["--backend", "cuquantum", "--set", "backend_options={adjoint = true}",
-                          "--gradient", "adjoint", "--regularizer", "stability"],  # fmt: skip
+    "cuquantum-adjoint": [
+        "--backend",
+        "cuquantum",
+        "--set",
+        "backend_options={adjoint = true}",
+        "--gradient",
+        "adjoint",
+        "--regularizer",
+        "stability",
+    ],  # fmt: skip
 }
 
 

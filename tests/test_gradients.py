@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import angle_batches, circuits
 
 from hqf.errors import InvalidCircuitError
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
@@ -17,7 +18,6 @@ from hqf.quantum.interfaces import Encoder
 from hqf.quantum.layer import QuantumLayer
 from hqf.registry.make import make_ansatz, make_backend
 from hqf.testing import ReferenceBackend
-from strategies import angle_batches, circuits
 
 BACKENDS = {"reference": ReferenceBackend, "torch": lambda: make_backend("torch")}
 
@@ -65,14 +65,22 @@ def test_shift_jacobian_equals_autograd_jacobian(backend_name, data):
 def test_shift_rule_second_derivatives_are_exact(backend_name):
     circuit = Circuit(
         2,
-        [Operation("RY", 0, 0), Operation("RX", 1, 1), Operation("CNOT", (0, 1)), Operation("RZ", 1, 2), Operation("RY", 1, 3)],
+        [
+            Operation("RY", 0, 0),
+            Operation("RX", 1, 1),
+            Operation("CNOT", (0, 1)),
+            Operation("RZ", 1, 2),
+            Operation("RY", 1, 3),
+        ],
         [PauliWord.parse("Z0 Z1"), PauliWord.parse("X1")],
     )
     backend = BACKENDS[backend_name]()
     a0 = torch.tensor([[0.3, -1.2, 0.7, 2.0]], dtype=torch.float64)
 
     def loss(method):
-        return lambda a: (expval(backend, circuit, a, gradient=method) * torch.tensor([1.0, -0.5], dtype=torch.float64)).sum()
+        return lambda a: (
+            expval(backend, circuit, a, gradient=method) * torch.tensor([1.0, -0.5], dtype=torch.float64)
+        ).sum()
 
     h_shift = torch.autograd.functional.hessian(loss("parameter-shift"), a0)
     h_auto = torch.autograd.functional.hessian(loss("backprop"), a0)
@@ -80,7 +88,9 @@ def test_shift_rule_second_derivatives_are_exact(backend_name):
 
 
 def test_chunked_shift_equals_single_call():
-    circuit = Circuit(3, [Operation("RY", q, q) for q in range(3)] + [Operation("CZ", (0, 2))], [PauliWord.parse("X0 Z2")])
+    circuit = Circuit(
+        3, [Operation("RY", q, q) for q in range(3)] + [Operation("CZ", (0, 2))], [PauliWord.parse("X0 Z2")]
+    )
     angles = torch.rand(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     backend = make_backend("torch")
     one = shift_jacobian(lambda a: backend.expval(circuit, a), angles)
@@ -98,6 +108,7 @@ def test_angle_validation_happens_before_simulation():
         expval(backend, circuit, torch.tensor([[float("nan")]]))
     with pytest.raises(InvalidCircuitError, match="real"):
         expval(backend, circuit, torch.zeros(1, 1, dtype=torch.complex128))
+
     class BackpropOnly(ReferenceBackend):
         capabilities = attrs.evolve(ReferenceBackend.capabilities, gradients={"backprop"})
 
@@ -124,7 +135,16 @@ def test_quantum_layer_trains_with_shift_gradients():
             return self.proj(x)
 
     torch.manual_seed(0)
-    layers = {m: QuantumLayer(Linear(5, 3), make_ansatz("hea3x2"), make_backend("torch"), gradient=m, generator=torch.Generator().manual_seed(0)) for m in ("backprop", "parameter-shift")}
+    layers = {
+        m: QuantumLayer(
+            Linear(5, 3),
+            make_ansatz("hea3x2"),
+            make_backend("torch"),
+            gradient=m,
+            generator=torch.Generator().manual_seed(0),
+        )
+        for m in ("backprop", "parameter-shift")
+    }
     layers["parameter-shift"].load_state_dict(layers["backprop"].state_dict())
     x = torch.randn(7, 5, dtype=torch.float64)
     grads = {}
@@ -158,7 +178,9 @@ def test_native_vjp_gives_exact_second_derivatives_through_the_shift_rule():
     a0 = torch.tensor([[0.4, -0.9, 1.3]], dtype=torch.float64)
     weights = torch.tensor([0.7, -1.1], dtype=torch.float64)
     native = _AutogradVjpBackend()
-    h_native = torch.autograd.functional.hessian(lambda a: (expval(native, circuit, a, gradient="adjoint") * weights).sum(), a0)
+    h_native = torch.autograd.functional.hessian(
+        lambda a: (expval(native, circuit, a, gradient="adjoint") * weights).sum(), a0
+    )
     h_auto = torch.autograd.functional.hessian(lambda a: (expval(ReferenceBackend(), circuit, a) * weights).sum(), a0)
     assert torch.max(torch.abs(h_native - h_auto)).item() <= 1e-10
     # first order still goes through the native vjp

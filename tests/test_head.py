@@ -22,7 +22,10 @@ def test_default_head_is_the_single_linear_layer():
 
 def test_default_head_leaves_the_model_unchanged():
     """An explicit empty head and the default build the same weights; the logits are W_o F + b_o."""
-    default, explicit = build_model(_config(seed=2), 5, 4), build_model(_config(seed=2, head=[], head_dropout=0.0), 5, 4)
+    default, explicit = (
+        build_model(_config(seed=2), 5, 4),
+        build_model(_config(seed=2, head=[], head_dropout=0.0), 5, 4),
+    )
     for (name, a), (_, b) in zip(default.state_dict().items(), explicit.state_dict().items()):
         assert torch.equal(a, b), name
     x = torch.randn(3, 5)
@@ -31,7 +34,10 @@ def test_default_head_leaves_the_model_unchanged():
 
 
 def test_hidden_head_layers_and_the_rest_of_the_model_untouched():
-    plain, deep = build_model(_config(seed=3), 5, 4), build_model(_config(seed=3, head=[16, 7], head_dropout=0.25), 5, 4)
+    plain, deep = (
+        build_model(_config(seed=3), 5, 4),
+        build_model(_config(seed=3, head=[16, 7], head_dropout=0.25), 5, 4),
+    )
     kinds = [type(m) for m in deep.head]
     assert kinds == [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
     assert deep.head[2].p == 0.25 and [deep.head[0].out_features, deep.head[3].out_features] == [16, 7]

@@ -5,19 +5,22 @@ import struct
 
 import numpy as np
 import pytest
-from PIL import Image as PIL
 from click.testing import CliRunner
+from PIL import Image as PIL
 
 from hqf.cli import main
 from hqf.errors import DataError, HqfError
-from hqf.learn.data.load import load_dataset
 from hqf.learn.data.images import channel_scaler, parse_source, read_idx, read_images
-
+from hqf.learn.data.load import load_dataset
 
 
 def write_idx(path, array: np.ndarray, compress: bool = False) -> None:
     """IDX as the MNIST page defines it: 0, 0, type 0x08, ndim, big-endian int32 sizes, the bytes."""
-    data = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape) + array.astype(np.uint8).tobytes()
+    data = (
+        bytes([0, 0, 0x08, array.ndim])
+        + struct.pack(f">{array.ndim}i", *array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
     (gzip.open if compress else open)(path, "wb").write(data)
 
 
@@ -220,7 +223,9 @@ def test_load_dataset_keeps_uint8_until_one_float32_copy_scaled_per_channel(tmp_
     rng = np.random.default_rng(13)
     for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
         pixels = rng.integers(0, 256, size=(10, 3072), dtype=np.uint8)
-        (tmp_path / name).write_bytes(np.concatenate([np.arange(10, dtype=np.uint8)[:, None], pixels], axis=1).tobytes())
+        (tmp_path / name).write_bytes(
+            np.concatenate([np.arange(10, dtype=np.uint8)[:, None], pixels], axis=1).tobytes()
+        )
     dataset = load_dataset(f"cifar10:{tmp_path}", seed=0)
     assert dataset.image_shape == (3, 32, 32) and dataset.n_features == 3072
     assert dataset.info["image_shape"] == [3, 32, 32]
@@ -251,7 +256,9 @@ def test_cli_names_a_corrupt_file_in_one_line(tmp_path):
     mnist_folder(tmp_path, np.random.default_rng(15))
     path = tmp_path / "t10k-labels-idx1-ubyte"
     path.write_bytes(path.read_bytes()[:-3])
-    result = CliRunner().invoke(main, ["run", "--dataset", f"mnist:{tmp_path}", "--out", str(tmp_path / "run"), "--quiet"])
+    result = CliRunner().invoke(
+        main, ["run", "--dataset", f"mnist:{tmp_path}", "--out", str(tmp_path / "run"), "--quiet"]
+    )
     assert result.exit_code == 2, result.output
     assert "truncated or corrupt" in result.output and "Traceback" not in result.output
     assert len([line for line in result.output.splitlines() if line.strip()]) == 1

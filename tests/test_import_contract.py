@@ -125,7 +125,8 @@ def test_the_scan_finds_a_forbidden_import(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "CORE", bad)
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert core_references_to_plugins() == [
-        "core/m.py: hqf.backends.torch", "core/m.py: hqf.backends.torch.TorchBackend"
+        "core/m.py: hqf.backends.torch",
+        "core/m.py: hqf.backends.torch.TorchBackend",
     ]
 
 

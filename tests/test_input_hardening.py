@@ -83,7 +83,9 @@ def test_an_npz_with_object_arrays_is_refused_without_unpickling(tmp_path):
 def test_an_unknown_or_unsupported_gradient_stops_before_the_data_loads(tmp_path, no_data):
     result = CliRunner().invoke(main, ["run", "--gradient", "magic", "--out", str(tmp_path / "r")])
     _one_line_error(result, "'gradient' must be auto or one of backprop, adjoint, parameter-shift (got 'magic')")
-    result = CliRunner().invoke(main, ["run", "--backend", "torch-dm", "--gradient", "adjoint", "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        main, ["run", "--backend", "torch-dm", "--gradient", "adjoint", "--out", str(tmp_path / "r")]
+    )
     _one_line_error(result, "backend 'torch-dm' has no native 'adjoint' gradient (native: backprop;")
     assert not (tmp_path / "r").exists()
 
@@ -97,10 +99,16 @@ def _sweep_folder(tmp_path: pathlib.Path) -> pathlib.Path:
         directory.mkdir(parents=True)
         rows.append({"dir": f"{variant}/seed{i}", "variant": variant, "seed": i})
         if status == "failed":
-            (directory / "status.json").write_text(json.dumps({"status": "failed", "reason": "the loss became NaN at 3"}))
+            (directory / "status.json").write_text(
+                json.dumps({"status": "failed", "reason": "the loss became NaN at 3"})
+            )
             continue
-        metrics = {"accuracy": 0.5 + 0.1 * i, "macro_f1": 0.4, "steps": 10,
-                   "stop_reason": "non_finite_loss" if status == "nan" else "epochs"}
+        metrics = {
+            "accuracy": 0.5 + 0.1 * i,
+            "macro_f1": 0.4,
+            "steps": 10,
+            "stop_reason": "non_finite_loss" if status == "nan" else "epochs",
+        }
         if status == "nan":
             metrics["accuracy"] = 0.158
         (directory / "metrics.json").write_text(json.dumps(metrics))
@@ -134,7 +142,7 @@ def test_a_metric_of_the_wrong_type_gives_a_warning(tmp_path):
     [
         ('{"runs": [', "not a readable sweep manifest (JSONDecodeError"),
         ('{"report": {}}', "a JSON object with a list 'runs'"),
-        ('[1, 2]', "a JSON object with a list 'runs'"),
+        ("[1, 2]", "a JSON object with a list 'runs'"),
         ('{"runs": [{"dir": "a"}]}', "run 0 needs 'dir', 'variant' and an integer 'seed'"),
         ('{"runs": [{"dir": "../../etc", "variant": "a", "seed": 0}]}', "'dir' must lie inside the sweep folder"),
     ],

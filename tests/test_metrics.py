@@ -6,6 +6,8 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
 from hqf.learn.training import metrics as M
+
+
 def _probs(rows):
     return np.asarray(rows, dtype=np.float64)
 
@@ -77,7 +79,9 @@ def test_vai_on_a_linear_map_matches_its_closed_form():
     assert result["input_nsr"] == pytest.approx(sigma**2 * d / cov.trace().item(), rel=1e-4)
     # isotropic inputs: VAI = 1 for any linear map
     iso = torch.randn(n, d, generator=generator)
-    assert M.variance_amplification(embed, iso, sigma, draws, torch.Generator().manual_seed(2))["vai"] == pytest.approx(1.0, rel=0.05)
+    assert M.variance_amplification(embed, iso, sigma, draws, torch.Generator().manual_seed(2))["vai"] == pytest.approx(
+        1.0, rel=0.05
+    )
 
 
 def test_vai_is_invariant_to_rescaling_the_embedding():

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from hqf.learn.config import RunConfig
 from hqf.errors import ConfigError, UnknownPluginError
-from hqf.quantum.layer import QuantumLayer
+from hqf.learn.config import RunConfig
 from hqf.learn.training.model import HybridModel, build_model, count_parameters
 from hqf.plugins.backbones.transformer import TransformerBackbone
+from hqf.quantum.layer import QuantumLayer
 
 
 def _config(**changes):
@@ -67,7 +67,9 @@ def test_concat_and_input_fed_quantum_branch():
 
 
 def test_transformer_backbone_supports_double_backward():
-    model = build_model(_config(backbone="transformer", transformer_dim=8, transformer_heads=2, transformer_layers=1), 5, 3)
+    model = build_model(
+        _config(backbone="transformer", transformer_dim=8, transformer_heads=2, transformer_layers=1), 5, 3
+    )
     assert isinstance(model.backbone, TransformerBackbone)
     out = model(torch.randn(4, 5))
     loss = torch.nn.functional.cross_entropy(out, torch.tensor([0, 1, 2, 0]))

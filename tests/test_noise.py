@@ -13,10 +13,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hqf.backends.density_torch import TorchDensityMatrixBackend
 from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Operation, PauliWord, Probs
 from hqf.quantum.gradients import expval
-from hqf.registry.make import make_backend
-from hqf.backends.density_torch import TorchDensityMatrixBackend
 from hqf.quantum.noise import (
     NOISE_FEATURES,
     Channel,
@@ -34,6 +33,7 @@ from hqf.quantum.noise import (
     superoperator,
     thermal_relaxation,
 )
+from hqf.registry.make import make_backend
 from hqf.testing import ReferenceBackend
 from hqf.testing.reference import ReferenceDensityBackend
 from hqf.testing.strategies import angle_batches, circuits
@@ -167,8 +167,12 @@ def test_every_gate_and_observable_with_noise_matches_the_density_matrix_written
         wires = {1: (1,), 2: (2, 0), 3: (1, 2, 0)}[n_wires]
         ops.append(Operation(gate, wires, column if parameterized else None))
         column += parameterized
-    observables = [PauliWord.parse("Z0 X2"), PauliWord.parse("Y1"), Hamiltonian(((0.5, "Z1"), (-2.0, "X0 Y2"))),
-                   Probs((2, 0))]
+    observables = [
+        PauliWord.parse("Z0 X2"),
+        PauliWord.parse("Y1"),
+        Hamiltonian(((0.5, "Z1"), (-2.0, "X0 Y2"))),
+        Probs((2, 0)),
+    ]
     circuit = Circuit(3, ops, observables)
     angles = np.random.default_rng(5).uniform(-math.pi, math.pi, (2, column))
     want = np.stack([_noisy_reference(circuit, row, 0.02) for row in angles])
@@ -186,27 +190,48 @@ MODELS = {
     "thermal_relaxation (t2 < t1)": NoiseModel().with_channel(thermal_relaxation(50.0, 30.0, 4.0)),
     "thermal_relaxation (t1 < t2 <= 2 t1)": NoiseModel().with_channel(thermal_relaxation(40.0, 70.0, 6.0)),
     "readout": NoiseModel().with_readout(0.04, 0.11).with_readout(0.2, 0.0, wires=[2]),
-    "filtered mix": (NoiseModel()
-                     .with_channel(depolarizing(0.02))
-                     .with_channel(amplitude_damping(0.1), gates={"CNOT", "CZ", "RZZ"})
-                     .with_channel(thermal_relaxation(30.0, 45.0, 2.0), wires={0, 3})
-                     .with_channel(phase_damping(0.05), gates={"RY"}, wires={1})
-                     .with_readout(0.03)),
+    "filtered mix": (
+        NoiseModel()
+        .with_channel(depolarizing(0.02))
+        .with_channel(amplitude_damping(0.1), gates={"CNOT", "CZ", "RZZ"})
+        .with_channel(thermal_relaxation(30.0, 45.0, 2.0), wires={0, 3})
+        .with_channel(phase_damping(0.05), gates={"RY"}, wires={1})
+        .with_readout(0.03)
+    ),
 }
 
 
 def _small_circuits() -> list[Circuit]:
     """Two small circuits (3 and 4 qubits) with CNOT, CZ and RZZ, read through every observable kind."""
-    three = Circuit(3, [
-        Operation("RY", 0, 0), Operation("H", 1), Operation("RX", 2, 1), Operation("CNOT", (0, 1)),
-        Operation("RZZ", (1, 2), 2), Operation("CZ", (2, 0)), Operation("X", 1), Operation("RY", 2, 3),
-    ], [PauliWord.parse("Z0 X2"), PauliWord.parse("Y1"), Hamiltonian(((0.5, "Z1"), (-2.0, "X0 Y2"))),
-        Probs((2, 0))])
-    four = Circuit(4, [
-        Operation("H", 0), Operation("RX", 1, 0), Operation("RY", 3, 1), Operation("CNOT", (0, 2)),
-        Operation("CZ", (1, 3)), Operation("RZZ", (3, 0), 2), Operation("CNOT", (2, 1)), Operation("RZ", 2, 3),
-        Operation("CRX", (1, 0), 4),
-    ], [PauliWord.parse("Z0 Z1 Z2 Z3"), PauliWord.parse("X3"), Probs((1, 3, 2))])
+    three = Circuit(
+        3,
+        [
+            Operation("RY", 0, 0),
+            Operation("H", 1),
+            Operation("RX", 2, 1),
+            Operation("CNOT", (0, 1)),
+            Operation("RZZ", (1, 2), 2),
+            Operation("CZ", (2, 0)),
+            Operation("X", 1),
+            Operation("RY", 2, 3),
+        ],
+        [PauliWord.parse("Z0 X2"), PauliWord.parse("Y1"), Hamiltonian(((0.5, "Z1"), (-2.0, "X0 Y2"))), Probs((2, 0))],
+    )
+    four = Circuit(
+        4,
+        [
+            Operation("H", 0),
+            Operation("RX", 1, 0),
+            Operation("RY", 3, 1),
+            Operation("CNOT", (0, 2)),
+            Operation("CZ", (1, 3)),
+            Operation("RZZ", (3, 0), 2),
+            Operation("CNOT", (2, 1)),
+            Operation("RZ", 2, 3),
+            Operation("CRX", (1, 0), 4),
+        ],
+        [PauliWord.parse("Z0 Z1 Z2 Z3"), PauliWord.parse("X3"), Probs((1, 3, 2))],
+    )
     return [three, four]
 
 
@@ -258,11 +283,14 @@ def _damping_towards_one(channel: Channel):
     return [x @ k @ x for k in channel.kraus()] if channel.name == "amplitude_damping" else channel.kraus()
 
 
-@pytest.mark.parametrize(("wrong", "model"), [
-    (_qiskit_lambda_read_as_p, MODELS["depolarizing"]),
-    (_damping_towards_one, MODELS["amplitude_damping"]),
-    (_damping_towards_one, MODELS["filtered mix"]),
-])
+@pytest.mark.parametrize(
+    ("wrong", "model"),
+    [
+        (_qiskit_lambda_read_as_p, MODELS["depolarizing"]),
+        (_damping_towards_one, MODELS["amplitude_damping"]),
+        (_damping_towards_one, MODELS["filtered mix"]),
+    ],
+)
 def test_a_wrong_convention_is_caught_by_the_comparison(wrong, model):
     faithful = _WrongTorchDM(lambda channel: channel.kraus(), noise=model)  # the fake's plumbing is sound
     assert _disagreement(faithful, model) < 1e-10

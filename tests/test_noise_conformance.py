@@ -101,23 +101,61 @@ def check(*args):
 
 @pytest.mark.parametrize("name", ["qiskit-lambda", "damping-to-one", "transposed-readout"])
 def test_a_wrong_convention_is_caught_and_named(wrong_backends, name):
-    result = check("--backend", name, "--noise", MODEL, "--property", "noisy-expval", "--examples", "5",
-                   "--max-qubits", "3", "--max-ops", "6")
+    result = check(
+        "--backend",
+        name,
+        "--noise",
+        MODEL,
+        "--property",
+        "noisy-expval",
+        "--examples",
+        "5",
+        "--max-qubits",
+        "3",
+        "--max-ops",
+        "6",
+    )
     assert result.exit_code == 1, result.output
     assert "FAILED noisy-expval" in result.output and "smallest failing circuit:" in result.output
     assert "after 1 fixed cases" in result.output  # the first gate case already shows it
 
 
 def test_the_right_convention_passes_in_the_same_check(wrong_backends):
-    result = check("--backend", "right-convention", "--noise", MODEL, "--property", "noisy-expval",
-                   "--property", "noisy-gradient", "--examples", "5", "--max-qubits", "3", "--max-ops", "6")
+    result = check(
+        "--backend",
+        "right-convention",
+        "--noise",
+        MODEL,
+        "--property",
+        "noisy-expval",
+        "--property",
+        "noisy-gradient",
+        "--examples",
+        "5",
+        "--max-qubits",
+        "3",
+        "--max-ops",
+        "6",
+    )
     assert result.exit_code == 0, result.output
     assert "2 properties: 2 passed" in result.output
 
 
 def test_a_wrong_convention_is_caught_within_the_hoeffding_bound(wrong_backends):
-    result = check("--backend", "damping-to-one-trajectories", "--noise", "amplitude_damping=0.4",
-                   "--property", "noisy-expval", "--examples", "3", "--max-qubits", "2", "--max-ops", "4")
+    result = check(
+        "--backend",
+        "damping-to-one-trajectories",
+        "--noise",
+        "amplitude_damping=0.4",
+        "--property",
+        "noisy-expval",
+        "--examples",
+        "3",
+        "--max-qubits",
+        "2",
+        "--max-ops",
+        "4",
+    )
     assert result.exit_code == 1, result.output
     assert "seed=0, trajectories=4096" in result.output and "Hoeffding bound" in result.output
     assert "FAILED noisy-expval" in result.output
@@ -183,8 +221,13 @@ NOISY = [
     Target("qiskit-aer-dm", examples=3, limits=TINY),
     Target("trajectories", {"trajectories": 4096, "seed": 3}, examples=5, limits=TINY),
     # damping doubles a trajectory's range per site: strong, so that a wrong branch shows within the bound
-    Target("trajectories", {"trajectories": 4096, "seed": 3}, examples=5, limits=TINY,
-           noise="amplitude_damping=0.3,phase_damping=0.2,readout=0.03:0.01"),
+    Target(
+        "trajectories",
+        {"trajectories": 4096, "seed": 3},
+        examples=5,
+        limits=TINY,
+        noise="amplitude_damping=0.3,phase_damping=0.2,readout=0.03:0.01",
+    ),
 ]
 
 

@@ -120,8 +120,10 @@ def test_qiskit_thermal_relaxation_drops_tiny_kraus_operators():
 def test_pennylane_damping_at_gamma_one_keeps_a_coherence_of_sqrt_epsilon():
     """The one place PennyLane's channels differ from the definition by more than 1e-12 (see PENNYLANE_DAMPING):
     full damping leaves ``√ε = 1e-7`` of the coherence, where the channel leaves none."""
-    for channel, operation in ((amplitude_damping(1.0), qml.AmplitudeDamping(1.0, wires=0)),
-                               (phase_damping(1.0), qml.PhaseDamping(1.0, wires=0))):
+    for channel, operation in (
+        (amplitude_damping(1.0), qml.AmplitudeDamping(1.0, wires=0)),
+        (phase_damping(1.0), qml.PhaseDamping(1.0, wires=0)),
+    ):
         difference = superoperator(operation.kraus_matrices()) - channel.superoperator()
         assert 0.9e-7 < np.abs(difference).max() < 1.1e-7
 
@@ -151,8 +153,9 @@ def test_thermal_relaxation_is_qiskits_and_pennylanes_definition(times):
     ours = choi(thermal_relaxation(t1, t2, time).kraus())
     aer = quantum_info.Choi(aer_noise.thermal_relaxation_error(t1, t2, time).to_quantumchannel()).data
     np.testing.assert_allclose(ours, aer, atol=1e-12)
-    np.testing.assert_allclose(ours, choi(qml.ThermalRelaxationError(0.0, t1, t2, time, wires=0).kraus_matrices()),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        ours, choi(qml.ThermalRelaxationError(0.0, t1, t2, time, wires=0).kraus_matrices()), atol=1e-12
+    )
 
 
 def test_closed_forms_of_the_damping_channels():
@@ -164,8 +167,11 @@ def test_closed_forms_of_the_damping_channels():
         return sum(k @ rho @ k.conj().T for k in channel.kraus())
 
     damped = after(amplitude_damping(0.25))
-    np.testing.assert_allclose(damped, [[0.3 + 0.25 * 0.7, math.sqrt(0.75) * (0.2 - 0.1j)],
-                                        [math.sqrt(0.75) * (0.2 + 0.1j), 0.75 * 0.7]], atol=1e-15)
+    np.testing.assert_allclose(
+        damped,
+        [[0.3 + 0.25 * 0.7, math.sqrt(0.75) * (0.2 - 0.1j)], [math.sqrt(0.75) * (0.2 + 0.1j), 0.75 * 0.7]],
+        atol=1e-15,
+    )
     dephased = after(phase_damping(0.36))
     np.testing.assert_allclose(dephased, [[0.3, 0.8 * (0.2 - 0.1j)], [0.8 * (0.2 + 0.1j), 0.7]], atol=1e-15)
     a, c = math.exp(-2 / 50), math.exp(-2 / 70)
@@ -210,27 +216,34 @@ def test_aer_readout_error_misreads_counts_as_the_confusion_says():
 
 # -- the model ------------------------------------------------------------------------------------------
 def test_after_applies_rules_in_order_with_their_filters():
-    model = (NoiseModel()
-             .with_channel(depolarizing(0.01))
-             .with_channel(amplitude_damping(0.02), gates={"CNOT", "CZ"})
-             .with_channel(phase_damping(0.03), wires={1}))
+    model = (
+        NoiseModel()
+        .with_channel(depolarizing(0.01))
+        .with_channel(amplitude_damping(0.02), gates={"CNOT", "CZ"})
+        .with_channel(phase_damping(0.03), wires={1})
+    )
     cnot = Operation("CNOT", (0, 1))
     assert model.after(cnot) == (
-        (0, depolarizing(0.01)), (1, depolarizing(0.01)),
-        (0, amplitude_damping(0.02)), (1, amplitude_damping(0.02)),
+        (0, depolarizing(0.01)),
+        (1, depolarizing(0.01)),
+        (0, amplitude_damping(0.02)),
+        (1, amplitude_damping(0.02)),
         (1, phase_damping(0.03)),
     )
     assert model.after(Operation("RX", 0, 0)) == ((0, depolarizing(0.01)),)
     assert model.channel_names == {"depolarizing", "amplitude_damping", "phase_damping"}
-    assert NoiseModel.depolarizing(0.02).after(Operation("RZZ", (2, 0), 0)) == ((2, depolarizing(0.02)),
-                                                                                (0, depolarizing(0.02)))
+    assert NoiseModel.depolarizing(0.02).after(Operation("RZZ", (2, 0), 0)) == (
+        (2, depolarizing(0.02)),
+        (0, depolarizing(0.02)),
+    )
 
 
 def test_depolarizing_model_counts_a_channel_per_wire_of_every_gate():
     from hqf.quantum.circuit import Circuit, PauliWord
 
-    circuit = Circuit(3, [Operation("H", 0), Operation("CNOT", (0, 1)), Operation("Toffoli", (0, 1, 2))],
-                      [PauliWord.z(0)])
+    circuit = Circuit(
+        3, [Operation("H", 0), Operation("CNOT", (0, 1)), Operation("Toffoli", (0, 1, 2))], [PauliWord.z(0)]
+    )
     assert count_channels(circuit) == 6
     assert NoiseModel.depolarizing(0.1).count(circuit) == 6
     assert NoiseModel().with_channel(bit_flip(0.1), gates="CNOT", wires=[1, 2]).count(circuit) == 1
@@ -246,12 +259,20 @@ def test_values_are_frozen_and_hashable():
 
 
 def test_parse_reads_every_item_and_round_trips():
-    text = ("depolarizing=0.02,bit_flip=0.01,phase_flip=0.03,pauli=0.01:0:0.02,amplitude_damping=0.05,"
-            "phase_damping=0.04,thermal_relaxation=50:70:0.5,readout=0.02:0.05")
+    text = (
+        "depolarizing=0.02,bit_flip=0.01,phase_flip=0.03,pauli=0.01:0:0.02,amplitude_damping=0.05,"
+        "phase_damping=0.04,thermal_relaxation=50:70:0.5,readout=0.02:0.05"
+    )
     model = NoiseModel.parse(text)
     assert [rule.channel for rule in model.rules] == [
-        depolarizing(0.02), bit_flip(0.01), phase_flip(0.03), pauli(0.01, 0, 0.02), amplitude_damping(0.05),
-        phase_damping(0.04), thermal_relaxation(50, 70, 0.5)]
+        depolarizing(0.02),
+        bit_flip(0.01),
+        phase_flip(0.03),
+        pauli(0.01, 0, 0.02),
+        amplitude_damping(0.05),
+        phase_damping(0.04),
+        thermal_relaxation(50, 70, 0.5),
+    ]
     assert model.channel_names == set(CHANNELS)
     assert NoiseModel.parse(str(model)) == model
     np.testing.assert_allclose(model.confusion(5), [[0.98, 0.05], [0.02, 0.95]])
@@ -259,18 +280,24 @@ def test_parse_reads_every_item_and_round_trips():
     assert NoiseModel.parse("") == NoiseModel.parse("none") == NoiseModel()
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("depolarising=0.02", r"unknown noise item 'depolarising=0.02' \(accepted: depolarizing, .*readout\); "
-                          r"did you mean 'depolarizing'\?"),
-    ("depolarizing=2", r"noise item 'depolarizing=2': 'depolarizing p' must be a probability in \[0, 1\]"),
-    ("pauli=0.1", r"noise item 'pauli=0.1': expected pauli=px:py:pz"),
-    ("pauli=0.5:0.4:0.3", r"px \+ py \+ pz <= 1"),
-    ("thermal_relaxation=10:30:1", r"t2 <= 2 \* t1"),
-    ("thermal_relaxation=0:0:1", r"'t1' must be > 0"),
-    ("readout=0.1:0.2:0.3", r"expected readout=p1_given_0\[:p0_given_1\]"),
-    ("amplitude_damping=x", r"noise item 'amplitude_damping=x': could not convert"),
-    ("bit_flip=0.1,bit_flip=0.2", r"'bit_flip' is given twice"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "depolarising=0.02",
+            r"unknown noise item 'depolarising=0.02' \(accepted: depolarizing, .*readout\); "
+            r"did you mean 'depolarizing'\?",
+        ),
+        ("depolarizing=2", r"noise item 'depolarizing=2': 'depolarizing p' must be a probability in \[0, 1\]"),
+        ("pauli=0.1", r"noise item 'pauli=0.1': expected pauli=px:py:pz"),
+        ("pauli=0.5:0.4:0.3", r"px \+ py \+ pz <= 1"),
+        ("thermal_relaxation=10:30:1", r"t2 <= 2 \* t1"),
+        ("thermal_relaxation=0:0:1", r"'t1' must be > 0"),
+        ("readout=0.1:0.2:0.3", r"expected readout=p1_given_0\[:p0_given_1\]"),
+        ("amplitude_damping=x", r"noise item 'amplitude_damping=x': could not convert"),
+        ("bit_flip=0.1,bit_flip=0.2", r"'bit_flip' is given twice"),
+    ],
+)
 def test_parse_refuses_in_one_line(text, message):
     with pytest.raises(ValueError, match=message) as caught:
         NoiseModel.parse(text)
@@ -295,8 +322,11 @@ def test_backend_options_and_refusals():
     with pytest.raises(ValueError, match="either 'noise' or 'depolarizing'"):
         noise_model(NoiseModel(), depolarizing=0.1)
     model = NoiseModel.parse("thermal_relaxation=5:5:1,readout=0.1")
-    with pytest.raises(ValueError, match=r"backend 'b' does not run noise readout, thermal_relaxation "
-                                         r"\(it runs: depolarizing\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"backend 'b' does not run noise readout, thermal_relaxation "
+        r"\(it runs: depolarizing\)",
+    ):
         model.require("b", frozenset({"depolarizing"}))
     model.require("b", frozenset({"thermal_relaxation", "readout"}))
     with pytest.raises(ValueError, match="'gates' must name gates"):

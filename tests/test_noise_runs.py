@@ -11,14 +11,15 @@ import time
 import pytest
 import torch
 from click.testing import CliRunner
+
 from hqf.backends import density_torch
 from hqf.backends.trajectories import TrajectoryBackend
 from hqf.cli import main
 from hqf.errors import ConfigError, RunInterrupted
 from hqf.learn.config import RunConfig
 from hqf.learn.evaluation import TIMING_KEYS
-from hqf.learn.process import pace
 from hqf.learn.experiment import run
+from hqf.learn.process import pace
 from hqf.learn.rundir.saved import load, run_dataset
 from hqf.learn.training.model import build_model
 from hqf.learn.training.run_backend import (
@@ -35,12 +36,40 @@ MODEL = "depolarizing=0.02,amplitude_damping=0.01,readout=0.03"
 #: the text form of MODEL (NoiseModel.__str__: readout in both directions)
 NORMALISED = "depolarizing=0.02,amplitude_damping=0.01,readout=0.03:0.03"
 #: a run of seconds: 4 qubits, 2 epochs of 7 iterations, one regularizer, few evaluation rows
-TINY = dict(dataset="digits-4x4", samples=300, epochs=2, batch_size=32, ansatz="hea4x2", latent=4, hidden=8,
-            vai_samples=32, latency_repeats=2, regularizers=["stability"], checkpoint_every=3)
+TINY = dict(
+    dataset="digits-4x4",
+    samples=300,
+    epochs=2,
+    batch_size=32,
+    ansatz="hea4x2",
+    latent=4,
+    hidden=8,
+    vai_samples=32,
+    latency_repeats=2,
+    regularizers=["stability"],
+    checkpoint_every=3,
+)
 #: the same through `hqf run --quick`
-TINY_CLI = ["--quick", "--quiet", "--dataset", "digits-4x4", "--samples", "300", "--ansatz", "hea4x2",
-            "--regularizer", "stability", "--set", "latent=4", "--set", "hidden=8", "--set", "vai_samples=32",
-            "--set", "max_iterations=10"]
+TINY_CLI = [
+    "--quick",
+    "--quiet",
+    "--dataset",
+    "digits-4x4",
+    "--samples",
+    "300",
+    "--ansatz",
+    "hea4x2",
+    "--regularizer",
+    "stability",
+    "--set",
+    "latent=4",
+    "--set",
+    "hidden=8",
+    "--set",
+    "vai_samples=32",
+    "--set",
+    "max_iterations=10",
+]
 
 
 def _non_timing(metrics: dict) -> dict:
@@ -58,7 +87,7 @@ def test_noise_as_text_as_a_table_and_from_toml_are_one_value(tmp_path):
     table = {"depolarizing": 0.02, "amplitude_damping": 0.01, "readout": 0.03}
     assert RunConfig(noise=MODEL).noise == RunConfig(noise=table).noise == NORMALISED
     path = tmp_path / "noisy.toml"
-    path.write_text('samples = 300\n\n[noise]\ndepolarizing = 0.02\namplitude_damping = 0.01\nreadout = 0.03\n')
+    path.write_text("samples = 300\n\n[noise]\ndepolarizing = 0.02\namplitude_damping = 0.01\nreadout = 0.03\n")
     config = RunConfig.from_toml(path)
     assert config.noise == NORMALISED
     path.write_text(config.to_toml())
@@ -135,7 +164,10 @@ def test_quick_runs_under_noise_finish_and_differ_from_the_noiseless_run(quick_r
 def test_a_noisy_run_states_its_noise_and_backends_in_its_table_and_metrics(quick_runs):
     output, metrics, folder = quick_runs["damping"]
     assert (metrics["noise"], metrics["train_backend"], metrics["eval_backend"]) == (
-        "amplitude_damping=0.05", "trajectories", "ptm")
+        "amplitude_damping=0.05",
+        "trajectories",
+        "ptm",
+    )
     assert "noise" in output and "amplitude_damping=0.05 (trained on trajectories, evaluated on ptm)" in output
     assert 'noise = "amplitude_damping=0.05"' in (folder / "config.toml").read_text()
     assert json.loads((folder / "meta.json").read_text())["environment"]["backend"] == "trajectories"
@@ -169,7 +201,10 @@ def test_training_on_exact_density_matrices_when_asked(tmp_path):
     config = RunConfig(**{**TINY, "max_iterations": 4}, noise="phase_damping=0.1", backend="torch-dm")
     metrics = run(config, tmp_path / "dm")
     assert (metrics["noise"], metrics["train_backend"], metrics["eval_backend"]) == (
-        "phase_damping=0.1", "torch-dm", "torch-dm")
+        "phase_damping=0.1",
+        "torch-dm",
+        "torch-dm",
+    )
 
 
 def test_a_trajectory_run_stopped_by_sigterm_resumes_to_the_same_result_bit_for_bit(tmp_path):

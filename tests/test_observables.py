@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import reference_expval
 
 from hqf.backends.density_torch import TorchDensityMatrixBackend
 from hqf.backends.torch import TorchBackend
@@ -16,15 +17,19 @@ from hqf.quantum.circuit import Circuit, Hamiltonian, Operation, PauliWord, Prob
 from hqf.quantum.gradients import expval
 from hqf.testing import ReferenceBackend, Tolerance, check_backend
 from hqf.testing.strategies import angle_batches, circuits
-from reference import reference_expval
 
 BACKENDS = {"reference": ReferenceBackend, "torch": TorchBackend, "torch-dm": TorchDensityMatrixBackend}
 KINDS = ("pauli", "hamiltonian", "probs")
 
 
 def _state_circuit(observables) -> Circuit:
-    ops = [Operation("RY", 0, 0), Operation("RX", 1, 1), Operation("H", 2), Operation("CNOT", (0, 1)),
-           Operation("CRY", (2, 0), 2)]
+    ops = [
+        Operation("RY", 0, 0),
+        Operation("RX", 1, 1),
+        Operation("H", 2),
+        Operation("CNOT", (0, 1)),
+        Operation("CRY", (2, 0), 2),
+    ]
     return Circuit(3, ops, observables)
 
 
@@ -104,8 +109,9 @@ def test_shot_estimates_lie_within_the_bound_of_the_shot_count():
 
 
 def test_torch_with_shots_passes_the_conformance_suite():
-    results = check_backend(lambda: TorchBackend(shots=4000, seed=3), examples=4, seed=0,
-                            properties=["expval", "shift-gradient"])
+    results = check_backend(
+        lambda: TorchBackend(shots=4000, seed=3), examples=4, seed=0, properties=["expval", "shift-gradient"]
+    )
     assert [r.status for r in results] == ["pass", "pass"], [r.report() for r in results]
 
 

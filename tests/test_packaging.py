@@ -1,6 +1,7 @@
 """Keep the packaging honest: every package folder is listed, and nothing escapes the hqf namespace."""
 
 import pathlib
+
 import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -7,7 +7,10 @@ import pytest
 from hqf.learn.training.plotting import decades, pyplot, value_axis
 
 
-@pytest.mark.parametrize(("values", "expected"), [([2.0, 2.0], 0.0), ([1.0, 10.0], 1.0), ([0.01, 0.1, 10.0], 3.0), ([5.0], 0.0), ([-1.0, 0.0, 3.0], 0.0)])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([2.0, 2.0], 0.0), ([1.0, 10.0], 1.0), ([0.01, 0.1, 10.0], 3.0), ([5.0], 0.0), ([-1.0, 0.0, 3.0], 0.0)],
+)
 def test_decades(values, expected):
     assert decades(values) == pytest.approx(expected, abs=1e-3 if expected == 0 else 1e-12)
 

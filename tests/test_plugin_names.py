@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from hqf.cli import main
 from hqf.errors import BackendUnavailableError, PluginConflictError, UnknownPluginError
-from hqf.registry.hookspecs import hookimpl
 from hqf.quantum.interfaces import Availability, Backend
-from hqf.registry.make import make_backend
+from hqf.registry.hookspecs import hookimpl
 from hqf.registry.loader import Registry
+from hqf.registry.make import make_backend
 
 BUILTIN_TORCH = ("torch", "hqf.backends.torch", "hqf")
 

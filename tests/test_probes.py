@@ -12,14 +12,25 @@ import torch.nn.functional as F
 
 from hqf.learn.config import RunConfig
 from hqf.learn.experiment import run
+from hqf.learn.training.loop import train
 from hqf.learn.training.model import build_model
 from hqf.learn.training.probes import FullBatchGradient, full_batch_metrics
-from hqf.learn.training.terms import build_terms
-from hqf.learn.training.loop import train
 from hqf.learn.training.settings import TrainSettings
+from hqf.learn.training.terms import build_terms
 
-TINY = dict(dataset="digits-4x4", samples=300, epochs=2, batch_size=32, ansatz="hea4x2", latent=4, hidden=8,
-            vai_samples=32, latency_repeats=2, curvature_every=3, curvature_batch=16)
+TINY = dict(
+    dataset="digits-4x4",
+    samples=300,
+    epochs=2,
+    batch_size=32,
+    ansatz="hea4x2",
+    latent=4,
+    hidden=8,
+    vai_samples=32,
+    latency_repeats=2,
+    curvature_every=3,
+    curvature_batch=16,
+)
 
 
 def _model_and_terms(**overrides):
@@ -59,6 +70,7 @@ def test_probe_time_is_kept_out_of_the_clocks():
 
         def measure(self, model, params):
             import time
+
             time.sleep(0.05)
             return 1.0
 
@@ -72,7 +84,11 @@ def test_probe_time_is_kept_out_of_the_clocks():
 
 def test_full_batch_metrics_first_step_at_or_below_eps():
     curves = {"step": [1, 2, 3, 4], "full_grad_norm": [math.nan, 0.5, math.nan, 0.01]}
-    assert full_batch_metrics(curves, eps=0.1) == {"iterations_to_eps_full": 4, "full_grad_norm_min": 0.01, "full_grad_norm_final": 0.01}
+    assert full_batch_metrics(curves, eps=0.1) == {
+        "iterations_to_eps_full": 4,
+        "full_grad_norm_min": 0.01,
+        "full_grad_norm_final": 0.01,
+    }
     assert full_batch_metrics({"step": [1]}, eps=0.1)["iterations_to_eps_full"] is None
 
 
@@ -85,9 +101,14 @@ def test_a_run_records_the_probe_in_curves_and_metrics(tmp_path):
     probed = {int(r[0]): float(r[column]) for r in rows if r[column] != ""}
     assert sorted(probed) == [s for s in range(1, len(rows) + 1) if s % 4 == 0] and len(probed) >= 3
     curves = {"step": list(probed), "full_grad_norm": list(probed.values())}
-    assert {k: metrics[k] for k in ("iterations_to_eps_full", "full_grad_norm_min", "full_grad_norm_final")} == pytest.approx(
-        full_batch_metrics(curves, config.eps))
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["full_grad_norm_min"] == pytest.approx(min(probed.values()))
+    assert {
+        k: metrics[k] for k in ("iterations_to_eps_full", "full_grad_norm_min", "full_grad_norm_final")
+    } == pytest.approx(full_batch_metrics(curves, config.eps))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["full_grad_norm_min"] == pytest.approx(
+        min(probed.values())
+    )
     plain = run(RunConfig(**TINY), tmp_path / "plain")
     assert plain["iterations_to_eps_full"] is None and plain["full_grad_norm_min"] is None
-    assert plain["accuracy"] == metrics["accuracy"] and plain["nll"] == metrics["nll"]  # the probe changes nothing in training
+    assert (
+        plain["accuracy"] == metrics["accuracy"] and plain["nll"] == metrics["nll"]
+    )  # the probe changes nothing in training

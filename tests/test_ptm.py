@@ -361,8 +361,14 @@ def test_every_channel_with_readout_agrees_with_torch_dm_and_the_density_referen
 def test_every_channel_agrees_with_aer_and_default_mixed(peer):
     pytest.importorskip({"qiskit-aer-dm": "qiskit_aer", "pennylane-mixed": "pennylane"}[peer])
     ops = [
-        Operation("RY", 0, 0), Operation("RX", 1, 1), Operation("H", 2), Operation("CNOT", (0, 1)),
-        Operation("RZ", 1, 2), Operation("CZ", (1, 2)), Operation("RY", 2, 3), Operation("CNOT", (2, 0)),
+        Operation("RY", 0, 0),
+        Operation("RX", 1, 1),
+        Operation("H", 2),
+        Operation("CNOT", (0, 1)),
+        Operation("RZ", 1, 2),
+        Operation("CZ", (1, 2)),
+        Operation("RY", 2, 3),
+        Operation("CNOT", (2, 0)),
     ]
     circuit = Circuit(3, ops, [PauliWord.z(0), PauliWord.parse("X1 Z2"), PauliWord.parse("Y2")])
     angles = angles_for(circuit, 2, seed=14)

@@ -28,8 +28,19 @@ def blobs_csv(tmp_path, n: int = 80, seed: int = 0, gap: float = 1.5):
 
 
 def toy_config(path, **changes) -> RunConfig:
-    base = dict(dataset=str(path), samples="all", baseline="qsvm", encoder="angle", regularizers=[], epochs=1,
-                batch_size=16, vai_samples=8, vai_draws=2, latency_repeats=1, seed=3)
+    base = dict(
+        dataset=str(path),
+        samples="all",
+        baseline="qsvm",
+        encoder="angle",
+        regularizers=[],
+        epochs=1,
+        batch_size=16,
+        vai_samples=8,
+        vai_draws=2,
+        latency_repeats=1,
+        seed=3,
+    )
     return RunConfig.from_dict({**base, **changes})
 
 
@@ -86,7 +97,9 @@ def test_kernel_rows_match_the_gram_matrix_of_the_fit(tmp_path):
     _, _, svm = fitted(config)
     fresh = svm.kernel.cross(svm.fit_angles, svm.fit_angles).numpy()
     assert np.allclose(svm.kernel_rows(torch.as_tensor(svm.fit_x)), fresh, atol=1e-10)
-    assert svm.alignment == pytest.approx(target_alignment(torch.as_tensor(fresh), torch.as_tensor(svm.fit_y)), abs=1e-10)
+    assert svm.alignment == pytest.approx(
+        target_alignment(torch.as_tensor(fresh), torch.as_tensor(svm.fit_y)), abs=1e-10
+    )
 
 
 def test_projected_kernel_and_basis_encoding(tmp_path):

@@ -31,8 +31,17 @@ from hqf.studies.sweep import default_runner, run_sweep  # noqa: E402
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 LOOPBACK = "127.0.0.1"
-TINY = {"samples": 300, "epochs": 2, "batch_size": 32, "ansatz": "hea2x1", "hidden": 8, "latent": 4,
-        "vai_samples": 16, "latency_repeats": 1, "checkpoint_every": 1}
+TINY = {
+    "samples": 300,
+    "epochs": 2,
+    "batch_size": 32,
+    "ansatz": "hea2x1",
+    "hidden": 8,
+    "latent": 4,
+    "vai_samples": 16,
+    "latency_repeats": 1,
+    "checkpoint_every": 1,
+}
 GRID = {"sweep": {"seeds": [0]}, "base": TINY, "variants": {"a": {}, "b": {"lr": 0.003}}}
 #: where the logging runner appends its events (set per test, read in the Ray workers)
 EVENTS = "HQF_TEST_RAY_EVENTS"
@@ -44,8 +53,12 @@ def logging_runner(config: dict, directory: pathlib.Path, resume: bool = False):
 
     def note(event: str) -> None:
         with open(log, "a") as handle:
-            handle.write(json.dumps({"event": event, "dir": str(directory), "resume": resume, "pid": os.getpid(),
-                                     "time": time.time()}) + "\n")
+            handle.write(
+                json.dumps(
+                    {"event": event, "dir": str(directory), "resume": resume, "pid": os.getpid(), "time": time.time()}
+                )
+                + "\n"
+            )
 
     note("start")
     result = default_runner(config, directory, resume=resume)
@@ -57,10 +70,18 @@ def local_sweep(out: pathlib.Path) -> None:
     """``hqf sweep GRID --jobs 1`` (the local engine) with the threads of a Ray task of one CPU (Ray starts
     its workers with OMP_NUM_THREADS=1, which torch's kernels read at start)."""
     grid = out.parent / "grid.toml"
-    grid.write_text('[sweep]\nseeds = [0]\n[base]\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items())
-                    + '[variants]\na = {}\nb = { lr = 0.003 }\n')
-    done = subprocess.run([sys.executable, "-m", "hqf", "sweep", str(grid), "--out", str(out), "--jobs", "1"],
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    grid.write_text(
+        "[sweep]\nseeds = [0]\n[base]\n"
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items())
+        + "[variants]\na = {}\nb = { lr = 0.003 }\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "hqf", "sweep", str(grid), "--out", str(out), "--jobs", "1"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and "ran 2, skipped 0 finished, 0 failed" in done.stdout, done.stdout + done.stderr
 
 
@@ -81,8 +102,9 @@ def loopback_cluster(tmp_path, monkeypatch):
     """A head node and a second node, one CPU each, every address 127.0.0.1; the runs' event log."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv(EVENTS, str(tmp_path / "events.log"))
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                            "node_ip_address": LOOPBACK})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "node_ip_address": LOOPBACK}
+    )
     second = cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)
     try:
         yield cluster, second, tmp_path / "events.log"
@@ -96,7 +118,9 @@ def _assert_each_ran_once(events: list[dict], runs) -> None:
         assert mine == ["start", "end"], mine
 
 
-def test_a_grid_on_a_two_node_cluster_runs_each_configuration_once_and_matches_the_local_engine(tmp_path, loopback_cluster):
+def test_a_grid_on_a_two_node_cluster_runs_each_configuration_once_and_matches_the_local_engine(
+    tmp_path, loopback_cluster
+):
     cluster, _, log = loopback_cluster
     runs = expand(GRID, tmp_path / "ray")
     with connect(cluster.address, cpus=2):
@@ -169,18 +193,23 @@ def test_killing_a_worker_node_mid_sweep_still_completes_every_configuration(tmp
 def test_the_cli_runs_a_grid_on_a_local_cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     grid = tmp_path / "grid.toml"
-    grid.write_text('[sweep]\nseeds = [0]\n[base]\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items())
-                    + '[variants]\na = {}\nb = { lr = 0.003 }\n')
+    grid.write_text(
+        "[sweep]\nseeds = [0]\n[base]\n"
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items())
+        + "[variants]\na = {}\nb = { lr = 0.003 }\n"
+    )
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(out), "--engine", "ray", "--jobs", "2"])
     assert result.exit_code == 0, result.output
-    assert "on Ray, a local cluster of 2 CPUs" in result.output and "ran 2, skipped 0 finished, 0 failed" in result.output
+    assert (
+        "on Ray, a local cluster of 2 CPUs" in result.output and "ran 2, skipped 0 finished, 0 failed" in result.output
+    )
     assert len(_metrics(out)) == 2
 
 
 def test_ray_options_are_checked(tmp_path):
     grid = tmp_path / "grid.toml"
-    grid.write_text('[base]\nepochs = 1\n')
+    grid.write_text("[base]\nepochs = 1\n")
     wrong = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(tmp_path / "o"), "--address", "127.0.0.1:1"])
     assert wrong.exit_code == 2 and "go with --engine ray" in wrong.output
     assert task_resources({"device": "cuda:1"}, 2) == {"num_cpus": 2, "num_gpus": 1}
@@ -193,11 +222,19 @@ def test_ray_options_are_checked(tmp_path):
 def test_ctrl_c_cancels_the_tasks_and_each_run_keeps_its_checkpoint(tmp_path):
     grid = tmp_path / "grid.toml"
     values = {**TINY, "epochs": 40}
-    grid.write_text('[sweep]\nseeds = [0]\n[base]\n' + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
-                    + '[variants]\na = {}\nb = { lr = 0.003 }\n')
+    grid.write_text(
+        "[sweep]\nseeds = [0]\n[base]\n"
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+        + "[variants]\na = {}\nb = { lr = 0.003 }\n"
+    )
     out = tmp_path / "out"
-    sweep = subprocess.Popen([sys.executable, "-m", "hqf", "sweep", str(grid), "--out", str(out), "--engine", "ray", "--jobs", "2"],
-                             env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "hqf", "sweep", str(grid), "--out", str(out), "--engine", "ray", "--jobs", "2"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while len(list(out.glob("*/seed0/checkpoint.pt"))) < 2 and sweep.poll() is None and time.monotonic() < deadline:

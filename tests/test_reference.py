@@ -15,6 +15,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import FIXED, I2, PAULI, gate_unitary, kron_on, reference_expval
+from strategies import angle_batches, circuits
 
 from hqf.quantum import gates
 from hqf.quantum.circuit import GATES, Circuit, Operation, PauliWord, Probs
@@ -22,8 +24,6 @@ from hqf.quantum.noise import NoiseModel
 from hqf.registry.loader import GROUP
 from hqf.testing import ReferenceBackend, check_backend
 from hqf.testing.reference import MAX_DENSITY_QUBITS, MAX_QUBITS, ReferenceDensityBackend
-from reference import FIXED, I2, PAULI, gate_unitary, kron_on, reference_expval
-from strategies import angle_batches, circuits
 
 ANGLES = (0.0, 0.3, -1.7, math.pi, 5.1)
 
@@ -128,18 +128,39 @@ def test_every_gate_matrix_of_the_reference(n_qubits):
             np.testing.assert_allclose(got.numpy(), want, atol=1e-15, rtol=0, err_msg=str(op))
 
 
-BELL = Circuit(2, [Operation("H", 0), Operation("CNOT", (0, 1))],
-               [PauliWord.parse("Z0 Z1"), PauliWord.parse("X0 X1"), PauliWord.parse("Y0 Y1"), PauliWord.z(0)])
+BELL = Circuit(
+    2,
+    [Operation("H", 0), Operation("CNOT", (0, 1))],
+    [PauliWord.parse("Z0 Z1"), PauliWord.parse("X0 X1"), PauliWord.parse("Y0 Y1"), PauliWord.z(0)],
+)
 FIXED_CIRCUITS = [
     # (circuit, angles, closed form or None)
     (BELL, np.zeros((1, 0)), np.array([[1.0, 1.0, -1.0, 0.0]])),
-    (Circuit(3, [Operation("X", 0), Operation("RY", 2, 0)],
-             [PauliWord.z(0), PauliWord.z(2), PauliWord.parse("X2"), PauliWord.parse("Z0 X2")]),
-     np.array([[0.4], [-2.2]]), None),
-    (Circuit(3, [Operation("RX", 0, 0), Operation("CZ", (0, 2)), Operation("H", 2), Operation("RZ", 1, 1),
-                 Operation("CNOT", (2, 1)), Operation("RY", 1, 2)],
-             [PauliWord.parse("Z0 Z1 Z2"), PauliWord.parse("Y1"), PauliWord.parse("X2 Z0")]),
-     np.array([[0.3, -1.2, 2.5], [1.9, 0.0, -0.7]]), None),
+    (
+        Circuit(
+            3,
+            [Operation("X", 0), Operation("RY", 2, 0)],
+            [PauliWord.z(0), PauliWord.z(2), PauliWord.parse("X2"), PauliWord.parse("Z0 X2")],
+        ),
+        np.array([[0.4], [-2.2]]),
+        None,
+    ),
+    (
+        Circuit(
+            3,
+            [
+                Operation("RX", 0, 0),
+                Operation("CZ", (0, 2)),
+                Operation("H", 2),
+                Operation("RZ", 1, 1),
+                Operation("CNOT", (2, 1)),
+                Operation("RY", 1, 2),
+            ],
+            [PauliWord.parse("Z0 Z1 Z2"), PauliWord.parse("Y1"), PauliWord.parse("X2 Z0")],
+        ),
+        np.array([[0.3, -1.2, 2.5], [1.9, 0.0, -0.7]]),
+        None,
+    ),
 ]
 
 
@@ -229,8 +250,12 @@ def test_density_reference_closed_forms_of_channels_and_readout():
         return ReferenceDensityBackend(noise=NoiseModel.parse(text)).expval(circuit, angles)
 
     flipped = Circuit(1, [Operation("X", 0)], [PauliWord.z(0)])
-    torch.testing.assert_close(run(flipped, "amplitude_damping=0.2", torch.zeros(1, 0, dtype=torch.float64)),
-                               torch.tensor([[-0.6]], dtype=torch.float64), atol=1e-15, rtol=0)
+    torch.testing.assert_close(
+        run(flipped, "amplitude_damping=0.2", torch.zeros(1, 0, dtype=torch.float64)),
+        torch.tensor([[-0.6]], dtype=torch.float64),
+        atol=1e-15,
+        rtol=0,
+    )
     rotated = Circuit(1, [Operation("RY", 0, 0)], [PauliWord(((0, "X"),)), Probs((0,))])
     p0, p1 = (1 + c) / 2, (1 - c) / 2
     cases = {
@@ -243,10 +268,14 @@ def test_density_reference_closed_forms_of_channels_and_readout():
 
 
 def test_density_reference_gradients_by_autograd_equal_finite_differences():
-    circuit = Circuit(3, [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RZZ", (1, 2), 1),
-                          Operation("RX", 2, 2)], [PauliWord.parse("Z0 Y2"), Probs((1,))])
-    backend = ReferenceDensityBackend(noise=NoiseModel.parse("amplitude_damping=0.1,thermal_relaxation=9:12:1,"
-                                                             "readout=0.02:0.05"))
+    circuit = Circuit(
+        3,
+        [Operation("RY", 0, 0), Operation("CNOT", (0, 1)), Operation("RZZ", (1, 2), 1), Operation("RX", 2, 2)],
+        [PauliWord.parse("Z0 Y2"), Probs((1,))],
+    )
+    backend = ReferenceDensityBackend(
+        noise=NoiseModel.parse("amplitude_damping=0.1,thermal_relaxation=9:12:1,readout=0.02:0.05")
+    )
     angles = torch.tensor([[0.3, -1.2, 2.0]], dtype=torch.float64)
     autograd = torch.autograd.functional.jacobian(lambda a: backend.expval(circuit, a), angles)[0, :, 0, :]
     step = 1e-6
@@ -259,5 +288,6 @@ def test_density_reference_gradients_by_autograd_equal_finite_differences():
 
 def test_density_reference_refuses_large_circuits():
     with pytest.raises(ValueError, match=f"at most {MAX_DENSITY_QUBITS} qubits"):
-        ReferenceDensityBackend().expval(Circuit(MAX_DENSITY_QUBITS + 1, [Operation("H", 0)], [PauliWord.z(0)]),
-                                         torch.zeros(1, 0))
+        ReferenceDensityBackend().expval(
+            Circuit(MAX_DENSITY_QUBITS + 1, [Operation("H", 0)], [PauliWord.z(0)]), torch.zeros(1, 0)
+        )

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from hqf.registry.contracts import RegularizerInputs
-from hqf.registry.make import make_regularizer
 from hqf.registry.loader import registry
+from hqf.registry.make import make_regularizer
 
 
 def _inputs(loss, params, features=None):

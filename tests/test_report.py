@@ -14,9 +14,9 @@ from scipy import stats as sps
 
 from hqf.cli import main
 from hqf.errors import ConfigError
+from hqf.studies.figures import CURVE_GRAD, CURVE_LOSS, CURVE_STEP, RELIABILITY
 from hqf.studies.report import make_report
 from hqf.studies.runs import KEYS
-from hqf.studies.figures import CURVE_GRAD, CURVE_LOSS, CURVE_STEP, RELIABILITY
 
 SEEDS = [0, 1, 2, 3, 4]
 RNG = np.random.default_rng(7)
@@ -120,8 +120,13 @@ def test_table3_reads_the_runs_gate_noise_evaluations(tmp_path):
         (run / "evaluations").mkdir()
         for p, d in drop.items():
             backend = "torch" if p == 0 else "torch-dm"
-            record = {"accuracy": 0.8 + 0.01 * seed - d, "backend": backend, "depolarizing": p, "input_noise": 0.0,
-                      "test_samples": 1024}
+            record = {
+                "accuracy": 0.8 + 0.01 * seed - d,
+                "backend": backend,
+                "depolarizing": p,
+                "input_noise": 0.0,
+                "test_samples": 1024,
+            }
             (run / "evaluations" / f"{backend}_p{p:g}_n1024.json").write_text(json.dumps(record))
         (run / "evaluations" / "broken.json").write_text("{not json")
     make_report([sweep], tmp_path / "out")
@@ -130,7 +135,11 @@ def test_table3_reads_the_runs_gate_noise_evaluations(tmp_path):
     full = next(r for r in rows if r["variant"] == "full" and r["metric"] == title)
     assert float(full["mean"]) == pytest.approx(np.mean([100 * (0.8 + 0.01 * s - 0.03) for s in SEEDS]))
     assert int(full["n"]) == 5
-    clean = next(r for r in rows if r["variant"] == "full" and r["metric"] == "Accuracy (%), torch, gate noise p=0, 1,024 test rows")
+    clean = next(
+        r
+        for r in rows
+        if r["variant"] == "full" and r["metric"] == "Accuracy (%), torch, gate noise p=0, 1,024 test rows"
+    )
     assert float(clean["mean"]) == pytest.approx(np.mean([100 * (0.8 + 0.01 * s) for s in SEEDS]))
     adam = next(r for r in rows if r["variant"] == "adam" and r["metric"] == title)
     assert int(adam["n"]) == 0  # no evaluations kept: n/a, never zero
@@ -146,8 +155,14 @@ def test_table3_labels_an_evaluation_by_its_noise_text(tmp_path):
         run = sweep / f"full/depolarizing=0.0/seed{seed}"
         (run / "evaluations").mkdir()
         for i, (text, d) in enumerate(texts.items()):
-            record = {"accuracy": 0.8 - d, "backend": "ptm", "noise": text, "depolarizing": 0.0, "input_noise": 0.0,
-                      "test_samples": 1024}
+            record = {
+                "accuracy": 0.8 - d,
+                "backend": "ptm",
+                "noise": text,
+                "depolarizing": 0.0,
+                "input_noise": 0.0,
+                "test_samples": 1024,
+            }
             (run / "evaluations" / f"ptm_{i}_n1024.json").write_text(json.dumps(record))
     make_report([sweep], tmp_path / "out")
     metrics = {r["metric"] for r in _csv(tmp_path / "out" / "table3.csv") if r["variant"] == "full"}

@@ -51,10 +51,18 @@ def _sweep(root: pathlib.Path, noise_drop: float = 0.002) -> pathlib.Path:
                 writer.writerows([k, 1.0 / k, 0.5 / k] for k in range(1, 1001))
             if hybrid:
                 (run / "evaluations").mkdir()
-                for name, backend, p, acc in (("own", "torch", 0.0, 0.85), ("torch-dm", "torch-dm", 0.02, 0.85 - noise_drop),
-                                              ("torch-dm", "torch-dm", 0.05, 0.80)):
-                    record = {"accuracy": acc + 0.001 * seed + (0.0003 * seed if p else 0.0), "backend": backend, "depolarizing": p, "input_noise": 0.0,
-                              "test_samples": 1024}
+                for name, backend, p, acc in (
+                    ("own", "torch", 0.0, 0.85),
+                    ("torch-dm", "torch-dm", 0.02, 0.85 - noise_drop),
+                    ("torch-dm", "torch-dm", 0.05, 0.80),
+                ):
+                    record = {
+                        "accuracy": acc + 0.001 * seed + (0.0003 * seed if p else 0.0),
+                        "backend": backend,
+                        "depolarizing": p,
+                        "input_noise": 0.0,
+                        "test_samples": 1024,
+                    }
                     (run / "evaluations" / f"{name}_p{p:g}_n1024.json").write_text(json.dumps(record))
             rows.append({"dir": f"{variant}/seed{seed}", "variant": variant, "seed": seed})
     (root / "sweep.json").write_text(json.dumps({"runs": rows, "report": {"baseline": "adam"}}))
@@ -71,7 +79,9 @@ def test_verdicts_follow_the_protocols_rules(tmp_path):
     assert _verdict_of(table, "macro-F1") == "**holds**"  # +0.03, consistent over seeds
     assert _verdict_of(table, "21.3% less wall time") == "**contradicted**"  # 5x slower
     assert _verdict_of(table, "ECE") == "**not supported at this budget**"  # noise only
-    assert _verdict_of(table, "34.7% fewer iterations to ε (mini-batch").startswith("**not supported at this budget** (undefined")
+    assert _verdict_of(table, "34.7% fewer iterations to ε (mini-batch").startswith(
+        "**not supported at this budget** (undefined"
+    )
     assert _verdict_of(table, "no loss under 2% depolarizing") == "**holds**"  # 0.2-point drop
     assert _verdict_of(table, "no loss under 5% depolarizing") == "**contradicted**"  # 5-point drop
     assert _verdict_of(table, "latency ≤ 7.4 ms") == "**holds**"

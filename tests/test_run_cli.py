@@ -46,7 +46,11 @@ def test_run_end_to_end_writes_a_complete_run_directory(tmp_path):
     with open(out / "epochs.csv", newline="") as fh:
         assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2]
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["environment"]["torch"] and meta["environment"]["seed"] == 0 and meta["data"]["n_train"] + meta["data"]["n_val"] + meta["data"]["n_test"] == 300
+    assert (
+        meta["environment"]["torch"]
+        and meta["environment"]["seed"] == 0
+        and meta["data"]["n_train"] + meta["data"]["n_val"] + meta["data"]["n_test"] == 300
+    )
     assert (out / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not any(p.name.startswith(".run1.tmp") for p in tmp_path.iterdir())
 
@@ -81,8 +85,15 @@ def test_config_file_cli_overrides_and_unknown_keys(tmp_path):
 
 
 def test_toml_round_trip_of_every_key(tmp_path):
-    config = RunConfig(samples=None, curvature_batch=None, max_iterations=7, encoder_options={"rotation": "RX"},
-                       regularizer_options={"curvature": {"probes": 2}}, label_column="3", imbalance=2.5)
+    config = RunConfig(
+        samples=None,
+        curvature_batch=None,
+        max_iterations=7,
+        encoder_options={"rotation": "RX"},
+        regularizer_options={"curvature": {"probes": 2}},
+        label_column="3",
+        imbalance=2.5,
+    )
     path = tmp_path / "c.toml"
     path.write_text(config.to_toml())
     assert RunConfig.from_toml(path) == config
@@ -96,8 +107,13 @@ def test_flat_keys_and_cli_options_set_plugin_options_over_a_file(tmp_path):
     path.write_text("lambda_stab = 0.2\n[regularizer_options.curvature]\nevery = 4\nprobes = 2\n")
     sets = ("curvature_every=5", 'regularizer_options={curvature={method="autograd"}}')
     config = resolve_config(str(path), {"gamma_curv": 0.5}, (), sets)
-    assert config.regularizer_options["curvature"] == {**RunConfig().regularizer_options["curvature"], "every": 5,
-                                                      "probes": 2, "method": "autograd", "weight": 0.5}
+    assert config.regularizer_options["curvature"] == {
+        **RunConfig().regularizer_options["curvature"],
+        "every": 5,
+        "probes": 2,
+        "method": "autograd",
+        "weight": 0.5,
+    }
     assert config.value("lambda_stab") == 0.2
     with pytest.raises(ConfigError, match="run configuration: unknown key 'curvature_evry'"):
         resolve_config(None, {}, (), ("curvature_evry=5",))
@@ -152,7 +168,9 @@ def test_unavailable_backend_stops_before_any_work(tmp_path, ghost_registry, mon
     result = _invoke("--backend", "ghost", "--out", str(tmp_path / "r"))
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
-    assert lines == ["Error: backend 'ghost' is unavailable: needs a ghost GPU (pip install 'hqf[ghost]' on a machine with one)"]
+    assert lines == [
+        "Error: backend 'ghost' is unavailable: needs a ghost GPU (pip install 'hqf[ghost]' on a machine with one)"
+    ]
     assert not (tmp_path / "r").exists()
     # the programmatic API stops the same way
     with pytest.raises(hqf.errors.BackendUnavailableError):
@@ -255,8 +273,20 @@ def test_hqf_run_trains_the_default_model_on_other_backends(tmp_path, backend, b
     if not hqf.registry.loader.registry().get("backend", backend).availability().ok:
         pytest.skip(f"{backend} backend unavailable here")
     out = tmp_path / "run"
-    result = _invoke("--backend", backend, "--ansatz", "hea2x1", "--samples", "300", "--epochs", "1",
-                     "--batch-size", str(batch_size), "--out", str(out))
+    result = _invoke(
+        "--backend",
+        backend,
+        "--ansatz",
+        "hea2x1",
+        "--samples",
+        "300",
+        "--epochs",
+        "1",
+        "--batch-size",
+        str(batch_size),
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] >= 1 and math.isfinite(metrics["val_loss"])

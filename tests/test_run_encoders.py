@@ -57,7 +57,17 @@ def test_reupload_over_iqp_trains_with_options(tmp_path):
 
 
 def test_a_bad_encoder_option_is_one_line(tmp_path):
-    args = ["run", "--quiet", *TINY, "--encoder", "iqp", "--set", "encoder_options={reps = 0}", "--out", str(tmp_path / "r")]
+    args = [
+        "run",
+        "--quiet",
+        *TINY,
+        "--encoder",
+        "iqp",
+        "--set",
+        "encoder_options={reps = 0}",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     assert "'reps' must be an integer >= 1 (got 0)" in result.output and "Traceback" not in result.output

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from hqf.cli import main
 from hqf.errors import ConfigError
-from hqf.learn.process import runtime
 from hqf.learn.config import RunConfig
+from hqf.learn.process import runtime
 from hqf.learn.process.eta import PeriodicEta, clock
 from hqf.quantum.interfaces import Backend
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from reference import reference_expval
 
 from hqf.cli import main
 from hqf.registry.make import make_backend
 from hqf.studies.scale import VariancePoint, decay_rate, gradient_variance, study_circuit
-from reference import reference_expval
 
 
 @pytest.mark.parametrize("cost", ["local", "global"])
@@ -45,8 +45,22 @@ def test_study_circuit_observables():
 
 def test_scale_command_writes_tables_and_plot(tmp_path):
     result = CliRunner().invoke(
-        main, ["scale", "--qubits", "2,3", "--layers", "1,2", "--samples", "8", "--batch-size", "4",
-               "--inits", "8", "--out", str(tmp_path)],
+        main,
+        [
+            "scale",
+            "--qubits",
+            "2,3",
+            "--layers",
+            "1,2",
+            "--samples",
+            "8",
+            "--batch-size",
+            "4",
+            "--inits",
+            "8",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(tmp_path / "variance.csv")))

@@ -8,6 +8,8 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import reference_expval
+from strategies import circuits, encoded
 
 from hqf.backends.torch import TorchBackend
 from hqf.quantum.circuit import BASE_GATES, Circuit, Operation, PauliWord, compose
@@ -15,8 +17,6 @@ from hqf.quantum.gates import full_angles
 from hqf.quantum.gradients import expval
 from hqf.registry.make import make_ansatz
 from hqf.testing import ReferenceBackend
-from reference import reference_expval
-from strategies import circuits, encoded
 
 
 def _hea(n_qubits: int, n_layers: int) -> Circuit:
@@ -29,11 +29,24 @@ def _mixed() -> Circuit:
     """Two gates per wire in the product state (H, RX, RZ, RY), then every kind of later gate and Z words
     on some wires: fixed gates, all three rotations, phases, CZ and CNOT."""
     ops = [
-        Operation("H", 0), Operation("RX", 1, 0), Operation("RZ", 2, 1), Operation("RY", 3, 2),
-        Operation("RZ", 0, 3), Operation("RY", 1, 4), Operation("RX", 3, 5),
-        Operation("CZ", (0, 1)), Operation("CNOT", (2, 3)),
-        Operation("RX", 0, 6), Operation("RY", 1, 7), Operation("H", 2), Operation("RZ", 3, 8), Operation("RZ", 1, 9),
-        Operation("CNOT", (1, 2)), Operation("X", 0), Operation("RY", 2, 10), Operation("RZ", 0, 11),
+        Operation("H", 0),
+        Operation("RX", 1, 0),
+        Operation("RZ", 2, 1),
+        Operation("RY", 3, 2),
+        Operation("RZ", 0, 3),
+        Operation("RY", 1, 4),
+        Operation("RX", 3, 5),
+        Operation("CZ", (0, 1)),
+        Operation("CNOT", (2, 3)),
+        Operation("RX", 0, 6),
+        Operation("RY", 1, 7),
+        Operation("H", 2),
+        Operation("RZ", 3, 8),
+        Operation("RZ", 1, 9),
+        Operation("CNOT", (1, 2)),
+        Operation("X", 0),
+        Operation("RY", 2, 10),
+        Operation("RZ", 0, 11),
     ]
     observables = [PauliWord.z(0), PauliWord.parse("Z1 Z3"), PauliWord.parse("Z0 Z2 Z3")]
     return Circuit(4, ops, observables)
@@ -70,13 +83,17 @@ def test_fused_shifted_values_equal_the_torch_path(name, circuit, n_data, batch)
     assert torch.max(torch.abs(got - want)).item() <= 1e-12
 
 
-@pytest.mark.parametrize("name, circuit, n_data, columns, batch", [
-    ("hea4x1", CIRCUITS[1][1], 4, None, 3),
-    ("hea4x3", _hea(4, 3), 4, None, 3),
-    ("mixed", CIRCUITS[2][1], 6, None, 3),
-    # data, product state, layers 2 and 6 (last RZ): ~20 s of dense 256×256 products
-    pytest.param("hea8x6", CIRCUITS[0][1], 8, [0, 20, 24, 103], 1, marks=pytest.mark.slow),
-], ids=["hea4x1", "hea4x3", "mixed", "hea8x6"])
+@pytest.mark.parametrize(
+    "name, circuit, n_data, columns, batch",
+    [
+        ("hea4x1", CIRCUITS[1][1], 4, None, 3),
+        ("hea4x3", _hea(4, 3), 4, None, 3),
+        ("mixed", CIRCUITS[2][1], 6, None, 3),
+        # data, product state, layers 2 and 6 (last RZ): ~20 s of dense 256×256 products
+        pytest.param("hea8x6", CIRCUITS[0][1], 8, [0, 20, 24, 103], 1, marks=pytest.mark.slow),
+    ],
+    ids=["hea4x1", "hea4x3", "mixed", "hea8x6"],
+)
 def test_fused_shifted_values_match_an_independent_simulator(name, circuit, n_data, columns, batch):
     angles = full_angles(*_inputs(circuit, n_data, batch, seed=7))
     got = TorchBackend().expval_shifted(circuit, angles)
@@ -128,7 +145,9 @@ def test_per_row_weights_keep_the_torch_path():
     backend = TorchBackend()
     got = backend.expval_shifted(circuit, angles)
     assert backend.last_path == "plan"
-    want = torch.from_numpy(reference_expval(circuit, (angles + torch.eye(circuit.n_params, dtype=torch.float64)[3] * math.pi / 2).numpy()))
+    want = torch.from_numpy(
+        reference_expval(circuit, (angles + torch.eye(circuit.n_params, dtype=torch.float64)[3] * math.pi / 2).numpy())
+    )
     assert torch.max(torch.abs(got[0, 3] - want)).item() <= 1e-11
 
 
@@ -148,7 +167,9 @@ def test_two_threads_give_the_same_values():
 
 @given(
     body=circuits(gates=BASE_GATES, max_qubits=6, max_ops=30, paulis="Z"),
-    encoding=st.lists(st.sampled_from(["RY", "RX", "RZ", "H"]), min_size=1, max_size=3).filter(lambda g: g != ["H"] * len(g)),
+    encoding=st.lists(st.sampled_from(["RY", "RX", "RZ", "H"]), min_size=1, max_size=3).filter(
+        lambda g: g != ["H"] * len(g)
+    ),
     batch=st.integers(1, 11),
     seed=st.integers(0, 2**16),
 )

@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from reference import reference_expval
 
 from hqf.backends.torch import TorchBackend
 from hqf.quantum import gates
 from hqf.quantum.circuit import GATES, Circuit, Operation, PauliWord
 from hqf.quantum.gradients import expval, shift_jacobian
 from hqf.testing import ReferenceBackend
-from reference import reference_expval
 
 PARAMETRIC = sorted(g for g, (_, p) in GATES.items() if p)
 ANGLES = (-2.9, -0.6, 0.0, 0.45, 1.9, 3.7)
@@ -47,7 +47,9 @@ def test_recipe_equals_autograd_and_finite_differences(gate):
     for theta in ANGLES:
         by_recipe = _recipe(gate, f, theta)
         rows = _rows(theta).requires_grad_()
-        (autograd,) = torch.autograd.grad(reference.expval(circuit, rows)[0] @ torch.ones(circuit.n_outputs, dtype=torch.float64), rows)
+        (autograd,) = torch.autograd.grad(
+            reference.expval(circuit, rows)[0] @ torch.ones(circuit.n_outputs, dtype=torch.float64), rows
+        )
         jac = torch.autograd.functional.jacobian(lambda r: reference.expval(circuit, r)[0], _rows(theta))[:, 0, 4]
         h = 1e-5
         central = (f(theta + h) - f(theta - h)) / (2 * h)
@@ -93,7 +95,9 @@ def test_second_derivatives_through_the_shift_rule_are_exact(gate):
 
 
 def test_shift_jacobian_uses_each_columns_recipe():
-    circuit = Circuit(2, [Operation("H", 0), Operation("CRZ", (0, 1), 0), Operation("RX", 1, 1)], [PauliWord.parse("X0")])
+    circuit = Circuit(
+        2, [Operation("H", 0), Operation("CRZ", (0, 1), 0), Operation("RX", 1, 1)], [PauliWord.parse("X0")]
+    )
     angles = torch.tensor([[0.8, -0.3]], dtype=torch.float64)
     backend = ReferenceBackend()
     got = shift_jacobian(lambda a: backend.expval(circuit, a), angles, None, circuit.column_gates)

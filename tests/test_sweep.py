@@ -51,8 +51,12 @@ def test_variant_axes_and_dotted_keys(tmp_path):
         "base": {"backend_options": {"dtype": "complex128"}},
         "variants": {
             "adam": {"optimizer": "adam"},
-            "noisy": {"ablation": "full", "backend": "torch-dm", "axes": {"backend_options.depolarizing": [0.0, 0.05]},
-                      "seeds": [3]},
+            "noisy": {
+                "ablation": "full",
+                "backend": "torch-dm",
+                "axes": {"backend_options.depolarizing": [0.0, 0.05]},
+                "seeds": [3],
+            },
         },
     }
     runs = expand(grid, tmp_path)
@@ -179,7 +183,7 @@ def test_sweep_command_checks_every_configuration_first(tmp_path):
     from hqf.cli import main
 
     grid = tmp_path / "bad.toml"
-    grid.write_text('[variants]\nok = { epochs = 1 }\nbad = { epoch = 1 }\n')
+    grid.write_text("[variants]\nok = { epochs = 1 }\nbad = { epoch = 1 }\n")
     result = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "variant 'bad': unknown key 'epoch'" in result.output
     assert not (tmp_path / "out").exists()  # nothing ran

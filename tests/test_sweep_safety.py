@@ -76,7 +76,9 @@ def _gone(pids, timeout: float) -> bool:
 
 def test_a_sweep_killed_mid_way_leaves_no_workers_and_its_rerun_completes_each_run_once(tmp_path):
     grid = tmp_path / "grid.toml"
-    grid.write_text('[sweep]\nseeds = [0]\n' + TINY_BASE + '\n[variants]\na = {}\nb = { lr = 0.002 }\nc = { lr = 0.003 }\n')
+    grid.write_text(
+        "[sweep]\nseeds = [0]\n" + TINY_BASE + "\n[variants]\na = {}\nb = { lr = 0.002 }\nc = { lr = 0.003 }\n"
+    )
     script, log, out = tmp_path / "sweep.py", tmp_path / "events.log", tmp_path / "out"
     script.write_text(SWEEP)
     one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # no spinning threads fighting for a loaded machine
@@ -92,8 +94,13 @@ def test_a_sweep_killed_mid_way_leaves_no_workers_and_its_rerun_completes_each_r
     first = _events(log)
     assert not any(e["event"] == "end" for e in first)  # killed mid-way: nothing finished yet
 
-    rerun = subprocess.run([sys.executable, str(script), str(grid), str(out), str(log)], capture_output=True, text=True,
-                           timeout=600, env=one_thread)
+    rerun = subprocess.run(
+        [sys.executable, str(script), str(grid), str(out), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=one_thread,
+    )
     assert rerun.returncode == 0, rerun.stderr
     events = _events(log)
     runs = sorted(str(p) for p in out.glob("*/seed0"))
@@ -108,7 +115,9 @@ def test_a_sweep_killed_mid_way_leaves_no_workers_and_its_rerun_completes_each_r
         assert sorted(p.name for p in pathlib.Path(run).iterdir()) == [
             "config.toml", "convergence.png", "curves.csv", "epochs.csv", "meta.json", "metrics.json", "model.safetensors",
         ]  # fmt: skip
-    assert any(e["event"] == "start" and e["resume"] for e in events)  # an interrupted run continued from its checkpoint
+    assert any(
+        e["event"] == "start" and e["resume"] for e in events
+    )  # an interrupted run continued from its checkpoint
     again = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(out)])
     assert again.exit_code == 0 and "ran 0, skipped 3 finished" in again.output
 

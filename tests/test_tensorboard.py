@@ -13,11 +13,13 @@ from tensorboard.backend.event_processing import event_accumulator
 
 import hqf.learn.experiment
 from hqf.cli import main
-from hqf.learn.process import tensorboard as tb
 from hqf.learn.config import RunConfig
 from hqf.learn.experiment import TIMING_KEYS, run
+from hqf.learn.process import tensorboard as tb
 
-TINY = dict(samples=300, epochs=2, ansatz="hea2x2", batch_size=64, hidden=8, latent=4, vai_samples=64, latency_repeats=1)
+TINY = dict(
+    samples=300, epochs=2, ansatz="hea2x2", batch_size=64, hidden=8, latent=4, vai_samples=64, latency_repeats=1
+)
 TINY_ARGS = [
     "--samples", "300", "--epochs", "2", "--ansatz", "hea2x2", "--batch-size", "64",
     "--set", "hidden=8", "--set", "latent=4", "--set", "vai_samples=64", "--set", "latency_repeats=1",

@@ -31,9 +31,23 @@ def site(tmp_path_factory) -> pathlib.Path:
     source = shutil.copytree(EXAMPLE, tmp_path_factory.mktemp("source") / EXAMPLE.name)
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--target", str(target), "--no-deps", "--no-build-isolation",
-         "--no-index", "-q", str(source)],
-        check=True, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--target",
+            str(target),
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     (dist,) = importlib.metadata.distributions(name="hqf-numpy-backend", path=[str(target)])
     points = [ep for ep in dist.entry_points if ep.group == "hqf"]
@@ -46,7 +60,11 @@ def _hqf(site: pathlib.Path, *args, timeout=300):
     path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-c", "from hqf.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": path},
     )
 
 
@@ -66,8 +84,23 @@ def test_hqf_check_passes_the_numpy_backend(site):
 
 def test_hqf_run_trains_with_the_numpy_backend(site, tmp_path):
     out = tmp_path / "run"
-    result = _hqf(site, "run", "--backend", "numpy", "--ansatz", "hea2x1", "--samples", "300", "--epochs", "1",
-                  "--batch-size", "32", "--out", str(out), "--quiet")
+    result = _hqf(
+        site,
+        "run",
+        "--backend",
+        "numpy",
+        "--ansatz",
+        "hea2x1",
+        "--samples",
+        "300",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] >= 1 and metrics["epochs_completed"] == 1

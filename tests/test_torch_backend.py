@@ -5,13 +5,13 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import reference_expval
+from strategies import angle_batches, circuits
 
 from hqf.backends.torch import TorchBackend, parallel
 from hqf.backends.torch.backend import FUSED_OVER_FROZEN_ROWS, choose_path
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.studies.bench import Workload
-from reference import reference_expval
-from strategies import angle_batches, circuits
 
 
 @given(data=st.data())
@@ -75,7 +75,11 @@ def test_rejects_bad_options():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_matches_cpu():
-    c = Circuit(3, [Operation("RY", 0, 0), Operation("CNOT", (0, 2)), Operation("RX", 1, 1)], [PauliWord.parse("Z0 Z2"), PauliWord.parse("Y1")])
+    c = Circuit(
+        3,
+        [Operation("RY", 0, 0), Operation("CNOT", (0, 2)), Operation("RX", 1, 1)],
+        [PauliWord.parse("Z0 Z2"), PauliWord.parse("Y1")],
+    )
     angles = torch.rand(5, 2, dtype=torch.float64) * math.tau
     cpu = TorchBackend().expval(c, angles)
     gpu = TorchBackend(device="cuda").expval(c, angles.cuda())

@@ -9,6 +9,9 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import reference_expval
+from strategies import circuits as any_circuits
+from strategies import encoded
 
 from hqf.backends.torch import TorchBackend, adjoint, fused, steps
 from hqf.backends.torch.backend import FUSED_OVER_FROZEN_ROWS
@@ -16,12 +19,9 @@ from hqf.backends.torch.plan import Chain, PermutationStep, ProductStep, Rotatio
 from hqf.quantum.circuit import BASE_GATES, Circuit, Operation, PauliWord, compose
 from hqf.quantum.gates import full_angles, shifted_rows
 from hqf.quantum.gradients import default_gradient, expval, shift_jacobian
-from hqf.registry.contracts import RegularizerInputs
 from hqf.quantum.layer import QuantumLayer
+from hqf.registry.contracts import RegularizerInputs
 from hqf.registry.make import make_ansatz, make_encoder, make_regularizer
-from reference import reference_expval
-from strategies import circuits as any_circuits
-from strategies import encoded
 
 
 def circuits(**kwargs):
@@ -51,10 +51,16 @@ def test_plan_forward_equals_plain_path(circuit, batch, seed, block):
     assert torch.max(torch.abs(got - want)).item() <= 1e-10, circuit.diagram()
 
 
-@given(circuit=circuits(max_qubits=6).filter(lambda c: c.n_params >= 1), batch=st.integers(1, 4), seed=st.integers(0, 2**16))
+@given(
+    circuit=circuits(max_qubits=6).filter(lambda c: c.n_params >= 1),
+    batch=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+)
 def test_adjoint_vjp_equals_autograd_of_plain_path(circuit, batch, seed):
     angles = _angles(circuit, batch, seed)
-    cotangent = torch.randn(batch, circuit.n_outputs, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    cotangent = torch.randn(
+        batch, circuit.n_outputs, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)
+    )
     backend = TorchBackend(block=1 + seed % 4)
     leaf = angles.clone().requires_grad_()
     (want,) = torch.autograd.grad((backend.expval_plain(circuit, leaf) * cotangent).sum(), leaf, allow_unused=True)
@@ -133,7 +139,9 @@ def test_default_gradient_supports_double_backward():
 def test_quantum_layer_curvature_term_runs_vectorized():
     # double backward with vmap over the probes (the curvature regularizer's vectorize=True)
     torch.manual_seed(0)
-    layer = QuantumLayer(make_encoder("angle", 5, 3), make_ansatz("hea3x2"), TorchBackend(), generator=torch.Generator().manual_seed(0))
+    layer = QuantumLayer(
+        make_encoder("angle", 5, 3), make_ansatz("hea3x2"), TorchBackend(), generator=torch.Generator().manual_seed(0)
+    )
     x = torch.randn(4, 5, dtype=torch.float64)
     out = layer(x)
     loss = out.square().sum()
@@ -151,7 +159,9 @@ def test_adjoint_gradient_through_the_core_equals_backprop():
     grads = {}
     for method in ("backprop", "adjoint"):
         x = torch.rand(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_()
-        w = torch.rand(circuit.n_params - 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        w = torch.rand(
+            circuit.n_params - 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+        ).requires_grad_()
         out = expval(backend, circuit, torch.cat([x, w.expand(5, -1)], dim=1), gradient=method)
         grads[method] = torch.autograd.grad(out[:, ::2].sum() - out[:, 1].sum(), [x, w])
     for a, b in zip(grads["backprop"], grads["adjoint"]):
@@ -183,7 +193,9 @@ def test_final_permutation_is_kept_for_non_diagonal_observables():
     assert isinstance(compile_plan(circuit).steps[-1], PermutationStep)
     angles = torch.tensor([[0.3], [1.2]], dtype=torch.float64)
     backend = TorchBackend()
-    torch.testing.assert_close(backend.expval(circuit, angles), backend.expval_plain(circuit, angles), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        backend.expval(circuit, angles), backend.expval_plain(circuit, angles), atol=1e-12, rtol=0
+    )
 
 
 def test_a_subclass_that_changes_expval_gets_the_generic_shift_and_broadcast():
@@ -204,7 +216,12 @@ def test_a_subclass_that_changes_expval_gets_the_generic_shift_and_broadcast():
     want = 2 * plain.expval_plain(circuit, shifted_rows(angles)).reshape(shifted.shape)
     assert torch.max(torch.abs(shifted - want)).item() <= 1e-10
     broadcast = backend.expval_broadcast(circuit, angles[:, :3], angles[0, 3:])
-    assert torch.max(torch.abs(broadcast - 2 * plain.expval_plain(circuit, full_angles(angles[:, :3], angles[0, 3:])))).item() <= 1e-10
+    assert (
+        torch.max(
+            torch.abs(broadcast - 2 * plain.expval_plain(circuit, full_angles(angles[:, :3], angles[0, 3:])))
+        ).item()
+        <= 1e-10
+    )
 
 
 def test_rejects_bad_plan_options():
@@ -259,7 +276,9 @@ def test_frozen_weights_use_the_cached_unitary_and_stay_exact():
 def test_frozen_weight_matrix_equals_plain_path(circuit, batch, seed):
     # every angle but the data read first on each wire is equal in every row: after two sightings the
     # circuit runs as one real matrix product per row (its observables made Z words: the path's condition)
-    words = tuple(PauliWord.z(q) for q in range(circuit.n_qubits)) + (PauliWord.parse(" ".join(f"Z{q}" for q in range(circuit.n_qubits))),)
+    words = tuple(PauliWord.z(q) for q in range(circuit.n_qubits)) + (
+        PauliWord.parse(" ".join(f"Z{q}" for q in range(circuit.n_qubits))),
+    )
     circuit = Circuit(circuit.n_qubits, circuit.operations, words)
     backend = TorchBackend()
     angles = _angles(circuit, batch, seed, shared_fraction=0.0)
@@ -307,7 +326,10 @@ def test_changing_broadcast_weights_never_build_the_frozen_matrix():
             w = torch.full((circuit.n_params - 4,), 0.1 * k, dtype=torch.float64)
             got = expval(backend, circuit, x, shared=w)
             assert backend.last_path != "frozen"  # (the matrix is built only where it is used)
-            assert torch.max(torch.abs(got - backend.expval_plain(circuit, torch.cat([x, w.expand(5, -1)], 1)))).item() <= 1e-12
+            assert (
+                torch.max(torch.abs(got - backend.expval_plain(circuit, torch.cat([x, w.expand(5, -1)], 1)))).item()
+                <= 1e-12
+            )
         expval(backend, circuit, x, shared=w)
         assert backend.last_path == "frozen"
 
@@ -339,8 +361,12 @@ def test_prefix_reuse_survives_in_place_changes_of_the_callers_buffer():
 
 
 @pytest.mark.parametrize("cache_mib", [4, 1e-6])  # one recorded pass, or one row per pass (recomputed)
-@given(circuit=circuits(max_qubits=6).filter(lambda c: c.n_params >= 1), seed=st.integers(0, 2**16), split=st.floats(0, 1))
-def test_broadcast_weights_give_the_plain_gradients(cache_mib, circuit, seed, split):  # (the torch kernels: fused=False)
+@given(
+    circuit=circuits(max_qubits=6).filter(lambda c: c.n_params >= 1), seed=st.integers(0, 2**16), split=st.floats(0, 1)
+)
+def test_broadcast_weights_give_the_plain_gradients(
+    cache_mib, circuit, seed, split
+):  # (the torch kernels: fused=False)
     # expval(..., shared=w): the shared columns' gradient is summed over the rows inside the backend
     n_data = int(split * circuit.n_params)
     gen = torch.Generator().manual_seed(seed)
@@ -371,8 +397,13 @@ def test_broadcast_weights_support_double_backward():
 
     def loss(fast):
         def f(w):
-            out = expval(backend, circuit, x, shared=w) if fast else backend.expval_plain(circuit, torch.cat([x, w.expand(4, -1)], 1))
+            out = (
+                expval(backend, circuit, x, shared=w)
+                if fast
+                else backend.expval_plain(circuit, torch.cat([x, w.expand(4, -1)], 1))
+            )
             return out.square().sum()
+
         return f
 
     fast, plain = (torch.autograd.functional.hessian(loss(f), w0) for f in (True, False))
@@ -391,7 +422,11 @@ def test_product_state_transitions_equal_the_general_ones(n, batch, block, seed)
     assert torch.max(torch.abs(got - want)).item() <= 1e-12
 
 
-@given(gates=st.lists(st.sampled_from(["RY", "RZ", "RX", "H"]), min_size=1, max_size=4), n=st.integers(2, 6), seed=st.integers(0, 2**16))
+@given(
+    gates=st.lists(st.sampled_from(["RY", "RZ", "RX", "H"]), min_size=1, max_size=4),
+    n=st.integers(2, 6),
+    seed=st.integers(0, 2**16),
+)
 def test_real_then_phase_runs_apply_like_their_fused_matrices(gates, n, seed):
     # the same gate sequence on every wire: split (real blocks, then a phase) exactly when it is
     # RY/H first and RZ after; applying it (and undoing it) must equal the fused complex matrices
@@ -416,7 +451,9 @@ def test_real_then_phase_runs_apply_like_their_fused_matrices(gates, n, seed):
     step = plan.steps[k]
     split = steps.rotation_operands(step, mats, fused_matrices)
     assert split.real
-    fused_blocks = steps.RunOperands([steps.kron_block(fused_matrices, s, z)[0] for s, z in step.blocks], None, real=False, rows=False)
+    fused_blocks = steps.RunOperands(
+        [steps.kron_block(fused_matrices, s, z)[0] for s, z in step.blocks], None, real=False, rows=False
+    )
     for inverse in (False, True):
         got = steps.apply_rotations(state, split, step, n, inverse=inverse)
         want = steps.apply_rotations(state, fused_blocks, step, n, inverse=inverse)
@@ -444,7 +481,9 @@ def test_real_then_phase_runs_rebuild_large_phases_with_the_same_result(monkeypa
 
 @pytest.mark.parametrize("cache_mib", [4, 1e-6])  # the states kept before each phase, or recomputed
 @given(
-    layer=st.lists(st.sampled_from(["RY", "H", "RZ"]), min_size=1, max_size=4).map(sorted).filter(lambda g: g != ["H"] * len(g)),  # real first
+    layer=st.lists(st.sampled_from(["RY", "H", "RZ"]), min_size=1, max_size=4)
+    .map(sorted)
+    .filter(lambda g: g != ["H"] * len(g)),  # real first
     n=st.integers(2, 6),
     n_layers=st.integers(1, 3),
     observable=st.sampled_from(["Z", "X"]),
@@ -467,7 +506,9 @@ def test_real_then_phase_layers_give_the_plain_broadcast_gradients(cache_mib, la
     weights = ((torch.rand(column - n, dtype=torch.float64, generator=gen) - 0.5) * 4 * math.pi).requires_grad_()
     cotangent = torch.randn(3, n, dtype=torch.float64, generator=gen)
     backend = TorchBackend(cache_mib=cache_mib, fused=False)  # (the fused kernels: the test below)
-    got = torch.autograd.grad((expval(backend, circuit, data, shared=weights) * cotangent).sum(), [data, weights], allow_unused=True)
+    got = torch.autograd.grad(
+        (expval(backend, circuit, data, shared=weights) * cotangent).sum(), [data, weights], allow_unused=True
+    )
     plain = backend.expval_plain(circuit, torch.cat([data, weights.expand(3, -1)], dim=1))
     want = torch.autograd.grad((plain * cotangent).sum(), [data, weights], allow_unused=True)
     for a, b in zip(got, want):
@@ -477,7 +518,9 @@ def test_real_then_phase_layers_give_the_plain_broadcast_gradients(cache_mib, la
 
 @given(
     body=circuits(max_qubits=6, max_ops=30, paulis="Z"),
-    encoding=st.lists(st.sampled_from(["RY", "RX", "RZ", "H"]), min_size=1, max_size=3).filter(lambda g: g != ["H"] * len(g)),
+    encoding=st.lists(st.sampled_from(["RY", "RX", "RZ", "H"]), min_size=1, max_size=3).filter(
+        lambda g: g != ["H"] * len(g)
+    ),
     batch=st.integers(1, 19),  # rows that are not a multiple of the tile width are padded
     seed=st.integers(0, 2**16),
 )
@@ -522,7 +565,9 @@ def test_fused_kernels_run_hea_and_only_where_they_apply():
     assert path(TorchBackend(), circuit, torch.rand(5, 4 + 8 + 1, dtype=torch.float64), weights[9:]) == "plan"
     wide = _hea(fused.MAX_QUBITS + 1, 1)
     n = fused.MAX_QUBITS + 1
-    wide_path = path(TorchBackend(), wide, torch.rand(2, n, dtype=torch.float64), torch.rand(wide.n_params - n, dtype=torch.float64))
+    wide_path = path(
+        TorchBackend(), wide, torch.rand(2, n, dtype=torch.float64), torch.rand(wide.n_params - n, dtype=torch.float64)
+    )
     assert wide_path == "blocked"  # past the fused kernels' size: the cache-blocked ones (tests/test_blocked.py)
 
 

@@ -72,7 +72,9 @@ def test_optimizers_all_decrease_the_loss():
 
 
 def test_composite_loss_and_curvature_every_k():
-    config = RunConfig(ansatz="hea2x1", hidden=6, latent=4, batch_size=32, curvature_every=2, lambda_stab=0.5, gamma_curv=0.1)
+    config = RunConfig(
+        ansatz="hea2x1", hidden=6, latent=4, batch_size=32, curvature_every=2, lambda_stab=0.5, gamma_curv=0.1
+    )
     _, result = _run(config, eps=0.0, delta=0.0, epochs=2)
     c = result.curves
     assert result.steps == 6
@@ -137,7 +139,9 @@ def test_curvature_scope_holds_quantum_features_constant_without_backprop():
     features, logits = model.forward_features(xb)
     full = RegularizerInputs(features, logits, torch.nn.functional.cross_entropy(logits, yb), tuple(model.parameters()))
     penalty = curv.regularizer.penalty(curv.inputs(model, xb, yb, full))
-    weights_grad, head_grad = torch.autograd.grad(penalty, [model.quantum.weights, model.head.weight], allow_unused=True)
+    weights_grad, head_grad = torch.autograd.grad(
+        penalty, [model.quantum.weights, model.head.weight], allow_unused=True
+    )
     assert weights_grad is None or not weights_grad.any()
     assert head_grad is not None and head_grad.abs().sum() > 0
 
@@ -198,12 +202,23 @@ class _Misdeclared(_Spread):
 
 def test_a_third_party_regularizer_is_scheduled_by_its_declaration(fake_plugins):
     fake_plugins(_Spread, _Undeclared, _Misdeclared)
-    config = RunConfig(fusion="classical-only", hidden=16, latent=8, batch_size=16,
-                       regularizers=("spread", "undeclared"), spread_every=2,
-                       regularizer_options={"spread": {"weight": 0.5}, "undeclared": {"weight": 0.25}})
+    config = RunConfig(
+        fusion="classical-only",
+        hidden=16,
+        latent=8,
+        batch_size=16,
+        regularizers=("spread", "undeclared"),
+        spread_every=2,
+        regularizer_options={"spread": {"weight": 0.5}, "undeclared": {"weight": 0.25}},
+    )
     spread, undeclared = build_terms(config)
     assert (spread.weight, spread.column, spread.every) == (0.5, "spread", 2)
-    assert (undeclared.weight, undeclared.column, undeclared.every, undeclared.batch) == (0.25, "reg_undeclared", 1, None)
+    assert (undeclared.weight, undeclared.column, undeclared.every, undeclared.batch) == (
+        0.25,
+        "reg_undeclared",
+        1,
+        None,
+    )
     assert curve_columns([spread, undeclared])[:7] == ["step", "epoch", "loss", "loss_ce", "stab", "curv", "spread"]
     _, result = _run(config, eps=0.0, delta=0.0, epochs=1)
     c = result.curves
@@ -228,13 +243,18 @@ class _Clashing(_Spread):
 
 def test_a_flat_key_declared_twice_is_an_error_naming_both(fake_plugins):
     fake_plugins(_Clashing)
-    with pytest.raises(ConfigError, match="regularizer 'stability' declares the flat key 'lambda_stab', already a "
-                                          "flat key of regularizer 'clashing'"):
+    with pytest.raises(
+        ConfigError,
+        match="regularizer 'stability' declares the flat key 'lambda_stab', already a "
+        "flat key of regularizer 'clashing'",
+    ):
         RunConfig()
 
 
 def test_the_classical_surrogate_trains_with_the_curvature_term():
-    config = RunConfig(baseline="classical-surrogate", ansatz="hea2x2", hidden=6, latent=4, batch_size=32, curvature_every=1)
+    config = RunConfig(
+        baseline="classical-surrogate", ansatz="hea2x2", hidden=6, latent=4, batch_size=32, curvature_every=1
+    )
     model, result = _run(config, eps=0.0, delta=0.0, epochs=1, max_iterations=2)
     assert model.quantum_gradient == "backprop" and not build_terms(config, model)[1].quantum_constant
     assert all(v > 0 for v in result.curves["curv"])

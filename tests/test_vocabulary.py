@@ -13,6 +13,7 @@ import pytest
 import scipy.linalg
 import torch
 from hypothesis import settings
+from reference import FIXED, P0, P1, PAULI, embed, gate_unitary, reference_expval
 
 from hqf.backends.density_torch import TorchDensityMatrixBackend
 from hqf.backends.torch import TorchBackend
@@ -22,7 +23,6 @@ from hqf.quantum.circuit import BASE_GATES, GATES, Circuit, Hamiltonian, Operati
 from hqf.quantum.gradients import expval
 from hqf.quantum.interfaces import Backend, Capabilities
 from hqf.testing import Limits, ReferenceBackend, check_backend, check_property
-from reference import FIXED, P0, P1, PAULI, embed, gate_unitary, reference_expval
 
 ANGLES = (0.0, 0.3, -1.7, math.pi, 5.1)
 PARAMETRIC = sorted(g for g, (_, p) in GATES.items() if p)
@@ -50,7 +50,9 @@ def test_every_gate_matrix_equals_its_independent_definition(gate):
 @pytest.mark.parametrize("gate", PARAMETRIC)
 def test_generators_give_the_matrices_and_the_declared_recipe(gate):
     for theta in ANGLES:
-        np.testing.assert_allclose(scipy.linalg.expm(-1j * theta * gates.GENERATORS[gate]), _independent(gate, theta), atol=1e-13)
+        np.testing.assert_allclose(
+            scipy.linalg.expm(-1j * theta * gates.GENERATORS[gate]), _independent(gate, theta), atol=1e-13
+        )
     four = gate.startswith("CR")
     assert len(gates.SHIFT_RULES[gate]) == (4 if four else 2)
     assert gates.frequencies(gate) == ((0.5, 1.0) if four else (1.0,))
@@ -77,8 +79,12 @@ def test_rot_and_u3_are_products_of_one_parameter_gates():
     np.testing.assert_allclose(state.numpy(), (rz(omega) @ ry(theta) @ rz(phi))[:, 0], atol=1e-15)
     # U3(θ, φ, λ) as Qiskit writes it, up to the global phase e^{i(φ+λ)/2}
     lam = 0.9
-    qiskit_u3 = np.array([[math.cos(theta / 2), -np.exp(1j * lam) * math.sin(theta / 2)],
-                          [np.exp(1j * phi) * math.sin(theta / 2), np.exp(1j * (phi + lam)) * math.cos(theta / 2)]])
+    qiskit_u3 = np.array(
+        [
+            [math.cos(theta / 2), -np.exp(1j * lam) * math.sin(theta / 2)],
+            [np.exp(1j * phi) * math.sin(theta / 2), np.exp(1j * (phi + lam)) * math.cos(theta / 2)],
+        ]
+    )
     u3_circuit = Circuit(1, u3(0, (0, 1, 2)), [PauliWord.z(0)])
     state = ReferenceBackend().state(u3_circuit, torch.tensor([theta, phi, lam], dtype=torch.float64))
     np.testing.assert_allclose(np.exp(1j * (phi + lam) / 2) * state.numpy(), qiskit_u3[:, 0], atol=1e-15)
@@ -98,8 +104,13 @@ def _gate_circuits():
         for wires in itertools.permutations(range(3), arity):
             prep, angles = _generic(3)
             op = Operation(gate, wires, len(angles) if parameterized else None)
-            observables = [PauliWord(((a, p), (b, q))) for a, b in [(0, 1), (1, 2), (0, 2)] for p in "XYZ" for q in "XYZ"]
-            yield Circuit(3, prep + [op], observables + [PauliWord.z(w) for w in range(3)]), angles + [1.3] * parameterized
+            observables = [
+                PauliWord(((a, p), (b, q))) for a, b in [(0, 1), (1, 2), (0, 2)] for p in "XYZ" for q in "XYZ"
+            ]
+            yield (
+                Circuit(3, prep + [op], observables + [PauliWord.z(w) for w in range(3)]),
+                angles + [1.3] * parameterized,
+            )
 
 
 @pytest.mark.parametrize("make", [TorchBackend, lambda: TorchBackend(dtype="complex64"), TorchDensityMatrixBackend])
@@ -124,7 +135,12 @@ def _kraus_depolarize(rho: np.ndarray, n: int, wire: int, p: float) -> np.ndarra
 def test_density_matrix_noise_follows_every_new_gate_on_each_of_its_wires():
     p = 0.07
     prep, angles = _generic(3)
-    ops = prep + [Operation("CRY", (2, 0), 6), Operation("Toffoli", (1, 2, 0)), Operation("SX", 1), Operation("CPhase", (0, 1), 7)]
+    ops = prep + [
+        Operation("CRY", (2, 0), 6),
+        Operation("Toffoli", (1, 2, 0)),
+        Operation("SX", 1),
+        Operation("CPhase", (0, 1), 7),
+    ]
     circuit = Circuit(3, ops, [PauliWord.parse("X0 Y1"), Hamiltonian([(0.5, "Z2"), (-2, "X0 X2")]), Probs((2, 0))])
     row = angles + [0.9, -2.0]
     rho = np.zeros((8, 8), dtype=complex)
@@ -180,12 +196,18 @@ def test_default_declaration_is_the_original_vocabulary():
 @pytest.mark.parametrize(
     "circuit, message",
     [
-        (Circuit(2, [Operation("CRX", (0, 1), 0)], [PauliWord.z(0)]),
-         "backend 'minimal' does not support gate 'CRX' (it supports: CNOT, CZ, H, RX, RY, RZ, X)"),
-        (Circuit(1, [Operation("RX", 0, 0)], [Probs((0,))]),
-         "backend 'minimal' does not support observable 'probs' (it supports: pauli)"),
-        (Circuit(1, [Operation("RX", 0, 0)], [Hamiltonian([(1.0, "Z0")])]),
-         "backend 'minimal' does not support observable 'hamiltonian' (it supports: pauli)"),
+        (
+            Circuit(2, [Operation("CRX", (0, 1), 0)], [PauliWord.z(0)]),
+            "backend 'minimal' does not support gate 'CRX' (it supports: CNOT, CZ, H, RX, RY, RZ, X)",
+        ),
+        (
+            Circuit(1, [Operation("RX", 0, 0)], [Probs((0,))]),
+            "backend 'minimal' does not support observable 'probs' (it supports: pauli)",
+        ),
+        (
+            Circuit(1, [Operation("RX", 0, 0)], [Hamiltonian([(1.0, "Z0")])]),
+            "backend 'minimal' does not support observable 'hamiltonian' (it supports: pauli)",
+        ),
     ],
 )
 def test_a_backend_is_refused_what_it_does_not_declare_before_any_work(circuit, message):

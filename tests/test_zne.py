@@ -143,8 +143,13 @@ def test_scaled_multiplies_every_channel_strength_and_keeps_filters_and_readout(
     model = MIXED.with_readout(0.02, 0.05)
     scaled = model.scaled(3)
     assert [rule.channel for rule in scaled.rules] == [
-        depolarizing(3 * 0.004), amplitude_damping(3 * 0.005), phase_damping(3 * 0.006), bit_flip(3 * 0.004),
-        phase_flip(3 * 0.002), pauli(3 * 0.001, 3 * 0.0005, 3 * 0.0015), thermal_relaxation(50.0, 70.0, 3 * 0.1),
+        depolarizing(3 * 0.004),
+        amplitude_damping(3 * 0.005),
+        phase_damping(3 * 0.006),
+        bit_flip(3 * 0.004),
+        phase_flip(3 * 0.002),
+        pauli(3 * 0.001, 3 * 0.0005, 3 * 0.0015),
+        thermal_relaxation(50.0, 70.0, 3 * 0.1),
     ]
     assert [(r.gates, r.wires) for r in scaled.rules] == [(r.gates, r.wires) for r in model.rules]
     assert scaled.readout == model.readout
@@ -154,8 +159,12 @@ def test_scaled_multiplies_every_channel_strength_and_keeps_filters_and_readout(
 
 @pytest.mark.parametrize(
     ("channel", "factor", "name"),
-    [(depolarizing(0.3), 4, "depolarizing"), (amplitude_damping(0.5), 2.5, "amplitude_damping"),
-     (phase_damping(0.6), 2, "phase_damping"), (pauli(0.3, 0.3, 0.3), 1.5, "pauli")],
+    [
+        (depolarizing(0.3), 4, "depolarizing"),
+        (amplitude_damping(0.5), 2.5, "amplitude_damping"),
+        (phase_damping(0.6), 2, "phase_damping"),
+        (pauli(0.3, 0.3, 0.3), 1.5, "pauli"),
+    ],
 )
 def test_scaled_past_a_probability_range_is_one_line_naming_the_channel_and_factor(channel, factor, name):
     with pytest.raises(ValueError, match=f"'{name}' scaled by {float(factor)!r}") as error:
@@ -207,9 +216,14 @@ def test_folding_multiplies_the_channels_of_a_filtered_rule_by_the_scale():
 def readout_test_circuit() -> tuple[Circuit, torch.Tensor]:
     """hea3x2 read through words (one, two and three wires, X and Y bases), a Hamiltonian and Probs."""
     observables = [
-        PauliWord.z(0), PauliWord.parse("Z0 Z1"), PauliWord.parse("X1 Y2"), PauliWord.parse("Z0 X1 Z2"),
+        PauliWord.z(0),
+        PauliWord.parse("Z0 Z1"),
+        PauliWord.parse("X1 Y2"),
+        PauliWord.parse("Z0 X1 Z2"),
         Hamiltonian([(0.5, PauliWord.parse("Z0 X2")), (-1.2, PauliWord.z(1)), (0.3, PauliWord.parse("Z0 Z1"))]),
-        Probs([2, 0]), Probs([1]), Probs([0, 1, 2]),
+        Probs([2, 0]),
+        Probs([1]),
+        Probs([0, 1, 2]),
     ]
     circuit = compose(3, [make_ansatz("hea3x2").operations()], observables)
     angles = torch.rand(4, circuit.n_params, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 6.28
@@ -264,8 +278,10 @@ def test_zne_with_the_readout_calibration_removes_gate_and_readout_noise():
     noisy = factory(1).expval(circuit, angles)
     without = zne(circuit, angles, factory, (1, 2, 3), scaling="channel")
     with_readout = zne(circuit, angles, factory, (1, 2, 3), scaling="channel", readout=model)
-    error = {name: (value - exact).abs().mean() for name, value in
-             [("noisy", noisy), ("zne", without.estimate), ("both", with_readout.estimate)]}
+    error = {
+        name: (value - exact).abs().mean()
+        for name, value in [("noisy", noisy), ("zne", without.estimate), ("both", with_readout.estimate)]
+    }
     assert error["both"] < 0.1 * error["zne"] and error["both"] < 0.1 * error["noisy"]
 
 

@@ -37,8 +37,11 @@ class CuQuantumBackend(Backend):
     name = "cuquantum"
     description = "NVIDIA cuStateVec on a CUDA GPU, batched (extra hqf[cuquantum])"
     capabilities = Capabilities(
-        dtypes={"complex128", "complex64"}, devices={"cuda"}, max_qubits=30,
-        gates=frozenset(GATES), observables=frozenset(OBSERVABLE_KINDS),
+        dtypes={"complex128", "complex64"},
+        devices={"cuda"},
+        max_qubits=30,
+        gates=frozenset(GATES),
+        observables=frozenset(OBSERVABLE_KINDS),
     )
 
     @classmethod

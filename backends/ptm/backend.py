@@ -159,8 +159,20 @@ class PtmBackend(Backend):
 
         def work(r0: int, r1: int) -> None:
             kernels.backward_rows(
-                init, r0, r1, program.tables, vals, program.gradient, reading.ptr, reading.idx, reading.coef,
-                cotangents, every, checkpoints, have, g,
+                init,
+                r0,
+                r1,
+                program.tables,
+                vals,
+                program.gradient,
+                reading.ptr,
+                reading.idx,
+                reading.coef,
+                cotangents,
+                every,
+                checkpoints,
+                have,
+                g,
             )
 
         self._split(batch, work)

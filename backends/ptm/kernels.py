@@ -187,8 +187,18 @@ def _forward(src, x, first, last, tables, vals, buf, acc, bases):
         d = dims[k]
         lo, hi = nnz_ptr[k], nnz_ptr[k + 1]
         apply_step(
-            src if k == first else x, x, d, nws[k], strides[k], offsets[off_ptr[k] : off_ptr[k] + d],
-            rowptr[row_ptr[k] : row_ptr[k] + d + 1], cols[lo:hi], vals[lo:hi], buf, acc, bases,
+            src if k == first else x,
+            x,
+            d,
+            nws[k],
+            strides[k],
+            offsets[off_ptr[k] : off_ptr[k] + d],
+            rowptr[row_ptr[k] : row_ptr[k] + d + 1],
+            cols[lo:hi],
+            vals[lo:hi],
+            buf,
+            acc,
+            bases,
         )
 
 
@@ -220,8 +230,20 @@ def forward_rows(init, r0, r1, tables, vals, read_ptr, read_idx, read_coef, out,
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
 def backward_rows(
-    init, r0, r1, tables, vals, gradient, read_ptr, read_idx, read_coef, word_cotangents, every, checkpoints,
-    have_checkpoints, g,
+    init,
+    r0,
+    r1,
+    tables,
+    vals,
+    gradient,
+    read_ptr,
+    read_idx,
+    read_coef,
+    word_cotangents,
+    every,
+    checkpoints,
+    have_checkpoints,
+    g,
 ):
     """Rows ``r0 .. r1-1``: ``g[b, p]`` (:func:`undo_step`) for every stored entry of every step with
     ``gradient[k]``, from the words' cotangents ``word_cotangents[b, m]``. The states before every
@@ -262,7 +284,20 @@ def backward_rows(
                 d = dims[k]
                 lo, hi = nnz_ptr[k], nnz_ptr[k + 1]
                 undo_step(
-                    lam, marks[c] if k == first else segment[k - first], gradient[k], d, nws[k], strides[k],
-                    offsets[off_ptr[k] : off_ptr[k] + d], rowptr[row_ptr[k] : row_ptr[k] + d + 1],
-                    cols[lo:hi], row_vals[lo:hi], row_g[lo:hi], buf, rbuf, acc, bases, lanes,
+                    lam,
+                    marks[c] if k == first else segment[k - first],
+                    gradient[k],
+                    d,
+                    nws[k],
+                    strides[k],
+                    offsets[off_ptr[k] : off_ptr[k] + d],
+                    rowptr[row_ptr[k] : row_ptr[k] + d + 1],
+                    cols[lo:hi],
+                    row_vals[lo:hi],
+                    row_g[lo:hi],
+                    buf,
+                    rbuf,
+                    acc,
+                    bases,
+                    lanes,
                 )

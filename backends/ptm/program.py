@@ -249,7 +249,14 @@ class Program:
         """What the kernels read of the steps: ``(dims, nws, strides, offsets, off_ptr, rowptr, row_ptr,
         cols, nnz_ptr)``."""
         return (
-            self.dims, self.nws, self.strides, self.offsets, self.off_ptr, self.rowptr, self.row_ptr, self.cols,
+            self.dims,
+            self.nws,
+            self.strides,
+            self.offsets,
+            self.off_ptr,
+            self.rowptr,
+            self.row_ptr,
+            self.cols,
             self.nnz_ptr,
         )
 

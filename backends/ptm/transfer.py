@@ -71,13 +71,13 @@ def kraus_ptm(kraus) -> np.ndarray:
     return clean(sum(sandwich(k, k) for k in kraus))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fixed_gate(gate: str) -> np.ndarray:
     """The PTM of a non-parametric gate of :data:`hqf.quantum.gates.FIXED`."""
     return unitary_ptm(FIXED[gate])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gate_terms(gate: str) -> tuple[float, np.ndarray]:
     """``(k, T[6, d, d])`` with ``R(θ) = Σ_q w_q T_q`` and ``w = term_weights(cos kθ, sin kθ)``."""
     k, a, c, s = FORMS[gate]
@@ -148,4 +148,3 @@ def word_index(n: int, terms) -> int:
     for wire, letter in terms:
         index += "IXYZ".index(letter) << (2 * (n - 1 - wire))
     return index
-

@@ -30,7 +30,10 @@ def _table(head: tuple[str, ...], body: list[tuple]) -> str:
 
 def _rows_table(rows) -> str:
     head = ("implementation", "gradient", "fwd samples/s", "fwd, new weights", "fwd+bwd samples/s", "note")
-    body = [(r.label, r.gradient, _fmt(r.forward), _fmt(r.forward_new_weights), _fmt(r.forward_backward), r.note) for r in rows]
+    body = [
+        (r.label, r.gradient, _fmt(r.forward), _fmt(r.forward_new_weights), _fmt(r.forward_backward), r.note)
+        for r in rows
+    ]
     return _table(head, body)
 
 
@@ -38,8 +41,16 @@ def _noisy_rows_table(rows) -> str:
     """Rows per second, and the peak memory while each row was timed: in all, and per row of one call."""
     head = ("implementation", "key", "fwd rows/s", "fwd, new weights", "fwd+bwd rows/s", "peak MiB", "MiB/row", "note")
     body = [
-        (r.label, r.key, _fmt(r.forward), _fmt(r.forward_new_weights), _fmt(r.forward_backward), _fmt(r.peak_mib),
-         _fmt(None if r.peak_mib is None else r.peak_mib / r.batch), r.note)
+        (
+            r.label,
+            r.key,
+            _fmt(r.forward),
+            _fmt(r.forward_new_weights),
+            _fmt(r.forward_backward),
+            _fmt(r.peak_mib),
+            _fmt(None if r.peak_mib is None else r.peak_mib / r.batch),
+            r.note,
+        )
         for r in rows
     ]
     return _table(head, body)
@@ -66,8 +77,7 @@ def _print_text(result, skipped: list[str], header: str, noisy: bool = False) ->
     if result.ratios:
         click.echo(
             "\nRatios, hqf row ÷ peer row of the same gradient (fwd, new weights: against the peer's fwd; "
-            "a forward-only peer against every row's forward"
-            + (", and every row's fwd+bwd" if noisy else "") + "):"
+            "a forward-only peer against every row's forward" + (", and every row's fwd+bwd" if noisy else "") + "):"
         )
         click.echo(_ratios_table(result.ratios))
     if result.hqf_peak_rss_mib is not None:
@@ -89,7 +99,12 @@ def _print_text(result, skipped: list[str], header: str, noisy: bool = False) ->
 
 
 @click.command("bench")
-@click.option("--ansatz", default="hea8x6", show_default=True, help="Ansatz spec; the circuit is RY encoding + ansatz, ⟨Z⟩ on every qubit.")
+@click.option(
+    "--ansatz",
+    default="hea8x6",
+    show_default=True,
+    help="Ansatz spec; the circuit is RY encoding + ansatz, ⟨Z⟩ on every qubit.",
+)
 @click.option(
     "--batch",
     type=click.IntRange(min=1),
@@ -113,14 +128,29 @@ def _print_text(result, skipped: list[str], header: str, noisy: bool = False) ->
     help="Core gradient method (repeatable): auto, backprop, adjoint, parameter-shift. "
     "Default: auto; with --peers also parameter-shift and, where declared, adjoint.",
 )
-@click.option("--peers", is_flag=True, help="Also time the native peer implementations that are installed, and print the ratios.")
+@click.option(
+    "--peers", is_flag=True, help="Also time the native peer implementations that are installed, and print the ratios."
+)
 @click.option("--peer", "peer_names", multiple=True, help="Only these peers (repeatable; implies --peers).")
 @click.option("--repeats", default=7, show_default=True, type=click.IntRange(min=1), help="Timed calls (median).")
-@click.option("--warmup", type=click.IntRange(min=0), help=f"Untimed calls first (default: 2; 1 from {LARGE_QUBITS} qubits on).")
-@click.option("--slow-batch", default=1, show_default=True, type=click.IntRange(min=1), help="Rows for the backward of slow peers (Qiskit ML: ~0.1 sample/s).")
+@click.option(
+    "--warmup", type=click.IntRange(min=0), help=f"Untimed calls first (default: 2; 1 from {LARGE_QUBITS} qubits on)."
+)
+@click.option(
+    "--slow-batch",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows for the backward of slow peers (Qiskit ML: ~0.1 sample/s).",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="torch.set_num_threads (default: torch's own choice).")
 @click.option("--latency", is_flag=True, help="Also the inference latency of the default hybrid model at batch 1.")
-@click.option("--epoch", "epoch_iterations", type=click.IntRange(min=2), help="Also estimate a full training epoch from N iterations.")
+@click.option(
+    "--epoch",
+    "epoch_iterations",
+    type=click.IntRange(min=2),
+    help="Also estimate a full training epoch from N iterations.",
+)
 @click.option(
     "--curvature-every",
     type=click.IntRange(min=1),
@@ -129,15 +159,30 @@ def _print_text(result, skipped: list[str], header: str, noisy: bool = False) ->
 @click.option(
     "--noise",
     metavar="MODEL",
-    help="Time the noisy simulation under this noise model, e.g. \"depolarizing=0.02\": the exact noisy backends "
+    help='Time the noisy simulation under this noise model, e.g. "depolarizing=0.02": the exact noisy backends '
     "(and the trajectory ones, as estimates) and, with --peers, other libraries' density matrices; "
     f"batch {NOISY_BATCH} ({NOISY_LARGE_BATCH} from {NOISY_LARGE_QUBITS} qubits on); each row's peak memory.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.pass_context
 def bench_command(
-    ctx, ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup, slow_batch, threads, latency,
-    epoch_iterations, curvature_every, noise, as_json
+    ctx,
+    ansatz,
+    batch,
+    dtype,
+    backends,
+    gradients,
+    peers,
+    peer_names,
+    repeats,
+    warmup,
+    slow_batch,
+    threads,
+    latency,
+    epoch_iterations,
+    curvature_every,
+    noise,
+    as_json,
 ) -> None:
     """Time forward and forward+backward (samples/s, median after warm-up) of hqf backends on one circuit.
 
@@ -159,8 +204,21 @@ def bench_command(
         torch.set_num_threads(threads)
     peers = peers or bool(peer_names)
     if noise is not None:
-        _noisy_bench(ctx, noise, ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup,
-                     latency or epoch_iterations, as_json)
+        _noisy_bench(
+            ctx,
+            noise,
+            ansatz,
+            batch,
+            dtype,
+            backends,
+            gradients,
+            peers,
+            peer_names,
+            repeats,
+            warmup,
+            latency or epoch_iterations,
+            as_json,
+        )
         return
     large = Workload(ansatz).n_qubits >= LARGE_QUBITS
     batch = batch or (LARGE_BATCH if large else 256)
@@ -169,12 +227,17 @@ def bench_command(
     peer_list, skipped = select_peers(peer_names, workload.n_qubits) if peers else ([], [])
     if peers and ctx.get_parameter_source("backends") is ParameterSource.DEFAULT:
         if large:  # other backends' shift rule or autograd graph would take hours or all memory there
-            skipped.insert(0, f"backends: from {LARGE_QUBITS} qubits on, --peers times {', '.join(backends)} unless --backend names others")
+            skipped.insert(
+                0,
+                f"backends: from {LARGE_QUBITS} qubits on, --peers times {', '.join(backends)} unless --backend names others",
+            )
         else:
             backends, unfit = fitting_backends(workload)
             skipped = unfit + skipped
     overrides = {"curvature_every": curvature_every} if curvature_every else {}
-    result = run_bench(workload, backends, peer_list, gradients, repeats, warmup, slow_batch, latency, epoch_iterations, **overrides)
+    result = run_bench(
+        workload, backends, peer_list, gradients, repeats, warmup, slow_batch, latency, epoch_iterations, **overrides
+    )
     skipped += result.skipped
     if as_json:
         payload = {
@@ -194,7 +257,11 @@ def bench_command(
         }
         click.echo(json.dumps(payload, indent=2))
         return
-    _print_text(result, skipped, f"{ansatz}, batch {batch}, {dtype}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    _print_text(
+        result,
+        skipped,
+        f"{ansatz}, batch {batch}, {dtype}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
+    )
 
 
 def _machine() -> dict:
@@ -208,8 +275,9 @@ def _machine() -> dict:
     }
 
 
-def _noisy_bench(ctx, text, ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup, extras,
-                 as_json) -> None:
+def _noisy_bench(
+    ctx, text, ansatz, batch, dtype, backends, gradients, peers, peer_names, repeats, warmup, extras, as_json
+) -> None:
     """``hqf bench --noise MODEL``: the noisy backends and the noisy peers (hqf.studies.noisy_peers)."""
     # imported here, not at the top: `hqf --help` imports every command module, and these import torch
     from hqf.errors import ConfigError

@@ -42,22 +42,48 @@ def _number(value: float | None) -> str:
 
 @click.command("check")
 @click.option("--backend", "backend_name", required=True, help="Registered backend name (see `hqf list`).")
-@click.option("--examples", default=25, show_default=True, type=click.IntRange(min=1),
-              help="Hypothesis examples per property.")
+@click.option(
+    "--examples", default=25, show_default=True, type=click.IntRange(min=1), help="Hypothesis examples per property."
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the drawn examples.")
-@click.option("--dtype", default=None, type=click.Choice(["complex128", "complex64"]),
-              help="State dtype (default: the backend's default).")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Backend constructor option, repeatable (e.g. --option pl_device=lightning.qubit).")
-@click.option("--property", "properties", multiple=True, metavar="NAME",
-              help="Run only these properties (repeatable); default: all.")
-@click.option("--max-qubits", default=8, show_default=True, type=click.IntRange(1, MAX_QUBITS),
-              help=f"Largest drawn circuit (the dense reference runs at most {MAX_QUBITS} qubits).")
-@click.option("--max-ops", default=20, show_default=True, type=click.IntRange(1, 200),
-              help="Most gates in a drawn circuit.")
-@click.option("--noise", "noise_text", default=None, metavar="MODEL",
-              help="Noise model of the noise properties, e.g. 'depolarizing=0.02,amplitude_damping=0.01,"
-                   "readout=0.03' (default: every channel the backend declares, at a small strength).")
+@click.option(
+    "--dtype",
+    default=None,
+    type=click.Choice(["complex128", "complex64"]),
+    help="State dtype (default: the backend's default).",
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Backend constructor option, repeatable (e.g. --option pl_device=lightning.qubit).",
+)
+@click.option(
+    "--property",
+    "properties",
+    multiple=True,
+    metavar="NAME",
+    help="Run only these properties (repeatable); default: all.",
+)
+@click.option(
+    "--max-qubits",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, MAX_QUBITS),
+    help=f"Largest drawn circuit (the dense reference runs at most {MAX_QUBITS} qubits).",
+)
+@click.option(
+    "--max-ops", default=20, show_default=True, type=click.IntRange(1, 200), help="Most gates in a drawn circuit."
+)
+@click.option(
+    "--noise",
+    "noise_text",
+    default=None,
+    metavar="MODEL",
+    help="Noise model of the noise properties, e.g. 'depolarizing=0.02,amplitude_damping=0.01,"
+    "readout=0.03' (default: every channel the backend declares, at a small strength).",
+)
 def check_command(backend_name, examples, seed, dtype, options, properties, max_qubits, max_ops, noise_text):
     """Check a backend against the reference simulator: values, shift Jacobians, gradients, shapes, and
     for a noisy backend its values and gradients under a noise model against the density-matrix reference.
@@ -89,7 +115,9 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"backend {backend_name!r} rejects the options {opts}: {exc}") from None
 
-    threads = resolve_threads("auto", amplitudes=0)  # the checked circuits are small: one thread unless OMP_NUM_THREADS says
+    threads = resolve_threads(
+        "auto", amplitudes=0
+    )  # the checked circuits are small: one thread unless OMP_NUM_THREADS says
     set_threads(threads)
 
     channels = backend.capabilities.channels
@@ -109,8 +137,13 @@ def check_command(backend_name, examples, seed, dtype, options, properties, max_
         made.set_threads(threads)
         return made
 
-    _print_setup(backend_name, backend, opts, f"up to {examples} examples per property (a failure then "
-                 f"shrinks, counted apart), seed {seed}, circuits of 1-{max_qubits} qubits, up to {max_ops} gates")
+    _print_setup(
+        backend_name,
+        backend,
+        opts,
+        f"up to {examples} examples per property (a failure then "
+        f"shrinks, counted apart), seed {seed}, circuits of 1-{max_qubits} qubits, up to {max_ops} gates",
+    )
     if noisy:
         _print_noise(model, under_noise, noise is None, max_qubits)
     started = time.perf_counter()
@@ -140,8 +173,9 @@ def _print_noise(model, under_noise: dict, default: bool, max_qubits: int) -> No
     """The noise model of the noise properties and their answer key."""
     shown = "".join(f", {k}={v}" for k, v in sorted(under_noise.items()))
     chosen = "the default model of its channels" if default else "--noise"
-    click.echo(f"  noise properties: noise {model} ({chosen}{shown}); "
-               f"circuits of 1-{min(max_qubits, MAX_NOISY_QUBITS)} qubits")
+    click.echo(
+        f"  noise properties: noise {model} ({chosen}{shown}); circuits of 1-{min(max_qubits, MAX_NOISY_QUBITS)} qubits"
+    )
     click.echo("  reference: hqf.testing.ReferenceDensityBackend (dense density matrix, complex128)")
     click.echo("")
 
@@ -169,10 +203,14 @@ def _print_results(results, elapsed: float) -> None:
     for r in results:
         worst, bound = (None, None) if r.property == "shape" else (r.worst_error, r.bound)
         shrunk = r.shrink_steps if r.status == "fail" else "-"
-        click.echo(f"{r.property:<16} {r.status:<6} {r.examples:>8}  {shrunk:>12}  {_number(worst):>9}  {_number(bound):>9}")
+        click.echo(
+            f"{r.property:<16} {r.status:<6} {r.examples:>8}  {shrunk:>12}  {_number(worst):>9}  {_number(bound):>9}"
+        )
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
-    click.echo(f"\n{len(results)} properties: {counts['pass']} passed, {counts['fail']} failed, "
-               f"{counts['skip']} skipped in {elapsed:.1f}s")
+    click.echo(
+        f"\n{len(results)} properties: {counts['pass']} passed, {counts['fail']} failed, "
+        f"{counts['skip']} skipped in {elapsed:.1f}s"
+    )
     for r in results:
         if r.status == "skip":
             click.echo(f"  skipped {r.property}: {r.message}")

@@ -47,8 +47,16 @@ def write_png(circuit: Circuit, path: pathlib.Path) -> None:
                 if text == "●":
                     ax.plot([x], [-w], "o", color="black", markersize=5, zorder=2)
                 else:
-                    ax.text(x, -w, text, ha="center", va="center", fontsize=7, zorder=3,
-                            bbox={"boxstyle": "square,pad=0.3", "facecolor": "white", "edgecolor": "black"})
+                    ax.text(
+                        x,
+                        -w,
+                        text,
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        zorder=3,
+                        bbox={"boxstyle": "square,pad=0.3", "facecolor": "white", "edgecolor": "black"},
+                    )
     for w, ends in enumerate(observable_ends(circuit)):
         ax.text(len(columns) + 0.6, -w, ends, ha="left", va="center", fontsize=8)
     ax.set_xlim(-0.6, len(columns) + 2.5)
@@ -61,9 +69,15 @@ def write_png(circuit: Circuit, path: pathlib.Path) -> None:
 @click.option("--ansatz", default="hea4x2", show_default=True, help="Ansatz spec, e.g. hea4x2.")
 @click.option("--encoder", default="angle", show_default=True, help="Any registered encoder.")
 @click.option("--features", type=click.IntRange(min=1), default=None, help="Input features (default: the qubit count).")
-@click.option("--encoder-option", "encoder_options", multiple=True, metavar="KEY=VALUE", help="An encoder option (repeatable).")
-@click.option("--png", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None, help="Also write a PNG figure here.")
-def draw_command(ansatz: str, encoder: str, features: int | None, encoder_options: tuple[str, ...], png: pathlib.Path | None) -> None:
+@click.option(
+    "--encoder-option", "encoder_options", multiple=True, metavar="KEY=VALUE", help="An encoder option (repeatable)."
+)
+@click.option(
+    "--png", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None, help="Also write a PNG figure here."
+)
+def draw_command(
+    ansatz: str, encoder: str, features: int | None, encoder_options: tuple[str, ...], png: pathlib.Path | None
+) -> None:
     """Print the circuit an encoder and an ansatz compose (one line per wire, gates labelled with their
     angle columns θk: the encoder's first, then the ansatz weights)."""
     options = dict(parse_option(text) for text in encoder_options)

@@ -10,7 +10,6 @@ import click
 
 from hqf.errors import ConfigError
 
-
 #: bytes of simulator state per batch that keep each gate's pass in the CPU's cache (measured: an
 #: 8-qubit density matrix ran 6 rows/s at 1-16 rows per batch and 2.5 rows/s at 256)
 BATCH_STATE_BYTES = 16 << 20
@@ -18,8 +17,8 @@ BATCH_STATE_BYTES = 16 << 20
 
 def rows_per_batch(config) -> int:
     """Rows per forward pass: as many as fit :data:`BATCH_STATE_BYTES` of state, from 1 to 1024."""
-    from hqf.registry.make import make_ansatz
     from hqf.registry.loader import registry
+    from hqf.registry.make import make_ansatz
 
     if config.baseline is not None:
         return 1024
@@ -31,15 +30,32 @@ def rows_per_batch(config) -> int:
 
 @click.command("evaluate")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--backend", help="Simulate the quantum layer on this backend, e.g. torch-dm (hqf list) [default: the "
-              "backend of the run's test metrics; with --noise, the first exact backend that runs it].")
-@click.option("--noise", metavar="MODEL", help="Evaluate under this noise model in place of the run's, e.g. "
-              "\"depolarizing=0.02,amplitude_damping=0.01,readout=0.03\"; none: noiseless [default: the run's].")
-@click.option("--depolarizing", type=click.FloatRange(0.0, 1.0), help="Shorthand for --noise depolarizing=P "
-              "[default: the run's, 0].")
-@click.option("--input-noise", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
-              help="Gaussian noise of this σ added to the (z-scored) test inputs.")
-@click.option("--test-samples", type=click.IntRange(min=1), help="Only the first N rows of the test split [default: all].")
+@click.option(
+    "--backend",
+    help="Simulate the quantum layer on this backend, e.g. torch-dm (hqf list) [default: the "
+    "backend of the run's test metrics; with --noise, the first exact backend that runs it].",
+)
+@click.option(
+    "--noise",
+    metavar="MODEL",
+    help="Evaluate under this noise model in place of the run's, e.g. "
+    '"depolarizing=0.02,amplitude_damping=0.01,readout=0.03"; none: noiseless [default: the run\'s].',
+)
+@click.option(
+    "--depolarizing",
+    type=click.FloatRange(0.0, 1.0),
+    help="Shorthand for --noise depolarizing=P [default: the run's, 0].",
+)
+@click.option(
+    "--input-noise",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="Gaussian noise of this σ added to the (z-scored) test inputs.",
+)
+@click.option(
+    "--test-samples", type=click.IntRange(min=1), help="Only the first N rows of the test split [default: all]."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the input noise.")
 @click.option("--out", type=click.Path(dir_okay=False), help="JSON file to write the metrics to (must not exist).")
 def evaluate_command(run_dir, backend, noise, depolarizing, input_noise, test_samples, seed, out) -> None:
@@ -52,8 +68,8 @@ def evaluate_command(run_dir, backend, noise, depolarizing, input_noise, test_sa
     import numpy as np
     import torch
 
-    from hqf.learn.training import metrics as M
     from hqf.learn.rundir.saved import load, run_dataset
+    from hqf.learn.training import metrics as M
 
     target = pathlib.Path(out) if out else None
     if target is not None and (target.exists() or not target.parent.is_dir()):
@@ -68,17 +84,27 @@ def evaluate_command(run_dir, backend, noise, depolarizing, input_noise, test_sa
         generator = torch.Generator().manual_seed(seed)
         x = x + input_noise * torch.randn(x.shape, generator=generator, dtype=torch.float64).numpy().astype(x.dtype)
     probs = trained.predict_proba(x, scaled=True, batch_size=rows_per_batch(trained.config))
-    result = {key: value for key, value in M.classification_metrics(probs, y, data.n_classes).items() if key != "reliability"}
+    result = {
+        key: value for key, value in M.classification_metrics(probs, y, data.n_classes).items() if key != "reliability"
+    }
     config = trained.config
     backend_name = trained.model.quantum.backend.name if trained.model.quantum is not None else config.backend
-    result.update(backend=backend_name, noise=config.noise_text or "none", depolarizing=config.depolarizing,
-                  input_noise=input_noise, test_samples=int(len(y)), run_dir=str(run_dir))
+    result.update(
+        backend=backend_name,
+        noise=config.noise_text or "none",
+        depolarizing=config.depolarizing,
+        input_noise=input_noise,
+        test_samples=int(len(y)),
+        run_dir=str(run_dir),
+    )
     for key in ("accuracy", "macro_f1", "ece", "nll"):
         click.echo(f"{key:<10} {result[key]:.4g}")
-    click.echo(f"on {len(y)} test rows, backend {backend_name}, noise {result['noise']}, "
-               f"input noise σ={input_noise:g}")
+    click.echo(f"on {len(y)} test rows, backend {backend_name}, noise {result['noise']}, input noise σ={input_noise:g}")
     if target is not None:
         from hqf.learn.rundir.checkpoint import atomic_write_text
 
-        atomic_write_text(target, json.dumps({k: (float(v) if isinstance(v, np.floating) else v) for k, v in result.items()}, indent=2))
+        atomic_write_text(
+            target,
+            json.dumps({k: (float(v) if isinstance(v, np.floating) else v) for k, v in result.items()}, indent=2),
+        )
         click.echo(f"wrote {target}", err=True)

@@ -14,8 +14,11 @@ from hqf.errors import ConfigError
 
 @click.command("predict")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--dataset", help="A .csv/.npz file (every row), or a built-in name (its test split, drawn as in the run) "
-              "[default: the run's own dataset].")
+@click.option(
+    "--dataset",
+    help="A .csv/.npz file (every row), or a built-in name (its test split, drawn as in the run) "
+    "[default: the run's own dataset].",
+)
 @click.option("--out", type=click.Path(dir_okay=False), help="CSV file to write (must not exist) [default: stdout].")
 @click.option("--backend", help="Simulate the quantum layer on this backend instead of the run's (hqf list).")
 @click.option("--device", help="torch device to run on instead of the run's.")

@@ -90,12 +90,25 @@ def resolve_config(
 
 def _refuse_with_resume(config_file, regularizers, sets, out, quick, options) -> None:
     """``--resume`` takes the run's own configuration: any other setting is a mistake (ConfigError)."""
-    given = [name for name, value in (("--config", config_file), ("--regularizer", regularizers), ("--set", sets),
-                                      ("--out", out), ("--quick", quick)) if value]
-    given += [f"--{option.replace('_', '-')}" for option, value in options.items() if value is not None and value is not False]
+    given = [
+        name
+        for name, value in (
+            ("--config", config_file),
+            ("--regularizer", regularizers),
+            ("--set", sets),
+            ("--out", out),
+            ("--quick", quick),
+        )
+        if value
+    ]
+    given += [
+        f"--{option.replace('_', '-')}" for option, value in options.items() if value is not None and value is not False
+    ]
     if given:
-        raise ConfigError(f"--resume continues a run with its own configuration (RUN_DIR/config.toml); "
-                          f"it cannot be combined with {', '.join(given)}")
+        raise ConfigError(
+            f"--resume continues a run with its own configuration (RUN_DIR/config.toml); "
+            f"it cannot be combined with {', '.join(given)}"
+        )
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -121,7 +134,10 @@ def results_table(metrics: dict, config, out) -> list[str]:
         ("validation loss (final)", _fmt(metrics["val_loss"])),
         (f"iterations to ε={config.eps:g}", eps_text),
         ("iterations to val loss within 1% of best", _fmt(metrics["iterations_to_val_within_1pct"])),
-        ("stopped by", f"{metrics['stop_reason']} after {metrics['steps']} iterations, {metrics['epochs_completed']} full epochs"),
+        (
+            "stopped by",
+            f"{metrics['stop_reason']} after {metrics['steps']} iterations, {metrics['epochs_completed']} full epochs",
+        ),
         ("training wall time (s)", _fmt(metrics["wall_time_s"])),
         ("time per epoch (s)", _fmt(metrics["time_per_epoch_s"])),
         ("latency per instance, batch 1 (ms)", _fmt(metrics["latency_ms_batch1"])),
@@ -134,7 +150,9 @@ def results_table(metrics: dict, config, out) -> list[str]:
         ("run directory", str(out)),
     ]
     width = max(len(name) for name, _ in rows)
-    return [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 5}"] + [f"{name:<{width}}  {value}" for name, value in rows]
+    return [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 5}"] + [
+        f"{name:<{width}}  {value}" for name, value in rows
+    ]
 
 
 def noise_text(metrics: dict) -> str:
@@ -147,21 +165,45 @@ def noise_text(metrics: dict) -> str:
 
 
 @click.command("run")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file with run keys (CLI options override it).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML file with run keys (CLI options override it).",
+)
 @click.option("--backend", help="Simulator backend (hqf list) [default: torch].")
-@click.option("--noise", metavar="MODEL", help="Train and evaluate under this noise model, e.g. "
-              "\"depolarizing=0.02,amplitude_damping=0.01,readout=0.03\" (docs/noise.md); on the default backend the "
-              "run trains on trajectories and is evaluated on an exact density-matrix backend [default: none].")
+@click.option(
+    "--noise",
+    metavar="MODEL",
+    help="Train and evaluate under this noise model, e.g. "
+    '"depolarizing=0.02,amplitude_damping=0.01,readout=0.03" (docs/noise.md); on the default backend the '
+    "run trains on trajectories and is evaluated on an exact density-matrix backend [default: none].",
+)
 @click.option("--ansatz", help="Ansatz spec FAMILY{Q}x{L} [default: hea8x6].")
 @click.option("--encoder", help="Data encoder: angle, amplitude, … [default: angle].")
 @click.option("--fusion", help="gated, concat, quantum-only, classical-only [default: gated].")
-@click.option("--baseline", help="Classical baseline model replacing the whole hybrid: logistic, classical-surrogate, … (hqf list) [default: None].")
-@click.option("--regularizer", "regularizers", multiple=True, help="Regularizer in the loss (repeatable; 'none' for none) [default: stability, curvature].")
+@click.option(
+    "--baseline",
+    help="Classical baseline model replacing the whole hybrid: logistic, classical-surrogate, … (hqf list) [default: None].",
+)
+@click.option(
+    "--regularizer",
+    "regularizers",
+    multiple=True,
+    help="Regularizer in the loss (repeatable; 'none' for none) [default: stability, curvature].",
+)
 @click.option("--lambda-stab", type=float, help="Weight λ of the stability term [default: 0.1].")
 @click.option("--gamma-curv", type=float, help="Weight γ of the curvature term [default: 0.01].")
-@click.option("--dataset", help="dataset-a, dataset-b, digits, digits-4x4, a .csv/.npz file, or images KIND:DIR "
-              "(mnist, fashion-mnist, cifar10, cifar100, stl10, images) [default: dataset-a].")
-@click.option("--samples", type=int, help="Samples before the 70/15/15 split; --set samples=all for the full size [default: 60000].")
+@click.option(
+    "--dataset",
+    help="dataset-a, dataset-b, digits, digits-4x4, a .csv/.npz file, or images KIND:DIR "
+    "(mnist, fashion-mnist, cifar10, cifar100, stl10, images) [default: dataset-a].",
+)
+@click.option(
+    "--samples",
+    type=int,
+    help="Samples before the 70/15/15 split; --set samples=all for the full size [default: 60000].",
+)
 @click.option("--epochs", type=int, help="Epoch budget [default: 8].")
 @click.option("--batch-size", type=int, help="Mini-batch size [default: 256].")
 @click.option("--lr", type=float, help="Learning rate [default: 0.001].")
@@ -170,19 +212,49 @@ def noise_text(metrics: dict) -> str:
 @click.option("--device", help="torch device: cpu, cuda, cuda:1 [default: cpu].")
 @click.option("--dtype", help="Simulation precision: complex128 or complex64 [default: complex128].")
 @click.option("--gradient", help="auto, backprop, adjoint or parameter-shift [default: auto].")
-@click.option("--threads", callback=lambda ctx, param, value: threads_value(value), metavar="N|auto",
-              help="Threads of torch and the simulator; auto: one for small circuits, else the idle cores (docs/performance.md) [default: auto].")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other configuration key (repeatable), e.g. --set curvature_every=5.")
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory (must not exist or be empty) [default: runs/<UTC time>].")
-@click.option("--tensorboard", is_flag=True, help="Write TensorBoard event files into the run directory (pip install 'hqf[tensorboard]') [default: False].")
-@click.option("--quick", is_flag=True, help=f"A first look, about 7 s on 2 CPU cores (mostly start-up): {QUICK['samples']:,} samples, "
-              f"{QUICK['epochs']} epochs, {QUICK['vai_samples']} VAI samples, {QUICK['latency_repeats']} latency repeats "
-              "(options given still win).")
-@click.option("--resume", type=click.Path(exists=True, file_okay=False), metavar="RUN_DIR",
-              help="Continue the interrupted run in RUN_DIR from its last checkpoint, with its own configuration.")
+@click.option(
+    "--threads",
+    callback=lambda ctx, param, value: threads_value(value),
+    metavar="N|auto",
+    help="Threads of torch and the simulator; auto: one for small circuits, else the idle cores (docs/performance.md) [default: auto].",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any other configuration key (repeatable), e.g. --set curvature_every=5.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Run directory (must not exist or be empty) [default: runs/<UTC time>].",
+)
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Write TensorBoard event files into the run directory (pip install 'hqf[tensorboard]') [default: False].",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help=f"A first look, about 7 s on 2 CPU cores (mostly start-up): {QUICK['samples']:,} samples, "
+    f"{QUICK['epochs']} epochs, {QUICK['vai_samples']} VAI samples, {QUICK['latency_repeats']} latency repeats "
+    "(options given still win).",
+)
+@click.option(
+    "--resume",
+    type=click.Path(exists=True, file_okay=False),
+    metavar="RUN_DIR",
+    help="Continue the interrupted run in RUN_DIR from its last checkpoint, with its own configuration.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar and no status lines (warnings still show).")
-@click.option("--ddp", type=click.IntRange(min=2), metavar="N", help="Train data-parallel in N processes of this machine "
-              "(torchrun; gloo on CPU, nccl on CUDA; docs/scale-out.md).")
+@click.option(
+    "--ddp",
+    type=click.IntRange(min=2),
+    metavar="N",
+    help="Train data-parallel in N processes of this machine (torchrun; gloo on CPU, nccl on CUDA; docs/scale-out.md).",
+)
 def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp, **options) -> None:
     """Train the hybrid model of the seed paper and write a run directory.
 
@@ -197,12 +269,12 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
     every batch and rank 0 alone writes the run directory.
     """
     from hqf.learn.config import read_resolved
-    from hqf.learn.process.eta import clock
+
     # at use: they load torch, which --help does not need
     from hqf.learn.experiment import preflight, run
-    from hqf.learn.resolution import resolution_notes
-
     from hqf.learn.process.distributed import from_environment, rank_setup
+    from hqf.learn.process.eta import clock
+    from hqf.learn.resolution import resolution_notes
     from hqf.learn.rundir.lifecycle import check_fresh, check_resumable, read_run_config
 
     if resume:
@@ -226,12 +298,23 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
 
     def progress(step: int, total: int, row: dict) -> None:
         if not bars:  # the time left is hqf's own estimate (hqf.learn.process.eta), not tqdm's
-            bars.append(tqdm(total=total, unit="it", file=sys.stderr, dynamic_ncols=True, desc="training",
-                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"))
+            bars.append(
+                tqdm(
+                    total=total,
+                    unit="it",
+                    file=sys.stderr,
+                    dynamic_ncols=True,
+                    desc="training",
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
+                )
+            )
         bar = bars[0]
         bar.update(1)
         if step % 5 == 0 or step == total:
-            bar.set_postfix_str(f"left {clock(row.get('eta_s'))}, loss {row['loss']:.4f}, grad {row['grad_norm_ema']:.3g}", refresh=False)
+            bar.set_postfix_str(
+                f"left {clock(row.get('eta_s'))}, loss {row['loss']:.4f}, grad {row['grad_norm_ema']:.3g}",
+                refresh=False,
+            )
 
     def log(text: str) -> None:
         if bars:
@@ -243,8 +326,16 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
 
     try:
         with rank_setup(ranks, config.device, folder, bool(resume)) as here:  # here: folder, or a rank's scratch
-            metrics = run(config, here, progress=None if quiet else progress, log=None if quiet else log, checked=checked,
-                          warn=None if ranks is not None and not ranks.writes else warn, resume=bool(resume), ranks=ranks)
+            metrics = run(
+                config,
+                here,
+                progress=None if quiet else progress,
+                log=None if quiet else log,
+                checked=checked,
+                warn=None if ranks is not None and not ranks.writes else warn,
+                resume=bool(resume),
+                ranks=ranks,
+            )
     except RunFailedError as exc:  # not a mistake in the input (exit 2): the run itself failed
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from None

@@ -25,7 +25,9 @@ def _ints(text: str) -> list[int]:
 @click.option("--qubits", default="2,4,6,8", show_default=True, help="Qubit counts, comma-separated.")
 @click.option("--layers", default="1,2,4,8", show_default=True, help="Ansatz depths (hea layers), comma-separated.")
 @click.option("--backend", default="torch", show_default=True, help="Backend timed for the epoch cost.")
-@click.option("--variance-backend", default="torch", show_default=True, help="Backend whose gradients give the variance.")
+@click.option(
+    "--variance-backend", default="torch", show_default=True, help="Backend whose gradients give the variance."
+)
 @click.option("--samples", default=256, show_default=True, help="Inputs per timed epoch.")
 @click.option("--batch-size", default=64, show_default=True, help="Mini-batch size of the timed epoch.")
 @click.option("--inits", default=100, show_default=True, help="Random initializations per gradient variance.")
@@ -42,7 +44,9 @@ def scale_command(qubits, layers, backend, variance_backend, samples, batch_size
 
     qs, ls = _ints(qubits), _ints(layers)
     if samples < 1 or batch_size < 1 or inits < 2:
-        raise ConfigError(f"--samples and --batch-size must be >= 1 and --inits >= 2 (got {samples}, {batch_size}, {inits})")
+        raise ConfigError(
+            f"--samples and --batch-size must be >= 1 and --inits >= 2 (got {samples}, {batch_size}, {inits})"
+        )
     engine, variance_engine = make_backend(backend), make_backend(variance_backend)
     folder = pathlib.Path(out)
     folder.mkdir(parents=True, exist_ok=True)

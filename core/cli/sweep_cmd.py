@@ -16,15 +16,30 @@ from hqf.studies.sweep import is_finished, run_sweep
 @click.command("sweep")
 @click.argument("grid", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: runs/<grid name>].")
-@click.option("--jobs", type=int, help="Runs in parallel (processes; with --engine ray and no --address: the local "
-              "cluster's CPUs) [default: [sweep] jobs, else min(2, cores)].")
+@click.option(
+    "--jobs",
+    type=int,
+    help="Runs in parallel (processes; with --engine ray and no --address: the local "
+    "cluster's CPUs) [default: [sweep] jobs, else min(2, cores)].",
+)
 @click.option("--dry-run", is_flag=True, help="List the runs and whether each is finished; run nothing.")
 @click.option("--retry-failed", is_flag=True, help="Run failed runs (status.json: failed) again, from scratch.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: processes on this machine; ray: one Ray task per run (pip install 'hqf[ray]'; docs/scale-out.md).")
-@click.option("--address", help="--engine ray: join the Ray cluster at HOST:PORT [default: start a local one on 127.0.0.1].")
-@click.option("--shared-fs/--no-shared-fs", default=True, show_default=True,
-              help="--engine ray: the nodes see OUT at the same path and write their runs; else the driver writes them.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: processes on this machine; ray: one Ray task per run (pip install 'hqf[ray]'; docs/scale-out.md).",
+)
+@click.option(
+    "--address", help="--engine ray: join the Ray cluster at HOST:PORT [default: start a local one on 127.0.0.1]."
+)
+@click.option(
+    "--shared-fs/--no-shared-fs",
+    default=True,
+    show_default=True,
+    help="--engine ray: the nodes see OUT at the same path and write their runs; else the driver writes them.",
+)
 def sweep_command(grid, out, jobs, dry_run, retry_failed, engine, address, shared_fs) -> None:
     """Run every configuration of GRID (variants × axes × seeds), each in its own run directory.
 
@@ -45,12 +60,18 @@ def sweep_command(grid, out, jobs, dry_run, retry_failed, engine, address, share
     if engine == "local" and (address or not shared_fs):
         raise ConfigError("--address and --no-shared-fs go with --engine ray")
     finished = [r for r in runs if is_finished(r.directory)]
-    at_once = f"{jobs} at a time" if engine == "local" else "on Ray" + (f" at {address}" if address else f", a local cluster of {jobs} CPUs")
+    at_once = (
+        f"{jobs} at a time"
+        if engine == "local"
+        else "on Ray" + (f" at {address}" if address else f", a local cluster of {jobs} CPUs")
+    )
     click.echo(f"{len(runs)} runs in {folder} ({len(finished)} finished), {at_once}")
     if dry_run:
         for r in runs:
             state = state_of(r.directory)  # finished, resumable, failed, running, partial or empty
-            click.echo(f"  [{'done' if state == 'finished' else 'todo' if state in ('empty', 'partial') else state}] {r.directory}")
+            click.echo(
+                f"  [{'done' if state == 'finished' else 'todo' if state in ('empty', 'partial') else state}] {r.directory}"
+            )
         return
     done = [len(finished)]
 
@@ -63,12 +84,28 @@ def sweep_command(grid, out, jobs, dry_run, retry_failed, engine, address, share
         from hqf.studies.ray_engine import run_ray_sweep  # at use: it imports Ray
 
         cpus_per_run = spec.get("sweep", {}).get("cpus_per_run", 1)
-        result = run_ray_sweep(runs, folder, address=address, cpus=jobs, shared_fs=shared_fs, cpus_per_run=cpus_per_run,
-                               report=spec.get("report"), retry_failed=retry_failed, already_finished=len(finished),
-                               notify=lambda text: click.echo(text, err=True))
+        result = run_ray_sweep(
+            runs,
+            folder,
+            address=address,
+            cpus=jobs,
+            shared_fs=shared_fs,
+            cpus_per_run=cpus_per_run,
+            report=spec.get("report"),
+            retry_failed=retry_failed,
+            already_finished=len(finished),
+            notify=lambda text: click.echo(text, err=True),
+        )
     else:
-        result = run_sweep(runs, folder, jobs=jobs, progress=progress, report=spec.get("report"), retry_failed=retry_failed,
-                           notify=lambda text: click.echo(text, err=True))
+        result = run_sweep(
+            runs,
+            folder,
+            jobs=jobs,
+            progress=progress,
+            report=spec.get("report"),
+            retry_failed=retry_failed,
+            notify=lambda text: click.echo(text, err=True),
+        )
     resumed = f" ({len(result.resumed)} resumed from checkpoints)" if result.resumed else ""
     click.echo(f"ran {len(result.ran)}{resumed}, skipped {len(result.skipped)} finished, {len(result.failed)} failed")
     for directory, error in result.failed:

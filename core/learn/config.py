@@ -267,8 +267,10 @@ class RunConfig:
 
     def __attrs_post_init__(self) -> None:
         if self.noise and self.depolarizing:
-            _fail("give either 'noise' or its shorthand 'depolarizing', not both "
-                  f"(got noise = {self.noise!r}, depolarizing = {self.depolarizing!r})")
+            _fail(
+                "give either 'noise' or its shorthand 'depolarizing', not both "
+                f"(got noise = {self.noise!r}, depolarizing = {self.depolarizing!r})"
+            )
 
     @property
     def noise_text(self) -> str:

@@ -37,8 +37,8 @@ from hqf.learn.rundir import checkpoint, lifecycle
 from hqf.learn.rundir.folder import clean
 from hqf.learn.training.model import BaselineModel, HybridModel, build_model, check_backend_contract, count_parameters
 from hqf.learn.training.probes import full_batch_gradient
-from hqf.learn.training.settings import TrainSettings
 from hqf.learn.training.run_backend import evaluation_backend, make_run_backend
+from hqf.learn.training.settings import TrainSettings
 from hqf.learn.training.terms import Term, build_terms
 from hqf.quantum.interfaces import Backend
 
@@ -88,8 +88,10 @@ def run(
     elif checked.config != config:
         raise ValueError("'checked' is the preflight of another configuration")
     dataset = load_data(config)
-    say(f"data: {dataset.name}: {len(dataset.train)} train / {len(dataset.val)} val / {len(dataset.test)} test, "
-        f"{dataset.n_features} features, {dataset.n_classes} classes")
+    say(
+        f"data: {dataset.name}: {len(dataset.train)} train / {len(dataset.val)} val / {len(dataset.test)} test, "
+        f"{dataset.n_features} features, {dataset.n_classes} classes"
+    )
     model = build_model(config, dataset.n_features, dataset.n_classes, backend=checked.backend, train=dataset.train)
     check_backend_contract(model)
     counts = count_parameters(model)
@@ -109,8 +111,10 @@ def run(
         total_steps = min(total_steps, config.max_iterations)
     threads = resolve_threads(config.threads, _amplitudes(model, config.batch_size))
     set_threads(threads, checked.backend if getattr(model, "quantum", None) is not None else None)
-    say(f"model: {counts['n_parameters']:,} parameters ({counts['n_quantum_parameters']:,} quantum), {threads} thread(s); "
-        "preparing its kernels (compiled on first use, then cached)")
+    say(
+        f"model: {counts['n_parameters']:,} parameters ({counts['n_quantum_parameters']:,} quantum), {threads} thread(s); "
+        "preparing its kernels (compiled on first use, then cached)"
+    )
     if warn is not None:
         with checkpoint.kept_states(checkpoint.backend_generators(checked.backend)):  # the probe draws no branches
             text = slow_run_warning(config, model, x_train, total_steps)
@@ -123,9 +127,23 @@ def run(
         probe = full_batch_gradient(config, x_train, y_train, terms)
         meter = EnergyMeter(config.device)
         meter.start()
-        result = lifecycle.train_durably(live, trained, tensors, terms, settings, dataset, callback, on_validation,
-                                         probes=(probe,) if probe is not None else (), backend=checked.backend)
-        energy = meter.stop() if not resume else Reading(None, "not measured: a resumed run's counters cover part of its training")
+        result = lifecycle.train_durably(
+            live,
+            trained,
+            tensors,
+            terms,
+            settings,
+            dataset,
+            callback,
+            on_validation,
+            probes=(probe,) if probe is not None else (),
+            backend=checked.backend,
+        )
+        energy = (
+            meter.stop()
+            if not resume
+            else Reading(None, "not measured: a resumed run's counters cover part of its training")
+        )
         if ranks is not None and not ranks.writes:  # rank 0 alone evaluates and writes the run directory
             live.finished()
             return {}
@@ -133,8 +151,13 @@ def run(
         backends = evaluate_on(model, config, checked.backend, threads)
         under = f" under noise {backends['noise']} on {backends['eval_backend']}" if backends["noise"] != "none" else ""
         say(f"trained: {result.steps} iterations, stopped by {result.stop_reason}; evaluating on the test split{under}")
-        metrics = {**evaluate(model, config, dataset, device), **convergence_metrics(result, config), **counts,
-                   **energy_metrics(energy, result.epochs_completed), **backends}
+        metrics = {
+            **evaluate(model, config, dataset, device),
+            **convergence_metrics(result, config),
+            **counts,
+            **energy_metrics(energy, result.epochs_completed),
+            **backends,
+        }
         metrics["total_time_s"] = time.perf_counter() - started
         metrics = {key: metrics.get(key) for key in metric_keys()}
         if board is not None:
@@ -162,7 +185,9 @@ def _amplitudes(model: HybridModel | BaselineModel, batch: int) -> int:
     return batch * 2**circuit.n_qubits if circuit is not None else 0
 
 
-def _iteration_callback(progress: Progress | None, board: tb.TensorBoardLog | None, total_steps: int, terms: list[Term]):
+def _iteration_callback(
+    progress: Progress | None, board: tb.TensorBoardLog | None, total_steps: int, terms: list[Term]
+):
     """What :func:`train` calls after every iteration: the caller's ``progress`` (its row also holds
     ``eta_s``, the seconds left: :class:`hqf.learn.process.eta.PeriodicEta`) and the event files."""
     if progress is None and board is None:

@@ -48,8 +48,10 @@ def preflight(config: RunConfig) -> Preflight:
     backend = make_run_backend(config)
     if config.gradient not in ("auto", "parameter-shift") and config.gradient not in backend.capabilities.gradients:
         native = ", ".join(sorted(backend.capabilities.gradients)) or "none"
-        raise ConfigError(f"backend {config.backend!r} has no native {config.gradient!r} gradient (native: {native}; "
-                          "parameter-shift works on every backend)")
+        raise ConfigError(
+            f"backend {config.backend!r} has no native {config.gradient!r} gradient (native: {native}; "
+            "parameter-shift works on every backend)"
+        )
     return Preflight(config, backend)
 
 

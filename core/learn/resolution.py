@@ -32,7 +32,7 @@ def resolution_notes(config: RunConfig, resolved: dict) -> list[str]:
         usual = BACKPROP_RESOLUTION["gradient" if key == "gradient" else "scope"]
         if _requested(config, key) == "auto" and value != usual:
             notes.append(
-                f"note: {key} = \"auto\" resolved to {value!r} here; where the quantum layer has backprop "
+                f'note: {key} = "auto" resolved to {value!r} here; where the quantum layer has backprop '
                 f"(the default backend) it is {usual!r}, so the same seed gives other numbers there"
             )
     return notes

@@ -66,7 +66,9 @@ def _observable_label(obs) -> str:
     return "<H>" if obs.kind == "hamiltonian" else "Probs"
 
 
-def layout(circuit: Circuit, angles: Sequence[float] | None = None, decimals: int = 2) -> list[list[tuple[Operation, dict[int, str]]]]:
+def layout(
+    circuit: Circuit, angles: Sequence[float] | None = None, decimals: int = 2
+) -> list[list[tuple[Operation, dict[int, str]]]]:
     """The gates in columns: each column a list of ``(gate, label per wire it spans)``; a gate goes in
     the first column after every earlier gate on the wires it spans."""
     if angles is not None and len(angles) != circuit.n_params:
@@ -86,7 +88,9 @@ def layout(circuit: Circuit, angles: Sequence[float] | None = None, decimals: in
 
 def observable_ends(circuit: Circuit) -> list[str]:
     """Per wire, the labels of the observables that read it (``<Z>``, ``<X@Y>``, ``<H>``, ``Probs``)."""
-    return [", ".join(_observable_label(o) for o in circuit.observables if w in o.wires) for w in range(circuit.n_qubits)]
+    return [
+        ", ".join(_observable_label(o) for o in circuit.observables if w in o.wires) for w in range(circuit.n_qubits)
+    ]
 
 
 def draw_text(circuit: Circuit, angles: Sequence[float] | None = None, decimals: int = 2) -> str:

@@ -249,7 +249,10 @@ def two_term_only(column_gates) -> bool:
 
 
 def recipe_values(
-    evaluate: Callable[[torch.Tensor], torch.Tensor], angles: torch.Tensor, coefficients: torch.Tensor, chunk: int | None = None
+    evaluate: Callable[[torch.Tensor], torch.Tensor],
+    angles: torch.Tensor,
+    coefficients: torch.Tensor,
+    chunk: int | None = None,
 ) -> torch.Tensor:
     """``[S, P, B, R]``: ``evaluate`` at ``angles[B, P]`` with column ``p`` shifted by ``SHIFTS[s]``, only
     where ``coefficients[s, p] ≠ 0`` (zero elsewhere); in calls of at most ``chunk`` rows."""

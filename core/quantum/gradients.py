@@ -25,10 +25,11 @@ from collections.abc import Callable
 
 import torch
 
-from hqf.quantum.circuit import Circuit
 from hqf.errors import InvalidCircuitError
+from hqf.quantum.circuit import Circuit
 from hqf.quantum.gates import full_angles, recipe_values, shift_coefficients, shifted_values, two_term_only
 from hqf.quantum.interfaces import GRADIENTS, Backend, check_supported
+
 
 def check_angles(circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor | None = None) -> None:
     """Raise :class:`InvalidCircuitError` unless ``angles`` is a finite real ``[B, P − S]`` and ``shared``
@@ -44,7 +45,9 @@ def check_angles(circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor | 
     width = circuit.n_params - (0 if shared is None else shared.shape[0])
     if angles.ndim != 2 or angles.shape[1] != width:
         also = "" if shared is None else f" with {shared.shape[0]} shared"
-        raise InvalidCircuitError(f"angles must have shape [B, {width}] for this circuit{also} (got {list(angles.shape)})")
+        raise InvalidCircuitError(
+            f"angles must have shape [B, {width}] for this circuit{also} (got {list(angles.shape)})"
+        )
     for _, tensor in parts:  # one reduction each: a finite sum means every angle is finite
         if not math.isfinite(float(tensor.detach().sum())) and not bool(torch.isfinite(tensor).all()):
             raise InvalidCircuitError("angles contain NaN or infinity")
@@ -126,7 +129,9 @@ class _NativeVjp(torch.autograd.Function):
         (angles,) = ctx.saved_tensors
         backend, circuit = ctx.backend, ctx.circuit
         if torch.is_grad_enabled():  # create_graph: a higher derivative will follow
-            jac = shift_jacobian(lambda a: _ShiftRule.apply(a, backend, circuit, None), angles, None, circuit.column_gates)
+            jac = shift_jacobian(
+                lambda a: _ShiftRule.apply(a, backend, circuit, None), angles, None, circuit.column_gates
+            )
             return torch.einsum("brp,br->bp", jac, grad_output), None, None
         with torch.no_grad():
             return backend.vjp(circuit, angles.detach(), grad_output), None, None

@@ -89,7 +89,9 @@ class Capabilities:
     @observables.validator
     def _known_kinds(self, attribute, value) -> None:
         if not value <= set(OBSERVABLE_KINDS):
-            raise ValueError(f"'observables' must be among {OBSERVABLE_KINDS} (got {sorted(value - set(OBSERVABLE_KINDS))})")
+            raise ValueError(
+                f"'observables' must be among {OBSERVABLE_KINDS} (got {sorted(value - set(OBSERVABLE_KINDS))})"
+            )
 
 
 def check_supported(backend: Backend, circuit: Circuit) -> None:

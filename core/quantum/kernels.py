@@ -82,7 +82,9 @@ class FidelityKernel:
         0.0
     """
 
-    def __init__(self, backend: Backend, n_qubits: int, operations: Sequence[Operation], chunk: int = DEFAULT_CHUNK) -> None:
+    def __init__(
+        self, backend: Backend, n_qubits: int, operations: Sequence[Operation], chunk: int = DEFAULT_CHUNK
+    ) -> None:
         if chunk < 1:
             raise ValueError(f"'chunk' must be >= 1 (got {chunk})")
         self.backend, self.chunk = backend, chunk
@@ -145,7 +147,12 @@ class ProjectedKernel:
     """
 
     def __init__(
-        self, backend: Backend, n_qubits: int, operations: Sequence[Operation], gamma: float = 1.0, chunk: int = DEFAULT_CHUNK
+        self,
+        backend: Backend,
+        n_qubits: int,
+        operations: Sequence[Operation],
+        gamma: float = 1.0,
+        chunk: int = DEFAULT_CHUNK,
     ) -> None:
         if not gamma > 0:
             raise ValueError(f"'gamma' must be > 0 (got {gamma})")

@@ -52,9 +52,7 @@ class QuantumLayer(torch.nn.Module):
     ) -> None:
         super().__init__()
         if encoder.n_qubits != ansatz.n_qubits:
-            raise ValueError(
-                f"encoder acts on {encoder.n_qubits} qubits but ansatz {ansatz.spec} on {ansatz.n_qubits}"
-            )
+            raise ValueError(f"encoder acts on {encoder.n_qubits} qubits but ansatz {ansatz.spec} on {ansatz.n_qubits}")
         self.encoder, self.ansatz, self.backend, self.gradient = encoder, ansatz, backend, gradient
         if encoder.interleaved:
             encoder.interleave(ansatz.n_layers)

@@ -31,7 +31,13 @@ from hqf.quantum.circuit import GATES, Circuit, Operation
 
 #: the channel names, in the order docs/noise.md lists them
 CHANNELS = (
-    "depolarizing", "bit_flip", "phase_flip", "pauli", "amplitude_damping", "phase_damping", "thermal_relaxation",
+    "depolarizing",
+    "bit_flip",
+    "phase_flip",
+    "pauli",
+    "amplitude_damping",
+    "phase_damping",
+    "thermal_relaxation",
 )
 #: what a backend may declare it runs (``Capabilities.channels``): the channels and ``readout``
 NOISE_FEATURES = CHANNELS + ("readout",)
@@ -411,13 +417,15 @@ class NoiseModel:
                 raise ValueError(f"noise item {item.strip()!r}: {_reason(error, name)}") from None
         return model
 
-    def with_channel(self, channel: Channel, gates: Iterable[str] | str | None = None,
-                     wires: Iterable[int] | int | None = None) -> NoiseModel:
+    def with_channel(
+        self, channel: Channel, gates: Iterable[str] | str | None = None, wires: Iterable[int] | int | None = None
+    ) -> NoiseModel:
         """This model and ``channel`` after the gates named in ``gates`` on their wires in ``wires``."""
         return attrs.evolve(self, rules=self.rules + (Rule(channel, gates, wires),))
 
-    def with_readout(self, p1_given_0: float, p0_given_1: float | None = None,
-                     wires: Iterable[int] | int | None = None) -> NoiseModel:
+    def with_readout(
+        self, p1_given_0: float, p0_given_1: float | None = None, wires: Iterable[int] | int | None = None
+    ) -> NoiseModel:
         """This model and a readout error on ``wires`` (None: all); ``p0_given_1`` defaults to ``p1_given_0``."""
         p0_given_1 = p1_given_0 if p0_given_1 is None else p0_given_1
         return attrs.evolve(self, readout=self.readout + (ReadoutError(p1_given_0, p0_given_1, wires),))
@@ -486,8 +494,11 @@ class NoiseModel:
 
 def _reason(error: Exception, name: str) -> str:
     if isinstance(error, TypeError):
-        fields = "p1_given_0[:p0_given_1]" if name == "readout" else ":".join(
-            f.name for f in attrs.fields(CHANNEL_TYPES[name]))
+        fields = (
+            "p1_given_0[:p0_given_1]"
+            if name == "readout"
+            else ":".join(f.name for f in attrs.fields(CHANNEL_TYPES[name]))
+        )
         return f"expected {name}={fields}"
     return str(error)
 

@@ -30,9 +30,9 @@ from types import ModuleType
 import attrs
 import pluggy
 
-from hqf.registry import hookspecs
 from hqf.errors import PluginConflictError, PluginRegistrationError, UnknownPluginError
 from hqf.quantum.interfaces import Ansatz, Availability, Backend, Encoder
+from hqf.registry import hookspecs
 from hqf.registry.contracts import Backbone, Baseline, Fusion, Regularizer
 
 GROUP = "hqf"
@@ -64,7 +64,9 @@ class Entry:
         missing = sorted(getattr(self.cls, "__abstractmethods__", ()))
         if missing:
             base = KINDS[self.kind][1].__name__
-            return Availability(False, f"{self.cls.__name__} does not implement {', '.join(missing)} (required of a {base})")
+            return Availability(
+                False, f"{self.cls.__name__} does not implement {', '.join(missing)} (required of a {base})"
+            )
         check = getattr(self.cls, "availability", None)
         if check is None:
             return Availability(True)
@@ -190,7 +192,9 @@ class Registry:
         if same:
             note = f"; plugin {name!r} [{same[0].package}] failed to load: {same[0].error}"
         elif self.broken:
-            note = "; plugins that failed to load: " + "; ".join(f"{b.plugin} [{b.package}]: {b.error}" for b in self.broken)
+            note = "; plugins that failed to load: " + "; ".join(
+                f"{b.plugin} [{b.package}]: {b.error}" for b in self.broken
+            )
         else:
             note = ""
         return label, shown, note
@@ -218,9 +222,13 @@ class Registry:
         for name, owners in conflicts.items():
             for entry in owners:
                 others = ", ".join(f"plugin {o.plugin!r} [{o.package}]" for o in owners if o is not entry)
-                self.broken.append(BrokenPlugin(
-                    entry.plugin, entry.package, f"{kind} name {name!r} is taken: also registered by {others}; neither is used"
-                ))
+                self.broken.append(
+                    BrokenPlugin(
+                        entry.plugin,
+                        entry.package,
+                        f"{kind} name {name!r} is taken: also registered by {others}; neither is used",
+                    )
+                )
         return found
 
     def _hook_of(self, plugin: object, hook_name: str) -> pluggy.HookCaller:
@@ -241,7 +249,9 @@ class _Registrar:
     def __call__(self, cls: type) -> None:
         base = KINDS[self.kind][1]
         if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise PluginRegistrationError(f"plugin {self.plugin!r}: {cls!r} must subclass {base.__module__}.{base.__name__}")
+            raise PluginRegistrationError(
+                f"plugin {self.plugin!r}: {cls!r} must subclass {base.__module__}.{base.__name__}"
+            )
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginRegistrationError(f"plugin {self.plugin!r}: {cls.__name__} has no 'name'")

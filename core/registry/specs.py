@@ -6,8 +6,8 @@ import re
 
 import attrs
 
-from hqf.quantum.circuit import MAX_QUBITS
 from hqf.errors import InvalidSpecError
+from hqf.quantum.circuit import MAX_QUBITS
 
 _SPEC = re.compile(r"([a-z][a-z_]*?)(\d+)x(\d+)")
 

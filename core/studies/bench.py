@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from hqf.learn.config import RunConfig
-from hqf.learn.training.model import build_model
 from hqf.learn.training.loop import train
+from hqf.learn.training.model import build_model
 from hqf.learn.training.settings import TrainSettings
 from hqf.learn.training.terms import build_terms
 from hqf.quantum.circuit import Circuit, Operation, compose
@@ -307,7 +307,9 @@ class EpochEstimate:
         return {**attrs.asdict(self), "epoch_seconds": self.epoch_seconds}
 
 
-def epoch_estimate(iterations: int = 200, epoch_samples: int = 1_050_000, in_features: int = 128, n_classes: int = 12, **overrides) -> EpochEstimate:
+def epoch_estimate(
+    iterations: int = 200, epoch_samples: int = 1_050_000, in_features: int = 128, n_classes: int = 12, **overrides
+) -> EpochEstimate:
     """Run ``iterations`` steps of the default training loop (both regularizers) on random data and extrapolate.
 
     The loop is :func:`hqf.learn.training.loop.train` on the default :class:`~hqf.learn.config.RunConfig` (``overrides``

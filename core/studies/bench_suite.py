@@ -23,6 +23,7 @@ import sys
 from collections.abc import Collection, Sequence
 
 import attrs
+
 from hqf.errors import ConfigError
 from hqf.quantum.interfaces import Backend
 from hqf.quantum.noise import NoiseModel
@@ -93,7 +94,9 @@ def spares_torch(backend: Backend) -> bool:
     return "backprop" in backend.capabilities.gradients
 
 
-def gradient_methods(backend: Backend, asked: Sequence[str], peer_gradients: Collection[str] = ()) -> tuple[list[str], list[str]]:
+def gradient_methods(
+    backend: Backend, asked: Sequence[str], peer_gradients: Collection[str] = ()
+) -> tuple[list[str], list[str]]:
     """The gradient methods to time on ``backend`` (one per resolved method), and a reason for each
     refused: those asked, else ``auto`` and the peers' (``peer_gradients``) that it runs."""
     methods = list(asked) or ["auto"] + (["parameter-shift"] if "parameter-shift" in peer_gradients else [])
@@ -144,7 +147,9 @@ def run_bench(
                     skipped.append(f"peer {name}: {type(exc).__name__}: {exc}")
 
     time_group(torch_first=True, peers_too=False)
-    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)  # bytes / KiB
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (
+        2**20 if sys.platform == "darwin" else 2**10
+    )  # bytes / KiB
     time_group(torch_first=True, backends_too=False)
     lat = inference_latency() if latency else None
     epoch = epoch_estimate(epoch_iterations, **epoch_overrides) if epoch_iterations else None
@@ -163,7 +168,10 @@ def forward_comparisons(rows: Sequence[Row]) -> list[Comparison]:
         comparison
         for row in hqf_rows
         for peer in forward_only
-        for comparison in (Comparison(row.key, peer.key, "forward"), Comparison(row.key, peer.key, "forward_new_weights", "forward"))
+        for comparison in (
+            Comparison(row.key, peer.key, "forward"),
+            Comparison(row.key, peer.key, "forward_new_weights", "forward"),
+        )
     ]
 
 

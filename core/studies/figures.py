@@ -59,7 +59,7 @@ def convergence(groups, path: pathlib.Path) -> bool:
                 continue
             drawn = True
             values += [*(mean - std), *(mean + std)]
-            line, = ax.plot(steps, mean, label=f"{g.label} (n={len(g.runs)})", lw=1.4)
+            (line,) = ax.plot(steps, mean, label=f"{g.label} (n={len(g.runs)})", lw=1.4)
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.18)
     if not drawn:
         plt.close(fig)
@@ -108,7 +108,10 @@ def _errorbar_figure(lines: dict, path: pathlib.Path, ylabel: str, **labels) -> 
 def imbalance(groups, axis: str, path: pathlib.Path) -> bool:
     """Figure 3: macro-F1 against the majority:minority ratio (mean ± std over seeds)."""
     return _errorbar_figure(
-        _by_axis(groups, axis, "macro_f1"), path, "macro-F1 (test)", title="Fig. 3: macro-F1 vs class imbalance",
+        _by_axis(groups, axis, "macro_f1"),
+        path,
+        "macro-F1 (test)",
+        title="Fig. 3: macro-F1 vs class imbalance",
         xlabel="majority : minority ratio (1:k, k shown)",
     )
 
@@ -133,7 +136,9 @@ def reliability(groups, path: pathlib.Path) -> bool:
         if count is None:
             continue
         keep = count > 0
-        line, = ax.plot(conf_sum[keep] / count[keep], acc_sum[keep] / count[keep], "o-", ms=4, label=f"{g.label} (n={len(g.runs)})")
+        (line,) = ax.plot(
+            conf_sum[keep] / count[keep], acc_sum[keep] / count[keep], "o-", ms=4, label=f"{g.label} (n={len(g.runs)})"
+        )
         n_bins = len(count)  # group k's bar sits in its slot of each bin's middle 80%
         left_edges = (np.arange(n_bins) + 0.1 + drawn * width) / n_bins
         counts.bar(left_edges, count, width=width / n_bins, color=line.get_color(), alpha=0.7, align="edge")
@@ -156,8 +161,11 @@ def reliability(groups, path: pathlib.Path) -> bool:
 def latency(groups, axis: str, path: pathlib.Path) -> bool:
     """Figure 5: inference latency per instance against the input feature dimension."""
     return _errorbar_figure(
-        _by_axis(groups, axis, "latency"), path, "latency per instance (ms, batch 1)",
-        title="Fig. 5: inference latency vs feature dimension", xlabel="input features",
+        _by_axis(groups, axis, "latency"),
+        path,
+        "latency per instance (ms, batch 1)",
+        title="Fig. 5: inference latency vs feature dimension",
+        xlabel="input features",
     )
 
 

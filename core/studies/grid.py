@@ -104,8 +104,10 @@ def _check_variant_name(name: str) -> None:
     """A variant name is one folder name inside OUT: never empty, ``.``, ``..`` or a path."""
     bad = [c for c in name if c in "/\\:" or ord(c) < 32]
     if not name.strip() or name in (".", "..") or bad or os.path.isabs(name):
-        raise ConfigError(f"variant name {name!r} is not a folder name inside --out (no empty names, '.', '..', "
-                          "'/', '\\', ':' or control characters)")
+        raise ConfigError(
+            f"variant name {name!r} is not a folder name inside --out (no empty names, '.', '..', "
+            "'/', '\\', ':' or control characters)"
+        )
 
 
 def _check_directories(runs: list[RunSpec], out: pathlib.Path) -> None:
@@ -120,7 +122,11 @@ def _check_directories(runs: list[RunSpec], out: pathlib.Path) -> None:
             same = seen[key] == relative
             raise ConfigError(
                 "two runs of the sweep would share a directory "
-                + ("(duplicate variant or axis values)" if same else f"on a case-insensitive file system: {seen[key]} and {relative}")
+                + (
+                    "(duplicate variant or axis values)"
+                    if same
+                    else f"on a case-insensitive file system: {seen[key]} and {relative}"
+                )
             )
         seen[key] = relative
 
@@ -149,7 +155,9 @@ def expand(grid: Mapping[str, Any], out: str | pathlib.Path) -> list[RunSpec]:
         own_axes = overrides.pop("axes", {})
         own_seeds = overrides.pop("seeds", seeds)
         if not _seed_list(own_seeds):
-            raise ConfigError(f"variant {name!r}: 'seeds' must be a non-empty list of integers >= 0 (got {own_seeds!r})")
+            raise ConfigError(
+                f"variant {name!r}: 'seeds' must be a non-empty list of integers >= 0 (got {own_seeds!r})"
+            )
         if not isinstance(own_axes, Mapping) or any(not isinstance(v, list) or not v for v in own_axes.values()):
             raise ConfigError(f"variant {name!r}: 'axes' must map keys to non-empty lists (got {own_axes!r})")
         variant_axes = {**axes, **own_axes}

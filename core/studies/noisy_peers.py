@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import numpy as np
 import torch
+
 from hqf.errors import ConfigError
 from hqf.quantum.circuit import Circuit, Operation
 from hqf.quantum.noise import Channel, NoiseModel, qiskit_lambda
@@ -107,8 +108,11 @@ def pennylane_channel(qml, channel: Channel, wire: int):
     if channel.name == "thermal_relaxation":
         return qml.ThermalRelaxationError(0.0, *values, wires=wire)
     operation = {
-        "depolarizing": qml.DepolarizingChannel, "bit_flip": qml.BitFlip, "phase_flip": qml.PhaseFlip,
-        "amplitude_damping": qml.AmplitudeDamping, "phase_damping": qml.PhaseDamping,
+        "depolarizing": qml.DepolarizingChannel,
+        "bit_flip": qml.BitFlip,
+        "phase_flip": qml.PhaseFlip,
+        "amplitude_damping": qml.AmplitudeDamping,
+        "phase_damping": qml.PhaseDamping,
     }[channel.name]
     return operation(*values, wires=wire)
 
@@ -162,7 +166,8 @@ def aer_error(channel: Channel):
         px, py, pz = channel.pauli_probabilities()
         return aer_noise.pauli_error([("I", max(0.0, 1.0 - px - py - pz)), ("X", px), ("Y", py), ("Z", pz)])
     make = {
-        "amplitude_damping": aer_noise.amplitude_damping_error, "phase_damping": aer_noise.phase_damping_error,
+        "amplitude_damping": aer_noise.amplitude_damping_error,
+        "phase_damping": aer_noise.phase_damping_error,
         "thermal_relaxation": aer_noise.thermal_relaxation_error,
     }[channel.name]
     return make(*channel.parameters.values())
@@ -210,8 +215,14 @@ def aer_noise_model(circuit: Circuit, noise: NoiseModel, error: Callable[[Channe
 class AerDensityMatrixLayer(torch.nn.Module):
     """``circuit`` on ``AerSimulator(method="density_matrix")`` under an Aer ``NoiseModel``; no gradient."""
 
-    def __init__(self, circuit: Circuit, n_inputs: int, weights: torch.Tensor, noise: NoiseModel,
-                 error: Callable[[Channel], object] = aer_error) -> None:
+    def __init__(
+        self,
+        circuit: Circuit,
+        n_inputs: int,
+        weights: torch.Tensor,
+        noise: NoiseModel,
+        error: Callable[[Channel], object] = aer_error,
+    ) -> None:
         super().__init__()
         # optional dependencies (hqf[qiskit]): imported only when this peer runs
         from qiskit import QuantumCircuit
@@ -237,8 +248,11 @@ class AerDensityMatrixLayer(torch.nn.Module):
         threads = torch.get_num_threads()
         serial = {"statevector_parallel_threshold": 64} if threads == 1 else {}
         self.simulator = AerSimulator(
-            method="density_matrix", noise_model=aer_noise_model(circuit, noise, error),
-            max_parallel_threads=threads, max_parallel_experiments=1, **serial,
+            method="density_matrix",
+            noise_model=aer_noise_model(circuit, noise, error),
+            max_parallel_threads=threads,
+            max_parallel_experiments=1,
+            **serial,
         )
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -259,7 +273,9 @@ def qulacs_noise(qulacs, channel: Channel, wire: int):
     gate = qulacs.gate
     values = list(channel.parameters.values())
     native = {
-        "depolarizing": gate.DepolarizingNoise, "bit_flip": gate.BitFlipNoise, "phase_flip": gate.DephasingNoise,
+        "depolarizing": gate.DepolarizingNoise,
+        "bit_flip": gate.BitFlipNoise,
+        "phase_flip": gate.DephasingNoise,
         "amplitude_damping": gate.AmplitudeDampingNoise,
     }
     if channel.name in native:
@@ -350,9 +366,12 @@ class CudaqDensityMatrixLayer(torch.nn.Module):
         cudaq.set_target("density-matrix-cpu")
         thermal = cudaq_thermal_channel(cudaq)
         channels = {
-            "depolarizing": cudaq.DepolarizationChannel, "bit_flip": cudaq.BitFlipChannel,
-            "phase_flip": cudaq.PhaseFlipChannel, "pauli": cudaq.Pauli1,
-            "amplitude_damping": cudaq.AmplitudeDampingChannel, "phase_damping": cudaq.PhaseDamping,
+            "depolarizing": cudaq.DepolarizationChannel,
+            "bit_flip": cudaq.BitFlipChannel,
+            "phase_flip": cudaq.PhaseFlipChannel,
+            "pauli": cudaq.Pauli1,
+            "amplitude_damping": cudaq.AmplitudeDampingChannel,
+            "phase_damping": cudaq.PhaseDamping,
             "thermal_relaxation": thermal,
         }
         self.cudaq, self.weights = cudaq, weights.detach().double().tolist()

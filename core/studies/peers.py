@@ -67,11 +67,16 @@ def _angle_source(op: Operation, n_inputs: int) -> tuple[str, int] | None:
     return ("inputs", op.param) if op.param < n_inputs else ("weights", op.param - n_inputs)
 
 
-def pennylane_layer(circuit: Circuit, n_inputs: int, weights: torch.Tensor, device: str, diff_method: str) -> torch.nn.Module:
+def pennylane_layer(
+    circuit: Circuit, n_inputs: int, weights: torch.Tensor, device: str, diff_method: str
+) -> torch.nn.Module:
     """``circuit`` as a ``qml.qnn.TorchLayer`` on the PennyLane ``device`` (float64), holding ``weights``."""
     import pennylane as qml  # optional dependency (hqf[pennylane]): imported only when a PennyLane peer runs
 
-    program = [(getattr(qml, PENNYLANE_GATES[op.gate]), list(op.wires), _angle_source(op, n_inputs)) for op in circuit.operations]
+    program = [
+        (getattr(qml, PENNYLANE_GATES[op.gate]), list(op.wires), _angle_source(op, n_inputs))
+        for op in circuit.operations
+    ]
     paulis = {letter: getattr(qml, name) for letter, name in PENNYLANE_PAULIS.items()}
     dev = qml.device(device, wires=circuit.n_qubits)
 
@@ -104,14 +109,19 @@ def qiskit_connector(circuit: Circuit, n_inputs: int, weights: torch.Tensor) -> 
     from qiskit_machine_learning.gradients import ParamShiftEstimatorGradient
     from qiskit_machine_learning.neural_networks import EstimatorQNN
 
-    parameters = {"inputs": ParameterVector("x", n_inputs), "weights": ParameterVector("w", circuit.n_params - n_inputs)}
+    parameters = {
+        "inputs": ParameterVector("x", n_inputs),
+        "weights": ParameterVector("w", circuit.n_params - n_inputs),
+    }
     qc = QuantumCircuit(circuit.n_qubits)
     for op in circuit.operations:
         source = _angle_source(op, n_inputs)
         angle = [] if source is None else [parameters[source[0]][source[1]]]
         getattr(qc, QISKIT_GATES[op.gate])(*angle, *op.wires)
     observables = [
-        SparsePauliOp.from_sparse_list([("".join(p for _, p in word.terms), list(word.wires), 1.0)], num_qubits=circuit.n_qubits)
+        SparsePauliOp.from_sparse_list(
+            [("".join(p for _, p in word.terms), list(word.wires), 1.0)], num_qubits=circuit.n_qubits
+        )
         for word in circuit.observables
     ]
     estimator = EstimatorV2()

@@ -36,8 +36,8 @@ import attrs
 from tqdm import tqdm
 
 from hqf.errors import ConfigError, RunDirInUseError
-from hqf.learn.rundir.lock import LOCK, claim
 from hqf.learn.process.runtime import tune_process
+from hqf.learn.rundir.lock import LOCK, claim
 from hqf.studies.grid import RunSpec
 from hqf.studies.sweep import SweepResult, execute, run_sweep
 
@@ -82,8 +82,13 @@ def connect(address: str | None, cpus: int) -> Iterator[None]:
     import logging
 
     if address is None:
-        ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address=LOOPBACK, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        ray.init(
+            num_cpus=cpus,
+            include_dashboard=False,
+            _node_ip_address=LOOPBACK,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
     else:
         host = address.rsplit(":", 1)[0]
         own_address = {"_node_ip_address": host} if host in (LOOPBACK, "localhost") else {}
@@ -110,7 +115,8 @@ class RayEngine:
         """Run ``task(spec)`` for every spec as one Ray task; ``done(directory, outcome, error)`` as each ends."""
         ray = require_ray()
         remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(
-            _execute_here if self.shared_fs else _execute_in_copy)
+            _execute_here if self.shared_fs else _execute_in_copy
+        )
         pending: dict = {}
         try:
             for spec in specs:
@@ -145,7 +151,9 @@ class RayEngine:
         try:
             result = ray.get(ref)
         except Exception as exc:  # noqa: BLE001  the task died more often than Ray retries: reported, the sweep goes on
-            reason = f"Ray task failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            reason = (
+                f"Ray task failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            )
             if held is not None:
                 held.release()
             return directory, "failed", reason
@@ -199,8 +207,11 @@ def _snapshot(directory: pathlib.Path) -> dict[str, bytes]:
     """Every file under ``directory`` by relative path (the lock left out)."""
     if not directory.is_dir():
         return {}
-    return {str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*"))
-            if path.is_file() and path.name not in LOCAL_ONLY and not path.name.startswith(f".{LOCK}.")}
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name not in LOCAL_ONLY and not path.name.startswith(f".{LOCK}.")
+    }
 
 
 def _write_files(directory: pathlib.Path, files: dict[str, bytes]) -> None:
@@ -257,8 +268,15 @@ def run_ray_sweep(
     of finished and failed ones (``bar``; ``already_finished`` runs count as done from the start)."""
     engine = ray_dispatch(shared_fs=shared_fs, cpus_per_run=cpus_per_run)
     counts = {"ok": 0, "failed": 0}
-    progress_bar = tqdm(total=len(runs), initial=already_finished, unit="run", desc="sweep", disable=not bar,
-                        file=sys.stderr, dynamic_ncols=True)
+    progress_bar = tqdm(
+        total=len(runs),
+        initial=already_finished,
+        unit="run",
+        desc="sweep",
+        disable=not bar,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
     def progress(spec: RunSpec, error: str | None) -> None:
         counts["ok" if error is None else "failed"] += 1
@@ -269,7 +287,15 @@ def run_ray_sweep(
 
     try:
         with connect(address, cpus):
-            return run_sweep(runs, out, jobs=cpus, progress=progress, report=report, retry_failed=retry_failed,
-                             notify=notify, dispatch=engine)
+            return run_sweep(
+                runs,
+                out,
+                jobs=cpus,
+                progress=progress,
+                report=report,
+                retry_failed=retry_failed,
+                notify=notify,
+                dispatch=engine,
+            )
     finally:
         progress_bar.close()

@@ -47,22 +47,39 @@ OPTIONAL_COLUMNS: dict[str, list[tuple[str, str, float]]] = {
 TABLES: dict[str, tuple[str, list[tuple[str, str, float]]]] = {
     "table1": (
         "Table I analogue: convergence and accuracy across optimizers",
-        [("Iterations to ε", "iterations", 1), ("Iterations to val. loss within 1% of best", "iterations_val", 1),
-         ("Accuracy (%)", "accuracy", 100), ("Macro-F1", "macro_f1", 1), ("ECE", "ece", 1)],
+        [
+            ("Iterations to ε", "iterations", 1),
+            ("Iterations to val. loss within 1% of best", "iterations_val", 1),
+            ("Accuracy (%)", "accuracy", 100),
+            ("Macro-F1", "macro_f1", 1),
+            ("ECE", "ece", 1),
+        ],
     ),
     "table2": (
         "Table II analogue: training time and latency",
-        [("Training time (s)", "wall", 1), ("Time per epoch (s)", "epoch", 1), ("Inference latency (ms)", "latency", 1),
-         ("Optimizer steps spent (search trials included)", "steps_total", 1)],
+        [
+            ("Training time (s)", "wall", 1),
+            ("Time per epoch (s)", "epoch", 1),
+            ("Inference latency (ms)", "latency", 1),
+            ("Optimizer steps spent (search trials included)", "steps_total", 1),
+        ],
     ),
     "table3": (
         "Table III analogue: stability and noise sensitivity",
-        [("Variance amplification index", "vai", 1), ("Accuracy (%) under input noise σ=0.05", "accuracy_input_noise", 100)],
+        [
+            ("Variance amplification index", "vai", 1),
+            ("Accuracy (%) under input noise σ=0.05", "accuracy_input_noise", 100),
+        ],
     ),
     "table4": (
         "Table IV analogue: ablation",
-        [("Iterations to ε", "iterations", 1), ("Iterations to val. loss within 1% of best", "iterations_val", 1),
-         ("Macro-F1", "macro_f1", 1), ("ECE", "ece", 1), ("Stability variance (VAI)", "vai", 1)],
+        [
+            ("Iterations to ε", "iterations", 1),
+            ("Iterations to val. loss within 1% of best", "iterations_val", 1),
+            ("Macro-F1", "macro_f1", 1),
+            ("ECE", "ece", 1),
+            ("Stability variance (VAI)", "vai", 1),
+        ],
     ),
 }
 
@@ -127,11 +144,18 @@ def _rows(groups: Sequence[Group], columns: Sequence[Column], axis: str) -> list
             source = g
             if col.level is not None:
                 source = next(
-                    (h for h in groups if h.variant == g.variant and dict(h.axes).get(axis) == col.level
-                     and tuple((k, v) for k, v in h.axes if k != axis) == others),
+                    (
+                        h
+                        for h in groups
+                        if h.variant == g.variant
+                        and dict(h.axes).get(axis) == col.level
+                        and tuple((k, v) for k, v in h.axes if k != axis) == others
+                    ),
                     None,
                 )
-            values[col.title] = {} if source is None else {s: v * col.scale for s, v in source.by_seed(col.role).items()}
+            values[col.title] = (
+                {} if source is None else {s: v * col.scale for s, v in source.by_seed(col.role).items()}
+            )
         label = Group(g.variant, others, ()).label
         rows.append(Row(label, g.variant, others, values))
     return rows
@@ -175,38 +199,77 @@ def markdown(title: str, table: Sequence[tuple[Row, dict]], baseline: str | None
     titles = list(table[0][1])
     has_tests = baseline is not None and any(c.test is not None for _, cells in table for c in cells.values())
     header = ["Model"] + titles + ([f"p vs {baseline}: {t} (t / W)" for t in titles] if has_tests else [])
-    lines = [f"**{title}** — mean ± std [95% CI] over seeds"
-             + ("; p: paired t-test / Wilcoxon signed-rank, paired by seed" if has_tests else "")
-             + "".join(f"; {v} is compared with {b}" for v, b in (own or {}).items() if any(r.variant == v for r, _ in table)),
-             ""]
+    lines = [
+        f"**{title}** — mean ± std [95% CI] over seeds"
+        + ("; p: paired t-test / Wilcoxon signed-rank, paired by seed" if has_tests else "")
+        + "".join(
+            f"; {v} is compared with {b}" for v, b in (own or {}).items() if any(r.variant == v for r, _ in table)
+        ),
+        "",
+    ]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, cells in table:
         line = [row.label] + [_cell(c.summary, c.total) for c in cells.values()]
         if has_tests:
-            line += ["—" if c.test is None else f"{format_p(c.test.t_pvalue)} / {format_p(c.test.wilcoxon_pvalue)}" for c in cells.values()]
+            line += [
+                "—" if c.test is None else f"{format_p(c.test.t_pvalue)} / {format_p(c.test.wilcoxon_pvalue)}"
+                for c in cells.values()
+            ]
         lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines) + "\n"
 
 
-CSV_FIELDS = ["model", "variant", "axes", "metric", "n", "mean", "std", "ci_low", "ci_high", "baseline", "n_pairs",
-              "mean_difference", "t_statistic", "t_pvalue", "wilcoxon_statistic", "wilcoxon_pvalue"]
+CSV_FIELDS = [
+    "model",
+    "variant",
+    "axes",
+    "metric",
+    "n",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "baseline",
+    "n_pairs",
+    "mean_difference",
+    "t_statistic",
+    "t_pvalue",
+    "wilcoxon_statistic",
+    "wilcoxon_pvalue",
+]
 
 
-def write_csv(path: pathlib.Path, table: Sequence[tuple[Row, dict]], baseline: str | None, own: dict | None = None) -> None:
+def write_csv(
+    path: pathlib.Path, table: Sequence[tuple[Row, dict]], baseline: str | None, own: dict | None = None
+) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for row, cells in table:
             for metric, c in cells.items():
                 s = c.summary
-                record = {"model": row.label, "variant": row.variant, "axes": json.dumps(dict(row.axes)), "metric": metric,
-                          "n": s.n, "mean": s.mean, "std": s.std, "ci_low": s.ci_low, "ci_high": s.ci_high,
-                          "baseline": (own or {}).get(row.variant, baseline) or ""}
+                record = {
+                    "model": row.label,
+                    "variant": row.variant,
+                    "axes": json.dumps(dict(row.axes)),
+                    "metric": metric,
+                    "n": s.n,
+                    "mean": s.mean,
+                    "std": s.std,
+                    "ci_low": s.ci_low,
+                    "ci_high": s.ci_high,
+                    "baseline": (own or {}).get(row.variant, baseline) or "",
+                }
                 if c.test is not None:
                     t = c.test
-                    record |= {"n_pairs": t.n, "mean_difference": t.mean_difference, "t_statistic": t.t_statistic,
-                               "t_pvalue": t.t_pvalue, "wilcoxon_statistic": t.wilcoxon_statistic,
-                               "wilcoxon_pvalue": t.wilcoxon_pvalue}
+                    record |= {
+                        "n_pairs": t.n,
+                        "mean_difference": t.mean_difference,
+                        "t_statistic": t.t_statistic,
+                        "t_pvalue": t.t_pvalue,
+                        "wilcoxon_statistic": t.wilcoxon_statistic,
+                        "wilcoxon_pvalue": t.wilcoxon_pvalue,
+                    }
                 writer.writerow(record)
 
 
@@ -215,9 +278,11 @@ def table_columns(table: str, groups: Sequence[Group], axis: str) -> list[Column
     the accuracy of every kind of ``hqf evaluate`` result the runs keep (backend, noise, rows)."""
     columns = [Column(title, role, scale) for title, role, scale in TABLES[table][1]]
     present = {key for g in groups for r in g.runs for key in r.metrics}
-    columns[1:1] = [Column(title, role, scale) for title, role, scale in OPTIONAL_COLUMNS.get(table, []) if KEYS[role] in present]
+    columns[1:1] = [
+        Column(title, role, scale) for title, role, scale in OPTIONAL_COLUMNS.get(table, []) if KEYS[role] in present
+    ]
     if table == "table3":
-        levels = sorted({dict(g.axes)[axis] for g in groups if axis in dict(g.axes)} - {0, 0.0})
+        levels = sorted({dict(g.axes)[axis] for g in groups if axis in dict(g.axes)} - {0})
         columns.append(Column("Accuracy (%), no gate noise", "accuracy", 100))
         columns += [Column(f"Accuracy (%) at {axis}={level:g}", "accuracy", 100, level) for level in levels]
         kinds = {stem: e for g in groups for r in g.runs for stem, e in r.evaluations.items()}
@@ -228,7 +293,13 @@ def table_columns(table: str, groups: Sequence[Group], axis: str) -> list[Column
 
 def _evaluation_order(e: dict) -> tuple:
     noise = e.get("noise") or ""
-    return (e.get("test_samples") or 0, e.get("input_noise") or 0, e.get("depolarizing") or 0, noise, str(e.get("backend")))
+    return (
+        e.get("test_samples") or 0,
+        e.get("input_noise") or 0,
+        e.get("depolarizing") or 0,
+        noise,
+        str(e.get("backend")),
+    )
 
 
 def noise_label(e: dict) -> str:
@@ -270,15 +341,22 @@ def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, ba
     baseline = baseline or settings.get("baseline")
     groups = group(runs)
     if baseline is not None and not any(g.variant == baseline for g in groups):
-        raise ConfigError(f"baseline {baseline!r} is not among the variants: {', '.join(sorted({g.variant for g in groups}))}")
+        raise ConfigError(
+            f"baseline {baseline!r} is not among the variants: {', '.join(sorted({g.variant for g in groups}))}"
+        )
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     axis = settings.get("noise_axis", "depolarizing")
     own = settings.get("baselines", {})
     if not isinstance(own, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in own.items()):
-        raise ConfigError("[report] baselines must map variant names to variant names, e.g. { \"full-b\" = \"adam-b\" }")
+        raise ConfigError('[report] baselines must map variant names to variant names, e.g. { "full-b" = "adam-b" }')
     tables = {}
-    parts = ["# hqf report", "", f"{len(runs)} finished runs in {len(groups)} groups; baseline: {baseline or 'none'}.", ""]
+    parts = [
+        "# hqf report",
+        "",
+        f"{len(runs)} finished runs in {len(groups)} groups; baseline: {baseline or 'none'}.",
+        "",
+    ]
     parts += _failed_and_warnings(loaded)
     for table, (title, _) in TABLES.items():
         names = settings.get(table)
@@ -294,6 +372,7 @@ def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, ba
         (out / f"{table}.md").write_text(text)
         write_csv(out / f"{table}.csv", evaluated, baseline, own)
         parts += [text, ""]
+
     def chosen_for(figure: str) -> list[Group]:
         named = settings.get(figure, settings.get("table1"))
         picked = [g for n in named for g in groups if g.variant == n] if named is not None else list(groups)

@@ -22,9 +22,13 @@ def read_manifest(path: pathlib.Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable sweep manifest ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        raise ConfigError(
+            f"{path}: not a readable sweep manifest ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
-        raise ConfigError(f"{path}: a sweep manifest is a JSON object with a list 'runs' (rerun `hqf sweep` to rewrite it)")
+        raise ConfigError(
+            f"{path}: a sweep manifest is a JSON object with a list 'runs' (rerun `hqf sweep` to rewrite it)"
+        )
     if not isinstance(data.get("report", {}), dict):
         raise ConfigError(f"{path}: 'report' must be an object")
     for i, row in enumerate(data["runs"]):
@@ -54,7 +58,8 @@ def type_warnings(directory: pathlib.Path, metrics: Mapping, keys: Iterable[str]
         if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
             continue
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        out.append(f"{directory / 'metrics.json'}: {key!r} is {type(value).__name__} {shown}, not a number; "
-                   "it is left out (n/a)")
+        out.append(
+            f"{directory / 'metrics.json'}: {key!r} is {type(value).__name__} {shown}, not a number; "
+            "it is left out (n/a)"
+        )
     return out
-

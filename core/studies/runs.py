@@ -57,7 +57,7 @@ class Run:
         if role == "steps_total":  # optimizer steps spent, a search's trials included
             v = self.metrics.get("search_total_steps", self.metrics.get("steps"))
         elif role.startswith(EVALUATION):  # accuracy of one evaluation (EVALUATION + file stem)
-            v = self.evaluations.get(role[len(EVALUATION):], {}).get("accuracy")
+            v = self.evaluations.get(role[len(EVALUATION) :], {}).get("accuracy")
         else:
             v = self.metrics.get(KEYS[role])
         try:
@@ -135,7 +135,9 @@ def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
                     failed.append((directory, reason))
                 elif metrics is not None:
                     axes = tuple((k, v) for k, v in row.items() if k not in ("dir", "variant", "seed"))
-                    runs.append(Run(directory, row["variant"], int(row["seed"]), axes, metrics, _evaluations(directory)))
+                    runs.append(
+                        Run(directory, row["variant"], int(row["seed"]), axes, metrics, _evaluations(directory))
+                    )
         elif (reason := failure(path, metrics := _metrics(path))) is not None:
             failed.append((path, reason))
         elif metrics is not None:
@@ -143,8 +145,12 @@ def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
         else:
             raise ConfigError(f"{path} holds neither sweep.json nor a finished run (metrics.json)")
     if not runs:
-        raise ConfigError("no finished runs found" + (f" ({len(failed)} failed: {failed[0][0]}: {failed[0][1]})" if failed else ""))
-    wrong = tuple(line for r in runs for line in type_warnings(r.directory, r.metrics, [*KEYS.values(), "search_total_steps"]))
+        raise ConfigError(
+            "no finished runs found" + (f" ({len(failed)} failed: {failed[0][0]}: {failed[0][1]})" if failed else "")
+        )
+    wrong = tuple(
+        line for r in runs for line in type_warnings(r.directory, r.metrics, [*KEYS.values(), "search_total_steps"])
+    )
     for line in wrong:
         warnings.warn(line, MetricTypeWarning, stacklevel=2)
     return Loaded(runs, settings, tuple(failed), wrong)
@@ -168,7 +174,6 @@ class Group:
 
     def by_seed(self, role: str) -> dict[int, float]:
         return {r.seed: r.value(role) for r in self.runs}
-
 
 
 def group(runs: Sequence[Run]) -> list[Group]:

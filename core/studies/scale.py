@@ -70,7 +70,9 @@ def _peak_rss_mb() -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024
 
 
-def epoch_cost(backend: Backend, n_qubits: int, n_layers: int, samples: int = 256, batch: int = 64, seed: int = 0) -> CostPoint:
+def epoch_cost(
+    backend: Backend, n_qubits: int, n_layers: int, samples: int = 256, batch: int = 64, seed: int = 0
+) -> CostPoint:
     """Time one epoch of forward + backward passes; see the module docstring."""
     gen = torch.Generator().manual_seed(seed)
     circuit = study_circuit(n_qubits, n_layers)
@@ -97,7 +99,9 @@ def gradient_variance(
     """``Var[∂C/∂θ_1]`` over ``inits`` random initializations, one batch of ``inits`` rows on ``backend``."""
     circuit = study_circuit(n_qubits, n_layers, cost)
     gen = torch.Generator().manual_seed(seed)
-    angles = (torch.rand(inits, circuit.n_params, generator=gen, dtype=torch.float64) * 2 * math.pi).requires_grad_(True)
+    angles = (torch.rand(inits, circuit.n_params, generator=gen, dtype=torch.float64) * 2 * math.pi).requires_grad_(
+        True
+    )
     (grad,) = torch.autograd.grad(expval(backend, circuit, angles).sum(), angles)
     g = grad[:, n_qubits].numpy()  # column n_qubits: the first ansatz angle (RY, wire 0, layer 1)
     return VariancePoint(n_qubits, n_layers, cost, inits, float(np.var(g, ddof=1)), float(np.mean(np.abs(g))))
@@ -120,17 +124,37 @@ def plot(costs: list[CostPoint], variances: list[VariancePoint], path) -> None:
     color = {n: f"C{i}" for i, n in enumerate(layers)}
     for n_layers in sorted({c.n_layers for c in costs}):
         pts = sorted((c for c in costs if c.n_layers == n_layers), key=lambda c: c.n_qubits)
-        axes[0].plot([c.n_qubits for c in pts], [c.epoch_seconds for c in pts], "o-", color=color[n_layers], label=f"{n_layers} layer(s)")
+        axes[0].plot(
+            [c.n_qubits for c in pts],
+            [c.epoch_seconds for c in pts],
+            "o-",
+            color=color[n_layers],
+            label=f"{n_layers} layer(s)",
+        )
     mem = sorted({(c.n_qubits, c.state_bytes, c.batch) for c in costs})
-    axes[1].plot([m[0] for m in mem], [m[1] / 2**20 for m in mem], "o-", color="k", label=f"state vectors, batch {mem[0][2]}")
+    axes[1].plot(
+        [m[0] for m in mem], [m[1] / 2**20 for m in mem], "o-", color="k", label=f"state vectors, batch {mem[0][2]}"
+    )
     axes[0].set(title="Time per epoch (forward + backward)", xlabel="qubits", ylabel="seconds per epoch", yscale="log")
-    axes[1].set(title="State memory of one mini-batch (any depth)", xlabel="qubits", ylabel="MiB (complex128)", yscale="log")
-    for (cost, n_layers) in sorted({(v.cost, v.n_layers) for v in variances}):
+    axes[1].set(
+        title="State memory of one mini-batch (any depth)", xlabel="qubits", ylabel="MiB (complex128)", yscale="log"
+    )
+    for cost, n_layers in sorted({(v.cost, v.n_layers) for v in variances}):
         pts = sorted((v for v in variances if v.cost == cost and v.n_layers == n_layers), key=lambda v: v.n_qubits)
         style = "o-" if cost == "global" else "s--"
-        axes[2].plot([v.n_qubits for v in pts], [v.variance for v in pts], style, color=color[n_layers],
-                     label=f"{cost} cost, {n_layers} layer(s)")
-    axes[2].set(title="Gradient variance Var[∂C/∂θ₁] (barren plateaus)", xlabel="qubits", ylabel="variance over initializations", yscale="log")
+        axes[2].plot(
+            [v.n_qubits for v in pts],
+            [v.variance for v in pts],
+            style,
+            color=color[n_layers],
+            label=f"{cost} cost, {n_layers} layer(s)",
+        )
+    axes[2].set(
+        title="Gradient variance Var[∂C/∂θ₁] (barren plateaus)",
+        xlabel="qubits",
+        ylabel="variance over initializations",
+        yscale="log",
+    )
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

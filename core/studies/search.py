@@ -91,7 +91,15 @@ def run_search(
         except RunFailedError:  # a diverged trial (non-finite loss) is the worst score, not the search's end
             metrics = {}
         score = _score(metrics)
-        history.append({"trial": k, **params, "score": score, "steps": metrics.get(STEPS), "dir": str(trial_dir.relative_to(directory))})
+        history.append(
+            {
+                "trial": k,
+                **params,
+                "score": score,
+                "steps": metrics.get(STEPS),
+                "dir": str(trial_dir.relative_to(directory)),
+            }
+        )
         return score
 
     if method == "bo":
@@ -101,7 +109,9 @@ def run_search(
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, trials // 2))
         study = optuna.create_study(sampler=sampler, direction="minimize")
         study.optimize(
-            lambda t: evaluate(t.suggest_float("log10_lr", *BOUNDS["lr"]), t.suggest_float("log10_wd", *BOUNDS["weight_decay"])),
+            lambda t: evaluate(
+                t.suggest_float("log10_lr", *BOUNDS["lr"]), t.suggest_float("log10_wd", *BOUNDS["weight_decay"])
+            ),
             n_trials=trials,
         )
     else:
@@ -136,7 +146,9 @@ def run_search(
         "lr": best["lr"],
         "weight_decay": best["weight_decay"],
     }
-    (directory / "search.json").write_text(json.dumps({"method": method, "select": list(SELECT), "trials": history}, indent=1))
+    (directory / "search.json").write_text(
+        json.dumps({"method": method, "select": list(SELECT), "trials": history}, indent=1)
+    )
     tmp = directory / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=1))
     os.replace(tmp, directory / "metrics.json")  # last: the run counts as finished only now

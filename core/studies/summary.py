@@ -36,7 +36,10 @@ def _cell(cell: Cell) -> str:
 def _p(cell: Cell) -> str:
     if cell.test is None:
         return "—"
-    return " / ".join(f"{p:.2g}" if p is not None and math.isfinite(p) else "n/a" for p in (cell.test.t_pvalue, cell.test.wilcoxon_pvalue))
+    return " / ".join(
+        f"{p:.2g}" if p is not None and math.isfinite(p) else "n/a"
+        for p in (cell.test.t_pvalue, cell.test.wilcoxon_pvalue)
+    )
 
 
 def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -57,12 +60,21 @@ def summary_lines(report: Report, out: str | pathlib.Path) -> list[str]:
     if table_id is not None:
         title, evaluated = report.tables[table_id]
         shown = [(column, short) for column, short in HEADLINE if evaluated and column in evaluated[0][1]]
-        tested = baseline is not None and any(cells[TESTED].test is not None for _, cells in evaluated if TESTED in cells)
+        tested = baseline is not None and any(
+            cells[TESTED].test is not None for _, cells in evaluated if TESTED in cells
+        )
         header = ["model", *(short for _, short in shown)] + ([f"p vs {baseline}: accuracy (t / W)"] if tested else [])
-        rows = [[row.label, *(_cell(cells[c]) for c, _ in shown)] + ([_p(cells[TESTED])] if tested else [])
-                for row, cells in evaluated]
+        rows = [
+            [row.label, *(_cell(cells[c]) for c, _ in shown)] + ([_p(cells[TESTED])] if tested else [])
+            for row, cells in evaluated
+        ]
         lines += ["", f"{title.split(':')[0]} — mean ± std over seeds:", *(_aligned([header, *rows]) if shown else [])]
     tables = ", ".join(f"{name}.md" for name in report.tables) or "none"
     figures = ", ".join(path.name for path in report.figures) or "none"
-    lines += ["", f"full report: {out / 'report.md'}", f"  beside it, tables: {tables} (and .csv)", f"  figures: {figures}"]
+    lines += [
+        "",
+        f"full report: {out / 'report.md'}",
+        f"  beside it, tables: {tables} (and .csv)",
+        f"  figures: {figures}",
+    ]
     return lines

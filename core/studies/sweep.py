@@ -115,8 +115,9 @@ def _takes_resume(runner: Runner) -> bool:
 Outcome = tuple[str, str, str | None]
 
 
-def execute(runner: Runner | str, config: dict, directory: str, threads: int | None, retry_failed: bool,
-            may_resume: bool) -> Outcome:
+def execute(
+    runner: Runner | str, config: dict, directory: str, threads: int | None, retry_failed: bool, may_resume: bool
+) -> Outcome:
     """Claim ``directory``, then run, resume or skip its configuration by the directory's state
     (in a worker process, a Ray task, or the sweep's own process); returns ``(directory, outcome, error text or None)``."""
     if threads:
@@ -305,5 +306,6 @@ def _preload() -> None:
 
     import hqf.learn.experiment  # noqa: F401
     from hqf.learn.training import plotting
+
     plotting.pyplot()
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first construction imports torch's compiler stack

@@ -91,7 +91,9 @@ def run_pool(
             while pending and len(running) < jobs:
                 task = pending.pop(0)
                 receive, send = context.Pipe(duplex=False)
-                process = context.Process(target=_child, args=(send, os.getpid(), target, task), name="hqf-sweep-worker")
+                process = context.Process(
+                    target=_child, args=(send, os.getpid(), target, task), name="hqf-sweep-worker"
+                )
                 process.start()
                 send.close()
                 running[process.sentinel] = (process, receive, task)

@@ -31,10 +31,9 @@ backend's and the reference's whole output row where they differ.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import time
 
 import attrs
 import numpy as np
@@ -45,11 +44,16 @@ from hypothesis import strategies as st
 
 from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS
 from hqf.quantum.interfaces import Backend
-from hqf.testing.fixed import fixed_cases
-from hqf.registry.make import make_backend
 from hqf.quantum.noise import NoiseModel
+from hqf.registry.make import make_backend
+from hqf.testing.fixed import fixed_cases
 from hqf.testing.noisy import (
-    MAX_NOISY_QUBITS, NOISE_PROPERTIES, check_noisy, default_noise, estimates, noisy_tolerance,
+    MAX_NOISY_QUBITS,
+    NOISE_PROPERTIES,
+    check_noisy,
+    default_noise,
+    estimates,
+    noisy_tolerance,
 )
 from hqf.testing.properties import PROPERTIES, Example, Mismatch, Stats, check, native_gradients
 from hqf.testing.reference import ReferenceBackend, ReferenceDensityBackend
@@ -190,6 +194,7 @@ def _noisy_setup(
         model.require(probe.name, channels)
     except ValueError as error:
         return PropertyResult(prop, "skip", message=str(error))
+
     def noisy() -> Backend:
         return factory(noise=model)
 
@@ -200,10 +205,18 @@ def _noisy_setup(
         return PropertyResult(prop, "skip", message="declares no native gradient")
     tolerance = noisy_tolerance(probe)
     reference = ReferenceDensityBackend(noise=model)
-    max_qubits = max(1, min(limits.max_qubits, MAX_NOISY_QUBITS, probe.capabilities.max_qubits,
-                            reference.capabilities.max_qubits))
-    return Setup(noisy, probe, reference, tolerance, max_qubits, lambda ex, seed: check_noisy(prop, ex, model, seed),
-                 f"(noise {model}; {tolerance.describe()})")
+    max_qubits = max(
+        1, min(limits.max_qubits, MAX_NOISY_QUBITS, probe.capabilities.max_qubits, reference.capabilities.max_qubits)
+    )
+    return Setup(
+        noisy,
+        probe,
+        reference,
+        tolerance,
+        max_qubits,
+        lambda ex, seed: check_noisy(prop, ex, model, seed),
+        f"(noise {model}; {tolerance.describe()})",
+    )
 
 
 def check_property(
@@ -269,7 +282,8 @@ def check_property(
     @given(data=st.data())
     def run(data):
         circuit = data.draw(
-            circuits(max_qubits=max_qubits, max_ops=limits.max_ops, gates=gates, observable_kinds=kinds), label="circuit"
+            circuits(max_qubits=max_qubits, max_ops=limits.max_ops, gates=gates, observable_kinds=kinds),
+            label="circuit",
         )
         values = data.draw(angle_batches(circuit, max_batch=limits.max_batch), label="angles")
         gradient_seed = data.draw(st.integers(0, 2**16), label="seed")
@@ -302,7 +316,11 @@ def check_property(
 
 
 def _failure(
-    prop: str, exc: BaseException, stats: Stats, tolerance: Tolerance | Hoeffding, n_fixed: int = 0,
+    prop: str,
+    exc: BaseException,
+    stats: Stats,
+    tolerance: Tolerance | Hoeffding,
+    n_fixed: int = 0,
     fixed: Mismatch | None = None,
 ) -> PropertyResult:
     """The failed result, with the smallest failing circuit: Hypothesis' or the failing fixed case's."""
@@ -317,9 +335,16 @@ def _failure(
     if smallest.angles is not None:
         angles = np.array2string(smallest.angles.detach().cpu().numpy(), precision=6, max_line_width=100)
     return PropertyResult(
-        prop, "fail", stats.examples, stats.worst_error, stats.bound,
+        prop,
+        "fail",
+        stats.examples,
+        stats.worst_error,
+        stats.bound,
         message=f"{'fixed case: ' if smallest is fixed else ''}{smallest.message} ({tolerance.describe()})",
-        circuit=smallest.circuit.diagram(), angles=angles, rows=smallest.rows, shrink_steps=stats.shrink_steps,
+        circuit=smallest.circuit.diagram(),
+        angles=angles,
+        rows=smallest.rows,
+        shrink_steps=stats.shrink_steps,
         fixed_cases=n_fixed,
     )
 

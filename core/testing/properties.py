@@ -153,8 +153,10 @@ def whole_rows(got: torch.Tensor, want: torch.Tensor, where: tuple[int, ...]) ->
         pick = (where[0], slice(None))
     else:
         pick = (where[0], slice(None), *where[2:])
+
     def text(t: torch.Tensor) -> str:
         return np.array2string(t[pick].numpy(), precision=8, max_line_width=100, separator=", ")
+
     return f"backend:   {text(got)}\nreference: {text(want)}"
 
 
@@ -201,9 +203,7 @@ def check_shape(ex: Example) -> None:
                 f"expval returned shape {list(out.shape)} for B={batch}, R={n_out}; expected [{batch}, {n_out}]"
             )
         if out.dtype != ex.backend.real_dtype:
-            raise ex.fail(
-                f"expval returned dtype {out.dtype}; dtype {ex.backend.dtype} needs {ex.backend.real_dtype}"
-            )
+            raise ex.fail(f"expval returned dtype {out.dtype}; dtype {ex.backend.dtype} needs {ex.backend.real_dtype}")
         if out.device != rows.device:
             raise ex.fail(f"expval returned a tensor on {out.device}; the angles are on {rows.device}")
         if not bool(torch.isfinite(out).all()):

@@ -175,8 +175,7 @@ class ReferenceBackend(Backend):
         if circuit.n_qubits > MAX_QUBITS:
             raise ValueError(f"the reference simulates at most {MAX_QUBITS} qubits (got {circuit.n_qubits})")
         return [
-            gate_matrix(circuit.n_qubits, op, None if op.param is None else row[op.param])
-            for op in circuit.operations
+            gate_matrix(circuit.n_qubits, op, None if op.param is None else row[op.param]) for op in circuit.operations
         ]
 
     def state(self, circuit: Circuit, row: torch.Tensor) -> torch.Tensor:

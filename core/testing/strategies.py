@@ -57,8 +57,16 @@ def observables(draw, n_qubits: int, kinds=("pauli",), paulis: str = "XYZ"):
 
 
 @st.composite
-def circuits(draw, min_qubits: int = 1, max_qubits: int = 8, max_ops: int = 24, paulis: str = "XYZ",
-             max_observables: int = 3, gates=None, observable_kinds=("pauli",)) -> Circuit:
+def circuits(
+    draw,
+    min_qubits: int = 1,
+    max_qubits: int = 8,
+    max_ops: int = 24,
+    paulis: str = "XYZ",
+    max_observables: int = 3,
+    gates=None,
+    observable_kinds=("pauli",),
+) -> Circuit:
     """Random circuits over ``gates`` (default: the whole gate set) with 1..``max_observables``
     observables of ``observable_kinds`` (default: Pauli words only)."""
     n = draw(st.integers(min_qubits, max_qubits))

@@ -15,8 +15,8 @@ from hypothesis import settings
 
 from hqf.quantum.interfaces import Availability, Backend
 from hqf.quantum.noise import NoiseModel
-from hqf.registry.make import make_backend
 from hqf.registry.loader import registry
+from hqf.registry.make import make_backend
 from hqf.testing.conformance import Limits, PropertyResult, check_property
 
 

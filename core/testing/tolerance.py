@@ -135,5 +135,7 @@ class Hoeffding:
         return (self.atol + self.width(circuit) * scale).expand_as(exact.to(torch.float64)).clone()
 
     def describe(self) -> str:
-        return (f"Hoeffding bound, {self.trajectories} trajectories, each circuit's range c, "
-                f"δ = {self.delta:g} per value (+{self.atol:g})")
+        return (
+            f"Hoeffding bound, {self.trajectories} trajectories, each circuit's range c, "
+            f"δ = {self.delta:g} per value (+{self.atol:g})"
+        )

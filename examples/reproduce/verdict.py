@@ -39,8 +39,13 @@ LATENCY_LIMIT_MS = 7.4
 CLAIMS = (
     ("34.7% fewer iterations to ε (mini-batch, smoothed)", "iterations_to_eps", 1, -1, ("rel", -0.347)),
     ("34.7% fewer iterations to ε (full batch, 8,192 rows)", "iterations_to_eps_full", 1, -1, ("rel", -0.347)),
-    ("(surrogate for the above) fewer iterations to val. loss within 1% of best", "iterations_to_val_within_1pct", 1, -1,
-     ("rel", -0.347)),
+    (
+        "(surrogate for the above) fewer iterations to val. loss within 1% of best",
+        "iterations_to_val_within_1pct",
+        1,
+        -1,
+        ("rel", -0.347),
+    ),
     ("21.3% less wall time (training, same stopping rule)", "wall_time_s", 1, -1, ("rel", -0.213)),
     ("macro-F1 0.914 vs 0.882", "macro_f1", 1, +1, ("abs", 0.032)),
     ("accuracy 91.4% vs 89.3%", "accuracy", 100, +1, ("abs", 2.1)),
@@ -64,8 +69,17 @@ def compare(claim: str, hybrid: dict, adam: dict, direction: int, claimed: tuple
     h, a = summarize(hybrid.values()), summarize(adam.values())
     reached = f"{h.n}/{len(hybrid)} vs {a.n}/{len(adam)} runs defined"
     if len(seeds) < 2:
-        return [claim, format_number(h.mean), format_number(a.mean), "n/a", "n/a", "n/a", "n/a", "n/a",
-                f"**not supported at this budget** (undefined: {reached})"]
+        return [
+            claim,
+            format_number(h.mean),
+            format_number(a.mean),
+            "n/a",
+            "n/a",
+            "n/a",
+            "n/a",
+            "n/a",
+            f"**not supported at this budget** (undefined: {reached})",
+        ]
     d = summarize(hybrid[s] - adam[s] for s in seeds)
     low, high = d.ci_low, d.ci_high
     test = paired({s: hybrid[s] for s in seeds}, {s: adam[s] for s in seeds})
@@ -82,8 +96,17 @@ def compare(claim: str, hybrid: dict, adam: dict, direction: int, claimed: tuple
     inside = "inside" if low <= paper <= high else "outside"
     effect = f"{format_number(d.mean)} [{format_number(low)}, {format_number(high)}] ({relative:+.1f}%)"
     p_values = f"{format_p(test.t_pvalue)} / {format_p(test.wilcoxon_pvalue)}"
-    return [claim, format_number(h.mean), format_number(a.mean), effect, format_number(dz, 2), p_values,
-            str(len(seeds)), f"{format_number(paper)} ({inside})", verdict]
+    return [
+        claim,
+        format_number(h.mean),
+        format_number(a.mean),
+        effect,
+        format_number(dz, 2),
+        p_values,
+        str(len(seeds)),
+        f"{format_number(paper)} ({inside})",
+        verdict,
+    ]
 
 
 def noise_row(runs, p: float, rows_hint: str) -> list[str]:
@@ -100,7 +123,17 @@ def noise_row(runs, p: float, rows_hint: str) -> list[str]:
     seeds = sorted(set(clean) & set(noisy))
     claim = f"no loss under {100 * p:g}% depolarizing gate noise ({rows_hint})"
     if len(seeds) < 2:
-        return [claim, "n/a", "n/a", "n/a", "n/a", "n/a", str(len(seeds)), "no loss", "**not supported at this budget** (not evaluated)"]
+        return [
+            claim,
+            "n/a",
+            "n/a",
+            "n/a",
+            "n/a",
+            "n/a",
+            str(len(seeds)),
+            "no loss",
+            "**not supported at this budget** (not evaluated)",
+        ]
     differences = [clean[s] - noisy[s] for s in seeds]
     drop = summarize(differences)
     low, high = drop.ci_low, drop.ci_high
@@ -114,8 +147,17 @@ def noise_row(runs, p: float, rows_hint: str) -> list[str]:
     noisy_mean = format_number(np.mean([noisy[s] for s in seeds]))
     clean_mean = format_number(np.mean([clean[s] for s in seeds])) + " (p = 0)"
     effect = f"drop {format_number(drop.mean)} pts [{format_number(low)}, {format_number(high)}]"
-    return [claim, noisy_mean, clean_mean, effect, "—", f"{format_p(test.pvalue)} (one-sample t)",
-            str(len(seeds)), "no loss", verdict]
+    return [
+        claim,
+        noisy_mean,
+        clean_mean,
+        effect,
+        "—",
+        f"{format_p(test.pvalue)} (one-sample t)",
+        str(len(seeds)),
+        "no loss",
+        verdict,
+    ]
 
 
 def latency_row(runs) -> list[str]:
@@ -124,7 +166,11 @@ def latency_row(runs) -> list[str]:
     claim = f"latency ≤ {LATENCY_LIMIT_MS} ms per instance (batch 1)"
     if s.n == 0:
         return [claim, "n/a", "—", "n/a", "—", "—", "0", "7.4 ms", "**not supported at this budget** (not measured)"]
-    verdict = "**holds**" if s.ci_high <= LATENCY_LIMIT_MS else ("**contradicted**" if s.ci_low > LATENCY_LIMIT_MS else "**not supported at this budget**")
+    verdict = (
+        "**holds**"
+        if s.ci_high <= LATENCY_LIMIT_MS
+        else ("**contradicted**" if s.ci_low > LATENCY_LIMIT_MS else "**not supported at this budget**")
+    )
     interval = f"{format_number(s.mean)} ms [{format_number(s.ci_low)}, {format_number(s.ci_high)}]"
     return [claim, interval, "—", "—", "—", "—", str(s.n), "7.4 ms", verdict]
 
@@ -135,11 +181,22 @@ def verdicts(folder: pathlib.Path, hybrid: str = "full", baseline: str = "adam")
     if hybrid not in groups or baseline not in groups:
         raise SystemExit(f"error: {folder} has no finished runs of both {hybrid!r} and {baseline!r} yet")
     h, a = groups[hybrid].runs, groups[baseline].runs
-    header = ["claim of seed 000", hybrid, baseline, "effect: hybrid − Adam [95% CI] (relative)", "d_z",
-              "p (paired t / Wilcoxon)", "pairs", "paper's effect (in our 95% CI?)", "verdict"]
+    header = [
+        "claim of seed 000",
+        hybrid,
+        baseline,
+        "effect: hybrid − Adam [95% CI] (relative)",
+        "d_z",
+        "p (paired t / Wilcoxon)",
+        "pairs",
+        "paper's effect (in our 95% CI?)",
+        "verdict",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for claim, key, scale, direction, claimed in CLAIMS:
-        lines.append("| " + " | ".join(compare(claim, by_seed(h, key, scale), by_seed(a, key, scale), direction, claimed)) + " |")
+        lines.append(
+            "| " + " | ".join(compare(claim, by_seed(h, key, scale), by_seed(a, key, scale), direction, claimed)) + " |"
+        )
     stems = {e.get("test_samples") for r in h for e in r.evaluations.values()}
     hint = ", ".join(f"{n:,} test rows" for n in sorted(x for x in stems if x)) or "no evaluations"
     for p in (0.02, 0.05):

@@ -1,9 +1,9 @@
 """Ansatz families shipped with hqf."""
 
-from hqf.registry.hookspecs import hookimpl
 from hqf.plugins.ansatze.basic import BasicEntangler
 from hqf.plugins.ansatze.hea import HardwareEfficient
 from hqf.plugins.ansatze.sel import StronglyEntangling
+from hqf.registry.hookspecs import hookimpl
 
 
 @hookimpl

@@ -6,11 +6,11 @@
 - ``resnet``: a small residual network over images.
 """
 
-from hqf.registry.hookspecs import hookimpl
 from hqf.plugins.backbones.cnn import CNNBackbone
 from hqf.plugins.backbones.mlp import MLPBackbone
 from hqf.plugins.backbones.resnet import ResNetBackbone
 from hqf.plugins.backbones.transformer import TransformerBackbone
+from hqf.registry.hookspecs import hookimpl
 
 
 @hookimpl

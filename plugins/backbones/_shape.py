@@ -19,7 +19,9 @@ def resolve_image_shape(in_features: int, given: list[int] | tuple[int, ...] | N
         if len(shape) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
             raise ValueError(f"'image_shape' must be three positive integers [C, H, W] (got {list(shape)})")
         if math.prod(shape) != in_features:
-            raise ValueError(f"'image_shape' {list(shape)} holds {math.prod(shape)} values; the data rows have {in_features}")
+            raise ValueError(
+                f"'image_shape' {list(shape)} holds {math.prod(shape)} values; the data rows have {in_features}"
+            )
         return shape  # type: ignore[return-value]
     for channels in (1, 3):
         side = math.isqrt(in_features // channels)

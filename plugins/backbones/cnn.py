@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hqf.registry.contracts import Backbone
 from hqf.plugins.backbones._shape import resolve_image_shape
+from hqf.registry.contracts import Backbone
 
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 

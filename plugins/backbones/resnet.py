@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hqf.registry.contracts import Backbone
 from hqf.plugins.backbones._shape import resolve_image_shape
+from hqf.registry.contracts import Backbone
 
 
 class _BasicBlock(nn.Module):
@@ -68,8 +68,11 @@ class ResNetBackbone(Backbone):
         if not isinstance(blocks, int) or blocks < 1:
             raise ValueError(f"'blocks' must be an integer >= 1 (got {blocks!r})")
         self.image_shape = resolve_image_shape(in_features, image_shape)
-        layers: list[nn.Module] = [nn.Conv2d(self.image_shape[0], widths[0], 3, padding=1, bias=False),
-                                   nn.BatchNorm2d(widths[0]), nn.ReLU()]
+        layers: list[nn.Module] = [
+            nn.Conv2d(self.image_shape[0], widths[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(),
+        ]
         c = widths[0]
         for stage, width in enumerate(widths):
             for block in range(blocks):
@@ -80,4 +83,3 @@ class ResNetBackbone(Backbone):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.body(x.reshape(len(x), *self.image_shape)))
-

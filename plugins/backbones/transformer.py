@@ -72,7 +72,9 @@ class TransformerBackbone(Backbone):
     name = "transformer"
     options = TransformerOptions
 
-    def __init__(self, in_features: int, latent: int, dim: int = 32, layers: int = 2, heads: int = 4, patch: int = 1) -> None:
+    def __init__(
+        self, in_features: int, latent: int, dim: int = 32, layers: int = 2, heads: int = 4, patch: int = 1
+    ) -> None:
         super().__init__(in_features, latent)
         if dim % heads:
             raise ValueError(f"'transformer_dim' ({dim}) must be divisible by 'transformer_heads' ({heads})")
@@ -90,5 +92,7 @@ class TransformerBackbone(Backbone):
         else:
             padded = nn.functional.pad(x, (0, self.tokens * self.patch - x.shape[-1]))
             patches = padded.reshape(*x.shape[:-1], self.tokens, self.patch)
-            tokens = torch.einsum("btp,tpd->btd", patches, self.value.reshape(self.tokens, self.patch, -1)) + self.position
+            tokens = (
+                torch.einsum("btp,tpd->btd", patches, self.value.reshape(self.tokens, self.patch, -1)) + self.position
+            )
         return self.out(self.layers(tokens).mean(dim=1))

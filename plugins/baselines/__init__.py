@@ -8,10 +8,10 @@
   head as the hybrid, with no quantum branch), so it is not registered twice here.
 """
 
-from hqf.registry.hookspecs import hookimpl
 from hqf.plugins.baselines.logistic import LogisticRegression
 from hqf.plugins.baselines.qsvm import QuantumKernelSVM
 from hqf.plugins.baselines.surrogate import ClassicalSurrogate
+from hqf.registry.hookspecs import hookimpl
 
 
 @hookimpl

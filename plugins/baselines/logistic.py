@@ -26,5 +26,7 @@ class LogisticRegression(Baseline):
     def build(self, inputs: BaselineInputs) -> torch.nn.Module:
         in_features, n_classes = inputs.in_features, inputs.n_classes
         if in_features < 1 or n_classes < 2:
-            raise ValueError(f"logistic regression needs in_features >= 1 and n_classes >= 2 (got {in_features}, {n_classes})")
+            raise ValueError(
+                f"logistic regression needs in_features >= 1 and n_classes >= 2 (got {in_features}, {n_classes})"
+            )
         return torch.nn.Linear(in_features, n_classes)

@@ -93,9 +93,22 @@ class FeatureReduction(torch.nn.Module):
 class KernelSVM(torch.nn.Module):
     """A fitted SVC on a quantum kernel, as logits ``a·D + b`` (see the module docstring)."""
 
-    def __init__(self, reduction: FeatureReduction, encoder: Encoder, kernel, svc, fit_x: np.ndarray, fit_y: np.ndarray,
-                 gram: np.ndarray, fit_angles: torch.Tensor, fit_features: torch.Tensor | None, gram_circuits: int,
-                 alignment: float, n_classes: int, all_train_x: np.ndarray) -> None:
+    def __init__(
+        self,
+        reduction: FeatureReduction,
+        encoder: Encoder,
+        kernel,
+        svc,
+        fit_x: np.ndarray,
+        fit_y: np.ndarray,
+        gram: np.ndarray,
+        fit_angles: torch.Tensor,
+        fit_features: torch.Tensor | None,
+        gram_circuits: int,
+        alignment: float,
+        n_classes: int,
+        all_train_x: np.ndarray,
+    ) -> None:
         super().__init__()
         self.fit_x, self.fit_y, self.gram = fit_x, fit_y, gram  # the fitted points, their labels and Gram matrix
         self.reduction, self.encoder, self.kernel, self.svc = reduction, encoder, kernel, svc
@@ -130,7 +143,9 @@ class KernelSVM(torch.nn.Module):
                 values = self.kernel.from_features(self.kernel.features(angles), self.fit_features)
                 out[missing] = values.numpy()
             else:
-                out[np.ix_(missing, self.support.numpy())] = self.kernel.cross(angles, self.fit_angles[self.support]).numpy()
+                out[np.ix_(missing, self.support.numpy())] = self.kernel.cross(
+                    angles, self.fit_angles[self.support]
+                ).numpy()
             self.prediction_circuits += self.kernel.evaluations - before
             self.known.update({keys[i]: out[i].copy() for i in missing if keys[i] in self.train_keys})
         return out
@@ -154,8 +169,10 @@ class KernelSVM(torch.nn.Module):
         }
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-                         for key, value in self.diagnostics().items())
+        return ", ".join(
+            f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in self.diagnostics().items()
+        )
 
 
 class QuantumKernelSVM(Baseline):
@@ -194,8 +211,9 @@ class QuantumKernelSVM(Baseline):
         n_qubits = resolve_qubits(options, in_features)
         encoder = _encoder(inputs, n_qubits)
         if encoder.interleaved:
-            raise ConfigError(f"qsvm: encoder {inputs.encoder!r} is interleaved with an ansatz; "
-                              "a kernel needs a plain feature map")
+            raise ConfigError(
+                f"qsvm: encoder {inputs.encoder!r} is interleaved with an ansatz; a kernel needs a plain feature map"
+            )
         generator = np.random.default_rng([inputs.seed, 4])
         size = min(len(train_y), options.max_train)
         fit = np.sort(generator.choice(len(train_y), size, replace=False))
@@ -212,12 +230,27 @@ class QuantumKernelSVM(Baseline):
         gram_circuits = kernel.evaluations
         labels = train_y[fit]
         if len(np.unique(labels)) != n_classes:
-            raise ConfigError(f"qsvm: the {len(labels)} fitted training points miss some of the {n_classes} classes; "
-                              "raise 'max_train' or 'samples'")
+            raise ConfigError(
+                f"qsvm: the {len(labels)} fitted training points miss some of the {n_classes} classes; "
+                "raise 'max_train' or 'samples'"
+            )
         svc = SVC(kernel="precomputed", C=float(options.C)).fit(gram.numpy(), labels)
         alignment = target_alignment(gram, torch.as_tensor(labels))
-        return KernelSVM(reduction, encoder, kernel, svc, train_x[fit], labels, gram.numpy(), angles, fit_features,
-                         gram_circuits, alignment, n_classes, train_x)
+        return KernelSVM(
+            reduction,
+            encoder,
+            kernel,
+            svc,
+            train_x[fit],
+            labels,
+            gram.numpy(),
+            angles,
+            fit_features,
+            gram_circuits,
+            alignment,
+            n_classes,
+            train_x,
+        )
 
 
 def _encoder(inputs: BaselineInputs, n_qubits: int) -> Encoder:

@@ -55,7 +55,9 @@ class SurrogateLayer(torch.nn.Module):
 
     gradient_method = "backprop"
 
-    def __init__(self, encoder: Encoder, n_weights: int, n_outputs: int, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, encoder: Encoder, n_weights: int, n_outputs: int, generator: torch.Generator | None = None
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         q = encoder.n_angles

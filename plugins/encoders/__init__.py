@@ -1,11 +1,11 @@
 """Data encoders shipped with hqf."""
 
-from hqf.registry.hookspecs import hookimpl
 from hqf.plugins.encoders.amplitude import AmplitudeEncoder
 from hqf.plugins.encoders.angle import AngleEncoder
 from hqf.plugins.encoders.basis import BasisEncoder
 from hqf.plugins.encoders.iqp import IQPEncoder
 from hqf.plugins.encoders.reupload import ReuploadEncoder
+from hqf.registry.hookspecs import hookimpl
 
 
 @hookimpl

@@ -6,8 +6,8 @@ import functools
 
 import torch
 
-from hqf.quantum.circuit import Operation
 from hqf.errors import DataError
+from hqf.quantum.circuit import Operation
 from hqf.quantum.interfaces import Encoder
 
 

@@ -43,7 +43,9 @@ class BasisEncoder(Encoder):
     def __init__(self, in_features: int, n_qubits: int) -> None:
         super().__init__(in_features, n_qubits)
         if in_features != n_qubits:
-            raise ValueError(f"basis encoding puts one bit on each of the {n_qubits} qubit(s) (got {in_features} features)")
+            raise ValueError(
+                f"basis encoding puts one bit on each of the {n_qubits} qubit(s) (got {in_features} features)"
+            )
 
     def operations(self) -> tuple[Operation, ...]:
         return tuple(Operation("RX", q, q) for q in range(self.n_qubits))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from hqf.registry.contracts import Fusion
 from hqf.plugins.fusions._checks import check_positive, check_width
+from hqf.registry.contracts import Fusion
 
 
 class QuantumOnlyFusion(Fusion):

@@ -1,8 +1,8 @@
 """Loss regularizers shipped with hqf."""
 
-from hqf.registry.hookspecs import hookimpl
 from hqf.plugins.regularizers.curvature import CurvatureRegularizer
 from hqf.plugins.regularizers.stability import StabilityRegularizer
+from hqf.registry.hookspecs import hookimpl
 
 
 @hookimpl

@@ -52,7 +52,9 @@ def hessian_vector(gradient_at: GradientAt, theta: Tensors, v: Tensors, h: float
     return [(p - m) * (size / (2 * h)) for p, m in zip(plus, minus)]
 
 
-def bilinear_gradient(gradient_at: GradientAt, theta: Tensors, a: Tensors, b: Tensors, h: float = STEP) -> list[torch.Tensor]:
+def bilinear_gradient(
+    gradient_at: GradientAt, theta: Tensors, a: Tensors, b: Tensors, h: float = STEP
+) -> list[torch.Tensor]:
     """``∇_θ(aᵀ H(θ) b)`` with ``a`` and ``b`` held fixed, by a mixed central difference of the gradient."""
     size_a, size_b = float(norm(a)), float(norm(b))
     if size_a == 0 or size_b == 0:

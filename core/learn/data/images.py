@@ -49,8 +49,18 @@ SUBFOLDERS = {"cifar10": "cifar-10-batches-bin", "cifar100": "cifar-100-binary",
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CLASS_NAMES = {
     "mnist": tuple(str(d) for d in range(10)),
-    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"),
+    "fashion-mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
     "stl10": ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"),
 }
@@ -127,8 +137,10 @@ def read_idx(path: pathlib.Path) -> np.ndarray:
     shape = tuple(int(n) for n in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
     size = int(np.prod(shape))
     if len(data) - header != size:
-        raise DataError(f"{path}: truncated or corrupt: the header promises {size} bytes of data for shape "
-                        f"{list(shape)}, the file holds {len(data) - header}")
+        raise DataError(
+            f"{path}: truncated or corrupt: the header promises {size} bytes of data for shape "
+            f"{list(shape)}, the file holds {len(data) - header}"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -137,8 +149,10 @@ def _labels(y: np.ndarray, n_classes: int, path: pathlib.Path, first: int = 0) -
     y = y.astype(np.int64) - first
     bad = np.flatnonzero((y < 0) | (y >= n_classes))
     if bad.size:
-        raise DataError(f"{path}: label {int(y[bad[0]]) + first} at record {int(bad[0])} is outside "
-                        f"{first}..{n_classes - 1 + first}; the file is corrupt")
+        raise DataError(
+            f"{path}: label {int(y[bad[0]]) + first} at record {int(bad[0])} is outside "
+            f"{first}..{n_classes - 1 + first}; the file is corrupt"
+        )
     return y
 
 
@@ -148,8 +162,10 @@ def _mnist(kind: str, root: pathlib.Path) -> Images:
     for images_path, labels_path in (paths[0:2], paths[2:4]):
         x, y = read_idx(images_path), read_idx(labels_path)
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise DataError(f"{images_path}: expected images [N, H, W] and {labels_path.name} labels [N] "
-                            f"(got {list(x.shape)} and {list(y.shape)})")
+            raise DataError(
+                f"{images_path}: expected images [N, H, W] and {labels_path.name} labels [N] "
+                f"(got {list(x.shape)} and {list(y.shape)})"
+            )
         xs.append(x)
         ys.append(_labels(y, 10, labels_path))
     if xs[0].shape[1:] != xs[1].shape[1:]:
@@ -231,8 +247,10 @@ def read_folder(root: pathlib.Path) -> Images:
             if size is None:
                 size = array.shape[:2]
             elif array.shape[:2] != size:
-                raise DataError(f"{path}: {array.shape[1]}×{array.shape[0]} pixels; the images before it are "
-                                f"{size[1]}×{size[0]} (hqf does not resize: give images of one size)")
+                raise DataError(
+                    f"{path}: {array.shape[1]}×{array.shape[0]} pixels; the images before it are "
+                    f"{size[1]}×{size[0]} (hqf does not resize: give images of one size)"
+                )
             pixels.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
             labels.append(c)
     channels = max(p.shape[0] for p in pixels)

@@ -33,11 +33,14 @@ def data_file(name: str) -> pathlib.Path:
     path = pathlib.Path(name)
     suffix = path.suffix.lower()
     if not path.exists() and suffix not in FILE_TYPES:
-        raise DataError(f"unknown dataset {str(path)!r}; built-in: {', '.join(BUILTIN)}, a path to a .csv or .npz "
-                        f"file, or KIND:DIRECTORY of images ({', '.join(images.KINDS)})")
+        raise DataError(
+            f"unknown dataset {str(path)!r}; built-in: {', '.join(BUILTIN)}, a path to a .csv or .npz "
+            f"file, or KIND:DIRECTORY of images ({', '.join(images.KINDS)})"
+        )
     if path.is_file() and suffix not in FILE_TYPES:
-        raise DataError(f"{path}: unsupported data file type {suffix!r}; use .csv or .npz "
-                        f"(or a built-in: {', '.join(BUILTIN)})")
+        raise DataError(
+            f"{path}: unsupported data file type {suffix!r}; use .csv or .npz (or a built-in: {', '.join(BUILTIN)})"
+        )
     return path
 
 

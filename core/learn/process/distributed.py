@@ -69,8 +69,10 @@ def from_environment(environ=os.environ) -> Ranks | None:
     try:
         ranks = Ranks(int(environ["RANK"]), int(environ["WORLD_SIZE"]), int(environ.get("LOCAL_RANK", 0)))
     except ValueError:
-        raise ConfigError(f"RANK, WORLD_SIZE and LOCAL_RANK must be integers (got {environ['RANK']!r}, "
-                          f"{environ['WORLD_SIZE']!r}, {environ.get('LOCAL_RANK')!r})") from None
+        raise ConfigError(
+            f"RANK, WORLD_SIZE and LOCAL_RANK must be integers (got {environ['RANK']!r}, "
+            f"{environ['WORLD_SIZE']!r}, {environ.get('LOCAL_RANK')!r})"
+        ) from None
     return ranks if ranks.world > 1 else None
 
 
@@ -102,8 +104,22 @@ def rank_setup(ranks: Ranks | None, device: str, out: pathlib.Path, resume: bool
 def launch_command(processes: int, hqf_args: list[str], port: int) -> list[str]:
     """torchrun (``python -m torch.distributed.run``) starting ``processes`` ranks of ``hqf HQF_ARGS`` on
     this machine, rendezvous at 127.0.0.1:``port``."""
-    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(processes),
-            "--master-addr", LOOPBACK[0], "--master-port", str(port), "-m", "hqf", *hqf_args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        str(processes),
+        "--master-addr",
+        LOOPBACK[0],
+        "--master-port",
+        str(port),
+        "-m",
+        "hqf",
+        *hqf_args,
+    ]
 
 
 def free_port() -> int:
@@ -122,8 +138,12 @@ def process_group(ranks: Ranks, device: str, timeout_s: float = TIMEOUT_S) -> It
         torch.cuda.set_device(ranks.local_rank)
     elif os.environ.get("MASTER_ADDR") in LOOPBACK and os.path.exists("/sys/class/net/lo"):
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # ranks on one machine talk over loopback only
-    dist.init_process_group("nccl" if cuda else "gloo", rank=ranks.rank, world_size=ranks.world,
-                            timeout=datetime.timedelta(seconds=timeout_s))
+    dist.init_process_group(
+        "nccl" if cuda else "gloo",
+        rank=ranks.rank,
+        world_size=ranks.world,
+        timeout=datetime.timedelta(seconds=timeout_s),
+    )
     try:
         yield ranks
     finally:
@@ -242,7 +262,9 @@ class RankZeroTerm(Term):
 
     ranks: Ranks | None = None
 
-    def inputs(self, model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, full: RegularizerInputs) -> RegularizerInputs:
+    def inputs(
+        self, model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, full: RegularizerInputs
+    ) -> RegularizerInputs:
         if self.ranks.rank != 0:
             return full  # not read: the penalty arrives from rank 0
         local = model.module if isinstance(model, DataParallel) else model
@@ -263,8 +285,10 @@ def adapt_terms(terms: list[Term], ranks: Ranks) -> list[Term]:
             fields["regularizer"] = _RankZeroPenalty(term.regularizer, ranks)
             adapted.append(RankZeroTerm(**fields, ranks=ranks))
         elif term.batch is not None or term.quantum_constant:
-            raise ConfigError(f"regularizer {term.name!r} runs a forward pass of its own, which data-parallel "
-                              "training does not support; train it in one process")
+            raise ConfigError(
+                f"regularizer {term.name!r} runs a forward pass of its own, which data-parallel "
+                "training does not support; train it in one process"
+            )
         else:
             adapted.append(term)
     return adapted

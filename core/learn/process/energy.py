@@ -76,7 +76,11 @@ class EnergyMeter:
             if delta < 0:  # the counter wrapped: add its range
                 delta += self._range(key)
             total += delta
-        source = "nvml" if self.device.startswith("cuda") else "rapl:" + ",".join(pathlib.Path(k).name for k in sorted(self._start))
+        source = (
+            "nvml"
+            if self.device.startswith("cuda")
+            else "rapl:" + ",".join(pathlib.Path(k).name for k in sorted(self._start))
+        )
         return Reading(total * 1e-6, source)
 
     def _range(self, key: str) -> float:

@@ -119,7 +119,12 @@ def data_angles(model: HybridModel, x: torch.Tensor) -> torch.Tensor:
 
 
 def timed(
-    config: RunConfig, layer: QuantumLayer, angles: torch.Tensor, gradient: str, options: str = "", backend: Backend | None = None
+    config: RunConfig,
+    layer: QuantumLayer,
+    angles: torch.Tensor,
+    gradient: str,
+    options: str = "",
+    backend: Backend | None = None,
 ) -> Pace:
     """The :class:`Pace` of ``layer``'s circuit with ``gradient`` on ``backend`` (None: a fresh instance of
     ``config``'s backend)."""
@@ -147,7 +152,11 @@ def slow_run_warning(config: RunConfig, model, x: torch.Tensor, iterations: int)
         return None
     if chosen.per_iteration_s * iterations <= SLOW_RUN_S:
         return None
-    faster = [p for p in alternatives(config, layer, angles, started) if p.per_iteration_s * FASTER_BY <= chosen.per_iteration_s]
+    faster = [
+        p
+        for p in alternatives(config, layer, angles, started)
+        if p.per_iteration_s * FASTER_BY <= chosen.per_iteration_s
+    ]
     return describe(chosen, config.batch_size, iterations, sorted(faster, key=lambda p: p.per_iteration_s))
 
 
@@ -157,7 +166,9 @@ def alternatives(config: RunConfig, layer: QuantumLayer, angles: torch.Tensor, s
     candidates = []
     default = attrs.fields(RunConfig).backend.default
     if config.backend != default:
-        candidates.append((config.replace(backend=default, backend_options={}, gradient="auto"), "auto", f"--backend {default}"))
+        candidates.append(
+            (config.replace(backend=default, backend_options={}, gradient="auto"), "auto", f"--backend {default}")
+        )
     declared = layer.backend.capabilities.gradients
     for method in GRADIENTS:
         if method != layer.gradient_method and (method == "parameter-shift" or method in declared):
@@ -182,7 +193,9 @@ def describe(chosen: Pace, batch: int, iterations: int, faster: list[Pace]) -> s
     )
     if not faster:
         return text + " No faster choice found among this backend's declared gradients and the default backend."
-    choices = "; ".join(f"{p.options} (about {_duration(p.per_iteration_s)} per iteration{_note(p, chosen)})" for p in faster)
+    choices = "; ".join(
+        f"{p.options} (about {_duration(p.per_iteration_s)} per iteration{_note(p, chosen)})" for p in faster
+    )
     return f"{text} Faster: {choices}."
 
 

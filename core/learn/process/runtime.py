@@ -45,7 +45,9 @@ def keep_freed_memory(mmap_threshold_mib: int = 32, trim_threshold_mib: int = 10
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # both are set: setting either one alone switches off glibc's own adaptive thresholds
-    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold_mib * 2**20)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold_mib * 2**20))
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold_mib * 2**20)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, trim_threshold_mib * 2**20)
+    )
 
 
 def use_native_cpu_kernels() -> None:

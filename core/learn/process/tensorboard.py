@@ -113,7 +113,9 @@ class TensorBoardLog:
 
 
 @contextlib.contextmanager
-def live(enabled: bool, out: pathlib.Path, model: torch.nn.Module, x_val: torch.Tensor) -> Iterator[TensorBoardLog | None]:
+def live(
+    enabled: bool, out: pathlib.Path, model: torch.nn.Module, x_val: torch.Tensor
+) -> Iterator[TensorBoardLog | None]:
     """A :class:`TensorBoardLog` (None unless ``enabled``) writing into ``out/tensorboard`` of the run
     directory ``out`` while the run goes (``tensorboard --logdir`` on it, or on a sweep, shows it live);
     the files are closed on the way out, whatever happened."""

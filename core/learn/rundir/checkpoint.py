@@ -28,6 +28,7 @@ import torch
 
 from hqf.errors import ConfigError
 from hqf.learn.rundir import state as runstate
+
 CHECKPOINT = runstate.CHECKPOINT
 #: the layout of a checkpoint; one written by another layout is refused, never misread
 FORMAT = 1
@@ -101,8 +102,13 @@ def rng_state(generators: Mapping[str, torch.Generator]) -> dict[str, Any]:
     version, internal, gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "python": {"version": version, "internal": list(internal), "gauss": gauss},
         "generators": {key: g.get_state() for key, g in generators.items()},
     }

@@ -23,6 +23,8 @@ import numpy as np
 
 from hqf.errors import ConfigError
 from hqf.learn.training import plotting
+
+
 def default_run_dir(root: str | pathlib.Path = "runs") -> pathlib.Path:
     """``runs/<UTC timestamp>`` (``-2``, ``-3``… appended if taken)."""
     root = pathlib.Path(root)
@@ -92,10 +94,14 @@ def write_csv(path: pathlib.Path, columns: Sequence[str], rows: Sequence[Mapping
         writer = csv.writer(handle)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if isinstance(v, float) and not math.isfinite(v) else v for v in (row.get(c) for c in columns)])
+            writer.writerow(
+                ["" if isinstance(v, float) and not math.isfinite(v) else v for v in (row.get(c) for c in columns)]
+            )
 
 
-def plot_convergence(path: pathlib.Path, curves: Mapping[str, Sequence[float]], evals: Sequence[Mapping], eps: float, title: str) -> None:
+def plot_convergence(
+    path: pathlib.Path, curves: Mapping[str, Sequence[float]], evals: Sequence[Mapping], eps: float, title: str
+) -> None:
     """Loss (total, CE, validation) and gradient norm (raw, smoothed, ε) against iteration.
 
     Each value axis is linear unless its values span a decade or more (:func:`hqf.learn.training.plotting.value_axis`:

@@ -32,24 +32,26 @@ from typing import Any
 import attrs
 
 from hqf.errors import ConfigError, RunDirInUseError, RunFailedError, RunInterrupted
-from hqf.learn.rundir import checkpoint as ckpt
 from hqf.learn.config import RunConfig
 from hqf.learn.data.dataset import Dataset
+from hqf.learn.rundir import checkpoint as ckpt
+from hqf.learn.rundir.folder import check_writable, write_csv
 from hqf.learn.rundir.lock import LOCK, RunLock, claim, holder
 from hqf.learn.rundir.state import CONFIG, STATUS, is_finished, read_status, state_of
-from hqf.learn.rundir.folder import check_writable, write_csv
-from hqf.learn.training.terms import Term
 from hqf.learn.training.checkpointing import Checkpointing, TrainingInterrupted
 from hqf.learn.training.curves import EVAL_COLUMNS, TrainResult
 from hqf.learn.training.loop import train
 from hqf.learn.training.settings import TrainSettings
+from hqf.learn.training.terms import Term
 
 
 def check_fresh(out: pathlib.Path) -> None:
     """A fresh run may write ``out``: absent, or an empty folder, under a parent path that is a folder."""
     if out.is_dir() and state_of(out) == "resumable":
-        raise ConfigError(f"output directory {out} holds an interrupted run; continue it with "
-                          f"`hqf run --resume {out}`, or choose another --out")
+        raise ConfigError(
+            f"output directory {out} holds an interrupted run; continue it with "
+            f"`hqf run --resume {out}`, or choose another --out"
+        )
     if out.is_dir() and _only_my_lock(out):
         return  # claimed (and emptied) by this process for this run: a sweep worker
     check_writable(out)
@@ -156,7 +158,9 @@ def train_durably(
     saved = live.load_checkpoint()
     if saved is not None:
         if saved.get("data") != data_id:
-            raise ConfigError(f"{live.directory}: the data differ from the data the run was started on; it cannot resume")
+            raise ConfigError(
+                f"{live.directory}: the data differ from the data the run was started on; it cannot resume"
+            )
         ckpt.restore_rng(saved["rng"], generators)
 
     def save(state: dict) -> None:
@@ -166,7 +170,9 @@ def train_durably(
     with StopSignals() as stop:
         checkpointing = Checkpointing(save, live.config.checkpoint_every, stop.requested, saved)
         try:
-            result = train(model, *tensors, terms, settings, progress, on_validation, checkpointing=checkpointing, probes=probes)
+            result = train(
+                model, *tensors, terms, settings, progress, on_validation, checkpointing=checkpointing, probes=probes
+            )
         except TrainingInterrupted as exc:
             raise _interrupted(live, exc.signal, exc.step) from None
         late = stop.requested()  # after the last iteration: the final state is saved already
@@ -225,11 +231,15 @@ def check_resumable(directory: pathlib.Path, config: RunConfig) -> None:
     stored = read_run_config(directory)
     if stored.to_dict() != config.to_dict():
         changed = sorted(k for k, v in config.to_dict().items() if stored.to_dict().get(k) != v)
-        raise ConfigError(f"{directory} was started with other values of {', '.join(changed)}; a run resumes with its own")
+        raise ConfigError(
+            f"{directory} was started with other values of {', '.join(changed)}; a run resumes with its own"
+        )
     status = read_status(directory) or {}
     if status.get("status") == "failed":
-        raise ConfigError(f"{directory} holds a failed run ({status.get('reason', 'no reason recorded')}); "
-                          "there is nothing to resume: run it again into a new --out")
+        raise ConfigError(
+            f"{directory} holds a failed run ({status.get('reason', 'no reason recorded')}); "
+            "there is nothing to resume: run it again into a new --out"
+        )
     claimed = holder(directory)
     if claimed is not None and not claimed.is_me():
         raise RunDirInUseError(f"run directory {directory} is in use by {claimed.describe()}")

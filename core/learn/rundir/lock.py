@@ -143,7 +143,9 @@ def claim(directory: str | pathlib.Path) -> RunLock:
         if current.is_me():
             return RunLock(directory, created=False)
         if not current.is_stale():
-            raise RunDirInUseError(f"run directory {directory} is in use by {current.describe()} (its lock file: {path})")
+            raise RunDirInUseError(
+                f"run directory {directory} is in use by {current.describe()} (its lock file: {path})"
+            )
         _remove_stale(path, current)
     raise RunDirInUseError(f"run directory {directory}: could not claim {path} (other processes keep claiming it)")
 

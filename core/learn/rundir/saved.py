@@ -23,12 +23,12 @@ import safetensors.torch
 import torch
 
 from hqf.errors import ConfigError, DataError
-from hqf.learn.rundir.checkpoint import atomic_write
 from hqf.learn.config import RunConfig
 from hqf.learn.data.dataset import Dataset
 from hqf.learn.data.files import as_numbers, read_csv_table, read_npz_arrays
 from hqf.learn.data.load import BUILTIN, load_dataset
 from hqf.learn.data.splits import apply_scaler
+from hqf.learn.rundir.checkpoint import atomic_write
 from hqf.learn.training.model import BaselineModel, HybridModel, build_model
 from hqf.learn.training.run_backend import evaluation_backend, exact_backend, noisy_backends, run_noise
 from hqf.registry.loader import registry
@@ -58,8 +58,14 @@ class TrainedModel(torch.nn.Module):
     """A run's trained model taking raw features: ``forward(x)`` z-scores ``x[N, d]`` as in training,
     then gives the logits ``[N, C]``. ``model`` is the network itself (on z-scored input)."""
 
-    def __init__(self, model: HybridModel | BaselineModel, scaler, class_names: tuple[str, ...], config: RunConfig,
-                 n_features: int) -> None:
+    def __init__(
+        self,
+        model: HybridModel | BaselineModel,
+        scaler,
+        class_names: tuple[str, ...],
+        config: RunConfig,
+        n_features: int,
+    ) -> None:
         super().__init__()
         self.model, self.scaler, self.class_names, self.config = model, scaler, class_names, config
         self.n_features = n_features
@@ -83,7 +89,10 @@ class TrainedModel(torch.nn.Module):
         """Class probabilities ``[N, C]`` (float64) of raw features (``scaled``: already z-scored)."""
         tensor = torch.as_tensor(np.asarray(x, dtype=np.float32)).to(self.config.device) if scaled else self.scale(x)
         self.model.eval()
-        parts = [torch.softmax(self.model(tensor[i : i + batch_size]).double(), dim=1) for i in range(0, len(tensor), batch_size)]
+        parts = [
+            torch.softmax(self.model(tensor[i : i + batch_size]).double(), dim=1)
+            for i in range(0, len(tensor), batch_size)
+        ]
         return torch.cat(parts).cpu().numpy() if parts else np.zeros((0, len(self.class_names)))
 
     def predict(self, x: np.ndarray) -> list[str]:
@@ -91,8 +100,13 @@ class TrainedModel(torch.nn.Module):
         return [self.class_names[i] for i in self.predict_proba(x).argmax(axis=1)]
 
 
-def load(run_dir: str | pathlib.Path, backend: str | None = None, device: str | None = None,
-         depolarizing: float | None = None, noise: str | dict | None = None) -> TrainedModel:
+def load(
+    run_dir: str | pathlib.Path,
+    backend: str | None = None,
+    device: str | None = None,
+    depolarizing: float | None = None,
+    noise: str | dict | None = None,
+) -> TrainedModel:
     """The trained model of the finished run in ``run_dir``, in eval mode, ready for inference.
 
     ``backend``: simulate the quantum layer on another registered backend (its own default options;
@@ -139,7 +153,9 @@ def load(run_dir: str | pathlib.Path, backend: str | None = None, device: str | 
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ConfigError(f"{path} does not fit the model of {run_dir}/config.toml: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(
+            f"{path} does not fit the model of {run_dir}/config.toml: {str(exc).splitlines()[0]}"
+        ) from None
     model.eval()
     scaler = None
     if "scaler.mean" in tensors:
@@ -169,7 +185,9 @@ def _read(path: pathlib.Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, metadata
 
 
-def read_features(path: str | pathlib.Path, n_features: int, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def read_features(
+    path: str | pathlib.Path, n_features: int, label_column: str | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Raw features ``[N, n_features]`` of a .csv or .npz file, and its labels when it has them.
 
     A CSV with ``n_features`` columns is all features; with one more, the label column is
@@ -183,7 +201,9 @@ def read_features(path: str | pathlib.Path, n_features: int, label_column: str |
         arrays = read_npz_arrays(path, label_column or "y", need_labels=False)
         x, labels = arrays["x"], arrays.get("y")
         if x.ndim != 2 or x.shape[1] != n_features or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-            raise DataError(f"{path}: 'X' must be real numbers of shape [N, {n_features}] (got {x.dtype} {list(x.shape)})")
+            raise DataError(
+                f"{path}: 'X' must be real numbers of shape [N, {n_features}] (got {x.dtype} {list(x.shape)})"
+            )
         x = x.astype(np.float64)
     elif suffix == ".csv":
         header, body = read_csv_table(path)
@@ -196,11 +216,15 @@ def read_features(path: str | pathlib.Path, n_features: int, label_column: str |
             labels = np.array([str(cell).strip() for cell in table[:, label]])
             table, names = np.delete(table, label, axis=1), [n for j, n in enumerate(names) if j != label]
         elif width != n_features:
-            raise DataError(f"{path}: the model takes {n_features} features; the file has {width} columns "
-                            f"(give {n_features}, or {n_features + 1} with the label)")
+            raise DataError(
+                f"{path}: the model takes {n_features} features; the file has {width} columns "
+                f"(give {n_features}, or {n_features + 1} with the label)"
+            )
         x = as_numbers(table, names, 2 if header is not None else 1, path)
     else:
-        raise DataError(f"{path}: unsupported data file type {suffix!r}; use .csv or .npz (or a built-in: {', '.join(BUILTIN)})")
+        raise DataError(
+            f"{path}: unsupported data file type {suffix!r}; use .csv or .npz (or a built-in: {', '.join(BUILTIN)})"
+        )
     if not np.isfinite(x).all():
         raise DataError(f"{path}: features contain NaN or infinity")
     return x, labels

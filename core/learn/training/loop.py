@@ -269,7 +269,9 @@ def train(
     reached = run.step if reason == "grad_norm" else None
     elapsed = time.perf_counter() - run.started
     epochs = len(run.epoch_times)
-    return TrainResult(run.curves, run.validation.rows, reason or "epochs", run.step, epochs, reached, elapsed, run.epoch_times)
+    return TrainResult(
+        run.curves, run.validation.rows, reason or "epochs", run.step, epochs, reached, elapsed, run.epoch_times
+    )
 
 
 def _slices(order: torch.Tensor, size: int) -> Iterator[torch.Tensor]:

@@ -150,7 +150,9 @@ def variance_amplification(
         raise ValueError(f"need at least 2 inputs and 2 noise draws (got {len(x)} and {draws})")
     n, d = x.shape
     clean = embed(x)
-    noise = torch.randn((draws, n, d), generator=generator, dtype=torch.float32).to(device=x.device, dtype=x.dtype) * sigma
+    noise = (
+        torch.randn((draws, n, d), generator=generator, dtype=torch.float32).to(device=x.device, dtype=x.dtype) * sigma
+    )
     noisy = torch.stack([embed(x + noise[k]) for k in range(draws)])  # [draws, n, k]
     noise_var = float(_total_variance(noisy).mean())  # per-input variance over draws, averaged over inputs
     signal_var = float(_total_variance(clean))

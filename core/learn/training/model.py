@@ -159,13 +159,17 @@ def check_backend_contract(model: HybridModel | BaselineModel) -> None:
             raise
         except Exception as exc:  # noqa: BLE001  any failure of a plugin on a valid circuit breaks the contract
             text = str(exc).strip().splitlines()
-            raise BackendContractError(backend.name, f"expval failed on a valid circuit: {type(exc).__name__}: "
-                                                     f"{text[0] if text else ''}") from None
+            raise BackendContractError(
+                backend.name, f"expval failed on a valid circuit: {type(exc).__name__}: {text[0] if text else ''}"
+            ) from None
     if not isinstance(out, torch.Tensor):
         raise BackendContractError(backend.name, f"expval returned {type(out).__name__}, not a torch.Tensor")
     if list(out.shape) != expected:
-        raise BackendContractError(backend.name, f"expval returned shape {list(out.shape)} for {expected[0]} rows "
-                                                 f"of {expected[1]} observables; expected {expected}")
+        raise BackendContractError(
+            backend.name,
+            f"expval returned shape {list(out.shape)} for {expected[0]} rows "
+            f"of {expected[1]} observables; expected {expected}",
+        )
     if out.is_complex() or not out.is_floating_point():
         raise BackendContractError(backend.name, f"expval returned dtype {out.dtype}; expected real values")
 
@@ -239,7 +243,9 @@ def build_model(
         except (TypeError, ValueError) as exc:
             if isinstance(exc, ConfigError):
                 raise
-            raise ConfigError(f"encoder {config.encoder!r} with {source} inputs on {ansatz.n_qubits} qubits: {exc}") from None
+            raise ConfigError(
+                f"encoder {config.encoder!r} with {source} inputs on {ansatz.n_qubits} qubits: {exc}"
+            ) from None
         backend = backend if backend is not None else make_run_backend(config)
         generator = torch.Generator().manual_seed(config.seed)
         quantum = QuantumLayer(encoder, ansatz, backend, gradient=config.gradient, generator=generator)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
-from hqf.learn.training.terms import Term
 from hqf.learn.training.step import composite_loss
+from hqf.learn.training.terms import Term
 
 #: seed offset of the generator that picks the probe's fixed subset
 SUBSET_SEED = 104729
@@ -35,8 +35,15 @@ class FullBatchGradient:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, terms: Sequence[Term], every: int) -> None:
         self.x, self.y, self.every = x, y, every
-        self.terms = [t for t in terms if t.every == 1 and t.batch is None and not t.quantum_constant
-                      and not t.regularizer.needs_second_derivatives and t.weight > 0]
+        self.terms = [
+            t
+            for t in terms
+            if t.every == 1
+            and t.batch is None
+            and not t.quantum_constant
+            and not t.regularizer.needs_second_derivatives
+            and t.weight > 0
+        ]
 
     def due(self, step: int) -> bool:
         return step % self.every == 0
@@ -53,7 +60,9 @@ class FullBatchGradient:
         return math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads if g is not None))
 
 
-def full_batch_gradient(config, x_train: torch.Tensor, y_train: torch.Tensor, terms: Sequence[Term]) -> FullBatchGradient | None:
+def full_batch_gradient(
+    config, x_train: torch.Tensor, y_train: torch.Tensor, terms: Sequence[Term]
+) -> FullBatchGradient | None:
     """The probe a run configuration asks for (``full_grad_every``, ``full_grad_samples``), or None.
 
     Its rows: ``full_grad_samples`` rows of the training split drawn once (seed ``config.seed``), or

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 import torch
+
 from hqf.errors import ConfigError
 from hqf.quantum.interfaces import Backend
 from hqf.quantum.noise import NoiseModel, noise_model

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 import attrs
 import torch
 import torch.nn.functional as F
+
 from hqf.learn.training.terms import Term
 from hqf.quantum.interfaces import Backend
 from hqf.registry.contracts import RegularizerInputs

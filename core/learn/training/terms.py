@@ -54,7 +54,9 @@ class Term:
     def due(self, step: int) -> bool:
         return (step - 1) % self.every == 0
 
-    def inputs(self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, full: RegularizerInputs) -> RegularizerInputs:
+    def inputs(
+        self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor, full: RegularizerInputs
+    ) -> RegularizerInputs:
         """What the penalty sees: ``full`` (the mini-batch's own forward pass), or a separate forward
         pass on the first ``batch`` samples and/or with the quantum features held constant."""
         whole = self.batch is None or self.batch >= len(yb)
@@ -62,7 +64,9 @@ class Term:
         if self.float64_loss:
             logits = full.logits[:size]
             ce = full.ce_loss if whole else F.cross_entropy(logits.float(), yb[:size])
-            return RegularizerInputs(full.features[:size], logits, ce, full.parameters, loss_at(model, xb[:size], yb[:size], full.parameters))
+            return RegularizerInputs(
+                full.features[:size], logits, ce, full.parameters, loss_at(model, xb[:size], yb[:size], full.parameters)
+            )
         if whole and not self.quantum_constant:
             return full
         if self.quantum_constant:
