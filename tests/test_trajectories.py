@@ -16,6 +16,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from hqf.backends.readout import readout
 from hqf.backends.torch import TorchBackend
 from hqf.backends.trajectories.backend import TrajectoryBackend, compiled

@@ -35,6 +35,7 @@ import math
 
 import numba
 import numpy as np
+
 from hqf.backends.torch.gates_cpu import rotate
 from hqf.backends.trajectories.product import prefix_backward, product_tile, wire_cotangents, wire_states
 
@@ -183,7 +184,7 @@ def conjugate_frames(fx, fz, kind, bit_a, bit_b):
 
 @numba.njit(cache=True, nogil=True)
 def draw_into_frames(fx, fz, drawn, b0, bit):
-    """Multiply each lane's frame by the Pauli it drew (``drawn[b0 + t]``: 0 I, 1 X, 2 Y, 3 Z) on the wire of ``bit``."""
+    """Multiply each lane's frame by the Pauli it drew (``drawn[b0 + t]``: 0 I, 1 X, 2 Y, 3 Z) on ``bit``'s wire."""
     for t in range(LANES):
         letter = drawn[b0 + t]
         if letter == 1 or letter == 2:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 import torch
+
 from hqf.backends.torch.fused_cpu import phases
 from hqf.backends.torch.gates_cpu import GENERATOR, REAL_GATES
 from hqf.backends.torch.parallel import in_parallel
