@@ -1,9 +1,11 @@
 """hqf: hybrid quantum-classical machine learning.
 
-Three layers, each a subpackage that may import only the ones before it:
+Four layers, each a subpackage that may import only the ones before it:
 
-- :mod:`hqf.quantum`: the circuit description, gate maths, plugin interfaces and registry, and
-  differentiable expectation values on any backend;
+- :mod:`hqf.quantum`: the circuit description, gate maths, the noise model, the ``Backend``, ``Encoder``
+  and ``Ansatz`` interfaces, and differentiable expectation values on any backend;
+- :mod:`hqf.registry`: the plugin hooks and registry, ``make_*`` by name, ansatz specs, and the learning
+  plugins' contracts;
 - :mod:`hqf.learn`: configuration, data, the hybrid model, training, metrics and run directories;
 - :mod:`hqf.studies`: sweeps, reports, statistics, scaling studies and benchmarks;
 
