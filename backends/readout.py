@@ -24,6 +24,7 @@ import itertools
 
 import attrs
 import numpy as np
+import torch
 
 from hqf.quantum.circuit import Circuit, Hamiltonian, PauliWord, Probs
 from hqf.quantum.noise import NoiseModel
@@ -48,8 +49,6 @@ class Readout:
 
     def apply_torch(self, values):
         """:meth:`apply` for a torch tensor ``[B, M]`` (differentiable)."""
-        import torch
-
         matrix = torch.as_tensor(self.matrix, dtype=values.dtype, device=values.device)
         return values @ matrix.T + torch.as_tensor(self.offset, dtype=values.dtype, device=values.device)
 

@@ -291,7 +291,8 @@ def table(result: dict) -> str:
                 bw += f" / {r['fraction_of_datasheet_bandwidth']:.0%}"
         note = r.get("gradient", "")
         lines.append(
-            f"{r['backend']:<26}{r['qubits']:>3}  {r['mode']:<8}{r['batch']:>6}  {r['samples_per_s']:>11.4g}  {bw:<18} {note}"
+            f"{r['backend']:<26}{r['qubits']:>3}  {r['mode']:<8}{r['batch']:>6}  "
+            f"{r['samples_per_s']:>11.4g}  {bw:<18} {note}"
         )
     return "\n".join(lines)
 

@@ -113,7 +113,8 @@ def threads_table(iterations: int | None, loads: list[str], settings: list[str],
                 {"load": load, "threads": setting, "wall_s": wall, "plain_ms": plain * 1e3, "curvature_ms": curv * 1e3}
             )
             print(
-                f"{load:7} threads={setting:4} wall {wall:7.1f} s  plain {plain * 1e3:6.1f} ms  curvature {curv * 1e3:6.1f} ms",
+                f"{load:7} threads={setting:4} wall {wall:7.1f} s  plain {plain * 1e3:6.1f} ms  "
+                f"curvature {curv * 1e3:6.1f} ms",
                 flush=True,
             )
     quiet = {r["threads"]: r["wall_s"] for r in rows if r["load"] == "quiet"}
@@ -187,7 +188,8 @@ def startup_table(repeats: int) -> list[dict]:
         times = [first_step_seconds(args) for _ in range(repeats)]
         rows.append({"run": name, "first_step_s": statistics.median(times), "all_s": times})
         print(
-            f"{name:8} time to the first training step: median {statistics.median(times):.2f} s of {[round(t, 2) for t in times]}",
+            f"{name:8} time to the first training step: median {statistics.median(times):.2f} s "
+            f"of {[round(t, 2) for t in times]}",
             flush=True,
         )
     return rows

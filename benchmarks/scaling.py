@@ -5,8 +5,9 @@ Each point (Q qubits, L layers, batch B) runs in its own Python process, so its 
 times ``hqf.quantum.gradients.expval`` on the ``hea{Q}x{L}`` circuit with RY encoding (``⟨Z⟩`` on every qubit):
 forward under ``no_grad`` with new weights every call (so the backend's frozen-weight cache for
 inference never stands in for the simulation), and forward+backward with respect to weights (passed
-as ``shared``) and inputs under the default gradient (``auto``: autograd, whose first-order backward is the adjoint pass). A time is the median of
-a few calls after one warm-up call; calls cycle through different input batches. Times are the
+as ``shared``) and inputs under the default gradient (``auto``: autograd, whose first-order backward is the adjoint
+pass). A time is the median of a few calls after one warm-up call; calls cycle through different input batches.
+Times are the
 process's CPU seconds (with one thread, the work itself, whatever else shares the machine); the wall
 seconds are recorded too.
 
@@ -210,7 +211,8 @@ def main(argv: list[str] | None = None) -> None:
                 points.append({**result, "sweep": "grid"})
                 print(
                     f"Q={n:2d} L={depth:2d} B={result['batch']:4d}: fwd {result['forward_samples_per_s']:10.1f}/s  "
-                    f"fwd+bwd {result['forward_backward_samples_per_s']:10.1f}/s  peak RSS {result['peak_rss_mib']:7.0f} MiB",
+                    f"fwd+bwd {result['forward_backward_samples_per_s']:10.1f}/s  "
+                    f"peak RSS {result['peak_rss_mib']:7.0f} MiB",
                     flush=True,
                 )
     sweep_qubits = [8, 12] if args.quick else [8, 12, 16]

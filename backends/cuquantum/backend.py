@@ -144,7 +144,7 @@ class CuQuantumBackend(Backend):
             if call.param is not None:
                 moved = phi.clone()
                 generator, dense = generator_call(call)
-                matrices = runner.constant(("gate", generator.matrix), lambda: dense[None])
+                matrices = runner.constant(("gate", generator.matrix), lambda dense=dense: dense[None])
                 runner.apply_matrices(generator, n, moved, matrices, adjoint=False)
                 grad[:, call.param] = 2 * torch.linalg.vecdot(lam, moved).imag  # vecdot conjugates lam
             matrices = runner.gate_matrices(call, angles)

@@ -107,13 +107,13 @@ class Passes:
             local = {n - 1 - bit: i for i, bit in enumerate(bits)}
             first, pending, cnots = len(kernel_ops), [], []
 
-            def flush_cnots() -> None:
+            def flush_cnots(cnots: list = cnots) -> None:
                 if cnots:
                     kernel_ops.append((LINEAR, len(linear), 0))
                     linear.append(_linear_tables(k, list(cnots)))
                     cnots.clear()
 
-            def flush_phase() -> None:
+            def flush_phase(pending: list = pending) -> None:
                 flush_cnots()
                 if pending:
                     kernel_ops.append((PHASE, len(phases), 0))

@@ -8,6 +8,8 @@ import platform
 import click
 from click.core import ParameterSource
 
+from hqf.errors import ConfigError
+
 #: the default batch from ``LARGE_QUBITS`` qubits on (hqf's rows; the peers time fewer, see hqf.studies.peers)
 LARGE_QUBITS, LARGE_BATCH = 16, 16
 #: under --noise: the default batch, and the one from ``NOISY_LARGE_QUBITS`` qubits on (12 qubits: 256 MiB a row)
@@ -85,14 +87,16 @@ def _print_text(result, skipped: list[str], header: str, noisy: bool = False) ->
         click.echo(f"\nPeak RSS {when}: {result.hqf_peak_rss_mib:,.0f} MiB")
     if lat := result.latency:
         click.echo(
-            f"\nInference latency at batch 1: model {lat.model_seconds * 1e3:.3f} ms, quantum layer {lat.layer_seconds * 1e3:.3f} ms"
+            f"\nInference latency at batch 1: model {lat.model_seconds * 1e3:.3f} ms, "
+            f"quantum layer {lat.layer_seconds * 1e3:.3f} ms"
         )
     if epoch := result.epoch:
         curv = "—" if epoch.seconds_curvature_iteration is None else f"{epoch.seconds_curvature_iteration * 1e3:.0f} ms"
         click.echo(
-            f"\nEpoch estimate ({epoch.iterations} iterations measured, extrapolated to {epoch.epoch_samples:,} samples): "
-            f"{epoch.epoch_seconds:.0f} s; per iteration {epoch.seconds_plain_iteration * 1e3:.0f} ms, with the curvature "
-            f"term (every {epoch.curvature_every}) {curv}"
+            f"\nEpoch estimate ({epoch.iterations} iterations measured, "
+            f"extrapolated to {epoch.epoch_samples:,} samples): "
+            f"{epoch.epoch_seconds:.0f} s; per iteration {epoch.seconds_plain_iteration * 1e3:.0f} ms, "
+            f"with the curvature term (every {epoch.curvature_every}) {curv}"
         )
     for line in skipped:
         click.echo(f"skipped: {line}")
@@ -108,7 +112,8 @@ def _print_text(result, skipped: list[str], header: str, noisy: bool = False) ->
 @click.option(
     "--batch",
     type=click.IntRange(min=1),
-    help=f"Rows per call (default: 256; {LARGE_BATCH} from {LARGE_QUBITS} qubits on, where a row's state is 1 MiB or more).",
+    help=f"Rows per call (default: 256; {LARGE_BATCH} from {LARGE_QUBITS} qubits on, "
+    "where a row's state is 1 MiB or more).",
 )
 @click.option("--dtype", default="complex128", show_default=True, type=click.Choice(["complex128", "complex64"]))
 @click.option(
@@ -229,7 +234,8 @@ def bench_command(
         if large:  # other backends' shift rule or autograd graph would take hours or all memory there
             skipped.insert(
                 0,
-                f"backends: from {LARGE_QUBITS} qubits on, --peers times {', '.join(backends)} unless --backend names others",
+                f"backends: from {LARGE_QUBITS} qubits on, --peers times {', '.join(backends)} "
+                "unless --backend names others",
             )
         else:
             backends, unfit = fitting_backends(workload)
@@ -280,7 +286,6 @@ def _noisy_bench(
 ) -> None:
     """``hqf bench --noise MODEL``: the noisy backends and the noisy peers (hqf.studies.noisy_peers)."""
     # imported here, not at the top: `hqf --help` imports every command module, and these import torch
-    from hqf.errors import ConfigError
     from hqf.quantum.noise import NoiseModel
     from hqf.studies.bench import Workload
     from hqf.studies.bench_suite import fitting_noisy_backends, run_noisy_bench

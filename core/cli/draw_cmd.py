@@ -16,7 +16,8 @@ from hqf.registry.make import make_ansatz, make_encoder
 
 
 def composed_circuit(ansatz: str, encoder: str, features: int | None, options: dict) -> Circuit:
-    """The circuit a model of ``encoder`` and ``ansatz`` runs (as :class:`~hqf.quantum.layer.QuantumLayer` composes it)."""
+    """The circuit a model of ``encoder`` and ``ansatz`` runs (as :class:`~hqf.quantum.layer.QuantumLayer` composes
+    it)."""
     built = make_ansatz(ansatz)
     in_features = features or built.n_qubits
     try:

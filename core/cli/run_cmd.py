@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import subprocess
 import sys
 
 import click
@@ -184,7 +186,8 @@ def noise_text(metrics: dict) -> str:
 @click.option("--fusion", help="gated, concat, quantum-only, classical-only [default: gated].")
 @click.option(
     "--baseline",
-    help="Classical baseline model replacing the whole hybrid: logistic, classical-surrogate, … (hqf list) [default: None].",
+    help="Classical baseline model replacing the whole hybrid: logistic, classical-surrogate, … (hqf list) "
+    "[default: None].",
 )
 @click.option(
     "--regularizer",
@@ -216,7 +219,8 @@ def noise_text(metrics: dict) -> str:
     "--threads",
     callback=lambda ctx, param, value: threads_value(value),
     metavar="N|auto",
-    help="Threads of torch and the simulator; auto: one for small circuits, else the idle cores (docs/performance.md) [default: auto].",
+    help="Threads of torch and the simulator; auto: one for small circuits, else the idle cores "
+    "(docs/performance.md) [default: auto].",
 )
 @click.option(
     "--set",
@@ -352,9 +356,6 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
 
 def _launch_ranks(processes: int, folder: pathlib.Path, given_out: bool) -> None:
     """``hqf run --ddp N``: this command again, without ``--ddp``, as N torchrun ranks on this machine."""
-    import os
-    import subprocess
-
     from hqf.learn.process.distributed import free_port, launch_command
 
     args, skip = [], False

@@ -69,9 +69,8 @@ def sweep_command(grid, out, jobs, dry_run, retry_failed, engine, address, share
     if dry_run:
         for r in runs:
             state = state_of(r.directory)  # finished, resumable, failed, running, partial or empty
-            click.echo(
-                f"  [{'done' if state == 'finished' else 'todo' if state in ('empty', 'partial') else state}] {r.directory}"
-            )
+            label = "done" if state == "finished" else "todo" if state in ("empty", "partial") else state
+            click.echo(f"  [{label}] {r.directory}")
         return
     done = [len(finished)]
 

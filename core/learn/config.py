@@ -146,7 +146,7 @@ def _noise(value: Any) -> str:
     """``noise``: the text form of a :class:`hqf.quantum.noise.NoiseModel` (``""``: none), from a text
     (``"depolarizing=0.02,readout=0.03"``) or a table (``{depolarizing = 0.02, pauli = [0.01, 0, 0.02]}``)."""
     # at use: the noise model imports numpy and the circuit vocabulary, which `hqf --help` does not need
-    from hqf.quantum.noise import NoiseModel
+    from hqf.quantum.noise import NoiseModel  # noqa: PLC0415 — import cost (see above)
 
     if isinstance(value, dict):
         value = ",".join(f"{name}={_noise_value(name, v)}" for name, v in value.items())

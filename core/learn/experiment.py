@@ -112,7 +112,8 @@ def run(
     threads = resolve_threads(config.threads, _amplitudes(model, config.batch_size))
     set_threads(threads, checked.backend if getattr(model, "quantum", None) is not None else None)
     say(
-        f"model: {counts['n_parameters']:,} parameters ({counts['n_quantum_parameters']:,} quantum), {threads} thread(s); "
+        f"model: {counts['n_parameters']:,} parameters ({counts['n_quantum_parameters']:,} quantum), "
+        f"{threads} thread(s); "
         "preparing its kernels (compiled on first use, then cached)"
     )
     if warn is not None:

@@ -1,8 +1,8 @@
 """The backend-neutral circuit description.
 
 A :class:`Circuit` is a qubit count, an ordered tuple of :class:`Operation` and a tuple of observables
-(:class:`PauliWord`, :class:`Hamiltonian`, :class:`Probs`). Parameterized gates do not hold numbers: each reads one column of a
-batched angle matrix ``angles[B, P]``, so a backend only ever sees a circuit (hashable, cacheable) and a
+(:class:`PauliWord`, :class:`Hamiltonian`, :class:`Probs`). Parameterized gates do not hold numbers: each reads one
+column of a batched angle matrix ``angles[B, P]``, so a backend only ever sees a circuit (hashable, cacheable) and a
 real matrix. Each column is read by exactly one gate, which keeps the parameter-shift rule exact.
 
 Wire order: wire 0 is the most significant bit of a computational-basis index (big-endian, as in

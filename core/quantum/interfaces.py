@@ -147,7 +147,7 @@ class Backend(abc.ABC):
             raise ValueError(f"'n' must be an integer >= 1 (got {n!r})")
         self.threads = n
 
-    def fix_randomness(self, key: int | None) -> None:
+    def fix_randomness(self, key: int | None) -> None:  # noqa: B027 — an optional hook, a no-op by default
         """Until called again, every call draws its random branches from ``key`` (a non-negative integer):
         row ``r`` of a call gets the same draws whatever the batch size, so calls under one key see common
         random numbers; None: fresh draws each call. This default, for a backend that draws nothing, does

@@ -137,7 +137,7 @@ class Baseline(abc.ABC):
     #: rebuilt from a run directory loads it only for such a baseline)
     uses_training_split: ClassVar[bool] = False
 
-    def configure(self, config) -> None:
+    def configure(self, config) -> None:  # noqa: B027 — an optional hook, a no-op by default
         """The earlier form only: read the run configuration before :meth:`build`. Does nothing by default."""
 
     @abc.abstractmethod

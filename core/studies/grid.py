@@ -22,11 +22,11 @@ A sweep file (TOML) has four parts::
     [report]                         # optional: read by `hqf report` (see hqf.studies.report)
     baseline = "adam"
 
-The runs are the Cartesian product variants × axes × seeds; a variant's own ``axes`` are crossed with
-that variant only, and its own ``seeds`` replace ``[sweep] seeds``. A dotted key (``backend_options.depolarizing``) sets a nested configuration entry.
-A variant may set ``search = "bo"`` or ``search = "es"`` (see :mod:`hqf.studies.search`) instead of training once. Each run gets its own directory
-``OUT/<variant>[/<key>=<value>...]/seed<k>``, written by the run itself (``hqf run``'s layout), and
-``OUT/sweep.json`` lists every run with its labels, for ``hqf report``.
+The runs are the Cartesian product variants × axes × seeds; a variant's own ``axes`` are crossed with that variant only,
+and its own ``seeds`` replace ``[sweep] seeds``. A dotted key (``backend_options.depolarizing``) sets a nested
+configuration entry. A variant may set ``search = "bo"`` or ``search = "es"`` (see :mod:`hqf.studies.search`) instead of
+training once. Each run gets its own directory ``OUT/<variant>[/<key>=<value>...]/seed<k>``, written by the run itself
+(``hqf run``'s layout), and ``OUT/sweep.json`` lists every run with its labels, for ``hqf report``.
 
 Every run directory stays inside ``OUT``: a variant name that is empty, ``.`` or ``..``, holds a path
 separator, or differs from another only in case is an error.
@@ -44,6 +44,13 @@ from typing import Any
 import attrs
 
 from hqf.errors import ConfigError
+from hqf.learn.config import RunConfig
+from hqf.studies.search import METHODS
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
 
 #: Table IV's ablations: name -> run-configuration overrides (keys of hqf.learn.experiment.RunConfig)
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -78,10 +85,6 @@ def _slug(value: Any) -> str:
 
 def read_grid(path: str | pathlib.Path) -> dict:
     """The parsed sweep file (``ConfigError`` on a file that cannot be read or does not parse)."""
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib
     path = pathlib.Path(path)
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -215,9 +218,6 @@ def _set(config: dict, key: str, value: Any) -> None:
 
 def validate(runs: Iterable[RunSpec]) -> None:
     """Check every run configuration before any work (``ConfigError`` naming the run)."""
-    from hqf.learn.config import RunConfig
-    from hqf.studies.search import METHODS
-
     for spec in runs:
         config = {k: v for k, v in spec.config.items() if k not in SWEEP_KEYS}
         search = spec.config.get("search")

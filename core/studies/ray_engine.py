@@ -25,6 +25,7 @@ Where the run directories are written (:class:`RayEngine` ``shared_fs``):
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pathlib
 import shutil
@@ -56,7 +57,7 @@ LOCAL_ONLY = (LOCK,)
 def require_ray():
     """The ``ray`` module, or a ConfigError that says how to install it."""
     try:
-        import ray  # imported at use: an optional extra, and heavy
+        import ray  # noqa: PLC0415 — an optional extra, and heavy
     except ImportError:
         raise ConfigError("--engine ray needs Ray: pip install 'hqf[ray]'") from None
     return ray
@@ -79,7 +80,6 @@ def connect(address: str | None, cpus: int) -> Iterator[None]:
         # read when Ray is imported: Ray otherwise picks the node's address from its network interfaces
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = require_ray()
-    import logging
 
     if address is None:
         ray.init(

@@ -34,6 +34,7 @@ from typing import Any
 import attrs
 
 from hqf.errors import ConfigError
+from hqf.studies import figures as figs
 from hqf.studies.runs import EVALUATION, KEYS, Group, Loaded, group, load_runs
 from hqf.studies.stats import PairedTest, Summary, paired, summarize
 
@@ -334,8 +335,6 @@ class Report:
 
 def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, baseline: str | None = None) -> Report:
     """Write ``report.md``, ``tableN.md``/``tableN.csv`` and ``fig*.png`` under ``out``."""
-    from hqf.studies import figures as figs
-
     loaded = load_runs(paths)
     runs, settings = loaded.runs, loaded.settings
     baseline = baseline or settings.get("baseline")

@@ -21,6 +21,11 @@ import attrs
 from hqf.errors import ConfigError
 from hqf.studies.runcheck import failure, read_manifest, type_warnings
 
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
+
 #: metric keys of metrics.json (written by hqf.learn.experiment) that the tables use
 KEYS = {
     "iterations": "iterations_to_eps",
@@ -88,10 +93,6 @@ def _evaluations(directory: pathlib.Path) -> dict:
 
 
 def _config_seed(directory: pathlib.Path) -> int:
-    try:
-        import tomllib
-    except ImportError:
-        import tomli as tomllib
     try:
         return int(tomllib.loads((directory / "config.toml").read_text()).get("seed", 0))
     except (OSError, ValueError):

@@ -5,8 +5,8 @@ Circuit studied: an RY data-encoding layer on every qubit followed by the ``hea{
 - **Time per epoch**: forward and backward passes (the backend's default gradient) over ``samples``
   random inputs in mini-batches of ``batch`` rows, wall-clock seconds, one warm-up batch excluded.
 - **Memory**: the analytical size of one mini-batch of state vectors (``batch · 2^Q`` complex
-  amplitudes; a density-matrix backend holds ``4^Q`` per sample instead) and the process's peak resident set size after the
-  point was measured (``ru_maxrss``, monotone over a run: read it as an upper bound).
+  amplitudes; a density-matrix backend holds ``4^Q`` per sample instead) and the process's peak resident set
+  size after the point was measured (``ru_maxrss``, monotone over a run: read it as an upper bound).
 - **Gradient variance** (barren plateaus): ``Var[∂C/∂θ_1]`` over ``inits`` independent uniform
   initializations of the ansatz weights in ``[0, 2π)`` (input angles also uniform), where ``θ_1`` is
   the ansatz's first trainable angle (RY on wire 0 in layer 1) and ``C`` is a *local* cost

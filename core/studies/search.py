@@ -46,7 +46,7 @@ Trainer = Callable[[dict, pathlib.Path], dict]
 
 
 def _train(config: dict, directory: pathlib.Path) -> dict:
-    from hqf.learn.experiment import RunConfig, run
+    from hqf.learn.experiment import RunConfig, run  # noqa: PLC0415 — loads torch, which the planning does not need
 
     return run(RunConfig.from_dict(config), directory)
 
@@ -103,7 +103,7 @@ def run_search(
         return score
 
     if method == "bo":
-        import optuna
+        import optuna  # noqa: PLC0415 — optional extra (hqf[experiments])
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, trials // 2))
@@ -115,7 +115,7 @@ def run_search(
             n_trials=trials,
         )
     else:
-        import cma
+        import cma  # noqa: PLC0415 — optional extra (hqf[experiments])
 
         lows, highs = zip(*(BOUNDS[k] for k in ("lr", "weight_decay")))
         es = cma.CMAEvolutionStrategy(

@@ -33,14 +33,21 @@ from typing import Any
 import attrs
 
 from hqf.errors import ConfigError, RunDirInUseError
+from hqf.learn.config import RunConfig
 from hqf.learn.rundir.lock import claim, holder
 from hqf.learn.rundir.state import clear, is_finished, read_status, state_of
 from hqf.studies.grid import ABLATIONS, SWEEP_KEYS, RunSpec, expand, read_grid, validate
+from hqf.studies.search import run_search
 from hqf.studies.workers import run_pool
 
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
+
 __all__ = [
-    "ABLATIONS", "RunSpec", "SweepResult", "default_runner", "execute", "expand", "is_finished", "read_grid", "run_sweep",
-    "stale_keys", "validate", "write_manifest",
+    "ABLATIONS", "RunSpec", "SweepResult", "default_runner", "execute", "expand", "is_finished", "read_grid",
+    "run_sweep", "stale_keys", "validate", "write_manifest",
 ]  # fmt: skip
 
 MANIFEST = "sweep.json"
@@ -63,10 +70,6 @@ def stale_keys(spec: RunSpec) -> list[str]:
     if not path.exists():
         return []
     try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib
-    try:
         stored = tomllib.loads(path.read_text())
     except (OSError, ValueError):
         return []
@@ -74,8 +77,6 @@ def stale_keys(spec: RunSpec) -> list[str]:
     wanted = {k: v for k, v in spec.config.items() if k not in SWEEP_KEYS and k not in searched}
     try:  # compare normalized values (aliases, flat keys of plugin options, tuples): a key is stale when
         # setting it on the stored configuration changes that configuration
-        from hqf.learn.config import RunConfig
-
         base = RunConfig.from_dict(stored)
         return sorted(k for k, v in wanted.items() if base.replace(**{k: v}) != base)
     except Exception:  # noqa: BLE001  an unreadable stored config: compare the raw values
@@ -89,10 +90,9 @@ def default_runner(config: dict, directory: pathlib.Path, resume: bool = False) 
     search = config.pop("search", None)
     trials = config.pop("trials", None)
     if search is not None:
-        from hqf.studies.search import run_search
-
         return run_search(config, directory, method=search, trials=trials)
-    from hqf.learn.experiment import RunConfig, run
+    # at use: it loads torch, which `hqf sweep --help` and `--dry-run` do not need
+    from hqf.learn.experiment import run  # noqa: PLC0415 — import cost (see above)
 
     return run(RunConfig.from_dict(config), directory, resume=resume)
 
@@ -119,9 +119,10 @@ def execute(
     runner: Runner | str, config: dict, directory: str, threads: int | None, retry_failed: bool, may_resume: bool
 ) -> Outcome:
     """Claim ``directory``, then run, resume or skip its configuration by the directory's state
-    (in a worker process, a Ray task, or the sweep's own process); returns ``(directory, outcome, error text or None)``."""
+    (in a worker process, a Ray task, or the sweep's own process); returns
+    ``(directory, outcome, error text or None)``."""
     if threads:
-        import torch
+        import torch  # noqa: PLC0415 — `hqf sweep --dry-run` does not load torch
 
         torch.set_num_threads(threads)
     path = pathlib.Path(directory)
@@ -159,9 +160,9 @@ def _record_failure(path: pathlib.Path, reason: str) -> None:
 
 @attrs.frozen
 class SweepResult:
-    """What a sweep did: ``ran`` (every run it started or resumed, failed ones included), ``resumed``, ``skipped`` (finished before),
-    ``failed`` (now: directory, error), ``failed_before`` (failed earlier, not retried), ``busy`` (claimed
-    by a process on another host: not run)."""
+    """What a sweep did: ``ran`` (every run it started or resumed, failed ones included), ``resumed``, ``skipped``
+    (finished before), ``failed`` (now: directory, error), ``failed_before`` (failed earlier, not retried), ``busy``
+    (claimed by a process on another host: not run)."""
 
     ran: tuple[pathlib.Path, ...]
     skipped: tuple[pathlib.Path, ...]
@@ -301,11 +302,11 @@ def _preload() -> None:
     """Import now what a run imports on first use (hqf's training stack, torch's optimizers, scikit-learn's
     F1, matplotlib), so that the workers forked from this process start warm instead of importing per run.
     Imported here, not at the top: `hqf sweep --help` and `--dry-run` need none of it."""
-    import sklearn.metrics  # noqa: F401  (what hqf.learn.training.metrics.macro_f1 imports at use)
-    import torch
+    import sklearn.metrics  # noqa: F401, PLC0415 — what hqf.learn.training.metrics.macro_f1 imports at use
+    import torch  # noqa: PLC0415 — see above
 
-    import hqf.learn.experiment  # noqa: F401
-    from hqf.learn.training import plotting
+    import hqf.learn.experiment  # noqa: F401, PLC0415 — see above
+    from hqf.learn.training import plotting  # noqa: PLC0415 — see above
 
     plotting.pyplot()
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first construction imports torch's compiler stack

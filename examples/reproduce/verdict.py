@@ -113,7 +113,7 @@ def noise_row(runs, p: float, rows_hint: str) -> list[str]:
     """The gate-noise claim: paired drop (p = 0 minus p) on the same test rows, in points."""
     clean, noisy = {}, {}
     for run in runs:
-        for stem, e in run.evaluations.items():
+        for e in run.evaluations.values():
             if e.get("input_noise"):
                 continue
             if not e.get("depolarizing"):

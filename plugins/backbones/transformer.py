@@ -1,4 +1,5 @@
-"""``transformer``: a small transformer encoder over feature tokens or patches (the seed's "transformer-based backbone")."""
+"""``transformer``: a small transformer encoder over feature tokens or patches (the seed's "transformer-based
+backbone")."""
 
 from __future__ import annotations
 

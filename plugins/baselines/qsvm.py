@@ -202,7 +202,7 @@ class QuantumKernelSVM(Baseline):
     uses_training_split = True
 
     def build(self, inputs: BaselineInputs) -> torch.nn.Module:
-        from sklearn.svm import SVC  # at use: scikit-learn takes ~1 s to import
+        from sklearn.svm import SVC  # noqa: PLC0415 — scikit-learn takes ~1 s to import
 
         options, in_features, n_classes = inputs.options, inputs.in_features, inputs.n_classes
         train_x, train_y = inputs.train_x, inputs.train_y

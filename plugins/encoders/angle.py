@@ -21,9 +21,9 @@ class AngleEncoder(Encoder):
     - without a projection (``in_features == n_qubits`` and ``projection`` is ``auto`` or ``never``):
       ``θ_q = scale · x_q``, no trainable parameters;
     - with a projection (``in_features != n_qubits`` under ``auto``, or always under ``always``):
-      ``θ = π · tanh(W x + b)`` with ``W, b`` a learnable ``nn.Linear(in_features, n_qubits)``, so the
-      angles stay in ``(−π, π)`` (``[−π, π]`` once float32 ``tanh`` saturates). This covers more features than qubits (the usual case: a 128-wide
-      latent into 8 qubits) and also fewer features than qubits (a learned lift; no zero padding).
+      ``θ = π · tanh(W x + b)`` with ``W, b`` a learnable ``nn.Linear(in_features, n_qubits)``, so the angles stay in
+      ``(−π, π)`` (``[−π, π]`` once float32 ``tanh`` saturates). This covers more features than qubits (the usual case:
+      a 128-wide latent into 8 qubits) and also fewer features than qubits (a learned lift; no zero padding).
 
     ``RZ`` on ``|0⟩`` only adds a phase, so an RZ-only encoding would be invisible. With
     ``rotation="RZ"`` each qubit therefore gets a Hadamard first (``H`` then ``RZ(θ)``: the Bloch vector

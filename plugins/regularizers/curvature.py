@@ -196,4 +196,7 @@ class CurvatureRegularizer(Regularizer):
         return torch.where(positive, torch.sqrt(torch.where(positive, squared, torch.ones_like(squared))), 0.0)
 
     def __repr__(self) -> str:
-        return f"CurvatureRegularizer(probes={self.probes}, seed={self.seed}, vectorize={self.vectorize}, method={self.method!r})"
+        return (
+            f"CurvatureRegularizer(probes={self.probes}, seed={self.seed}, vectorize={self.vectorize}, "
+            f"method={self.method!r})"
+        )

@@ -9,10 +9,10 @@ For the loss ``L(θ)`` with gradient ``g(θ)`` and Hessian ``H(θ)``, a unit dir
 - for unit ``a``, ``b``: ``∇_θ(aᵀ H b) ≈ (g(θ+ha+hb) − g(θ+ha−hb) − g(θ−ha+hb) + g(θ−ha−hb)) / 4h²``,
   error ``O(h²)`` plus rounding ``≈ ε·|g|/h²``.
 
-At ``h = 1e-4`` in float64, ``H v`` was within 1.6e-10 (relative, 2-norm) of the double-backward
-product on the default model; on a 4-qubit hybrid the curvature penalty was within 1.1e-10 and its
-gradient within 3.5e-8 (tests/test_curvature_fd.py checks both against autograd). Each costs gradients only, so a simulator needs no second or third derivatives: a curvature
-penalty ``‖H v‖`` with its gradient costs six gradients per probe.
+At ``h = 1e-4`` in float64, ``H v`` was within 1.6e-10 (relative, 2-norm) of the double-backward product on the default
+model; on a 4-qubit hybrid the curvature penalty was within 1.1e-10 and its gradient within 3.5e-8
+(tests/test_curvature_fd.py checks both against autograd). Each costs gradients only, so a simulator needs no second or
+third derivatives: a curvature penalty ``‖H v‖`` with its gradient costs six gradients per probe.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ DIGITS = ("digits", "digits-4x4")
 
 def digits(downsample: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled 8×8 digits (1,797 images, 10 classes); 2×2 mean-pooled to 4×4 if asked."""
-    from sklearn.datasets import load_digits  # at use: scikit-learn takes ~1 s to import
+    from sklearn.datasets import load_digits  # noqa: PLC0415 — scikit-learn takes ~1 s to import
 
     bunch = load_digits()
     x = bunch.data.astype(np.float32)

@@ -227,7 +227,7 @@ def _stl10(kind: str, root: pathlib.Path) -> Images:
 
 def read_folder(root: pathlib.Path) -> Images:
     """Images in ``root/<class name>/`` (class folders in name order), all of one size."""
-    from PIL import Image, UnidentifiedImageError  # at use: Pillow is needed only for image folders
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 — Pillow is needed only for image folders
 
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     files = [(c, sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)) for c, p in enumerate(classes)]

@@ -50,7 +50,7 @@ class EnergyMeter:
 
     def _read_nvml(self) -> dict[str, float] | None:
         try:
-            import pynvml
+            import pynvml  # noqa: PLC0415 — optional (nvidia-ml-py), present only on NVIDIA machines
 
             pynvml.nvmlInit()
             index = int(self.device.partition(":")[2] or 0)

@@ -2,8 +2,9 @@
 docs/performance.md; library users may call it once themselves), and the thread count of a run
 (:func:`resolve_threads`, :func:`set_threads`).
 
-Freed memory kept in the process (:func:`keep_freed_memory`). glibc returns every freed block of 128 KiB or more (or the top of the heap) to the operating system;
-the next tensor of that size is mapped afresh and pays one page fault per 4 KiB on first touch. A
+Freed memory kept in the process (:func:`keep_freed_memory`). glibc returns every freed block of 128 KiB or more (or
+the top of the heap) to the operating system; the next tensor of that size is mapped afresh and pays one page
+fault per 4 KiB on first touch. A
 state-vector simulation allocates and frees a state-sized tensor per step (1 MiB at 8 qubits, batch
 256), so on a virtual machine page faults took about half the time of a forward+backward pass
 (docs/performance.md). :func:`keep_freed_memory` raises glibc's thresholds so freed blocks stay in the

@@ -74,7 +74,7 @@ class TensorBoardLog:
 
     def __init__(self, directory: str | pathlib.Path, model: torch.nn.Module, x_val: torch.Tensor) -> None:
         require()
-        from torch.utils.tensorboard import SummaryWriter  # at use: the optional extra, ~1 s to import
+        from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 — the optional extra, ~1 s to import
 
         self.directory = pathlib.Path(directory)
         self.writer = SummaryWriter(log_dir=str(self.directory))

@@ -108,7 +108,8 @@ class _Training:
         self._checkpoint(periodic=False)
 
     def _checkpoint(self, periodic: bool) -> None:
-        """Save when due (every ``every`` iterations, or always at an epoch's end) or asked to stop; then stop if asked."""
+        """Save when due (every ``every`` iterations, or always at an epoch's end) or asked to stop; then stop if
+        asked."""
         checkpointing = self.checkpointing
         if checkpointing is None:
             return

@@ -103,7 +103,8 @@ class HybridModel(nn.Module):
 
     @property
     def quantum_gradient(self) -> str | None:
-        """How the quantum branch is differentiated (``backprop``, ``adjoint``, ``parameter-shift``); None without one."""
+        """How the quantum branch is differentiated (``backprop``, ``adjoint``, ``parameter-shift``); None without
+        one."""
         return self.quantum.gradient_method if self.quantum is not None else None
 
     @torch.inference_mode()

@@ -17,10 +17,10 @@ DPI = 110
 
 def pyplot():
     """matplotlib's pyplot on the Agg backend (imported at use: matplotlib takes ~0.5 s to import)."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 — import cost (see above)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 — after choosing the Agg backend
 
     return plt
 
@@ -35,7 +35,7 @@ def decades(values: Iterable[float]) -> float:
 
 def value_axis(ax, values: Iterable[float], label: str) -> None:
     """Label ``ax``'s y axis; log scale with 1-2-5 ticks when ``values`` span a decade or more."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: PLC0415 — matplotlib's import cost
 
     ax.set_ylabel(label, fontsize=LABEL_SIZE)
     if decades(values) < 1:
