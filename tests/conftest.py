@@ -59,7 +59,7 @@ class _ClassPlugin:
     """A plugin object registering the given classes, each under the kind whose interface it subclasses."""
 
     def __init__(self, classes):
-        for kind, (hook, base) in KINDS.items():
+        for hook, base in KINDS.values():
             mine = [c for c in classes if issubclass(c, base)]
             if mine:
                 setattr(self, hook, hookimpl(_registering(mine)))

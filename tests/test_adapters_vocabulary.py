@@ -107,7 +107,7 @@ def test_declares_the_whole_vocabulary(backends, name):
 @pytest.mark.parametrize("name", _params(FAST))
 def test_every_gate_on_both_wire_orders_and_every_observable_match_the_reference(backends, name):
     backend, reference = _backend(backends, name), ReferenceBackend()
-    for gate, circuit, angles in CASES:
+    for _gate, circuit, angles in CASES:
         got = backend.expval(circuit, angles)
         want = reference.expval(circuit, angles)
         assert got.shape == want.shape == (2, circuit.n_outputs)
@@ -127,7 +127,8 @@ def test_parametric_gates_shift_rule_and_native_gradients_match_the_reference(ba
         for method in methods:
             b = angles.clone().requires_grad_()
             (expval(backend, circuit, b, gradient=method) * cotangent).sum().backward()
-            torch.testing.assert_close(b.grad, a.grad, atol=1e-8, rtol=0, msg=lambda m: f"{gate} {method}: {m}")
+            label = f"{gate} {method}"
+            torch.testing.assert_close(b.grad, a.grad, atol=1e-8, rtol=0, msg=lambda m, label=label: f"{label}: {m}")
 
 
 def test_readout_expresses_probabilities_and_hamiltonians_through_pauli_words():

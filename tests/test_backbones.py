@@ -163,7 +163,8 @@ def test_gradients_reach_the_quantum_weights_and_the_convolutions():
 
 
 def test_quantum_weight_gradient_matches_finite_differences():
-    """The gradient that flows through CNN → amplitude encoder → circuit, against central differences (float64 circuit)."""
+    """The gradient that flows through CNN → amplitude encoder → circuit, against central differences (float64
+    circuit)."""
     model = build_model(RunConfig(seed=4, **SEED003), 64, 10).eval()
     x, y = torch.randn(6, 64), torch.arange(6) % 10
     loss_of = lambda: nn.functional.cross_entropy(model(x).double(), y)  # noqa: E731

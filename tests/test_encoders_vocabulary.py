@@ -185,8 +185,8 @@ def test_reupload_gradients_wrt_inputs_and_scalings_match_finite_differences(gra
 
     want_x = np.array([[central(xs, (b, f), lambda a: _reference_loss(a, scaling, weights, *args))
                         for f in range(3)] for b in range(4)])  # fmt: skip
-    want_s = np.array([[central(scaling, (l, f), lambda s: _reference_loss(xs, s, weights, *args))
-                        for f in range(3)] for l in range(2)])  # fmt: skip
+    want_s = np.array([[central(scaling, (layer, f), lambda s: _reference_loss(xs, s, weights, *args))
+                        for f in range(3)] for layer in range(2)])  # fmt: skip
     np.testing.assert_allclose(x.grad.numpy(), want_x, atol=1e-7)
     np.testing.assert_allclose(enc.scaling.grad.numpy(), want_s, atol=1e-7)
     assert bool(np.abs(want_s).min() > 1e-4)  # every scaling matters: the check can fail

@@ -120,7 +120,8 @@ def test_the_report_lists_failed_runs_and_leaves_them_out(tmp_path):
     out = _sweep_folder(tmp_path)
     report = make_report([out], tmp_path / "report")
     assert [(d.name, reason) for d, reason in report.failed] == [
-        ("seed2", "the loss became NaN at 3"), ("seed3", "the loss became NaN or infinite (stop_reason non_finite_loss)"),
+        ("seed2", "the loss became NaN at 3"),
+        ("seed3", "the loss became NaN or infinite (stop_reason non_finite_loss)"),
     ]  # fmt: skip
     assert "2 failed runs, left out of every statistic:" in report.markdown and "FAILED" in report.markdown
     with open(tmp_path / "report" / "table1.csv", newline="") as handle:

@@ -305,7 +305,7 @@ def test_noisy_backends_match_the_reference_on_random_circuits(data, model):
     want = ReferenceDensityBackend(noise=model).expval(circuit, angles)
     for name in NOISY:
         got = make_backend(name, noise=model).expval(circuit, angles)
-        torch.testing.assert_close(got, want, atol=1e-10, rtol=0, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_options_noise_text_and_depolarizing_shorthand():

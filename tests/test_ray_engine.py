@@ -146,7 +146,8 @@ def test_without_a_shared_file_system_the_driver_writes_the_runs(tmp_path, loopb
     assert all(not e["dir"].startswith(str(tmp_path)) for e in _events(log))  # the tasks ran in copies
     for spec in runs:
         assert sorted(p.name for p in spec.directory.iterdir()) == [
-            "config.toml", "convergence.png", "curves.csv", "epochs.csv", "meta.json", "metrics.json", "model.safetensors",
+            "config.toml", "convergence.png", "curves.csv", "epochs.csv", "meta.json", "metrics.json",
+            "model.safetensors",
         ]  # fmt: skip
     local_sweep(tmp_path / "local")
     assert _metrics(tmp_path / "driver") == _metrics(tmp_path / "local")

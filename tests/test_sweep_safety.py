@@ -113,7 +113,8 @@ def test_a_sweep_killed_mid_way_leaves_no_workers_and_its_rerun_completes_each_r
         steps = [int(line.split(",")[0]) for line in (pathlib.Path(run) / "curves.csv").read_text().splitlines()[1:]]
         assert steps == list(range(1, 15))  # every iteration once: nothing ran twice
         assert sorted(p.name for p in pathlib.Path(run).iterdir()) == [
-            "config.toml", "convergence.png", "curves.csv", "epochs.csv", "meta.json", "metrics.json", "model.safetensors",
+            "config.toml", "convergence.png", "curves.csv", "epochs.csv", "meta.json", "metrics.json",
+            "model.safetensors",
         ]  # fmt: skip
     assert any(
         e["event"] == "start" and e["resume"] for e in events

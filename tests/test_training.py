@@ -43,7 +43,7 @@ def test_stops_when_smoothed_gradient_norm_reaches_eps():
     # the smoothed value is the bias-corrected EMA of the raw norms
     raw, beta = np.array(result.curves["grad_norm"]), 0.9
     m = 0.0
-    for t, g in enumerate(raw, start=1):
+    for g in raw:
         m = beta * m + (1 - beta) * g
     assert ema[-1] == pytest.approx(m / (1 - beta ** len(raw)))
 
@@ -147,8 +147,8 @@ def test_curvature_scope_holds_quantum_features_constant_without_backprop():
 
 
 def test_terms_read_each_regularizers_options_and_the_flat_keys_override_the_table():
-    config = RunConfig(lambda_stab=0.25, gamma_curv=0.5, curvature_every=3, curvature_batch=None, curvature_probes=2, seed=7,
-                       regularizer_options={"curvature": {"probes": 4, "method": "autograd"}})  # fmt: skip
+    config = RunConfig(lambda_stab=0.25, gamma_curv=0.5, curvature_every=3, curvature_batch=None, curvature_probes=2,
+                       seed=7, regularizer_options={"curvature": {"probes": 4, "method": "autograd"}})  # fmt: skip
     stability, curvature = build_terms(config)
     assert (stability.weight, stability.column, stability.every, stability.batch) == (0.25, "stab", 1, None)
     assert (curvature.weight, curvature.column, curvature.every, curvature.batch) == (0.5, "curv", 3, None)
