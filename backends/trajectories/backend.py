@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 
 import torch
+
 from hqf.backends.readout import readout
 from hqf.backends.trajectories.branches import Sites, sites
 from hqf.backends.trajectories.plain import word_values

@@ -17,6 +17,7 @@ import attrs
 import numba
 import numpy as np
 import torch
+
 from hqf.quantum.circuit import Circuit
 from hqf.quantum.noise import IDENTITY, PAULI_X, PAULI_Y, PAULI_Z, Channel, NoiseModel
 

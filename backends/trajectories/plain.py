@@ -10,6 +10,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 import torch
+
 from hqf.backends.readout import Readout
 from hqf.backends.torch.plain import apply, apply_matrix, initial_state, measure
 from hqf.backends.trajectories.branches import Sites
