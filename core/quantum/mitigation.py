@@ -56,7 +56,7 @@ import torch
 
 from hqf.quantum.circuit import Circuit, Hamiltonian, Observable, PauliWord, Probs, adjoint, compose
 from hqf.quantum.gradients import expval
-from hqf.quantum.interfaces import Backend
+from hqf.quantum.interfaces import Backend, Capabilities
 from hqf.quantum.noise import NoiseModel
 
 SCALINGS = ("folding", "channel")
@@ -292,3 +292,146 @@ def zne(
             values = [measure(factory(scale), circuit, angles) for scale in scales]
     stacked = torch.stack([v.to("cpu", torch.float64) for v in values])
     return ZNEResult(tuple(float(s) for s in scales), stacked, extrapolate(scales, stacked, method), method, scaling)
+
+
+def _check_scaling(instance, attribute, value) -> None:
+    if value not in SCALINGS:
+        raise ValueError(f"'scaling' must be one of {', '.join(SCALINGS)} (got {value!r})")
+
+
+def _check_method(instance, attribute, value) -> None:
+    if value not in METHODS:
+        raise ValueError(f"'method' must be one of {', '.join(METHODS)} (got {value!r})")
+
+
+def _check_zne_scales(instance, attribute, value) -> None:
+    check_scales(value)
+
+
+@attrs.frozen
+class ZNE:
+    """How :class:`MitigatedBackend` extrapolates to zero noise: the arguments of :func:`zne`."""
+
+    scales: tuple[float, ...] = attrs.field(default=(1, 3, 5), converter=tuple, validator=_check_zne_scales)
+    method: str = attrs.field(default="richardson", validator=_check_method)
+    scaling: str = attrs.field(default="folding", validator=_check_scaling)
+
+    def __attrs_post_init__(self) -> None:
+        if self.scaling == "folding":
+            _odd_integers(self.scales)
+
+    def __str__(self) -> str:
+        scales = ",".join(f"{s:g}" for s in self.scales)
+        return f"zne({self.scaling} {scales}, {self.method})"
+
+
+#: what ``mitigate`` texts name (``"zne"``, ``"readout"``, ``"zne,readout"``)
+MITIGATIONS = ("zne", "readout")
+
+
+def parse_mitigation(text: str) -> tuple[ZNE | None, bool]:
+    """``(zne, readout)`` of a comma-separated text of :data:`MITIGATIONS`: ZNE with its defaults
+    (folding 1, 3, 5, Richardson) for ``zne``, readout inversion for ``readout``.
+
+    Raises:
+        ValueError: an empty text, an unknown or repeated name.
+    """
+    names = [part.strip() for part in text.split(",")]
+    unknown = [name for name in names if name not in MITIGATIONS]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"'mitigate' must name some of {', '.join(MITIGATIONS)}, comma-separated, once (got {text!r})")
+    return (ZNE() if "zne" in names else None), "readout" in names
+
+
+class MitigatedBackend(Backend):
+    """The mitigated expectation values of a noisy backend: a backend whose :meth:`expval` reads
+    ``backend``'s values through readout-error mitigation (the confusion matrices of ``backend.noise``,
+    :func:`mitigate_readout`) and/or zero-noise extrapolation (:func:`zne`), in that order.
+
+    Values only: it declares no gradient and refuses the parameter-shift rule (a folded circuit reads each
+    angle several times, so the two-term rule would be wrong); evaluate under ``torch.no_grad``. Its
+    gates, observables, dtype and device are the wrapped backend's.
+
+    Args:
+        backend: the noisy backend (with ``readout``: one with a ``noise`` model that has a readout error).
+        zne: how to extrapolate; None: no ZNE.
+        readout: invert the readout error of ``backend.noise``.
+        factory: ``scale -> backend`` for ``zne.scaling == "channel"`` (e.g.
+            :func:`hqf.registry.make.noise_factory`); built once per scale.
+
+    Raises:
+        ValueError: neither mitigation asked for; ``readout`` on a backend without a readout error;
+            channel scaling without ``factory``; (from :meth:`expval`) a readout error that cannot be inverted.
+
+    Example::
+
+        >>> from hqf.quantum.circuit import Operation
+        >>> from hqf.registry.make import make_backend
+        >>> noisy = make_backend("torch-dm", noise="depolarizing=0.01,readout=0.03")
+        >>> mitigated = MitigatedBackend(noisy, zne=ZNE(scales=(1, 3, 5)), readout=True)
+        >>> circuit = Circuit(1, [Operation("RX", 0, 0)], [PauliWord.z(0)])
+        >>> abs(float(mitigated.expval(circuit, torch.tensor([[0.3]], dtype=torch.float64))) - math.cos(0.3)) < 1e-4
+        True
+    """
+
+    name = "mitigated"
+    description = "another backend's expectation values with readout-error mitigation and/or ZNE"
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        zne: ZNE | None = None,
+        readout: bool = False,
+        factory: Callable[[float], Backend] | None = None,
+    ) -> None:
+        if zne is None and not readout:
+            raise ValueError("give 'zne' and/or 'readout=True': nothing to mitigate")
+        noise = getattr(backend, "noise", None)
+        if readout and not (isinstance(noise, NoiseModel) and noise.has_readout):
+            raise ValueError(f"readout mitigation needs a readout error; backend {backend.name!r} has none")
+        if zne is not None and zne.scaling == "channel" and factory is None:
+            raise ValueError("'channel' scaling needs a factory scale -> backend (e.g. noise_factory)")
+        inner = backend.capabilities
+        self.capabilities = Capabilities(
+            dtypes={backend.dtype}, devices={backend.device.type}, max_qubits=inner.max_qubits,
+            exact=inner.exact, noise=inner.noise, estimates=inner.estimates, channels=inner.channels,
+            gates=inner.gates, observables=inner.observables,
+        )  # fmt: skip
+        super().__init__(dtype=backend.dtype, device=str(backend.device))
+        self.name = f"{backend.name}+" + "+".join(["zne"] * (zne is not None) + ["readout"] * readout)
+        self.backend, self.zne, self.readout = backend, zne, noise if readout else None
+        scaled = zne is not None and zne.scaling == "channel"
+        self.scaled_backends = {s: factory(s) for s in zne.scales} if scaled else {}
+
+    @property
+    def backends(self) -> list[Backend]:
+        """Every backend it measures on."""
+        return [self.backend, *self.scaled_backends.values()]
+
+    def set_threads(self, n: int) -> None:
+        super().set_threads(n)
+        for backend in self.backends:
+            backend.set_threads(n)
+
+    def fix_randomness(self, key: int | None) -> None:
+        for backend in self.backends:
+            backend.fix_randomness(key)
+
+    def expval(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        if angles.requires_grad and torch.is_grad_enabled():
+            raise RuntimeError(f"backend {self.name!r} gives values only; evaluate under torch.no_grad()")
+        with torch.no_grad():
+            if self.zne is None:
+                values = mitigate_readout(circuit, angles, self.backend, self.readout)
+            else:
+                source = self.backend if self.zne.scaling == "folding" else self.scaled_backends.__getitem__
+                z = self.zne
+                values = zne(circuit, angles, source, z.scales, z.method, z.scaling, readout=self.readout).estimate
+        return values.to(angles.device, self.real_dtype)
+
+    def expval_shifted(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        raise NotImplementedError(f"backend {self.name!r} gives values only: mitigated values have no gradient")
+
+    def expval_shifts(self, circuit: Circuit, angles: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        raise NotImplementedError(f"backend {self.name!r} gives values only: mitigated values have no gradient")
