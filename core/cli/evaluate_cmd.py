@@ -47,6 +47,12 @@ def rows_per_batch(config) -> int:
     help="Shorthand for --noise depolarizing=P [default: the run's, 0].",
 )
 @click.option(
+    "--mitigate",
+    metavar="WHICH",
+    help="Mitigate the noise: zne (global folding 1,3,5, Richardson), readout (invert the noise model's "
+    "confusion matrices) or zne,readout; needs a noise model [default: none].",
+)
+@click.option(
     "--input-noise",
     type=click.FloatRange(min=0.0),
     default=0.0,
@@ -58,9 +64,9 @@ def rows_per_batch(config) -> int:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the input noise.")
 @click.option("--out", type=click.Path(dir_okay=False), help="JSON file to write the metrics to (must not exist).")
-def evaluate_command(run_dir, backend, noise, depolarizing, input_noise, test_samples, seed, out) -> None:
+def evaluate_command(run_dir, backend, noise, depolarizing, mitigate, input_noise, test_samples, seed, out) -> None:
     """Accuracy, macro-F1, ECE and NLL of the model a finished run kept, on the run's own test split
-    (drawn as the run drew it), under the given backend, noise model and input noise.
+    (drawn as the run drew it), under the given backend, noise model, mitigation and input noise.
 
     A density-matrix backend costs about 2ⁿ times a state vector per row: use --test-samples for 8
     qubits and more.
@@ -70,6 +76,7 @@ def evaluate_command(run_dir, backend, noise, depolarizing, input_noise, test_sa
 
     from hqf.learn.rundir.saved import load, run_dataset
     from hqf.learn.training import metrics as M
+    from hqf.quantum.mitigation import MitigatedBackend
 
     target = pathlib.Path(out) if out else None
     if target is not None and (target.exists() or not target.parent.is_dir()):
@@ -77,7 +84,7 @@ def evaluate_command(run_dir, backend, noise, depolarizing, input_noise, test_sa
         raise ConfigError(f"--out {target} {problem}; give a new file in an existing folder")
     if noise is not None and depolarizing is not None:
         raise ConfigError("give either --noise or its shorthand --depolarizing, not both")
-    trained = load(run_dir, backend=backend, depolarizing=depolarizing, noise=noise)
+    trained = load(run_dir, backend=backend, depolarizing=depolarizing, noise=noise, mitigate=mitigate)
     data = run_dataset(trained)
     x, y = data.test.x[:test_samples], data.test.y[:test_samples]
     if input_noise:
@@ -88,18 +95,25 @@ def evaluate_command(run_dir, backend, noise, depolarizing, input_noise, test_sa
         key: value for key, value in M.classification_metrics(probs, y, data.n_classes).items() if key != "reliability"
     }
     config = trained.config
-    backend_name = trained.model.quantum.backend.name if trained.model.quantum is not None else config.backend
+    simulator = trained.model.quantum.backend if trained.model.quantum is not None else None
+    mitigation = simulator.settings if isinstance(simulator, MitigatedBackend) else None
+    if mitigation is not None:
+        simulator = simulator.backend
+    backend_name = simulator.name if simulator is not None else config.backend
     result.update(
         backend=backend_name,
         noise=config.noise_text or "none",
         depolarizing=config.depolarizing,
+        mitigation=mitigation or "none",
         input_noise=input_noise,
         test_samples=int(len(y)),
         run_dir=str(run_dir),
     )
     for key in ("accuracy", "macro_f1", "ece", "nll"):
         click.echo(f"{key:<10} {result[key]:.4g}")
-    click.echo(f"on {len(y)} test rows, backend {backend_name}, noise {result['noise']}, input noise σ={input_noise:g}")
+    mitigated = f", mitigation {mitigate}" if mitigation is not None else ""
+    noises = f"noise {result['noise']}{mitigated}, input noise σ={input_noise:g}"
+    click.echo(f"on {len(y)} test rows, backend {backend_name}, {noises}")
     if target is not None:
         from hqf.learn.rundir.checkpoint import atomic_write_text
 

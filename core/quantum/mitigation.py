@@ -405,6 +405,13 @@ class MitigatedBackend(Backend):
         self.scaled_backends = {s: factory(s) for s in zne.scales} if scaled else {}
 
     @property
+    def settings(self) -> dict:
+        """The mitigation as plain data: ``{"zne": {"scales", "method", "scaling"} or None, "readout": bool}``."""
+        z = self.zne
+        zne_settings = None if z is None else {"scales": list(z.scales), "method": z.method, "scaling": z.scaling}
+        return {"zne": zne_settings, "readout": self.readout is not None}
+
+    @property
     def backends(self) -> list[Backend]:
         """Every backend it measures on."""
         return [self.backend, *self.scaled_backends.values()]

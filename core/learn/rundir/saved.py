@@ -31,6 +31,8 @@ from hqf.learn.data.splits import apply_scaler
 from hqf.learn.rundir.checkpoint import atomic_write
 from hqf.learn.training.model import BaselineModel, HybridModel, build_model
 from hqf.learn.training.run_backend import evaluation_backend, exact_backend, noisy_backends, run_noise
+from hqf.quantum.mitigation import MitigatedBackend, parse_mitigation
+from hqf.quantum.noise import NoiseModel
 from hqf.registry.loader import registry
 from hqf.registry.make import make_ansatz
 
@@ -106,6 +108,7 @@ def load(
     device: str | None = None,
     depolarizing: float | None = None,
     noise: str | dict | None = None,
+    mitigate: str | None = None,
 ) -> TrainedModel:
     """The trained model of the finished run in ``run_dir``, in eval mode, ready for inference.
 
@@ -115,13 +118,16 @@ def load(
     exact density-matrix backend). ``device``: another torch device. ``noise``: a noise model in place
     of the run's (its text form, ``"depolarizing=0.02,readout=0.03"``, or a table; ``""``: none), and
     without ``backend`` the run's backend when it runs that noise, else the first exact backend that
-    does; ``depolarizing``: shorthand for ``noise="depolarizing=p"``, not with ``noise``. The global
-    random state is left as it was.
+    does; ``depolarizing``: shorthand for ``noise="depolarizing=p"``, not with ``noise``. ``mitigate``:
+    ``"zne"``, ``"readout"`` or ``"zne,readout"`` (:func:`hqf.quantum.mitigation.parse_mitigation`): the
+    quantum layer's backend wrapped in a :class:`~hqf.quantum.mitigation.MitigatedBackend` (values only:
+    inference, not training). The global random state is left as it was.
 
     Raises:
         ConfigError: ``run_dir`` holds no ``model.safetensors`` (not a finished run), or the file does
             not fit the run's configuration; an unknown or unavailable ``backend``; a bad noise model, or
-            a backend that does not run it.
+            a backend that does not run it; a bad ``mitigate``, or mitigation without noise or of a readout
+            error the noise model does not have.
     """
     run_dir = pathlib.Path(run_dir)
     path = run_dir / MODEL
@@ -157,6 +163,8 @@ def load(
             f"{path} does not fit the model of {run_dir}/config.toml: {str(exc).splitlines()[0]}"
         ) from None
     model.eval()
+    if mitigate is not None:
+        mitigated(model, mitigate, run_noise(config))
     scaler = None
     if "scaler.mean" in tensors:
         scaler = (tensors["scaler.mean"].numpy(), tensors["scaler.std"].numpy())
@@ -171,6 +179,28 @@ def inference_backend(config: RunConfig) -> str:
     if noise is None or noise.features <= registry().get("backend", name).cls.capabilities.channels:
         return name
     return exact_backend(noise, make_ansatz(config.ansatz).n_qubits) or name
+
+
+def mitigated(model: HybridModel | BaselineModel, text: str, noise: NoiseModel | None) -> None:
+    """Wrap ``model``'s quantum backend in the mitigation ``text`` names (its gradient left to ``auto``).
+
+    Raises:
+        ConfigError: a bad ``text``; no quantum layer; no noise, or a readout error to invert that ``noise``
+            does not have.
+    """
+    try:
+        zne, readout = parse_mitigation(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if model.quantum is None:
+        raise ConfigError("mitigation needs a quantum layer; this model has none")
+    if noise is None or noise.is_noiseless:
+        raise ConfigError(f"mitigation ({text}) needs a noise model to mitigate; give one (--noise, noise=...)")
+    try:
+        model.quantum.backend = MitigatedBackend(model.quantum.backend, zne=zne, readout=readout)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (noise {noise})") from None
+    model.quantum.gradient = "auto"
 
 
 def _read(path: pathlib.Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
