@@ -4,6 +4,7 @@ import importlib.util
 import json
 import math
 import pathlib
+import time
 
 import pytest
 import torch
@@ -15,7 +16,18 @@ from hqf.cli import main
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
 from hqf.quantum.gradients import expval
 from hqf.registry.make import make_backend
-from hqf.studies.bench import Comparison, Latency, Row, Workload, median_seconds, peer_comparisons, ratios, time_backend
+from hqf.studies.bench import (
+    MAX_CALLS_PER_SAMPLE,
+    MIN_SAMPLE_S,
+    Comparison,
+    Latency,
+    Row,
+    Workload,
+    median_seconds,
+    peer_comparisons,
+    ratios,
+    time_backend,
+)
 from hqf.studies.bench_suite import fitting_backends
 from hqf.studies.peers import PEERS, pennylane_layer, qiskit_connector
 
@@ -110,11 +122,18 @@ def test_the_goals_script_exits_1_on_a_missed_goal(tmp_path, capsys):
 
 def test_median_seconds_counts_warmup_and_budget():
     calls = []
-    median_seconds(lambda: calls.append(1), repeats=5, warmup=2)
-    assert len(calls) == 7
+    median_seconds(lambda: time.sleep(0.03) or calls.append(1), repeats=5, warmup=2)
+    assert len(calls) == 7  # calls slower than a sample's minimum: one call per sample
     calls.clear()
     median_seconds(lambda: calls.append(1), repeats=5, warmup=0, budget_s=0.0)
     assert len(calls) == 1  # the budget stops after one timed call
+
+
+def test_median_seconds_repeats_fast_calls_within_a_sample():
+    calls = []
+    seconds = median_seconds(lambda: calls.append(1), repeats=3, warmup=1)
+    assert len(calls) == 1 + 3 * MAX_CALLS_PER_SAMPLE  # a no-op fills no sample: the cap
+    assert 0 < seconds < MIN_SAMPLE_S / 10  # the time of one call, not of a sample
 
 
 def test_time_backend_reports_throughput_and_the_resolved_gradient():

@@ -10,8 +10,9 @@ ansatz (``hea8x6`` by default), ``⟨Z⟩`` on every qubit, a batch of ``B`` row
 - **forward+backward**: expectation values, then the gradient of their sum with respect to the
   ansatz weights *and* the inputs (peers that cannot differentiate the inputs say so in their note).
 
-A time is the median of ``repeats`` calls after ``warmup`` calls; throughput is ``batch / time`` in
-samples per second. :func:`ratios` divides the throughputs of named rows (:class:`Comparison`);
+A time is the median of ``repeats`` samples after ``warmup`` calls, a sample being the mean of as many calls as
+fill 20 ms (one call for slower ones or without warm-up); throughput is ``batch / time`` in samples per
+second. :func:`ratios` divides the throughputs of named rows (:class:`Comparison`);
 :func:`peer_comparisons` pairs every hqf row with every peer row of the same gradient. What a ratio
 should reach is no part of the library: benchmarks/targets.toml states the goals.
 """
@@ -170,20 +171,42 @@ def peer_comparisons(rows: Sequence[Row]) -> list[Comparison]:
     ]
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, budget_s: float | None = None) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls after ``warmup`` calls.
+#: a timed sample lasts at least this long: calls faster than it are repeated within one sample
+MIN_SAMPLE_S = 0.02
+#: at most this many calls in one sample
+MAX_CALLS_PER_SAMPLE = 1000
 
-    With ``budget_s``, stops repeating once that much time was spent (at least one timed call).
+
+def median_seconds(
+    fn: Callable[[], object],
+    repeats: int,
+    warmup: int,
+    budget_s: float | None = None,
+    min_sample_s: float = MIN_SAMPLE_S,
+) -> float:
+    """Median wall-clock seconds of one ``fn()`` over ``repeats`` samples, after ``warmup`` calls.
+
+    A sample is the mean of as many consecutive calls as fill ``min_sample_s`` (one call for slower
+    ones, and one call when there is no warm-up; the count is read off the last warm-up call): a
+    sub-millisecond call timed alone measures the clock and the scheduler more than the call. With
+    ``budget_s``, stops sampling once that much time was spent (at least one sample). ``min_sample_s = 0``
+    times every call alone (a latency: the time of one call on its own, not one of a warm run of calls).
     """
+    calls = 1
     for _ in range(warmup):
+        start = time.perf_counter()
         fn()
+        once = time.perf_counter() - start
+        calls = min(MAX_CALLS_PER_SAMPLE, max(1, math.ceil(min_sample_s / max(once, 1e-9))))
     times: list[float] = []
     spent = 0.0
     for _ in range(max(repeats, 1)):
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-        spent += times[-1]
+        for _ in range(calls):
+            fn()
+        elapsed = time.perf_counter() - start
+        times.append(elapsed / calls)
+        spent += elapsed
         if budget_s is not None and spent >= budget_s:
             break
     return statistics.median(times)
@@ -282,8 +305,8 @@ def inference_latency(repeats: int = 200, warmup: int = 20, in_features: int = 1
     x = torch.randn(1, in_features, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         latent = model.backbone(x)
-        seconds = median_seconds(lambda: model(x), repeats, warmup)
-        layer_seconds = median_seconds(lambda: model.quantum(latent), repeats, warmup)
+        seconds = median_seconds(lambda: model(x), repeats, warmup, min_sample_s=0.0)
+        layer_seconds = median_seconds(lambda: model.quantum(latent), repeats, warmup, min_sample_s=0.0)
     return Latency(seconds, layer_seconds)
 
 
