@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 
 from hqf.quantum.circuit import Circuit, Hamiltonian, Operation, PauliWord, Probs, compose
 from hqf.quantum.mitigation import (
+    ZNE,
     extrapolate,
     extrapolation_weights,
     fold,
@@ -288,3 +290,8 @@ def test_zne_with_the_readout_calibration_removes_gate_and_readout_noise():
 def with_readout_of(model: NoiseModel, readout: NoiseModel) -> NoiseModel:
     """``model``'s channels with ``readout``'s readout errors."""
     return NoiseModel(model.rules, readout.readout)
+
+
+def test_the_zne_settings_value_defaults_to_the_functions_defaults():
+    defaults = {name: p.default for name, p in inspect.signature(zne).parameters.items()}
+    assert (ZNE().scales, ZNE().method, ZNE().scaling) == (defaults["scales"], defaults["method"], defaults["scaling"])
