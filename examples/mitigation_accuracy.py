@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(record, indent=2) + "\n")
         header = (
-            f"Command: `{record['command']}` (model: `hqf run --out {args.run_dir}`, the default run)\n\n"
+            f"Command: `{record['command']}` (model: the run in `{args.run_dir}`)\n\n"
             f"Date {record['date']}, commit {record['commit']}, {args.threads} thread(s), backend {args.backend}, "
             f"{record['test_samples']} test rows; load average (1, 5, 15 min) {record['load_average_before']} "
             f"before, {record['load_average_after']} after, on {record['cpu_count']} CPUs.\n\n"
