@@ -26,7 +26,7 @@ from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit
 from hqf.quantum.gradients import expval as differentiable_expval
 from hqf.quantum.gradients import shift_jacobian
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
-from hqf.quantum.noise import NOISE_FEATURES, NoiseModel, check_probability
+from hqf.quantum.noise import NOISE_FEATURES, NoiseModel, noise_model
 
 
 @functools.lru_cache(maxsize=64)
@@ -38,16 +38,6 @@ def compiled(circuit: Circuit, noise: NoiseModel) -> tuple[Program, Reading]:
 def segment_length(n_steps: int) -> int:
     """Steps between two checkpoints of the adjoint pass: ``⌈√K⌉`` (checkpoints plus segment ``≈ 2√K``)."""
     return max(1, math.ceil(math.sqrt(n_steps)))
-
-
-def resolve_noise(noise: NoiseModel | str | None, depolarizing: float) -> NoiseModel:
-    """The model of the options: ``noise`` (a model or its text), or ``depolarizing=p`` (not both)."""
-    p = check_probability(depolarizing)
-    if noise is None:
-        return NoiseModel.depolarizing(p) if p > 0 else NoiseModel()
-    if p > 0:
-        raise ValueError("give 'noise' or 'depolarizing', not both")
-    return NoiseModel.parse(noise) if isinstance(noise, str) else noise
 
 
 class PtmBackend(Backend):
@@ -90,7 +80,7 @@ class PtmBackend(Backend):
         device: str = "cpu",
     ) -> None:
         super().__init__(dtype=dtype, device=device)
-        self.noise = resolve_noise(noise, depolarizing)
+        self.noise = noise_model(noise, depolarizing)
         self.noise.require(self.name, self.capabilities.channels)
         checkpoint_mib = float(checkpoint_mib)
         if not checkpoint_mib >= 0:  # also refuses NaN
