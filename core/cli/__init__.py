@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import click
+from click.utils import make_default_short_help
 
 from hqf import __version__
 from hqf.errors import HqfError
@@ -23,11 +24,36 @@ COMMANDS: dict[str, str] = {
     "sweep": "hqf.cli.sweep_cmd:sweep_command",
 }
 
+#: command name -> the first sentence of its help, shown by ``hqf --help`` without importing the command
+#: (tests/test_cli_speed_imports.py keeps each equal to the command's own docstring)
+SUMMARIES: dict[str, str] = {
+    "bench": "Time forward and forward+backward (samples/s, median after warm-up) of hqf backends on one circuit.",
+    "check": "Check a backend against the reference simulator: values, shift Jacobians, gradients, shapes, and "
+    "for a noisy backend its values and gradients under a noise model against the density-matrix reference.",
+    "draw": "Print the circuit an encoder and an ansatz compose (one line per wire, gates labelled with their "
+    "angle columns θk: the encoder's first, then the ansatz weights).",
+    "evaluate": "Accuracy, macro-F1, ECE and NLL of the model a finished run kept, on the run's own test split "
+    "(drawn as the run drew it), under the given backend, noise model, mitigation and input noise.",
+    "list": "List encoders, ansätze, fusions, regularizers, baselines, backbones and backends, with availability.",
+    "predict": "Predict with the model a finished run kept (model.safetensors): one CSV row per sample with its "
+    "index, its label where the data has one, the predicted class and the probability of every class.",
+    "report": "Aggregate finished runs (sweep folders or run folders) into Tables I–IV and Figures 2–5.",
+    "run": "Train the hybrid model of the seed paper and write a run directory.",
+    "scale": "Sweep qubits × depth: epoch time, state memory, and Var[∂C/∂θ₁] for a local and a global cost.",
+    "sweep": "Run every configuration of GRID (variants × axes × seeds), each in its own run directory.",
+}
+
 
 class UserError(click.ClickException):
     """A mistake the user can fix: one line on stderr, exit code 2, no traceback."""
 
     exit_code = 2
+
+
+class SystemProblem(click.ClickException):
+    """The machine failed a command (a full disk, an I/O error): one line on stderr, exit code 1."""
+
+    exit_code = 1
 
 
 class LazyGroup(click.Group):
@@ -42,6 +68,13 @@ class LazyGroup(click.Group):
         module, attr = COMMANDS[name].split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``hqf --help``, as click writes it, from :data:`SUMMARIES`: no command is imported."""
+        limit = formatter.width - 6 - max(map(len, COMMANDS))
+        rows = [(name, make_default_short_help(SUMMARIES[name], limit)) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -49,6 +82,10 @@ class LazyGroup(click.Group):
             raise UserError(str(exc)) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             raise UserError(f"{exc.strerror or exc}: {exc.filename}") from None
+        except OSError as exc:  # a full disk, an I/O error: one line, exit 1
+            raise SystemProblem(
+                f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror or exc)
+            ) from None
         except KeyboardInterrupt as exc:  # Ctrl-C (or SIGTERM in a run): what was kept and where, exit 128 + signal
             click.echo(f"Interrupted: {exc}" if str(exc) else "Interrupted.", err=True)
             raise click.exceptions.Exit(getattr(exc, "exit_code", 130)) from None

@@ -8,16 +8,16 @@ import click
 
 from hqf.cli.check_cmd import parse_option
 from hqf.errors import ConfigError
-from hqf.learn.training.plotting import pyplot, save
 from hqf.quantum.circuit import Circuit
 from hqf.quantum.drawing import layout, observable_ends
-from hqf.quantum.layer import QuantumLayer
-from hqf.registry.make import make_ansatz, make_encoder
 
 
 def composed_circuit(ansatz: str, encoder: str, features: int | None, options: dict) -> Circuit:
     """The circuit a model of ``encoder`` and ``ansatz`` runs (as :class:`~hqf.quantum.layer.QuantumLayer` composes
     it)."""
+    from hqf.quantum.layer import QuantumLayer  # at use: torch, which `hqf draw --help` does not need
+    from hqf.registry.make import make_ansatz, make_encoder  # at use: loading the plugins imports torch
+
     built = make_ansatz(ansatz)
     in_features = features or built.n_qubits
     try:
@@ -31,6 +31,8 @@ def composed_circuit(ansatz: str, encoder: str, features: int | None, options: d
 
 def write_png(circuit: Circuit, path: pathlib.Path) -> None:
     """The diagram as a matplotlib figure: wires as lines, gates as labelled boxes, controls as dots."""
+    from hqf.learn.training.plotting import pyplot, save  # at use: matplotlib and torch
+
     columns = layout(circuit)
     plt = pyplot()
     n = circuit.n_qubits
