@@ -1,5 +1,17 @@
 """hqf: hybrid quantum-classical machine learning.
 
+The names a user needs are here, imported on first use (``import hqf`` loads neither torch nor a plugin);
+docs/api.md shows them together:
+
+- circuits: :class:`Circuit`, :class:`Operation`, :class:`PauliWord`, :class:`Hamiltonian`, :class:`Probs`,
+  :func:`compose`;
+- on a backend: :func:`make_backend`, :func:`expval` (differentiable expectation values),
+  :class:`QuantumLayer` (encoder → ansatz → backend as a ``torch.nn.Module``), :func:`make_encoder`,
+  :func:`make_ansatz`;
+- noise: :class:`NoiseModel`, :func:`noise_model`;
+- runs: :class:`RunConfig`, :func:`run` (what ``hqf run`` does), :func:`load` (a finished run's model);
+- :class:`HqfError`, the base of every error a user can cause; :data:`hookimpl` for plugins.
+
 Four layers, each a subpackage that may import only the ones before it:
 
 - :mod:`hqf.quantum`: the circuit description, gate maths, the noise model, the ``Backend``, ``Encoder``
@@ -10,11 +22,49 @@ Four layers, each a subpackage that may import only the ones before it:
 - :mod:`hqf.studies`: sweeps, reports, statistics, scaling studies and benchmarks;
 
 with :mod:`hqf.cli` (the ``hqf`` command) and :mod:`hqf.testing` (the conformance suite and its
-reference simulator) on top. Importing hqf loads no plugin.
+reference simulator) on top.
 """
+
+from __future__ import annotations
+
+import importlib
 
 from hqf.registry.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "hookimpl"]
+#: public name -> the module it is defined in; imported on first access (PEP 562), so ``import hqf`` stays light
+PUBLIC: dict[str, str] = {
+    "Circuit": "hqf.quantum.circuit",
+    "Operation": "hqf.quantum.circuit",
+    "PauliWord": "hqf.quantum.circuit",
+    "Hamiltonian": "hqf.quantum.circuit",
+    "Probs": "hqf.quantum.circuit",
+    "compose": "hqf.quantum.circuit",
+    "expval": "hqf.quantum.gradients",
+    "QuantumLayer": "hqf.quantum.layer",
+    "NoiseModel": "hqf.quantum.noise",
+    "noise_model": "hqf.quantum.noise",
+    "make_backend": "hqf.registry.make",
+    "make_encoder": "hqf.registry.make",
+    "make_ansatz": "hqf.registry.make",
+    "RunConfig": "hqf.learn.config",
+    "run": "hqf.learn.experiment",
+    "load": "hqf.learn.rundir.saved",
+    "HqfError": "hqf.errors",
+}
+
+__all__ = ["__version__", "hookimpl", *PUBLIC]
+
+
+def __getattr__(name: str):
+    """A public name of :data:`PUBLIC`, imported from its module the first time it is asked for."""
+    if name not in PUBLIC:
+        raise AttributeError(f"module 'hqf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *PUBLIC})

@@ -30,6 +30,7 @@ def make_ansatz(spec: str) -> Ansatz:
 
 
 def make_encoder(name: str, in_features: int, n_qubits: int, **options: Any) -> Encoder:
+    """The encoder registered as ``name``, mapping ``in_features`` inputs onto ``n_qubits`` qubits."""
     return registry().get("encoder", name).cls(in_features, n_qubits, **options)
 
 
