@@ -20,3 +20,13 @@ def test_list_shows_torch_and_hea():
 def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(main, ["frobnicate"])
     assert result.exit_code == 2 and "No such command" in result.output
+
+
+def test_an_unknown_config_key_suggests_the_close_match(tmp_path):
+    result = CliRunner().invoke(main, ["run", "--set", "lambda_stabb=0.2", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2 and "unknown key 'lambda_stabb'; did you mean 'lambda_stab'?" in result.output
+    config = tmp_path / "my.toml"
+    config.write_text("epochz = 2\n")
+    result = CliRunner().invoke(main, ["run", "--config", str(config), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "unknown key 'epochz'; did you mean 'epochs'?" in result.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

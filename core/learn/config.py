@@ -14,6 +14,7 @@ are accepted wherever a key is (a flat key overrides the same option in its tabl
 
 from __future__ import annotations
 
+import difflib
 import math
 import pathlib
 from typing import Any
@@ -294,7 +295,9 @@ class RunConfig:
                 if key == RESOLVED and isinstance(value, dict):
                     continue  # a run directory's record of what "auto" became, not a setting
                 if key not in known:
-                    raise ConfigError(f"unknown key {raw_key!r}; known keys: {', '.join(sorted(known))}")
+                    close = difflib.get_close_matches(key, known, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise ConfigError(f"unknown key {raw_key!r}{hint} (known keys: {', '.join(sorted(known))})")
                 if key in values:
                     raise ConfigError(f"key {key!r} is given twice")
                 values[key] = value
