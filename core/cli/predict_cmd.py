@@ -50,7 +50,10 @@ def predict_command(run_dir, dataset, out, backend, device) -> None:
         return
     from hqf.learn.rundir.checkpoint import atomic_write_text
 
-    atomic_write_text(target, text)
+    try:
+        atomic_write_text(target, text)  # whole or not at all
+    except OSError as exc:  # a full disk: where, and that nothing was left
+        raise OSError(exc.errno, f"{exc.strerror or exc}; nothing was written", str(target)) from None
     click.echo(f"wrote {len(probs)} predictions to {target}", err=True)
 
 

@@ -24,16 +24,21 @@ Loading and labelling the runs: :mod:`hqf.studies.runs`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 import pathlib
+import shutil
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
 from hqf.errors import ConfigError
+from hqf.learn.rundir.folder import refuse_links, write_whole
 from hqf.studies import figures as figs
 from hqf.studies.runs import EVALUATION, KEYS, Group, Loaded, group, load_runs
 from hqf.studies.stats import PairedTest, Summary, paired, summarize
@@ -240,10 +245,9 @@ CSV_FIELDS = [
 ]
 
 
-def write_csv(
-    path: pathlib.Path, table: Sequence[tuple[Row, dict]], baseline: str | None, own: dict | None = None
-) -> None:
-    with open(path, "w", newline="") as fh:
+def csv_text(table: Sequence[tuple[Row, dict]], baseline: str | None, own: dict | None = None) -> str:
+    """One CSV row per table row and metric: the seed summary and the paired test against the baseline."""
+    with io.StringIO(newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for row, cells in table:
@@ -272,6 +276,7 @@ def write_csv(
                         "wilcoxon_pvalue": t.wilcoxon_pvalue,
                     }
                 writer.writerow(record)
+        return fh.getvalue()
 
 
 def table_columns(table: str, groups: Sequence[Group], axis: str) -> list[Column]:
@@ -344,12 +349,12 @@ def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, ba
             f"baseline {baseline!r} is not among the variants: {', '.join(sorted({g.variant for g in groups}))}"
         )
     out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     axis = settings.get("noise_axis", "depolarizing")
     own = settings.get("baselines", {})
     if not isinstance(own, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in own.items()):
         raise ConfigError('[report] baselines must map variant names to variant names, e.g. { "full-b" = "adam-b" }')
     tables = {}
+    files: dict[str, bytes] = {}  # name -> contents, written when the report is complete
     parts = [
         "# hqf report",
         "",
@@ -368,8 +373,8 @@ def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, ba
         evaluated = evaluate(rows, baseline, own)
         tables[table] = (title, evaluated)
         text = markdown(title, evaluated, baseline, own)
-        (out / f"{table}.md").write_text(text)
-        write_csv(out / f"{table}.csv", evaluated, baseline, own)
+        files[f"{table}.md"] = text.encode()
+        files[f"{table}.csv"] = csv_text(evaluated, baseline, own).encode()
         parts += [text, ""]
 
     def chosen_for(figure: str) -> list[Group]:
@@ -377,19 +382,46 @@ def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, ba
         picked = [g for n in named for g in groups if g.variant == n] if named is not None else list(groups)
         return [g for g in picked if dict(g.axes).get(axis, 0) in (0, 0.0) and len(g.axes) <= (axis in dict(g.axes))]
 
-    figures = []
-    for name, draw in (
-        ("fig2_convergence.png", lambda p: figs.convergence(chosen_for("figure2"), p)),
-        ("fig3_imbalance.png", lambda p: figs.imbalance(groups, settings.get("imbalance_axis", "imbalance"), p)),
-        ("fig4_reliability.png", lambda p: figs.reliability(chosen_for("figure4"), p)),
-        ("fig5_latency.png", lambda p: figs.latency(groups, settings.get("features_axis", "features"), p)),
-    ):
-        if draw(out / name):
-            figures.append(out / name)
-            parts += [f"![{name}]({name})", ""]
-    text = "\n".join(parts)
-    (out / "report.md").write_text(text)
+    with _staged(out) as staging:
+        figures = []
+        for name, draw in (
+            ("fig2_convergence.png", lambda p: figs.convergence(chosen_for("figure2"), p)),
+            ("fig3_imbalance.png", lambda p: figs.imbalance(groups, settings.get("imbalance_axis", "imbalance"), p)),
+            ("fig4_reliability.png", lambda p: figs.reliability(chosen_for("figure4"), p)),
+            ("fig5_latency.png", lambda p: figs.latency(groups, settings.get("features_axis", "features"), p)),
+        ):
+            if draw(staging / name):
+                figures.append(out / name)
+                parts += [f"![{name}]({name})", ""]
+        text = "\n".join(parts)
+        for name, data in {**files, "report.md": text.encode()}.items():
+            write_whole(staging / name, data)
     return Report(tables, tuple(figures), text, len(runs), baseline, loaded.failed, loaded.warnings)
+
+
+@contextlib.contextmanager
+def _staged(out: pathlib.Path):
+    """A hidden folder inside ``out`` to write the report into; when it is complete, each file is moved
+    into ``out``, ``report.md`` last. On any error (a full disk) nothing is moved, the hidden folder is
+    removed, and so is ``out`` if it was made here: no partial report. A file of ``out`` the report
+    would replace that is a symbolic link is refused first."""
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    try:
+        yield staging
+        names = sorted((p.name for p in staging.iterdir()), key=lambda n: n == "report.md")
+        for name in names:
+            refuse_links(out / name, out)
+        for name in names:
+            (staging / name).replace(out / name)
+    except OSError as exc:  # a full disk: say where, and that no partial report was left
+        raise OSError(exc.errno, f"{exc.strerror or exc}; no report was written", str(out)) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if made and not any(out.iterdir()):
+            with contextlib.suppress(OSError):
+                out.rmdir()
 
 
 def _failed_and_warnings(loaded: Loaded) -> list[str]:

@@ -14,16 +14,19 @@ a claim whose process is gone is stale and taken over. Then, by the state of the
   as if it had never stopped;
 - failed (``status.json`` says so: a non-finite loss, an error): left alone and reported, or run again
   from scratch with ``retry_failed`` (``hqf sweep --retry-failed``);
-- anything else (half-written): emptied and run again.
+- anything else (half-written): emptied of the files hqf writes and run again; a folder that holds
+  anything else, or a symbolic link on the way to a run directory, is refused before anything is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
 import os
 import pathlib
+import shutil
 import socket
 import time
 import traceback
@@ -34,8 +37,16 @@ import attrs
 
 from hqf.errors import ConfigError, RunDirInUseError
 from hqf.learn.config import RunConfig
+from hqf.learn.rundir.folder import (
+    foreign_files,
+    foreign_message,
+    is_disk_full,
+    refuse_links,
+    remove_run_files,
+    write_whole,
+)
 from hqf.learn.rundir.lock import claim, holder
-from hqf.learn.rundir.state import clear, is_finished, read_status, state_of
+from hqf.learn.rundir.state import is_finished, read_status, state_of
 from hqf.studies.grid import ABLATIONS, SWEEP_KEYS, RunSpec, expand, read_grid, validate
 from hqf.studies.search import run_search
 from hqf.studies.workers import run_pool
@@ -57,11 +68,11 @@ Runner = Callable[[dict, pathlib.Path], Any]
 
 
 def write_manifest(runs: Iterable[RunSpec], out: pathlib.Path, report: Mapping | None = None) -> None:
-    """``OUT/sweep.json``: every run's directory and labels, and the sweep file's ``[report]`` section."""
+    """``OUT/sweep.json``: every run's directory and labels, and the sweep file's ``[report]`` section
+    (written whole or not at all; never through a symbolic link)."""
     rows = [{"dir": str(r.directory.relative_to(out)), **r.labels()} for r in runs]
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"runs": rows, "report": dict(report or {})}, indent=1, default=str))
-    os.replace(tmp, out / MANIFEST)
+    text = json.dumps({"runs": rows, "report": dict(report or {})}, indent=1, default=str)
+    write_whole(out / MANIFEST, text.encode())
 
 
 def stale_keys(spec: RunSpec) -> list[str]:
@@ -126,11 +137,14 @@ def execute(
 
         torch.set_num_threads(threads)
     path = pathlib.Path(directory)
-    path.mkdir(parents=True, exist_ok=True)
     try:
+        refuse_links(path, path.parent)
+        path.mkdir(parents=True, exist_ok=True)
         lock = claim(path)
     except RunDirInUseError as exc:
         return directory, "busy", str(exc)
+    except (ConfigError, OSError) as exc:
+        return directory, "failed", _reason(exc, path)
     with lock:
         state = state_of(path)
         if state == "finished":
@@ -139,23 +153,48 @@ def execute(
             return directory, "failed-before", (read_status(path) or {}).get("reason", "failed earlier")
         function = _resolve(runner)
         resume = may_resume and state == "resumable" and "search" not in config and _takes_resume(function)
-        if not resume:
-            clear(path)
+        try:
+            if not resume:
+                remove_run_files(path)  # only what hqf wrote there: anything else is refused
+        except (ConfigError, OSError) as exc:
+            return directory, "failed", _reason(exc, path)
         try:
             function(config, path, resume=True) if resume else function(config, path)
         except Exception as exc:  # noqa: BLE001  a failed run is recorded and reported, the sweep goes on
-            (path / "error.txt").write_text(traceback.format_exc())
-            reason = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            _record_failure(path, reason)
+            reason = _reason(exc, path)
+            with contextlib.suppress(OSError):  # a full disk: the reason is still reported
+                write_whole(path / "error.txt", traceback.format_exc().encode())
+                _record_failure(path, reason)
             return directory, "failed", reason
     return directory, "resumed" if resume else "ran", None
+
+
+#: free bytes below which a failed write is taken for a full disk (torch reports one as "file write failed")
+LOW_SPACE = 1 << 20
+
+
+def _reason(exc: BaseException, path: pathlib.Path) -> str:
+    """One line on why a run failed; a full disk is said so, whatever library's words it came in."""
+    reason = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    if isinstance(exc, ConfigError):
+        reason = str(exc)
+    try:
+        free = shutil.disk_usage(path if path.exists() else path.parent).free
+    except OSError:
+        free = None
+    if is_disk_full(exc) or ("write failed" in reason and free is not None and free < LOW_SPACE):
+        shown = "?" if free is None else f"{free:,}"
+        return f"no space left on device writing {path} ({shown} bytes free); free some and rerun the sweep to resume"
+    return reason
 
 
 def _record_failure(path: pathlib.Path, reason: str) -> None:
     """``status.json`` says failed (a run records its own; a runner that does not gets it here)."""
     status = read_status(path) or {}
     if status.get("status") != "failed":
-        (path / "status.json").write_text(json.dumps({"status": "failed", "reason": reason}, indent=1) + "\n")
+        write_whole(
+            path / "status.json", (json.dumps({"status": "failed", "reason": reason}, indent=1) + "\n").encode()
+        )
 
 
 @attrs.frozen
@@ -203,7 +242,7 @@ def run_sweep(
     if jobs < 1:
         raise ConfigError(f"'jobs' must be >= 1 (got {jobs})")
     out = pathlib.Path(out)
-    fresh_only = _check_existing(runs)
+    fresh_only = _check_existing(runs, out, retry_failed)
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(runs, out, report)
     by_dir = {str(spec.directory): spec for spec in runs}
@@ -245,11 +284,14 @@ def run_sweep(
     )
 
 
-def _check_existing(runs: list[RunSpec]) -> set[pathlib.Path]:
-    """Refuse a finished run of other grid values (ConfigError); the interrupted runs of other grid
-    values, which are redone rather than resumed."""
+def _check_existing(runs: list[RunSpec], out: pathlib.Path, retry_failed: bool) -> set[pathlib.Path]:
+    """Refuse (ConfigError, before anything is written) a symbolic link on the way to a run directory or as
+    the manifest, a finished run of other grid values, and a run directory to be emptied that holds files
+    hqf did not write; return the interrupted runs of other grid values, which are redone rather than resumed."""
+    refuse_links(out / MANIFEST, out)
     fresh_only = set()
     for spec in runs:
+        refuse_links(spec.directory, out)
         state = state_of(spec.directory)
         stale = stale_keys(spec) if state in ("finished", "resumable") else []
         if stale and state == "finished":
@@ -259,6 +301,9 @@ def _check_existing(runs: list[RunSpec]) -> set[pathlib.Path]:
             )
         if stale:
             fresh_only.add(spec.directory)
+        emptied = state == "partial" or (state == "failed" and retry_failed) or spec.directory in fresh_only
+        if emptied and (foreign := foreign_files(spec.directory)):
+            raise ConfigError(foreign_message(spec.directory, foreign))
     return fresh_only
 
 

@@ -11,29 +11,140 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
+import errno
+import fnmatch
 import json
 import math
 import os
 import pathlib
+import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-
-import numpy as np
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from hqf.errors import ConfigError
 from hqf.learn.training import plotting
 
+#: what hqf itself writes into a run directory (a run, a search, a sweep, ``hqf evaluate``, Ray's driver):
+#: names, then patterns of temporary and stale files; nothing else there is ever deleted
+RUN_FILES = frozenset(
+    {
+        "config.toml", "meta.json", "metrics.json", "curves.csv", "epochs.csv", "convergence.png",
+        "model.safetensors", "status.json", "lock", "checkpoint.pt", "error.txt", "search.json",
+        "metrics.json.tmp", "trials", "evaluations", "tensorboard",
+    }
+)  # fmt: skip
+RUN_PATTERNS = (".finishing-*", ".incoming-*", ".*.tmp-*", ".lock.*", "lock.stale-*")
+
 
 def default_run_dir(root: str | pathlib.Path = "runs") -> pathlib.Path:
-    """``runs/<UTC timestamp>`` (``-2``, ``-3``… appended if taken)."""
+    """``runs/<UTC timestamp>`` (``-2``, ``-3``… appended if taken), created empty here: the folder is
+    claimed atomically, so runs started in the same second never get the same one."""
     root = pathlib.Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    candidate, k = root / stamp, 1
-    while candidate.exists():
-        k += 1
-        candidate = root / f"{stamp}-{k}"
-    return candidate
+    for k in range(1, 10_000):
+        candidate = root / (stamp if k == 1 else f"{stamp}-{k}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise ConfigError(f"no free run folder {root / stamp}-<k> (9,999 taken); give --out")
+
+
+def foreign_files(directory: pathlib.Path) -> list[str]:
+    """The names in ``directory`` that hqf does not write into a run directory (sorted; none when absent)."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        item.name
+        for item in directory.iterdir()
+        if item.is_symlink()
+        or not (item.name in RUN_FILES or any(fnmatch.fnmatchcase(item.name, p) for p in RUN_PATTERNS))
+    )
+
+
+def remove_run_files(directory: pathlib.Path, keep: Iterable[str] = ("lock",)) -> None:
+    """Empty a run directory of what hqf wrote there, but ``keep``; a name hqf did not write, or a
+    symbolic link, is refused (ConfigError) before anything is removed."""
+    foreign = foreign_files(directory)
+    if foreign:
+        raise ConfigError(foreign_message(directory, foreign))
+    for item in directory.iterdir():
+        if item.name in keep:
+            continue
+        if item.is_dir():
+            shutil.rmtree(item)
+        else:
+            item.unlink()
+
+
+def foreign_message(directory: pathlib.Path, foreign: Sequence[str]) -> str:
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    return (
+        f"{directory} holds files hqf did not write ({shown}); move them out and rerun, "
+        "or choose another --out (nothing was deleted)"
+    )
+
+
+def refuse_links(path: pathlib.Path, inside: pathlib.Path) -> None:
+    """A ConfigError when ``path`` or a folder between ``inside`` and it is a symbolic link."""
+    relative = path.relative_to(inside)
+    current = inside
+    for part in relative.parts:
+        current = current / part
+        if current.is_symlink():
+            raise ConfigError(
+                f"{current} is a symbolic link; hqf never writes or deletes through one "
+                "(remove the link or choose another --out; nothing was written)"
+            )
+
+
+def write_whole(path: str | pathlib.Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: into a new temporary file of its folder (created exclusively,
+    so never through a link someone left there), fsync-ed, then renamed over ``path``. A ``path`` that
+    is a symbolic link is refused (ConfigError); on any error (a full disk) the temporary file is removed."""
+    path = pathlib.Path(path)
+    if path.is_symlink():
+        raise ConfigError(f"{path} is a symbolic link; hqf never writes through one (nothing was written)")
+    fd, tmp = _new_file(path)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _new_file(path: pathlib.Path) -> tuple[int, pathlib.Path]:
+    """A new, exclusively created ``.<name>.tmp-<pid>-<random>`` beside ``path`` (mode by the umask, as any file)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or an exception it came from is a full disk or quota (ENOSPC, EDQUOT)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def check_writable(out: pathlib.Path) -> None:
@@ -107,6 +218,8 @@ def plot_convergence(
     Each value axis is linear unless its values span a decade or more (:func:`hqf.learn.training.plotting.value_axis`:
     then log with 1-2-5 ticks); the gradient axis includes ε, so the target line is always in view.
     """
+    import numpy as np  # noqa: PLC0415 — at use: `hqf sweep` reads run folders without numpy
+
     plt = plotting.pyplot()
     steps = np.asarray(curves["step"], dtype=float)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
