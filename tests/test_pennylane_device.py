@@ -1,0 +1,195 @@
+"""The PennyLane device ``hqf.torch``: the same values and gradients as ``default.qubit`` on unchanged
+PennyLane code, through backprop (torch) and the device's adjoint derivatives."""
+
+import math
+import pathlib
+
+import numpy as np
+import pytest
+import tomllib
+
+qml = pytest.importorskip("pennylane")
+torch = pytest.importorskip("torch")
+
+from hqf.backends.pennylane_device import HqfTorchDevice  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TOL = 1e-12
+
+
+def hea_layer(name: str, n: int, layers: int, **options):
+    """A hea-like TorchLayer: AngleEmbedding, then per layer RY and RZ on every wire and a CNOT ring."""
+    dev = qml.device(name, wires=n, **options)
+
+    @qml.qnode(dev, interface="torch")
+    def circuit(inputs, weights):
+        qml.AngleEmbedding(inputs, wires=range(n))
+        for layer in range(layers):
+            for q in range(n):
+                qml.RY(weights[layer, q, 0], wires=q)
+                qml.RZ(weights[layer, q, 1], wires=q)
+            for q in range(n):
+                qml.CNOT(wires=[q, (q + 1) % n])
+        return [qml.expval(qml.Z(q)) for q in range(n)]
+
+    torch.manual_seed(0)
+    return qml.qnn.TorchLayer(circuit, {"weights": (layers, n, 2)}).double(), dev
+
+
+def value_and_grads(layer, x):
+    x = x.clone().requires_grad_()
+    out = layer(x)
+    (out**2 + out).sum().backward()
+    return out.detach(), layer.weights.grad.clone(), x.grad.clone()
+
+
+def test_the_device_is_registered_under_pennylanes_entry_point_group():
+    entry_points = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert entry_points["pennylane.plugins"] == {"hqf.torch": "hqf.backends.pennylane_device:HqfTorchDevice"}
+    assert isinstance(qml.device("hqf.torch", wires=2), HqfTorchDevice)
+
+
+def test_an_unchanged_torchlayer_gives_default_qubits_values_and_gradients():
+    x = torch.rand(32, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * math.pi
+    reference, _ = hea_layer("default.qubit", 8, 6)
+    layer, dev = hea_layer("hqf.torch", 8, 6)
+    for ours, theirs in zip(value_and_grads(layer, x), value_and_grads(reference, x)):
+        assert ours.dtype == torch.float64
+        torch.testing.assert_close(ours, theirs, atol=TOL, rtol=0)
+    assert dev.backend.last_path == "fused"  # the batch reached the fused kernels as one broadcast call
+
+
+def test_best_is_backprop_with_torch_and_adjoint_without():
+    dev = qml.device("hqf.torch", wires=1)
+    tape = qml.tape.QuantumScript([qml.RX(torch.tensor(0.1, requires_grad=True), 0)], [qml.expval(qml.Z(0))])
+    for interface in ("auto", "torch"):  # a QNode's default, and torch named
+        config = qml.devices.ExecutionConfig(gradient_method="best", interface=interface)
+        assert dev.setup_execution_config(config, tape).gradient_method == "backprop"
+    numpy_config = qml.devices.ExecutionConfig(gradient_method="best", interface="autograd")
+    assert dev.setup_execution_config(numpy_config).gradient_method == "adjoint"
+
+
+def _mixed_circuit(dev, diff_method="best"):
+    @qml.qnode(dev, diff_method=diff_method)
+    def circuit(a, b, c):
+        qml.Rot(a, b, c, wires=0)
+        qml.U3(b, c, a, wires=1)
+        qml.IsingZZ(a, wires=[0, 2])
+        qml.CRX(b, wires=[1, 2])
+        qml.Toffoli(wires=[0, 1, 2])
+        qml.RY(0.3, wires=1)  # a constant angle
+        qml.RX(a, wires=2)  # a parameter read by a second gate
+        qml.QubitUnitary(qml.matrix(qml.Hadamard(0) @ qml.S(1)), wires=[0, 1])
+        return (
+            qml.expval(0.5 * qml.Z(0) @ qml.Z(1) + qml.X(2) - 0.25 * qml.Identity(0)),
+            qml.expval(qml.Y(1)),
+            qml.var(qml.X(0) + qml.Z(2)),
+            qml.probs(wires=[2, 0]),
+        )
+
+    return circuit
+
+
+def test_gates_observables_and_constants_match_default_qubit_in_values_and_backprop_gradients():
+    params = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.4, -1.1, 2.3)]
+    ours = _mixed_circuit(qml.device("hqf.torch", wires=3))
+    theirs = _mixed_circuit(qml.device("default.qubit", wires=3))
+    for mine, reference in zip(ours(*params), theirs(*params)):
+        torch.testing.assert_close(mine, reference, atol=TOL, rtol=0)
+
+    def flat(circuit):
+        return lambda *p: torch.cat([torch.atleast_1d(r) for r in circuit(*p)])
+
+    jac = torch.autograd.functional.jacobian(flat(ours), tuple(params))
+    ref = torch.autograd.functional.jacobian(flat(theirs), tuple(params))
+    for mine, reference in zip(jac, ref):
+        torch.testing.assert_close(mine, reference, atol=TOL, rtol=0)
+
+
+def test_state_density_matrix_and_hermitian_read_the_state_with_global_phases():
+    def circuits(dev):
+        @qml.qnode(dev)
+        def state(x):
+            qml.StatePrep(np.array([0.6, 0.0, 0.0, 0.8j]), wires=[0, 1])
+            qml.U3(x, 0.2, 0.3, wires=0)  # decomposes with a global phase
+            qml.CNOT(wires=[0, 1])
+            return qml.state()
+
+        @qml.qnode(dev)
+        def mixed(x):
+            qml.RX(x, wires=0)
+            qml.CNOT(wires=[0, 1])
+            qml.DoubleExcitationPlus(x, wires=[0, 1, 2, 3])  # a matrix without a decomposition
+            return qml.density_matrix(wires=[1]), qml.expval(qml.Hermitian(np.array([[1, 2j], [-2j, 0]]), wires=0))
+
+        return state, mixed
+
+    ours, theirs = circuits(qml.device("hqf.torch", wires=4)), circuits(qml.device("default.qubit", wires=4))
+    np.testing.assert_allclose(ours[0](0.7), theirs[0](0.7), atol=TOL, rtol=0)
+    for mine, reference in zip(ours[1](0.7), theirs[1](0.7)):
+        np.testing.assert_allclose(mine, reference, atol=TOL, rtol=0)
+
+
+def test_adjoint_derivatives_match_default_qubit():
+    def circuit(dev):
+        @qml.qnode(dev, diff_method="adjoint")
+        def run(a, b):
+            qml.Rot(a, b, 0.3, wires=0)
+            qml.IsingXX(b, wires=[0, 1])
+            qml.CRY(a, wires=[1, 0])
+            return qml.expval(qml.Z(0) @ qml.X(1)), qml.expval(2.0 * qml.Y(1) + qml.Z(0))
+
+        return run
+
+    params = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.4, -1.1)]
+    dev = qml.device("hqf.torch", wires=2)
+    ours, theirs = circuit(dev), circuit(qml.device("default.qubit", wires=2))
+    jac = torch.autograd.functional.jacobian(lambda *p: torch.stack(ours(*p)), tuple(params))
+    ref = torch.autograd.functional.jacobian(lambda *p: torch.stack(theirs(*p)), tuple(params))
+    for mine, reference in zip(jac, ref):
+        torch.testing.assert_close(mine, reference, atol=TOL, rtol=0)
+    tapes, _ = qml.workflow.construct_batch(ours, level="device")(*[p.detach().numpy() for p in params])
+    config = qml.devices.ExecutionConfig(gradient_method="adjoint")
+    jacobian = dev.compute_derivatives(tapes, config)[0]
+    assert len(jacobian) == 2 and all(len(row) == len(tapes[0].trainable_params) for row in jacobian)
+
+
+def test_broadcast_numpy_parameters_give_numpy_rows():
+    dev = qml.device("hqf.torch", wires=2)
+
+    @qml.qnode(dev)
+    def circuit(x):
+        qml.RX(x, wires=0)
+        qml.CNOT(wires=[0, 1])
+        return qml.expval(qml.Z(1)), qml.probs(wires=[1])
+
+    x = np.array([0.0, 0.5, math.pi])
+    value, probs = circuit(x)
+    assert isinstance(value, np.ndarray) and value.shape == (3,) and probs.shape == (3, 2)
+    np.testing.assert_allclose(value, np.cos(x), atol=TOL)
+
+
+def test_samples_come_from_the_simulated_state():
+    dev = qml.device("hqf.torch", wires=2, seed=3)
+
+    @qml.set_shots(200)
+    @qml.qnode(dev)
+    def circuit():
+        qml.Hadamard(wires=0)
+        qml.CNOT(wires=[0, 1])
+        return qml.sample(wires=[0, 1])
+
+    samples = circuit()
+    assert samples.shape == (200, 2) and set(np.unique(samples[:, 0] - samples[:, 1])) == {0}
+
+
+def test_other_mid_circuit_measurement_methods_are_refused_in_one_line():
+    dev = qml.device("hqf.torch", wires=2)
+
+    @qml.qnode(dev, mcm_method="tree-traversal")
+    def circuit():
+        qml.measure(0)
+        return qml.expval(qml.Z(0))
+
+    with pytest.raises(qml.exceptions.DeviceError, match="deferred"):
+        circuit()
