@@ -1,3 +1,4 @@
+import pytest
 from click.testing import CliRunner
 
 from hqf import __version__
@@ -30,3 +31,26 @@ def test_an_unknown_config_key_suggests_the_close_match(tmp_path):
     result = CliRunner().invoke(main, ["run", "--config", str(config), "--out", str(tmp_path / "b")])
     assert result.exit_code == 2 and "unknown key 'epochz'; did you mean 'epochs'?" in result.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_baseline_trained_with_the_hybrids_regularizers_says_so():
+    from hqf.learn.config import RunConfig
+    from hqf.learn.resolution import resolution_notes
+
+    (note,) = resolution_notes(RunConfig(baseline="logistic"), {})
+    assert "baseline 'logistic' trained with the regularizers stability, curvature" in note
+    assert "--regularizer none" in note
+    assert resolution_notes(RunConfig(baseline="logistic", regularizers=[]), {}) == []
+    assert resolution_notes(RunConfig(), {"gradient": "backprop"}) == []
+
+
+@pytest.mark.slow
+def test_hqf_run_baseline_logistic_prints_the_note_and_none_drops_the_terms(tmp_path):
+    tiny = ["run", "--quick", "--samples", "400", "--epochs", "1", "--baseline", "logistic", "--quiet"]
+    result = CliRunner().invoke(main, [*tiny, "--out", str(tmp_path / "kept")])
+    assert result.exit_code == 0, result.output
+    assert "note: baseline 'logistic' trained with the regularizers stability, curvature" in result.output
+    result = CliRunner().invoke(main, [*tiny, "--regularizer", "none", "--out", str(tmp_path / "none")])
+    assert result.exit_code == 0, result.output
+    assert "note: baseline" not in result.output
+    assert "regularizers = []" in (tmp_path / "none" / "config.toml").read_text()

@@ -1,5 +1,6 @@
 """What the settings that may be ``auto`` resolved to in a run (the ``[resolved]`` table of its
-config.toml), and a note where that differs from a quantum layer with backprop."""
+config.toml), and a note where that differs from a quantum layer with backprop or where a baseline
+keeps the hybrid's regularizers."""
 
 from __future__ import annotations
 
@@ -26,8 +27,14 @@ def resolved_values(model: HybridModel | BaselineModel, terms: list[Term]) -> di
 
 
 def resolution_notes(config: RunConfig, resolved: dict) -> list[str]:
-    """One line per ``auto`` setting that resolved otherwise than where the quantum layer has backprop."""
+    """One line per ``auto`` setting that resolved otherwise than where the quantum layer has backprop, and
+    one when a baseline was trained with regularizers in its loss (the defaults are the hybrid's)."""
     notes = []
+    if config.baseline is not None and config.regularizers:
+        notes.append(
+            f"note: baseline {config.baseline!r} trained with the regularizers {', '.join(config.regularizers)} in "
+            "its loss, as the hybrid; --regularizer none (regularizers = [] in a TOML file) trains it without them"
+        )
     for key, value in resolved.items():
         usual = BACKPROP_RESOLUTION["gradient" if key == "gradient" else "scope"]
         if _requested(config, key) == "auto" and value != usual:
