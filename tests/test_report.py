@@ -219,3 +219,70 @@ def test_table2_counts_a_searchs_steps(tmp_path):
     rows = {(r["variant"], r["metric"]): r for r in _csv(tmp_path / "out" / "table2.csv")}
     metric = "Optimizer steps spent (search trials included)"
     assert float(rows[("sgd", metric)]["mean"]) == 200 and float(rows[("adam", metric)]["mean"]) == 50
+
+
+def _run_folder(directory: pathlib.Path, metrics: dict, config: str = "seed = 0\n") -> pathlib.Path:
+    directory.mkdir(parents=True)
+    (directory / "metrics.json").write_text(json.dumps(metrics))
+    (directory / "config.toml").write_text(config)
+    return directory
+
+
+def test_two_runs_with_the_same_name_and_seed_are_refused_never_dropped(tmp_path):
+    first = _run_folder(tmp_path / "a" / "run", {"accuracy": 0.8})
+    second = _run_folder(tmp_path / "b" / "run", {"accuracy": 0.6})
+    result = CliRunner().invoke(main, ["report", str(first), str(second), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.output == (
+        f"Error: two runs are both variant 'run', seed 0: {first} and {second}; seeds are paired by these "
+        "labels, so report them separately or rename a folder\n"
+    )
+    assert make_report([first, first], tmp_path / "out").n_runs == 1  # one folder given twice is one run
+
+
+def test_an_out_of_range_metric_is_refused_not_shown_as_750_percent(tmp_path):
+    run = _run_folder(tmp_path / "run", {"accuracy": 7.5})
+    result = CliRunner().invoke(main, ["report", str(run), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.output == (
+        f"Error: {run}/metrics.json: 'accuracy' is 7.5, outside [0, 1]; fix or leave out that run\n"
+    )
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="'wall_time_s' is -3.0, below 0"):
+        make_report([_run_folder(tmp_path / "slow", {"accuracy": 0.5, "wall_time_s": -3.0})], tmp_path / "out")
+
+
+def test_an_empty_metrics_file_is_not_a_finished_run(tmp_path):
+    run = _run_folder(tmp_path / "run", {})
+    result = CliRunner().invoke(main, ["report", str(run), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output == f"Error: {run}/metrics.json holds no results ('accuracy'): not a finished run\n"
+    sweep = _sweep(tmp_path / "sweep")
+    (sweep / "adam" / "depolarizing=0.0" / "seed0" / "metrics.json").write_text("{}")
+    report = make_report([sweep], tmp_path / "out")
+    assert report.n_runs == 3 * 2 * 5 - 1  # the empty one left out, like a run without metrics.json
+
+
+@pytest.mark.parametrize(
+    "seed, shown",
+    [("[1, 2]", "list [1, 2]"), ("{ a = 1 }", "dict {'a': 1}"), ("true", "bool True"), ('"3"', "str '3'")],
+)
+def test_a_config_seed_that_is_not_an_integer_is_one_line(tmp_path, seed, shown):
+    run = _run_folder(tmp_path / "run", {"accuracy": 0.5}, config=f"seed = {seed}\n")
+    result = CliRunner().invoke(main, ["report", str(run), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output == f"Error: {run}/config.toml: 'seed' must be an integer (got {shown})\n"
+
+
+def test_list_valued_axes_group_and_show_as_lists(tmp_path):
+    rows = []
+    for head in ([4], [8]):
+        for seed in (0, 1):
+            directory = f"v/head={head[0]}/seed{seed}"
+            _run_folder(tmp_path / directory, {"accuracy": 0.5 + 0.1 * seed + 0.01 * head[0]})
+            rows.append({"dir": directory, "variant": "v", "seed": seed, "head": head, "opts": {"k": [1]}})
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": rows, "report": {}}))
+    report = make_report([tmp_path], tmp_path / "out")
+    assert [row.label for row, _ in report.tables["table1"][1]] == [
+        "v [head=[4], opts={'k': [1]}]",
+        "v [head=[8], opts={'k': [1]}]",
+    ]
+    assert [r["axes"] for r in _csv(tmp_path / "out" / "table1.csv")][:1] == ['{"head": [4], "opts": {"k": [1]}}']

@@ -187,3 +187,19 @@ def test_sweep_command_checks_every_configuration_first(tmp_path):
     result = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "variant 'bad': unknown key 'epoch'" in result.output
     assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_a_list_valued_axis_sweeps_and_reports(tmp_path):
+    from hqf.studies.report import make_report
+
+    log = tmp_path / "calls.log"
+    grid = {"sweep": {"seeds": [0, 1]}, "base": {"log": str(log)}, "axes": {"head": [[4], [8]]}}
+    runs = expand(grid, tmp_path / "out")
+    assert [str(r.directory.relative_to(tmp_path / "out")) for r in runs][::2] == [
+        "base/head=_4_/seed0",
+        "base/head=_8_/seed0",
+    ]
+    result = run_sweep(runs, tmp_path / "out", runner=fake_runner)
+    assert len(result.ran) == 4 and not result.failed
+    report = make_report([tmp_path / "out"], tmp_path / "report")
+    assert [row.label for row, _ in report.tables["table1"][1]] == ["base [head=[4]]", "base [head=[8]]"]

@@ -209,3 +209,19 @@ def test_the_worker_pool_stops_its_workers_when_the_sweep_stops(monkeypatch):
 def _children() -> list[int]:
     path = pathlib.Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_a_variant_name_too_long_for_a_folder_is_refused_before_anything_is_written(tmp_path):
+    name = "v" * 300
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f"[variants]\n{name} = {{ epochs = 1 }}\n")
+    result = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.output == (
+        f"Error: variant '{'v' * 37}...': folder name '{'v' * 37}...' is 300 bytes, over the 255 a file system allows; "
+        "shorten the variant name or axis value\n"
+    )
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match=r"folder name 'x=__aaaa.*' is 406 bytes"):
+        expand({"axes": {"x": [["a" * 400]]}}, tmp_path / "out")  # an axis value's folder likewise
+    with pytest.raises(ConfigError, match=r"run directory path is \d+ characters, over 4000"):
+        expand({"axes": {f"k{i}": ["v" * 200] for i in range(25)}}, tmp_path / "out")

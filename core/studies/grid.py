@@ -120,6 +120,7 @@ def _check_directories(runs: list[RunSpec], out: pathlib.Path) -> None:
         relative = spec.directory.relative_to(out)
         if ".." in relative.parts or os.path.normpath(relative) != str(relative):
             raise ConfigError(f"run directory {spec.directory} would leave {out}")
+        _check_length(spec, relative)
         key = str(relative).casefold()
         if key in seen:
             same = seen[key] == relative
@@ -132,6 +133,31 @@ def _check_directories(runs: list[RunSpec], out: pathlib.Path) -> None:
                 )
             )
         seen[key] = relative
+
+
+#: the longest folder name (bytes) and path (characters) a run directory may have: the limits of common file
+#: systems (NAME_MAX, PATH_MAX), less room for the files a run writes inside its folder
+NAME_MAX = 255
+PATH_MAX = 4000
+
+
+def _check_length(spec: RunSpec, relative: pathlib.Path) -> None:
+    """A ConfigError, before anything is written, for a folder name or path a file system would refuse."""
+    for part in relative.parts:
+        if len(part.encode()) > NAME_MAX:
+            raise ConfigError(
+                f"variant {_short(spec.variant)!r}: folder name {_short(part)!r} is {len(part.encode())} bytes, "
+                f"over the {NAME_MAX} a file system allows; shorten the variant name or axis value"
+            )
+    if len(str(spec.directory.absolute())) > PATH_MAX:
+        raise ConfigError(
+            f"variant {_short(spec.variant)!r}: run directory path is {len(str(spec.directory.absolute()))} "
+            f"characters, over {PATH_MAX}; shorten the names or --out"
+        )
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def expand(grid: Mapping[str, Any], out: str | pathlib.Path) -> list[RunSpec]:

@@ -71,12 +71,44 @@ class Run:
             return math.nan
 
 
+#: metrics.json keys that are fractions (an accuracy of 7.5 is a broken file, never 750 %)
+FRACTIONS = ("accuracy", "macro_f1", "ece", "accuracy_input_noise")
+#: metrics.json keys that are counts, times or energies: never negative
+NON_NEGATIVE = (
+    "iterations_to_eps", "iterations_to_val_within_1pct", "iterations_to_eps_full", "energy_per_epoch_j",
+    "wall_time_s", "time_per_epoch_s", "latency_ms_batch1", "steps", "search_total_steps",
+)  # fmt: skip
+#: how far a fraction may stray outside [0, 1] by rounding
+TOLERANCE = 1e-9
+
+
 def _metrics(directory: pathlib.Path) -> dict | None:
+    """A finished run's metrics.json: a JSON object with an ``accuracy`` (None when absent, unreadable or
+    not finished, e.g. ``{}``); a ConfigError when a value is out of range."""
     try:
         data = json.loads((directory / "metrics.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict) or "accuracy" not in data:
+        return None
+    _check_ranges(directory / "metrics.json", data, FRACTIONS, NON_NEGATIVE)
+    return data
+
+
+def _check_ranges(path: pathlib.Path, data: dict, fractions: Iterable[str], non_negative: Iterable[str] = ()) -> None:
+    for key in fractions:
+        value = data.get(key)
+        if _number(value) and not -TOLERANCE <= value <= 1 + TOLERANCE:
+            raise ConfigError(f"{path}: {key!r} is {value!r}, outside [0, 1]; fix or leave out that run")
+    for key in non_negative:
+        value = data.get(key)
+        if _number(value) and not value >= 0:
+            raise ConfigError(f"{path}: {key!r} is {value!r}, below 0; fix or leave out that run")
+
+
+def _number(value: Any) -> bool:
+    """A JSON number (NaN is left to the statistics as a missing value)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def _evaluations(directory: pathlib.Path) -> dict:
@@ -85,18 +117,50 @@ def _evaluations(directory: pathlib.Path) -> dict:
     for path in sorted((directory / "evaluations").glob("*.json")):
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if isinstance(data, dict):
+            _check_ranges(path, data, ("accuracy",))
             found[path.stem] = data
     return found
 
 
 def _config_seed(directory: pathlib.Path) -> int:
+    """The seed in the run's ``config.toml`` (0 when it has none); a ConfigError when it is not an integer."""
+    path = directory / "config.toml"
     try:
-        return int(tomllib.loads((directory / "config.toml").read_text()).get("seed", 0))
-    except (OSError, ValueError):
+        seed = tomllib.loads(path.read_text()).get("seed", 0)
+    except (OSError, ValueError, RecursionError):
         return 0
+    if type(seed) is not int:
+        shown = repr(seed) if len(repr(seed)) <= 40 else repr(seed)[:37] + "..."
+        raise ConfigError(f"{path}: 'seed' must be an integer (got {type(seed).__name__} {shown})")
+    return seed
+
+
+class _List(tuple):
+    """A list-valued axis value (``head = [[4], [8]]``), hashable so that runs group by it; shown as a list."""
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    __str__ = __repr__
+
+
+class _Table(dict):
+    """A table-valued axis value, hashable so that runs group by it."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self.items()))
+
+
+def frozen(value: Any) -> Any:
+    """``value`` with its lists and tables made hashable (for grouping), equal to and shown as the original."""
+    if isinstance(value, list):
+        return _List(frozen(v) for v in value)
+    if isinstance(value, dict):
+        return _Table({k: frozen(v) for k, v in value.items()})
+    return value
 
 
 @attrs.frozen
@@ -118,7 +182,8 @@ def load(paths: Iterable[str | pathlib.Path]) -> tuple[list[Run], dict]:
 
 def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
     """Finished runs under ``paths`` (sweep folders or run folders), the merged ``[report]`` settings,
-    the failed runs (never averaged) and warnings about metric values of the wrong type."""
+    the failed runs (never averaged) and warnings about metric values of the wrong type. Two runs with
+    the same labels (variant, axes, seed) are an error: one would silently replace the other."""
     runs: list[Run] = []
     settings: dict = {}
     failed: list[tuple[pathlib.Path, str]] = []
@@ -135,16 +200,17 @@ def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
                 if (reason := failure(directory, metrics)) is not None:
                     failed.append((directory, reason))
                 elif metrics is not None:
-                    axes = tuple((k, v) for k, v in row.items() if k not in ("dir", "variant", "seed"))
-                    runs.append(
-                        Run(directory, row["variant"], int(row["seed"]), axes, metrics, _evaluations(directory))
-                    )
+                    axes = tuple((k, frozen(v)) for k, v in row.items() if k not in ("dir", "variant", "seed"))
+                    runs.append(Run(directory, row["variant"], row["seed"], axes, metrics, _evaluations(directory)))
         elif (reason := failure(path, metrics := _metrics(path))) is not None:
             failed.append((path, reason))
         elif metrics is not None:
             runs.append(Run(path, path.name, _config_seed(path), (), metrics, _evaluations(path)))
+        elif (path / "metrics.json").is_file():
+            raise ConfigError(f"{path / 'metrics.json'} holds no results ('accuracy'): not a finished run")
         else:
             raise ConfigError(f"{path} holds neither sweep.json nor a finished run (metrics.json)")
+    runs = _distinct(runs)
     if not runs:
         raise ConfigError(
             "no finished runs found" + (f" ({len(failed)} failed: {failed[0][0]}: {failed[0][1]})" if failed else "")
@@ -155,6 +221,25 @@ def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
     for line in wrong:
         warnings.warn(line, MetricTypeWarning, stacklevel=2)
     return Loaded(runs, settings, tuple(failed), wrong)
+
+
+def _distinct(runs: list[Run]) -> list[Run]:
+    """``runs`` with a folder given twice kept once; a ConfigError for two folders with the same labels."""
+    seen: dict[tuple, Run] = {}
+    kept = []
+    for run in runs:
+        key = (run.variant, run.axes, run.seed)
+        other = seen.get(key)
+        if other is None:
+            seen[key] = run
+            kept.append(run)
+        elif other.directory.resolve() != run.directory.resolve():
+            axes = "".join(f", {k}={v}" for k, v in run.axes)
+            raise ConfigError(
+                f"two runs are both variant {run.variant!r}{axes}, seed {run.seed}: {other.directory} and "
+                f"{run.directory}; seeds are paired by these labels, so report them separately or rename a folder"
+            )
+    return kept
 
 
 class MetricTypeWarning(UserWarning):
