@@ -23,7 +23,16 @@ import attrs
 import tomli_w
 
 from hqf.errors import ConfigError
-from hqf.learn.option_tables import CHOSEN, OPTION_TABLES, by_name, fold_flat_keys, plugin_flat_keys, registered, tables
+from hqf.learn.option_tables import (
+    CHOSEN,
+    MAX_WIDTH,
+    OPTION_TABLES,
+    by_name,
+    fold_flat_keys,
+    plugin_flat_keys,
+    registered,
+    tables,
+)
 from hqf.registry.options import read_options
 
 try:
@@ -43,6 +52,15 @@ DEFAULT_REGULARIZERS = ("stability", "curvature")
 #: the table of a run directory's config.toml recording what ``auto`` settings resolved to
 #: (:func:`resolved_toml`); read back, it is skipped, so the file still reproduces the run
 RESOLVED = "resolved"
+#: the largest seed (``torch.manual_seed`` takes 64 bits; sums such as ``seed + rank`` must still fit)
+MAX_SEED = 2**63 - 1
+#: the most samples a run may ask for (the synthetic sets generate this many rows before any split)
+MAX_SAMPLES = 100_000_000
+#: the most repetitions of the latency measurement (each one a forward pass over a batch)
+MAX_REPEATS = 10_000
+#: the largest configuration file read, in bytes, and the deepest nesting of its tables and lists
+MAX_CONFIG_BYTES = 16 << 20
+MAX_CONFIG_DEPTH = 32
 
 
 def _fail(message: str) -> None:
@@ -67,12 +85,16 @@ def _at_least(bound: float, optional: bool = False):
     return check
 
 
-def _integer(bound: int, optional: bool = False):
+def _integer(bound: int, optional: bool = False, most: int | None = None, limit: str = ""):
+    """An integer ``>= bound`` (and ``<= most``, the limit named in the message as ``limit``)."""
+
     def check(_, attribute, value):
         if optional and value is None:
             return
         if isinstance(value, bool) or not isinstance(value, int) or value < bound:
             _fail(f"'{attribute.name}' must be an integer >= {bound} (got {value!r})")
+        if most is not None and value > most:
+            _fail(f"'{attribute.name}' must be at most {most:,} ({limit}; got {value!r})")
 
     return check
 
@@ -128,6 +150,8 @@ def _widths(value: Any) -> tuple[int, ...]:
     widths = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     if not widths or not all(v >= 1 for v in value):
         raise ConfigError(f"'head' must be a list of positive integers (hidden widths; got {value!r})")
+    if any(v > MAX_WIDTH for v in value):
+        raise ConfigError(f"'head' widths must be at most {MAX_WIDTH:,} (hqf's widest layer; got {list(value)!r})")
     return tuple(value)
 
 
@@ -204,7 +228,8 @@ class RunConfig:
     #: options of the backbones by name (mlp: hidden; transformer: dim, layers, heads, patch; cnn: channels,
     #: kernel, pool, dropout, fc, image_shape)
     backbone_options: dict = attrs.field(factory=dict, converter=tables("backbone_options"))
-    latent: int = attrs.field(default=32, validator=_integer(1))  # k, the width of H_c
+    #: k, the width of H_c
+    latent: int = attrs.field(default=32, validator=_integer(1, most=MAX_WIDTH, limit="hqf's widest layer"))
     quantum_input: str = attrs.field(default="latent", validator=_one_of(QUANTUM_INPUTS))
     #: hidden widths of the classical head after the fusion (Linear → ReLU → Dropout each); []: one Linear
     head: tuple[int, ...] = attrs.field(default=(), converter=_widths)
@@ -239,12 +264,18 @@ class RunConfig:
     #: (a second definition of iterations to ε, hqf.learn.training.probes; None: not measured)
     full_grad_every: int | None = attrs.field(default=None, validator=_integer(1, optional=True))
     full_grad_samples: int = attrs.field(default=8192, validator=_integer(1))
-    seed: int = attrs.field(default=0, validator=_integer(0))
+    seed: int = attrs.field(default=0, validator=_integer(0, most=MAX_SEED, limit="2**63 - 1, seeds are 64-bit"))
     # -- data ------------------------------------------------------------------------------------
     dataset: str = attrs.field(default="dataset-a", converter=_dataset, validator=_text)
     #: samples before the split; None (TOML: "all") for a dataset's full size
-    samples: int | None = attrs.field(default=60000, converter=_all_to_none, validator=_integer(1, optional=True))
-    data_seed: int | None = attrs.field(default=None, validator=_integer(0, optional=True))
+    samples: int | None = attrs.field(
+        default=60000,
+        converter=_all_to_none,
+        validator=_integer(1, optional=True, most=MAX_SAMPLES, limit='hqf\'s limit; "all" takes a whole file'),
+    )
+    data_seed: int | None = attrs.field(
+        default=None, validator=_integer(0, optional=True, most=MAX_SEED, limit="2**63 - 1, seeds are 64-bit")
+    )
     imbalance: float | None = attrs.field(default=None, validator=_at_least(1.0, optional=True))
     label_noise: float | None = attrs.field(default=None, validator=attrs.validators.optional(_fraction))
     label_column: str | None = attrs.field(default=None, converter=attrs.converters.optional(str))
@@ -255,7 +286,9 @@ class RunConfig:
     vai_sigma: float = attrs.field(default=0.05, validator=_positive)
     vai_samples: int = attrs.field(default=512, validator=_integer(2))
     vai_draws: int = attrs.field(default=8, validator=_integer(2))
-    latency_repeats: int = attrs.field(default=30, validator=_integer(1))
+    latency_repeats: int = attrs.field(
+        default=30, validator=_integer(1, most=MAX_REPEATS, limit="hqf's limit on timing repeats")
+    )
     # -- output ----------------------------------------------------------------------------------
     #: write TensorBoard event files into the run directory (needs the ``hqf[tensorboard]`` extra)
     tensorboard: bool = attrs.field(default=False, validator=_flag)
@@ -388,15 +421,41 @@ def read_resolved(path: str | pathlib.Path) -> dict[str, Any]:
 
 
 def read_toml(path: str | pathlib.Path) -> dict[str, Any]:
-    """A TOML file's top-level table; a missing file or a syntax error is a ConfigError."""
+    """A TOML file's top-level table; a missing file, one over :data:`MAX_CONFIG_BYTES`, a syntax error
+    or tables and lists nested deeper than :data:`MAX_CONFIG_DEPTH` is a ConfigError."""
     path = pathlib.Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: not a configuration file (larger than hqf's limit of {MAX_CONFIG_BYTES >> 20} MiB)")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a TOML file (not UTF-8 text: byte {exc.start})") from None
+    too_deep = ConfigError(f"{path}: tables or lists nested deeper than {MAX_CONFIG_DEPTH} levels (hqf's limit)")
     try:
-        return tomllib.loads(text)
+        table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise too_deep from None
+    if nesting_depth(table) > MAX_CONFIG_DEPTH:
+        raise too_deep
+    return table
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply tables and lists nest in ``value`` (a scalar: 0; ``{"a": [1]}``: 2), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        elif not isinstance(item, (list, tuple)):
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in item)
+    return deepest

@@ -14,6 +14,8 @@ from hqf.registry.options import flat_keys, plain, read_options
 OPTION_TABLES = {"regularizer": "regularizer_options", "backbone": "backbone_options", "baseline": "baseline_options"}
 #: plugin kind -> the field naming the one plugin of that kind a run uses (a flat table is its options)
 CHOSEN = {"backbone": "backbone", "baseline": "baseline"}
+#: the largest integer a plugin's option may hold (its widths, counts, periods), and the widest layer of a run
+MAX_WIDTH = 1_000_000
 
 
 def registered(kind: str) -> list:
@@ -96,6 +98,23 @@ def fold_flat_keys(values: dict[str, Any], chosen: dict[str, Any], reserved: Ite
         for entry in registered(kind):
             options = getattr(entry.cls, "options", None)
             if options is not None:
-                found[entry.name] = plain(read_options(options, found.get(entry.name, {}), f"{field}.{entry.name}"))
+                found[entry.name] = bounded(
+                    plain(read_options(options, found.get(entry.name, {}), f"{field}.{entry.name}")),
+                    f"{field}.{entry.name}",
+                )
         values[field] = dict(sorted(found.items()))
     return values
+
+
+def bounded(options: dict[str, Any], owner: str) -> dict[str, Any]:
+    """``options`` checked to hold no integer (alone or in a list) above :data:`MAX_WIDTH`, a ConfigError
+    naming ``owner`` and the option, before anything is sized by it."""
+    for name, value in options.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        big = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > MAX_WIDTH]
+        if big:
+            raise ConfigError(
+                f"{owner}: {name!r} must be at most {MAX_WIDTH:,} (hqf's limit on a plugin's sizes and counts; "
+                f"got {value!r})"
+            )
+    return options
