@@ -1,8 +1,14 @@
 """Features and labels from a user's ``.csv`` or ``.npz`` file, validated.
 
 Any malformed file is a :class:`~hqf.errors.DataError` naming it: text that is not UTF-8 or not CSV,
-ragged rows, cells that are not numbers, NaN or infinity, arrays of objects (never unpickled:
-``allow_pickle=False``). Labels may be any strings or numbers; they become class indices in sorted order.
+ragged rows, cells that are not numbers, NaN, infinity or values beyond float32 (which the model
+computes in), arrays of objects (never unpickled: ``allow_pickle=False``), a missing label (empty or
+``nan``). Labels may be any strings or numbers; they become class indices in sorted order, numbers
+by value (``1`` and ``1.0`` are one class, named ``1``).
+
+A CSV file's first row is a header when some column holds a non-number there and numbers below it;
+otherwise it is data (a headerless file whose label column is text keeps its first row). A UTF-8
+byte-order mark is skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +26,12 @@ from hqf.errors import DataError
 FILE_TYPES = (".csv", ".npz")
 
 
+#: label texts that mean "no label" in a CSV file (compared case-blind)
+MISSING_LABELS = ("", "nan", "na", "n/a", "null", "none")
+#: the largest magnitude a feature may have: the model computes in float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _labels_to_index(raw: np.ndarray, source: str) -> tuple[np.ndarray, tuple[str, ...]]:
     names, index = np.unique(raw, return_inverse=True)
     if len(names) < 2:
@@ -35,11 +47,24 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _is_header(rows: list[list[str]]) -> bool:
+    """Whether the first of ``rows`` is a header: some column has a non-number there and only numbers
+    below it (or the file has that row alone and it is not all numbers)."""
+    first = rows[0]
+    if all(_is_number(cell) for cell in first):
+        return False
+    if len(rows) == 1:
+        return True
+    texts = [j for j, cell in enumerate(first) if not _is_number(cell)]
+    return any(all(j < len(row) and _is_number(row[j]) for row in rows[1:]) for j in texts)
+
+
 def read_csv_table(path: pathlib.Path) -> tuple[list[str] | None, list[list[str]]]:
-    """The header (None when the first row is all numbers) and the data rows of a CSV file, every row as
-    wide as the first; blank lines are skipped. A file that is not UTF-8 text or not CSV is a DataError."""
+    """The header (None when the first row is data, :func:`_is_header`) and the data rows of a CSV file,
+    every row as wide as the first; blank lines and a UTF-8 byte-order mark are skipped. A file that is
+    not UTF-8 text or not CSV is a DataError."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a UTF-8 text file (byte {exc.start}); a .csv must be text") from None
@@ -47,7 +72,7 @@ def read_csv_table(path: pathlib.Path) -> tuple[list[str] | None, list[list[str]
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
     if not rows:
         raise DataError(f"{path}: the file is empty")
-    header = None if all(_is_number(cell) for cell in rows[0]) else [c.strip() for c in rows[0]]
+    header = [c.strip() for c in rows[0]] if _is_header(rows) else None
     body = rows[1:] if header is not None else rows
     if not body:
         raise DataError(f"{path}: no data rows after the header")
@@ -87,11 +112,51 @@ def read_csv(
     label = _column_index(label_column, header, width, path)
     names = header or [str(j) for j in range(width)]
     table = np.array(body, dtype=object)
-    raw_labels = np.array([cell.strip() for cell in table[:, label]])
+    raw_labels = csv_labels([cell.strip() for cell in table[:, label]], first_line, names[label], path)
     features = np.delete(table, label, axis=1)
     feature_names = [n for j, n in enumerate(names) if j != label]
     x = as_numbers(features, feature_names, first_line, path)
+    check_features(x, path, feature_names, first_line)
     return x, raw_labels, tuple(feature_names)
+
+
+def csv_labels(cells: list[str], first_line: int, column: str, path: pathlib.Path) -> np.ndarray:
+    """The label texts of a CSV column, a missing one (:data:`MISSING_LABELS`) a DataError naming its
+    line; when every label is a number, each is written in one form (``1.0`` → ``1``) so that equal
+    numbers are one class."""
+    for i, cell in enumerate(cells):
+        if cell.lower() in MISSING_LABELS:
+            raise DataError(
+                f"{path}: line {first_line + i}, column {column!r}: the label is missing ({cell!r}); "
+                "give every row a label"
+            )
+    if cells and all(_is_number(cell) for cell in cells):
+        values = [float(cell) for cell in cells]
+        if not all(np.isfinite(values)):
+            raise DataError(f"{path}: the label column {column!r} contains infinity")
+        cells = [str(int(v)) if v.is_integer() else repr(v) for v in values]
+    return np.array(cells)
+
+
+def check_features(
+    x: np.ndarray, path: pathlib.Path, names: list[str] | None = None, first_line: int | None = None
+) -> None:
+    """A DataError naming ``path``, the first bad row (its line in a CSV file starting at ``first_line``)
+    and feature, when ``x`` holds NaN, infinity or a value beyond float32's range (the model computes in
+    float32)."""
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(x) | (np.abs(x) > FLOAT32_MAX)
+    if not bad.any():
+        return
+    row, col = np.argwhere(bad)[0]
+    feature = repr(names[col]) if names is not None and col < len(names) else str(col)
+    value = x[row, col]
+    what = "NaN or infinity" if not np.isfinite(value) else f"a value beyond float32's range (±{FLOAT32_MAX:.3g})"
+    where = f"line {first_line + row}" if first_line is not None else f"row {row}"
+    raise DataError(
+        f"{path}: features contain {what}: {float(value):g} at {where}, feature {feature} "
+        f"({int(bad.sum())} such value(s))"
+    )
 
 
 def _column_index(label_column: str | int | None, header: list[str] | None, width: int, path: pathlib.Path) -> int:
@@ -139,6 +204,9 @@ def read_npz_arrays(path: pathlib.Path, label_key: str, need_labels: bool) -> di
             arrays = {"x": archive[feature_key]}
             if label_key in keys:
                 arrays["y"] = archive[label_key]
+            for key, value in zip((feature_key, label_key), arrays.values()):
+                if not isinstance(value, np.ndarray):  # numpy hands a member that is not .npy over as bytes
+                    raise DataError(f"{path}: member {key!r} is not a NumPy array (.npy); hqf reads only arrays")
     except DataError:
         raise
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
@@ -164,14 +232,9 @@ def read_file(
         x, raw, _ = read_csv(path, label_column)
     elif suffix == ".npz":
         x, raw = read_npz(path, label_column)
+        check_features(x, path)
     else:
         raise DataError(f"{path}: unsupported data file type {suffix!r}; use .csv or .npz")
-    bad = ~np.isfinite(x)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise DataError(
-            f"{path}: features contain NaN or infinity ({int(bad.sum())} value(s), first at row {row}, feature {col})"
-        )
     if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(raw).all():
         raise DataError(f"{path}: the label column contains NaN or infinity")
     y, class_names = _labels_to_index(raw, str(path))

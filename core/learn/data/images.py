@@ -25,7 +25,9 @@ where the dataset is published).
 from __future__ import annotations
 
 import gzip
+import math
 import pathlib
+import warnings
 import zlib
 
 import attrs
@@ -46,6 +48,10 @@ CIFAR10_FILES = (*(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin"
 CIFAR100_FILES = ("train.bin", "test.bin")
 STL10_FILES = ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin")
 SUBFOLDERS = {"cifar10": "cifar-10-batches-bin", "cifar100": "cifar-100-binary", "stl10": "stl10_binary"}
+#: the most data bytes one IDX file may declare (the MNIST training images hold 47 MB)
+MAX_IDX_BYTES = 1 << 32
+#: the most pixels one image file of an ``images`` folder may have (its header is read first)
+MAX_IMAGE_PIXELS = 1 << 24
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CLASS_NAMES = {
     "mnist": tuple(str(d) for d in range(10)),
@@ -124,24 +130,38 @@ def _read_bytes(path: pathlib.Path) -> bytes:
 
 
 def read_idx(path: pathlib.Path) -> np.ndarray:
-    """An IDX array of unsigned bytes (the MNIST format: magic ``0 0 8 ndim``, big-endian int32 sizes)."""
-    data = _read_bytes(path)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DataError(f"{path}: not an IDX file (it does not start with the IDX magic bytes 0 0)")
-    if data[2] != 0x08:
-        raise DataError(f"{path}: IDX element type 0x{data[2]:02x}; hqf reads unsigned bytes (0x08) only")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise DataError(f"{path}: truncated IDX header ({len(data)} bytes for {ndim} dimensions)")
-    shape = tuple(int(n) for n in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
-    size = int(np.prod(shape))
-    if len(data) - header != size:
+    """An IDX array of unsigned bytes (the MNIST format: magic ``0 0 8 ndim``, big-endian int32 sizes),
+    its header checked (every size >= 1, at most :data:`MAX_IDX_BYTES` in all) before the data is read."""
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as handle:
+            magic = handle.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
+                raise DataError(f"{path}: not an IDX file (it does not start with the IDX magic bytes 0 0)")
+            if magic[2] != 0x08:
+                raise DataError(f"{path}: IDX element type 0x{magic[2]:02x}; hqf reads unsigned bytes (0x08) only")
+            ndim = magic[3]
+            sizes = handle.read(4 * ndim)
+            if ndim == 0 or len(sizes) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header ({4 + len(sizes)} bytes for {ndim} dimensions)")
+            shape = tuple(int(n) for n in np.frombuffer(sizes, dtype=">i4"))
+            if min(shape) < 1:
+                raise DataError(f"{path}: corrupt IDX header: shape {list(shape)}; every size must be >= 1")
+            size = math.prod(shape)
+            if size > MAX_IDX_BYTES:
+                raise DataError(
+                    f"{path}: the IDX header promises {size:,} bytes (shape {list(shape)}); "
+                    f"hqf's limit is {MAX_IDX_BYTES:,} bytes per file"
+                )
+            data = handle.read(size + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: not a readable file ({type(exc).__name__}: {exc})") from None
+    if len(data) != size:
+        held = f"{len(data)}" if len(data) <= size else "more"
         raise DataError(
             f"{path}: truncated or corrupt: the header promises {size} bytes of data for shape "
-            f"{list(shape)}, the file holds {len(data) - header}"
+            f"{list(shape)}, the file holds {held}"
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
 def _labels(y: np.ndarray, n_classes: int, path: pathlib.Path, first: int = 0) -> np.ndarray:
@@ -232,18 +252,16 @@ def read_folder(root: pathlib.Path) -> Images:
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     files = [(c, sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)) for c, p in enumerate(classes)]
     empty = [classes[c].name for c, found in files if not found]
-    if not classes or empty:
-        what = f"class folders without images: {', '.join(empty)}" if classes else "no class folders"
+    if len(classes) < 2 or empty:
+        if empty:
+            what = f"class folders without images: {', '.join(empty)}"
+        else:
+            what = f"{len(classes)} class folder{'s' * (len(classes) != 1)}; need at least 2 classes"
         raise DataError(f"images: {root}: {what} (expected {root}/<class name>/*.png or .jpg, one folder per class)")
     pixels, labels, size = [], [], None
     for c, found in files:
         for path in found:
-            try:
-                with Image.open(path) as image:
-                    grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
-                    array = np.asarray(image.convert("L" if grey else "RGB"))
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
-                raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+            array = _read_image(path, Image, UnidentifiedImageError)
             if size is None:
                 size = array.shape[:2]
             elif array.shape[:2] != size:
@@ -256,6 +274,28 @@ def read_folder(root: pathlib.Path) -> Images:
     channels = max(p.shape[0] for p in pixels)
     x = np.stack([np.broadcast_to(p, (channels, *p.shape[1:])) for p in pixels])
     return Images(x, np.asarray(labels, dtype=np.int64), tuple(p.name for p in classes))
+
+
+def _read_image(path: pathlib.Path, Image, UnidentifiedImageError) -> np.ndarray:  # noqa: N803 — Pillow's names
+    """The pixels of one image file, ``[H, W]`` (grey) or ``[H, W, 3]``; its size is checked against
+    :data:`MAX_IMAGE_PIXELS` from the header, before it is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
+            with Image.open(path) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise DataError(
+                        f"{path}: {image.width}×{image.height} pixels; hqf's limit is {MAX_IMAGE_PIXELS:,} "
+                        "pixels per image"
+                    )
+                grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+                return np.asarray(image.convert("L" if grey else "RGB"))
+    except DataError:
+        raise
+    except Image.DecompressionBombError:
+        raise DataError(f"{path}: more pixels than hqf's limit of {MAX_IMAGE_PIXELS:,} per image") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
 
 
 def channel_scaler(x: np.ndarray, image_shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:

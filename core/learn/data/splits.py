@@ -105,9 +105,16 @@ def flip_labels(y: np.ndarray, fraction: float, n_classes: int, rng: np.random.G
 
 
 def add_input_noise(x: np.ndarray, sigma: float, rng: np.random.Generator) -> None:
-    """Add ``N(0, σ²)`` noise to ``x`` in place (chunked, float32)."""
+    """Add ``N(0, σ²)`` noise to ``x`` in place (chunked, float32); a σ that makes a value overflow
+    float32 is a DataError naming the option."""
     if sigma < 0:
         raise DataError(f"'input_noise' must be >= 0 (got {sigma})")
     for start in range(0, len(x), CHUNK_ROWS):
         block = x[start : start + CHUNK_ROWS]
-        block += sigma * rng.standard_normal(block.shape, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            block += sigma * rng.standard_normal(block.shape, dtype=np.float32)
+        if not np.isfinite(block).all():
+            raise DataError(
+                f"'input_noise' = {sigma:g} makes the (z-scored) inputs overflow float32 "
+                "(the model computes in float32); give a smaller σ"
+            )
