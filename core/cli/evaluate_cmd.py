@@ -10,6 +10,8 @@ import click
 
 from hqf.errors import ConfigError
 
+#: the largest --seed (torch seeds are 64-bit)
+MAX_SEED = 2**63 - 1
 #: bytes of simulator state per batch that keep each gate's pass in the CPU's cache (measured: an
 #: 8-qubit density matrix ran 6 rows/s at 1-16 rows per batch and 2.5 rows/s at 256)
 BATCH_STATE_BYTES = 16 << 20
@@ -62,7 +64,7 @@ def rows_per_batch(config) -> int:
 @click.option(
     "--test-samples", type=click.IntRange(min=1), help="Only the first N rows of the test split [default: all]."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the input noise.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the input noise (0 to 2**63 - 1).")
 @click.option("--out", type=click.Path(dir_okay=False), help="JSON file to write the metrics to (must not exist).")
 def evaluate_command(run_dir, backend, noise, depolarizing, mitigate, input_noise, test_samples, seed, out) -> None:
     """Accuracy, macro-F1, ECE and NLL of the model a finished run kept, on the run's own test split
@@ -84,12 +86,19 @@ def evaluate_command(run_dir, backend, noise, depolarizing, mitigate, input_nois
         raise ConfigError(f"--out {target} {problem}; give a new file in an existing folder")
     if noise is not None and depolarizing is not None:
         raise ConfigError("give either --noise or its shorthand --depolarizing, not both")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED:,} (2**63 - 1; got {seed})")
     trained = load(run_dir, backend=backend, depolarizing=depolarizing, noise=noise, mitigate=mitigate)
     data = run_dataset(trained)
     x, y = data.test.x[:test_samples], data.test.y[:test_samples]
     if input_noise:
         generator = torch.Generator().manual_seed(seed)
-        x = x + input_noise * torch.randn(x.shape, generator=generator, dtype=torch.float64).numpy().astype(x.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = x + input_noise * torch.randn(x.shape, generator=generator, dtype=torch.float64).numpy().astype(x.dtype)
+        if not np.isfinite(x).all():
+            raise ConfigError(
+                f"--input-noise {input_noise:g} makes the (z-scored) test inputs overflow float32; give a smaller σ"
+            )
     probs = trained.predict_proba(x, scaled=True, batch_size=rows_per_batch(trained.config))
     result = {
         key: value for key, value in M.classification_metrics(probs, y, data.n_classes).items() if key != "reliability"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import attrs
-import torch
 
 from hqf.errors import ConfigError
 from hqf.learn.config import RunConfig
 from hqf.learn.process import tensorboard as tb
+from hqf.learn.run_data import check_device
 from hqf.learn.training.model import make_run_backend
 from hqf.learn.training.terms import check_regularizer
 from hqf.quantum.interfaces import GRADIENTS, Backend
@@ -27,11 +27,7 @@ class Preflight:
 def preflight(config: RunConfig) -> Preflight:
     """Checks that need no data: the device, the plugin names and the keys the regularizers read, then
     the backend (built). Raises the one-line HqfError a user can act on."""
-    device = torch.device(config.device) if _valid_device(config.device) else None
-    if device is None:
-        raise ConfigError(f"'device' must be a torch device such as cpu, cuda or cuda:1 (got {config.device!r})")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {config.device!r} requested but torch sees no CUDA GPU (use --device cpu)")
+    check_device(config.device)
     if config.tensorboard:
         tb.require()
     if config.gradient not in ("auto", *GRADIENTS):
@@ -53,11 +49,3 @@ def preflight(config: RunConfig) -> Preflight:
             "parameter-shift works on every backend)"
         )
     return Preflight(config, backend)
-
-
-def _valid_device(text: str) -> bool:
-    try:
-        torch.device(text)
-    except (RuntimeError, ValueError):
-        return False
-    return True

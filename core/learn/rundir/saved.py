@@ -25,9 +25,10 @@ import torch
 from hqf.errors import ConfigError, DataError
 from hqf.learn.config import RunConfig
 from hqf.learn.data.dataset import Dataset
-from hqf.learn.data.files import as_numbers, read_csv_table, read_npz_arrays
+from hqf.learn.data.files import as_numbers, check_features, read_csv_table, read_npz_arrays
 from hqf.learn.data.load import BUILTIN, load_dataset
 from hqf.learn.data.splits import apply_scaler
+from hqf.learn.run_data import check_device
 from hqf.learn.rundir.checkpoint import atomic_write
 from hqf.learn.training.model import BaselineModel, HybridModel, build_model
 from hqf.learn.training.run_backend import evaluation_backend, exact_backend, noisy_backends, run_noise
@@ -38,6 +39,8 @@ from hqf.registry.make import make_ansatz
 
 MODEL = "model.safetensors"
 FORMAT = "hqf-model-1"
+#: the most features or classes a model file may declare (a model is built to that size before loading)
+MAX_FEATURES = 1 << 20
 
 
 def save_model(path: str | pathlib.Path, model: torch.nn.Module, dataset: Dataset) -> None:
@@ -140,6 +143,7 @@ def load(
     if noise is not None or depolarizing is not None:
         changes.update(noise=noise if noise is not None else "", depolarizing=depolarizing or 0.0)
     if device is not None:
+        check_device(device)
         changes["device"] = device
     config = config.replace(**changes) if changes else config
     noise_here = run_noise(config)
@@ -152,7 +156,7 @@ def load(
     if chosen != config.backend:
         config = config.replace(backend=chosen, backend_options={}, gradient="auto")
     tensors, metadata = _read(path)
-    n_features, n_classes = int(metadata["n_features"]), int(metadata["n_classes"])
+    n_features, n_classes, class_names, scaler = _contents(path, tensors, metadata)
     with torch.random.fork_rng(devices=[]):  # building seeds torch's generator: keep the caller's
         model = build_model(config, n_features, n_classes)
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
@@ -165,10 +169,7 @@ def load(
     model.eval()
     if mitigate is not None:
         mitigated(model, mitigate, run_noise(config))
-    scaler = None
-    if "scaler.mean" in tensors:
-        scaler = (tensors["scaler.mean"].numpy(), tensors["scaler.std"].numpy())
-    return TrainedModel(model, scaler, tuple(json.loads(metadata["class_names"])), config, n_features).eval()
+    return TrainedModel(model, scaler, class_names, config, n_features).eval()
 
 
 def inference_backend(config: RunConfig) -> str:
@@ -215,6 +216,55 @@ def _read(path: pathlib.Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, metadata
 
 
+def _contents(
+    path: pathlib.Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> tuple[int, int, tuple[str, ...], tuple[np.ndarray, np.ndarray] | None]:
+    """The number of features and classes, the class names and the scaler a model file records, each
+    checked (sizes bounded before anything is built, every tensor finite); a ConfigError naming the
+    file and the field otherwise."""
+
+    def bad(field: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: {field} {problem}; the file is damaged (retrain, or restore it)")
+
+    counts = {}
+    for field, low in (("n_features", 1), ("n_classes", 2)):
+        text = metadata.get(field)
+        if text is None:
+            raise bad(f"metadata {field!r}", "is missing")
+        if not text.isascii() or not text.isdigit():
+            raise bad(f"metadata {field!r}", f"is {text!r}, not a whole number")
+        if not low <= int(text) <= MAX_FEATURES:
+            raise bad(f"metadata {field!r}", f"is {int(text):,}; it must lie in {low}..{MAX_FEATURES:,}")
+        counts[field] = int(text)
+    try:
+        names = json.loads(metadata.get("class_names", ""))
+    except ValueError:
+        raise bad("metadata 'class_names'", "is not JSON") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise bad("metadata 'class_names'", f"is {type(names).__name__}, not a list of names")
+    if len(names) != counts["n_classes"]:
+        raise bad("metadata 'class_names'", f"lists {len(names)} names for n_classes {counts['n_classes']}")
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            if not torch.isfinite(tensor).all():
+                raise bad(f"tensor {key!r}", "holds NaN or infinity")
+    scaler = None
+    present = [k for k in ("scaler.mean", "scaler.std") if k in tensors]
+    if present:
+        if len(present) == 1:
+            raise bad("the scaler", f"has {present[0]!r} alone (it needs scaler.mean and scaler.std)")
+        mean, std = (tensors[k].double().numpy() for k in ("scaler.mean", "scaler.std"))
+        if mean.shape != (counts["n_features"],) or std.shape != mean.shape:
+            raise bad(
+                "the scaler",
+                f"has shapes {list(mean.shape)} and {list(std.shape)} for n_features {counts['n_features']}",
+            )
+        if not (std > 0).all():
+            raise bad("tensor 'scaler.std'", f"holds {float(std.min()):g}; a standard deviation must be > 0")
+        scaler = (mean, std)
+    return counts["n_features"], counts["n_classes"], tuple(names), scaler
+
+
 def read_features(
     path: str | pathlib.Path, n_features: int, label_column: str | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -250,13 +300,14 @@ def read_features(
                 f"{path}: the model takes {n_features} features; the file has {width} columns "
                 f"(give {n_features}, or {n_features + 1} with the label)"
             )
-        x = as_numbers(table, names, 2 if header is not None else 1, path)
+        first_line = 2 if header is not None else 1
+        x = as_numbers(table, names, first_line, path)
+        check_features(x, path, names, first_line)
     else:
         raise DataError(
             f"{path}: unsupported data file type {suffix!r}; use .csv or .npz (or a built-in: {', '.join(BUILTIN)})"
         )
-    if not np.isfinite(x).all():
-        raise DataError(f"{path}: features contain NaN or infinity")
+    check_features(x, path)
     return x, labels
 
 
