@@ -125,44 +125,51 @@ def timed(
     gradient: str,
     options: str = "",
     backend: Backend | None = None,
+    batch: int | None = None,
 ) -> Pace:
     """The :class:`Pace` of ``layer``'s circuit with ``gradient`` on ``backend`` (None: a fresh instance of
-    ``config``'s backend)."""
+    ``config``'s backend) at ``batch`` rows an iteration (None: ``config.batch_size``)."""
     backend = backend if backend is not None else make_run_backend(config)
-    seconds, rows = probe(backend, layer.circuit, angles, layer.weights, gradient, config.batch_size)
+    batch = config.batch_size if batch is None else batch
+    seconds, rows = probe(backend, layer.circuit, angles, layer.weights, gradient, batch)
     method = default_gradient(backend) if gradient == "auto" else gradient
     return Pace(backend.name, method, seconds, options, rows, backend.capabilities.estimates)
 
 
 def slow_run_warning(config: RunConfig, model, x: torch.Tensor, iterations: int) -> str | None:
     """A warning for a run whose quantum layer will be slow (with the estimate and faster choices), or
-    None: fast enough, no quantum layer, or the probe failed."""
+    None: fast enough, no quantum layer, or the probe failed. An iteration takes a batch of
+    ``config.batch_size`` rows, or all of ``x`` (the training rows) when it has fewer."""
     layer = getattr(model, "quantum", None)
     if not isinstance(model, HybridModel) or not isinstance(layer, QuantumLayer) or iterations < 1:
         return None
     started = time.perf_counter()
+    batch = max(1, min(config.batch_size, len(x)))
     try:
-        angles = data_angles(model, x[: config.batch_size])
+        angles = data_angles(model, x[:batch])
         # the run's own backend when exact (no random state to disturb; its caches warm up for training),
         # else a fresh instance, so that the run's shots and noise branches are drawn as without the probe
         capabilities = layer.backend.capabilities
         own = layer.backend if capabilities.exact and not capabilities.estimates else None
-        chosen = timed(config, layer, angles, layer.gradient, backend=own)
+        chosen = timed(config, layer, angles, layer.gradient, backend=own, batch=batch)
     except Exception:  # noqa: BLE001 - an estimate that cannot be made is no reason to stop the run
         return None
     if chosen.per_iteration_s * iterations <= SLOW_RUN_S:
         return None
     faster = [
         p
-        for p in alternatives(config, layer, angles, started)
+        for p in alternatives(config, layer, angles, started, batch)
         if p.per_iteration_s * FASTER_BY <= chosen.per_iteration_s
     ]
-    return describe(chosen, config.batch_size, iterations, sorted(faster, key=lambda p: p.per_iteration_s))
+    return describe(chosen, batch, iterations, sorted(faster, key=lambda p: p.per_iteration_s))
 
 
-def alternatives(config: RunConfig, layer: QuantumLayer, angles: torch.Tensor, started: float) -> list[Pace]:
+def alternatives(
+    config: RunConfig, layer: QuantumLayer, angles: torch.Tensor, started: float, batch: int | None = None
+) -> list[Pace]:
     """The configuration's default backend with ``gradient = "auto"``, then every other gradient the
-    run's backend declares (and the parameter-shift rule), timed while :data:`BUDGET_S` lasts."""
+    run's backend declares (and the parameter-shift rule), timed at ``batch`` rows (None: the
+    configuration's batch size) while :data:`BUDGET_S` lasts."""
     candidates = []
     default = attrs.fields(RunConfig).backend.default
     if config.backend != default:
@@ -178,7 +185,7 @@ def alternatives(config: RunConfig, layer: QuantumLayer, angles: torch.Tensor, s
         if time.perf_counter() - started > BUDGET_S:
             break
         try:
-            found.append(timed(candidate, layer, angles, gradient, options))
+            found.append(timed(candidate, layer, angles, gradient, options, batch=batch))
         except Exception:  # noqa: BLE001 - unavailable here, or rejects this circuit or dtype: not a choice
             continue
     return found
