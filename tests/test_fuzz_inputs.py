@@ -1,24 +1,35 @@
 """Fuzzing the parsers a user's files reach: arbitrary bytes and TOML documents to the run-config and
-sweep-grid parsers, arbitrary small CSV and NPZ files to the data loader. Every input is accepted or
-rejected with hqf's own error (:class:`hqf.errors.HqfError`), never another exception."""
+sweep-grid parsers, arbitrary small CSV and NPZ files to the data loader, arbitrary IDX headers to the
+image reader, arbitrary metadata and scaler tensors in a run's ``model.safetensors``. Every input is
+accepted or rejected with hqf's own error (:class:`hqf.errors.HqfError`), never another exception."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import gzip
 import io
+import json
 import pathlib
+import struct
 import tempfile
 from collections.abc import Iterator
 
 import numpy as np
+import pytest
+import safetensors.torch
 import tomli_w
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hqf.errors import HqfError
 from hqf.learn.config import RunConfig
+from hqf.learn.data.images import read_idx
 from hqf.learn.data.load import load_dataset
+from hqf.learn.run_data import load_data
+from hqf.learn.rundir.saved import FORMAT, MODEL, load, save_model
+from hqf.learn.training.model import build_model
 from hqf.studies.grid import expand, read_grid, validate
 
 #: the keys a fuzzed document draws from: real ones (so values reach the validators) and a few others
@@ -166,3 +177,81 @@ def test_arbitrary_small_npz_files_to_the_loader(arrays, seed):
     np.savez(buffer, **{key: _array(spec, rng) for key, spec in arrays.items()})  # object arrays: pickled here
     with _file(".npz", buffer.getvalue()) as path:
         _accepted_or_hqf_error(lambda: load_dataset(str(path), samples=None))
+
+
+SIZES = st.one_of(st.integers(-3, 6), st.integers(-(2**31), 2**31 - 1))
+
+
+@FUZZ
+@given(
+    st.binary(min_size=3, max_size=3).map(lambda b: b"\x00\x00\x08" if b[0] % 2 else b),
+    st.lists(SIZES, max_size=5),
+    st.one_of(st.none(), st.integers(0, 80)),
+    st.booleans(),
+)
+def test_arbitrary_idx_headers_to_the_image_reader(magic, sizes, data, compress):
+    """``data``: the bytes after the header (None: as many as the sizes multiply to, ignoring signs)."""
+    promised = abs(int(np.prod(sizes, dtype=object))) if sizes else 0
+    length = data if data is not None else (promised if promised <= 4096 else 7)
+    payload = magic + bytes([len(sizes)]) + struct.pack(f">{len(sizes)}i", *sizes) + bytes(length)
+    with _file(".gz" if compress else "", gzip.compress(payload) if compress else payload) as path:
+        try:
+            array = read_idx(path)
+        except HqfError:
+            return
+        assert list(array.shape) == sizes and min(sizes) >= 1
+
+
+TINY = dict(dataset="digits-4x4", samples=120, ansatz="hea2x1", latent=4, hidden=8, regularizers=["stability"])
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> tuple[str, dict, dict]:
+    """A run's config.toml text, and the tensors and metadata of its ``model.safetensors`` (untrained)."""
+    folder = tmp_path_factory.mktemp("model")
+    config = RunConfig(**TINY)
+    data = load_data(config)
+    save_model(folder / MODEL, build_model(config, data.n_features, data.n_classes), data)
+    with safetensors.safe_open(str(folder / MODEL), framework="pt") as handle:
+        return config.to_toml(), {k: handle.get_tensor(k) for k in handle.keys()}, handle.metadata()
+
+
+FIELD_TEXT = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.text(max_size=8),
+    st.lists(st.one_of(st.text(max_size=3), st.integers(), st.none()), max_size=12).map(json.dumps),
+    st.sampled_from(["16", "10", "0", "1", "", " 16", "1e3", "١٦", "[]", "{}", "null"]),
+)
+METADATA = st.dictionaries(
+    st.sampled_from(["format", "n_features", "n_classes", "class_names", "other"]),
+    st.one_of(FIELD_TEXT, st.just(FORMAT)),
+    max_size=5,
+)
+SCALER = st.sampled_from(["keep", "drop-mean", "drop-std", "zero-std", "nan-mean", "short", "negative-std"])
+
+
+@FUZZ
+@given(METADATA, st.lists(st.sampled_from(["format", "n_features", "n_classes", "class_names"])), SCALER)
+def test_arbitrary_model_metadata_to_the_loader(model_file, changes, removed, scaler):
+    config, tensors, metadata = model_file
+    metadata = {k: v for k, v in {**metadata, **changes}.items() if k not in removed}
+    tensors = dict(tensors)
+    if scaler.startswith("drop-"):
+        del tensors[f"scaler.{scaler.removeprefix('drop-')}"]
+    elif scaler != "keep":
+        key = "scaler.mean" if scaler == "nan-mean" else "scaler.std"
+        change = {"zero-std": lambda t: t * 0, "nan-mean": lambda t: t * float("nan"), "short": lambda t: t[:-1]}
+        tensors[key] = change.get(scaler, lambda t: -t)(tensors[key]).contiguous()
+    with tempfile.TemporaryDirectory(prefix="hqf-fuzz-") as folder:
+        run = pathlib.Path(folder)
+        (run / "config.toml").write_text(config)
+        (run / MODEL).write_bytes(safetensors.torch.save(tensors, metadata=metadata))
+        try:
+            trained = load(run)
+        except HqfError:
+            return
+        probabilities = trained.predict_proba(np.zeros((2, trained.n_features)))
+        assert (
+            probabilities.shape == (2, len(trained.class_names))
+            and torch.isfinite(torch.as_tensor(probabilities)).all()
+        )
