@@ -3,6 +3,7 @@ PennyLane code, through backprop (torch) and the device's adjoint derivatives.""
 
 import math
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -193,3 +194,17 @@ def test_other_mid_circuit_measurement_methods_are_refused_in_one_line():
 
     with pytest.raises(qml.exceptions.DeviceError, match="deferred"):
         circuit()
+
+
+def test_the_docs_torchlayer_runs_on_hqf_by_changing_the_device_string():
+    page = (ROOT / "docs" / "pennylane-device.md").read_text()
+    source = re.findall(r"```python\n(.*?)```", page, re.S)[0]
+    assert 'qml.device("hqf.torch"' in source
+    runs = []
+    for name in ("hqf.torch", "default.qubit"):
+        namespace = {"__name__": "__docs__"}
+        exec(compile(source.replace('"hqf.torch"', f'"{name}"'), f"pennylane-device.md on {name}", "exec"), namespace)
+        model = namespace["model"]
+        runs.append([namespace["loss"].detach()] + [p.grad.clone() for p in model.parameters()])
+    for ours, theirs in zip(*runs):
+        torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)  # the tutorial's model is float32

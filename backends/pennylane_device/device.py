@@ -200,7 +200,7 @@ class HqfTorchDevice(Device):
         return tuple(self._run(tape) for tape in circuits)
 
     def _run(self, tape):
-        tape = tape.map_to_standard_wires()
+        tape = standard_wires(tape)
         as_torch = qml.math.get_interface(*tape.get_parameters(trainable_only=False)) == "torch"
         with torch.enable_grad() if as_torch else torch.no_grad():
             operations, angles, _ = gates(tape)
@@ -243,7 +243,7 @@ class HqfTorchDevice(Device):
     def _jacobian(self, tape) -> np.ndarray:
         """``[M, T]``: each expectation value's derivatives w.r.t. the tape's trainable parameters, from one
         adjoint pass of the backend over ``M`` copies of the tape's angles (one cotangent per copy)."""
-        tape = tape.map_to_standard_wires()
+        tape = standard_wires(tape)
         with torch.no_grad():
             operations, angles, columns = gates(tape)
             read = readout(tape.measurements, len(tape.wires))
@@ -276,6 +276,11 @@ class HqfTorchDevice(Device):
             dy = np.asarray(qml.math.unwrap(cotangent), dtype=np.float64).reshape(jac.shape[0])
             out.append(tuple(np.array(value) for value in dy @ jac))
         return tuple(out)
+
+
+def standard_wires(tape):
+    """``tape`` on the wires ``0..n−1`` (PennyLane's ``map_to_standard_wires``, skipped where they already are)."""
+    return tape if tape.wires.labels == tuple(range(len(tape.wires))) else tape.map_to_standard_wires()
 
 
 def _jacobian_shape(jac: np.ndarray):
