@@ -36,6 +36,19 @@ def test_help_and_version_import_no_command_and_no_torch(args):
     assert not {module for module in modules if module.startswith("hqf.cli.")}
 
 
+@pytest.mark.parametrize("command", ["list", "draw", "check", "scale", "report"])
+def test_a_commands_help_imports_no_torch(command):
+    assert "torch" not in _imported_by(command, "--help")
+
+
+def test_a_command_that_runs_gets_the_process_settings_of_every_hqf_command():
+    """``tune_process`` (torch's own CPU kernels instead of oneDNN's) still runs, now after the options are parsed."""
+    code = PROBE.replace("print(json.dumps(sorted(sys.modules)), file=sys.stderr)", "")
+    code += "import torch; print(torch.backends.mkldnn.enabled)"
+    out = subprocess.run([sys.executable, "-c", code, "list"], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "False"
+
+
 def test_summaries_are_the_first_sentence_of_each_command_help():
     assert SUMMARIES.keys() == COMMANDS.keys()
     for name in COMMANDS:

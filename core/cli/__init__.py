@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib
 
 import click
@@ -66,7 +68,7 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr = COMMANDS[name].split(":")
-        return getattr(importlib.import_module(module), attr)
+        return tuned(getattr(importlib.import_module(module), attr))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list of ``hqf --help``, as click writes it, from :data:`SUMMARIES`: no command is imported."""
@@ -91,10 +93,25 @@ class LazyGroup(click.Group):
             raise click.exceptions.Exit(getattr(exc, "exit_code", 130)) from None
 
 
+def tuned(command: click.Command) -> click.Command:
+    """A copy of ``command`` that makes the process settings of every ``hqf`` command
+    (:func:`hqf.learn.process.runtime.tune_process`) before it runs: after its options are parsed, so that
+    ``hqf COMMAND --help`` does not import torch."""
+    callback = command.callback
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        from hqf.learn.process.runtime import tune_process  # at use: torch
+
+        tune_process()
+        return callback(*args, **kwargs)
+
+    copied = copy.copy(command)
+    copied.callback = run
+    return copied
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hqf")
 def main() -> None:
     """hqf: hybrid quantum-classical machine learning on any simulator."""
-    from hqf.learn.process.runtime import tune_process
-
-    tune_process()
