@@ -161,51 +161,123 @@ def test_hqf_run_ddp_trains_with_two_ranks_and_rank_zero_alone_writes(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "run"]  # nothing else written beside it
 
 
-def _rank_pids(marker: str, rank: int) -> list[int]:
+def _rank_pids(marker: str, rank: int | None = None) -> list[int]:
+    """The processes whose environment holds ``HQF_TEST_MARK=marker``: rank ``rank``, or all (the launcher too)."""
     found = []
     for environ in pathlib.Path("/proc").glob("[0-9]*/environ"):
         try:
             entries = environ.read_bytes().split(b"\0")
         except OSError:
             continue
-        if f"HQF_TEST_MARK={marker}".encode() in entries and f"RANK={rank}".encode() in entries:
+        if f"HQF_TEST_MARK={marker}".encode() in entries and (rank is None or f"RANK={rank}".encode() in entries):
             found.append(int(environ.parent.name))
     return found
 
 
+def _listening_addresses(pids: list[int]) -> set[str]:
+    """The local addresses of the TCP sockets ``pids`` listen on (Linux ``/proc``)."""
+    inodes = set()
+    for pid in pids:
+        for fd in pathlib.Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    addresses = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in pathlib.Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address = fields[1].split(":")[0]
+                if width == 8:
+                    address = ".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0))
+                addresses.add(address)
+    return addresses
+
+
+def _ddp_run(*args: str, marker: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "hqf", "run", *args, "--ddp", "2", "--quiet"]
+    return subprocess.Popen(
+        command, env=_loopback_env(0, HQF_TEST_MARK=marker), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for_checkpoint(out: pathlib.Path, run: subprocess.Popen, step: int) -> None:
+    deadline = time.monotonic() + 300
+    while run.poll() is None and time.monotonic() < deadline:
+        try:
+            if json.loads((out / "status.json").read_text()).get("step", 0) >= step:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"no checkpoint of iteration {step} in {out}: {run.communicate()}")
+
+
+def _results(out: pathlib.Path) -> tuple[dict, str]:
+    from hqf.learn.experiment import TIMING_KEYS
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    curves = [line.split(",")[:-1] for line in (out / "curves.csv").read_text().splitlines()]  # wall time last
+    header = (out / "curves.csv").read_text().splitlines()[0].split(",")
+    assert header[-1] == "wall_time_s", header
+    return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}, curves
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not pathlib.Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
-def test_a_rank_that_dies_fails_the_run_without_hanging(tmp_path):
-    marker, out = uuid.uuid4().hex, tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "hqf",
-        "run",
-        "--config",
-        str(_config(tmp_path / "c.toml", epochs=50, checkpoint_every=1)),
-        "--out",
-        str(out),
-        "--ddp",
-        "2",
-        "--quiet",
+@pytest.mark.skipif(not pathlib.Path("/proc/net/tcp").exists(), reason="finds the ranks and their sockets in /proc")
+def test_killing_rank_1_keeps_the_checkpoint_and_the_run_resumes_bit_for_bit_on_loopback(tmp_path):
+    config = str(_config(tmp_path / "c.toml", epochs=2, checkpoint_every=1))  # 2 x 18 iterations
+    whole, killed, marker = tmp_path / "whole", tmp_path / "killed", uuid.uuid4().hex
+    reference = _ddp_run("--config", config, "--out", str(whole), marker=uuid.uuid4().hex)
+    run = _ddp_run("--config", config, "--out", str(killed), marker=marker)
+    try:
+        _wait_for_checkpoint(killed, run, 3)
+        assert len(_rank_pids(marker, 0) + _rank_pids(marker, 1)) == 2
+        assert _listening_addresses(_rank_pids(marker)) <= {"127.0.0.1"}  # the launcher's and ranks': loopback only
+        for pid in _rank_pids(marker, 1):
+            os.kill(pid, signal.SIGKILL)
+        stdout, stderr = run.communicate(timeout=200)
+        assert reference.wait(timeout=300) == 0, reference.communicate()
+    finally:
+        for process in (run, reference):
+            if process.poll() is None:
+                process.kill()
+    status = json.loads((killed / "status.json").read_text())
+    assert run.returncode == 1 and stdout == "", stderr
+    assert stderr.splitlines() == [
+        f"Interrupted: rank 1 of 2 ended by SIGKILL; the run so far is kept in {killed} (checkpoint.pt of "
+        f"iteration {status['step']}); continue it with: hqf run --resume {killed} --ddp 2"
     ]
-    started = time.monotonic()
-    run = subprocess.Popen(
-        command, env=_loopback_env(0, HQF_TEST_MARK=marker), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    assert status["status"] == "interrupted" and status["step"] >= 3 and (killed / "checkpoint.pt").exists()
+    assert not _rank_pids(marker)  # no rank outlived the run
+    resumed = _ddp_run("--resume", str(killed), marker=marker)
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    assert _results(killed) == _results(whole)
+    assert sorted(p.name for p in killed.iterdir()) == sorted(p.name for p in whole.iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not pathlib.Path("/proc/self/environ").exists(), reason="finds the ranks through /proc")
+def test_a_killed_launcher_takes_its_ranks_with_it_and_the_run_stays_resumable(tmp_path):
+    out, marker = tmp_path / "run", uuid.uuid4().hex
+    run = _ddp_run(
+        "--config", str(_config(tmp_path / "c.toml", epochs=50, checkpoint_every=1)), "--out", str(out), marker=marker
     )
     try:
-        while not (out / "checkpoint.pt").exists() and run.poll() is None and time.monotonic() - started < 180:
+        _wait_for_checkpoint(out, run, 2)
+        run.kill()  # SIGKILL: the launcher cannot pass anything on
+        run.wait(timeout=30)
+        deadline = time.monotonic() + 120
+        while _rank_pids(marker) and time.monotonic() < deadline:
             time.sleep(0.2)
-        victims = _rank_pids(marker, 1)
-        assert victims, "rank 1 was not found"
-        for pid in victims:
-            os.kill(pid, signal.SIGKILL)
-        output = run.communicate(timeout=150)[0]
+        assert not _rank_pids(marker)
     finally:
         if run.poll() is None:
             run.kill()
-    assert run.returncode == 1, output
-    assert "the data-parallel run failed" in output
-    assert not (out / "metrics.json").exists()
-    assert not _rank_pids(marker, 0)  # rank 0 did not outlive the run
+    from hqf.learn.rundir.state import state_of
+
+    assert state_of(out) == "resumable" and (out / "checkpoint.pt").exists()

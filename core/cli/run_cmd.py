@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
-import subprocess
 import sys
 
 import click
@@ -252,6 +250,14 @@ def noise_text(metrics: dict) -> str:
     metavar="RUN_DIR",
     help="Continue the interrupted run in RUN_DIR from its last checkpoint, with its own configuration.",
 )
+@click.option(
+    "--allow-changed",
+    "allow_changed",
+    multiple=True,
+    metavar="KEY",
+    help="With --resume: continue although RUN_DIR/config.toml changed KEY since the checkpoint was saved "
+    "(repeatable or comma-separated; e.g. lr, epochs). Any other change is refused.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar and no status lines (warnings still show).")
 @click.option(
     "--ddp",
@@ -259,7 +265,7 @@ def noise_text(metrics: dict) -> str:
     metavar="N",
     help="Train data-parallel in N processes of this machine (torchrun; gloo on CPU, nccl on CUDA; docs/scale-out.md).",
 )
-def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp, **options) -> None:
+def run_command(config_file, regularizers, sets, out, quick, resume, allow_changed, quiet, ddp, **options) -> None:
     """Train the hybrid model of the seed paper and write a run directory.
 
     With no options: torch backend, hea8x6, angle encoder, gated fusion, stability and curvature
@@ -268,7 +274,9 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
     about 7 s, use --quick. The run
     directory holds config.toml, meta.json, metrics.json, curves.csv, epochs.csv, convergence.png and
     model.safetensors; while the run trains, a checkpoint too (continue an interrupted run with --resume).
-    Exit status: 0 done, 1 the run failed (a non-finite loss), 2 a mistake in the input, 130 Ctrl-C.
+    Exit status: 0 done, 1 the run failed (a non-finite loss) or a rank of a data-parallel run was lost (its
+    checkpoint kept), 2 a mistake in the input, 130 Ctrl-C. A resumed run refuses a config.toml edited since
+    its checkpoint, naming the keys, unless --allow-changed names them.
     Under torchrun (`torchrun --nproc-per-node N -m hqf run …`) each process trains one rank's shard of
     every batch and rank 0 alone writes the run directory.
     """
@@ -276,11 +284,14 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
 
     # at use: they load torch, which --help does not need
     from hqf.learn.experiment import preflight, run
-    from hqf.learn.process.distributed import from_environment, rank_setup
+    from hqf.learn.process.distributed import LOST_EXIT, from_environment, launched, rank_setup
     from hqf.learn.process.eta import clock
     from hqf.learn.resolution import resolution_notes
     from hqf.learn.rundir.lifecycle import check_fresh, check_resumable, read_run_config
+    from hqf.learn.training.checkpointing import RankLost
 
+    if allow_changed and not resume:
+        raise ConfigError("--allow-changed goes with --resume RUN_DIR")
     if resume:
         _refuse_with_resume(config_file, regularizers, sets, out, quick, options)
         config, folder = read_run_config(resume), pathlib.Path(resume)
@@ -289,15 +300,19 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
         folder = pathlib.Path(out) if out else default_run_dir()
     checked = preflight(config)  # device, names and the backend: an unknown or unavailable one stops here
     ranks = from_environment()  # one rank of a torchrun launch, or None
+    resumed_at = None
     if ranks is None or ranks.writes:
         if resume:
             check_resumable(folder, config)
+            resumed_at = _guard_resume(folder, config, allow_changed, accept=ranks is None)
         else:
             check_fresh(folder)  # also says when --out holds an interrupted run to resume
+    quiet = quiet or (ranks is not None and not ranks.writes)
+    if resumed_at is not None and not quiet and ranks is None:
+        click.echo(f"resuming {folder} from iteration {resumed_at} (its last checkpoint)", err=True)
     if ddp is not None:
         _launch_ranks(ddp, folder, given_out=bool(out or resume))
         return
-    quiet = quiet or (ranks is not None and not ranks.writes)
     bars: list = []
 
     def progress(step: int, total: int, row: dict) -> None:
@@ -305,6 +320,7 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
             bars.append(
                 tqdm(
                     total=total,
+                    initial=step - 1,  # a resumed run's bar starts where it resumed
                     unit="it",
                     file=sys.stderr,
                     dynamic_ncols=True,
@@ -341,8 +357,13 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
                 ranks=ranks,
             )
     except RunFailedError as exc:  # not a mistake in the input (exit 2): the run itself failed
-        click.echo(f"Error: {exc}", err=True)
+        if ranks is None or ranks.writes:  # the other ranks failed alike: rank 0 says it once
+            click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from None
+    except RankLost:  # another rank ended: hqf's launcher says which (as does rank 0 under torchrun)
+        if launched() or (ranks is not None and not ranks.writes):
+            raise SystemExit(LOST_EXIT) from None
+        raise
     finally:
         if bars:
             bars[0].close()
@@ -354,9 +375,29 @@ def run_command(config_file, regularizers, sets, out, quick, resume, quiet, ddp,
         click.echo(line)
 
 
+def _guard_resume(folder: pathlib.Path, config, allow_changed: tuple[str, ...], accept: bool) -> int:
+    """Before ``--resume`` does any work: the checkpoint reads, and ``config`` (RUN_DIR/config.toml) is the
+    configuration it trained with or differs only in keys ``allow_changed`` names (then, with ``accept``,
+    the checkpoint is set to continue under the new values). The iteration the checkpoint holds."""
+    from hqf.learn.rundir import checkpoint as ckpt
+
+    allowed = ckpt.check_changeable(allow_changed)
+    path = folder / ckpt.CHECKPOINT
+    if not path.exists():
+        return 0
+    saved = ckpt.load(path)
+    changed = ckpt.check_config(saved, config, folder, allowed)
+    if changed and accept:
+        ckpt.accept_config(path, config)
+        shown = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changed.items())
+        click.echo(f"continuing under the changed {shown} (--allow-changed)", err=True)
+    return int(saved.get("step", 0))
+
+
 def _launch_ranks(processes: int, folder: pathlib.Path, given_out: bool) -> None:
-    """``hqf run --ddp N``: this command again, without ``--ddp``, as N torchrun ranks on this machine."""
-    from hqf.learn.process.distributed import free_port, launch_command
+    """``hqf run --ddp N``: this command again, without ``--ddp``, as N ranks on this machine
+    (:func:`hqf.learn.process.distributed.launch`); one line when a rank ended abnormally."""
+    from hqf.learn.process.distributed import launch
 
     args, skip = [], False
     for arg in sys.argv[1:]:
@@ -366,8 +407,8 @@ def _launch_ranks(processes: int, folder: pathlib.Path, given_out: bool) -> None
         args.append(arg)
     if not given_out:
         args += ["--out", str(folder)]  # one folder for every rank, chosen here
-    environment = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    code = subprocess.call(launch_command(processes, args, free_port()), env=environment)
-    if code != 0:
-        click.echo(f"Error: the data-parallel run failed (torchrun exit status {code}; see above)", err=True)
-        raise SystemExit(1 if code != 130 else 130)
+    outcome = launch(processes, args, folder)
+    if outcome.message is not None:
+        click.echo(f"Interrupted: {outcome.message}", err=True)
+    if outcome.exit_code != 0:
+        raise SystemExit(outcome.exit_code)

@@ -9,22 +9,39 @@ second derivatives (``curvature``) is computed by rank 0 alone, on its own repli
 samples a single process uses (:class:`RankZeroTerm`). Gradients: see :class:`DataParallel` and
 docs/method.md ("Data-parallel training"). Rank 0 alone writes the run directory.
 
-The process group is gloo on the CPU and nccl on CUDA, set up from torchrun's environment
-(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); a collective that
-waits longer than ``timeout_s`` (another rank died) raises instead of hanging.
+The process group is gloo on the CPU and nccl on CUDA, set up from the environment torchrun or
+:func:`launch` gives each rank (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
+``MASTER_PORT``); a collective that waits longer than ``timeout_s`` (another rank died) raises
+instead of hanging. Where ``MASTER_ADDR`` is a loopback address and no torchrun agent hosts the
+rendezvous, rank 0 hosts it on that address alone (a socket bound there, never on every interface)
+and gloo talks over the loopback interface.
+
+``hqf run --ddp N`` (:func:`launch`) starts the N ranks itself: each in a session of its own, ended by
+the kernel when the launcher dies (``PR_SET_PDEATHSIG`` on Linux: SIGTERM, so rank 0 saves first),
+the launcher's SIGINT or SIGTERM passed on to each. When a rank ends abnormally the others are
+given :data:`GRACE_S` to stop on their own (a lost peer fails their next collective at once), then
+SIGTERM, then SIGKILL. The run directory keeps its last checkpoint whichever rank died
+(:class:`hqf.learn.training.checkpointing.RankLost`), and ``hqf run --resume DIR --ddp N`` continues
+it bit for bit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import datetime
+import json
 import os
 import pathlib
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 
 import attrs
 import torch
@@ -34,18 +51,27 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from hqf.errors import ConfigError
-from hqf.learn.rundir.lock import LOCK
+from hqf.learn.rundir import checkpoint as ckpt
+from hqf.learn.rundir.lock import LOCK, holder
+from hqf.learn.rundir.state import read_status
 from hqf.learn.training.terms import Term
 from hqf.registry.contracts import Regularizer, RegularizerInputs
 
 __all__ = [
-    "DataParallel", "Ranks", "RankZeroTerm", "adapt_terms", "free_port", "from_environment", "launch_command",
-    "process_group", "rank_directory", "rank_setup", "shard_bounds",
+    "DataParallel", "Launch", "Ranks", "RankZeroTerm", "adapt_terms", "free_port", "from_environment", "launch",
+    "launched", "process_group", "rank_directory", "rank_setup", "shard_bounds",
 ]  # fmt: skip
 
 #: seconds a collective may wait for the other ranks before the run fails
 TIMEOUT_S = 120.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: seconds the other ranks get to end on their own after one ended abnormally, and again after SIGTERM
+GRACE_S = 30.0
+#: set by :func:`launch` in each rank's environment: the launcher's pid
+LAUNCHER = "HQF_DDP_LAUNCHER"
+#: the exit status of a rank :func:`launch` started that stopped because another rank was lost
+LOST_EXIT = 75
+_PR_SET_PDEATHSIG = 1
 
 
 @attrs.frozen
@@ -101,25 +127,119 @@ def rank_setup(ranks: Ranks | None, device: str, out: pathlib.Path, resume: bool
         yield here
 
 
-def launch_command(processes: int, hqf_args: list[str], port: int) -> list[str]:
-    """torchrun (``python -m torch.distributed.run``) starting ``processes`` ranks of ``hqf HQF_ARGS`` on
-    this machine, rendezvous at 127.0.0.1:``port``."""
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc-per-node",
-        str(processes),
-        "--master-addr",
-        LOOPBACK[0],
-        "--master-port",
-        str(port),
-        "-m",
-        "hqf",
-        *hqf_args,
-    ]
+def launched(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this process is a rank :func:`launch` started (which reports a lost rank for all of them)."""
+    return LAUNCHER in environ
+
+
+def _end_with_launcher() -> None:
+    """In a rank :func:`launch` started: SIGTERM from the kernel when the launcher dies (Linux); gone already: stop."""
+    launcher = os.environ.get(LAUNCHER, "")
+    if not launcher.isdigit():
+        return
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != int(launcher):  # it died before the setting took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@attrs.frozen
+class Launch:
+    """How :func:`launch` ended: ``exit_code`` (0: every rank finished) and the line to print (None: the
+    ranks said it themselves)."""
+
+    exit_code: int
+    message: str | None = None
+
+
+def launch(processes: int, hqf_args: list[str], out: pathlib.Path, environ: Mapping[str, str] = os.environ) -> Launch:
+    """``hqf run --ddp N``: ``hqf HQF_ARGS`` as ``processes`` ranks on this machine, rendezvous on
+    127.0.0.1 (see the module's docstring); returns when every rank has ended."""
+    port = free_port()
+    base = {**environ, "OMP_NUM_THREADS": environ.get("OMP_NUM_THREADS", "1")}
+    base.update(
+        WORLD_SIZE=str(processes), LOCAL_WORLD_SIZE=str(processes), MASTER_ADDR=LOOPBACK[0], MASTER_PORT=str(port)
+    )
+    base[LAUNCHER] = str(os.getpid())
+    command = [sys.executable, "-m", "hqf", *hqf_args]
+    ranks: list[subprocess.Popen] = []
+    received: list[int] = []
+
+    def forward(signum, frame) -> None:
+        received.append(signum)
+        for rank in ranks:
+            if rank.poll() is None:
+                rank.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for r in range(processes):
+            environment = {**base, "RANK": str(r), "LOCAL_RANK": str(r)}
+            ranks.append(subprocess.Popen(command, env=environment, start_new_session=True))
+        first = _wait_all(ranks)
+    finally:
+        for rank in ranks:  # the launcher itself is ending (an error here): its ranks with it
+            if rank.poll() is None:
+                rank.kill()
+                rank.wait()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return _outcome(first, ranks, received, out, processes)
+
+
+def _wait_all(ranks: list[subprocess.Popen]) -> tuple[int, int] | None:
+    """Wait for every rank; after one ends abnormally the rest get :data:`GRACE_S`, then SIGTERM, then
+    SIGKILL. The first abnormal end as ``(rank, return code)``, or None."""
+    first, since, stage = None, 0.0, 0
+    while any(rank.poll() is None for rank in ranks):
+        if first is None:
+            first = _culprit(ranks)
+            since = time.monotonic()
+        elif time.monotonic() - since > GRACE_S and stage < 2:
+            stage += 1
+            for rank in ranks:
+                if rank.poll() is None:
+                    rank.send_signal(signal.SIGTERM if stage == 1 else signal.SIGKILL)
+            since = time.monotonic()
+        time.sleep(0.05)
+    return first or _culprit(ranks)
+
+
+def _culprit(ranks: list[subprocess.Popen]) -> tuple[int, int] | None:
+    """The rank that ended abnormally on its own (by a signal first; not one that stopped for a lost peer)."""
+    ended = [(r, p.returncode) for r, p in enumerate(ranks) if p.returncode not in (None, 0)]
+    ended.sort(key=lambda item: (item[1] >= 0, item[1] == LOST_EXIT, item[0]))
+    return ended[0] if ended else None
+
+
+def _outcome(
+    first: tuple[int, int] | None, ranks: list[subprocess.Popen], received: list[int], out: pathlib.Path, world: int
+) -> Launch:
+    """The exit status and the one line of a launch whose ranks all ended (see :func:`launch`)."""
+    if first is None:
+        return Launch(0)
+    if received:  # the user's SIGINT or SIGTERM: rank 0 said what it kept
+        return Launch(128 + received[0])
+    rank, code = first
+    how = f"ended by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+    status = read_status(out) or {}
+    kept = (out / ckpt.CHECKPOINT).exists() and status.get("status") in ("running", "interrupted")
+    if not kept:
+        if code > 0 and status.get("status") != "interrupted":  # its own error, which it printed
+            return Launch(ranks[0].returncode if ranks[0].returncode > 0 else 1)
+        return Launch(1, f"rank {rank} of {world} {how} before the run's first checkpoint; run it again")
+    if status.get("status") == "running" and holder(out) is None:  # rank 0 itself is gone: nobody recorded it
+        record = {**status, "status": "interrupted", "reason": f"rank {rank} {how}", "updated": time.time()}
+        ckpt.atomic_write_text(out / "status.json", json.dumps(record, indent=1) + "\n")
+    return Launch(
+        1,
+        f"rank {rank} of {world} {how}; the run so far is kept in {out} (checkpoint.pt of iteration "
+        f"{status.get('step')}); continue it with: hqf run --resume {out} --ddp {world}",
+    )
 
 
 def free_port() -> int:
@@ -133,21 +253,42 @@ def free_port() -> int:
 def process_group(ranks: Ranks, device: str, timeout_s: float = TIMEOUT_S) -> Iterator[Ranks]:
     """While entered: the default process group of ``ranks`` (nccl for a CUDA ``device``, whose rank
     uses GPU ``LOCAL_RANK``; else gloo); a collective that waits over ``timeout_s`` raises."""
+    _end_with_launcher()
     cuda = torch.device(device).type == "cuda"
     if cuda:
         torch.cuda.set_device(ranks.local_rank)
     elif os.environ.get("MASTER_ADDR") in LOOPBACK and os.path.exists("/sys/class/net/lo"):
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # ranks on one machine talk over loopback only
-    dist.init_process_group(
-        "nccl" if cuda else "gloo",
-        rank=ranks.rank,
-        world_size=ranks.world,
-        timeout=datetime.timedelta(seconds=timeout_s),
-    )
-    try:
-        yield ranks
-    finally:
-        dist.destroy_process_group()
+    timeout = datetime.timedelta(seconds=timeout_s)
+    with _loopback_store(ranks, timeout) as store:
+        dist.init_process_group(
+            "nccl" if cuda else "gloo", store=store, rank=ranks.rank, world_size=ranks.world, timeout=timeout
+        )
+        try:
+            yield ranks
+        finally:
+            dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _loopback_store(ranks: Ranks, timeout: datetime.timedelta) -> Iterator[dist.TCPStore | None]:
+    """The rendezvous store on ``MASTER_ADDR``:``MASTER_PORT`` when that address is a loopback one and no
+    torchrun agent hosts it: rank 0 listens on that address alone. None otherwise (torch's own
+    ``env://`` rendezvous)."""
+    address, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT", "")
+    if address not in LOOPBACK or not port.isdigit() or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        yield None
+        return
+    if ranks.rank != 0:
+        yield dist.TCPStore(address, int(port), ranks.world, False, timeout)
+        return
+    family = socket.AF_INET6 if address == "::1" else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1" if address == "localhost" else address, int(port)))
+        listener.listen(128)
+        fd = listener.detach()  # the store owns it from here
+    yield dist.TCPStore(address, int(port), ranks.world, True, timeout, master_listen_fd=fd)
 
 
 def shard_bounds(rows: int, world: int) -> list[int]:

@@ -38,7 +38,7 @@ from hqf.learn.rundir import checkpoint as ckpt
 from hqf.learn.rundir.folder import check_writable, write_csv
 from hqf.learn.rundir.lock import LOCK, RunLock, claim, holder
 from hqf.learn.rundir.state import CONFIG, STATUS, is_finished, read_status, state_of
-from hqf.learn.training.checkpointing import Checkpointing, TrainingInterrupted
+from hqf.learn.training.checkpointing import Checkpointing, RankLost, TrainingInterrupted, lost_rank
 from hqf.learn.training.curves import EVAL_COLUMNS, TrainResult
 from hqf.learn.training.loop import train
 from hqf.learn.training.settings import TrainSettings
@@ -161,10 +161,12 @@ def train_durably(
             raise ConfigError(
                 f"{live.directory}: the data differ from the data the run was started on; it cannot resume"
             )
+        ckpt.check_config(saved, live.config, live.directory)  # a change the user allowed is in the checkpoint
         ckpt.restore_rng(saved["rng"], generators)
+    record = ckpt.config_record(live.config)
 
     def save(state: dict) -> None:
-        live.save_checkpoint({**state, "rng": ckpt.rng_state(generators), "data": data_id})
+        live.save_checkpoint({**state, "rng": ckpt.rng_state(generators), "data": data_id, "config": record})
 
     live.training = True
     with StopSignals() as stop:
@@ -175,6 +177,13 @@ def train_durably(
             )
         except TrainingInterrupted as exc:
             raise _interrupted(live, exc.signal, exc.step) from None
+        except Exception as exc:
+            if not lost_rank(exc):
+                raise
+            step = (read_status(live.directory) or {}).get("step")  # the last checkpoint's: it is kept
+            live.write_status("interrupted", reason=RankLost.reason, step=step, checkpoint=ckpt.CHECKPOINT)
+            live.release()
+            raise RankLost(live.directory, step) from None
         late = stop.requested()  # after the last iteration: the final state is saved already
     if result.stop_reason == "non_finite_loss":
         columns = list(result.curves)
@@ -251,6 +260,7 @@ def open_resumed(directory: pathlib.Path, config: RunConfig) -> LiveRun:
     lock = claim(directory)
     for leftover in directory.glob(".finishing-*"):  # a kill while the results were moving in
         shutil.rmtree(leftover, ignore_errors=True)
+    ckpt.remove_temporaries(directory)  # a kill during a write
     status = read_status(directory) or {}
     live = LiveRun(directory, lock, config, resumed=True)
     live.write_status("running", step=status.get("step"))

@@ -41,7 +41,7 @@ def _start_ticks(pid: int) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether process ``pid`` exists and has not exited (an exited, unreaped zombie is gone)."""
     try:
         os.kill(pid, 0)
@@ -89,7 +89,7 @@ class Holder:
         """The holder ran on this host and is gone (its pid is free, or now names a later process)."""
         if self.host != socket.gethostname():
             return False
-        if self.pid <= 0 or not _alive(self.pid):
+        if self.pid <= 0 or not alive(self.pid):
             return True
         return self.start is not None and _start_ticks(self.pid) not in (None, self.start)
 
@@ -154,7 +154,8 @@ def _create(path: pathlib.Path, text: str) -> bool:
     """Create ``path`` holding ``text``, complete, only if it does not exist (a hard link of a written
     temporary file: no reader ever sees a half-written lock). False when it exists."""
     tmp = path.with_name(f".{LOCK}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)  # never written through a link
+    with os.fdopen(os.open(tmp, flags, 0o644), "w") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
