@@ -8,6 +8,7 @@ import io
 import os
 import pathlib
 import pickle
+import re
 import struct
 import zipfile
 
@@ -192,6 +193,27 @@ def test_an_npz_member_that_is_not_an_array_is_one_line(tmp_path, member):
         archive.writestr("y.npy", labels.getvalue())
     with pytest.raises(DataError, match="member 'X' is not a NumPy array"):
         load_dataset(str(path))
+
+
+@pytest.mark.parametrize(
+    "shape, fragment",
+    [
+        ((10**12, 2), "(16,000,000,000,000 bytes); hqf's limit is 17,179,869,184 bytes per array"),
+        ((1000, 2), "(16,000 bytes) but holds 64; the file is truncated or corrupt"),
+    ],
+)
+def test_an_npz_header_is_checked_before_its_array_is_allocated(tmp_path, shape, fragment):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    labels = io.BytesIO()
+    np.save(labels, np.arange(30) % 2)
+    path = tmp_path / "data.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("X.npy", header.getvalue() + bytes(64))
+        archive.writestr("y.npy", labels.getvalue())
+    with pytest.raises(DataError, match=re.escape(f"member 'X' declares shape {list(shape)} of float64")) as info:
+        load_dataset(str(path))
+    assert fragment in str(info.value)
 
 
 def _mnist(folder: pathlib.Path, train_shape: tuple[int, ...], data: int) -> None:

@@ -14,6 +14,7 @@ byte-order mark is skipped.
 from __future__ import annotations
 
 import csv
+import math
 import pathlib
 import zipfile
 import zlib
@@ -28,6 +29,8 @@ FILE_TYPES = (".csv", ".npz")
 
 #: label texts that mean "no label" in a CSV file (compared case-blind)
 MISSING_LABELS = ("", "nan", "na", "n/a", "null", "none")
+#: the most bytes one array of a .npz file may declare (its header is read before the array)
+MAX_ARRAY_BYTES = 1 << 34
 #: the largest magnitude a feature may have: the model computes in float32
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -201,6 +204,9 @@ def read_npz_arrays(path: pathlib.Path, label_key: str, need_labels: bool) -> di
             if feature_key is None or (need_labels and label_key not in keys):
                 wanted = "'X' (or 'x')" + (f" and {label_key!r}" if need_labels else "")
                 raise DataError(f"{path}: expected arrays {wanted}; found {keys}")
+            for key in (feature_key, label_key):
+                if key in keys:
+                    _check_member(archive.zip, key, path)
             arrays = {"x": archive[feature_key]}
             if label_key in keys:
                 arrays["y"] = archive[label_key]
@@ -215,6 +221,34 @@ def read_npz_arrays(path: pathlib.Path, label_key: str, need_labels: bool) -> di
             text = "it holds object arrays, which hqf does not load (they would need unpickling)"
         raise DataError(f"{path}: not a readable .npz archive ({text})") from None
     return arrays
+
+
+def _check_member(archive: zipfile.ZipFile, key: str, path: pathlib.Path) -> None:
+    """The ``.npy`` header of member ``key`` checked before numpy allocates its array: the bytes it
+    promises at most :data:`MAX_ARRAY_BYTES` and no more than the member holds (a member that is not
+    ``.npy`` is left to the reader, which hands it over as bytes)."""
+    name = f"{key}.npy" if f"{key}.npy" in archive.namelist() else key
+    info = archive.getinfo(name)
+    with archive.open(name) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = reader(member)
+        except ValueError:
+            return
+        if dtype.hasobject:  # pickled objects: refused by the reader (allow_pickle=False), never sized here
+            return
+        promised = math.prod(shape) * dtype.itemsize
+        if promised > MAX_ARRAY_BYTES:
+            raise DataError(
+                f"{path}: member {key!r} declares shape {list(shape)} of {dtype} ({promised:,} bytes); "
+                f"hqf's limit is {MAX_ARRAY_BYTES:,} bytes per array"
+            )
+        if promised > info.file_size - member.tell():
+            raise DataError(
+                f"{path}: member {key!r} declares shape {list(shape)} of {dtype} ({promised:,} bytes) but holds "
+                f"{info.file_size - member.tell():,}; the file is truncated or corrupt"
+            )
 
 
 def read_file(
