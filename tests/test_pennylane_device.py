@@ -208,3 +208,53 @@ def test_the_docs_torchlayer_runs_on_hqf_by_changing_the_device_string():
         runs.append([namespace["loss"].detach()] + [p.grad.clone() for p in model.parameters()])
     for ours, theirs in zip(*runs):
         torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)  # the tutorial's model is float32
+
+
+def _count_backend_rows(monkeypatch, dev) -> list[tuple[str, int]]:
+    """Record ``(what, rows)`` for each backend call the device makes: values or an adjoint pass."""
+    import hqf.backends.pennylane_device.device as device_module
+
+    calls = []
+    values, vjp = device_module.expval, dev.backend.vjp
+    monkeypatch.setattr(
+        device_module, "expval", lambda b, c, a, **k: (calls.append(("values", len(a))), values(b, c, a, **k))[1]
+    )
+    monkeypatch.setattr(dev.backend, "vjp", lambda c, a, g: (calls.append(("vjp", len(a))), vjp(c, a, g))[1])
+    return calls
+
+
+def test_the_tapes_of_a_parameter_shift_gradient_run_as_one_backend_call(monkeypatch):
+    def circuit(dev):
+        @qml.qnode(dev, diff_method="parameter-shift")
+        def run(w):
+            for q in range(3):
+                qml.RY(w[q], wires=q)
+            qml.CNOT(wires=[0, 1])
+            qml.CRZ(w[3], wires=[1, 2])
+            return qml.expval(qml.Z(2)), qml.expval(qml.X(0) @ qml.Y(1))
+
+        return run
+
+    dev = qml.device("hqf.torch", wires=3)
+    calls = _count_backend_rows(monkeypatch, dev)
+    grads = []
+    for device in (dev, qml.device("default.qubit", wires=3)):
+        w = torch.tensor([0.3, -0.7, 1.1, 0.5], dtype=torch.float64, requires_grad=True)
+        first, second = circuit(device)(w)
+        (first + 2 * second).backward()
+        grads.append(w.grad)
+    torch.testing.assert_close(grads[0], grads[1], atol=TOL, rtol=0)
+    # the forward tape, then 3 two-term RY shifts and CRZ's four-term rule: 10 shifted tapes in one call
+    assert calls == [("values", 1), ("values", 10)]
+
+
+def test_adjoint_runs_a_broadcast_torchlayer_as_one_forward_and_one_adjoint_call(monkeypatch):
+    x = torch.rand(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    reference, _ = hea_layer("default.qubit", 3, 2)
+    layer, dev = hea_layer("hqf.torch", 3, 2)
+    layer.qnode.diff_method = "adjoint"
+    calls = _count_backend_rows(monkeypatch, dev)
+    for ours, theirs in zip(value_and_grads(layer, x), value_and_grads(reference, x)):
+        torch.testing.assert_close(ours, theirs, atol=TOL, rtol=0)
+    # PennyLane splits the batch into 5 tapes; they run as one call, and their adjoint pass (3 outputs each) as one
+    assert calls == [("values", 5), ("vjp", 15)]

@@ -40,7 +40,6 @@ from hqf.backends.pennylane_device.translate import (
     HQF_GATES,
     PHASE_ONLY,
     Angles,
-    Readout,
     assemble,
     circuit_of,
     gates,
@@ -196,28 +195,40 @@ class HqfTorchDevice(Device):
     # --- execution ----------------------------------------------------------------------------------------
 
     def execute(self, circuits, execution_config: ExecutionConfig | None = None):
-        """The results of each tape (torch tensors when its parameters are torch tensors, else numpy)."""
-        return tuple(self._run(tape) for tape in circuits)
-
-    def _run(self, tape):
-        tape = standard_wires(tape)
-        as_torch = qml.math.get_interface(*tape.get_parameters(trainable_only=False)) == "torch"
-        with torch.enable_grad() if as_torch else torch.no_grad():
-            operations, angles, _ = gates(tape)
-            read = None if tape.shots else readout(tape.measurements, len(tape.wires))
-            if read is not None:
-                results = self._values(tape, operations, angles, read)
-                out = results[0] if len(results) == 1 else tuple(results)
-            else:
-                state = self._state(tape, operations, angles, as_torch)
-                out = measure_final_state(tape, state, tape.batch_size is not None, rng=self._rng)
-        return out if as_torch else _to_numpy(out)
-
-    def _values(self, tape, operations, angles: Angles, read: Readout) -> list[torch.Tensor]:
-        """The measurements of :class:`Readout` ``read`` from one call of the backend."""
-        circuit = circuit_of(len(tape.wires), operations, read.observables())
-        out = expval(self.backend, circuit, angles.data, gradient="backprop", shared=angles.shared)
-        return assemble(out, read, tape.batch_size is not None)
+        """The results of each tape (torch tensors when its parameters are torch tensors, else numpy). Tapes
+        without torch parameters whose hqf circuits are equal (e.g. a parameter-shift gradient's) run as one
+        batch: one backend call for all their rows."""
+        results: list = [None] * len(circuits)
+        batches: dict = {}
+        for i, tape in enumerate(circuits):
+            tape = standard_wires(tape)
+            as_torch = qml.math.get_interface(*tape.get_parameters(trainable_only=False)) == "torch"
+            with torch.enable_grad() if as_torch else torch.no_grad():
+                operations, angles, _ = gates(tape)
+                read = None if tape.shots else readout(tape.measurements, len(tape.wires))
+                if read is None:
+                    state = self._state(tape, operations, angles, as_torch)
+                    out = measure_final_state(tape, state, tape.batch_size is not None, rng=self._rng)
+                    results[i] = out if as_torch else _to_numpy(out)
+                    continue
+                circuit = circuit_of(len(tape.wires), operations, read.observables())
+                if as_torch:
+                    out = expval(self.backend, circuit, angles.data, gradient="backprop", shared=angles.shared)
+                    results[i] = _result(assemble(out, read, tape.batch_size is not None))
+                    continue
+            batches.setdefault(circuit, []).append((i, tape, angles, read))
+        with torch.no_grad():
+            for circuit, members in batches.items():
+                if len(members) == 1:  # the broadcast weights stay shared (the fused kernels' case)
+                    angles = members[0][2]
+                    out = expval(self.backend, circuit, angles.data, gradient="backprop", shared=angles.shared)
+                else:
+                    rows = torch.cat([angles.full() for _, _, angles, _ in members])
+                    out = expval(self.backend, circuit, rows, gradient="backprop")
+                parts = out.split([angles.data.shape[0] for _, _, angles, _ in members])
+                for (i, tape, _, read), part in zip(members, parts):
+                    results[i] = _to_numpy(_result(assemble(part, read, tape.batch_size is not None)))
+        return tuple(results)
 
     def _state(self, tape, operations, angles: Angles, as_torch: bool):
         """The final state, ``[2]*n`` (``[B] + [2]*n`` when broadcast), gate by gate on the backend's plain
@@ -240,39 +251,51 @@ class HqfTorchDevice(Device):
 
     # --- adjoint derivatives ------------------------------------------------------------------------------
 
-    def _jacobian(self, tape) -> np.ndarray:
-        """``[M, T]``: each expectation value's derivatives w.r.t. the tape's trainable parameters, from one
-        adjoint pass of the backend over ``M`` copies of the tape's angles (one cotangent per copy)."""
-        tape = standard_wires(tape)
+    def _jacobians(self, circuits) -> list[np.ndarray]:
+        """``[M, T]`` for each tape: its expectation values' derivatives w.r.t. its trainable parameters. Tapes
+        with equal hqf circuits share one adjoint pass of the backend over ``M`` copies of each tape's angles
+        (one cotangent per copy)."""
+        prepared, batches = [], {}
         with torch.no_grad():
-            operations, angles, columns = gates(tape)
-            read = readout(tape.measurements, len(tape.wires))
-            circuit = circuit_of(len(tape.wires), operations, read.observables())
-            position = {word: r for r, word in enumerate(read.words)}
-            cotangents = torch.zeros(len(read.plan), circuit.n_outputs, dtype=torch.float64)
-            for m, (_, terms) in enumerate(read.plan):
-                for coefficient, key in terms:
-                    if key:
-                        cotangents[m, position[key]] += float(coefficient)
-            full = angles.full().expand(len(read.plan), -1).contiguous()
-            by_column = self.backend.vjp(circuit, full, cotangents).numpy()  # [M, P]
-        jac = np.zeros((len(read.plan), len(tape.trainable_params)))
-        for t, index in enumerate(tape.trainable_params):
-            column = columns[index] if index < len(columns) else None
-            if column is not None:
-                jac[:, t] = by_column[:, column]
-        return jac
+            for i, tape in enumerate(circuits):
+                tape = standard_wires(tape)
+                operations, angles, columns = gates(tape)
+                read = readout(tape.measurements, len(tape.wires))
+                circuit = circuit_of(len(tape.wires), operations, read.observables())
+                position = {word: r for r, word in enumerate(read.words)}
+                cotangents = torch.zeros(len(read.plan), circuit.n_outputs, dtype=torch.float64)
+                for m, (_, terms) in enumerate(read.plan):
+                    for coefficient, key in terms:
+                        if key:
+                            cotangents[m, position[key]] += float(coefficient)
+                prepared.append((tape, columns))
+                batches.setdefault(circuit, []).append((i, angles.full().expand(len(read.plan), -1), cotangents))
+            by_column: list = [None] * len(circuits)
+            for circuit, members in batches.items():
+                rows = torch.cat([full for _, full, _ in members]).contiguous()
+                products = self.backend.vjp(circuit, rows, torch.cat([c for _, _, c in members])).numpy()
+                parts = np.split(products, np.cumsum([len(c) for _, _, c in members])[:-1])
+                for (i, _, _), part in zip(members, parts):
+                    by_column[i] = part  # [M, P]
+        jacobians = []
+        for (tape, columns), products in zip(prepared, by_column):
+            jac = np.zeros((products.shape[0], len(tape.trainable_params)))
+            for t, index in enumerate(tape.trainable_params):
+                column = columns[index] if index < len(columns) else None
+                if column is not None:
+                    jac[:, t] = products[:, column]
+            jacobians.append(jac)
+        return jacobians
 
     def compute_derivatives(self, circuits, execution_config: ExecutionConfig | None = None):
         """The Jacobian of each tape by the adjoint method, in PennyLane's shape (one measurement: a tuple
         over the parameters; one parameter: a tuple over the measurements; one of each: a value)."""
-        return tuple(_jacobian_shape(self._jacobian(tape)) for tape in circuits)
+        return tuple(_jacobian_shape(jac) for jac in self._jacobians(circuits))
 
     def compute_vjp(self, circuits, cotangents, execution_config: ExecutionConfig | None = None):
         """``cotangents · Jacobian`` of each tape by the adjoint method, one value per trainable parameter."""
         out = []
-        for tape, cotangent in zip(circuits, cotangents):
-            jac = self._jacobian(tape)
+        for jac, cotangent in zip(self._jacobians(circuits), cotangents):
             dy = np.asarray(qml.math.unwrap(cotangent), dtype=np.float64).reshape(jac.shape[0])
             out.append(tuple(np.array(value) for value in dy @ jac))
         return tuple(out)
@@ -291,6 +314,11 @@ def _jacobian_shape(jac: np.ndarray):
     if squeezed.ndim == 1:
         return tuple(np.array(j) for j in squeezed)
     return tuple(tuple(np.array(j) for j in row) for row in squeezed)
+
+
+def _result(values: list):
+    """A tape's result: its one measurement's value, or a tuple of them."""
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def _to_numpy(result):
