@@ -350,12 +350,12 @@ def test_a_non_finite_loss_fails_the_run(tmp_path, fake_plugins):
     )
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines() == [
-        f"Error: run failed: the loss became NaN or infinite at iteration 1 (recorded in {out}/status.json)"
-    ]
+        "Error: run failed: backend 'nan-sim' broke its contract: expval returned NaN or infinity in output 0 (<Z0>) "
+        f"(recorded in {out}/status.json)"
+    ]  # the backend's values are checked before they reach the loss (hqf.quantum.outputs)
     status = json.loads((out / "status.json").read_text())
     assert status["status"] == "failed" and "NaN" in status["reason"]
     assert not (out / "metrics.json").exists() and not (out / "checkpoint.pt").exists() and not (out / "lock").exists()
-    assert (out / "curves.csv").exists()
     with pytest.raises(RunFailedError):
         run(RunConfig.from_dict({**TINY, "backend": "nan-sim"}), tmp_path / "api")
 

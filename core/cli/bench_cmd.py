@@ -8,12 +8,22 @@ import platform
 import click
 from click.core import ParameterSource
 
-from hqf.errors import ConfigError
+from hqf.errors import BackendContractError, ConfigError
 
 #: the default batch from ``LARGE_QUBITS`` qubits on (hqf's rows; the peers time fewer, see hqf.studies.peers)
 LARGE_QUBITS, LARGE_BATCH = 16, 16
 #: under --noise: the default batch, and the one from ``NOISY_LARGE_QUBITS`` qubits on (12 qubits: 256 MiB a row)
 NOISY_BATCH, NOISY_LARGE_QUBITS, NOISY_LARGE_BATCH = 16, 11, 2
+
+
+def _timed(measure):
+    """``measure()``; a backend that broke its contract while timed (values out of range or not finite, an
+    exception or ``sys.exit``: :mod:`hqf.quantum.outputs`) ends the command in one line naming it, exit 1."""
+    try:
+        return measure()
+    except BackendContractError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from None
 
 
 def _fmt(value: float | None) -> str:
@@ -241,8 +251,19 @@ def bench_command(
             backends, unfit = fitting_backends(workload)
             skipped = unfit + skipped
     overrides = {"curvature_every": curvature_every} if curvature_every else {}
-    result = run_bench(
-        workload, backends, peer_list, gradients, repeats, warmup, slow_batch, latency, epoch_iterations, **overrides
+    result = _timed(
+        lambda: run_bench(
+            workload,
+            backends,
+            peer_list,
+            gradients,
+            repeats,
+            warmup,
+            slow_batch,
+            latency,
+            epoch_iterations,
+            **overrides,
+        )
     )
     skipped += result.skipped
     if as_json:
@@ -306,7 +327,7 @@ def _noisy_bench(
     if ctx.get_parameter_source("backends") is ParameterSource.DEFAULT:
         backends, unfit = fitting_noisy_backends(workload, model)
         skipped = unfit + skipped
-    result = run_noisy_bench(workload, model, backends, peer_list, repeats, warmup)
+    result = _timed(lambda: run_noisy_bench(workload, model, backends, peer_list, repeats, warmup))
     skipped += result.skipped
     if as_json:
         payload = {

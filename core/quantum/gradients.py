@@ -15,20 +15,25 @@ recipe is two-term, else :meth:`~hqf.quantum.interfaces.Backend.expval_shifts`).
 itself be differentiable is built from differentiable ``expval`` calls, so second derivatives (double
 backward) are exact too.
 
-A circuit the backend does not declare support for is refused before any work.
+A circuit the backend does not declare support for is refused before any work. Every value the backend
+returns, and its native vector-Jacobian product, is checked (:mod:`hqf.quantum.outputs`); an exception or
+``sys.exit`` inside a backend call becomes a :class:`~hqf.errors.BackendContractError` naming the backend
+(its own :class:`~hqf.errors.HqfError` and a ``NotImplementedError``, the declared "cannot", pass unchanged).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from hqf.errors import InvalidCircuitError
+from hqf.errors import BackendContractError, HqfError, InvalidCircuitError
 from hqf.quantum.circuit import Circuit
 from hqf.quantum.gates import full_angles, recipe_values, shift_coefficients, shifted_values, two_term_only
 from hqf.quantum.interfaces import GRADIENTS, Backend, check_supported
+from hqf.quantum.outputs import check_outputs, check_vjp
 
 
 def check_angles(circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor | None = None) -> None:
@@ -51,6 +56,26 @@ def check_angles(circuit: Circuit, angles: torch.Tensor, shared: torch.Tensor | 
     for _, tensor in parts:  # one reduction each: a finite sum means every angle is finite
         if not math.isfinite(float(tensor.detach().sum())) and not bool(torch.isfinite(tensor).all()):
             raise InvalidCircuitError("angles contain NaN or infinity")
+
+
+def call_backend(backend: Backend, method: str, *args: Any) -> Any:
+    """``backend.<method>(*args)``, with an exception it raises (not an :class:`HqfError`, not
+    ``NotImplementedError``) or a ``sys.exit`` turned into a :class:`BackendContractError` naming it."""
+    try:
+        return getattr(backend, method)(*args)
+    except (HqfError, NotImplementedError):
+        raise
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin's failure, whatever it is, is named
+        text = str(exc).strip().splitlines()
+        raised = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+        raise BackendContractError(backend.name, f"{method} raised {raised}") from exc
+
+
+def _values(backend: Backend, circuit: Circuit, method: str, *args: Any, leading: tuple[int, ...]) -> torch.Tensor:
+    """:func:`call_backend`, its values checked (:func:`hqf.quantum.outputs.check_outputs`) to be ``[*leading, R]``."""
+    out = call_backend(backend, method, circuit, *args)
+    check_outputs(backend.name, circuit, out, method, leading, backend.bounded)
+    return out
 
 
 def shift_jacobian(
@@ -82,7 +107,7 @@ class _ShiftRule(torch.autograd.Function):
         ctx.save_for_backward(angles)
         ctx.backend, ctx.circuit, ctx.chunk = backend, circuit, chunk
         with torch.no_grad():
-            return backend.expval(circuit, angles.detach())
+            return _values(backend, circuit, "expval", angles.detach(), leading=(angles.shape[0],))
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -95,16 +120,18 @@ class _ShiftRule(torch.autograd.Function):
             return torch.einsum("brp,br->bp", jac, grad_output), None, None, None
         if angles.shape[1] == 0:
             return torch.zeros_like(angles), None, None, None
+        rows, width, detached = angles.shape[0], angles.shape[1], angles.detach()
         if two_term_only(circuit.column_gates):
-            values = backend.expval_shifted(circuit, angles.detach(), chunk)  # [2, P, B, R]
-            if values.shape[:3] != (2, angles.shape[1], angles.shape[0]):
-                raise RuntimeError(f"backend {backend.name!r} returned shifted values of shape {list(values.shape)}")
+            values = _values(backend, circuit, "expval_shifted", detached, chunk, leading=(2, width, rows))
             jac = (values[0] - values[1]) / 2  # [P, B, R]
         else:
-            values = backend.expval_shifts(circuit, angles.detach(), chunk)  # [S, P, B, R]
-            coefficients = shift_coefficients(circuit.column_gates).to(device=values.device, dtype=values.dtype)
-            if values.shape[:3] != (coefficients.shape[0], angles.shape[1], angles.shape[0]):
-                raise RuntimeError(f"backend {backend.name!r} returned shifted values of shape {list(values.shape)}")
+            coefficients = shift_coefficients(circuit.column_gates)  # [S, P]; values where not 0
+            values = call_backend(backend, "expval_shifts", circuit, detached, chunk)  # [S, P, B, R]
+            leading = (coefficients.shape[0], width, rows)
+            check_outputs(backend.name, circuit, values, "expval_shifts", leading, bounded=False)
+            used = values[coefficients.to(values.device) != 0]
+            check_outputs(backend.name, circuit, used, "expval_shifts", bounded=backend.bounded)
+            coefficients = coefficients.to(device=values.device, dtype=values.dtype)
             jac = torch.einsum("sp,spbr->pbr", coefficients, values)
         return torch.einsum("pbr,br->bp", jac.to(grad_output.dtype), grad_output), None, None, None
 
@@ -122,7 +149,7 @@ class _NativeVjp(torch.autograd.Function):
         ctx.save_for_backward(angles)
         ctx.backend, ctx.circuit = backend, circuit
         with torch.no_grad():
-            return backend.expval(circuit, angles.detach())
+            return _values(backend, circuit, "expval", angles.detach(), leading=(angles.shape[0],))
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -134,7 +161,9 @@ class _NativeVjp(torch.autograd.Function):
             )
             return torch.einsum("brp,br->bp", jac, grad_output), None, None
         with torch.no_grad():
-            return backend.vjp(circuit, angles.detach(), grad_output), None, None
+            grad = call_backend(backend, "vjp", circuit, angles.detach(), grad_output)
+        check_vjp(backend.name, grad, tuple(angles.shape))
+        return grad, None, None
 
 
 def default_gradient(backend: Backend) -> str:
@@ -169,21 +198,13 @@ def expval(
         raise ValueError(f"'gradient' must be 'auto' or one of {GRADIENTS} (got {gradient!r})")
     if method != "parameter-shift" and method not in backend.capabilities.gradients:
         raise ValueError(f"backend {backend.name!r} has no native {method!r} gradient")
-    real = backend.real_dtype
+    real, rows = backend.real_dtype, (angles.shape[0],)
     if method == "backprop" and shared is not None:
         angles, shared = [t if t.dtype == real else t.to(real) for t in (angles, shared)]
-        out = backend.expval_broadcast(circuit, angles, shared)
-    else:
-        full = (angles if shared is None else full_angles(angles, shared)).to(real)
-        if method == "backprop":
-            out = backend.expval(circuit, full)
-        elif method == "adjoint":
-            out = _NativeVjp.apply(full, backend, circuit)
-        else:
-            out = _ShiftRule.apply(full, backend, circuit, chunk)
-    if out.shape != (angles.shape[0], circuit.n_outputs):
-        raise RuntimeError(
-            f"backend {backend.name!r} returned shape {list(out.shape)}; "
-            f"expected [{angles.shape[0]}, {circuit.n_outputs}]"
-        )
-    return out
+        return _values(backend, circuit, "expval_broadcast", angles, shared, leading=rows)
+    full = (angles if shared is None else full_angles(angles, shared)).to(real)
+    if method == "backprop":
+        return _values(backend, circuit, "expval", full, leading=rows)
+    if method == "adjoint":
+        return _NativeVjp.apply(full, backend, circuit)
+    return _ShiftRule.apply(full, backend, circuit, chunk)

@@ -120,6 +120,9 @@ class Backend(abc.ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     #: the thread count given to :meth:`set_threads` (None: the simulator's own default)
     threads: int | None = None
+    #: its values lie in each observable's range (:mod:`hqf.quantum.outputs`); False for values that
+    #: may go beyond it (error-mitigated extrapolations): then only their shape and finiteness are checked
+    bounded: ClassVar[bool] = True
 
     def __init__(self, *, dtype: str = "complex128", device: str = "cpu") -> None:
         caps = self.capabilities

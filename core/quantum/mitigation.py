@@ -376,6 +376,7 @@ class MitigatedBackend(Backend):
 
     name = "mitigated"
     description = "another backend's expectation values with readout-error mitigation and/or ZNE"
+    bounded = False  # extrapolated and unconfused values may leave the observables' ranges
 
     def __init__(
         self,
