@@ -112,6 +112,15 @@ def test_a_missing_label_is_refused_not_made_a_class(tmp_path, missing):
         read_file(path)
 
 
+def test_npz_text_labels_are_read_as_in_a_csv_file(tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, X=np.zeros((12, 2)), y=np.array(["a", "b"] * 5 + ["nan", "a"]))
+    with pytest.raises(DataError, match=r"'y' row 10: the label is missing \('nan'\)"):
+        read_file(path)
+    np.savez(path, X=np.zeros((12, 2)), y=np.array(["1", "1.0", "2", "2.0"] * 3))
+    assert read_file(path)[2] == ("1", "2")
+
+
 def test_equal_numeric_labels_are_one_class(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("a,b,label\n" + "\n".join(_rows(["1", "1.0", "2", "2.0"] * 3)) + "\n")

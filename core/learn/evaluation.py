@@ -51,6 +51,7 @@ CORE_METRIC_KEYS = (
     "variance_amplification_index",
     "vai_noise_var",
     "vai_signal_var",
+    "vai_reason",
     "accuracy_input_noise",
 )
 #: the parameter counts, after the plugins' keys
@@ -81,7 +82,10 @@ def evaluate(model: HybridModel | BaselineModel, config: RunConfig, dataset: Dat
     noisy = x_test + config.vai_sigma * torch.randn(x_test.shape, generator=generator).to(x_test.device)
     out["accuracy_input_noise"] = M.accuracy(dataset.test.y, M.predict_proba(model, noisy).argmax(axis=1))
     out.update(
-        variance_amplification_index=vai["vai"], vai_noise_var=vai["noise_var"], vai_signal_var=vai["signal_var"]
+        variance_amplification_index=vai["vai"],
+        vai_noise_var=vai["noise_var"],
+        vai_signal_var=vai["signal_var"],
+        vai_reason=vai["reason"],
     )
     diagnostics = model.fusion_diagnostics(x_test[:1024])
     fusion = getattr(model, "fusion", None)

@@ -35,6 +35,7 @@ from hqf.learn.run_data import as_tensor, load_data
 from hqf.learn.run_record import write_run_dir
 from hqf.learn.rundir import checkpoint, lifecycle
 from hqf.learn.rundir.folder import clean
+from hqf.learn.rundir.saved import save_model
 from hqf.learn.training.model import BaselineModel, HybridModel, build_model, check_backend_contract, count_parameters
 from hqf.learn.training.probes import full_batch_gradient
 from hqf.learn.training.run_backend import evaluation_backend, make_run_backend
@@ -73,8 +74,11 @@ def run(
     ``out_dir`` and returns the metrics, the other ranks return ``{}`` (their ``out_dir`` is scratch).
     Raises :class:`hqf.errors.HqfError` subclasses for user mistakes (before any work where they can be
     detected up front: the output directory, the backend, the plugin names);
-    :class:`hqf.errors.RunFailedError` when the loss becomes non-finite (the directory records why), and
-    :class:`hqf.errors.RunInterrupted` on SIGINT/SIGTERM after saving a checkpoint.
+    :class:`hqf.errors.RunFailedError` when the loss becomes non-finite, a backend breaks its contract
+    (values out of range or not finite, an exception or ``sys.exit`` in a backend call) or anything else
+    fails while training or evaluating (the directory records why; after training, the trained model
+    is kept), and :class:`hqf.errors.RunInterrupted` on SIGINT/SIGTERM after saving a checkpoint (also
+    during the final evaluation).
     """
     started = time.perf_counter()
     out = pathlib.Path(out_dir)
@@ -128,18 +132,19 @@ def run(
         probe = full_batch_gradient(config, x_train, y_train, terms)
         meter = EnergyMeter(config.device)
         meter.start()
-        result = lifecycle.train_durably(
-            live,
-            trained,
-            tensors,
-            terms,
-            settings,
-            dataset,
-            callback,
-            on_validation,
-            probes=(probe,) if probe is not None else (),
-            backend=checked.backend,
-        )
+        with lifecycle.failing_in_one_line(live):
+            result = lifecycle.train_durably(
+                live,
+                trained,
+                tensors,
+                terms,
+                settings,
+                dataset,
+                callback,
+                on_validation,
+                probes=(probe,) if probe is not None else (),
+                backend=checked.backend,
+            )
         energy = (
             meter.stop()
             if not resume
@@ -148,23 +153,27 @@ def run(
         if ranks is not None and not ranks.writes:  # rank 0 alone evaluates and writes the run directory
             live.finished()
             return {}
-        resolved = resolved_values(model, terms)
-        backends = evaluate_on(model, config, checked.backend, threads)
-        under = f" under noise {backends['noise']} on {backends['eval_backend']}" if backends["noise"] != "none" else ""
-        say(f"trained: {result.steps} iterations, stopped by {result.stop_reason}; evaluating on the test split{under}")
-        metrics = {
-            **evaluate(model, config, dataset, device),
-            **convergence_metrics(result, config),
-            **counts,
-            **energy_metrics(energy, result.epochs_completed),
-            **backends,
-        }
-        metrics["total_time_s"] = time.perf_counter() - started
-        metrics = {key: metrics.get(key) for key in metric_keys()}
-        if board is not None:
-            board.finish(config.to_dict(), metrics)
-        write_run_dir(out, config, dataset, model, result, metrics, checked.backend, resolved)
-        live.finished()
+        with lifecycle.after_training(live, result.steps, lambda path: save_model(path, model, dataset)):
+            resolved = resolved_values(model, terms)
+            backends = evaluate_on(model, config, checked.backend, threads)
+            noisy = backends["noise"] != "none"
+            under = f" under noise {backends['noise']} on {backends['eval_backend']}" if noisy else ""
+            stopped = f"trained: {result.steps} iterations, stopped by {result.stop_reason}"
+            say(f"{stopped}; evaluating on the test split{under}")
+            metrics = {
+                **evaluate(model, config, dataset, device),
+                **convergence_metrics(result, config),
+                **counts,
+                **energy_metrics(energy, result.epochs_completed),
+                **backends,
+            }
+            metrics["total_time_s"] = time.perf_counter() - started
+            metrics = {key: metrics.get(key) for key in metric_keys()}
+            if board is not None:
+                board.finish(config.to_dict(), metrics)
+        with lifecycle.StopSignals():  # a signal now waits: the results are moving in
+            write_run_dir(out, config, dataset, model, result, metrics, checked.backend, resolved)
+            live.finished()
     return clean(metrics)
 
 

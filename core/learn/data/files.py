@@ -123,16 +123,14 @@ def read_csv(
     return x, raw_labels, tuple(feature_names)
 
 
-def csv_labels(cells: list[str], first_line: int, column: str, path: pathlib.Path) -> np.ndarray:
-    """The label texts of a CSV column, a missing one (:data:`MISSING_LABELS`) a DataError naming its
-    line; when every label is a number, each is written in one form (``1.0`` → ``1``) so that equal
-    numbers are one class."""
+def csv_labels(cells: list[str], first_line: int | None, column: str, path: pathlib.Path) -> np.ndarray:
+    """The label texts of a CSV column (or of a .npz text array: ``first_line`` None), a missing one
+    (:data:`MISSING_LABELS`) a DataError naming its line or row; when every label is a number, each is
+    written in one form (``1.0`` → ``1``) so that equal numbers are one class."""
     for i, cell in enumerate(cells):
         if cell.lower() in MISSING_LABELS:
-            raise DataError(
-                f"{path}: line {first_line + i}, column {column!r}: the label is missing ({cell!r}); "
-                "give every row a label"
-            )
+            where = f"line {first_line + i}, column {column!r}" if first_line is not None else f"{column!r} row {i}"
+            raise DataError(f"{path}: {where}: the label is missing ({cell!r}); give every row a label")
     if cells and all(_is_number(cell) for cell in cells):
         values = [float(cell) for cell in cells]
         if not all(np.isfinite(values)):
@@ -191,6 +189,9 @@ def read_npz(path: pathlib.Path, label_column: str | None = None) -> tuple[np.nd
         raise DataError(f"{path}: features must be real numbers (got dtype {x.dtype})")
     if y.dtype.kind not in "biufUS":
         raise DataError(f"{path}: labels must be integers, numbers or strings (got dtype {y.dtype})")
+    if y.dtype.kind in "US":  # text labels: as in a CSV file
+        cells = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in y.tolist()]
+        y = csv_labels([cell.strip() for cell in cells], None, label_column or "y", path)
     return x.astype(np.float64), y
 
 

@@ -7,10 +7,12 @@ Layout (see docs/reliability.md):
 - finished: ``config.toml``, ``meta.json``, ``curves.csv``, ``epochs.csv``, ``convergence.png``,
   ``model.safetensors`` and ``metrics.json``, written last and atomically: **a run is finished when
   its metrics.json parses**. Status, lock and checkpoint are removed after it;
-- failed (a non-finite loss, an error while training): ``status.json`` says ``failed`` and why, with
-  the curves of what ran; no metrics.json, so nothing averages it by mistake;
-- interrupted (SIGINT, SIGTERM) or killed: ``status.json`` and the last ``checkpoint.pt`` stay, and
-  ``hqf run --resume RUN_DIR`` continues from it.
+- failed (a non-finite loss, a backend that broke its contract, an error while training): ``status.json``
+  says ``failed`` and why, with the curves of what ran after a non-finite loss; no metrics.json, so
+  nothing averages it by mistake. A run that fails after training (while evaluating) keeps the trained
+  model (``model.safetensors``) and its last checkpoint: ``hqf run --resume`` evaluates it again;
+- interrupted (SIGINT, SIGTERM, also during the final evaluation) or killed: ``status.json`` and the last
+  ``checkpoint.pt`` stay, and ``hqf run --resume RUN_DIR`` continues from it.
 
 A fresh run never writes into a directory that exists and holds anything, and writes nothing beside
 it (no temporary sibling folders).
@@ -18,6 +20,7 @@ it (no temporary sibling folders).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -26,17 +29,20 @@ import signal
 import socket
 import threading
 import time
+import traceback
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
 import attrs
 
-from hqf.errors import ConfigError, RunDirInUseError, RunFailedError, RunInterrupted
+from hqf.errors import BackendContractError, ConfigError, HqfError, RunDirInUseError, RunFailedError, RunInterrupted
 from hqf.learn.config import RunConfig
 from hqf.learn.data.dataset import Dataset
 from hqf.learn.rundir import checkpoint as ckpt
 from hqf.learn.rundir.folder import check_writable, write_csv
 from hqf.learn.rundir.lock import LOCK, RunLock, claim, holder
+from hqf.learn.rundir.saved import MODEL
 from hqf.learn.rundir.state import CONFIG, STATUS, is_finished, read_status, state_of
 from hqf.learn.training.checkpointing import Checkpointing, RankLost, TrainingInterrupted, lost_rank
 from hqf.learn.training.curves import EVAL_COLUMNS, TrainResult
@@ -92,9 +98,9 @@ class LiveRun:
         saved = self.checkpoint_path.exists()
         self.write_status("interrupted", signal=signal_name, step=step, checkpoint=ckpt.CHECKPOINT if saved else None)
 
-    def failed(self, reason: str) -> None:
+    def failed(self, reason: str, **extra: Any) -> None:
         """Record the run as failed (its checkpoint removed: a failed run is redone, not resumed)."""
-        self.write_status("failed", reason=reason)
+        self.write_status("failed", reason=reason, **extra)
         self.checkpoint_path.unlink(missing_ok=True)
 
     def finished(self) -> None:
@@ -244,7 +250,8 @@ def check_resumable(directory: pathlib.Path, config: RunConfig) -> None:
             f"{directory} was started with other values of {', '.join(changed)}; a run resumes with its own"
         )
     status = read_status(directory) or {}
-    if status.get("status") == "failed":
+    trained = status.get("checkpoint") and (directory / ckpt.CHECKPOINT).exists()  # failed after training
+    if status.get("status") == "failed" and not trained:
         raise ConfigError(
             f"{directory} holds a failed run ({status.get('reason', 'no reason recorded')}); "
             "there is nothing to resume: run it again into a new --out"
@@ -299,3 +306,82 @@ class StopSignals:
 def exit_code(signal_name: str) -> int:
     """The shell's exit status for a process ended by ``signal_name`` (130 for SIGINT)."""
     return 128 + int(signal.Signals[signal_name])
+
+
+@contextlib.contextmanager
+def failing_in_one_line(live: LiveRun) -> Iterator[None]:
+    """While training: a backend that broke its contract (impossible values, an exception or ``sys.exit``
+    in a backend call: :class:`BackendContractError`), any other exception that is not one of hqf's own
+    errors, or a ``sys.exit`` elsewhere, fails the run (status ``failed``, its reason in one line, the
+    traceback in status.json) with :class:`RunFailedError`."""
+    try:
+        yield
+    except BackendContractError as exc:
+        live.failed(str(exc))
+        raise RunFailedError(str(live.directory), str(exc)) from exc
+    except HqfError:
+        raise
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin's or hqf's failure: one line, not a traceback
+        reason = _one_line(exc)
+        live.failed(reason, traceback="".join(traceback.format_exception(exc)))
+        raise RunFailedError(str(live.directory), reason) from exc
+
+
+@contextlib.contextmanager
+def after_training(live: LiveRun, step: int, keep_model: Callable[[pathlib.Path], None]) -> Iterator[None]:
+    """While a trained run is evaluated: SIGINT or SIGTERM ends it at once as interrupted, its final
+    checkpoint kept (``hqf run --resume`` evaluates it again; :class:`RunInterrupted`); an exception or a
+    ``sys.exit`` fails it with the trained model kept (``keep_model(path)`` writes ``model.safetensors``;
+    the checkpoint stays too) and :class:`RunFailedError`."""
+    with _InterruptNow(live, step):
+        try:
+            yield
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever failed, the trained model is kept
+            cause = str(exc) if isinstance(exc, HqfError) else _one_line(exc)
+            model = live.directory / MODEL
+            try:
+                keep_model(model)
+                kept = f"; the trained model is kept in {model}"
+            except Exception:  # noqa: BLE001 - the checkpoint still holds it
+                kept = f"; the trained state is kept in {live.checkpoint_path}"
+            reason = f"after training: {cause}{kept}"
+            extra = {"model": MODEL} if model.exists() else {}
+            live.write_status(
+                "failed", reason=reason, step=step, checkpoint=ckpt.CHECKPOINT, **extra,
+                traceback="".join(traceback.format_exception(exc)),
+            )  # fmt: skip
+            raise RunFailedError(str(live.directory), reason) from exc
+
+
+@attrs.define
+class _InterruptNow:
+    """While entered (in the main thread), SIGINT and SIGTERM end the run at once as interrupted after
+    training (its final checkpoint kept), raising :class:`RunInterrupted` where the program is."""
+
+    live: LiveRun
+    step: int
+    _previous: dict = attrs.field(factory=dict)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.__exit__()  # a second signal finds the usual handlers
+        name = signal.Signals(signum).name
+        self.live.interrupted(name, self.step)
+        self.live.release()
+        directory = self.live.directory
+        raise RunInterrupted(
+            f"interrupted by {name} during the final evaluation (training had finished at iteration {self.step}); "
+            f"the trained state is kept in {directory} ({ckpt.CHECKPOINT}); "
+            f"finish it with: hqf run --resume {directory}",
+            exit_code(name),
+        )
+
+    def __enter__(self) -> _InterruptNow:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()

@@ -143,8 +143,9 @@ def variance_amplification(
 ) -> dict:
     """The VAI of the module docstring, estimated on the rows of ``x`` with ``draws`` noise draws each.
 
-    Returns ``vai``, ``noise_var`` (``E_x tr Cov_η F(x+η)``), ``signal_var`` (``tr Cov_x F(x)``) and
-    ``input_nsr`` (``σ²·d / tr Cov_x x``).
+    Returns ``vai``, ``noise_var`` (``E_x tr Cov_η F(x+η)``), ``signal_var`` (``tr Cov_x F(x)``),
+    ``input_nsr`` (``σ²·d / tr Cov_x x``) and ``reason``: None, or why ``vai`` is None (the inputs or the
+    embedding do not vary over the rows: a ratio of zero variances).
     """
     if len(x) < 2 or draws < 2:
         raise ValueError(f"need at least 2 inputs and 2 noise draws (got {len(x)} and {draws})")
@@ -156,6 +157,12 @@ def variance_amplification(
     noisy = torch.stack([embed(x + noise[k]) for k in range(draws)])  # [draws, n, k]
     noise_var = float(_total_variance(noisy).mean())  # per-input variance over draws, averaged over inputs
     signal_var = float(_total_variance(clean))
-    input_nsr = sigma**2 * d / float(_total_variance(x))
-    vai = (noise_var / signal_var) / input_nsr if signal_var > 0 else float("nan")
-    return {"vai": vai, "noise_var": noise_var, "signal_var": signal_var, "input_nsr": input_nsr}
+    input_var = float(_total_variance(x))
+    input_nsr = sigma**2 * d / input_var if input_var > 0 else None
+    reason = None
+    if input_nsr is None:
+        reason = "the test inputs do not vary (tr Cov_x x = 0)"
+    elif not signal_var > 0:
+        reason = "the embedding does not vary over the test inputs (tr Cov_x F(x) = 0)"
+    vai = (noise_var / signal_var) / input_nsr if reason is None else None
+    return {"vai": vai, "noise_var": noise_var, "signal_var": signal_var, "input_nsr": input_nsr, "reason": reason}

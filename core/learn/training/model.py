@@ -158,7 +158,7 @@ def check_backend_contract(model: HybridModel | BaselineModel) -> None:
             out = backend.expval(circuit, angles)
         except HqfError:
             raise
-        except Exception as exc:  # noqa: BLE001  any failure of a plugin on a valid circuit breaks the contract
+        except (Exception, SystemExit) as exc:  # noqa: BLE001  any failure of a plugin on a valid circuit (sys.exit too)
             text = str(exc).strip().splitlines()
             raise BackendContractError(
                 backend.name, f"expval failed on a valid circuit: {type(exc).__name__}: {text[0] if text else ''}"
