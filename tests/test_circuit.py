@@ -1,7 +1,7 @@
 import pytest
 
 from hqf.errors import InvalidCircuitError
-from hqf.quantum.circuit import Circuit, Operation, PauliWord, compose
+from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Operation, PauliWord, compose
 
 
 def test_operation_validation_messages():
@@ -13,8 +13,8 @@ def test_operation_validation_messages():
         Operation("CNOT", (1, 1))
     with pytest.raises(InvalidCircuitError, match="acts on 2 wire"):
         Operation("CZ", 0)
-    with pytest.raises(ValueError):
-        Operation("TOFFOLI", (0, 1, 2))
+    with pytest.raises(InvalidCircuitError, match="unknown gate 'TOFOLI'"):
+        Operation("TOFOLI", (0, 1, 2))
 
 
 def test_circuit_checks_wires_and_columns():
@@ -56,3 +56,35 @@ def test_pauli_word_parse_and_errors():
         PauliWord.parse("Z0 X0")
     with pytest.raises(InvalidCircuitError):
         PauliWord.parse("")
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [("IsingZZ", "RZZ"), ("Hadamard", "H"), ("PauliY", "Y"), ("ControlledPhaseShift", "CPhase"), ("cx", "CNOT"),
+     ("rz", "RZ"), ("toffoli", "Toffoli"), ("CCX", "Toffoli")],
+)  # fmt: skip
+def test_pennylane_and_qiskit_gate_names_are_aliases(given, canonical):
+    n_wires, parameterized = GATES[canonical]
+    op = Operation(given, tuple(range(n_wires)), 0 if parameterized else None)
+    assert op.gate == canonical
+
+
+@pytest.mark.parametrize(
+    ("given", "suggestion"), [("IsingZX", "'IsingZZ'"), ("Hadamrd", "'Hadamard'"), ("CNOTT", "'CNOT'")]
+)
+def test_an_unknown_gate_is_one_line_with_the_closest_name(given, suggestion):
+    with pytest.raises(InvalidCircuitError) as caught:
+        Operation(given, 0)
+    message = str(caught.value)
+    assert f"unknown gate {given!r}; did you mean {suggestion}?" in message
+    assert "\n" not in message and len(message) < 400
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: Hamiltonian([(1j, "Z0")]), lambda: Hamiltonian([("half", "Z0")]), lambda: PauliWord([("a", "Z")])],
+    ids=["complex coefficient", "text coefficient", "text wire"],
+)
+def test_bad_observable_parts_are_circuit_errors(build):
+    with pytest.raises(InvalidCircuitError):
+        build()

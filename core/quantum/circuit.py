@@ -13,6 +13,7 @@ are products of one-parameter gates (:func:`rot`, :func:`u3`), so each column st
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Iterable, Sequence
 
@@ -48,6 +49,31 @@ GATES: dict[str, tuple[int, bool]] = {
     "Toffoli": (3, False),
     "CSWAP": (3, False),
 }
+#: other spellings of vocabulary gates, PennyLane's and Qiskit's (any gate name is also accepted in any letter case)
+GATE_ALIASES: dict[str, str] = {
+    "Hadamard": "H", "PauliX": "X", "PauliY": "Y", "PauliZ": "Z", "IsingXX": "RXX", "IsingYY": "RYY",
+    "IsingZZ": "RZZ", "ControlledPhaseShift": "CPhase", "CX": "CNOT", "CCX": "Toffoli", "CCNOT": "Toffoli",
+    "Fredkin": "CSWAP", "P": "PhaseShift", "CP": "CPhase",
+}  # fmt: skip
+_BY_FOLDED_NAME = {name.casefold(): canonical for name, canonical in {**{g: g for g in GATES}, **GATE_ALIASES}.items()}
+
+
+def gate_name(name: str) -> str:
+    """The vocabulary name of gate ``name`` (``"IsingZZ"``, ``"rzz"`` and ``"RZZ"`` are all ``"RZZ"``); an unknown
+    name is an error that suggests the closest known one."""
+    if name in GATES:
+        return name
+    canonical = _BY_FOLDED_NAME.get(str(name).casefold())
+    if canonical is not None:
+        return canonical
+    close = difflib.get_close_matches(str(name), [*GATES, *GATE_ALIASES], n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise InvalidCircuitError(
+        f"unknown gate {name!r}{hint} (gates: {', '.join(GATES)}; PennyLane's and Qiskit's names such as 'Hadamard', "
+        "'IsingZZ', 'CX' work too)"
+    )
+
+
 #: the gates every backend supports unless it declares otherwise (the original vocabulary)
 BASE_GATES = frozenset({"RX", "RY", "RZ", "H", "X", "CNOT", "CZ"})
 #: the observable kinds a backend may declare (``Capabilities.observables``)
@@ -66,7 +92,7 @@ def _wires(value: Iterable[int] | int) -> tuple[int, ...]:
 class Operation:
     """One gate on some wires; a parameterized gate reads column ``param`` of the angle matrix."""
 
-    gate: str = attrs.field(validator=attrs.validators.in_(GATES))
+    gate: str = attrs.field(converter=gate_name)
     wires: tuple[int, ...] = attrs.field(converter=_wires)
     param: int | None = None
 
@@ -93,7 +119,12 @@ class Operation:
 
 
 def _pauli_terms(value: Iterable[tuple[int, str]]) -> tuple[tuple[int, str], ...]:
-    terms = tuple(sorted((int(w), str(p).upper()) for w, p in value))
+    try:
+        terms = tuple(sorted((int(w), str(p).upper()) for w, p in value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidCircuitError(
+            f"a Pauli word is (wire, 'X'|'Y'|'Z') pairs with integer wires; got {value!r}"
+        ) from exc
     wires = [w for w, _ in terms]
     if not terms:
         raise InvalidCircuitError("a Pauli word needs at least one factor")
@@ -138,6 +169,8 @@ def _hamiltonian_terms(value) -> tuple[tuple[float, PauliWord], ...]:
     terms = []
     for coefficient, word in value:
         word = word if isinstance(word, PauliWord) else PauliWord.parse(str(word))
+        if isinstance(coefficient, complex) or not hasattr(coefficient, "__float__"):
+            raise InvalidCircuitError(f"a Hamiltonian's coefficients are real numbers; got {coefficient!r} for {word}")
         coefficient = float(coefficient)
         if not math.isfinite(coefficient):
             raise InvalidCircuitError(f"a Hamiltonian's coefficients must be finite real numbers; got {coefficient}")
