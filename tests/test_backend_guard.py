@@ -307,3 +307,18 @@ def test_hqf_bench_names_a_backend_returning_impossible_values(fake_plugins):
         r"outside \[-1, 1\]",
         line,
     ), line
+
+
+def test_hqf_predict_and_evaluate_name_a_backend_returning_impossible_values(tmp_path, fake_plugins):
+    fake_plugins(_Huge)
+    out = tmp_path / "run"
+    assert _hqf_run(tmp_path, out).exit_code == 0  # trained on torch
+    for command in ("predict", "evaluate"):
+        result = CliRunner().invoke(main, [command, str(out), "--backend", "huge"])
+        assert result.exit_code == 2, result.output  # an HqfError on the command line
+        (line,) = result.output.strip().splitlines()
+        assert re.fullmatch(
+            r"Error: backend 'huge' broke its contract: expval_broadcast returned <Z[01]> = -?[0-9.]+e\+05, "
+            r"outside \[-1, 1\]",
+            line,
+        ), line
