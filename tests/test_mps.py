@@ -182,7 +182,7 @@ def test_error_is_bounded_by_the_discarded_weight_at_12_qubits():
 
 @pytest.mark.slow
 def test_error_is_bounded_by_the_discarded_weight_at_24_qubits():
-    _assert_bounded(24, 3, chis=(8, 12), rows=2)
+    _assert_bounded(24, 3, chis=(16, 32), rows=2)
 
 
 def test_discarded_weight_is_reported_per_row():
