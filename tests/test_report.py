@@ -286,3 +286,21 @@ def test_list_valued_axes_group_and_show_as_lists(tmp_path):
         "v [head=[8], opts={'k': [1]}]",
     ]
     assert [r["axes"] for r in _csv(tmp_path / "out" / "table1.csv")][:1] == ['{"head": [4], "opts": {"k": [1]}}']
+
+
+def test_report_inputs_the_fuzzer_broke_are_one_line(tmp_path):
+    bad_setting = _sweep(tmp_path / "a", report={"baseline": "adam", "table1": "adam"})
+    with pytest.raises(ConfigError, match=r"^\[report\] table1 must be a list of variant names \(got 'adam'\)$"):
+        make_report([bad_setting], tmp_path / "out")
+    rows = []
+    for seed, level in ((0, None), (1, [0.02])):
+        _run_folder(tmp_path / "b" / f"s{seed}", {"accuracy": 0.5})
+        rows.append({"dir": f"s{seed}", "variant": "v", "seed": seed, "depolarizing": level})
+    (tmp_path / "b" / "sweep.json").write_text(json.dumps({"runs": rows, "report": {}}))
+    with pytest.raises(ConfigError, match=r"^axis 'depolarizing' \(\[report\] noise_axis\) must hold numbers; "):
+        make_report([tmp_path / "b"], tmp_path / "out")
+    bins = {"count": [1, 2], "confidence": [0.5], "accuracy": ["x", 1]}
+    run = _run_folder(tmp_path / "c", {"accuracy": 0.5, "reliability": bins})
+    with pytest.raises(ConfigError, match="'reliability' must hold lists 'count', 'confidence' and 'accuracy'"):
+        make_report([run], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -40,7 +40,7 @@ import attrs
 from hqf.errors import ConfigError
 from hqf.learn.rundir.folder import refuse_links, write_whole
 from hqf.studies import figures as figs
-from hqf.studies.runs import EVALUATION, KEYS, Group, Loaded, group, load_runs
+from hqf.studies.runs import EVALUATION, KEYS, RELIABILITY, Group, Loaded, group, load_runs
 from hqf.studies.stats import PairedTest, Summary, paired, summarize
 
 #: table id -> columns shown only when some run's metrics.json has their key (newer runs' metrics)
@@ -342,8 +342,11 @@ def make_report(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path, ba
     """Write ``report.md``, ``tableN.md``/``tableN.csv`` and ``fig*.png`` under ``out``."""
     loaded = load_runs(paths)
     runs, settings = loaded.runs, loaded.settings
+    _check_settings(settings)
     baseline = baseline or settings.get("baseline")
     groups = group(runs)
+    _check_numeric_axes(groups, settings)
+    _check_bin_counts(groups)
     if baseline is not None and not any(g.variant == baseline for g in groups):
         raise ConfigError(
             f"baseline {baseline!r} is not among the variants: {', '.join(sorted({g.variant for g in groups}))}"
@@ -422,6 +425,61 @@ def _staged(out: pathlib.Path):
         if made and not any(out.iterdir()):
             with contextlib.suppress(OSError):
                 out.rmdir()
+
+
+#: ``[report]`` settings and the type each must have
+SETTING_TYPES = {
+    "baseline": str,
+    "noise_axis": str,
+    "imbalance_axis": str,
+    "features_axis": str,
+    **{name: list for name in ("table1", "table2", "table3", "table4", "figure2", "figure4")},
+}
+
+
+def _check_settings(settings: dict) -> None:
+    """A ConfigError for a ``[report]`` setting of the wrong type (a list of variant names, or a name)."""
+    for key, kind in SETTING_TYPES.items():
+        value = settings.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+            wanted = "a list of variant names" if kind is list else "a name"
+            raise ConfigError(f"[report] {key} must be {wanted} (got {_shown(value)})")
+
+
+#: the ``[report]`` settings naming an axis read as numbers (Table III's noise levels, Figures 3 and 5's x axes)
+NUMERIC_AXES = {"noise_axis": "depolarizing", "imbalance_axis": "imbalance", "features_axis": "features"}
+
+
+def _check_numeric_axes(groups: Sequence[Group], settings: dict) -> None:
+    """A ConfigError when an axis read as numbers holds something else."""
+    for key, default in NUMERIC_AXES.items():
+        axis = settings.get(key, default)
+        for g in groups:
+            axes = dict(g.axes)
+            value = axes.get(axis)
+            if axis in axes and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConfigError(
+                    f"axis {axis!r} ([report] {key}) must hold numbers; variant {g.variant!r} has {_shown(value)}"
+                )
+
+
+def _check_bin_counts(groups: Sequence[Group]) -> None:
+    """The runs of a group, pooled in Figure 4, have reliability diagrams of one number of bins."""
+    for g in groups:
+        counts = {len(r.metrics[RELIABILITY]["count"]): r.directory for r in g.runs if r.metrics.get(RELIABILITY)}
+        if len(counts) > 1:
+            (a, first), (b, second) = list(counts.items())[:2]
+            raise ConfigError(
+                f"reliability diagrams of {a} and {b} bins in one group ({first}, {second}); "
+                "they cannot be pooled: fix or leave out a run"
+            )
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _failed_and_warnings(loaded: Loaded) -> list[str]:

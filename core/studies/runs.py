@@ -92,7 +92,28 @@ def _metrics(directory: pathlib.Path) -> dict | None:
     if not isinstance(data, dict) or "accuracy" not in data:
         return None
     _check_ranges(directory / "metrics.json", data, FRACTIONS, NON_NEGATIVE)
+    _check_bins(directory / "metrics.json", data.get(RELIABILITY))
     return data
+
+
+#: the metrics.json key of the reliability diagram's bins (Figure 4): lists of one length each
+RELIABILITY = "reliability"
+BINS = ("count", "confidence", "accuracy")
+
+
+def _check_bins(path: pathlib.Path, bins: Any) -> None:
+    """A ConfigError unless ``bins`` is empty or holds ``count``, ``confidence`` and ``accuracy``: lists of
+    one length of numbers or nulls."""
+    if not bins:
+        return
+    ok = isinstance(bins, dict) and all(isinstance(bins.get(k), list) for k in BINS)
+    ok = ok and len({len(bins[k]) for k in BINS}) == 1
+    ok = ok and all(v is None or (_number(v) or v != v) for k in BINS for v in bins[k])
+    if not ok:
+        raise ConfigError(
+            f"{path}: {RELIABILITY!r} must hold lists 'count', 'confidence' and 'accuracy' of one length, "
+            "of numbers or nulls; fix or leave out that run"
+        )
 
 
 def _check_ranges(path: pathlib.Path, data: dict, fractions: Iterable[str], non_negative: Iterable[str] = ()) -> None:
