@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from hqf.errors import InvalidCircuitError
@@ -88,3 +90,36 @@ def test_an_unknown_gate_is_one_line_with_the_closest_name(given, suggestion):
 def test_bad_observable_parts_are_circuit_errors(build):
     with pytest.raises(InvalidCircuitError):
         build()
+
+
+def test_observables_written_as_operator_arithmetic():
+    import torch
+
+    from hqf.quantum.circuit import X, Y, Z
+    from hqf.registry.make import make_backend
+
+    h = 0.5 * Z(0) @ Z(1) + X(2) - 2 * (Y(1) @ X(0))
+    assert h == Hamiltonian([(0.5, "Z0 Z1"), (1.0, "X2"), (-2.0, "X0 Y1")])
+    assert Z(0) @ (X(1) + Y(2)) == Hamiltonian([(1.0, "Z0 X1"), (1.0, "Z0 Y2")])
+    ops = [Operation("RY", 0, 0), Operation("RX", 1, 1), Operation("CNOT", (0, 1)), Operation("RY", 2, 2)]
+    angles = torch.tensor([[0.3, -0.7, 1.1], [1.4, 0.2, -0.5]], dtype=torch.float64)
+    backend = make_backend("torch")
+    words = backend.expval(Circuit(3, ops, [PauliWord.parse("Z0 Z1"), X(2), PauliWord.parse("X0 Y1")]), angles)
+    value = backend.expval(Circuit(3, ops, [h]), angles)
+    torch.testing.assert_close(value[:, 0], 0.5 * words[:, 0] + words[:, 1] - 2 * words[:, 2], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda Z, X: Z(0) @ X(0), "needs distinct wires; both act on [0]"),
+        (lambda Z, X: Z(0) + 1, "a constant (identity) term"),
+        (lambda Z, X: 1j * Z(0), "coefficients are real numbers"),
+    ],
+    ids=["same wire", "constant", "complex"],
+)
+def test_operator_arithmetic_mistakes_are_one_line(build, message):
+    from hqf.quantum.circuit import X, Z
+
+    with pytest.raises(InvalidCircuitError, match=re.escape(message)):
+        build(Z, X)

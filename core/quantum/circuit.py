@@ -164,6 +164,31 @@ class PauliWord:
     def __str__(self) -> str:
         return " ".join(f"{p}{w}" for w, p in self.terms)
 
+    def __matmul__(self, other: PauliWord) -> PauliWord:
+        """The tensor product of two words on distinct wires: ``Z(0) @ Z(1)``."""
+        if not isinstance(other, PauliWord):
+            return NotImplemented
+        shared = sorted(set(self.wires) & set(other.wires))
+        if shared:
+            raise InvalidCircuitError(
+                f"{self} @ {other}: a product of Pauli words needs distinct wires; both act on {shared}"
+            )
+        return PauliWord(self.terms + other.terms)
+
+    def __mul__(self, coefficient: float) -> Hamiltonian:
+        return Hamiltonian([(coefficient, self)])
+
+    __rmul__ = __mul__
+
+    def __add__(self, other: PauliWord | Hamiltonian) -> Hamiltonian:
+        return Hamiltonian([(1.0, self)]) + other
+
+    def __neg__(self) -> Hamiltonian:
+        return Hamiltonian([(-1.0, self)])
+
+    def __sub__(self, other: PauliWord | Hamiltonian) -> Hamiltonian:
+        return self + (-other)
+
 
 def _hamiltonian_terms(value) -> tuple[tuple[float, PauliWord], ...]:
     terms = []
@@ -194,6 +219,59 @@ class Hamiltonian:
 
     def __str__(self) -> str:
         return " + ".join(f"{c:g}·{word}" for c, word in self.terms)
+
+    def __add__(self, other: PauliWord | Hamiltonian) -> Hamiltonian:
+        """The sum of two Pauli sums (terms kept in order, equal words not merged)."""
+        if isinstance(other, PauliWord):
+            other = Hamiltonian([(1.0, other)])
+        if isinstance(other, (int, float)):
+            raise InvalidCircuitError(
+                f"{self} + {other}: a constant (identity) term is not read by a circuit; add it to the value"
+            )
+        if not isinstance(other, Hamiltonian):
+            return NotImplemented
+        return Hamiltonian(self.terms + other.terms)
+
+    __radd__ = __add__
+
+    def __matmul__(self, other: PauliWord | Hamiltonian) -> Hamiltonian:
+        """The product, term by term, with words on other wires: ``(0.5 * Z(0)) @ Z(1)``."""
+        if isinstance(other, PauliWord):
+            other = Hamiltonian([(1.0, other)])
+        if not isinstance(other, Hamiltonian):
+            return NotImplemented
+        return Hamiltonian([(a * b, left @ right) for a, left in self.terms for b, right in other.terms])
+
+    def __rmatmul__(self, other: PauliWord) -> Hamiltonian:
+        if not isinstance(other, PauliWord):
+            return NotImplemented
+        return Hamiltonian([(1.0, other)]) @ self
+
+    def __mul__(self, coefficient: float) -> Hamiltonian:
+        return Hamiltonian([(coefficient * c, word) for c, word in self.terms])
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Hamiltonian:
+        return self * -1.0
+
+    def __sub__(self, other: PauliWord | Hamiltonian) -> Hamiltonian:
+        return self + (-other)
+
+
+def X(wire: int) -> PauliWord:  # noqa: N802 — the operator's name, as qml.X
+    """Pauli X on ``wire``, for observables written as sums of products: ``0.5 * Z(0) @ Z(1) + X(2)``."""
+    return PauliWord(((wire, "X"),))
+
+
+def Y(wire: int) -> PauliWord:  # noqa: N802
+    """Pauli Y on ``wire``."""
+    return PauliWord(((wire, "Y"),))
+
+
+def Z(wire: int) -> PauliWord:  # noqa: N802
+    """Pauli Z on ``wire``."""
+    return PauliWord(((wire, "Z"),))
 
 
 def _probs_wires(value) -> tuple[int, ...]:
