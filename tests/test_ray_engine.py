@@ -249,3 +249,51 @@ def test_ctrl_c_cancels_the_tasks_and_each_run_keeps_its_checkpoint(tmp_path):
     for run in ("a", "b"):
         status = json.loads((out / run / "seed0" / "status.json").read_text())
         assert status["status"] == "interrupted" and (out / run / "seed0" / "checkpoint.pt").exists(), status
+
+
+def _grid_of_one(tmp_path: pathlib.Path) -> pathlib.Path:
+    grid = tmp_path / "grid.toml"
+    values = {**TINY, "epochs": 1}
+    grid.write_text("[sweep]\nseeds = [0]\n[base]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+    return grid
+
+
+def _sweep_cli(*args: str) -> subprocess.CompletedProcess:
+    """``hqf sweep`` in a fresh process with no Ray setting of its own in the environment (as a user runs it)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "hqf", "sweep", *args],
+        env={**environment, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_an_address_with_nothing_listening_fails_at_once_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on (bound, then closed)
+        probe.bind((LOOPBACK, 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "out"
+    done = _sweep_cli(
+        str(_grid_of_one(tmp_path)), "--out", str(out), "--engine", "ray", "--address", f"127.0.0.1:{port}"
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"Error: cannot join the Ray cluster at 127.0.0.1:{port}: nothing accepts connections there "
+        "(Connection refused); start its head first (ray start --head) or check the address"
+    ]
+    assert done.stdout.splitlines() == [f"1 runs in {out} (0 finished), on Ray at 127.0.0.1:{port}"]
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_the_cli_joins_a_loopback_head_with_no_ray_setting_in_its_environment(tmp_path, loopback_cluster):
+    cluster, _, _ = loopback_cluster
+    assert cluster.address.startswith(f"{LOOPBACK}:")
+    out = tmp_path / "out"
+    done = _sweep_cli(str(_grid_of_one(tmp_path)), "--out", str(out), "--engine", "ray", "--address", cluster.address)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ran 1, skipped 0 finished, 0 failed" in done.stdout and len(_metrics(out)) == 1

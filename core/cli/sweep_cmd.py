@@ -32,7 +32,9 @@ from hqf.studies.sweep import is_finished, run_sweep
     help="local: processes on this machine; ray: one Ray task per run (pip install 'hqf[ray]'; docs/scale-out.md).",
 )
 @click.option(
-    "--address", help="--engine ray: join the Ray cluster at HOST:PORT [default: start a local one on 127.0.0.1]."
+    "--address",
+    help="--engine ray: join the Ray cluster at HOST:PORT (it must accept a connection within 10 s; a head on "
+    "127.0.0.1 is joined on 127.0.0.1) [default: start a local one on 127.0.0.1].",
 )
 @click.option(
     "--shared-fs/--no-shared-fs",

@@ -28,7 +28,9 @@ import contextlib
 import logging
 import os
 import pathlib
+import re
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -46,6 +48,10 @@ __all__ = ["RayEngine", "connect", "ray_dispatch", "run_ray_sweep", "task_resour
 
 #: every address a local cluster uses (no dashboard, nothing on another interface)
 LOOPBACK = "127.0.0.1"
+#: the names of a loopback head this machine joins on :data:`LOOPBACK`
+LOOPBACK_NAMES = (LOOPBACK, "localhost")
+#: seconds an ``--address`` gets to accept a connection before the sweep stops (Ray's own retries take minutes)
+PROBE_S = 10.0
 #: how often Ray runs a task again after its worker or node died
 MAX_RETRIES = 3
 #: seconds cancelled tasks get to save a checkpoint and stop after Ctrl-C
@@ -75,10 +81,19 @@ def task_resources(config: dict, cpus: int = 1) -> dict:
 @contextlib.contextmanager
 def connect(address: str | None, cpus: int) -> Iterator[None]:
     """Join the cluster at ``address``, or start a local one of ``cpus`` CPUs bound to 127.0.0.1 with no
-    dashboard; shut the connection (and a local cluster) down on leaving."""
-    if address is None:
+    dashboard; shut the connection (and a local cluster) down on leaving.
+
+    An ``address`` of the form HOST:PORT must accept a TCP connection within :data:`PROBE_S` seconds
+    (else a ConfigError at once: Ray itself would retry for minutes). A loopback head (127.0.0.1 or
+    localhost) is joined on 127.0.0.1: Ray otherwise replaces a loopback address by the machine's
+    outside one (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps it, read when Ray is imported; the head
+    must listen on 127.0.0.1, e.g. ``ray start --head --node-ip-address 127.0.0.1``)."""
+    target = _host_port(address) if address is not None else None
+    if address is None or (target is not None and target[0] in LOOPBACK_NAMES):
         # read when Ray is imported: Ray otherwise picks the node's address from its network interfaces
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if target is not None:
+        _check_reachable(address, *target)
     ray = require_ray()
 
     if address is None:
@@ -90,8 +105,7 @@ def connect(address: str | None, cpus: int) -> Iterator[None]:
             logging_level=logging.WARNING,
         )
     else:
-        host = address.rsplit(":", 1)[0]
-        own_address = {"_node_ip_address": host} if host in (LOOPBACK, "localhost") else {}
+        own_address = {"_node_ip_address": LOOPBACK} if target is not None and target[0] in LOOPBACK_NAMES else {}
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, **own_address)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -100,6 +114,25 @@ def connect(address: str | None, cpus: int) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of an address HOST:PORT (or ``ray://HOST:PORT``); None for another form (``auto``)."""
+    match = re.fullmatch(r"(?:ray://)?\[?([^\[\]/]+?)\]?:(\d{1,5})", address.strip())
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def _check_reachable(address: str, host: str, port: int) -> None:
+    """A TCP connection to ``host``:``port`` opens within :data:`PROBE_S` seconds; else a one-line ConfigError."""
+    try:
+        with socket.create_connection((LOOPBACK if host == "localhost" else host, port), timeout=PROBE_S):
+            pass
+    except OSError as exc:
+        why = exc.strerror or str(exc) or type(exc).__name__
+        raise ConfigError(
+            f"cannot join the Ray cluster at {address}: nothing accepts connections there ({why}); "
+            "start its head first (ray start --head) or check the address"
+        ) from None
 
 
 @attrs.frozen
@@ -268,25 +301,25 @@ def run_ray_sweep(
     of finished and failed ones (``bar``; ``already_finished`` runs count as done from the start)."""
     engine = ray_dispatch(shared_fs=shared_fs, cpus_per_run=cpus_per_run)
     counts = {"ok": 0, "failed": 0}
-    progress_bar = tqdm(
-        total=len(runs),
-        initial=already_finished,
-        unit="run",
-        desc="sweep",
-        disable=not bar,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    with connect(address, cpus):  # before the bar: a cluster that cannot be joined is one line
+        progress_bar = tqdm(
+            total=len(runs),
+            initial=already_finished,
+            unit="run",
+            desc="sweep",
+            disable=not bar,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
 
-    def progress(spec: RunSpec, error: str | None) -> None:
-        counts["ok" if error is None else "failed"] += 1
-        progress_bar.update(1)
-        progress_bar.set_postfix(finished=counts["ok"] + already_finished, failed=counts["failed"])
-        if error is not None:
-            progress_bar.write(f"failed: {spec.directory}: {error}", file=sys.stderr)
+        def progress(spec: RunSpec, error: str | None) -> None:
+            counts["ok" if error is None else "failed"] += 1
+            progress_bar.update(1)
+            progress_bar.set_postfix(finished=counts["ok"] + already_finished, failed=counts["failed"])
+            if error is not None:
+                progress_bar.write(f"failed: {spec.directory}: {error}", file=sys.stderr)
 
-    try:
-        with connect(address, cpus):
+        try:
             return run_sweep(
                 runs,
                 out,
@@ -297,5 +330,5 @@ def run_ray_sweep(
                 notify=notify,
                 dispatch=engine,
             )
-    finally:
-        progress_bar.close()
+        finally:
+            progress_bar.close()
