@@ -321,3 +321,15 @@ def test_hqf_list_shows_every_registration_of_a_clashing_name(fake_plugins):
         "[hqf-tests] not used: also registered by plugin 'torch' [hqf]; choose one with HQF_PLUGINS",
         "[hqf] not used: also registered by plugin 'fake-classes' [hqf-tests]; choose one with HQF_PLUGINS",
     ]
+
+
+def test_hqf_sweep_on_a_full_disk_is_one_line_naming_the_manifest(tmp_path, monkeypatch):
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[variants]\nv = { epochs = 1 }\n")
+    out = tmp_path / "out"
+    FullDisk(out, 0).install(monkeypatch)
+    result = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(out)])
+    assert result.exit_code == 1 and result.output.splitlines()[-1] == (
+        f"Error: {out}/sweep.json: No space left on device"
+    )
+    assert [p.name for p in out.iterdir()] == []  # no manifest, no temporary file

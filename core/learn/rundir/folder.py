@@ -104,7 +104,8 @@ def refuse_links(path: pathlib.Path, inside: pathlib.Path) -> None:
 def write_whole(path: str | pathlib.Path, data: bytes) -> None:
     """Write ``path`` whole or not at all: into a new temporary file of its folder (created exclusively,
     so never through a link someone left there), fsync-ed, then renamed over ``path``. A ``path`` that
-    is a symbolic link is refused (ConfigError); on any error (a full disk) the temporary file is removed."""
+    is a symbolic link is refused (ConfigError); on any error (a full disk: an OSError naming ``path``) the
+    temporary file is removed."""
     path = pathlib.Path(path)
     if path.is_symlink():
         raise ConfigError(f"{path} is a symbolic link; hqf never writes through one (nothing was written)")
@@ -117,11 +118,13 @@ def write_whole(path: str | pathlib.Path, data: bytes) -> None:
         os.close(fd)
         fd = -1
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if fd >= 0:
             os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # os.write names no file: say which
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
