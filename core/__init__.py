@@ -4,7 +4,7 @@ The names a user needs are here, imported on first use (``import hqf`` loads nei
 docs/api.md shows them together:
 
 - circuits: :class:`Circuit`, :class:`Operation`, :class:`PauliWord`, :class:`Hamiltonian`, :class:`Probs`,
-  :func:`compose`;
+  :func:`compose`, and :func:`X`, :func:`Y`, :func:`Z` for observables written as ``0.5 * Z(0) @ Z(1) + X(2)``;
 - on a backend: :func:`make_backend`, :func:`expval` (differentiable expectation values),
   :class:`QuantumLayer` (encoder → ansatz → backend as a ``torch.nn.Module``), :func:`make_encoder`,
   :func:`make_ansatz`;
@@ -41,6 +41,9 @@ PUBLIC: dict[str, str] = {
     "Hamiltonian": "hqf.quantum.circuit",
     "Probs": "hqf.quantum.circuit",
     "compose": "hqf.quantum.circuit",
+    "X": "hqf.quantum.circuit",
+    "Y": "hqf.quantum.circuit",
+    "Z": "hqf.quantum.circuit",
     "expval": "hqf.quantum.gradients",
     "QuantumLayer": "hqf.quantum.layer",
     "NoiseModel": "hqf.quantum.noise",
