@@ -60,14 +60,16 @@ def test_an_unchanged_torchlayer_gives_default_qubits_values_and_gradients():
     assert dev.backend.last_path == "fused"  # the batch reached the fused kernels as one broadcast call
 
 
-def test_best_is_backprop_with_torch_and_adjoint_without():
+def test_best_is_backprop_with_torch_or_autograd_and_adjoint_with_jax():
     dev = qml.device("hqf.torch", wires=1)
     tape = qml.tape.QuantumScript([qml.RX(torch.tensor(0.1, requires_grad=True), 0)], [qml.expval(qml.Z(0))])
     for interface in ("auto", "torch"):  # a QNode's default, and torch named
         config = qml.devices.ExecutionConfig(gradient_method="best", interface=interface)
         assert dev.setup_execution_config(config, tape).gradient_method == "backprop"
-    numpy_config = qml.devices.ExecutionConfig(gradient_method="best", interface="autograd")
-    assert dev.setup_execution_config(numpy_config).gradient_method == "adjoint"
+    autograd_config = qml.devices.ExecutionConfig(gradient_method="best", interface="autograd")
+    assert dev.setup_execution_config(autograd_config).gradient_method == "backprop"
+    jax_config = qml.devices.ExecutionConfig(gradient_method="best", interface="jax")
+    assert dev.setup_execution_config(jax_config).gradient_method == "adjoint"
 
 
 def _mixed_circuit(dev, diff_method="best"):
@@ -258,3 +260,35 @@ def test_adjoint_runs_a_broadcast_torchlayer_as_one_forward_and_one_adjoint_call
         torch.testing.assert_close(ours, theirs, atol=TOL, rtol=0)
     # PennyLane splits the batch into 5 tapes; they run as one call, and their adjoint pass (3 outputs each) as one
     assert calls == [("values", 5), ("vjp", 15)]
+
+
+def test_autograd_backprop_matches_default_qubit_to_second_order():
+    from pennylane import numpy as pnp
+
+    def circuits(dev):
+        @qml.qnode(dev, diff_method="backprop", max_diff=2)
+        def values(x, y):
+            qml.RX(x, wires=0)
+            qml.IsingYY(y, wires=[0, 1])
+            qml.CRZ(x * y, wires=[1, 0])
+            return qml.expval(qml.Z(0) @ qml.X(1)), qml.probs(wires=[1])
+
+        @qml.qnode(dev, diff_method="backprop")
+        def state(x, y):
+            qml.RX(x, wires=0)
+            qml.RY(y, wires=1)
+            qml.CNOT(wires=[0, 1])
+            return qml.state()
+
+        def cost(x, y):
+            expectation, probs = values(x, y)
+            return expectation + probs[0] ** 2 + pnp.abs(state(x, y)[2]) ** 2
+
+        return cost
+
+    x, y = pnp.array(0.543, requires_grad=True), pnp.array(-0.654, requires_grad=True)
+    ours, theirs = circuits(qml.device("hqf.torch", wires=2)), circuits(qml.device("default.qubit", wires=2))
+    np.testing.assert_allclose(ours(x, y), theirs(x, y), atol=TOL, rtol=0)
+    np.testing.assert_allclose(qml.grad(ours)(x, y), qml.grad(theirs)(x, y), atol=TOL, rtol=0)
+    hessians = [qml.jacobian(qml.grad(lambda v, f=f: f(v, y)))(x) for f in (ours, theirs)]
+    np.testing.assert_allclose(hessians[0], hessians[1], atol=1e-10, rtol=0)

@@ -8,9 +8,10 @@ Pauli representation and probabilities run as one batched call of the torch back
 they apply); any other measurement, and every measurement under shots, reads the final state, simulated
 gate by gate by the same backend and measured by PennyLane's own functions.
 
-Gradients: ``backprop`` with the torch interface (the values stay in torch's autograd graph; the backend's
-backward is its adjoint pass) and ``adjoint`` (:meth:`HqfTorchDevice.compute_derivatives`,
-:meth:`HqfTorchDevice.compute_vjp`: the backend's adjoint vector-Jacobian product, expectation values only).
+Gradients: ``backprop`` with torch parameters (the values stay in torch's autograd graph; the backend's
+backward is its adjoint pass) or autograd ones (through the same graph, :mod:`~.autograd_bridge`), and
+``adjoint`` (:meth:`HqfTorchDevice.compute_derivatives`, :meth:`HqfTorchDevice.compute_vjp`: the backend's
+adjoint vector-Jacobian product, expectation values only).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from pennylane.math import Interface
 from pennylane.transforms import broadcast_expand, defer_measurements
 from pennylane.transforms.core import CompilePipeline
 
+from hqf.backends.pennylane_device import autograd_bridge
+from hqf.backends.pennylane_device.autograd_bridge import interface_of, is_traced
 from hqf.backends.pennylane_device.translate import (
     HQF_GATES,
     PHASE_ONLY,
@@ -49,8 +52,9 @@ from hqf.backends.torch import TorchBackend, plain
 from hqf.quantum.circuit import PauliWord
 from hqf.quantum.gradients import expval
 
-#: the interfaces backprop runs in: torch, and ``auto`` until the parameters say otherwise
-TORCH_INTERFACES = (Interface.TORCH, Interface.AUTO)
+#: the interfaces backprop runs in: torch, autograd (through the torch graph), numpy (nothing to
+#: differentiate) and ``auto`` until the parameters say otherwise
+BACKPROP_INTERFACES = (Interface.TORCH, Interface.AUTOGRAD, Interface.NUMPY, Interface.AUTO)
 #: the operations the device runs; everything else is decomposed into them
 SUPPORTED = frozenset(HQF_GATES) | PHASE_ONLY
 
@@ -122,14 +126,14 @@ class HqfTorchDevice(Device):
     # --- what the device supports -------------------------------------------------------------------------
 
     def supports_derivatives(self, execution_config: ExecutionConfig | None = None, circuit=None) -> bool:
-        """``backprop`` with the torch interface (any order), ``adjoint`` for expectation values (first
-        order); neither under shots."""
+        """``backprop`` with torch, autograd or numpy parameters (any order), ``adjoint`` for expectation
+        values (first order); neither under shots."""
         if execution_config is None:
             return True
         if circuit is not None and circuit.shots:
             return False
         method = execution_config.gradient_method
-        if method in ("backprop", "best") and _interface(execution_config, circuit) in TORCH_INTERFACES:
+        if method in ("backprop", "best") and _interface(execution_config, circuit) in BACKPROP_INTERFACES:
             return True
         if method in ("adjoint", "best") and execution_config.derivative_order == 1:
             return circuit is None or all(adjoint_measurement(mp) for mp in circuit.measurements)
@@ -141,12 +145,12 @@ class HqfTorchDevice(Device):
         return config.gradient_method == "adjoint" and self.supports_derivatives(config, circuit)
 
     def setup_execution_config(self, config: ExecutionConfig | None = None, circuit=None) -> ExecutionConfig:
-        """Resolve ``best`` (backprop with torch, adjoint otherwise) and the mid-circuit measurement method
+        """Resolve ``best`` (backprop, adjoint with JAX) and the mid-circuit measurement method
         (deferred, the only one)."""
         config = config or ExecutionConfig()
         method = config.gradient_method
         if method == "best":
-            method = "backprop" if _interface(config, circuit) in TORCH_INTERFACES else "adjoint"
+            method = "backprop" if _interface(config, circuit) in BACKPROP_INTERFACES else "adjoint"
         mcm = config.mcm_config
         if mcm.mcm_method not in (None, "deferred"):
             raise DeviceError(f"{self.name} runs mid-circuit measurements deferred; got mcm_method={mcm.mcm_method!r}")
@@ -195,27 +199,29 @@ class HqfTorchDevice(Device):
     # --- execution ----------------------------------------------------------------------------------------
 
     def execute(self, circuits, execution_config: ExecutionConfig | None = None):
-        """The results of each tape (torch tensors when its parameters are torch tensors, else numpy). Tapes
-        without torch parameters whose hqf circuits are equal (e.g. a parameter-shift gradient's) run as one
-        batch: one backend call for all their rows."""
+        """The results of each tape: torch tensors for torch parameters, autograd arrays for traced autograd
+        parameters (differentiated through the torch graph, :mod:`~.autograd_bridge`), else numpy. Tapes of
+        plain numbers whose hqf circuits are equal (e.g. a parameter-shift gradient's) run as one batch: one
+        backend call for all their rows."""
         results: list = [None] * len(circuits)
         batches: dict = {}
         for i, tape in enumerate(circuits):
             tape = standard_wires(tape)
-            as_torch = qml.math.get_interface(*tape.get_parameters(trainable_only=False)) == "torch"
-            with torch.enable_grad() if as_torch else torch.no_grad():
+            interface = interface_of(tape)
+            if interface == "torch":
+                results[i] = self._torch_result(tape)
+                continue
+            if interface == "autograd" and any(map(is_traced, tape.get_parameters(trainable_only=False))):
+                results[i] = autograd_bridge.run(tape, self._torch_result)
+                continue
+            with torch.no_grad():
                 operations, angles, _ = gates(tape)
                 read = None if tape.shots else readout(tape.measurements, len(tape.wires))
                 if read is None:
-                    state = self._state(tape, operations, angles, as_torch)
-                    out = measure_final_state(tape, state, tape.batch_size is not None, rng=self._rng)
-                    results[i] = out if as_torch else _to_numpy(out)
+                    state = self._state(tape, operations, angles).numpy()
+                    results[i] = measure_final_state(tape, state, tape.batch_size is not None, rng=self._rng)
                     continue
-                circuit = circuit_of(len(tape.wires), operations, read.observables())
-                if as_torch:
-                    out = expval(self.backend, circuit, angles.data, gradient="backprop", shared=angles.shared)
-                    results[i] = _result(assemble(out, read, tape.batch_size is not None))
-                    continue
+            circuit = circuit_of(len(tape.wires), operations, read.observables())
             batches.setdefault(circuit, []).append((i, tape, angles, read))
         with torch.no_grad():
             for circuit, members in batches.items():
@@ -230,9 +236,21 @@ class HqfTorchDevice(Device):
                     results[i] = _to_numpy(_result(assemble(part, read, tape.batch_size is not None)))
         return tuple(results)
 
-    def _state(self, tape, operations, angles: Angles, as_torch: bool):
+    def _torch_result(self, tape):
+        """One tape's result as torch tensors in torch's autograd graph (``tape`` on standard wires)."""
+        with torch.enable_grad():
+            operations, angles, _ = gates(tape)
+            read = None if tape.shots else readout(tape.measurements, len(tape.wires))
+            if read is None:
+                state = self._state(tape, operations, angles)
+                return measure_final_state(tape, state, tape.batch_size is not None, rng=self._rng)
+            circuit = circuit_of(len(tape.wires), operations, read.observables())
+            out = expval(self.backend, circuit, angles.data, gradient="backprop", shared=angles.shared)
+            return _result(assemble(out, read, tape.batch_size is not None))
+
+    def _state(self, tape, operations, angles: Angles) -> torch.Tensor:
         """The final state, ``[2]*n`` (``[B] + [2]*n`` when broadcast), gate by gate on the backend's plain
-        path (global phases included); numpy unless ``as_torch``."""
+        path (global phases included)."""
         circuit = circuit_of(len(tape.wires), operations, (PauliWord.z(0),))  # a circuit needs an observable
         full = angles.full()
         n = circuit.n_qubits
@@ -247,7 +265,7 @@ class HqfTorchDevice(Device):
         state = state.reshape(full.shape[0], *[2] * n_wires)
         if tape.batch_size is None:
             state = state[0]
-        return state if as_torch else state.detach().numpy()
+        return state
 
     # --- adjoint derivatives ------------------------------------------------------------------------------
 
