@@ -121,6 +121,7 @@ def test_state_density_matrix_and_hermitian_read_the_state_with_global_phases():
         @qml.qnode(dev)
         def mixed(x):
             qml.RX(x, wires=0)
+            qml.Snapshot("after RX")  # changes nothing
             qml.CNOT(wires=[0, 1])
             qml.DoubleExcitationPlus(x, wires=[0, 1, 2, 3])  # a matrix without a decomposition
             return qml.density_matrix(wires=[1]), qml.expval(qml.Hermitian(np.array([[1, 2j], [-2j, 0]]), wires=0))

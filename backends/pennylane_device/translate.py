@@ -28,8 +28,9 @@ HQF_GATES: dict[str, str] = {
     "SWAP": "SWAP", "IsingXX": "RXX", "IsingYY": "RYY", "IsingZZ": "RZZ", "CRX": "CRX", "CRY": "CRY",
     "CRZ": "CRZ", "ControlledPhaseShift": "CPhase", "Toffoli": "Toffoli", "CSWAP": "CSWAP",
 }  # fmt: skip
-#: operations that change no expectation value: dropped from the circuit (a global phase is kept for the state)
-PHASE_ONLY = frozenset({"Identity", "GlobalPhase", "Barrier"})
+#: operations that change no expectation value: dropped from the circuit (a global phase is kept for the state;
+#: ``qml.snapshots`` takes a snapshot by splitting the tape before the device sees it)
+PHASE_ONLY = frozenset({"Identity", "GlobalPhase", "Barrier", "Snapshot"})
 
 #: a Pauli word as sorted ``((wire, letter), …)``; ``()`` is the identity
 WordKey = tuple[tuple[int, str], ...]
