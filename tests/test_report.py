@@ -258,7 +258,9 @@ def test_an_empty_metrics_file_is_not_a_finished_run(tmp_path):
     sweep = _sweep(tmp_path / "sweep")
     (sweep / "adam" / "depolarizing=0.0" / "seed0" / "metrics.json").write_text("{}")
     report = make_report([sweep], tmp_path / "out")
-    assert report.n_runs == 3 * 2 * 5 - 1  # the empty one left out, like a run without metrics.json
+    assert report.n_runs == 3 * 2 * 5 - 1  # the empty one left out, and said so
+    said = "1 runs of the sweep are not finished (no metrics.json with results):\n\n"
+    assert f"{said}- `{sweep}/adam/depolarizing=0.0/seed0`" in report.markdown
 
 
 @pytest.mark.parametrize(

@@ -483,11 +483,15 @@ def _shown(value: Any) -> str:
 
 
 def _failed_and_warnings(loaded: Loaded) -> list[str]:
-    """The report's lines on failed runs (left out of every statistic) and on metric values of the wrong type."""
+    """The report's lines on failed runs (left out of every statistic), on metric values of the wrong type, and
+    on the runs of a sweep that are not finished."""
     lines = []
     if loaded.failed:
         lines += [f"{len(loaded.failed)} failed runs, left out of every statistic:", ""]
         lines += [f"- FAILED `{directory}`: {reason}" for directory, reason in loaded.failed] + [""]
     if loaded.warnings:
         lines += ["Warnings:", ""] + [f"- {line}" for line in loaded.warnings] + [""]
+    if loaded.unfinished:
+        lines += [f"{len(loaded.unfinished)} runs of the sweep are not finished (no metrics.json with results):", ""]
+        lines += [f"- `{directory}`" for directory in loaded.unfinished] + [""]
     return lines

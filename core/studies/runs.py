@@ -187,12 +187,14 @@ def frozen(value: Any) -> Any:
 @attrs.frozen
 class Loaded:
     """What :func:`load_runs` found: finished runs, ``[report]`` settings, failed runs (directory,
-    reason: left out of every statistic) and warnings (metric values of the wrong type)."""
+    reason: left out of every statistic), warnings (metric values of the wrong type) and the runs of a
+    sweep that are not finished (no metrics.json with results)."""
 
     runs: list[Run]
     settings: dict
     failed: tuple[tuple[pathlib.Path, str], ...] = ()
     warnings: tuple[str, ...] = ()
+    unfinished: tuple[pathlib.Path, ...] = ()
 
 
 def load(paths: Iterable[str | pathlib.Path]) -> tuple[list[Run], dict]:
@@ -208,6 +210,7 @@ def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
     runs: list[Run] = []
     settings: dict = {}
     failed: list[tuple[pathlib.Path, str]] = []
+    unfinished: list[pathlib.Path] = []
     for path in map(pathlib.Path, paths):
         if not path.exists():
             raise ConfigError(f"no such run or sweep folder: {path}")
@@ -223,6 +226,8 @@ def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
                 elif metrics is not None:
                     axes = tuple((k, frozen(v)) for k, v in row.items() if k not in ("dir", "variant", "seed"))
                     runs.append(Run(directory, row["variant"], row["seed"], axes, metrics, _evaluations(directory)))
+                else:
+                    unfinished.append(directory)
         elif (reason := failure(path, metrics := _metrics(path))) is not None:
             failed.append((path, reason))
         elif metrics is not None:
@@ -241,7 +246,7 @@ def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
     )
     for line in wrong:
         warnings.warn(line, MetricTypeWarning, stacklevel=2)
-    return Loaded(runs, settings, tuple(failed), wrong)
+    return Loaded(runs, settings, tuple(failed), wrong, tuple(unfinished))
 
 
 def _distinct(runs: list[Run]) -> list[Run]:
