@@ -281,3 +281,33 @@ def test_a_killed_launcher_takes_its_ranks_with_it_and_the_run_stays_resumable(t
     from hqf.learn.rundir.state import state_of
 
     assert state_of(out) == "resumable" and (out / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not pathlib.Path("/proc/self/environ").exists(), reason="finds the ranks through /proc")
+def test_killing_rank_0_keeps_the_checkpoint_and_marks_the_run_interrupted(tmp_path):
+    out, marker = tmp_path / "run", uuid.uuid4().hex
+    config = str(_config(tmp_path / "c.toml", epochs=50, checkpoint_every=1))
+    run = _ddp_run("--config", config, "--out", str(out), marker=marker)
+    try:
+        _wait_for_checkpoint(out, run, 2)
+        for pid in _rank_pids(marker, 0):
+            os.kill(pid, signal.SIGKILL)
+        stdout, stderr = run.communicate(timeout=200)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    status = json.loads((out / "status.json").read_text())
+    assert run.returncode == 1 and stdout == "", stderr
+    assert stderr.splitlines() == [
+        f"Interrupted: rank 0 of 2 ended by SIGKILL; the run so far is kept in {out} (checkpoint.pt of "
+        f"iteration {status['step']}); continue it with: hqf run --resume {out} --ddp 2"
+    ]
+    assert status["status"] == "interrupted" and status["reason"] == "rank 0 of 2 ended by SIGKILL"
+    assert ckpt_step(out) == status["step"] >= 2 and not _rank_pids(marker)
+
+
+def ckpt_step(out: pathlib.Path) -> int:
+    from hqf.learn.rundir import checkpoint as ckpt
+
+    return ckpt.load(out / "checkpoint.pt")["step"]

@@ -8,7 +8,7 @@ import sys
 import click
 from tqdm import tqdm
 
-from hqf.errors import ConfigError, RunFailedError
+from hqf.errors import ConfigError, RunFailedError, RunInterrupted
 from hqf.learn.config import RunConfig
 from hqf.learn.rundir.folder import default_run_dir
 
@@ -360,9 +360,9 @@ def run_command(config_file, regularizers, sets, out, quick, resume, allow_chang
         if ranks is None or ranks.writes:  # the other ranks failed alike: rank 0 says it once
             click.echo(f"Error: {exc}", err=True)
         raise SystemExit(1) from None
-    except RankLost:  # another rank ended: hqf's launcher says which (as does rank 0 under torchrun)
+    except RunInterrupted as exc:  # hqf's launcher says it once for every rank (rank 0 does under torchrun)
         if launched() or (ranks is not None and not ranks.writes):
-            raise SystemExit(LOST_EXIT) from None
+            raise SystemExit(LOST_EXIT if isinstance(exc, RankLost) else exc.exit_code) from None
         raise
     finally:
         if bars:

@@ -219,26 +219,30 @@ def _culprit(ranks: list[subprocess.Popen]) -> tuple[int, int] | None:
 def _outcome(
     first: tuple[int, int] | None, ranks: list[subprocess.Popen], received: list[int], out: pathlib.Path, world: int
 ) -> Launch:
-    """The exit status and the one line of a launch whose ranks all ended (see :func:`launch`)."""
+    """The exit status and the one line of a launch whose ranks all ended (see :func:`launch`); the ranks
+    print no ``Interrupted:`` line of their own (``hqf run`` under :func:`launched`)."""
     if first is None:
         return Launch(0)
-    if received:  # the user's SIGINT or SIGTERM: rank 0 said what it kept
-        return Launch(128 + received[0])
-    rank, code = first
-    how = f"ended by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
     status = read_status(out) or {}
     kept = (out / ckpt.CHECKPOINT).exists() and status.get("status") in ("running", "interrupted")
-    if not kept:
-        if code > 0 and status.get("status") != "interrupted":  # its own error, which it printed
+    if received:  # the user's SIGINT or SIGTERM, passed on
+        how = f"interrupted by {signal.Signals(received[0]).name}"
+        code = 128 + received[0]
+    else:
+        rank, returned = first
+        ended = f"ended by {signal.Signals(-returned).name}" if returned < 0 else f"exited with status {returned}"
+        how, code = f"rank {rank} of {world} {ended}", 1
+        if not kept and returned > 0 and status.get("status") != "interrupted":  # its own error, which it printed
             return Launch(ranks[0].returncode if ranks[0].returncode > 0 else 1)
-        return Launch(1, f"rank {rank} of {world} {how} before the run's first checkpoint; run it again")
+    if not kept:
+        return Launch(code, f"{how} before the run's first checkpoint; run it again")
     if status.get("status") == "running" and holder(out) is None:  # rank 0 itself is gone: nobody recorded it
-        record = {**status, "status": "interrupted", "reason": f"rank {rank} {how}", "updated": time.time()}
+        record = {**status, "status": "interrupted", "reason": how, "updated": time.time()}
         ckpt.atomic_write_text(out / "status.json", json.dumps(record, indent=1) + "\n")
     return Launch(
-        1,
-        f"rank {rank} of {world} {how}; the run so far is kept in {out} (checkpoint.pt of iteration "
-        f"{status.get('step')}); continue it with: hqf run --resume {out} --ddp {world}",
+        code,
+        f"{how}; the run so far is kept in {out} (checkpoint.pt of iteration {status.get('step')}); "
+        f"continue it with: hqf run --resume {out} --ddp {world}",
     )
 
 
