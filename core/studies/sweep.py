@@ -164,6 +164,7 @@ def execute(
             reason = _reason(exc, path)
             with contextlib.suppress(OSError):  # a full disk: the reason is still reported
                 write_whole(path / "error.txt", traceback.format_exc().encode())
+            with contextlib.suppress(OSError):
                 _record_failure(path, reason)
             return directory, "failed", reason
     return directory, "resumed" if resume else "ran", None
