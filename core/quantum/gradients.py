@@ -71,10 +71,16 @@ def call_backend(backend: Backend, method: str, *args: Any) -> Any:
         raise BackendContractError(backend.name, f"{method} raised {raised}") from exc
 
 
+def _bounded(backend: Backend) -> bool:
+    """Whether ``backend``'s values must lie in the observables' ranges: not for mitigated extrapolations
+    (``bounded`` False) nor for Monte Carlo estimates (``capabilities.estimates``), finite all the same."""
+    return backend.bounded and not backend.capabilities.estimates
+
+
 def _values(backend: Backend, circuit: Circuit, method: str, *args: Any, leading: tuple[int, ...]) -> torch.Tensor:
     """:func:`call_backend`, its values checked (:func:`hqf.quantum.outputs.check_outputs`) to be ``[*leading, R]``."""
     out = call_backend(backend, method, circuit, *args)
-    check_outputs(backend.name, circuit, out, method, leading, backend.bounded)
+    check_outputs(backend.name, circuit, out, method, leading, _bounded(backend))
     return out
 
 
@@ -130,7 +136,7 @@ class _ShiftRule(torch.autograd.Function):
             leading = (coefficients.shape[0], width, rows)
             check_outputs(backend.name, circuit, values, "expval_shifts", leading, bounded=False)
             used = values[coefficients.to(values.device) != 0]
-            check_outputs(backend.name, circuit, used, "expval_shifts", bounded=backend.bounded)
+            check_outputs(backend.name, circuit, used, "expval_shifts", bounded=_bounded(backend))
             coefficients = coefficients.to(device=values.device, dtype=values.dtype)
             jac = torch.einsum("sp,spbr->pbr", coefficients, values)
         return torch.einsum("pbr,br->bp", jac.to(grad_output.dtype), grad_output), None, None, None

@@ -8,9 +8,10 @@
 The ranges: a Pauli word's value lies in ``[−1, 1]``; a Hamiltonian ``Σ_k c_k P_k``'s in
 ``[−Σ|c_k|, Σ|c_k|]``; each output of ``Probs`` in ``[0, 1]``, and one ``Probs``'s outputs sum to 1.
 Each bound ``b`` holds up to ``t·max(b, 1)`` with ``t`` = :func:`tolerance` (``1e-6`` in float64,
-``1e-3`` in float32 or narrower); a sum of ``2**k`` probabilities is 1 up to ``k·t``. A backend whose values are
-not expectation values of one state (``Backend.bounded`` False: mitigated extrapolations) is checked
-for shape and finiteness only.
+``1e-3`` in float32 or narrower); a sum of ``2**k`` probabilities is 1 up to ``k·t``. Values that are
+not expectation values of one state are checked for shape and finiteness only: a backend declaring
+``Backend.bounded`` False (mitigated extrapolations) or ``Capabilities.estimates`` (Monte Carlo
+trajectories, whose unbiased one-branch estimates carry weights beyond the range).
 
 Cost: for circuits of Pauli words alone one reduction (``max |v|``, which is NaN for NaN values) and
 one host sync per call; the slower checks and the message run only when that one fails.
