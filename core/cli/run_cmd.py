@@ -263,7 +263,8 @@ def noise_text(metrics: dict) -> str:
     "--ddp",
     type=click.IntRange(min=2),
     metavar="N",
-    help="Train data-parallel in N processes of this machine (torchrun; gloo on CPU, nccl on CUDA; docs/scale-out.md).",
+    help="Train data-parallel in N processes of this machine, rendezvous on 127.0.0.1 (gloo on CPU, nccl on CUDA; "
+    "a rank that dies keeps the checkpoint: continue with --resume RUN_DIR --ddp N; docs/scale-out.md).",
 )
 def run_command(config_file, regularizers, sets, out, quick, resume, allow_changed, quiet, ddp, **options) -> None:
     """Train the hybrid model of the seed paper and write a run directory.
