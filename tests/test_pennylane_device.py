@@ -251,11 +251,13 @@ def test_the_tapes_of_a_parameter_shift_gradient_run_as_one_backend_call(monkeyp
     assert calls == [("values", 1), ("values", 10)]
 
 
-def test_adjoint_runs_a_broadcast_torchlayer_as_one_forward_and_one_adjoint_call(monkeypatch):
+@pytest.mark.parametrize("device_vjp", [False, True])
+def test_adjoint_runs_a_broadcast_torchlayer_as_one_forward_and_one_adjoint_call(monkeypatch, device_vjp):
     x = torch.rand(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     reference, _ = hea_layer("default.qubit", 3, 2)
     layer, dev = hea_layer("hqf.torch", 3, 2)
     layer.qnode.diff_method = "adjoint"
+    layer.qnode.execute_kwargs["device_vjp"] = device_vjp  # the Jacobian (compute_derivatives) or compute_vjp
     calls = _count_backend_rows(monkeypatch, dev)
     for ours, theirs in zip(value_and_grads(layer, x), value_and_grads(reference, x)):
         torch.testing.assert_close(ours, theirs, atol=TOL, rtol=0)
