@@ -4,6 +4,7 @@ training never loses the trained model; SIGTERM during the final evaluation leav
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -143,6 +144,27 @@ def test_a_backend_raising_or_exiting_mid_training_fails_the_run_in_one_line(tmp
             f"(recorded in {out}/status.json)"
         ]
         assert _failed(out)["reason"] == f"backend {backend!r} broke its contract: expval_broadcast raised {what}"
+
+
+class _RaisesLater(_Faulty):
+    name = "raises-later"
+
+    def fault(self, values):
+        if self.calls >= 12:  # iteration 9 or so: after checkpoints
+            raise RuntimeError("simulator lost its device")
+        return values
+
+
+def test_a_run_failed_mid_training_keeps_the_curves_of_its_last_checkpoint(tmp_path, fake_plugins):
+    fake_plugins(_RaisesLater)
+    out = tmp_path / "run"
+    result = _hqf_run(tmp_path, out, backend="raises-later")
+    assert result.exit_code == 1, result.output
+    assert "raises-later" in _failed(out)["reason"] and not (out / "checkpoint.pt").exists()
+    with open(out / "curves.csv") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert steps and steps == list(range(1, len(steps) + 1)) and steps[-1] % 2 == 0  # checkpoint_every = 2
+    assert (out / "epochs.csv").exists()
 
 
 def test_a_backend_exiting_before_training_is_named(tmp_path, fake_plugins):

@@ -8,9 +8,10 @@ Layout (see docs/reliability.md):
   ``model.safetensors`` and ``metrics.json``, written last and atomically: **a run is finished when
   its metrics.json parses**. Status, lock and checkpoint are removed after it;
 - failed (a non-finite loss, a backend that broke its contract, an error while training): ``status.json``
-  says ``failed`` and why, with the curves of what ran after a non-finite loss; no metrics.json, so
-  nothing averages it by mistake. A run that fails after training (while evaluating) keeps the trained
-  model (``model.safetensors``) and its last checkpoint: ``hqf run --resume`` evaluates it again;
+  says ``failed`` and why, with the curves of what ran (up to the last checkpoint when training raised);
+  no metrics.json, so nothing averages it by mistake. A run that fails after training (while
+  evaluating) keeps the trained model (``model.safetensors``) and its last checkpoint: ``hqf run
+  --resume`` evaluates it again;
 - interrupted (SIGINT, SIGTERM, also during the final evaluation) or killed: ``status.json`` and the last
   ``checkpoint.pt`` stay, and ``hqf run --resume RUN_DIR`` continues from it.
 
@@ -317,14 +318,30 @@ def failing_in_one_line(live: LiveRun) -> Iterator[None]:
     try:
         yield
     except BackendContractError as exc:
+        _curves_so_far(live)
         live.failed(str(exc))
         raise RunFailedError(str(live.directory), str(exc)) from exc
     except HqfError:
         raise
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin's or hqf's failure: one line, not a traceback
         reason = _one_line(exc)
+        _curves_so_far(live)
         live.failed(reason, traceback="".join(traceback.format_exception(exc)))
         raise RunFailedError(str(live.directory), reason) from exc
+
+
+def _curves_so_far(live: LiveRun) -> None:
+    """``curves.csv`` and ``epochs.csv`` of what ran up to the last checkpoint (nothing without one)."""
+    try:
+        saved = live.load_checkpoint()
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint: the failure is still recorded
+        return
+    if saved is None:
+        return
+    columns = list(saved["curves"])
+    rows = [dict(zip(columns, values)) for values in zip(*saved["curves"].values())]
+    write_csv(live.directory / "curves.csv", columns, rows)
+    write_csv(live.directory / "epochs.csv", EVAL_COLUMNS, saved["evals"])
 
 
 @contextlib.contextmanager
