@@ -153,10 +153,12 @@ def test_temporary_files_of_a_killed_write_are_removed_when_the_run_resumes_neve
     (copy / f".lock.{dead}.tmp").write_text("{")
     (copy / f".status.json.tmp-{dead}").symlink_to(outside)  # not hqf's: left alone, never followed
     (copy / "notes.tmp-1").write_text("the user's")
+    (copy / f".notes.txt.tmp-{dead}").write_text("the user's too: not a name hqf writes")
     run(RunConfig.from_toml(copy / "config.toml"), copy, resume=True)
     names = sorted(p.name for p in copy.iterdir())
     assert f".checkpoint.pt.tmp-{dead}" not in names and f".lock.{dead}.tmp" not in names
     assert f".status.json.tmp-{dead}" in names and "notes.tmp-1" in names and "metrics.json" in names
+    assert f".notes.txt.tmp-{dead}" in names
     assert outside.read_text() == "someone else's"
 
 

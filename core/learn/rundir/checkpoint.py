@@ -38,6 +38,7 @@ import torch
 
 from hqf.errors import ConfigError
 from hqf.learn.rundir import state as runstate
+from hqf.learn.rundir.folder import RUN_FILES
 from hqf.learn.rundir.lock import LOCK, alive
 
 CHECKPOINT = runstate.CHECKPOINT
@@ -45,7 +46,9 @@ CHECKPOINT = runstate.CHECKPOINT
 FORMAT = 1
 #: the temporary files hqf writes into a run directory, with the pid of the process that wrote them:
 #: :func:`atomic_write`'s ``.<name>.tmp-<pid>`` and the lock's (:mod:`hqf.learn.rundir.lock`)
-TEMPORARY = re.compile(rf"\.[^/]+\.tmp-(?P<pid>\d+)|\.{LOCK}\.(?P<lock>\d+)\.tmp|{LOCK}\.stale-(?P<stale>\d+)")
+TEMPORARY = re.compile(
+    rf"\.(?P<name>[^/]+)\.tmp-(?P<pid>\d+)|\.{LOCK}\.(?P<lock>\d+)\.tmp|{LOCK}\.stale-(?P<stale>\d+)"
+)
 #: configuration keys a resumed run may change (``hqf run --resume DIR --allow-changed KEY``): the
 #: checkpoint carries on under a new value of each. The others shape the model, the data, the batches
 #: or the optimizer's state, which the checkpoint holds as they were.
@@ -102,18 +105,18 @@ def _create_temporary(tmp: pathlib.Path) -> int:
 
 
 def remove_temporaries(directory: str | pathlib.Path) -> list[str]:
-    """Remove from ``directory`` the temporary files of hqf's writes whose process is gone (:data:`TEMPORARY`:
-    a write cut off by a kill); regular files only (never a symbolic link, nothing in a linked folder).
-    Returns their names."""
+    """Remove from ``directory`` the temporary files of hqf's writes whose process is gone (:data:`TEMPORARY`
+    of a file hqf writes there, :data:`hqf.learn.rundir.folder.RUN_FILES`: a write cut off by a kill);
+    regular files only (never a symbolic link, nothing in a linked folder). Returns their names."""
     directory = pathlib.Path(directory)
     if directory.is_symlink() or not directory.is_dir():
         return []
     removed = []
     for item in directory.iterdir():
         match = TEMPORARY.fullmatch(item.name)
-        if match is None:
+        if match is None or (match["name"] is not None and match["name"] not in RUN_FILES):
             continue
-        pid = int(next(value for value in match.groupdict().values() if value is not None))
+        pid = int(match["pid"] or match["lock"] or match["stale"])
         try:
             regular = stat.S_ISREG(os.lstat(item).st_mode)
         except FileNotFoundError:
