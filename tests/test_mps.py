@@ -43,7 +43,7 @@ def test_conformance_suite_passes_at_exact_bond_dimension():
         "torch-mps",
         examples=5,
         seed=0,
-        properties=["shape", "expval", "shift-jacobian", "native-gradient"],
+        properties=["shape", "expval", "shift-jacobian", "shift-gradient", "native-gradient"],
         limits=Limits(max_qubits=5, max_ops=10),
     )
     assert all(r.ok for r in results), [r.report() for r in results]
