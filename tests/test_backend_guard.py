@@ -167,6 +167,17 @@ def test_a_run_failed_mid_training_keeps_the_curves_of_its_last_checkpoint(tmp_p
     assert (out / "epochs.csv").exists()
 
 
+def test_a_non_finite_loss_of_a_sound_backend_still_fails_the_run(tmp_path):
+    """The loss's own check stays (a backend's NaN is now caught before it, see test_durable_runs)."""
+    out = tmp_path / "run"
+    result = _hqf_run(tmp_path, out, fusion="classical-only", lr=1e30)
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: run failed: the loss became NaN or infinite at iteration 2 (recorded in {out}/status.json)"
+    ]
+    assert (out / "curves.csv").exists() and _failed(out)["reason"].startswith("the loss became NaN")
+
+
 def test_a_backend_exiting_before_training_is_named(tmp_path, fake_plugins):
     fake_plugins(_ExitsAtOnce)
     result = _hqf_run(tmp_path, tmp_path / "run", backend="exits-at-once")
