@@ -52,6 +52,7 @@ VARIANTS = {
     "qiskit-aer-dm": [Target("qiskit-aer-dm", examples=_examples(10), limits=DENSITY)],
     "ptm": [Target("ptm", examples=_examples(10), limits=DENSITY)],
     "trajectories": [Target("trajectories", examples=_examples(10), limits=DENSITY)],
+    "torch-mps": [Target("torch-mps", examples=_examples(10), limits=DENSITY)],
     "cuquantum": [Target("cuquantum", examples=_examples(10), limits=DENSITY)],
 }
 DEFAULT_EXAMPLES = _examples(10)
