@@ -181,7 +181,7 @@ def test_a_non_finite_loss_of_a_sound_backend_still_fails_the_run(tmp_path):
 def test_a_backend_exiting_before_training_is_named(tmp_path, fake_plugins):
     fake_plugins(_ExitsAtOnce)
     result = _hqf_run(tmp_path, tmp_path / "run", backend="exits-at-once")
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines() == [
         "Error: backend 'exits-at-once' broke its contract: expval failed on a valid circuit: SystemExit: 0"
     ]
@@ -348,7 +348,7 @@ def test_hqf_predict_and_evaluate_name_a_backend_returning_impossible_values(tmp
     assert _hqf_run(tmp_path, out).exit_code == 0  # trained on torch
     for command in ("predict", "evaluate"):
         result = CliRunner().invoke(main, [command, str(out), "--backend", "huge"])
-        assert result.exit_code == 2, result.output  # an HqfError on the command line
+        assert result.exit_code == 1, result.output  # a broken backend: exit 1, as a failed run
         (line,) = result.output.strip().splitlines()
         assert re.fullmatch(
             r"Error: backend 'huge' broke its contract: expval_broadcast returned <Z[01]> = -?[0-9.]+e\+05, "

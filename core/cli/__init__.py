@@ -10,7 +10,7 @@ import click
 from click.utils import make_default_short_help
 
 from hqf import __version__
-from hqf.errors import HqfError
+from hqf.errors import BackendContractError, HqfError
 
 #: command name -> "module:attribute"; loaded on demand so ``hqf --help`` stays fast
 COMMANDS: dict[str, str] = {
@@ -53,7 +53,8 @@ class UserError(click.ClickException):
 
 
 class SystemProblem(click.ClickException):
-    """The machine failed a command (a full disk, an I/O error): one line on stderr, exit code 1."""
+    """The machine failed a command (a full disk, an I/O error, a backend that broke its contract): one line on
+    stderr, exit code 1."""
 
     exit_code = 1
 
@@ -80,6 +81,8 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BackendContractError as exc:  # the simulator failed, not the user's input: exit 1
+            raise SystemProblem(str(exc)) from None
         except HqfError as exc:
             raise UserError(str(exc)) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
