@@ -343,3 +343,14 @@ def test_the_slow_run_estimate_takes_the_rows_an_iteration_really_has(monkeypatc
     text = hqf.learn.process.pace.slow_run_warning(config, model, x, iterations=1)
     assert text is not None and "1000000000" not in text, text
     assert f"of the batch's {len(x)} rows" in text or f"timed at the batch size, {len(x)} rows" in text, text
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 5000 + "]" * 5000, "{b = " * 3000 + "1" + "}" * 3000, "[" * 40 + "]" * 40],
+    ids=["lists-5000", "tables-3000", "lists-40"],
+)
+def test_a_set_value_nested_too_deep_is_one_line(tmp_path, value):
+    line = one_line(invoke("run", "--set", f"head={value}", "--out", tmp_path / "r"), "nested deeper than 32 levels")
+    assert line == "Error: --set head: tables or lists nested deeper than 32 levels (hqf's limit)"
+    assert not (tmp_path / "r").exists()

@@ -9,7 +9,7 @@ import click
 from tqdm import tqdm
 
 from hqf.errors import ConfigError, RunFailedError, RunInterrupted
-from hqf.learn.config import RunConfig
+from hqf.learn.config import MAX_CONFIG_DEPTH, RunConfig, nesting_depth
 from hqf.learn.rundir.folder import default_run_dir
 
 try:
@@ -54,16 +54,25 @@ def threads_value(text: str | None) -> int | str | None:
 
 
 def _parse_set(items: tuple[str, ...]) -> dict:
-    """``KEY=VALUE`` pairs; VALUE is read as a TOML value (``3``, ``0.1``, ``true``, ``["a"]``), else text."""
+    """``KEY=VALUE`` pairs; VALUE is read as a TOML value (``3``, ``0.1``, ``true``, ``["a"]``), else text; a
+    value nested deeper than :data:`~hqf.learn.config.MAX_CONFIG_DEPTH` is a ConfigError."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE (got {item!r})")
+        too_deep = ConfigError(
+            f"--set {key.strip()}: tables or lists nested deeper than {MAX_CONFIG_DEPTH} levels (hqf's limit)"
+        )
         try:
-            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+            parsed = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
-            out[key.strip()] = value
+            parsed = value
+        except RecursionError:
+            raise too_deep from None
+        if nesting_depth({key: parsed}) > MAX_CONFIG_DEPTH:  # counted as in a config file's `KEY = VALUE`
+            raise too_deep
+        out[key.strip()] = parsed
     return out
 
 
