@@ -203,3 +203,24 @@ def test_a_list_valued_axis_sweeps_and_reports(tmp_path):
     assert len(result.ran) == 4 and not result.failed
     report = make_report([tmp_path / "out"], tmp_path / "report")
     assert [row.label for row, _ in report.tables["table1"][1]] == ["base [head=[4]]", "base [head=[8]]"]
+
+
+DEEP = {"lists": "[" * 5000 + "]" * 5000, "tables": "{b = " * 3000 + "1" + "}" * 3000}
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "lists", "tables"])
+def test_a_huge_or_deep_grid_is_one_line(tmp_path, source):
+    from click.testing import CliRunner
+
+    from hqf.cli import main
+
+    if source == "/dev/zero":
+        if not pathlib.Path(source).exists():
+            pytest.skip("needs /dev/zero")
+        grid, problem = pathlib.Path(source), "not a configuration file (larger than hqf's limit of 16 MiB)"
+    else:
+        grid, problem = tmp_path / "deep.toml", "tables or lists nested deeper than 32 levels (hqf's limit)"
+        grid.write_text(f"[axes]\nhead = {DEEP[source]}\n")
+    result = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.output.strip().splitlines() == [f"Error: {grid}: {problem}"], result.output
+    assert not (tmp_path / "out").exists()

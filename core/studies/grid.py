@@ -44,13 +44,8 @@ from typing import Any
 import attrs
 
 from hqf.errors import ConfigError
-from hqf.learn.config import RunConfig
+from hqf.learn.config import RunConfig, read_toml
 from hqf.studies.search import METHODS
-
-try:
-    import tomllib
-except ImportError:  # Python < 3.11
-    import tomli as tomllib
 
 #: Table IV's ablations: name -> run-configuration overrides (keys of hqf.learn.experiment.RunConfig)
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -84,16 +79,9 @@ def _slug(value: Any) -> str:
 
 
 def read_grid(path: str | pathlib.Path) -> dict:
-    """The parsed sweep file (``ConfigError`` on a file that cannot be read or does not parse)."""
-    path = pathlib.Path(path)
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read sweep file {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a TOML file (not UTF-8 text: byte {exc.start})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    """The parsed sweep file, read as a configuration file is (:func:`hqf.learn.config.read_toml`): one that
+    cannot be read, does not parse, is over 16 MiB or nests deeper than 32 levels is a ConfigError."""
+    return read_toml(path)
 
 
 def _table(grid: Mapping[str, Any], section: str) -> dict:
