@@ -306,3 +306,30 @@ def test_report_inputs_the_fuzzer_broke_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match="'reliability' must hold lists 'count', 'confidence' and 'accuracy'"):
         make_report([run], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_run_folders_that_differ_only_by_seed_are_pooled_and_the_report_says_so(tmp_path):
+    accuracies = [0.61, 0.64, 0.70]
+    folders = [
+        _run_folder(tmp_path / f"s{seed}", {"accuracy": acc}, f"lr = 0.001\nseed = {seed}\n")
+        for seed, acc in enumerate(accuracies)
+    ]
+    other = _run_folder(tmp_path / "other", {"accuracy": 0.5}, "lr = 0.01\nseed = 0\n")
+    make_report([*folders, other], tmp_path / "out")
+    rows = [r for r in _csv(tmp_path / "out" / "table1.csv") if r["metric"] == "Accuracy (%)"]
+    by_variant = {r["variant"]: r for r in rows}
+    assert set(by_variant) == {"s0", "other"}
+    assert int(by_variant["s0"]["n"]) == 3
+    assert float(by_variant["s0"]["mean"]) == pytest.approx(100 * np.mean(accuracies))
+    assert float(by_variant["s0"]["std"]) == pytest.approx(100 * np.std(accuracies, ddof=1))
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Run folders pooled by seed:" in report
+    assert "the same configuration but for the seed (seeds 0, 1, 2), reported as one group `s0`" in report
+
+
+def test_an_undefined_p_value_is_explained_under_its_table(tmp_path):
+    from hqf.studies.report import P_UNDEFINED
+
+    make_report([_sweep(tmp_path / "s", report={"baseline": "adam"})], tmp_path / "out")
+    table1 = (tmp_path / "out" / "table1.md").read_text()
+    assert "n/a" in table1 and table1.count(P_UNDEFINED) == 1  # ECE is the same for every variant: zero differences

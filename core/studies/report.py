@@ -222,7 +222,24 @@ def markdown(title: str, table: Sequence[tuple[Row, dict]], baseline: str | None
                 for c in cells.values()
             ]
         lines.append("| " + " | ".join(line) + " |")
+    undefined = [
+        c.test
+        for _, cells in table
+        for c in cells.values()
+        if has_tests
+        and c.test is not None
+        and not (math.isfinite(c.test.t_pvalue) and math.isfinite(c.test.wilcoxon_pvalue))
+    ]
+    if undefined:
+        lines += ["", P_UNDEFINED]
     return "\n".join(lines) + "\n"
+
+
+#: the note under a table whose p-values are n/a somewhere
+P_UNDEFINED = (
+    "p = n/a: a paired test is undefined there — fewer than two seeds with finite values in both the row and the "
+    "baseline, or every paired difference zero (the Wilcoxon test also needs a non-zero difference)."
+)
 
 
 CSV_FIELDS = [
@@ -483,14 +500,16 @@ def _shown(value: Any) -> str:
 
 
 def _failed_and_warnings(loaded: Loaded) -> list[str]:
-    """The report's lines on failed runs (left out of every statistic), on metric values of the wrong type, and
-    on the runs of a sweep that are not finished."""
+    """The report's lines on failed runs (left out of every statistic), on metric values of the wrong type, on run
+    folders pooled by seed, and on the runs of a sweep that are not finished."""
     lines = []
     if loaded.failed:
         lines += [f"{len(loaded.failed)} failed runs, left out of every statistic:", ""]
         lines += [f"- FAILED `{directory}`: {reason}" for directory, reason in loaded.failed] + [""]
     if loaded.warnings:
         lines += ["Warnings:", ""] + [f"- {line}" for line in loaded.warnings] + [""]
+    if loaded.notes:
+        lines += ["Run folders pooled by seed:", ""] + [f"- {line}" for line in loaded.notes] + [""]
     if loaded.unfinished:
         lines += [f"{len(loaded.unfinished)} runs of the sweep are not finished (no metrics.json with results):", ""]
         lines += [f"- `{directory}`" for directory in loaded.unfinished] + [""]

@@ -195,6 +195,7 @@ class Loaded:
     failed: tuple[tuple[pathlib.Path, str], ...] = ()
     warnings: tuple[str, ...] = ()
     unfinished: tuple[pathlib.Path, ...] = ()
+    notes: tuple[str, ...] = ()  # how run folders given alone were grouped
 
 
 def load(paths: Iterable[str | pathlib.Path]) -> tuple[list[Run], dict]:
@@ -211,6 +212,7 @@ def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
     settings: dict = {}
     failed: list[tuple[pathlib.Path, str]] = []
     unfinished: list[pathlib.Path] = []
+    plain: list[Run] = []  # run folders given alone
     for path in map(pathlib.Path, paths):
         if not path.exists():
             raise ConfigError(f"no such run or sweep folder: {path}")
@@ -231,12 +233,13 @@ def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
         elif (reason := failure(path, metrics := _metrics(path))) is not None:
             failed.append((path, reason))
         elif metrics is not None:
-            runs.append(Run(path, path.name, _config_seed(path), (), metrics, _evaluations(path)))
+            plain.append(Run(path, path.name, _config_seed(path), (), metrics, _evaluations(path)))
         elif (path / "metrics.json").is_file():
             raise ConfigError(f"{path / 'metrics.json'} holds no results ('accuracy'): not a finished run")
         else:
             raise ConfigError(f"{path} holds neither sweep.json nor a finished run (metrics.json)")
-    runs = _distinct(runs)
+    pooled, notes = pool_seeds(_distinct(plain))
+    runs = _distinct(runs + pooled)
     if not runs:
         raise ConfigError(
             "no finished runs found" + (f" ({len(failed)} failed: {failed[0][0]}: {failed[0][1]})" if failed else "")
@@ -246,7 +249,40 @@ def load_runs(paths: Iterable[str | pathlib.Path]) -> Loaded:
     )
     for line in wrong:
         warnings.warn(line, MetricTypeWarning, stacklevel=2)
-    return Loaded(runs, settings, tuple(failed), wrong, tuple(unfinished))
+    return Loaded(runs, settings, tuple(failed), wrong, tuple(unfinished), notes)
+
+
+def _configuration_but_seed(directory: pathlib.Path) -> str | None:
+    """The run's ``config.toml`` without its seed, as comparable text (None when it cannot be read)."""
+    try:
+        config = tomllib.loads((directory / "config.toml").read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    config.pop("seed", None)
+    return repr(sorted(config.items()))
+
+
+def pool_seeds(runs: list[Run]) -> tuple[list[Run], tuple[str, ...]]:
+    """Run folders given alone whose configurations differ only in the seed, labelled as one group (named by the
+    first folder), so that the report averages over their seeds; and a note per pooled group saying so."""
+    classes: dict[str, list[Run]] = {}
+    alone: list[Run] = []
+    for run in runs:
+        key = _configuration_but_seed(run.directory)
+        (alone if key is None else classes.setdefault(key, [])).append(run)
+    pooled, notes = list(alone), []
+    for members in classes.values():
+        if len(members) < 2 or len({run.seed for run in members}) < len(members):
+            pooled += members
+            continue
+        label = members[0].variant
+        pooled += [attrs.evolve(run, variant=label) for run in members]
+        notes.append(
+            f"{', '.join(f'`{run.directory}`' for run in members)}: the same configuration but for the seed "
+            f"(seeds {', '.join(str(run.seed) for run in members)}), reported as one group `{label}`, mean ± std "
+            "over its seeds"
+        )
+    return pooled, tuple(notes)
 
 
 def _distinct(runs: list[Run]) -> list[Run]:
