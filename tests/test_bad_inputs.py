@@ -354,3 +354,23 @@ def test_a_set_value_nested_too_deep_is_one_line(tmp_path, value):
     line = one_line(invoke("run", "--set", f"head={value}", "--out", tmp_path / "r"), "nested deeper than 32 levels")
     assert line == "Error: --set head: tables or lists nested deeper than 32 levels (hqf's limit)"
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "curves, problem",
+    [
+        ("step,loss,grad_norm\n1,0.5,0.1\n2,abc,0.1\n", "line 3, column 'loss': 'abc' is not a number"),
+        ("step,loss,grad_norm\nfirst,0.5,0.1\n", "line 2, column 'step': 'first' is not a number"),
+        ("loss,grad_norm\n0.5,0.1\n", "line 2, column 'step': nothing is not a number"),
+    ],
+    ids=["value", "step", "no-step-column"],
+)
+def test_a_corrupt_curves_file_is_one_line_and_no_report(tmp_path, curves, problem):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text('{"accuracy": 0.5}')
+    (run / "config.toml").write_text("seed = 0\n")
+    (run / "curves.csv").write_text(curves)
+    line = one_line(invoke("report", run, "--out", tmp_path / "out"))
+    assert line == f"Error: {run}/curves.csv: {problem}; fix or leave out that run"
+    assert not (tmp_path / "out").exists()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from hqf.errors import ConfigError
 from hqf.learn.training.plotting import finish, pyplot, save, value_axis
 from hqf.studies.stats import summarize
 
@@ -22,17 +23,36 @@ RELIABILITY = "reliability"
 
 
 def read_curve(directory: pathlib.Path, column: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(steps, values)`` of one column of ``curves.csv`` (empty arrays when absent)."""
+    """``(steps, values)`` of one column of ``curves.csv`` (empty arrays when absent); a file that is not CSV
+    text, or a step or value that is not a number, is a ConfigError naming the file, line and column."""
+    path = directory / "curves.csv"
     try:
-        with open(directory / "curves.csv", newline="") as fh:
+        with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
     except OSError:
         return np.array([]), np.array([])
-    pairs = [(float(r[CURVE_STEP]), float(r[column])) for r in rows if r.get(column) not in (None, "", "nan")]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"{path}: not a CSV file ({exc}); fix or leave out that run") from None
+    pairs = []
+    for line, row in enumerate(rows, start=2):  # line 1: the header
+        if row.get(column) in (None, "", "nan"):
+            continue
+        pairs.append((_number(row, CURVE_STEP, path, line), _number(row, column, path, line)))
     if not pairs:
         return np.array([]), np.array([])
     steps, values = map(np.asarray, zip(*pairs))
     return steps, values
+
+
+def _number(row: dict, column: str, path: pathlib.Path, line: int) -> float:
+    text = row.get(column)
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        shown = "nothing" if text is None else repr(text if len(text) <= 40 else text[:40] + "…")
+        raise ConfigError(
+            f"{path}: line {line}, column {column!r}: {shown} is not a number; fix or leave out that run"
+        ) from None
 
 
 def seed_band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -48,13 +68,16 @@ def seed_band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
 
 def convergence(groups, path: pathlib.Path) -> bool:
     """Figure 2: training loss and gradient norm against iteration, mean ± std band over seeds."""
+    bands = [
+        (g, [seed_band([read_curve(r.directory, column) for r in g.runs]) for column in (CURVE_LOSS, CURVE_GRAD)])
+        for g in groups
+    ]  # every file read before a figure is opened
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4))
     drawn = False
     plotted: tuple[list, list] = ([], [])
-    for g in groups:
-        for ax, column, values in zip(axes, (CURVE_LOSS, CURVE_GRAD), plotted):
-            steps, mean, std = seed_band([read_curve(r.directory, column) for r in g.runs])
+    for g, both in bands:
+        for ax, (steps, mean, std), values in zip(axes, both, plotted):
             if not steps.size:
                 continue
             drawn = True
