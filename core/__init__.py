@@ -4,7 +4,8 @@ The names a user needs are here, imported on first use (``import hqf`` loads nei
 docs/api.md shows them together:
 
 - circuits: :class:`Circuit`, :class:`Operation`, :class:`PauliWord`, :class:`Hamiltonian`, :class:`Probs`,
-  :func:`compose`, and :func:`X`, :func:`Y`, :func:`Z` for observables written as ``0.5 * Z(0) @ Z(1) + X(2)``;
+  :func:`compose`, and :func:`X`, :func:`Y`, :func:`Z`, :func:`I` for observables written as
+  ``0.5 * Z(0) @ Z(1) + X(2) + 1``; :class:`UserCircuit` for shared columns, fixed angles and constant terms;
 - on a backend: :func:`make_backend`, :func:`expval` (differentiable expectation values),
   :class:`QuantumLayer` (encoder → ansatz → backend as a ``torch.nn.Module``), :func:`make_encoder`,
   :func:`make_ansatz`;
@@ -44,6 +45,8 @@ PUBLIC: dict[str, str] = {
     "X": "hqf.quantum.circuit",
     "Y": "hqf.quantum.circuit",
     "Z": "hqf.quantum.circuit",
+    "I": "hqf.quantum.circuit",
+    "UserCircuit": "hqf.quantum.lowering",
     "expval": "hqf.quantum.gradients",
     "QuantumLayer": "hqf.quantum.layer",
     "NoiseModel": "hqf.quantum.noise",

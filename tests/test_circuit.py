@@ -113,13 +113,29 @@ def test_observables_written_as_operator_arithmetic():
     ("build", "message"),
     [
         (lambda Z, X: Z(0) @ X(0), "needs distinct wires; both act on [0]"),
-        (lambda Z, X: Z(0) + 1, "a constant (identity) term"),
+        (lambda Z, X: Circuit(1, [], [Z(0) + 1]), "has a constant (identity) term; hqf.UserCircuit takes"),
+        (lambda Z, X: Z(0) @ X(1) + 1j, "coefficients are real numbers; got 1j"),
+        (lambda Z, X: PauliWord.parse("I0 I1"), "at least one X, Y or Z factor"),
         (lambda Z, X: 1j * Z(0), "coefficients are real numbers"),
     ],
-    ids=["same wire", "constant", "complex"],
+    ids=["same wire", "constant in a strict circuit", "complex constant", "identity word", "complex"],
 )
 def test_operator_arithmetic_mistakes_are_one_line(build, message):
     from hqf.quantum.circuit import X, Z
 
     with pytest.raises(InvalidCircuitError, match=re.escape(message)):
         build(Z, X)
+
+
+def test_identity_terms_are_a_hamiltonians_constant():
+    from hqf.quantum.circuit import I, X, Z
+
+    assert Z(0) + 1 == 1 + Z(0) == Hamiltonian([(1.0, "Z0")], constant=1.0)
+    assert 1 - Z(0) == Hamiltonian([(-1.0, "Z0")], constant=1.0)
+    assert Hamiltonian([(0.5, "I"), (1.0, "Z0"), (0.25, "I0 I3")]) == Hamiltonian([(1.0, "Z0")], constant=0.75)
+    assert I(0) @ Z(1) == Z(1) @ I(0) == Hamiltonian([(1.0, "Z1")])
+    assert PauliWord([(0, "I"), (2, "X")]) == X(2)
+    product = (Z(0) + 1) @ (2 * X(1) + 3)
+    assert product == Hamiltonian([(2.0, "Z0 X1"), (2.0, "X1"), (3.0, "Z0")], constant=3.0)
+    assert -2 * (Z(0) - 0.5) == Hamiltonian([(-2.0, "Z0")], constant=1.0)
+    assert str(Z(0) + 0.5) == "1·Z0 + 0.5" and str(0.5 * I(0)) == "0.5"

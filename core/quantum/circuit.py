@@ -3,7 +3,9 @@
 A :class:`Circuit` is a qubit count, an ordered tuple of :class:`Operation` and a tuple of observables
 (:class:`PauliWord`, :class:`Hamiltonian`, :class:`Probs`). Parameterized gates do not hold numbers: each reads one
 column of a batched angle matrix ``angles[B, P]``, so a backend only ever sees a circuit (hashable, cacheable) and a
-real matrix. Each column is read by exactly one gate, which keeps the parameter-shift rule exact.
+real matrix. Each column is read by exactly one gate, which keeps the parameter-shift rule exact; a column read by
+several gates, a fixed angle (``Operation("RY", 0, angle=0.5)``) and a Hamiltonian's constant term are written in a
+:class:`hqf.quantum.lowering.UserCircuit`, which :func:`hqf.quantum.gradients.expval` lowers to this form.
 
 Wire order: wire 0 is the most significant bit of a computational-basis index (big-endian, as in
 PennyLane). Backends with another convention convert in their adapter. A controlled gate's
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
+import operator
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -80,6 +84,8 @@ BASE_GATES = frozenset({"RX", "RY", "RZ", "H", "X", "CNOT", "CZ"})
 OBSERVABLE_KINDS = ("pauli", "hamiltonian", "probs")
 
 MAX_QUBITS = 30
+#: where a mistake in a strict circuit points a user who meant a shared column, a fixed angle or a constant term
+USER_FORM = "hqf.UserCircuit takes shared columns, fixed angles (angle=) and constant terms"
 
 
 def _wires(value: Iterable[int] | int) -> tuple[int, ...]:
@@ -88,13 +94,37 @@ def _wires(value: Iterable[int] | int) -> tuple[int, ...]:
     return tuple(int(w) for w in value)
 
 
+def _column(value: int | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise InvalidCircuitError(
+            f"param is an angle column (an integer); got {value!r} (a fixed angle is angle={value!r})"
+        ) from None
+
+
+def _real(value: float | None, what: str = "a fixed angle") -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, complex) or not hasattr(value, "__float__"):
+        raise InvalidCircuitError(f"{what} is a finite real number; got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidCircuitError(f"{what} is a finite real number; got {number}")
+    return number
+
+
 @attrs.frozen
 class Operation:
-    """One gate on some wires; a parameterized gate reads column ``param`` of the angle matrix."""
+    """One gate on some wires; a parameterized gate reads column ``param`` of the angle matrix, or holds a fixed
+    ``angle`` (only in a :class:`hqf.quantum.lowering.UserCircuit`)."""
 
     gate: str = attrs.field(converter=gate_name)
     wires: tuple[int, ...] = attrs.field(converter=_wires)
-    param: int | None = None
+    param: int | None = attrs.field(default=None, converter=_column)
+    angle: float | None = attrs.field(default=None, converter=_real, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         n_wires, parameterized = GATES[self.gate]
@@ -104,10 +134,16 @@ class Operation:
             raise InvalidCircuitError(f"{self.gate} needs distinct wires; got {self.wires}")
         if any(w < 0 for w in self.wires):
             raise InvalidCircuitError(f"wires must be >= 0; got {self.wires}")
-        if parameterized and (self.param is None or self.param < 0):
-            raise InvalidCircuitError(f"{self.gate} needs a parameter column >= 0; got {self.param}")
+        if parameterized and self.param is not None and self.angle is not None:
+            raise InvalidCircuitError(f"{self.gate} reads column {self.param} or holds angle={self.angle:g}, not both")
+        if parameterized and self.angle is None and (self.param is None or self.param < 0):
+            raise InvalidCircuitError(
+                f"{self.gate} needs a parameter column >= 0 (or a fixed angle=); got {self.param}"
+            )
         if not parameterized and self.param is not None:
             raise InvalidCircuitError(f"{self.gate} takes no parameter; got column {self.param}")
+        if not parameterized and self.angle is not None:
+            raise InvalidCircuitError(f"{self.gate} takes no angle; got angle={self.angle:g}")
 
     def renumbered(self, offset: int) -> Operation:
         """The same gate reading column ``param + offset``."""
@@ -115,7 +151,12 @@ class Operation:
 
     def __str__(self) -> str:
         wires = ",".join(f"q{w}" for w in self.wires)
+        if self.angle is not None:
+            return f"{self.gate}({self.angle:.4g}) {wires}"
         return f"{self.gate}(θ{self.param}) {wires}" if self.param is not None else f"{self.gate} {wires}"
+
+
+NO_FACTOR = "a Pauli word needs at least one X, Y or Z factor (an identity is a Hamiltonian's constant term)"
 
 
 def _pauli_terms(value: Iterable[tuple[int, str]]) -> tuple[tuple[int, str], ...]:
@@ -125,9 +166,10 @@ def _pauli_terms(value: Iterable[tuple[int, str]]) -> tuple[tuple[int, str], ...
         raise InvalidCircuitError(
             f"a Pauli word is (wire, 'X'|'Y'|'Z') pairs with integer wires; got {value!r}"
         ) from exc
+    terms = tuple((w, p) for w, p in terms if p != "I")  # I(w) @ Z(v) is Z(v)
     wires = [w for w, _ in terms]
     if not terms:
-        raise InvalidCircuitError("a Pauli word needs at least one factor")
+        raise InvalidCircuitError(NO_FACTOR)
     if len(set(wires)) != len(wires):
         raise InvalidCircuitError(f"a Pauli word names each wire once; got {terms}")
     for w, p in terms:
@@ -151,7 +193,9 @@ class PauliWord:
 
     @classmethod
     def parse(cls, text: str) -> PauliWord:
-        """Read ``"Z0 X3"`` (factors separated by spaces)."""
+        """Read ``"Z0 X3"`` (factors separated by spaces; ``I`` factors are dropped)."""
+        if text.split() and _is_identity(text):
+            raise InvalidCircuitError(f"cannot read Pauli word {text!r}: {NO_FACTOR}")
         try:
             return cls((tok[1:], tok[0]) for tok in text.split())
         except (ValueError, IndexError) as exc:
@@ -180,57 +224,81 @@ class PauliWord:
 
     __rmul__ = __mul__
 
-    def __add__(self, other: PauliWord | Hamiltonian) -> Hamiltonian:
+    def __add__(self, other: PauliWord | Hamiltonian | float) -> Hamiltonian:
         return Hamiltonian([(1.0, self)]) + other
+
+    __radd__ = __add__
 
     def __neg__(self) -> Hamiltonian:
         return Hamiltonian([(-1.0, self)])
 
-    def __sub__(self, other: PauliWord | Hamiltonian) -> Hamiltonian:
+    def __sub__(self, other: PauliWord | Hamiltonian | float) -> Hamiltonian:
         return self + (-other)
 
+    def __rsub__(self, other: float) -> Hamiltonian:
+        return -self + other
 
-def _hamiltonian_terms(value) -> tuple[tuple[float, PauliWord], ...]:
+
+def _is_identity(word: object) -> bool:
+    """Whether ``word`` is a text of identity factors only (``"I"``, ``"I0 I2"``, ``""``)."""
+    return isinstance(word, str) and all(token[:1].upper() == "I" for token in word.split())
+
+
+def _coefficient(value: object, word: object) -> float:
+    if isinstance(value, complex) or not hasattr(value, "__float__"):
+        raise InvalidCircuitError(f"a Hamiltonian's coefficients are real numbers; got {value!r} for {word}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidCircuitError(f"a Hamiltonian's coefficients must be finite real numbers; got {number}")
+    return number
+
+
+def _hamiltonian_terms(value) -> tuple[tuple[float, PauliWord | None], ...]:
+    """The terms, an identity word (``"I"``) kept as ``None`` until the constant takes it."""
     terms = []
     for coefficient, word in value:
-        word = word if isinstance(word, PauliWord) else PauliWord.parse(str(word))
-        if isinstance(coefficient, complex) or not hasattr(coefficient, "__float__"):
-            raise InvalidCircuitError(f"a Hamiltonian's coefficients are real numbers; got {coefficient!r} for {word}")
-        coefficient = float(coefficient)
-        if not math.isfinite(coefficient):
-            raise InvalidCircuitError(f"a Hamiltonian's coefficients must be finite real numbers; got {coefficient}")
-        terms.append((coefficient, word))
-    if not terms:
-        raise InvalidCircuitError("a Hamiltonian needs at least one term")
+        if not (isinstance(word, PauliWord) or _is_identity(word)):
+            word = PauliWord.parse(str(word))
+        terms.append((_coefficient(coefficient, word), word if isinstance(word, PauliWord) else None))
     return tuple(terms)
 
 
 @attrs.frozen
 class Hamiltonian:
-    """``Σ_k c_k P_k``: Pauli words with real coefficients; one expectation value."""
+    """``c_0 + Σ_k c_k P_k``: Pauli words with real coefficients and a ``constant`` (identity) term; one
+    expectation value. A term whose word is ``"I"`` is added to the constant. Only a
+    :class:`hqf.quantum.lowering.UserCircuit` reads a non-zero constant (added after the backend's value)."""
 
     terms: tuple[tuple[float, PauliWord], ...] = attrs.field(converter=_hamiltonian_terms)
+    constant: float = attrs.field(default=0.0, kw_only=True, converter=lambda c: _coefficient(c, "the identity"))
     kind = "hamiltonian"
     n_outputs = 1
+
+    def __attrs_post_init__(self) -> None:
+        identity = [c for c, word in self.terms if word is None]
+        if identity:
+            object.__setattr__(self, "terms", tuple((c, word) for c, word in self.terms if word is not None))
+            object.__setattr__(self, "constant", self.constant + sum(identity))
+        if not self.terms and not identity and self.constant == 0:
+            raise InvalidCircuitError("a Hamiltonian needs at least one term")
 
     @property
     def wires(self) -> tuple[int, ...]:
         return tuple(sorted({w for _, word in self.terms for w in word.wires}))
 
     def __str__(self) -> str:
-        return " + ".join(f"{c:g}·{word}" for c, word in self.terms)
+        parts = [f"{c:g}·{word}" for c, word in self.terms] + ([f"{self.constant:g}"] if self.constant else [])
+        return " + ".join(parts) or "0"
 
-    def __add__(self, other: PauliWord | Hamiltonian) -> Hamiltonian:
-        """The sum of two Pauli sums (terms kept in order, equal words not merged)."""
+    def __add__(self, other: PauliWord | Hamiltonian | float) -> Hamiltonian:
+        """The sum of two Pauli sums (terms kept in order, equal words not merged), or with a constant."""
         if isinstance(other, PauliWord):
             other = Hamiltonian([(1.0, other)])
-        if isinstance(other, (int, float)):
-            raise InvalidCircuitError(
-                f"{self} + {other}: a constant (identity) term is not read by a circuit; add it to the value"
-            )
+        if isinstance(other, numbers.Number) and not isinstance(other, bool):
+            return Hamiltonian(self.terms, constant=self.constant + _coefficient(other, "the identity"))
         if not isinstance(other, Hamiltonian):
             return NotImplemented
-        return Hamiltonian(self.terms + other.terms)
+        return Hamiltonian(self.terms + other.terms, constant=self.constant + other.constant)
 
     __radd__ = __add__
 
@@ -240,7 +308,10 @@ class Hamiltonian:
             other = Hamiltonian([(1.0, other)])
         if not isinstance(other, Hamiltonian):
             return NotImplemented
-        return Hamiltonian([(a * b, left @ right) for a, left in self.terms for b, right in other.terms])
+        terms = [(a * b, left @ right) for a, left in self.terms for b, right in other.terms]
+        terms += [(self.constant * b, right) for b, right in other.terms if self.constant]
+        terms += [(a * other.constant, left) for a, left in self.terms if other.constant]
+        return Hamiltonian(terms, constant=self.constant * other.constant)
 
     def __rmatmul__(self, other: PauliWord) -> Hamiltonian:
         if not isinstance(other, PauliWord):
@@ -248,15 +319,19 @@ class Hamiltonian:
         return Hamiltonian([(1.0, other)]) @ self
 
     def __mul__(self, coefficient: float) -> Hamiltonian:
-        return Hamiltonian([(coefficient * c, word) for c, word in self.terms])
+        terms = [(coefficient * c, word) for c, word in self.terms]
+        return Hamiltonian(terms, constant=_coefficient(coefficient, "the identity") * self.constant)
 
     __rmul__ = __mul__
 
     def __neg__(self) -> Hamiltonian:
         return self * -1.0
 
-    def __sub__(self, other: PauliWord | Hamiltonian) -> Hamiltonian:
+    def __sub__(self, other: PauliWord | Hamiltonian | float) -> Hamiltonian:
         return self + (-other)
+
+    def __rsub__(self, other: float) -> Hamiltonian:
+        return -self + other
 
 
 def X(wire: int) -> PauliWord:  # noqa: N802 — the operator's name, as qml.X
@@ -272,6 +347,11 @@ def Y(wire: int) -> PauliWord:  # noqa: N802
 def Z(wire: int) -> PauliWord:  # noqa: N802
     """Pauli Z on ``wire``."""
     return PauliWord(((wire, "Z"),))
+
+
+def I(wire: int) -> Hamiltonian:  # noqa: E743, N802, ARG001 — the operator's name, as qml.I
+    """The identity on ``wire``: the constant 1 (``Z(0) + 0.5 * I(1)``, ``I(0) @ Z(1)`` is ``Z(1)``)."""
+    return Hamiltonian([], constant=1.0)
 
 
 def _probs_wires(value) -> tuple[int, ...]:
@@ -324,10 +404,12 @@ def adjoint(operations: Sequence[Operation]) -> tuple[Operation, ...]:
 
     A parameterized gate keeps its gate and its column: every one is ``exp(−iθG)``, whose inverse is
     the same gate at ``−θ``, so the result is ``U(θ)†`` when each column holds ``−θ``. Compose it as
-    its own block (:func:`compose`) and pass the negated angles there.
+    its own block (:func:`compose`) and pass the negated angles there. A fixed ``angle`` is negated here.
     """
     out: list[Operation] = []
     for op in reversed(tuple(operations)):
+        if op.angle is not None:
+            op = attrs.evolve(op, angle=-op.angle)
         out += [Operation(gate, op.wires) for gate in FIXED_ADJOINTS[op.gate]] if op.gate in FIXED_ADJOINTS else [op]
     return tuple(out)
 
@@ -350,16 +432,20 @@ class Circuit:
         for op in self.operations:
             if max(op.wires) >= self.n_qubits:
                 raise InvalidCircuitError(f"{op} acts outside the {self.n_qubits} qubit(s)")
+            if op.angle is not None:
+                raise InvalidCircuitError(f"{op}: a Circuit's gates read angle columns; {USER_FORM}")
         for obs in self.observables:
             if not isinstance(obs, (PauliWord, Hamiltonian, Probs)):
                 raise InvalidCircuitError(f"an observable is a PauliWord, Hamiltonian or Probs; got {obs!r}")
+            if isinstance(obs, Hamiltonian) and (obs.constant or not obs.terms):
+                raise InvalidCircuitError(f"observable {obs} has a constant (identity) term; {USER_FORM}")
             if max(obs.wires) >= self.n_qubits:
                 raise InvalidCircuitError(f"observable {obs} acts outside the {self.n_qubits} qubit(s)")
         columns = sorted(op.param for op in self.operations if op.param is not None)
         if columns != list(range(len(columns))):
             raise InvalidCircuitError(
                 "parameter columns must be 0..P-1, each read by exactly one gate; "
-                f"got {columns[:12]}{'...' if len(columns) > 12 else ''}"
+                f"got {columns[:12]}{'...' if len(columns) > 12 else ''} ({USER_FORM})"
             )
         object.__setattr__(self, "_n_params", len(columns))  # read on every call: counted once
         by_column = sorted((op.param, op.gate) for op in self.operations if op.param is not None)

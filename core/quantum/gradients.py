@@ -15,6 +15,10 @@ recipe is two-term, else :meth:`~hqf.quantum.interfaces.Backend.expval_shifts`).
 itself be differentiable is built from differentiable ``expval`` calls, so second derivatives (double
 backward) are exact too.
 
+A :class:`~hqf.quantum.lowering.UserCircuit` (shared columns, fixed angles, constant terms) is lowered here to
+its strict circuit: its angles gathered into the strict columns, its constants added to the values, so the
+backend and the checks below see a strict circuit only. A 1-D angle vector is one row, and gives 1-D values.
+
 A circuit the backend does not declare support for is refused before any work. Every value the backend
 returns, and its native vector-Jacobian product, is checked (:mod:`hqf.quantum.outputs`); an exception or
 ``sys.exit`` inside a backend call becomes a :class:`~hqf.errors.BackendContractError` naming the backend
@@ -23,6 +27,7 @@ returns, and its native vector-Jacobian product, is checked (:mod:`hqf.quantum.o
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +38,7 @@ from hqf.errors import BackendContractError, HqfError, InvalidCircuitError
 from hqf.quantum.circuit import Circuit
 from hqf.quantum.gates import full_angles, recipe_values, shift_coefficients, shifted_values, two_term_only
 from hqf.quantum.interfaces import GRADIENTS, Backend, check_supported
+from hqf.quantum.lowering import UserCircuit
 from hqf.quantum.outputs import check_outputs, check_vjp
 
 
@@ -182,7 +188,7 @@ def default_gradient(backend: Backend) -> str:
 
 def expval(
     backend: Backend,
-    circuit: Circuit,
+    circuit: Circuit | UserCircuit,
     angles: torch.Tensor,
     gradient: str = "auto",
     chunk: int | None = None,
@@ -190,6 +196,9 @@ def expval(
 ) -> torch.Tensor:
     """Differentiable expectation values ``[B, R]`` of ``circuit`` at ``angles[B, P]`` on ``backend``.
 
+    ``circuit``: a :class:`~hqf.quantum.circuit.Circuit` or a :class:`~hqf.quantum.lowering.UserCircuit` (columns
+    shared by several gates, whose gradients are summed, fixed angles, constant terms). ``angles`` may be a
+    1-D vector ``[P]``: one row, and the values are ``[R]``.
     ``gradient`` is ``auto`` (the backend's cheapest exact method), ``backprop``, ``adjoint`` or
     ``parameter-shift`` (always available). ``chunk`` caps the rows of one shifted ``expval`` call.
     ``shared[S]``: angles appended to every row (the ansatz weights; then ``angles`` is ``[B, P − S]``).
@@ -197,8 +206,57 @@ def expval(
     shared angles as such (:meth:`Backend.expval_broadcast`: e.g. their gradient summed over the rows
     directly, or frozen weights recognised at inference).
     """
-    check_supported(backend, circuit)
+    one_row = isinstance(angles, torch.Tensor) and angles.ndim == 1
+    if one_row:
+        angles = angles.unsqueeze(0)
+    if isinstance(circuit, UserCircuit):
+        values = _lowered_expval(backend, circuit, angles, gradient, chunk, shared)
+    else:
+        check_supported(backend, circuit)
+        check_angles(circuit, angles, shared)
+        values = _strict_expval(backend, circuit, angles, gradient, chunk, shared)
+    return values[0] if one_row else values
+
+
+def _lowered_expval(
+    backend: Backend,
+    circuit: UserCircuit,
+    angles: torch.Tensor,
+    gradient: str,
+    chunk: int | None,
+    shared: torch.Tensor | None,
+) -> torch.Tensor:
+    """:func:`expval` of a user circuit: its strict circuit at the gathered angles, plus its constants."""
+    lowered = circuit.lowered
+    check_supported(backend, lowered.circuit)
     check_angles(circuit, angles, shared)
+    if lowered.identity:
+        return _strict_expval(backend, lowered.circuit, angles, gradient, chunk, shared)
+    real, device = backend.real_dtype, angles.device
+    width = angles.shape[1]  # the user columns before the shared ones
+    split = bisect.bisect_left(lowered.sources, width)
+    data = angles.to(real).index_select(1, torch.tensor(lowered.sources[:split], device=device, dtype=torch.long))
+    tail = []
+    if split < len(lowered.sources):
+        index = torch.tensor(lowered.sources[split:], device=device, dtype=torch.long) - width
+        tail.append(shared.to(real).index_select(0, index))
+    if lowered.constants:
+        tail.append(torch.tensor(lowered.constants, device=device, dtype=real))
+    values = _strict_expval(backend, lowered.circuit, data, gradient, chunk, torch.cat(tail) if tail else None)
+    if any(lowered.offsets):
+        values = values + torch.tensor(lowered.offsets, device=values.device, dtype=values.dtype)
+    return values
+
+
+def _strict_expval(
+    backend: Backend,
+    circuit: Circuit,
+    angles: torch.Tensor,
+    gradient: str,
+    chunk: int | None,
+    shared: torch.Tensor | None,
+) -> torch.Tensor:
+    """:func:`expval` of a strict circuit whose angles are checked."""
     method = default_gradient(backend) if gradient == "auto" else gradient
     if method not in GRADIENTS:
         raise ValueError(f"'gradient' must be 'auto' or one of {GRADIENTS} (got {gradient!r})")
