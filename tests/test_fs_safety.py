@@ -301,6 +301,34 @@ def test_default_run_folders_never_collide(tmp_path, monkeypatch):
     assert all(p.is_dir() and not any(p.iterdir()) for p in claimed)
 
 
+@pytest.mark.parametrize("option", [["--backend", "nosuch"], ["--device", "cuda:7"]], ids=["backend", "device"])
+def test_a_run_that_fails_its_checks_leaves_no_empty_default_folder(tmp_path, monkeypatch, option):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "older").mkdir()  # another run's folder, empty: never touched
+    result = CliRunner().invoke(main, ["run", *option, "--quiet"])
+    assert result.exit_code == 2 and result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["older"]
+
+
+def test_a_claimed_default_folder_is_removed_only_while_empty_and_never_through_a_link(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError), hqf.learn.rundir.folder.claimed_run_dir(None) as folder:
+        (folder / "status.json").write_text("{}")  # the failed run wrote something: it stays
+        raise ConfigError("failed")
+    assert (folder / "status.json").is_file()
+    with pytest.raises(ConfigError), hqf.learn.rundir.folder.claimed_run_dir(tmp_path / "given") as given:
+        given.mkdir()  # --out given: the user's folder, never removed here
+        raise ConfigError("failed")
+    assert given.is_dir()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    hqf.learn.rundir.folder.remove_if_empty(link)
+    assert link.is_symlink() and target.is_dir()
+
+
 # -- hqf list ---------------------------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from hqf.errors import ConfigError, RunFailedError, RunInterrupted
 from hqf.learn.config import MAX_CONFIG_DEPTH, RunConfig, nesting_depth
-from hqf.learn.rundir.folder import default_run_dir
+from hqf.learn.rundir.folder import claimed_run_dir
 
 try:
     import tomllib
@@ -290,6 +290,22 @@ def run_command(config_file, regularizers, sets, out, quick, resume, allow_chang
     Under torchrun (`torchrun --nproc-per-node N -m hqf run …`) each process trains one rank's shard of
     every batch and rank 0 alone writes the run directory.
     """
+    from hqf.learn.rundir.lifecycle import read_run_config  # at use: it loads torch, which --help does not need
+
+    if allow_changed and not resume:
+        raise ConfigError("--allow-changed goes with --resume RUN_DIR")
+    if resume:
+        _refuse_with_resume(config_file, regularizers, sets, out, quick, options)
+        _run_in(pathlib.Path(resume), read_run_config(resume), resume, allow_changed, quiet, ddp, given_out=True)
+        return
+    config = resolve_config(config_file, options, regularizers, sets, quick=quick)
+    with claimed_run_dir(out) as folder:  # runs/<time>, removed again when nothing was written into it
+        _run_in(folder, config, resume, allow_changed, quiet, ddp, given_out=bool(out))
+
+
+def _run_in(folder: pathlib.Path, config, resume, allow_changed, quiet: bool, ddp, given_out: bool) -> None:
+    """Check, then train ``config`` into ``folder`` (``resume``: continue the run there), or launch ``ddp``
+    ranks to; print the results table."""
     from hqf.learn.config import read_resolved
 
     # at use: they load torch, which --help does not need
@@ -297,17 +313,9 @@ def run_command(config_file, regularizers, sets, out, quick, resume, allow_chang
     from hqf.learn.process.distributed import LOST_EXIT, from_environment, launched, rank_setup
     from hqf.learn.process.eta import clock
     from hqf.learn.resolution import resolution_notes
-    from hqf.learn.rundir.lifecycle import check_fresh, check_resumable, read_run_config
+    from hqf.learn.rundir.lifecycle import check_fresh, check_resumable
     from hqf.learn.training.checkpointing import RankLost
 
-    if allow_changed and not resume:
-        raise ConfigError("--allow-changed goes with --resume RUN_DIR")
-    if resume:
-        _refuse_with_resume(config_file, regularizers, sets, out, quick, options)
-        config, folder = read_run_config(resume), pathlib.Path(resume)
-    else:
-        config = resolve_config(config_file, options, regularizers, sets, quick=quick)
-        folder = pathlib.Path(out) if out else default_run_dir()
     checked = preflight(config)  # device, names and the backend: an unknown or unavailable one stops here
     ranks = from_environment()  # one rank of a torchrun launch, or None
     resumed_at = None
@@ -321,7 +329,7 @@ def run_command(config_file, regularizers, sets, out, quick, resume, allow_chang
     if resumed_at is not None and not quiet and ranks is None:
         click.echo(f"resuming {folder} from iteration {resumed_at} (its last checkpoint)", err=True)
     if ddp is not None:
-        _launch_ranks(ddp, folder, given_out=bool(out or resume))
+        _launch_ranks(ddp, folder, given_out=given_out)
         return
     bars: list = []
 

@@ -53,6 +53,29 @@ def default_run_dir(root: str | pathlib.Path = "runs") -> pathlib.Path:
     raise ConfigError(f"no free run folder {root / stamp}-<k> (9,999 taken); give --out")
 
 
+@contextlib.contextmanager
+def claimed_run_dir(out: str | pathlib.Path | None) -> Iterator[pathlib.Path]:
+    """``out``, or a new :func:`default_run_dir` that is removed again if the work inside fails having written
+    nothing into it (only that folder, only while empty, never through a symbolic link)."""
+    if out:
+        yield pathlib.Path(out)
+        return
+    folder = default_run_dir()
+    try:
+        yield folder
+    except BaseException:
+        remove_if_empty(folder)
+        raise
+
+
+def remove_if_empty(directory: pathlib.Path) -> None:
+    """Remove ``directory`` if it is an empty folder and not a symbolic link; anything else is left alone."""
+    if directory.is_symlink():
+        return
+    with contextlib.suppress(OSError):  # not empty, gone, or not a folder
+        directory.rmdir()
+
+
 def foreign_files(directory: pathlib.Path) -> list[str]:
     """The names in ``directory`` that hqf does not write into a run directory (sorted; none when absent)."""
     if not directory.is_dir():
