@@ -5,7 +5,8 @@ docs/api.md shows them together:
 
 - circuits: :class:`Circuit`, :class:`Operation`, :class:`PauliWord`, :class:`Hamiltonian`, :class:`Probs`,
   :func:`compose`, and :func:`X`, :func:`Y`, :func:`Z`, :func:`I` for observables written as
-  ``0.5 * Z(0) @ Z(1) + X(2) + 1``; :class:`UserCircuit` for shared columns, fixed angles and constant terms;
+  ``0.5 * Z(0) @ Z(1) + X(2) + 1``; :class:`UserCircuit` for shared columns, fixed angles, constant terms and
+  :class:`Var` (a Pauli word's variance);
 - on a backend: :func:`make_backend`, :func:`expval` (differentiable expectation values),
   :class:`QuantumLayer` (encoder → ansatz → backend as a ``torch.nn.Module``), :func:`make_encoder`,
   :func:`make_ansatz`;
@@ -46,6 +47,7 @@ PUBLIC: dict[str, str] = {
     "Y": "hqf.quantum.circuit",
     "Z": "hqf.quantum.circuit",
     "I": "hqf.quantum.circuit",
+    "Var": "hqf.quantum.circuit",
     "UserCircuit": "hqf.quantum.lowering",
     "expval": "hqf.quantum.gradients",
     "QuantumLayer": "hqf.quantum.layer",

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from reference import reference_expval
+from reference import gate_unitary, observable, reference_expval
 
-from hqf.errors import InvalidCircuitError
-from hqf.quantum.circuit import Circuit, Hamiltonian, I, Operation, Probs, X, Z
+from hqf.errors import InvalidCircuitError, UnsupportedCircuitError
+from hqf.quantum.circuit import Circuit, Hamiltonian, I, Operation, PauliWord, Probs, Var, X, Z
 from hqf.quantum.gradients import expval
 from hqf.quantum.lowering import UserCircuit
 from hqf.registry.make import make_backend
@@ -161,6 +161,33 @@ def test_a_constant_term_is_added_to_the_value_and_not_to_the_gradient():
     torch.testing.assert_close(grad, torch.autograd.grad(bare.sum(), a)[0], **TOL)
 
 
+def dense_variance(circuit: Circuit, row: np.ndarray, word: PauliWord) -> float:
+    """``⟨P²⟩ − ⟨P⟩²`` from the dense state of one row."""
+    psi = np.zeros(2**circuit.n_qubits, dtype=complex)
+    psi[0] = 1
+    for op in circuit.operations:
+        psi = gate_unitary(circuit.n_qubits, op.gate, op.wires, None if op.param is None else row[op.param]) @ psi
+    (matrix,) = observable(circuit.n_qubits, word)
+    return float(np.real(np.vdot(psi, matrix @ matrix @ psi) - np.vdot(psi, matrix @ psi) ** 2))
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "adjoint", "parameter-shift"])
+def test_the_variance_of_a_pauli_word(gradient):
+    backend = make_backend("torch")
+    words = [Z(0) @ Z(1), X(2), PauliWord.parse("Y1 Z2")]
+    circuit = UserCircuit(3, user_circuit().operations, [Var(words[0]), Z(0), Var(words[1]), Var("Y1 Z2")])
+    a = torch.tensor(ANGLES, dtype=torch.float64, requires_grad=True)
+    values = expval(backend, circuit, a, gradient)
+    full = expanded_angles(a.detach()).numpy()
+    dense = [[dense_variance(expanded_circuit(), row, word) for word in words] for row in full]
+    torch.testing.assert_close(values[:, [0, 2, 3]].detach(), torch.tensor(dense, dtype=torch.float64), **TOL)
+    (grad,) = torch.autograd.grad(values[:, [0, 2, 3]].sum(), a)
+    b = a.detach().clone().requires_grad_(True)
+    means = expval(backend, UserCircuit(3, user_circuit().operations, words), b, gradient)
+    (chain,) = torch.autograd.grad((1 - means.square()).sum(), b)
+    torch.testing.assert_close(grad, chain, **TOL)
+
+
 @pytest.mark.parametrize(
     ("build", "message"),
     [
@@ -172,15 +199,22 @@ def test_a_constant_term_is_added_to_the_value_and_not_to_the_gradient():
         (lambda: Circuit(1, [Operation("RY", 0, angle=0.5)], [Z(0)]), "hqf.UserCircuit takes shared columns"),
         (lambda: Circuit(1, [Operation("RY", 0, 0)], [Z(0) + 1]), "a constant (identity) term; hqf.UserCircuit"),
         (lambda: Z(0) + 1j, "a Hamiltonian's coefficients are real numbers; got 1j"),
+        (lambda: Circuit(1, [], [Var(Z(0))]), "observable var(Z0): a Circuit reads expectation values; hqf.User"),
+        (lambda: Var(Z(0) + X(0)), "Var reads a Pauli word"),
+        (
+            lambda: expval(make_backend("torch", shots=100, seed=1), UserCircuit(1, [], [Var(Z(0))]), torch.zeros(0)),
+            "does not support observable 'var (1 - <P>^2 of estimated values is biased)'",
+        ),
         (
             lambda: expval(make_backend("torch"), user_circuit(), torch.zeros(2, 2, dtype=torch.float64)),
             "angles must have shape [B, 3]",
         ),
     ],
     ids=["column gap", "angle on a fixed gate", "column and angle", "float column", "strict shared column",
-         "strict fixed angle", "strict constant", "complex constant", "angle width"],
+         "strict fixed angle", "strict constant", "complex constant", "strict var", "var of a sum", "var on shots",
+         "angle width"],
 )  # fmt: skip
 def test_a_wrong_use_is_one_line(build, message):
-    with pytest.raises(InvalidCircuitError) as caught:
+    with pytest.raises((InvalidCircuitError, UnsupportedCircuitError)) as caught:
         build()
     assert message in str(caught.value) and "\n" not in str(caught.value)

@@ -85,7 +85,7 @@ OBSERVABLE_KINDS = ("pauli", "hamiltonian", "probs")
 
 MAX_QUBITS = 30
 #: where a mistake in a strict circuit points a user who meant a shared column, a fixed angle or a constant term
-USER_FORM = "hqf.UserCircuit takes shared columns, fixed angles (angle=) and constant terms"
+USER_FORM = "hqf.UserCircuit takes shared columns, fixed angles (angle=), constant terms and Var"
 
 
 def _wires(value: Iterable[int] | int) -> tuple[int, ...]:
@@ -377,6 +377,31 @@ class Probs:
         return "probs(" + ",".join(f"q{w}" for w in self.wires) + ")"
 
 
+def _var_word(value: PauliWord | str) -> PauliWord:
+    if isinstance(value, str):
+        return PauliWord.parse(value)
+    if not isinstance(value, PauliWord):
+        raise InvalidCircuitError(f"Var reads a Pauli word (e.g. Var(Z(0) @ Z(1)) or Var('Z0 Z1')); got {value!r}")
+    return value
+
+
+@attrs.frozen
+class Var:
+    """The variance of a Pauli word, ``1 − ⟨P⟩²`` (``P² = 1``), as ``qml.var(P)``; one output, read by a
+    :class:`hqf.quantum.lowering.UserCircuit` on a backend whose values are exact."""
+
+    word: PauliWord = attrs.field(converter=_var_word)
+    kind = "var"
+    n_outputs = 1
+
+    @property
+    def wires(self) -> tuple[int, ...]:
+        return self.word.wires
+
+    def __str__(self) -> str:
+        return f"var({self.word})"
+
+
 #: anything a circuit may read out
 Observable = PauliWord | Hamiltonian | Probs
 
@@ -435,6 +460,8 @@ class Circuit:
             if op.angle is not None:
                 raise InvalidCircuitError(f"{op}: a Circuit's gates read angle columns; {USER_FORM}")
         for obs in self.observables:
+            if isinstance(obs, Var):
+                raise InvalidCircuitError(f"observable {obs}: a Circuit reads expectation values; {USER_FORM}")
             if not isinstance(obs, (PauliWord, Hamiltonian, Probs)):
                 raise InvalidCircuitError(f"an observable is a PauliWord, Hamiltonian or Probs; got {obs!r}")
             if isinstance(obs, Hamiltonian) and (obs.constant or not obs.terms):

@@ -15,9 +15,10 @@ recipe is two-term, else :meth:`~hqf.quantum.interfaces.Backend.expval_shifts`).
 itself be differentiable is built from differentiable ``expval`` calls, so second derivatives (double
 backward) are exact too.
 
-A :class:`~hqf.quantum.lowering.UserCircuit` (shared columns, fixed angles, constant terms) is lowered here to
-its strict circuit: its angles gathered into the strict columns, its constants added to the values, so the
-backend and the checks below see a strict circuit only. A 1-D angle vector is one row, and gives 1-D values.
+A :class:`~hqf.quantum.lowering.UserCircuit` (shared columns, fixed angles, constant terms, variances) is
+lowered here to its strict circuit: its angles gathered into the strict columns, a variance ``1 − ⟨P⟩²`` of its
+word's value (exact backends only), its constants added to the values, so the backend and the checks below see
+a strict circuit only. A 1-D angle vector is one row, and gives 1-D values.
 
 A circuit the backend does not declare support for is refused before any work. Every value the backend
 returns, and its native vector-Jacobian product, is checked (:mod:`hqf.quantum.outputs`); an exception or
@@ -34,7 +35,7 @@ from typing import Any
 
 import torch
 
-from hqf.errors import BackendContractError, HqfError, InvalidCircuitError
+from hqf.errors import BackendContractError, HqfError, InvalidCircuitError, UnsupportedCircuitError
 from hqf.quantum.circuit import Circuit
 from hqf.quantum.gates import full_angles, recipe_values, shift_coefficients, shifted_values, two_term_only
 from hqf.quantum.interfaces import GRADIENTS, Backend, check_supported
@@ -229,6 +230,9 @@ def _lowered_expval(
     """:func:`expval` of a user circuit: its strict circuit at the gathered angles, plus its constants."""
     lowered = circuit.lowered
     check_supported(backend, lowered.circuit)
+    if any(lowered.variances) and (not backend.capabilities.exact or backend.capabilities.estimates):
+        biased = "var (1 - <P>^2 of estimated values is biased)"
+        raise UnsupportedCircuitError(backend.name, "observable", biased, backend.capabilities.observables)
     check_angles(circuit, angles, shared)
     if lowered.identity:
         return _strict_expval(backend, lowered.circuit, angles, gradient, chunk, shared)
@@ -243,6 +247,9 @@ def _lowered_expval(
     if lowered.constants:
         tail.append(torch.tensor(lowered.constants, device=device, dtype=real))
     values = _strict_expval(backend, lowered.circuit, data, gradient, chunk, torch.cat(tail) if tail else None)
+    if any(lowered.variances):
+        variance = torch.tensor(lowered.variances, device=values.device)
+        values = torch.where(variance, 1 - values.square(), values)
     if any(lowered.offsets):
         values = values + torch.tensor(lowered.offsets, device=values.device, dtype=values.dtype)
     return values

@@ -2,10 +2,11 @@
 
 A :class:`UserCircuit` allows what a :class:`~hqf.quantum.circuit.Circuit` refuses: a column read by several gates
 (``Operation("RY", 0, 0)`` and ``Operation("RZZ", (0, 1), 0)``), a fixed angle (``Operation("RY", 0,
-angle=math.pi / 4)``) and a Hamiltonian's constant term (``Z(0) + 0.5``). It is lowered once, when built, to a
-strict circuit, in which every parameterized gate reads its own column, and a gather map (:class:`Lowered`):
-the strict angle matrix is the user's columns gathered (``angles[:, sources]``) followed by the fixed angles,
-and each output's constant is added to the backend's values. :func:`hqf.quantum.gradients.expval` applies it, so
+angle=math.pi / 4)``), a Hamiltonian's constant term (``Z(0) + 0.5``) and the variance of a Pauli word
+(``Var(Z(0))``). It is lowered once, when built, to a strict circuit, in which every parameterized gate reads its
+own column, and a gather map (:class:`Lowered`): the strict angle matrix is the user's columns gathered
+(``angles[:, sources]``) followed by the fixed angles, each output's constant is added to the backend's values,
+and a variance is ``1 − v²`` of its word's value ``v``. :func:`hqf.quantum.gradients.expval` applies it, so
 backends, their fast paths and the output checks see only strict circuits; autograd through the gather sums
 the gradients of the gates sharing a column, which is the parameter-shift rule of a shared parameter.
 
@@ -20,27 +21,31 @@ from __future__ import annotations
 import attrs
 
 from hqf.errors import InvalidCircuitError
-from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Observable, Operation, PauliWord
+from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Observable, Operation, PauliWord, Var
 
 
 @attrs.frozen
 class Lowered:
-    """A strict circuit and how to build its angles: ``[angles[:, sources], constants]``; ``offsets[R]`` added
-    to its values."""
+    """A strict circuit and how to build its angles: ``[angles[:, sources], constants]``; then the outputs
+    flagged in ``variances[R]`` become ``1 − v²`` and ``offsets[R]`` is added to the values."""
 
     circuit: Circuit
     sources: tuple[int, ...]
     constants: tuple[float, ...]
     offsets: tuple[float, ...]
+    variances: tuple[bool, ...]
 
     @property
     def identity(self) -> bool:
         """Whether the user's angles and values are the strict circuit's unchanged."""
-        return self.sources == tuple(range(len(self.sources))) and not self.constants and not any(self.offsets)
+        unchanged = not (self.constants or any(self.offsets) or any(self.variances))
+        return unchanged and self.sources == tuple(range(len(self.sources)))
 
 
-def _strict_observable(obs: Observable) -> tuple[Observable, float]:
-    """``obs`` without its constant term, and the constant (``0`` for all but a Hamiltonian)."""
+def _strict_observable(obs: Observable | Var) -> tuple[Observable, float]:
+    """``obs`` without its constant term, and the constant (``0`` for all but a Hamiltonian); a variance's word."""
+    if isinstance(obs, Var):
+        return obs.word, 0.0
     if not isinstance(obs, Hamiltonian) or (obs.terms and not obs.constant):
         return obs, 0.0
     terms = obs.terms or ((0.0, PauliWord.z(0)),)  # a constant alone: a zero-weight word keeps the output
@@ -69,19 +74,21 @@ def lower(n_qubits: int, operations: tuple[Operation, ...], observables: tuple[O
     ]
     sources = tuple(operations[k].param for k in order if operations[k].param is not None)
     constants = tuple(operations[k].angle for k in order if operations[k].param is None)
-    strict_observables, offsets = [], []
+    strict_observables, offsets, variances = [], [], []
     for obs in observables:
         strict, offset = _strict_observable(obs)
         strict_observables.append(strict)
         offsets += [offset] * getattr(strict, "n_outputs", 1)
+        variances += [isinstance(obs, Var)] * getattr(strict, "n_outputs", 1)
     circuit = Circuit(n_qubits, strict_ops, strict_observables)
-    return Lowered(circuit, sources, constants, tuple(offsets))
+    return Lowered(circuit, sources, constants, tuple(offsets), tuple(variances))
 
 
 @attrs.frozen(cache_hash=True)
 class UserCircuit:
-    """A circuit whose gates may share angle columns or hold fixed angles (``angle=``) and whose Hamiltonians may
-    have constant terms; :func:`hqf.expval` takes it as it takes a :class:`~hqf.quantum.circuit.Circuit`.
+    """A circuit whose gates may share angle columns or hold fixed angles (``angle=``), whose Hamiltonians may
+    have constant terms and which may read variances (:class:`~hqf.quantum.circuit.Var`); :func:`hqf.expval` takes
+    it as it takes a :class:`~hqf.quantum.circuit.Circuit`.
 
     Its angle matrix is ``[B, P]``, ``P`` the number of columns read (``0..P-1``, each by one gate or more).
 
