@@ -71,7 +71,9 @@ class Limits:
     max_qubits: int = 8
     max_ops: int = 20
     max_batch: int = 3
-    #: seconds Hypothesis may spend shrinking a failure; then the smallest failure seen is reported
+    #: seconds Hypothesis may spend shrinking a failure; then the smallest failure seen is reported, which
+    #: depends on the machine's speed and load (``math.inf``: Hypothesis' own limits only, the same witness
+    #: for the same seed on any machine)
     shrink_seconds: float = 20.0
 
 
