@@ -224,3 +224,18 @@ def test_a_huge_or_deep_grid_is_one_line(tmp_path, source):
     result = CliRunner().invoke(main, ["sweep", str(grid), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and result.output.strip().splitlines() == [f"Error: {grid}: {problem}"], result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "metrics", ["{}", "[]", '{"loss": 0.1}', "[" * 5000 + "]" * 5000], ids=["empty", "list", "no-accuracy", "deep"]
+)
+def test_a_metrics_file_without_results_is_run_again_not_skipped(tmp_path, metrics):
+    log = tmp_path / "calls.log"
+    grid = {"sweep": {"seeds": [0]}, "base": {"log": str(log)}, "variants": {"v": {}}}
+    runs = expand(grid, tmp_path / "out")
+    runs[0].directory.mkdir(parents=True)
+    (runs[0].directory / "metrics.json").write_text(metrics)
+    assert not is_finished(runs[0].directory)
+    result = run_sweep(runs, tmp_path / "out", jobs=1, runner=fake_runner)
+    assert result.skipped == () and result.ran == (runs[0].directory,) and len(_calls(log)) == 1
+    assert is_finished(runs[0].directory)

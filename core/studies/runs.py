@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from hqf.errors import ConfigError
+from hqf.learn.rundir.state import holds_results
 from hqf.studies.runcheck import failure, read_manifest, type_warnings
 
 try:
@@ -89,7 +90,7 @@ def _metrics(directory: pathlib.Path) -> dict | None:
         data = json.loads((directory / "metrics.json").read_text())
     except (OSError, ValueError, RecursionError):
         return None
-    if not isinstance(data, dict) or "accuracy" not in data:
+    if not holds_results(data):
         return None
     _check_ranges(directory / "metrics.json", data, FRACTIONS, NON_NEGATIVE)
     _check_bins(directory / "metrics.json", data.get(RELIABILITY))

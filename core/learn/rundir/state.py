@@ -1,8 +1,8 @@
 """What state a run directory is in, read without importing torch (``hqf sweep``, ``hqf report``).
 
-See :mod:`hqf.learn.rundir.lifecycle` for the layout: a run is *finished* when its ``metrics.json`` parses,
-*failed* when its ``status.json`` says so, *running* while a live process holds its ``lock``, and
-*resumable* when it has a checkpoint and nobody holds it.
+See :mod:`hqf.learn.rundir.lifecycle` for the layout: a run is *finished* when its ``metrics.json`` parses
+and holds results, *failed* when its ``status.json`` says so, *running* while a live process holds its
+``lock``, and *resumable* when it has a checkpoint and nobody holds it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ STATUS = "status.json"
 METRICS = "metrics.json"
 CONFIG = "config.toml"
 CHECKPOINT = "checkpoint.pt"
+#: the key a finished run's metrics.json always holds: without it (e.g. ``{}``) the run has no results
+RESULT = "accuracy"
 
 
 def read_status(directory: str | pathlib.Path) -> dict[str, Any] | None:
@@ -29,11 +31,16 @@ def read_status(directory: str | pathlib.Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def holds_results(metrics: Any) -> bool:
+    """Whether a parsed ``metrics.json`` is a finished run's: a JSON object holding its results (:data:`RESULT`)."""
+    return isinstance(metrics, dict) and RESULT in metrics
+
+
 def is_finished(directory: str | pathlib.Path) -> bool:
-    """Whether ``directory`` holds a finished run: a ``metrics.json`` that parses as a JSON object."""
+    """Whether ``directory`` holds a finished run: a ``metrics.json`` that parses and :func:`holds_results`."""
     try:
-        return isinstance(json.loads((pathlib.Path(directory) / METRICS).read_text()), dict)
-    except (OSError, ValueError):
+        return holds_results(json.loads((pathlib.Path(directory) / METRICS).read_text()))
+    except (OSError, ValueError, RecursionError):
         return False
 
 
