@@ -3,8 +3,7 @@ peak memory, discarded weight (docs/mps.md).
 
 Each configuration runs in a fresh process (so that its peak resident memory is its own), one torch
 thread, on ``hea<n>x<layers>`` with uniform random weights in [0, 2π) shared by the rows and an angle
-encoding (RY) of random data per row in front, Z read on every wire. Circuits above
-``hqf.quantum.circuit.MAX_QUBITS`` (30) are built with attrs' validators switched off.
+encoding (RY) of random data per row in front, Z read on every wire.
 
     python benchmarks/mps_scale.py                      # 16, 32, 50 qubits × χ 16, 32; 2 layers; 8 rows
     python benchmarks/mps_scale.py --qubits 16 --chi 8 --rows 4 --repeats 1
@@ -22,7 +21,7 @@ import time
 
 PRELUDE = r"""
 import json, math, resource, sys, time
-import attrs, torch
+import torch
 torch.set_num_threads(1)
 from hqf.plugins.ansatze.hea import HardwareEfficient
 from hqf.quantum.circuit import Circuit, Operation, PauliWord
@@ -30,8 +29,7 @@ n, layers, chi, rows, repeats = (int(v) for v in sys.argv[1:6])
 encoder = [Operation("RY", q, q) for q in range(n)]
 ansatz = [op.renumbered(n) for op in HardwareEfficient(n, layers).operations()]
 observables = [PauliWord.z(q) for q in range(n)]
-with attrs.validators.disabled():
-    circuit = Circuit(n, encoder + ansatz, observables)
+circuit = Circuit(n, encoder + ansatz, observables)
 generator = torch.Generator().manual_seed(0)
 data = torch.rand(rows, n, generator=generator, dtype=torch.float64) * math.pi
 weights = torch.rand(circuit.n_params - n, generator=generator, dtype=torch.float64) * 2 * math.pi

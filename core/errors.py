@@ -18,10 +18,13 @@ class InvalidCircuitError(HqfError, ValueError):
 class UnsupportedCircuitError(HqfError, ValueError):
     """A backend is asked for a gate or observable it does not declare (``Capabilities.gates``/``.observables``)."""
 
-    def __init__(self, backend: str, what: str, name: str, supported):
+    def __init__(self, backend: str, what: str, name: str, supported, because: str | None = None):
         self.backend, self.what, self.name, self.supported = backend, what, name, tuple(sorted(supported))
         listed = ", ".join(self.supported) or "none"
-        super().__init__(f"backend {backend!r} does not support {what} {name!r} (it supports: {listed})")
+        if because is not None:
+            super().__init__(f"backend {backend!r} does not support {what} {name} ({because})")
+        else:
+            super().__init__(f"backend {backend!r} does not support {what} {name!r} (it supports: {listed})")
 
 
 class UnknownPluginError(HqfError, KeyError):

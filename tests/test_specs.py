@@ -29,12 +29,12 @@ def test_small_rings():
 @pytest.mark.parametrize(
     "bad, fragment",
     [
-        ("hea0x6", "qubits must be in 1..30"),
+        ("hea0x6", "qubits must be in 1..1024"),
         ("hea8", "does not parse"),
         ("heaXx6", "does not parse"),
         ("hea8x-1", "does not parse"),
         ("hea8x0", "layers must be >= 1"),
-        ("hea31x1", "qubits must be in 1..30"),
+        ("hea1025x1", "qubits must be in 1..1024"),
         ("", "does not parse"),
         ("HEA8x6", "does not parse"),
     ],

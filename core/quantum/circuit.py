@@ -83,7 +83,9 @@ BASE_GATES = frozenset({"RX", "RY", "RZ", "H", "X", "CNOT", "CZ"})
 #: the observable kinds a backend may declare (``Capabilities.observables``)
 OBSERVABLE_KINDS = ("pauli", "hamiltonian", "probs")
 
-MAX_QUBITS = 30
+#: the widest circuit hqf describes; how many qubits a backend runs is its own (``Capabilities.max_qubits``,
+#: checked before any work): a state vector stops near 30, a matrix-product state goes further
+MAX_QUBITS = 1024
 #: where a mistake in a strict circuit points a user who meant a shared column, a fixed angle or a constant term
 USER_FORM = "hqf.UserCircuit takes shared columns, fixed angles (angle=), constant terms and Var"
 

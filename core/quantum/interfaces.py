@@ -95,9 +95,13 @@ class Capabilities:
 
 
 def check_supported(backend: Backend, circuit: Circuit) -> None:
-    """Raise :class:`~hqf.errors.UnsupportedCircuitError` (naming the gate or observable and the backend)
-    unless ``backend`` declares every gate and observable kind ``circuit`` uses."""
+    """Raise :class:`~hqf.errors.UnsupportedCircuitError` (naming the gate, observable or width and the backend)
+    unless ``backend`` runs as many qubits as ``circuit`` has and declares every gate and observable kind it uses."""
     caps = backend.capabilities
+    if circuit.n_qubits > caps.max_qubits:
+        raise UnsupportedCircuitError(
+            backend.name, "circuits of", f"{circuit.n_qubits} qubits", (), f"it runs at most {caps.max_qubits} qubits"
+        )
     if circuit.gate_names <= caps.gates and circuit.observable_kinds <= caps.observables:
         return
     for op in circuit.operations:
