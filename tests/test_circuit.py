@@ -1,3 +1,4 @@
+import math
 import re
 
 import pytest
@@ -139,3 +140,19 @@ def test_identity_terms_are_a_hamiltonians_constant():
     assert product == Hamiltonian([(2.0, "Z0 X1"), (2.0, "X1"), (3.0, "Z0")], constant=3.0)
     assert -2 * (Z(0) - 0.5) == Hamiltonian([(-2.0, "Z0")], constant=1.0)
     assert str(Z(0) + 0.5) == "1·Z0 + 0.5" and str(0.5 * I(0)) == "0.5"
+
+
+def test_a_backend_refuses_a_circuit_wider_than_it_runs_before_any_work():
+    import torch
+
+    import hqf
+    from hqf.errors import UnsupportedCircuitError
+    from hqf.registry.make import make_backend
+
+    n = 40
+    wide = Circuit(n, [Operation("RY", w, w) for w in range(n)], [PauliWord.z(0), PauliWord.z(n - 1)])
+    angles = torch.full((2, n), 0.3, dtype=torch.float64)
+    with pytest.raises(UnsupportedCircuitError, match="circuits of 40 qubits \\(it runs at most 26 qubits\\)"):
+        hqf.expval(make_backend("torch"), wide, angles)
+    values = hqf.expval(make_backend("torch-mps", chi=2), wide, angles)
+    torch.testing.assert_close(values, torch.full((2, 2), math.cos(0.3), dtype=torch.float64))
