@@ -275,8 +275,26 @@ def open_resumed(directory: pathlib.Path, config: RunConfig) -> LiveRun:
     return live
 
 
+class _SignalScope:
+    """While entered in the main thread, ``self._handle`` receives SIGINT and SIGTERM; leaving restores the
+    handlers before it (``self._previous``)."""
+
+    _previous: dict
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+
 @attrs.define
-class StopSignals:
+class StopSignals(_SignalScope):
     """While entered (in the main thread), SIGINT and SIGTERM ask the run to stop at its next iteration
     (:meth:`requested` names the signal) instead of ending the process; a second SIGINT ends it at once."""
 
@@ -291,17 +309,6 @@ class StopSignals:
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.received = name
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
 
 
 def exit_code(signal_name: str) -> int:
@@ -371,7 +378,7 @@ def after_training(live: LiveRun, step: int, keep_model: Callable[[pathlib.Path]
 
 
 @attrs.define
-class _InterruptNow:
+class _InterruptNow(_SignalScope):
     """While entered (in the main thread), SIGINT and SIGTERM end the run at once as interrupted after
     training (its final checkpoint kept), raising :class:`RunInterrupted` where the program is."""
 
@@ -391,14 +398,3 @@ class _InterruptNow:
             f"finish it with: hqf run --resume {directory}",
             exit_code(name),
         )
-
-    def __enter__(self) -> _InterruptNow:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
