@@ -115,9 +115,9 @@ def test_observables_written_as_operator_arithmetic():
     [
         (lambda Z, X: Z(0) @ X(0), "needs distinct wires; both act on [0]"),
         (lambda Z, X: Circuit(1, [], [Z(0) + 1]), "has a constant (identity) term; hqf.UserCircuit takes"),
-        (lambda Z, X: Z(0) @ X(1) + 1j, "coefficients are real numbers; got 1j"),
+        (lambda Z, X: Z(0) @ X(1) + 1j, "must be a finite real number; got 1j"),
         (lambda Z, X: PauliWord.parse("I0 I1"), "at least one X, Y or Z factor"),
-        (lambda Z, X: 1j * Z(0), "coefficients are real numbers"),
+        (lambda Z, X: 1j * Z(0), "coefficient of Z0 must be a finite real number"),
     ],
     ids=["same wire", "constant in a strict circuit", "complex constant", "identity word", "complex"],
 )

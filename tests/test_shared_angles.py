@@ -198,7 +198,7 @@ def test_the_variance_of_a_pauli_word(gradient):
         (lambda: Circuit(2, [Operation("RY", 0, 0), Operation("RX", 1, 0)], [Z(0)]), "hqf.UserCircuit takes"),
         (lambda: Circuit(1, [Operation("RY", 0, angle=0.5)], [Z(0)]), "hqf.UserCircuit takes shared columns"),
         (lambda: Circuit(1, [Operation("RY", 0, 0)], [Z(0) + 1]), "a constant (identity) term; hqf.UserCircuit"),
-        (lambda: Z(0) + 1j, "a Hamiltonian's coefficients are real numbers; got 1j"),
+        (lambda: Z(0) + 1j, "a Hamiltonian's coefficient of the identity must be a finite real number; got 1j"),
         (lambda: Circuit(1, [], [Var(Z(0))]), "observable var(Z0): a Circuit reads expectation values; hqf.User"),
         (lambda: Var(Z(0) + X(0)), "Var reads a Pauli word"),
         (

@@ -108,13 +108,14 @@ def _column(value: int | None) -> int | None:
 
 
 def _real(value: float | None, what: str = "a fixed angle") -> float | None:
+    """``value`` as a float (None stays None); a complex, non-numeric or non-finite one is a one-line error."""
     if value is None:
         return None
     if isinstance(value, complex) or not hasattr(value, "__float__"):
-        raise InvalidCircuitError(f"{what} is a finite real number; got {value!r}")
+        raise InvalidCircuitError(f"{what} must be a finite real number; got {value!r}")
     number = float(value)
     if not math.isfinite(number):
-        raise InvalidCircuitError(f"{what} is a finite real number; got {number}")
+        raise InvalidCircuitError(f"{what} must be a finite real number; got {number}")
     return number
 
 
@@ -247,12 +248,7 @@ def _is_identity(word: object) -> bool:
 
 
 def _coefficient(value: object, word: object) -> float:
-    if isinstance(value, complex) or not hasattr(value, "__float__"):
-        raise InvalidCircuitError(f"a Hamiltonian's coefficients are real numbers; got {value!r} for {word}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise InvalidCircuitError(f"a Hamiltonian's coefficients must be finite real numbers; got {number}")
-    return number
+    return _real(value, f"a Hamiltonian's coefficient of {word}")
 
 
 def _hamiltonian_terms(value) -> tuple[tuple[float, PauliWord | None], ...]:
