@@ -8,8 +8,9 @@ sweep (:mod:`hqf.studies.workers`), and first claims its run directory with a lo
 (:mod:`hqf.learn.rundir.lock`): a directory claimed by a live process is waited for, never run twice at once;
 a claim whose process is gone is stale and taken over. Then, by the state of the directory:
 
-- finished (``metrics.json`` parses): skipped, after checking that its ``config.toml`` has the values
-  the grid sets (a changed grid is an error, never a silent reuse);
+- finished (``metrics.json`` parses and holds results, :func:`hqf.learn.rundir.state.holds_results`): skipped,
+  after checking that its ``config.toml`` has the values the grid sets (a changed grid is an error, never a
+  silent reuse);
 - interrupted with a checkpoint: continued from it (``hqf run --resume``), so its result is the same
   as if it had never stopped;
 - failed (``status.json`` says so: a non-finite loss, an error): left alone and reported, or run again

@@ -190,7 +190,8 @@ def check_writable(out: pathlib.Path) -> None:
 def finish_into(out: str | pathlib.Path, last: str = "metrics.json") -> Iterator[pathlib.Path]:
     """Yield a hidden folder inside the existing run directory ``out``; on success each file written
     there is fsync-ed and renamed into ``out``, ``last`` after all others (a run counts as finished
-    when its metrics.json parses); on error the folder is removed. Nothing is written beside ``out``."""
+    when its metrics.json parses and holds results); on error the folder is removed. Nothing is written beside
+    ``out``."""
     out = pathlib.Path(out)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=".finishing-", dir=out))
     try:

@@ -6,7 +6,7 @@ Layout (see docs/reliability.md):
   process working here, :mod:`hqf.learn.rundir.lock`) and ``checkpoint.pt`` (the latest checkpoint);
 - finished: ``config.toml``, ``meta.json``, ``curves.csv``, ``epochs.csv``, ``convergence.png``,
   ``model.safetensors`` and ``metrics.json``, written last and atomically: **a run is finished when
-  its metrics.json parses**. Status, lock and checkpoint are removed after it;
+  its metrics.json parses and holds results**. Status, lock and checkpoint are removed after it;
 - failed (a non-finite loss, a backend that broke its contract, an error while training): ``status.json``
   says ``failed`` and why, with the curves of what ran (up to the last checkpoint when training raised);
   no metrics.json, so nothing averages it by mistake. A run that fails after training (while
