@@ -178,3 +178,35 @@ def test_in_parallel_gives_the_same_parts_inline_and_on_the_pool(n_items, thread
     small, large = parallel.SERIAL_UPDATES - 1, parallel.SERIAL_UPDATES
     assert parallel.in_parallel(lambda a, b: (a, b), n_items, threads, small) == parts
     assert parallel.in_parallel(lambda a, b: (a, b), n_items, threads, large) == parts
+
+
+def test_state_is_the_dense_reference_state_and_differentiable():
+    from reference import gate_unitary
+
+    ops = [
+        Operation("H", 0),
+        Operation("RY", 1, 0),
+        Operation("CRX", (0, 2), 1),
+        Operation("RZZ", (1, 2), 2),
+        Operation("T", 2),
+        Operation("CNOT", (2, 0)),
+    ]
+    circuit = Circuit(3, ops, [PauliWord.parse("Z0 X2")])
+    angles = torch.tensor([[0.3, -1.1, 0.7], [2.2, 0.4, -0.9]], dtype=torch.float64, requires_grad=True)
+    backend = TorchBackend()
+    states = backend.state(circuit, angles)
+    for row, got in zip(angles.detach().numpy(), states.detach().numpy(), strict=True):
+        psi = np.zeros(8, dtype=complex)
+        psi[0] = 1
+        for op in ops:
+            psi = gate_unitary(3, op.gate, op.wires, None if op.param is None else row[op.param]) @ psi
+        np.testing.assert_allclose(got, psi, atol=1e-12)
+    z0x2 = torch.kron(
+        torch.kron(torch.diag(torch.tensor([1.0, -1.0])), torch.eye(2)), torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    )
+    from_state = torch.einsum("bi,ij,bj->b", states.conj(), z0x2.to(states.dtype), states).real
+    (grad_state,) = torch.autograd.grad(from_state.sum(), angles)
+    values = backend.expval(circuit, angles)[:, 0]
+    (grad_expval,) = torch.autograd.grad(values.sum(), angles)
+    torch.testing.assert_close(from_state, values, rtol=0, atol=1e-12)
+    torch.testing.assert_close(grad_state, grad_expval, rtol=0, atol=1e-12)

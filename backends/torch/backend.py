@@ -38,6 +38,7 @@ from hqf.backends.torch.plan import DEFAULT_BLOCK, fits
 from hqf.backends.torch.settings import Settings
 from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit, Operation
 from hqf.quantum.gates import full_angles
+from hqf.quantum.gradients import check_angles
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 
 try:  # numba is a dependency; without it the torch kernels run everything
@@ -348,6 +349,13 @@ class TorchBackend(Backend):
                 return torch.from_numpy(program.vjp(values, cotangents, self.settings.thread_count())).to(out_device)
             compiled = self.compiled(circuit)
             return passes.adjoint(self.settings, compiled, angles, grad_output.to(self.device)).to(out_device)
+
+    def state(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+        """The state vectors ``[B, 2**n]`` after ``circuit``'s gates at ``angles[B, P]`` (wire 0 the most
+        significant bit of the index, as ``qml.state()``); differentiable, gate by gate."""
+        self.check_supported(circuit)
+        check_angles(circuit, angles)
+        return plain.states(circuit, angles, self.complex_dtype, self.device).to(angles.device)
 
     def expval_plain(self, circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
         """The same values gate by gate, with no plan: the reference the fast paths are tested against,

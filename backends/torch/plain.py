@@ -19,12 +19,16 @@ from hqf.quantum.gates import bits, flip_permutation, gate_matrices, one_qubit_m
 
 def expval(circuit: Circuit, angles: torch.Tensor, complex_dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``[B, R]`` expectation values of ``circuit`` at ``angles[B, P]``, gate by gate."""
-    out_device = angles.device
+    return measure(states(circuit, angles, complex_dtype, device), circuit).to(angles.device)
+
+
+def states(circuit: Circuit, angles: torch.Tensor, complex_dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``[B, 2**n]`` final states of ``circuit``'s gates at ``angles[B, P]`` (its observables are not read)."""
     angles = angles.to(device=device, dtype=torch.empty(0, dtype=complex_dtype).real.dtype)
     state = initial_state(circuit.n_qubits, angles.shape[0], complex_dtype, device)
     for op in circuit.operations:
         state = apply(state, circuit.n_qubits, op, angles)
-    return measure(state, circuit).to(out_device)
+    return state
 
 
 def initial_state(n_qubits: int, batch: int, complex_dtype: torch.dtype, device: torch.device) -> torch.Tensor:
