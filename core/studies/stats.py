@@ -109,3 +109,20 @@ def relative_change(candidate: float, baseline: float) -> float:
     if not (math.isfinite(candidate) and math.isfinite(baseline)) or baseline == 0:
         return math.nan
     return (candidate - baseline) / abs(baseline)
+
+
+def holm(pvalues) -> list[float]:
+    """Holm–Bonferroni adjusted p-values of one family of tests, in the given order.
+
+    The i-th smallest of m p-values is multiplied by ``m − i + 1`` (i from 1), made monotone by a running
+    maximum and capped at 1; NaN p-values are left out of the family and stay NaN. Rejecting where the
+    adjusted p is below α controls the family-wise error rate at α (Holm 1979).
+    """
+    p = np.asarray([math.nan if v is None else float(v) for v in pvalues], dtype=float)
+    defined = np.flatnonzero(np.isfinite(p))
+    adjusted = np.full(p.shape, math.nan)
+    running = 0.0
+    for rank, index in enumerate(defined[np.argsort(p[defined], kind="stable")]):
+        running = max(running, min(1.0, (defined.size - rank) * p[index]))
+        adjusted[index] = running
+    return [float(x) for x in adjusted]
