@@ -26,6 +26,9 @@ COMMANDS: dict[str, str] = {
     "sweep": "hqf.cli.sweep_cmd:sweep_command",
 }
 
+#: commands that run no model, so skip the process settings (:func:`tuned`), which import torch
+UNTUNED = frozenset({"list"})
+
 #: command name -> the first sentence of its help, shown by ``hqf --help`` without importing the command
 #: (tests/test_cli_speed_imports.py keeps each equal to the command's own docstring)
 SUMMARIES: dict[str, str] = {
@@ -69,7 +72,8 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr = COMMANDS[name].split(":")
-        return tuned(getattr(importlib.import_module(module), attr))
+        command = getattr(importlib.import_module(module), attr)
+        return command if name in UNTUNED else tuned(command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list of ``hqf --help``, as click writes it, from :data:`SUMMARIES`: no command is imported."""

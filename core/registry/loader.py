@@ -1,8 +1,9 @@
 """The plugin registry: one pluggy manager, plugins found through the ``hqf`` entry-point group.
 
-Plugins load lazily (never at import time), once. Each plugin's hook is called through pluggy on its
-own, so a plugin whose import or hook fails is recorded in :attr:`Registry.broken` with its error and
-does not affect the others.
+Plugins load lazily (never at import time), once, when one is used; ``hqf list`` reads what they
+register from their distributions' metadata instead (:mod:`hqf.registry.catalog`). Each plugin's hook is
+called through pluggy on its own, so a plugin whose import or hook fails is recorded in
+:attr:`Registry.broken` with its error and does not affect the others.
 
 A name registered by two plugins (of one kind) is a conflict: looking it up raises
 :class:`hqf.errors.PluginConflictError` naming both distributions, whichever loaded first, so a
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import re
 import sys
 from collections.abc import Iterable
 from types import ModuleType
@@ -33,10 +33,8 @@ import pluggy
 from hqf.errors import PluginConflictError, PluginRegistrationError, UnknownPluginError
 from hqf.quantum.interfaces import Ansatz, Availability, Backend, Encoder
 from hqf.registry import hookspecs
+from hqf.registry.catalog import GROUP, conflict_note, plugins
 from hqf.registry.contracts import Backbone, Baseline, Fusion, Regularizer
-
-GROUP = "hqf"
-
 
 #: kind -> (hook name, base class)
 KINDS: dict[str, tuple[str, type]] = {
@@ -85,19 +83,6 @@ class BrokenPlugin:
     error: str
 
 
-def _normalized(name: str) -> str:
-    """A distribution name as packaging compares them (PEP 503: case and ``-_.`` runs ignored)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _allowed(allow: str | None, name: str, package: str) -> bool:
-    """Whether ``HQF_PLUGINS`` (None: unset) lets the entry point ``name`` of ``package`` load."""
-    if allow is None:
-        return True
-    items = {item.strip() for item in allow.split(",") if item.strip()}
-    return bool({name, f"{package}:{name}"} & items) or _normalized(package) in {_normalized(i) for i in items}
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
@@ -126,24 +111,13 @@ class Registry:
         if self._loaded:
             return self
         self._loaded = True
-        points = self._entry_points
-        if points is None:
-            points = importlib.metadata.entry_points(group=GROUP)
-        allow = os.environ.get("HQF_PLUGINS")
-        seen: set[tuple[str, str]] = set()
-        names: dict[str, str] = {}  # entry-point name -> the distribution that took it
-        for ep in points:
-            package = ep.dist.name if getattr(ep, "dist", None) is not None else "?"
-            if (ep.name, package) in seen or not _allowed(allow, ep.name, package):
-                continue  # one distribution found twice (e.g. a stale copy of its metadata), or not allowed
-            seen.add((ep.name, package))
-            name = ep.name if names.setdefault(ep.name, package) == package else f"{package}:{ep.name}"
+        for plugin in plugins(self._entry_points):
             try:
-                module = ep.load()
+                module = plugin.entry_point.load()
             except Exception as exc:
-                self.broken.append(BrokenPlugin(name, package, _one_line(exc)))
+                self.broken.append(BrokenPlugin(plugin.name, plugin.package, _one_line(exc)))
                 continue
-            self.add(module, name, package)
+            self.add(module, plugin.name, plugin.package)
         return self
 
     def add(self, plugin: ModuleType | object, name: str, package: str = "(local)") -> None:
@@ -221,14 +195,7 @@ class Registry:
         self.conflicts[kind] = conflicts
         for name, owners in conflicts.items():
             for entry in owners:
-                others = ", ".join(f"plugin {o.plugin!r} [{o.package}]" for o in owners if o is not entry)
-                self.broken.append(
-                    BrokenPlugin(
-                        entry.plugin,
-                        entry.package,
-                        f"{kind} name {name!r} is taken: also registered by {others}; neither is used",
-                    )
-                )
+                self.broken.append(BrokenPlugin(entry.plugin, entry.package, conflict_note(kind, name, owners, entry)))
         return found
 
     def _hook_of(self, plugin: object, hook_name: str) -> pluggy.HookCaller:
@@ -269,6 +236,11 @@ def registry() -> Registry:
     if _REGISTRY is None:
         _REGISTRY = Registry()
     return _REGISTRY.load()
+
+
+def current() -> Registry | None:
+    """The process-wide registry if one was made or installed (:func:`use_registry`); never makes one."""
+    return _REGISTRY
 
 
 def use_registry(replacement: Registry | None) -> Registry | None:
