@@ -6,7 +6,7 @@ where a declared alternative takes minutes. :func:`slow_run_warning` finds out c
 
 - it times one forward and backward pass of the run's circuit on the run's backend (a fresh instance
   of it when it samples shots or noise branches, so that the run's random state is untouched), after one untimed warm-up
-  pass: at 1 row, then 2, 4, … up to the batch size while :data:`PROBE_BUDGET_S` lasts, and
+  pass: at 1 row, then 2, 4, … up to the batch size while its budget lasts (:func:`probe`), and
   extrapolates to the batch size along the line through the last two timings (a backend whose cost
   grows faster than linearly in the rows is then underestimated; the warning says how it was timed);
 - when the whole run's estimate exceeds :data:`SLOW_RUN_S`, it times the alternatives the same way —
@@ -37,8 +37,12 @@ from hqf.quantum.layer import QuantumLayer
 
 #: the probe times 1 row, then this many times more each time, up to the batch size
 PROBE_GROWTH = 2
-#: the seconds the probe of one choice may spend timing (its next step is skipped if it would not fit)
+#: the seconds the probe of one choice may spend timing (its next step is skipped if it would not fit) ...
 PROBE_BUDGET_S = 1.0
+#: ... or as many one-row passes as this where those take longer (a batched backend: see :func:`probe`) ...
+PROBE_PASSES = 8
+#: ... but never more seconds than this
+PROBE_CAP_S = 10.0
 #: a run whose quantum layer is estimated to take longer than this (seconds) gets a warning
 SLOW_RUN_S = 300.0
 #: an alternative is named when it is at least this many times faster
@@ -70,7 +74,11 @@ def probe(
     angles ``[B, D]``, repeated as needed; ``weights``: the shared ones), and the most rows timed.
 
     Timed at 1, 2, 4, … rows while the next timing, predicted from the line through the last two (or
-    twice the last), fits in :data:`PROBE_BUDGET_S`; extrapolated along that line to ``batch``.
+    twice the last), fits in the budget; extrapolated along that line to ``batch``. The budget is
+    :data:`PROBE_BUDGET_S`, or :data:`PROBE_PASSES` times the one-row pass where that is more (at most
+    :data:`PROBE_CAP_S`): a batched backend (torch-mps: one set of tensors for all rows) pays most of a
+    pass once per call, and one timing, extrapolated in proportion to the rows, would charge that cost
+    once per row.
     """
     _pass(backend, circuit, _rows(angles, 1), weights, gradient)  # warm-up: caches, compilation
     timings: list[tuple[int, float]] = []
@@ -80,7 +88,8 @@ def probe(
         timings.append((rows, seconds))
         spent += seconds
         following = min(rows * PROBE_GROWTH, batch)
-        if rows >= batch or spent + max(_along(timings, following), seconds) > PROBE_BUDGET_S:
+        budget = min(max(PROBE_BUDGET_S, PROBE_PASSES * timings[0][1]), PROBE_CAP_S)
+        if rows >= batch or spent + max(_along(timings, following), seconds) > budget:
             break
         rows = following
     return _along(timings, batch), timings[-1][0]
