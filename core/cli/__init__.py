@@ -44,7 +44,7 @@ SUMMARIES: dict[str, str] = {
     "index, its label where the data has one, the predicted class and the probability of every class.",
     "report": "Aggregate finished runs (sweep folders or run folders) into Tables I–IV and Figures 2–5.",
     "run": "Train the hybrid model of the seed paper and write a run directory.",
-    "scale": "Sweep qubits × depth: epoch time, state memory, and Var[∂C/∂θ₁] for a local and a global cost.",
+    "scale": "Sweep qubits × depth (× bond): time per row, memory, discarded weight, and Var[∂C/∂θ₁] for two costs.",
     "sweep": "Run every configuration of GRID (variants × axes × seeds), each in its own run directory.",
 }
 

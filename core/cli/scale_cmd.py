@@ -66,8 +66,11 @@ def _engines(backend: str, variance_backend: str | None, bonds: list[int] | None
 def scale_command(
     qubits, layers, bond, backend, variance_backend, samples, batch_size, inits, seed, threads, out
 ) -> None:
-    """Sweep qubits × depth (× bond dimension): time per row forward and forward + backward, state memory,
-    discarded weight, and Var[∂C/∂θ₁] for a local and a global cost.
+    """Sweep qubits × depth (× bond): time per row, memory, discarded weight, and Var[∂C/∂θ₁] for two costs.
+
+    Per point: one epoch forward only and one forward + backward, per row; the state memory of one
+    mini-batch and the peak resident memory; with --bond, the discarded weight and the bond reached; the
+    gradient variance for a local cost ⟨Z0 Z1⟩ and a global cost ⟨Z0 … Z_{n−1}⟩.
 
     Writes cost.csv, variance.csv, scale.md and scale.png under --out.
     """
