@@ -6,8 +6,9 @@ docs/api.md shows them together:
 - circuits: :class:`Circuit`, :class:`Operation`, :class:`PauliWord`, :class:`Hamiltonian`, :class:`Probs`,
   :func:`compose`, and :func:`X`, :func:`Y`, :func:`Z`, :func:`I` for observables written as
   ``0.5 * Z(0) @ Z(1) + X(2) + 1``; :class:`UserCircuit` for shared columns, fixed angles, constant terms and
-  :class:`Var` (a Pauli word's variance);
-- on a backend: :func:`make_backend`, :func:`expval` (differentiable expectation values),
+  :class:`Var` (a Pauli word's or a Hamiltonian's variance);
+- on a backend: :func:`make_backend`, :func:`expval` (differentiable expectation values), :func:`state`,
+  :func:`density_matrix`, :func:`sample`, :func:`counts` (read-outs as ``qml.state`` and its kin),
   :class:`QuantumLayer` (encoder → ansatz → backend as a ``torch.nn.Module``), :func:`make_encoder`,
   :func:`make_ansatz`;
 - noise: :class:`NoiseModel`, :func:`noise_model`;
@@ -50,6 +51,10 @@ PUBLIC: dict[str, str] = {
     "Var": "hqf.quantum.circuit",
     "UserCircuit": "hqf.quantum.lowering",
     "expval": "hqf.quantum.gradients",
+    "state": "hqf.quantum.readouts",
+    "density_matrix": "hqf.quantum.readouts",
+    "sample": "hqf.quantum.readouts",
+    "counts": "hqf.quantum.readouts",
     "QuantumLayer": "hqf.quantum.layer",
     "NoiseModel": "hqf.quantum.noise",
     "noise_model": "hqf.quantum.noise",

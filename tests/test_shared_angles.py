@@ -200,7 +200,7 @@ def test_the_variance_of_a_pauli_word(gradient):
         (lambda: Circuit(1, [Operation("RY", 0, 0)], [Z(0) + 1]), "a constant (identity) term; hqf.UserCircuit"),
         (lambda: Z(0) + 1j, "a Hamiltonian's coefficient of the identity must be a finite real number; got 1j"),
         (lambda: Circuit(1, [], [Var(Z(0))]), "observable var(Z0): a Circuit reads expectation values; hqf.User"),
-        (lambda: Var(Z(0) + X(0)), "Var reads a Pauli word"),
+        (lambda: Var([Z(0)]), "Var reads a Pauli word or a Hamiltonian"),
         (
             lambda: expval(make_backend("torch", shots=100, seed=1), UserCircuit(1, [], [Var(Z(0))]), torch.zeros(0)),
             "does not support observable 'var (1 - <P>^2 of estimated values is biased)'",

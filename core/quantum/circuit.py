@@ -375,29 +375,33 @@ class Probs:
         return "probs(" + ",".join(f"q{w}" for w in self.wires) + ")"
 
 
-def _var_word(value: PauliWord | str) -> PauliWord:
+def _var_observable(value: PauliWord | Hamiltonian | str) -> PauliWord | Hamiltonian:
     if isinstance(value, str):
         return PauliWord.parse(value)
-    if not isinstance(value, PauliWord):
-        raise InvalidCircuitError(f"Var reads a Pauli word (e.g. Var(Z(0) @ Z(1)) or Var('Z0 Z1')); got {value!r}")
+    if not isinstance(value, (PauliWord, Hamiltonian)):
+        raise InvalidCircuitError(
+            f"Var reads a Pauli word or a Hamiltonian (e.g. Var(Z(0) @ Z(1)), Var(0.5 * X(0) + Z(1)) or Var('Z0 Z1')); "
+            f"got {value!r}"
+        )
     return value
 
 
 @attrs.frozen
 class Var:
-    """The variance of a Pauli word, ``1 − ⟨P⟩²`` (``P² = 1``), as ``qml.var(P)``; one output, read by a
-    :class:`hqf.quantum.lowering.UserCircuit` on a backend whose values are exact."""
+    """The variance ``⟨O²⟩ − ⟨O⟩²`` of a Pauli word or a Hamiltonian ``O`` (as ``qml.var(O)``; ``1 − ⟨P⟩²`` for a
+    word, ``P² = 1``); one output, read by a :class:`hqf.quantum.lowering.UserCircuit` on a backend whose values
+    are exact."""
 
-    word: PauliWord = attrs.field(converter=_var_word)
+    observable: PauliWord | Hamiltonian = attrs.field(converter=_var_observable)
     kind = "var"
     n_outputs = 1
 
     @property
     def wires(self) -> tuple[int, ...]:
-        return self.word.wires
+        return self.observable.wires
 
     def __str__(self) -> str:
-        return f"var({self.word})"
+        return f"var({self.observable})"
 
 
 #: anything a circuit may read out

@@ -16,9 +16,9 @@ itself be differentiable is built from differentiable ``expval`` calls, so secon
 backward) are exact too.
 
 A :class:`~hqf.quantum.lowering.UserCircuit` (shared columns, fixed angles, constant terms, variances) is
-lowered here to its strict circuit: its angles gathered into the strict columns, a variance ``1 − ⟨P⟩²`` of its
-word's value (exact backends only), its constants added to the values, so the backend and the checks below see
-a strict circuit only. A 1-D angle vector is one row, and gives 1-D values.
+lowered here to its strict circuit: its angles gathered into the strict columns, a variance ``⟨O²⟩ − ⟨O⟩²``
+from the values of ``O`` and ``O²`` (exact backends only), its constants added to the values, so the backend
+and the checks below see a strict circuit only. A 1-D angle vector is one row, and gives 1-D values.
 
 A circuit the backend does not declare support for is refused before any work. Every value the backend
 returns, and its native vector-Jacobian product, is checked (:mod:`hqf.quantum.outputs`); an exception or
@@ -28,7 +28,6 @@ returns, and its native vector-Jacobian product, is checked (:mod:`hqf.quantum.o
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -236,23 +235,8 @@ def _lowered_expval(
     check_angles(circuit, angles, shared)
     if lowered.identity:
         return _strict_expval(backend, lowered.circuit, angles, gradient, chunk, shared)
-    real, device = backend.real_dtype, angles.device
-    width = angles.shape[1]  # the user columns before the shared ones
-    split = bisect.bisect_left(lowered.sources, width)
-    data = angles.to(real).index_select(1, torch.tensor(lowered.sources[:split], device=device, dtype=torch.long))
-    tail = []
-    if split < len(lowered.sources):
-        index = torch.tensor(lowered.sources[split:], device=device, dtype=torch.long) - width
-        tail.append(shared.to(real).index_select(0, index))
-    if lowered.constants:
-        tail.append(torch.tensor(lowered.constants, device=device, dtype=real))
-    values = _strict_expval(backend, lowered.circuit, data, gradient, chunk, torch.cat(tail) if tail else None)
-    if any(lowered.variances):
-        variance = torch.tensor(lowered.variances, device=values.device)
-        values = torch.where(variance, 1 - values.square(), values)
-    if any(lowered.offsets):
-        values = values + torch.tensor(lowered.offsets, device=values.device, dtype=values.dtype)
-    return values
+    data, tail = lowered.gather(angles, shared, backend.real_dtype)
+    return lowered.finish(_strict_expval(backend, lowered.circuit, data, gradient, chunk, tail))
 
 
 def _strict_expval(
