@@ -127,3 +127,12 @@ def test_a_name_two_declared_plugins_register_is_listed_for_both(monkeypatch, no
         "  other  [?]  backend name 'torch' is taken: also registered by plugin 'torch' [?]; neither is used"
         in (result.output.split("broken plugins:")[1])
     )
+
+
+def test_the_allowlist_limits_what_is_listed_without_reporting_the_others(monkeypatch, no_registry):
+    monkeypatch.setenv("HQF_PLUGINS", "torch,ansatze")
+    result = CliRunner().invoke(list_command, [])
+    assert result.exit_code == 0, result.output
+    listed = [line.split()[0] for line in result.output.splitlines() if line.startswith("  ")]
+    assert listed == ["torch", "(none)", "basic{Q}x{L}", "hea{Q}x{L}", "sel{Q}x{L}"] + ["(none)"] * 4
+    assert "broken plugins:" not in result.output
