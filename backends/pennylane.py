@@ -33,7 +33,7 @@ import torch
 
 from hqf.backends.readout import readout
 from hqf.errors import ConfigError
-from hqf.quantum.circuit import Circuit, PauliWord
+from hqf.quantum.circuit import UNITARY, Circuit, PauliWord
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 from hqf.registry.hookspecs import hookimpl
 
@@ -50,6 +50,8 @@ OBSERVABLES = frozenset({"pauli", "hamiltonian", "probs"})
 
 def gate_operation(qml, op, angles: Any):
     """The PennyLane operation of hqf operation ``op``; a parametric one reads ``angles[..., op.param]``."""
+    if op.matrix is not None:
+        return qml.QubitUnitary(op.unitary, wires=list(op.wires))
     cls = getattr(qml, PENNYLANE_GATES[op.gate])
     if op.param is None:
         return cls(wires=list(op.wires))
@@ -101,7 +103,7 @@ class PennyLaneBackend(Backend):
         dtypes={"complex128", "complex64"},
         max_qubits=26,
         gradients={"backprop", "adjoint"},
-        gates=frozenset(PENNYLANE_GATES),
+        gates=frozenset(PENNYLANE_GATES) | {UNITARY},
         observables=OBSERVABLES,
     )
 

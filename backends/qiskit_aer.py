@@ -32,7 +32,7 @@ import torch
 
 from hqf.backends.readout import readout
 from hqf.errors import ConfigError
-from hqf.quantum.circuit import Circuit, PauliWord
+from hqf.quantum.circuit import UNITARY, Circuit, PauliWord
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
 from hqf.registry.hookspecs import hookimpl
 
@@ -85,7 +85,11 @@ def _controlled_rotation(qc, gate: str, angle, control: int, target: int) -> Non
 def append_gate(qc, op, theta, qubit=lambda wire: wire) -> None:
     """Append hqf operation ``op`` to ``qc``; ``theta`` holds the parameters, ``qubit`` maps wires."""
     qubits = [qubit(w) for w in op.wires]
-    if op.gate == "CSWAP":  # CSWAP(c, a, b) = CX(b, a) · CCX(c, a, b) · CX(b, a)
+    if op.matrix is not None:  # Qiskit's first qubit is a matrix's least significant bit, hqf's first wire its most
+        from qiskit.circuit.library import UnitaryGate
+
+        qc.append(UnitaryGate(op.unitary, check_input=False), qubits[::-1])
+    elif op.gate == "CSWAP":  # CSWAP(c, a, b) = CX(b, a) · CCX(c, a, b) · CX(b, a)
         control, a, b = qubits
         qc.cx(b, a)
         qc.ccx(control, a, b)
@@ -186,7 +190,7 @@ class QiskitAerBackend(Backend):
     capabilities = Capabilities(
         dtypes={"complex128"},
         max_qubits=28,
-        gates=frozenset(QISKIT_GATES),
+        gates=frozenset(QISKIT_GATES) | {UNITARY},
         observables={"pauli", "hamiltonian", "probs"},
     )
 

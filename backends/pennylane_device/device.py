@@ -46,6 +46,7 @@ from hqf.backends.pennylane_device.translate import (
     assemble,
     circuit_of,
     gates,
+    native_unitary,
     readout,
 )
 from hqf.backends.torch import TorchBackend, plain
@@ -60,8 +61,9 @@ SUPPORTED = frozenset(HQF_GATES) | PHASE_ONLY
 
 
 def supported(op) -> bool:
-    """Whether ``op`` is run as it is (an hqf gate, an identity, a global phase or a barrier)."""
-    return op.name in SUPPORTED
+    """Whether ``op`` is run as it is (an hqf gate, an identity, a global phase, a barrier or a fixed
+    ``QubitUnitary`` on at most three wires)."""
+    return op.name in SUPPORTED or (op.name == "QubitUnitary" and native_unitary(op))
 
 
 def decomposition(op) -> list:

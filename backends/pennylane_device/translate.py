@@ -5,7 +5,8 @@ by exactly one gate: a broadcast parameter (one value per row of the tape's batc
 a scalar one (a trainable weight or a constant) a shared column appended to every row. Data columns come
 first, so that the fused kernels see a TorchLayer's embedding as data and its weights as broadcast weights.
 
-The tape must already be decomposed into :data:`HQF_GATES` (plus :data:`PHASE_ONLY`) and mapped to the
+The tape must already be decomposed into :data:`HQF_GATES` (plus :data:`PHASE_ONLY` and the ``QubitUnitary``
+operations :func:`native_unitary` accepts) and mapped to the
 standard wires ``0..n−1``; PennyLane's wire 0 is the most significant bit, as in hqf.
 """
 
@@ -16,21 +17,41 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
+import numpy as np
 import pennylane as qml
 import torch
 
-from hqf.quantum.circuit import Circuit, Operation, PauliWord, Probs
+from hqf.quantum.circuit import UNITARY, UNITARY_MAX_WIRES, Circuit, Operation, PauliWord, Probs
 
 #: PennyLane operation -> hqf gate (same wire order, control first; ``IsingXX`` is ``exp(−iθ X⊗X/2)``)
 HQF_GATES: dict[str, str] = {
     "RX": "RX", "RY": "RY", "RZ": "RZ", "PhaseShift": "PhaseShift", "Hadamard": "H", "PauliX": "X",
     "PauliY": "Y", "PauliZ": "Z", "S": "S", "T": "T", "SX": "SX", "CNOT": "CNOT", "CZ": "CZ", "CY": "CY",
     "SWAP": "SWAP", "IsingXX": "RXX", "IsingYY": "RYY", "IsingZZ": "RZZ", "CRX": "CRX", "CRY": "CRY",
-    "CRZ": "CRZ", "ControlledPhaseShift": "CPhase", "Toffoli": "Toffoli", "CSWAP": "CSWAP",
+    "CRZ": "CRZ", "ControlledPhaseShift": "CPhase", "Toffoli": "Toffoli", "CSWAP": "CSWAP", "MultiRZ": "MultiRZ",
 }  # fmt: skip
+#: a ``QubitUnitary`` runs as hqf's own (a fixed matrix on 1 to 3 wires) when :func:`native_unitary` says so
 #: operations that change no expectation value: dropped from the circuit (a global phase is kept for the state;
 #: ``qml.snapshots`` takes a snapshot by splitting the tape before the device sees it)
 PHASE_ONLY = frozenset({"Identity", "GlobalPhase", "Barrier", "Snapshot"})
+
+
+def matrix_of(op) -> np.ndarray:
+    """A ``QubitUnitary``'s matrix as a complex128 numpy array (a torch tensor detached)."""
+    value = op.data[0]
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    return np.asarray(qml.math.unwrap(value), dtype=complex)
+
+
+def native_unitary(op) -> bool:
+    """Whether hqf runs ``op``, a ``QubitUnitary``, as its own: one fixed matrix (not trainable, not broadcast) on
+    1 to :data:`~hqf.quantum.circuit.UNITARY_MAX_WIRES` wires, unitary to 1e-10; otherwise it is decomposed."""
+    if len(op.wires) > UNITARY_MAX_WIRES or qml.math.ndim(op.data[0]) != 2 or qml.math.requires_grad(op.data[0]):
+        return False
+    matrix = matrix_of(op)
+    return bool(np.abs(matrix.conj().T @ matrix - np.eye(len(matrix))).max() <= 1e-10)
+
 
 #: a Pauli word as sorted ``((wire, letter), …)``; ``()`` is the identity
 WordKey = tuple[tuple[int, str], ...]
@@ -60,8 +81,9 @@ def as_column(value: Any) -> torch.Tensor:
     return tensor.to(device="cpu", dtype=torch.float64)
 
 
-#: one gate of a tape as ``(hqf gate, wires, column or None)``: hashable, so equal tapes share one circuit
-GateKey = tuple[str, tuple[int, ...], "int | None"]
+#: one gate of a tape as ``(hqf gate, wires, column or None, matrix or None)``: hashable, so equal tapes share
+#: one circuit (the matrix of a ``QubitUnitary`` as rows of complex numbers)
+GateKey = tuple[str, tuple[int, ...], "int | None", "tuple | None"]
 
 
 def gates(tape) -> tuple[tuple[GateKey, ...], Angles, list[int | None]]:
@@ -72,6 +94,7 @@ def gates(tape) -> tuple[tuple[GateKey, ...], Angles, list[int | None]]:
     shared: list[torch.Tensor] = []
     phases: list[Any] = []
     pending: list[tuple[str, tuple[int, ...], bool, int]] = []  # gate, wires, broadcast?, index within its kind
+    matrices: dict[int, tuple] = {}  # position in pending -> a QubitUnitary's matrix
     for op in tape.operations:
         name = op.name
         if name in PHASE_ONLY:
@@ -80,6 +103,10 @@ def gates(tape) -> tuple[tuple[GateKey, ...], Angles, list[int | None]]:
                 pending.append(("", (), False, -2))
             continue
         wires = tuple(op.wires.labels)
+        if name == UNITARY:  # its matrix is no angle: a parameter with no column, as a global phase's
+            matrices[len(pending)] = tuple(map(tuple, matrix_of(op).tolist()))
+            pending.append((UNITARY, wires, False, -2))
+            continue
         if not op.data:
             pending.append((HQF_GATES[name], wires, False, -1))
             continue
@@ -92,7 +119,11 @@ def gates(tape) -> tuple[tuple[GateKey, ...], Angles, list[int | None]]:
             shared.append(column)
     n_data = len(data)
     columns = [None if index < 0 else (index if broadcast else n_data + index) for _, _, broadcast, index in pending]
-    keys = tuple((gate, wires, column) for (gate, wires, _, _), column in zip(pending, columns) if gate)
+    keys = tuple(
+        (gate, wires, column, matrices.get(k))
+        for k, ((gate, wires, _, _), column) in enumerate(zip(pending, columns))
+        if gate
+    )
     by_parameter = [column for (_, _, _, index), column in zip(pending, columns) if index != -1]
     data_matrix = torch.stack(data, dim=1) if data else torch.zeros(batch, 0, dtype=torch.float64)
     shared_vector = torch.stack(shared) if shared else torch.zeros(0, dtype=torch.float64)
@@ -159,7 +190,7 @@ def readout(measurements: Sequence[Any], n_wires: int) -> Readout | None:
 def circuit_of(n_wires: int, keys: tuple[GateKey, ...], observables: tuple[PauliWord | Probs, ...]) -> Circuit:
     """The hqf circuit of gates ``keys`` on ``n_wires`` wires (at least one), cached: a tape that differs only
     in its parameter values gets the same instance (and the backend's compiled plan of it)."""
-    operations = [Operation(gate, wires, column) for gate, wires, column in keys]
+    operations = [Operation(gate, wires, column, matrix=matrix) for gate, wires, column, matrix in keys]
     return Circuit(max(1, n_wires), operations, observables)
 
 

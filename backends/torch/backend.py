@@ -36,7 +36,7 @@ from hqf.backends.torch.cache import Cache, CompiledCircuit
 from hqf.backends.torch.parallel import torch_threads_for
 from hqf.backends.torch.plan import DEFAULT_BLOCK, fits
 from hqf.backends.torch.settings import Settings
-from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit, Operation
+from hqf.quantum.circuit import DECLARABLE_GATES, OBSERVABLE_KINDS, Circuit, Operation
 from hqf.quantum.gates import full_angles
 from hqf.quantum.gradients import check_angles
 from hqf.quantum.interfaces import Availability, Backend, Capabilities
@@ -159,7 +159,7 @@ class TorchBackend(Backend):
         devices={"cpu", "cuda"},
         max_qubits=26,
         gradients={"backprop", "adjoint"},
-        gates=GATES,
+        gates=DECLARABLE_GATES,
         observables=OBSERVABLE_KINDS,
     )
     #: Whether this class's :meth:`expval` is the compiled plan's, so that :meth:`expval_shifted` and

@@ -4,7 +4,8 @@ against.
 The state of a batch is ``[B, 2**n]``, one row per sample (wire 0 is the most significant bit of the
 amplitude index). A one-qubit gate is one batched contraction over a ``[B, 2**w, 2, 2**(n-w-1)]``
 view; CNOT and X are index permutations; CZ is a sign flip; any other gate of the vocabulary is its
-matrix (:func:`hqf.quantum.gates.gate_matrices`) contracted with the state's axes of its wires.
+matrix (:func:`hqf.quantum.gates.gate_matrices`, a ``QubitUnitary``'s own) contracted with the state's axes
+of its wires.
 Read-outs: Pauli words, Hamiltonians (their words' weighted sum) and ``Probs`` (the marginal
 probabilities of the listed wires), concatenated in observable order.
 """
@@ -51,6 +52,9 @@ def apply(state: torch.Tensor, n: int, op: Operation, angles: torch.Tensor) -> t
     if op.gate == "CZ":
         both = (bits(n, op.wires[0]) & bits(n, op.wires[1])).to(state.device)
         return state * (1 - 2 * both).to(state.real.dtype)
+    if op.matrix is not None:  # QubitUnitary: its fixed matrix on its wires
+        matrices = torch.as_tensor(op.unitary, dtype=state.dtype, device=state.device).expand(state.shape[0], -1, -1)
+        return apply_matrix(state, n, op.wires, matrices)
     theta = None if op.param is None else angles[:, op.param]
     matrices = gate_matrices(op.gate, theta, state.shape[0], state.dtype, state.device)
     if len(op.wires) == 1:

@@ -22,6 +22,7 @@ import operator
 from collections.abc import Iterable, Sequence
 
 import attrs
+import numpy as np
 
 from hqf.errors import InvalidCircuitError
 from hqf.quantum.drawing import draw_text
@@ -59,7 +60,19 @@ GATE_ALIASES: dict[str, str] = {
     "IsingZZ": "RZZ", "ControlledPhaseShift": "CPhase", "CX": "CNOT", "CCX": "Toffoli", "CCNOT": "Toffoli",
     "Fredkin": "CSWAP", "P": "PhaseShift", "CP": "CPhase",
 }  # fmt: skip
-_BY_FOLDED_NAME = {name.casefold(): canonical for name, canonical in {**{g: g for g in GATES}, **GATE_ALIASES}.items()}
+#: a gate on any number of wires: ``exp(−iθ Z⊗…⊗Z/2)`` (PennyLane's ``MultiRZ``), lowered by every circuit into
+#: CNOTs and one RZ that reads its column or angle (:func:`expand_multi_rz`), so every backend and fast path runs it
+MULTI_RZ = "MultiRZ"
+#: a fixed unitary matrix on 1 to :data:`UNITARY_MAX_WIRES` wires (``Operation("QubitUnitary", wires, matrix=U)``),
+#: run natively by the backends that declare it in ``Capabilities.gates``
+UNITARY = "QubitUnitary"
+UNITARY_MAX_WIRES = 3
+#: the gate names a backend may declare: the vocabulary and :data:`UNITARY`
+DECLARABLE_GATES = frozenset(GATES) | {UNITARY}
+_BY_FOLDED_NAME = {
+    name.casefold(): canonical
+    for name, canonical in {**{g: g for g in [*GATES, MULTI_RZ, UNITARY]}, **GATE_ALIASES}.items()
+}
 
 
 def gate_name(name: str) -> str:
@@ -70,11 +83,11 @@ def gate_name(name: str) -> str:
     canonical = _BY_FOLDED_NAME.get(str(name).casefold())
     if canonical is not None:
         return canonical
-    close = difflib.get_close_matches(str(name), [*GATES, *GATE_ALIASES], n=1, cutoff=0.5)
+    close = difflib.get_close_matches(str(name), [*GATES, MULTI_RZ, UNITARY, *GATE_ALIASES], n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise InvalidCircuitError(
-        f"unknown gate {name!r}{hint} (gates: {', '.join(GATES)}; PennyLane's and Qiskit's names such as 'Hadamard', "
-        "'IsingZZ', 'CX' work too)"
+        f"unknown gate {name!r}{hint} (gates: {', '.join([*GATES, MULTI_RZ, UNITARY])}; PennyLane's and Qiskit's "
+        "names such as 'Hadamard', 'IsingZZ', 'CX' work too)"
     )
 
 
@@ -119,18 +132,64 @@ def _real(value: float | None, what: str = "a fixed angle") -> float | None:
     return number
 
 
+def _unitary(value) -> tuple[tuple[complex, ...], ...] | None:
+    """A fixed matrix as rows of complex numbers (hashable); it must be square, ``2**k`` wide for ``k`` in
+    ``1..UNITARY_MAX_WIRES``, and unitary to ``1e-10``: otherwise a one-line error naming what was given."""
+    if value is None:
+        return None
+    try:
+        array = np.asarray(value, dtype=complex)
+    except (TypeError, ValueError):
+        given = repr(value)[:80]
+        raise InvalidCircuitError(f"QubitUnitary's matrix must be a square array of numbers; got {given}") from None
+    widths = [2**k for k in range(1, UNITARY_MAX_WIRES + 1)]
+    if array.ndim != 2 or array.shape[0] != array.shape[1] or array.shape[0] not in widths:
+        raise InvalidCircuitError(
+            f"QubitUnitary's matrix must be square and 2, 4 or 8 wide (1 to {UNITARY_MAX_WIRES} wires); "
+            f"got shape {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise InvalidCircuitError("QubitUnitary's matrix must be finite; got a NaN or infinite entry")
+    error = float(np.abs(array.conj().T @ array - np.eye(array.shape[0])).max())
+    if error > 1e-10:
+        raise InvalidCircuitError(f"QubitUnitary's matrix must be unitary to 1e-10; got max |U†U − 1| = {error:.3g}")
+    return tuple(tuple(complex(x) for x in row) for row in array)
+
+
+def is_parameterized(gate: str) -> bool:
+    """Whether ``gate`` reads an angle (a column or a fixed ``angle=``)."""
+    return gate == MULTI_RZ or GATES.get(gate, (0, False))[1]
+
+
 @attrs.frozen
 class Operation:
     """One gate on some wires; a parameterized gate reads column ``param`` of the angle matrix, or holds a fixed
-    ``angle`` (only in a :class:`hqf.quantum.lowering.UserCircuit`)."""
+    ``angle`` (only in a :class:`hqf.quantum.lowering.UserCircuit`); a ``QubitUnitary`` holds its fixed
+    ``matrix`` (over its wires, ``wires[0]`` the most significant bit)."""
 
     gate: str = attrs.field(converter=gate_name)
     wires: tuple[int, ...] = attrs.field(converter=_wires)
     param: int | None = attrs.field(default=None, converter=_column)
     angle: float | None = attrs.field(default=None, converter=_real, kw_only=True)
+    matrix: tuple[tuple[complex, ...], ...] | None = attrs.field(
+        default=None, converter=_unitary, kw_only=True, repr=lambda m: "None" if m is None else f"<{len(m)}x{len(m)}>"
+    )
 
     def __attrs_post_init__(self) -> None:
-        n_wires, parameterized = GATES[self.gate]
+        if self.gate == UNITARY and self.matrix is None:
+            raise InvalidCircuitError("QubitUnitary needs its matrix: Operation('QubitUnitary', wires, matrix=U)")
+        if self.gate != UNITARY and self.matrix is not None:
+            raise InvalidCircuitError(f"{self.gate} takes no matrix (only QubitUnitary does)")
+        if self.gate == UNITARY:
+            n_wires, parameterized = len(self.matrix).bit_length() - 1, False
+        elif self.gate == MULTI_RZ:
+            n_wires, parameterized = max(1, len(self.wires)), True
+        else:
+            n_wires, parameterized = GATES[self.gate]
+        if len(self.wires) != n_wires and self.gate == UNITARY:
+            size = len(self.matrix)
+            message = f"QubitUnitary of a {size}x{size} matrix acts on {n_wires} wire(s); got {self.wires}"
+            raise InvalidCircuitError(message)
         if len(self.wires) != n_wires:
             raise InvalidCircuitError(f"{self.gate} acts on {n_wires} wire(s); got wires {self.wires}")
         if len(set(self.wires)) != len(self.wires):
@@ -147,6 +206,11 @@ class Operation:
             raise InvalidCircuitError(f"{self.gate} takes no parameter; got column {self.param}")
         if not parameterized and self.angle is not None:
             raise InvalidCircuitError(f"{self.gate} takes no angle; got angle={self.angle:g}")
+
+    @property
+    def unitary(self) -> np.ndarray:
+        """A ``QubitUnitary``'s matrix as a complex128 numpy array."""
+        return np.array(self.matrix, dtype=complex)
 
     def renumbered(self, offset: int) -> Operation:
         """The same gate reading column ``param + offset``."""
@@ -437,8 +501,26 @@ def adjoint(operations: Sequence[Operation]) -> tuple[Operation, ...]:
     for op in reversed(tuple(operations)):
         if op.angle is not None:
             op = attrs.evolve(op, angle=-op.angle)
+        if op.gate == UNITARY:
+            op = attrs.evolve(op, matrix=op.unitary.conj().T)
         out += [Operation(gate, op.wires) for gate in FIXED_ADJOINTS[op.gate]] if op.gate in FIXED_ADJOINTS else [op]
     return tuple(out)
+
+
+def expand_multi_rz(op: Operation) -> tuple[Operation, ...]:
+    """``MultiRZ(θ)`` on wires ``w0 … wk`` as vocabulary gates: ``RZ(θ)`` on one wire, else a CNOT ladder that
+    gathers the wires' parity on ``wk``, ``RZ(θ)`` there (the same column or angle), and the ladder undone.
+    Any other gate is itself."""
+    if getattr(op, "gate", None) != MULTI_RZ:
+        return (op,)
+    rz = Operation("RZ", op.wires[-1], op.param, angle=op.angle)
+    ladder = tuple(Operation("CNOT", pair) for pair in zip(op.wires, op.wires[1:]))
+    return ladder + (rz,) + ladder[::-1]
+
+
+def expanded(operations: Iterable[Operation]) -> tuple[Operation, ...]:
+    """``operations`` with every ``MultiRZ`` lowered by :func:`expand_multi_rz`."""
+    return tuple(part for op in operations for part in expand_multi_rz(op))
 
 
 @attrs.frozen(cache_hash=True)
@@ -446,7 +528,7 @@ class Circuit:
     """A qubit count, gates in order, and the observables whose expectation values a backend returns."""
 
     n_qubits: int = attrs.field(validator=[attrs.validators.ge(1), attrs.validators.le(MAX_QUBITS)])
-    operations: tuple[Operation, ...] = attrs.field(converter=tuple)
+    operations: tuple[Operation, ...] = attrs.field(converter=expanded)
     observables: tuple[Observable, ...] = attrs.field(converter=tuple)
     _n_params: int = attrs.field(init=False, eq=False, repr=False)
     _column_gates: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)

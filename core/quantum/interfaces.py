@@ -15,7 +15,7 @@ import attrs
 import torch
 
 from hqf.errors import UnsupportedCircuitError
-from hqf.quantum.circuit import BASE_GATES, GATES, OBSERVABLE_KINDS, Circuit, Operation
+from hqf.quantum.circuit import BASE_GATES, DECLARABLE_GATES, OBSERVABLE_KINDS, Circuit, Operation
 from hqf.quantum.gates import SHIFTS, full_angles, recipe_values, shift_coefficients, shifted_values
 from hqf.quantum.noise import NOISE_FEATURES
 
@@ -78,8 +78,9 @@ class Capabilities:
 
     @gates.validator
     def _known_gates(self, attribute, value) -> None:
-        if not value <= set(GATES):
-            raise ValueError(f"'gates' must name gates of hqf.quantum.circuit.GATES (got {sorted(value - set(GATES))})")
+        if not value <= DECLARABLE_GATES:
+            unknown = sorted(value - DECLARABLE_GATES)
+            raise ValueError(f"'gates' must name gates of hqf.quantum.circuit.GATES or QubitUnitary (got {unknown})")
 
     @channels.validator
     def _known_channels(self, attribute, value) -> None:

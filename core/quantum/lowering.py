@@ -26,7 +26,7 @@ import attrs
 import torch
 
 from hqf.errors import InvalidCircuitError
-from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Observable, Operation, PauliWord, Var
+from hqf.quantum.circuit import Circuit, Hamiltonian, Observable, Operation, PauliWord, Var, expanded, is_parameterized
 
 
 @attrs.frozen
@@ -137,6 +137,7 @@ def lower(n_qubits: int, operations: tuple[Operation, ...], observables: tuple[O
     for op in operations:
         if not isinstance(op, Operation):
             raise InvalidCircuitError(f"a circuit's operations are hqf.Operation values; got {op!r}")
+    operations = expanded(operations)  # MultiRZ: its RZ reads the column or angle
     read = sorted({op.param for op in operations if op.param is not None})
     if read != list(range(len(read))):
         missing = sorted(set(range(read[-1] + 1)) - set(read))
@@ -144,7 +145,7 @@ def lower(n_qubits: int, operations: tuple[Operation, ...], observables: tuple[O
             f"parameter columns must be 0..P-1 with none left out; column {missing[0]} is read by no gate "
             f"(columns read: {', '.join(map(str, read[:12]))}{', ...' if len(read) > 12 else ''})"
         )
-    parameterized = [k for k, op in enumerate(operations) if GATES[op.gate][1]]
+    parameterized = [k for k, op in enumerate(operations) if is_parameterized(op.gate)]
     big = len(read)  # fixed angles after every column
     order = sorted(parameterized, key=lambda k: (big if operations[k].param is None else operations[k].param, k))
     column = {k: strict for strict, k in enumerate(order)}

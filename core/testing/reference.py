@@ -36,7 +36,16 @@ from __future__ import annotations
 
 import torch
 
-from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS, Circuit, Hamiltonian, Operation, PauliWord, Probs
+from hqf.quantum.circuit import (
+    DECLARABLE_GATES,
+    GATES,
+    OBSERVABLE_KINDS,
+    Circuit,
+    Hamiltonian,
+    Operation,
+    PauliWord,
+    Probs,
+)
 from hqf.quantum.gates import FIXED_1Q, GENERATORS, PAULI, ROTATIONS, gate_matrices, rotation_matrices
 from hqf.quantum.interfaces import Backend, Capabilities
 from hqf.quantum.noise import NOISE_FEATURES, NoiseModel
@@ -91,6 +100,8 @@ def gate_matrix(n_qubits: int, op: Operation, angle: torch.Tensor | None = None)
         control_off = on_wires(n_qubits, {control: PROJECTORS[0]})
         control_on = on_wires(n_qubits, {control: PROJECTORS[1], target: applied})
         return control_off + control_on
+    if op.matrix is not None:  # QubitUnitary: a fixed matrix
+        return placed(n_qubits, op.wires, torch.as_tensor(op.unitary, dtype=COMPLEX))
     if op.gate in GATES:
         theta = None if angle is None else angle.reshape(1)
         (own,) = gate_matrices(op.gate, theta, 1, COMPLEX, "cpu")
@@ -166,7 +177,7 @@ class ReferenceBackend(Backend):
         devices={"cpu"},
         max_qubits=MAX_QUBITS,
         gradients={"backprop"},
-        gates=GATES,
+        gates=DECLARABLE_GATES,
         observables=OBSERVABLE_KINDS,
     )
 
