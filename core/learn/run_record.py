@@ -34,6 +34,8 @@ def environment(config: RunConfig, backend=None) -> dict:
         "seed": config.seed,
         "backend": backend.name if backend is not None else None,
         "backend_dtype": backend.dtype if backend is not None else None,
+        # the simulator's own kernels: results differ with the thread count (docs/seeds.md)
+        "backend_threads": backend.threads if backend is not None else None,
     }
     if torch.device(config.device).type == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(config.device))
