@@ -230,7 +230,13 @@ class PennyLaneBackend(Backend):
         device = self._device_for(circuit.n_qubits)
         config = device.setup_execution_config(ExecutionConfig(gradient_method="adjoint"))
         values = angles.detach().to(device="cpu", dtype=torch.float64).numpy()
-        tapes, _ = device.preprocess_transforms(config)([build_tape(circuit, row) for row in values])
+        # a QubitUnitary's matrix is a tape parameter too, but never a trainable one
+        bearing = [op for op in circuit.operations if op.param is not None or op.matrix is not None]
+        trainable = [k for k, op in enumerate(bearing) if op.param is not None]
+        tapes = [build_tape(circuit, row) for row in values]
+        for tape in tapes:
+            tape.trainable_params = trainable
+        tapes, _ = device.preprocess_transforms(config)(tapes)
         # default.qubit 0.45's adjoint pass raises IndexError when the tape's wires are not in order 0…n−1
         # (e.g. the first gate on wire 2 and the observable alone on wire 1); relabelling the wires in the
         # order the tape meets them changes neither values nor derivatives

@@ -4,9 +4,11 @@ vector, gradients against PennyLane's ``default.qubit``, the one-line errors, an
 
 import math
 
+import attrs
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
 
 import hqf
 from hqf.backends.torch import TorchBackend
@@ -15,7 +17,9 @@ from hqf.errors import InvalidCircuitError, UnsupportedCircuitError
 from hqf.quantum.circuit import BASE_GATES, Circuit, Operation, PauliWord, adjoint
 from hqf.quantum.interfaces import Backend, Capabilities
 from hqf.quantum.lowering import UserCircuit
+from hqf.testing import check_property, default_settings
 from hqf.testing.reference import ReferenceBackend
+from hqf.testing.strategies import circuits
 
 # -- an independent float64 numpy state vector (wire 0 the most significant bit) -----------------------------
 _H = np.array([[1, 1], [1, -1]]) / math.sqrt(2)
@@ -116,6 +120,16 @@ def test_adapters_run_both_natively_with_the_same_values(name):
     assert "QubitUnitary" in backend.capabilities.gates
     want = np.stack([numpy_values(4, OPS, WORDS, row) for row in ROWS.numpy()])
     np.testing.assert_allclose(backend.expval(circuit(), ROWS).numpy(), want, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("pl_device", ["default.qubit", "lightning.qubit"])
+def test_the_pennylane_adapters_adjoint_keeps_a_fixed_unitary_out_of_the_trainable_parameters(pl_device):
+    pytest.importorskip("pennylane_lightning" if pl_device == "lightning.qubit" else "pennylane")
+    backend = hqf.make_backend("pennylane", pl_device=pl_device)
+    cotangent = torch.linspace(-1, 1, 3 * len(WORDS), dtype=torch.float64).reshape(3, -1)
+    leaf = ROWS.clone().requires_grad_()
+    (ReferenceBackend().expval(circuit(), leaf) * cotangent).sum().backward()
+    torch.testing.assert_close(backend.vjp(circuit(), ROWS, cotangent), leaf.grad, atol=1e-10, rtol=0)
 
 
 def pennylane_values(qml, row):
@@ -287,3 +301,35 @@ def test_the_pennylane_device_decomposes_a_trainable_or_wide_qubit_unitary():
     assert supported(qml.QubitUnitary(U1, wires=0))
     assert not supported(qml.QubitUnitary(torch.tensor(U1, requires_grad=True), wires=0))
     assert not supported(qml.QubitUnitary(random_unitary(16, 4), wires=range(4)))
+
+
+class TransposedUnitary(TorchBackend):
+    """The torch backend with a wrong QubitUnitary: the transpose of its matrix."""
+
+    name = "transposed-unitary"
+
+    def expval(self, circuit, angles):
+        operations = [
+            attrs.evolve(op, matrix=op.unitary.T) if op.matrix is not None else op for op in circuit.operations
+        ]
+        return super().expval(attrs.evolve(circuit, operations=operations), angles)
+
+
+def test_the_conformance_strategies_draw_qubit_unitaries_on_one_to_three_wires_where_declared():
+    seen: set[int] = set()
+
+    @settings(max_examples=40, database=None, derandomize=True, deadline=None)
+    @given(circuits(max_qubits=4, max_ops=12, gates={"RY", "CNOT", "QubitUnitary"}))
+    def draw(circuit):
+        assert circuit.gate_names <= {"RY", "CNOT", "QubitUnitary"}
+        seen.update(len(op.wires) for op in circuit.operations if op.gate == "QubitUnitary")
+
+    draw()
+    assert seen == {1, 2, 3}
+
+
+@pytest.mark.slow
+def test_the_conformance_suite_catches_a_wrong_qubit_unitary():
+    assert check_property(TorchBackend, "expval", hypothesis_settings=default_settings(25)).status == "pass"
+    wrong = check_property(TransposedUnitary, "expval", hypothesis_settings=default_settings(25))
+    assert wrong.status == "fail" and "QubitUnitary" in wrong.circuit

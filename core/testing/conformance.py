@@ -42,7 +42,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from hqf.quantum.circuit import GATES, OBSERVABLE_KINDS
+from hqf.quantum.circuit import DECLARABLE_GATES, OBSERVABLE_KINDS
 from hqf.quantum.interfaces import Backend
 from hqf.quantum.noise import NoiseModel
 from hqf.registry.make import make_backend
@@ -253,7 +253,7 @@ def check_property(
         return setup
     probe, tolerance, max_qubits = setup.probe, setup.tolerance, setup.max_qubits
     stats = Stats()
-    gates = probe.capabilities.gates & set(GATES)
+    gates = probe.capabilities.gates & DECLARABLE_GATES
     kinds = probe.capabilities.observables & set(OBSERVABLE_KINDS)
 
     def one(circuit, values: np.ndarray, gradient_seed: int) -> None:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from hqf.quantum.circuit import GATES, Circuit, Hamiltonian, Operation, PauliWord, Probs
+from hqf.quantum.circuit import GATES, UNITARY, UNITARY_MAX_WIRES, Circuit, Hamiltonian, Operation, PauliWord, Probs
 
 
 @st.composite
@@ -67,14 +67,20 @@ def circuits(
     gates=None,
     observable_kinds=("pauli",),
 ) -> Circuit:
-    """Random circuits over ``gates`` (default: the whole gate set) with 1..``max_observables``
-    observables of ``observable_kinds`` (default: Pauli words only)."""
+    """Random circuits over ``gates`` (default: the whole gate set of :data:`~hqf.quantum.circuit.GATES`; a
+    ``QubitUnitary`` of a random matrix only where ``gates`` names it) with 1..``max_observables`` observables of
+    ``observable_kinds`` (default: Pauli words only)."""
     n = draw(st.integers(min_qubits, max_qubits))
     allowed = GATES if gates is None else [g for g in GATES if g in set(gates)]
-    gates = [g for g in allowed if GATES[g][0] <= n]
+    unitary = gates is not None and UNITARY in set(gates)
+    gates = [g for g in allowed if GATES[g][0] <= n] + ([UNITARY] if unitary else [])
     ops, n_params = [], 0
     for _ in range(draw(st.integers(1, max_ops)) if gates else 0):
         gate = draw(st.sampled_from(gates))
+        if gate == UNITARY:
+            wires = draw(distinct_wires(n, draw(st.integers(1, min(n, UNITARY_MAX_WIRES)))))
+            ops.append(Operation(gate, wires, matrix=random_unitary(2 ** len(wires), draw(st.integers(0, 2**16)))))
+            continue
         arity, parameterized = GATES[gate]
         wires = draw(distinct_wires(n, arity))
         param = None
@@ -83,6 +89,13 @@ def circuits(
         ops.append(Operation(gate, wires, param))
     count = draw(st.integers(1, max_observables))
     return Circuit(n, ops, [draw(observables(n, observable_kinds, paulis)) for _ in range(count)])
+
+
+def random_unitary(dim: int, seed: int) -> np.ndarray:
+    """A Haar-random ``dim × dim`` unitary (the QR of a complex Gaussian matrix, phases fixed), from ``seed``."""
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.normal(size=(dim, dim)) + 1j * rng.normal(size=(dim, dim)))
+    return q * (np.diag(r) / np.abs(np.diag(r)))
 
 
 def angle_batches(circuit: Circuit, max_batch: int = 3, min_batch: int = 1):
