@@ -195,6 +195,14 @@ def test_a_multirz_angle_may_be_shared_or_fixed():
     assert angles.grad[0].item() == pytest.approx(slope[0], abs=1e-8)
 
 
+def test_a_user_circuit_keeps_a_qubit_unitary_between_gates_sharing_a_column():
+    ops = [("RY", (0,), 0, None), ("QubitUnitary", (1, 0), None, U2), ("RY", (1,), 0, None), ("RX", (0,), 1, None)]
+    user = UserCircuit(2, hqf_ops(ops), [hqf.Z(0) @ hqf.X(1) + 0.25])
+    row = np.array([0.7, -1.3])
+    want = numpy_values(2, ops, [((0, "Z"), (1, "X"))], row) + 0.25
+    np.testing.assert_allclose(hqf.expval(TorchBackend(), user, torch.tensor(row)).numpy(), want, atol=1e-12)
+
+
 def test_adjoint_of_a_qubit_unitary_is_its_dagger():
     ops = [Operation("H", 0), Operation("QubitUnitary", (0, 1), matrix=U2)]
     state = hqf.state(TorchBackend(), Circuit(2, [*ops, *adjoint(ops[1:])], [PauliWord.z(0)]), torch.zeros(1, 0))
