@@ -377,6 +377,12 @@ def command_shift(args) -> int:
     result["loss_rows_compared"] = int(len(curves["backprop"]))
     result["max_abs_loss_difference"] = float(np.max(np.abs(curves["backprop"] - curves["parameter-shift"])))
     a, b = weights["backprop"], weights["parameter-shift"]
+    committed = (args.sweep / "full" / "seed0" / "curves.csv").read_text().splitlines()
+    committed = {r.split(",")[0]: float(r.split(",")[2]) for r in committed[1:]}
+    ours = {str(i + 1): value for i, value in enumerate(curves["backprop"])}
+    shared = [step for step in ours if step in committed]
+    result["committed_run_steps_compared"] = len(shared)
+    result["max_abs_loss_difference_backprop_vs_committed_run"] = max(abs(ours[k] - committed[k]) for k in shared)
     per_tensor = {k: float((a[k].double() - b[k].double()).abs().max()) for k in a if k.startswith("model.")}
     result["max_abs_weight_difference"] = max(per_tensor.values())
     result["max_abs_weight_difference_per_tensor"] = per_tensor
