@@ -3,6 +3,7 @@ regenerates its committed tables byte for byte, and docs/seeds.md quotes Table I
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
@@ -46,3 +47,19 @@ def test_every_committed_run_trained_with_one_thread(study):
     assert len(metas) >= 10
     for meta in metas:
         assert '"torch_threads": 1,' in meta.read_text(), meta
+
+
+def test_docs_seeds_md_thread_table_matches_the_committed_runs():
+    doc = (ROOT / "docs" / "seeds.md").read_text()
+    two = SEEDS / "threads2"
+    found = sorted(two.rglob("metrics.json"))
+    assert len(found) >= 13
+    for metrics in found:
+        run = metrics.parent.relative_to(two)
+        assert '"torch_threads": 2,' in (metrics.parent / "meta.json").read_text(), run
+        r1 = json.loads((SEEDS / run / "metrics.json").read_text())
+        r2 = json.loads(metrics.read_text())
+        a1, a2 = 100 * r1["accuracy"], 100 * r2["accuracy"]
+        study, model = run.parts[0], "/".join(run.parts[1:-1])
+        line = f"| {study[4:]} | {model} | {a1:.2f} | {a2:.2f} | {a2 - a1:+.2f} | {r1['ece']:.6f} | {r2['ece']:.6f} |"
+        assert line in doc, line
