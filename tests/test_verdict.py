@@ -88,3 +88,10 @@ def test_the_noise_claim_holds_only_inside_the_margin():
 def test_docs_paste_the_verdict_tables_that_the_committed_runs_give(hybrid, baseline):
     table = verdict.verdicts(FULL, hybrid, baseline, noise_trained=FULL.with_name("full-noise"))
     assert table in (ROOT / "docs" / "reproducing.md").read_text()
+
+
+def test_docs_paste_the_table_of_the_claims_outside_tables_one_to_three():
+    import json
+
+    summary = json.loads((ROOT / "docs" / "reproducing" / "claims" / "summary.json").read_text())
+    assert verdict.other_claims(summary) in (ROOT / "docs" / "reproducing.md").read_text()
