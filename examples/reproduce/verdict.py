@@ -286,7 +286,7 @@ def verdicts(
         "verdict",
     ]
     rows = compare(CLAIMS, h, a, s)
-    stems = {e.get("test_samples") for r in h for e in r.evaluations.values()}
+    stems = {e.get("test_samples") for r in h for e in r.evaluations.values() if not e.get("input_noise")}
     hint = ", ".join(f"{n:,} test rows" for n in sorted(x for x in stems if x)) or "no evaluations"
     noisy_groups = _groups(noise_trained) if noise_trained is not None and noise_trained.is_dir() else {}
     for p in (0.02, 0.05):
