@@ -162,3 +162,12 @@ def quantum_outputs(trained, x) -> torch.Tensor:
     finally:
         hook.remove()
     return torch.cat(seen)
+
+
+def test_the_classical_surrogate_is_evaluated_under_input_noise_without_a_simulator(tmp_path):
+    folder = tmp_path / "surrogate"
+    metrics = run(RunConfig(**TINY, baseline="classical-surrogate"), folder)
+    result, got = _evaluate(folder, "--input-noise", "0.02", "--out", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    assert 0.0 <= got["accuracy"] <= 1.0 and metrics["accuracy"] is not None
+    assert json.loads((tmp_path / "e.json").read_text())["input_noise"] == 0.02

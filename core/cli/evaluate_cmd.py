@@ -104,7 +104,7 @@ def evaluate_command(run_dir, backend, noise, depolarizing, mitigate, input_nois
         key: value for key, value in M.classification_metrics(probs, y, data.n_classes).items() if key != "reliability"
     }
     config = trained.config
-    simulator = trained.model.quantum.backend if trained.model.quantum is not None else None
+    simulator = getattr(trained.model.quantum, "backend", None)  # none: no quantum branch, or a classical one
     mitigation = simulator.settings if isinstance(simulator, MitigatedBackend) else None
     if mitigation is not None:
         simulator = simulator.backend
