@@ -360,6 +360,28 @@ def other_claims(summary: dict) -> str:
     return "\n".join(lines)
 
 
+PAIRS = (("full", "adam"), ("full-b", "adam-b"), ("full-transformer", "adam-transformer"))
+
+
+def paste(document: pathlib.Path, folder: pathlib.Path, claims: pathlib.Path, noise_trained: pathlib.Path) -> None:
+    """Write the tables into docs/reproducing.md: the other claims' table after its lead-in, the three verdict
+    tables inside the full-results block (tests/test_verdict.py checks they are what this prints)."""
+    text = document.read_text()
+
+    def put(text: str, start: int, head: str, table: str) -> str:
+        i = text.index(head, start)
+        return text[:i] + table + text[text.index("\n\n", i) :]
+
+    other = other_claims(json.loads(claims.read_text()))
+    lead = text.index("prints the table, Holm-adjusted over its two primary readings):")
+    text = put(text, lead, "| claim of seed 000 |", other)
+    block = text.index("<!-- full-results:begin")
+    for hybrid, baseline in PAIRS:
+        table = verdicts(folder, hybrid, baseline, noise_trained=noise_trained)
+        text = put(text, block, f"| claim of seed 000 | {hybrid} | {baseline} |", table)
+    document.write_text(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=pathlib.Path)
@@ -372,11 +394,16 @@ def main() -> int:
     parser.add_argument(
         "--claims", type=pathlib.Path, default=None, help="claims.py's summary.json: print the other claims' table"
     )
+    parser.add_argument("--paste", type=pathlib.Path, default=None, help="write every table into this document")
     args = parser.parse_args()
+    noise_trained = args.noise_trained or args.folder.with_name(args.folder.name + "-noise")
+    if args.paste is not None:
+        claims = args.claims or args.folder.with_name("claims") / "summary.json"
+        paste(args.paste, args.folder, claims, noise_trained)
+        return 0
     if args.claims is not None:
         print(other_claims(json.loads(args.claims.read_text())))
         return 0
-    noise_trained = args.noise_trained or args.folder.with_name(args.folder.name + "-noise")
     print(verdicts(args.folder, args.hybrid, args.baseline, args.surrogate, noise_trained))
     return 0
 
