@@ -95,3 +95,16 @@ def test_docs_paste_the_table_of_the_claims_outside_tables_one_to_three():
 
     summary = json.loads((ROOT / "docs" / "reproducing" / "claims" / "summary.json").read_text())
     assert verdict.other_claims(summary) in (ROOT / "docs" / "reproducing.md").read_text()
+
+
+def test_hqf_report_regenerates_the_committed_full_scale_tables_byte_for_byte(tmp_path):
+    from click.testing import CliRunner
+
+    from hqf.cli import main
+
+    result = CliRunner().invoke(main, ["report", str(FULL), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    for n in (1, 2, 3, 4):
+        for suffix in ("md", "csv"):
+            name = f"table{n}.{suffix}"
+            assert (tmp_path / "report" / name).read_text() == (FULL / "report" / name).read_text(), name
