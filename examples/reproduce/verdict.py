@@ -360,6 +360,72 @@ def other_claims(summary: dict) -> str:
     return "\n".join(lines)
 
 
+FIGURE5_LIMIT_MS = 9.0
+
+
+def _axis_groups(folder: pathlib.Path, variant: str, axis: str) -> dict:
+    """axis value → seed → run, for the runs of ``variant`` along ``axis``."""
+    out: dict = {}
+    for g in group(load_runs([folder]).runs):
+        if g.variant == variant and len(g.axes) == 1 and g.axes[0][0] == axis:
+            out[float(g.axes[0][1])] = {r.seed: r for r in g.runs}
+    return out
+
+
+def _decline(runs_by_ratio: dict, low: float, high: float) -> dict[int, float]:
+    """seed → macro-F1 at 1:low minus macro-F1 at 1:high, in points."""
+    a, b = runs_by_ratio.get(low, {}), runs_by_ratio.get(high, {})
+    return {s: 100 * (a[s].metrics["macro_f1"] - b[s].metrics["macro_f1"]) for s in sorted(set(a) & set(b))}
+
+
+def figure_rows(folder: pathlib.Path) -> str:
+    """Figures 3 and 5 from the addendum's runs (examples/reproduce/seed000-figures.toml)."""
+    header = [
+        "claim of seed 000",
+        "full",
+        "adam",
+        "effect: hybrid − Adam [95% CI]",
+        "p (paired t)",
+        "pairs",
+        "paper's effect (in our 95% CI?)",
+        "verdict",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    hybrid = _decline(_axis_groups(folder, "full-imbalance", "imbalance"), 2.0, 10.0)
+    adam = _decline(_axis_groups(folder, "adam-imbalance", "imbalance"), 2.0, 10.0)
+    claim = "Fig. 3: macro-F1 falls less from 1:2 to 1:10 (hybrid 3.8, classical 6.3 points)"
+    seeds, d, test = _paired_effect(hybrid, adam)
+    if len(seeds) < 2:
+        lines.append(f"| {claim} | — | — | — | — | {len(seeds)} | -2.5 | **running** |")
+    else:
+        inside = d.ci_low <= -2.5 <= d.ci_high
+        row = [
+            claim,
+            f"{format_number(np.mean([hybrid[s] for s in seeds]))} pts",
+            f"{format_number(np.mean([adam[s] for s in seeds]))} pts",
+            f"{format_number(d.mean)} [{format_number(d.ci_low)}, {format_number(d.ci_high)}]",
+            format_p(test.t_pvalue),
+            str(len(seeds)),
+            f"-2.5 ({'inside' if inside else 'outside'})",
+            label(-1, d.mean, test.t_pvalue, test.t_pvalue, inside),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    at512 = _axis_groups(folder, "full-latency", "features").get(512.0, {})
+    values = summarize(float(r.metrics["latency_ms_batch1"]) for r in at512.values())
+    claim = f"Fig. 5: latency < {FIGURE5_LIMIT_MS:g} ms per instance at 512 features"
+    if values.n < 2:
+        lines.append(f"| {claim} | — | — | — | — | {values.n} | {FIGURE5_LIMIT_MS:g} ms | **running** |")
+    else:
+        verdict = (
+            "**holds**"
+            if values.ci_high < FIGURE5_LIMIT_MS
+            else ("**contradicted**" if values.ci_low >= FIGURE5_LIMIT_MS else "**not supported at this budget**")
+        )
+        interval = f"{format_number(values.mean)} ms [{format_number(values.ci_low)}, {format_number(values.ci_high)}]"
+        lines.append(f"| {claim} | {interval} | — | — | — | {values.n} | {FIGURE5_LIMIT_MS:g} ms | {verdict} |")
+    return "\n".join(lines)
+
+
 PAIRS = (("full", "adam"), ("full-b", "adam-b"), ("full-transformer", "adam-transformer"))
 
 
@@ -394,12 +460,16 @@ def main() -> int:
     parser.add_argument(
         "--claims", type=pathlib.Path, default=None, help="claims.py's summary.json: print the other claims' table"
     )
+    parser.add_argument("--figures", type=pathlib.Path, default=None, help="print Figures 3 and 5 from this folder")
     parser.add_argument("--paste", type=pathlib.Path, default=None, help="write every table into this document")
     args = parser.parse_args()
     noise_trained = args.noise_trained or args.folder.with_name(args.folder.name + "-noise")
     if args.paste is not None:
         claims = args.claims or args.folder.with_name("claims") / "summary.json"
         paste(args.paste, args.folder, claims, noise_trained)
+        return 0
+    if args.figures is not None:
+        print(figure_rows(args.figures))
         return 0
     if args.claims is not None:
         print(other_claims(json.loads(args.claims.read_text())))
