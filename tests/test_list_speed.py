@@ -136,3 +136,13 @@ def test_the_allowlist_limits_what_is_listed_without_reporting_the_others(monkey
     listed = [line.split()[0] for line in result.output.splitlines() if line.startswith("  ")]
     assert listed == ["torch", "(none)", "basic{Q}x{L}", "hea{Q}x{L}", "sel{Q}x{L}"] + ["(none)"] * 4
     assert "broken plugins:" not in result.output
+
+
+def test_hqf_list_into_a_closed_pipe_prints_no_error():
+    import subprocess
+    import sys
+
+    pipeline = f"{sys.executable} -m hqf list | head -1"
+    done = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "backends:"
+    assert "Error" not in done.stderr and "Traceback" not in done.stderr, done.stderr

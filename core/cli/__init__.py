@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import os
+import sys
 
 import click
 from click.utils import make_default_short_help
@@ -91,6 +93,9 @@ class LazyGroup(click.Group):
             raise UserError(str(exc)) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             raise UserError(f"{exc.strerror or exc}: {exc.filename}") from None
+        except BrokenPipeError:  # the reader went away (`hqf list | head`): quiet, exit 128 + SIGPIPE
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(141) from None
         except OSError as exc:  # a full disk, an I/O error: one line, exit 1
             raise SystemProblem(
                 f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror or exc)
