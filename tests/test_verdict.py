@@ -108,3 +108,9 @@ def test_hqf_report_regenerates_the_committed_full_scale_tables_byte_for_byte(tm
         for suffix in ("md", "csv"):
             name = f"table{n}.{suffix}"
             assert (tmp_path / "report" / name).read_text() == (FULL / "report" / name).read_text(), name
+
+
+def test_docs_paste_the_figures_table_that_the_committed_addendum_gives():
+    table = verdict.figure_rows(FULL.with_name("full-figures"))
+    assert "running" not in table
+    assert table in (ROOT / "docs" / "reproducing.md").read_text()
