@@ -20,16 +20,30 @@ import sys
 LEVELS = (("own", 0.0), ("torch-dm", 0.02), ("torch-dm", 0.05))
 
 
+def finished_runs(sweep: pathlib.Path, variants: list[str]) -> list[pathlib.Path]:
+    """The finished runs of ``variants`` in the sweep's manifest, in run order."""
+    manifest = json.loads((sweep / "sweep.json").read_text())
+    runs = [(sweep / entry["dir"], entry["variant"]) for entry in manifest["runs"]]
+    return [run for run, variant in runs if variant in variants and (run / "metrics.json").is_file()]
+
+
+def evaluate_each(jobs: list[tuple[pathlib.Path, pathlib.Path, list[str]]]) -> int:
+    """``hqf evaluate RUN ARGS --out OUT`` for each (run, out, args) whose OUT does not exist yet; 1 at the
+    first failure."""
+    for run, out, args in jobs:
+        if out.exists():
+            continue
+        out.parent.mkdir(exist_ok=True)
+        command = ["hqf", "evaluate", str(run), *args, "--out", str(out)]
+        print(" ".join(command), flush=True)
+        if subprocess.run(command).returncode != 0:
+            return 1
+    return 0
+
+
 def evaluations(sweep: pathlib.Path, variants: list[str], rows: int) -> list[tuple[pathlib.Path, str, float]]:
     """The (run, backend, p) evaluations still to do, in run order."""
-    manifest = json.loads((sweep / "sweep.json").read_text())
-    todo = []
-    for entry in manifest["runs"]:
-        run = sweep / entry["dir"]
-        if entry["variant"] not in variants or not (run / "metrics.json").is_file():
-            continue
-        for backend, p in LEVELS:
-            todo.append((run, backend, p))
+    todo = [(run, backend, p) for run in finished_runs(sweep, variants) for backend, p in LEVELS]
     return [(run, b, p) for run, b, p in todo if not target(run, b, p, rows).exists()]
 
 
@@ -43,16 +57,11 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=["full"])
     parser.add_argument("--rows", type=int, default=1024)
     args = parser.parse_args()
+    jobs = []
     for run, backend, p in evaluations(args.sweep, args.variants, args.rows):
-        out = target(run, backend, p, args.rows)
-        out.parent.mkdir(exist_ok=True)
-        command = ["hqf", "evaluate", str(run), "--test-samples", str(args.rows), "--out", str(out)]
-        if backend != "own":
-            command += ["--backend", backend, "--depolarizing", str(p)]
-        print(" ".join(command), flush=True)
-        if subprocess.run(command).returncode != 0:
-            return 1
-    return 0
+        extra = [] if backend == "own" else ["--backend", backend, "--depolarizing", str(p)]
+        jobs.append((run, target(run, backend, p, args.rows), ["--test-samples", str(args.rows), *extra]))
+    return evaluate_each(jobs)
 
 
 if __name__ == "__main__":

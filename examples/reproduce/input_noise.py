@@ -11,10 +11,10 @@ RUN/evaluations/input_noise<σ>.json; an existing file is kept, so the script re
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
-import subprocess
 import sys
+
+from gate_noise import evaluate_each, finished_runs  # the same folder
 
 VARIANTS = ["adam", "full", "rmsprop", "bo", "classical-surrogate"]
 
@@ -25,18 +25,9 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=VARIANTS)
     parser.add_argument("--sigma", type=float, default=0.02)
     args = parser.parse_args()
-    manifest = json.loads((args.sweep / "sweep.json").read_text())
-    for entry in manifest["runs"]:
-        run = args.sweep / entry["dir"]
-        out = run / "evaluations" / f"input_noise{args.sigma:g}.json"
-        if entry["variant"] not in args.variants or not (run / "metrics.json").is_file() or out.exists():
-            continue
-        out.parent.mkdir(exist_ok=True)
-        command = ["hqf", "evaluate", str(run), "--input-noise", str(args.sigma), "--out", str(out)]
-        print(" ".join(command), flush=True)
-        if subprocess.run(command).returncode != 0:
-            return 1
-    return 0
+    runs = finished_runs(args.sweep, args.variants)
+    name = f"input_noise{args.sigma:g}.json"
+    return evaluate_each([(run, run / "evaluations" / name, ["--input-noise", str(args.sigma)]) for run in runs])
 
 
 if __name__ == "__main__":
