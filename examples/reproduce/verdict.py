@@ -178,8 +178,8 @@ def drop_row(claim: str, clean: dict, noisy: dict, what: str) -> list[str]:
     """The gate-noise claim from accuracies in points, seed → value: the paired drop clean − noisy."""
     seeds = sorted(set(clean) & set(noisy))
     if len(seeds) < 2:
-        blank = ["n/a"] * 5 + [str(len(seeds)), "no loss", "—"]
-        return [claim, *blank[:5], "n/a", *blank[5:], "**not supported at this budget** (not evaluated)"]
+        undefined = "**not supported at this budget** (not evaluated)"
+        return [claim, *["n/a"] * 6, str(len(seeds)), "no loss", "—", undefined]
     differences = [clean[s] - noisy[s] for s in seeds]
     drop = summarize(differences)
     low, high = drop.ci_low, drop.ci_high
